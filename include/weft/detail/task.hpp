@@ -1,0 +1,118 @@
+// Internal: the shared state behind a JoinHandle. Not part of the API.
+//
+// A task is the closure a fiber (or blocking-pool thread) runs plus the slot
+// its result lands in. It is reference counted: one reference for the
+// JoinHandle, one for the runner. The runner completes it (result stored,
+// joiner woken) and drops its reference; the handle drops its own on join,
+// detach or destruction. Whoever drops the last one deletes it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace weft::detail {
+
+class Waiter;
+
+class TaskBase {
+ public:
+  TaskBase() = default;
+  TaskBase(const TaskBase&) = delete;
+  TaskBase& operator=(const TaskBase&) = delete;
+
+  /// Runs the closure, storing its value or exception. Called once.
+  virtual void run() noexcept = 0;
+
+  // --- runner side (task.cpp) ---
+  /// Publishes completion and wakes the joiner, then drops the runner's
+  /// reference. After this the runner must not touch the task.
+  void complete() noexcept;
+
+  // --- handle side (task.cpp) ---
+  /// Blocks (parks the fiber, or the plain thread) until complete() ran.
+  /// @throws weft::Cancelled if the waiting fiber is cancelled meanwhile.
+  void wait();
+  bool is_finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  /// Drops the handle's reference. If the task ended with an exception that
+  /// nobody will see (detached handle), reports it on stderr.
+  void release_handle(bool detached) noexcept;
+
+  std::uint64_t fiber_id() const noexcept { return fiber_id_; }
+  void set_fiber_id(std::uint64_t id) noexcept { fiber_id_ = id; }
+  std::exception_ptr& error() noexcept { return error_; }
+
+ protected:
+  virtual ~TaskBase() = default;
+  std::exception_ptr error_;
+
+ private:
+  void unref() noexcept;
+
+  std::atomic<std::uint32_t> refs_{2};
+  // finished_: written with release by complete() after the result is
+  // stored; read with acquire by is_finished()/wait() before the result.
+  std::atomic<bool> finished_{false};
+  // Guards joiner_ against complete(): the joiner registers and removes its
+  // waiter under it, complete() wakes it under it (waiter lifetime rule,
+  // see sched/waiter.hpp).
+  std::atomic<bool> lock_{false};
+  Waiter* joiner_ = nullptr;  // guarded by lock_
+  bool handle_gone_ = false;  // guarded by lock_
+  bool detached_ = false;     // guarded by lock_
+  std::uint64_t fiber_id_ = 0;
+};
+
+/// Task whose result is a T (void allowed).
+template <class T>
+class ResultTask : public TaskBase {
+ public:
+  /// Moves the value out, or rethrows the stored exception.
+  T take() {
+    if (error_) std::rethrow_exception(error_);
+    if constexpr (!std::is_void_v<T>) return std::move(*value_);
+  }
+
+ protected:
+  struct Empty {};
+  std::optional<std::conditional_t<std::is_void_v<T>, Empty, T>> value_;
+};
+
+template <class F>
+using TaskResult = std::invoke_result_t<std::decay_t<F>&>;
+
+template <class F>
+class TaskImpl final : public ResultTask<TaskResult<F>> {
+  using T = TaskResult<F>;
+
+ public:
+  explicit TaskImpl(F&& fn) : fn_(std::forward<F>(fn)) {}
+
+  void run() noexcept override {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        (*fn_)();
+        this->value_.emplace();
+      } else {
+        this->value_.emplace((*fn_)());
+      }
+    } catch (...) {
+      this->error_ = std::current_exception();
+    }
+    // Captures die with the fiber, not with the handle.
+    try {
+      fn_.reset();
+    } catch (...) {
+      if (!this->error_) this->error_ = std::current_exception();
+    }
+  }
+
+ private:
+  std::optional<std::decay_t<F>> fn_;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,104 @@
+// The runtime: worker threads, run queues, timers, the blocking pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+#include "weft/config.hpp"
+#include "weft/fiber.hpp"
+
+namespace weft {
+
+namespace detail {
+class RuntimeImpl;
+}
+
+/// Counters of one worker. Monotonic counts since the runtime started unless
+/// noted.
+struct WorkerStats {
+  std::uint64_t fibers_spawned = 0;    ///< fibers spawned by fibers on this worker
+  std::uint64_t fibers_completed = 0;  ///< fibers that ended on this worker
+  std::uint64_t switches = 0;          ///< context switches into fibers
+  std::uint64_t steals = 0;            ///< fibers taken from other workers' queues
+  std::uint64_t fiber_parks = 0;       ///< fibers that parked on this worker
+  std::uint64_t sleeps = 0;            ///< times the worker thread slept on its futex
+  std::uint64_t runnable = 0;          ///< current: fibers in its run queue (racy snapshot)
+};
+
+/// Snapshot of a runtime's counters (taken without stopping it; fields are
+/// individually exact but not mutually consistent while fibers run).
+struct RuntimeStats {
+  std::uint64_t fibers_spawned = 0;
+  std::uint64_t fibers_completed = 0;
+  std::uint64_t fibers_alive = 0;     ///< spawned and not yet ended
+  std::uint64_t fibers_runnable = 0;  ///< queued on a worker or the injector
+  std::uint64_t fibers_parked = 0;    ///< waiting to be unparked
+  std::uint64_t steals = 0;
+  std::uint64_t fiber_parks = 0;
+  std::uint64_t injector_depth = 0;    ///< current: fibers in the injector
+  std::uint64_t blocking_threads = 0;  ///< current: threads of the blocking pool
+  std::uint64_t blocking_tasks = 0;    ///< spawn_blocking tasks run so far
+  std::vector<WorkerStats> workers;
+};
+
+/// An M:N fiber runtime: Config::workers threads run fibers, each with its own
+/// run queue, stealing from each other when idle (Go's proc.go and Tokio's
+/// multi_thread scheduler are the models; docs/design/scheduler.md).
+///
+/// Shutdown (destructor): the runtime stops taking spawns from outside,
+/// cancels every fiber still alive - a fiber parked in a blocking call, or
+/// entering one later, gets weft::Cancelled thrown from it so that it unwinds
+/// and runs its destructors - and waits until every fiber has ended. A fiber
+/// that never blocks again (an endless CPU loop) keeps the destructor waiting.
+/// Blocking-pool tasks already running are waited for.
+///
+/// Thread-safety: all members may be called from any thread, except that the
+/// destructor must not run on one of the runtime's own threads.
+class Runtime {
+ public:
+  /// Starts the worker threads. @throws std::invalid_argument for an invalid
+  /// config (Config::validate); std::system_error if threads cannot start.
+  explicit Runtime(Config config = Config::from_env());
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  /// Runs fn() as a fiber (the root fiber) and blocks the calling thread until
+  /// it finishes; returns its value or rethrows its exception. Fibers it
+  /// spawned and detached keep running afterwards. Called from a fiber, it
+  /// parks that fiber instead of blocking a worker. Errors as weft::spawn.
+  template <class F>
+  auto block_on(F&& fn) {
+    return spawn(FiberOptions{.name = "main"}, std::forward<F>(fn)).join();
+  }
+
+  /// Spawns a fiber on this runtime from any thread. From outside the runtime
+  /// it goes through the injector queue. Errors as weft::spawn.
+  template <class F>
+  auto spawn(const FiberOptions& opts, F&& fn) {
+    return detail::make_task_and_start(std::forward<F>(fn),
+                                       [&](detail::TaskBase* t) { spawn_task(t, opts); });
+  }
+  template <class F>
+  auto spawn(F&& fn) {
+    return spawn(FiberOptions{}, std::forward<F>(fn));
+  }
+
+  /// Counters; see RuntimeStats.
+  RuntimeStats stats() const;
+
+  /// The validated configuration in force (workers resolved).
+  const Config& config() const noexcept;
+
+  /// Number of worker threads.
+  std::size_t workers() const noexcept;
+
+ private:
+  void spawn_task(detail::TaskBase* task, const FiberOptions& opts);
+  std::unique_ptr<detail::RuntimeImpl> impl_;
+};
+
+}  // namespace weft

@@ -1,0 +1,117 @@
+// weft::Runtime, weft::spawn and weft::this_fiber over the scheduler.
+#include "weft/runtime.hpp"
+
+#include <stdexcept>
+#include <thread>
+
+#include "sched/runtime_impl.hpp"
+#include "sched/waiter.hpp"
+#include "sched/worker.hpp"
+#include "weft/errors.hpp"
+#include "weft/this_fiber.hpp"
+
+namespace weft {
+
+Runtime::Runtime(Config config) : impl_(std::make_unique<detail::RuntimeImpl>(config)) {}
+
+Runtime::~Runtime() = default;
+
+RuntimeStats Runtime::stats() const {
+  return impl_->stats();
+}
+const Config& Runtime::config() const noexcept {
+  return impl_->config();
+}
+std::size_t Runtime::workers() const noexcept {
+  return impl_->worker_count();
+}
+
+void Runtime::spawn_task(detail::TaskBase* task, const FiberOptions& opts) {
+  impl_->spawn(task, opts);
+}
+
+namespace detail {
+
+void spawn_task(TaskBase* task, const FiberOptions& opts) {
+  RuntimeImpl* rt = current_runtime();
+  if (rt == nullptr) {
+    throw std::logic_error(
+        "weft::spawn called outside a runtime (use Runtime::spawn or Runtime::block_on)");
+  }
+  rt->spawn(task, opts);
+}
+
+void spawn_blocking_task(TaskBase* task) {
+  RuntimeImpl* rt = current_runtime();
+  if (rt == nullptr) {
+    throw std::logic_error("weft::spawn_blocking called outside a runtime");
+  }
+  rt->spawn_blocking(task);
+}
+
+}  // namespace detail
+
+namespace this_fiber {
+
+void yield() noexcept {
+  detail::Worker* w = detail::current_worker();
+  if (w == nullptr || w->current() == nullptr) {
+    std::this_thread::yield();
+    return;
+  }
+  w->yield_current();
+}
+
+void sleep_until(Clock::time_point deadline) {
+  const std::int64_t deadline_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+  if (detail::current_fiber() == nullptr) {
+    std::this_thread::sleep_until(deadline);
+    return;
+  }
+  // steady_clock is CLOCK_MONOTONIC on Linux, the clock of deadline_ns.
+  for (;;) {
+    if (detail::monotonic_ns() >= deadline_ns) {
+      // Still a cancellation point when already due.
+      if (detail::current_fiber()->cancel_requested.load(std::memory_order_acquire)) {
+        throw Cancelled();
+      }
+      return;
+    }
+    detail::Waiter w;
+    if (w.wait(deadline_ns) == detail::Waiter::kCancelled) throw Cancelled();
+    // kTimedOut: loop re-checks the clock (the wheel clamps far deadlines).
+  }
+}
+
+FiberId id() noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  return f != nullptr ? f->id : 0;
+}
+
+std::string_view name() noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  return f != nullptr ? std::string_view(f->name) : std::string_view();
+}
+
+Priority priority() noexcept {
+  detail::Fiber* f = detail::current_fiber();
+  return f != nullptr ? f->priority : Priority::normal;
+}
+
+bool in_fiber() noexcept {
+  return detail::current_fiber() != nullptr;
+}
+
+void checkpoint() noexcept {
+  detail::Worker* w = detail::current_worker();
+  if (w != nullptr && w->current() != nullptr && w->preempt_requested()) w->yield_current();
+}
+
+int worker_index() noexcept {
+  detail::Worker* w = detail::current_worker();
+  return w != nullptr && w->current() != nullptr ? w->index() : -1;
+}
+
+}  // namespace this_fiber
+}  // namespace weft

@@ -1,0 +1,100 @@
+// JoinHandle's shared state: completion, join, detach.
+#include "weft/detail/task.hpp"
+
+#include <cstdio>
+
+#include "sched/spinlock.hpp"
+#include "sched/waiter.hpp"
+#include "weft/errors.hpp"
+
+namespace weft::detail {
+namespace {
+
+// TaskBase keeps a bare atomic<bool> (the public header stays free of
+// runtime internals); these give it SpinLock semantics.
+class TaskLock {
+ public:
+  explicit TaskLock(std::atomic<bool>& flag) noexcept : flag_(flag) {
+    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
+      while (flag_.load(std::memory_order_relaxed)) {
+        if (spins < 64) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  ~TaskLock() { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Cancelled&) {
+    // Cancellation is an expected end, not a lost error.
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "weft: detached fiber %llu ended with an uncaught exception: %s\n",
+                 static_cast<unsigned long long>(fiber_id), ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "weft: detached fiber %llu ended with an uncaught non-std exception\n",
+                 static_cast<unsigned long long>(fiber_id));
+  }
+}
+
+}  // namespace
+
+void TaskBase::complete() noexcept {
+  bool report = false;
+  {
+    TaskLock g(lock_);
+    // release: the result (value_/error_) written by run() before is
+    // visible to whoever reads finished_ with acquire.
+    finished_.store(true, std::memory_order_release);
+    if (joiner_ != nullptr) {
+      std::exchange(joiner_, nullptr)->wake(Waiter::kNotified);
+    }
+    report = handle_gone_ && detached_ && error_ != nullptr;
+  }
+  if (report) report_lost_exception(fiber_id_, error_);
+  unref();
+}
+
+void TaskBase::wait() {
+  if (finished_.load(std::memory_order_acquire)) return;
+  Waiter w;
+  {
+    TaskLock g(lock_);
+    if (finished_.load(std::memory_order_relaxed)) return;
+    joiner_ = &w;
+  }
+  if (w.wait(-1) == Waiter::kNotified) return;
+  {
+    TaskLock g(lock_);
+    if (joiner_ == &w) joiner_ = nullptr;
+  }
+  throw Cancelled();
+}
+
+void TaskBase::release_handle(bool detached) noexcept {
+  bool report = false;
+  {
+    TaskLock g(lock_);
+    handle_gone_ = true;
+    detached_ = detached;
+    report = detached && finished_.load(std::memory_order_relaxed) && error_ != nullptr;
+  }
+  if (report) report_lost_exception(fiber_id_, error_);
+  unref();
+}
+
+void TaskBase::unref() noexcept {
+  // acq_rel: the last owner must see every write of the other before it
+  // deletes (the usual shared_ptr ordering).
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+}  // namespace weft::detail

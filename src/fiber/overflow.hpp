@@ -1,0 +1,31 @@
+// Stack-overflow reporting.
+//
+// A SIGSEGV handler, run on a per-thread alternate signal stack (the faulting
+// stack is exhausted by definition), checks whether the fault address lies in
+// the guard page of the fiber running on this thread. If so it prints
+//   weft: stack overflow in fiber <id> '<name>'
+// with write(2) and aborts. Any other fault is passed on to the handler that
+// was installed before ours, or to the default action (core dump), so other
+// segfaults behave as they would without weft.
+#pragma once
+
+namespace weft::detail {
+
+/// Installs the process-wide handler once. Thread-safe.
+void install_overflow_handler() noexcept;
+
+/// RAII: gives the calling thread an alternate signal stack (64 KiB) for its
+/// lifetime. Used by every worker thread.
+class AltSignalStack {
+ public:
+  AltSignalStack() noexcept;
+  ~AltSignalStack();
+  AltSignalStack(const AltSignalStack&) = delete;
+  AltSignalStack& operator=(const AltSignalStack&) = delete;
+
+ private:
+  void* mem_ = nullptr;
+  bool installed_ = false;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,106 @@
+// Fiber stacks.
+//
+// Each stack is one anonymous mapping reserved with MAP_NORESERVE, so only
+// the pages a fiber touches cost memory. The lowest page is a guard: with
+// madvise(MADV_GUARD_INSTALL) (Linux >= 6.13) it costs no extra kernel
+// mapping (VMA), and adjacent stacks can still merge into one VMA; where the
+// kernel refuses it we fall back to mprotect(PROT_NONE), which splits the
+// mapping, so each stack then costs two VMAs against vm.max_map_count.
+// StackAllocator keeps a budget of those and fails with a clear error before
+// the kernel would, instead of a bare ENOMEM.
+//
+// Stacks are recycled through a per-worker StackCache (owner-only, no
+// locking), so a spawn in steady state makes no syscall. Touched pages stay
+// resident in the cache (re-faulting costs ~2.5 us a page on our VMs); the
+// cache is bounded and frees its excess.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace weft::detail {
+
+/// One stack: [lo, hi) is usable, the guard (if any) sits below lo.
+struct Stack {
+  void* mapping = nullptr;  // start of the mmap (guard page included)
+  std::size_t mapping_size = 0;
+  void* lo = nullptr;      // lowest usable byte
+  void* hi = nullptr;      // one past the highest usable byte (16-byte aligned)
+  std::uint8_t guard = 0;  // a GuardMode value: how this stack's guard was made
+
+  std::size_t usable_size() const noexcept {
+    return static_cast<std::size_t>(static_cast<char*>(hi) - static_cast<char*>(lo));
+  }
+  explicit operator bool() const noexcept { return mapping != nullptr; }
+};
+
+enum class GuardMode : std::uint8_t {
+  none,      // no guard page
+  madvise,   // MADV_GUARD_INSTALL (no extra VMA)
+  mprotect,  // PROT_NONE page (one extra VMA per stack)
+};
+
+/// Maps and unmaps stacks; shared by the workers of one runtime. Thread-safe.
+class StackAllocator {
+ public:
+  /// @param mode  GuardMode::madvise for guarded stacks (falls back to
+  ///        mprotect by itself when the kernel refuses), none for unguarded;
+  ///        mprotect forces the fallback (tests).
+  /// @param max_map_count  the kernel limit to budget against (0 = read
+  ///        /proc/sys/vm/max_map_count). Tests pass small values.
+  explicit StackAllocator(GuardMode mode, std::size_t max_map_count = 0);
+
+  /// Maps a stack with `size` usable bytes (rounded up to pages).
+  /// @throws std::system_error(ENOMEM) naming vm.max_map_count and the remedy
+  /// when the mprotect fallback would exceed the map budget, or when the
+  /// kernel refuses the mapping.
+  Stack allocate(std::size_t size);
+
+  /// Throws the allocate() error now if the map budget is already spent, so
+  /// that spawn() reports it before any stack is attached.
+  void check_budget() const;
+
+  /// Unmaps a stack. Never throws.
+  void release(Stack& s) noexcept;
+
+  /// The guard mode in use: none, or madvise until the kernel refused it.
+  GuardMode guard_mode() const noexcept { return mode_.load(std::memory_order_relaxed); }
+  std::size_t live_stacks() const noexcept { return live_.load(std::memory_order_relaxed); }
+  std::size_t max_map_count() const noexcept { return max_map_count_; }
+
+  /// Rounds up to the page size.
+  static std::size_t round_to_page(std::size_t n) noexcept;
+  static std::size_t page_size() noexcept;
+
+ private:
+  std::atomic<GuardMode> mode_;
+  std::size_t max_map_count_;
+  std::atomic<std::size_t> live_{0};
+  std::atomic<std::size_t> live_mprotect_guarded_{0};
+};
+
+/// Per-worker cache of free stacks of the runtime's default size. Owner-only.
+class StackCache {
+ public:
+  static constexpr std::size_t kMaxCached = 512;
+
+  StackCache() = default;
+  StackCache(const StackCache&) = delete;
+  StackCache& operator=(const StackCache&) = delete;
+
+  /// A cached stack of exactly `size` usable bytes, or an empty Stack.
+  Stack take(std::size_t size) noexcept;
+  /// Keeps s for reuse when it has `default_size` and there is room; else
+  /// unmaps it through `alloc`.
+  void give(Stack s, std::size_t default_size, StackAllocator& alloc) noexcept;
+  /// Unmaps everything.
+  void drain(StackAllocator& alloc) noexcept;
+  std::size_t size() const noexcept { return free_.size(); }
+
+ private:
+  std::vector<Stack> free_;
+};
+
+}  // namespace weft::detail

@@ -1,0 +1,124 @@
+// Bounded Chase-Lev work-stealing deque.
+//
+// D. Chase, Y. Lev, "Dynamic Circular Work-Stealing Deque", SPAA 2005; memory
+// orderings from N. M. Lê, A. Pop, A. Cohen, F. Zappa Nardelli, "Correct and
+// Efficient Work-Stealing for Weak Memory Models", PPoPP 2013 (figure 1),
+// without the resize: a full deque makes push fail and the worker moves half
+// of it to the injector (Tokio's overflow rule).
+//
+// Roles are types (STYLE.md, Tokio's Local/Steal): the owner thread alone
+// calls push() and pop() (bottom end, LIFO); any thread calls steal() (top
+// end, FIFO). The owner also steals from its own top to take the oldest
+// fiber (fairness).
+//
+// Invariants: top <= bottom + 1 at all times (bottom may be top - 1 briefly
+// inside pop); items are in [top, bottom); only CAS on top removes the last
+// item, so owner and thieves never both take it.
+//
+// Batch steal: taking "half" is done as repeated single steals. A single CAS
+// over several slots is unsound here: the owner pops non-last items without
+// a CAS, so it could take an item a batch thief has already read.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace weft::detail {
+
+template <class T, std::size_t Capacity = 256>
+class ChaseLevDeque {
+  static_assert((Capacity & (Capacity - 1)) == 0, "capacity must be a power of two");
+  static_assert(std::is_pointer_v<T>);
+
+ public:
+  static constexpr std::size_t kCapacity = Capacity;
+
+  ChaseLevDeque() {
+    for (auto& slot : buffer_) slot.store(nullptr, std::memory_order_relaxed);
+  }
+  ChaseLevDeque(const ChaseLevDeque&) = delete;
+  ChaseLevDeque& operator=(const ChaseLevDeque&) = delete;
+
+  /// Owner only. Returns false when full (the item was not added).
+  bool push(T item) noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    // acquire: pairs with the CAS on top in steal()/pop(), so the slot we are
+    // about to overwrite has really been read by the thief that took it.
+    const std::int64_t t = top_.load(std::memory_order_acquire);
+    if (b - t >= static_cast<std::int64_t>(Capacity)) return false;
+    buffer_[static_cast<std::size_t>(b) & kMask].store(item, std::memory_order_relaxed);
+    // release (Lê et al. use a release fence + relaxed store; a release store
+    // is equivalent and visible to TSan): publishes the slot and the item's
+    // contents to the acquire load of bottom in steal().
+    bottom_.store(b + 1, std::memory_order_release);
+    return true;
+  }
+
+  /// Owner only. Takes the most recently pushed item, or nullptr.
+  T pop() noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
+    bottom_.store(b, std::memory_order_relaxed);
+    // seq_cst fence: the store of bottom must be ordered before the load of
+    // top (store-load), against the fence in steal(); otherwise owner and a
+    // thief could both see the last item available.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    std::int64_t t = top_.load(std::memory_order_relaxed);
+    if (t > b) {  // empty
+      bottom_.store(b + 1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    T item = buffer_[static_cast<std::size_t>(b) & kMask].load(std::memory_order_relaxed);
+    if (t == b) {
+      // Last item: race the thieves for it with the same CAS they use.
+      if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+        item = nullptr;
+      }
+      bottom_.store(b + 1, std::memory_order_relaxed);
+    }
+    return item;
+  }
+
+  /// Any thread. Takes the oldest item, or nullptr when empty or when it lost
+  /// a race (callers treat both as "nothing here now").
+  T steal() noexcept {
+    // acquire on top: pairs with the CAS of an earlier thief.
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    // seq_cst fence: pairs with the fence in pop() (see there).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // acquire on bottom: pairs with the release store in push(), making the
+    // slot and the item's contents visible.
+    const std::int64_t b = bottom_.load(std::memory_order_acquire);
+    if (t >= b) return nullptr;
+    T item = buffer_[static_cast<std::size_t>(t) & kMask].load(std::memory_order_relaxed);
+    // seq_cst CAS: claims the item; failure means another thief or the
+    // owner's pop of the last item got it.
+    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+      return nullptr;
+    }
+    return item;
+  }
+
+  /// Any thread; a racy estimate (exact for the owner when no thief runs).
+  std::size_t size() const noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    const std::int64_t t = top_.load(std::memory_order_relaxed);
+    return b > t ? static_cast<std::size_t>(b - t) : 0;
+  }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  static constexpr std::size_t kMask = Capacity - 1;
+
+  // top_ is written by thieves (CAS) and read by everyone; bottom_ is written
+  // only by the owner. Separate cache lines: thieves hammering top_ must not
+  // slow the owner's bottom_ updates.
+  alignas(64) std::atomic<std::int64_t> top_{0};
+  alignas(64) std::atomic<std::int64_t> bottom_{0};
+  alignas(64) std::atomic<T> buffer_[Capacity];
+};
+
+}  // namespace weft::detail

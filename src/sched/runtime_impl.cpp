@@ -1,0 +1,420 @@
+#include "sched/runtime_impl.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "fiber/overflow.hpp"
+#include "sched/assert.hpp"
+#include "sched/waiter.hpp"
+
+namespace weft::detail {
+
+FiberId allocate_fiber_id_global() noexcept;  // worker.cpp
+
+namespace {
+constexpr std::size_t kMinStack = 16 * 1024;
+constexpr std::size_t kMaxStack = std::size_t{1} << 30;
+}  // namespace
+
+RuntimeImpl::RuntimeImpl(const Config& config)
+    : config_(config),
+      epoch_ns_(monotonic_ns()),
+      stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
+      blocking_(this, config.max_blocking_threads, config.blocking_keep_alive) {
+  config_.validate();
+  config_.workers = config_.resolved_workers();
+  config_.stack_size = StackAllocator::round_to_page(config_.stack_size);
+  install_overflow_handler();
+  const std::size_t n = config_.workers;
+  workers_.reserve(n);
+  idle_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<Worker>(this, static_cast<int>(i)));
+  }
+  try {
+    for (auto& w : workers_) {
+      Worker* raw = w.get();
+      w->thread = std::thread([raw] { raw->run(); });
+    }
+    monitor_ = std::thread([this] { monitor_main(); });
+  } catch (...) {
+    exiting_.store(true, std::memory_order_release);
+    for (auto& w : workers_) {
+      w->wake();
+      if (w->thread.joinable()) w->thread.join();
+    }
+    throw;
+  }
+}
+
+RuntimeImpl::~RuntimeImpl() {
+  // Steps 1-3 of the shutdown protocol (header).
+  stopping_.store(true, std::memory_order_release);
+  for (;;) {
+    while (alive() != 0) {
+      cancel_all();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    closed_.store(true, std::memory_order_release);
+    if (alive() == 0) break;
+  }
+  // Step 4.
+  {
+    std::lock_guard<std::mutex> g(monitor_mu_);
+    monitor_stop_ = true;
+  }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  // Step 5.
+  exiting_.store(true, std::memory_order_release);
+  for (auto& w : workers_) w->wake();
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) w->thread.join();
+  }
+  // Step 6.
+  blocking_.shutdown();
+}
+
+void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts) {
+  if (closed_.load(std::memory_order_acquire)) {
+    throw std::logic_error("weft: spawn on a runtime that has shut down");
+  }
+  std::size_t size = config_.stack_size;
+  if (opts.stack_size != 0) {
+    if (opts.stack_size < kMinStack || opts.stack_size > kMaxStack) {
+      throw std::invalid_argument(
+          "weft: FiberOptions::stack_size must be between 16 KiB and 1 GiB, got " +
+          std::to_string(opts.stack_size));
+    }
+    size = StackAllocator::round_to_page(opts.stack_size);
+  }
+  Worker* w = current_worker();
+  if (w != nullptr && w->runtime() != this) w = nullptr;
+  stacks_.check_budget();  // throws std::system_error naming vm.max_map_count
+
+  Fiber* f = w != nullptr ? w->fibers().take() : new Fiber();  // may throw bad_alloc
+  try {
+    f->name = opts.name;
+  } catch (...) {
+    delete f;
+    throw;
+  }
+  f->stack_size = size;
+  f->runtime = this;
+  f->task = task;
+  f->priority = opts.priority;
+  f->id = w != nullptr ? w->next_fiber_id() : allocate_fiber_id_global();
+  Fiber* parent = w != nullptr ? w->current() : nullptr;
+  f->parent_id = parent != nullptr ? parent->id : 0;
+  task->set_fiber_id(f->id);
+  register_fiber(f);
+  if (stopping()) f->cancel_requested.store(true, std::memory_order_release);
+  f->transition(FiberState::created, FiberState::runnable);
+  f->park.store(kRunnable, std::memory_order_relaxed);
+  if (w != nullptr) {
+    w->bump_spawned();
+    w->schedule_local(f, false);
+  } else {
+    spawned_outside_.fetch_add(1, std::memory_order_relaxed);
+    inject(f);
+  }
+}
+
+// --- injector ---------------------------------------------------------------
+
+void RuntimeImpl::inject(Fiber* f) noexcept {
+  f->next = nullptr;
+  inject_batch(f, f, 1);
+}
+
+void RuntimeImpl::inject_batch(Fiber* head, Fiber* tail, std::size_t n) noexcept {
+  {
+    LockGuard g(inject_lock_);
+    if (inject_tail_ != nullptr) {
+      inject_tail_->next = head;
+    } else {
+      inject_head_ = head;
+    }
+    inject_tail_ = tail;
+    inject_len_.fetch_add(n, std::memory_order_relaxed);
+  }
+  notify_work();
+}
+
+std::size_t RuntimeImpl::take_injected(Fiber** head, std::size_t max) noexcept {
+  LockGuard g(inject_lock_);
+  std::size_t n = 0;
+  Fiber* first = inject_head_;
+  Fiber* last = nullptr;
+  Fiber* f = inject_head_;
+  while (f != nullptr && n < max) {
+    last = f;
+    f = f->next;
+    ++n;
+  }
+  if (n == 0) {
+    *head = nullptr;
+    return 0;
+  }
+  last->next = nullptr;
+  inject_head_ = f;
+  if (f == nullptr) inject_tail_ = nullptr;
+  inject_len_.fetch_sub(n, std::memory_order_relaxed);
+  *head = first;
+  return n;
+}
+
+// --- idle workers -----------------------------------------------------------
+
+void RuntimeImpl::notify_work() noexcept {
+  // seq_cst fence: orders our push (before) against the idle-count load
+  // (after); pairs with the seq_cst RMW in add_idle() followed by the
+  // sleeper's re-check. Either we see the sleeper, or it sees our work.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (idle_count_.load(std::memory_order_relaxed) == 0) return;
+  if (searching_.load(std::memory_order_relaxed) != 0) return;
+  wake_one_idle();
+}
+
+bool RuntimeImpl::try_begin_search() noexcept {
+  // At most half of the workers search at once (Tokio's idle.rs rule), so an
+  // idle runtime does not burn every core spinning.
+  const std::uint32_t s = searching_.load(std::memory_order_relaxed);
+  if (2 * s >= workers_.size()) return false;
+  searching_.fetch_add(1, std::memory_order_seq_cst);
+  return true;
+}
+
+bool RuntimeImpl::end_search() noexcept {
+  // seq_cst: a worker that stops searching re-checks the queues afterwards
+  // (find_work -> sleep), the other half of notify_work's pattern.
+  return searching_.fetch_sub(1, std::memory_order_seq_cst) == 1;
+}
+
+void RuntimeImpl::add_idle(Worker* w) noexcept {
+  LockGuard g(idle_lock_);
+  if (!w->idle_listed) {
+    w->idle_listed = true;
+    idle_.push_back(w);
+    idle_count_.fetch_add(1, std::memory_order_seq_cst);
+  }
+}
+
+void RuntimeImpl::remove_idle(Worker* w) noexcept {
+  LockGuard g(idle_lock_);
+  if (!w->idle_listed) return;
+  w->idle_listed = false;
+  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+    if (*it == w) {
+      idle_.erase(it);
+      break;
+    }
+  }
+  idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+bool RuntimeImpl::wake_one_idle() noexcept {
+  Worker* w = nullptr;
+  {
+    LockGuard g(idle_lock_);
+    if (idle_.empty()) return false;
+    w = idle_.back();
+    idle_.pop_back();
+    w->idle_listed = false;
+    idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  w->wake();
+  return true;
+}
+
+bool RuntimeImpl::has_queued_work() const noexcept {
+  if (injector_size() != 0) return true;
+  for (const auto& w : workers_) {
+    if (w->queued() != 0) return true;
+  }
+  return false;
+}
+
+// --- time -------------------------------------------------------------------
+
+std::uint64_t RuntimeImpl::now_tick() const noexcept {
+  return static_cast<std::uint64_t>(monotonic_ns() - epoch_ns_) / 1'000'000;
+}
+
+std::uint64_t RuntimeImpl::deadline_to_tick(std::int64_t deadline_ns) const noexcept {
+  if (deadline_ns <= epoch_ns_) return 0;
+  // Round up: a timer never fires before its deadline.
+  return (static_cast<std::uint64_t>(deadline_ns - epoch_ns_) + 999'999) / 1'000'000;
+}
+
+std::uint64_t RuntimeImpl::earliest_timer_tick() const noexcept {
+  std::uint64_t best = TimerWheel::kNone;
+  for (const auto& w : workers_) {
+    const std::uint64_t t = w->timers().next_expiry_hint();
+    if (t < best) best = t;
+  }
+  return best;
+}
+
+// --- registry ---------------------------------------------------------------
+
+void RuntimeImpl::register_fiber(Fiber* f) noexcept {
+  RegistryShard& s = registry_[shard_of(f)];
+  LockGuard g(s.lock);
+  f->reg_prev = nullptr;
+  f->reg_next = s.head;
+  if (s.head != nullptr) s.head->reg_prev = f;
+  s.head = f;
+}
+
+void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
+  RegistryShard& s = registry_[shard_of(f)];
+  LockGuard g(s.lock);
+  if (f->reg_prev != nullptr) {
+    f->reg_prev->reg_next = f->reg_next;
+  } else {
+    s.head = f->reg_next;
+  }
+  if (f->reg_next != nullptr) f->reg_next->reg_prev = f->reg_prev;
+  f->reg_prev = f->reg_next = nullptr;
+}
+
+void RuntimeImpl::request_cancel(Fiber* f) noexcept {
+  f->cancel_requested.store(true, std::memory_order_release);
+  LockGuard g(f->wait_lock);
+  if (f->current_waiter != nullptr) f->current_waiter->wake(Waiter::kCancelled);
+}
+
+void RuntimeImpl::cancel_all() noexcept {
+  for (auto& shard : registry_) {
+    LockGuard g(shard.lock);
+    for (Fiber* f = shard.head; f != nullptr; f = f->reg_next) request_cancel(f);
+  }
+}
+
+// --- stats ------------------------------------------------------------------
+
+std::uint64_t RuntimeImpl::alive() const noexcept {
+  std::uint64_t spawned = spawned_outside_.load(std::memory_order_relaxed);
+  std::uint64_t completed = 0;
+  for (const auto& w : workers_) {
+    spawned += w->spawned_.load(std::memory_order_relaxed);
+    completed += w->completed_.load(std::memory_order_relaxed);
+  }
+  return spawned > completed ? spawned - completed : 0;
+}
+
+RuntimeStats RuntimeImpl::stats() const {
+  RuntimeStats s;
+  s.fibers_spawned = spawned_outside_.load(std::memory_order_relaxed);
+  for (const auto& w : workers_) {
+    WorkerStats ws;
+    ws.fibers_spawned = w->spawned_.load(std::memory_order_relaxed);
+    ws.fibers_completed = w->completed_.load(std::memory_order_relaxed);
+    ws.switches = w->switch_count.load(std::memory_order_relaxed);
+    ws.steals = w->steals_.load(std::memory_order_relaxed);
+    ws.fiber_parks = w->parks_.load(std::memory_order_relaxed);
+    ws.sleeps = w->sleeps_.load(std::memory_order_relaxed);
+    ws.runnable = w->queued();
+    s.fibers_spawned += ws.fibers_spawned;
+    s.fibers_completed += ws.fibers_completed;
+    s.steals += ws.steals;
+    s.fiber_parks += ws.fiber_parks;
+    s.fibers_runnable += ws.runnable;
+    s.workers.push_back(ws);
+  }
+  s.injector_depth = injector_size();
+  s.fibers_runnable += s.injector_depth;
+  s.fibers_alive =
+      s.fibers_spawned > s.fibers_completed ? s.fibers_spawned - s.fibers_completed : 0;
+  // Alive fibers are running, runnable or parked; running ones are few.
+  std::uint64_t running = 0;
+  for (const auto& w : workers_) running += w->running.load(std::memory_order_relaxed) != nullptr;
+  const std::uint64_t busy = s.fibers_runnable + running;
+  s.fibers_parked = s.fibers_alive > busy ? s.fibers_alive - busy : 0;
+  s.blocking_threads = blocking_.threads();
+  s.blocking_tasks = blocking_.completed();
+  return s;
+}
+
+// --- monitor ----------------------------------------------------------------
+
+void RuntimeImpl::monitor_main() noexcept {
+  // Samples every worker each period. A worker whose switch count has not
+  // moved while it runs a fiber is running that fiber without a break:
+  // past preemption_interval the fiber is flagged (checkpoint() yields),
+  // past stall_warning it is reported once. It is also the backstop for
+  // wake-ups: queued work or overdue timers with every worker asleep.
+  const std::size_t n = workers_.size();
+  struct Sample {
+    std::uint64_t switches = ~std::uint64_t{0};
+    std::int64_t since_ns = 0;
+    bool warned = false;
+  };
+  std::vector<Sample> samples(n);
+  auto period = config_.preemption_interval / 2;
+  if (period > std::chrono::milliseconds(5)) period = std::chrono::milliseconds(5);
+  if (period < std::chrono::microseconds(500)) period = std::chrono::microseconds(500);
+
+  std::unique_lock<std::mutex> lock(monitor_mu_);
+  while (!monitor_stop_) {
+    monitor_cv_.wait_for(lock, period);
+    if (monitor_stop_) break;
+    const std::int64_t now = monotonic_ns();
+    for (std::size_t i = 0; i < n; ++i) {
+      Worker& w = *workers_[i];
+      Sample& s = samples[i];
+      const std::uint64_t sw = w.switch_count.load(std::memory_order_relaxed);
+      Fiber* f = w.running.load(std::memory_order_relaxed);
+      if (f == nullptr || sw != s.switches) {
+        s.switches = sw;
+        s.since_ns = now;
+        s.warned = false;
+        continue;
+      }
+      const std::int64_t ran = now - s.since_ns;
+      if (ran >= config_.preemption_interval.count()) {
+        w.preempt_.store(true, std::memory_order_relaxed);
+      }
+      if (!s.warned && ran >= config_.stall_warning.count()) {
+        s.warned = true;
+        report_stall(w, f, sw, ran);
+      }
+    }
+    if (idle_count_.load(std::memory_order_relaxed) != 0 &&
+        searching_.load(std::memory_order_relaxed) == 0 &&
+        (has_queued_work() || earliest_timer_tick() <= now_tick())) {
+      wake_one_idle();
+    }
+  }
+}
+
+void RuntimeImpl::report_stall(Worker& w, Fiber* f, std::uint64_t switches,
+                               std::int64_t ran_ns) noexcept {
+  // Read the fiber's id and name only while it provably still runs: a fiber
+  // is unregistered (under its shard lock) only after its worker switched
+  // away from it, which changes switch_count. Holding the shard lock and
+  // seeing the same count and fiber means it has not been recycled.
+  RegistryShard& shard = registry_[shard_of(f)];
+  char name[64] = {};
+  FiberId id = 0;
+  {
+    LockGuard g(shard.lock);
+    if (w.switch_count.load(std::memory_order_acquire) != switches ||
+        w.running.load(std::memory_order_acquire) != f) {
+      return;
+    }
+    id = f->id;
+    std::snprintf(name, sizeof(name), "%s", f->name.c_str());
+  }
+  std::fprintf(stderr,
+               "weft: worker %d has run fiber %" PRIu64 " '%s' for %" PRId64
+               " ms without a switch; other fibers queued on it are stalled "
+               "(blocking call? use weft::spawn_blocking, or call this_fiber::checkpoint())\n",
+               w.index(), id, name, ran_ns / 1'000'000);
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,137 @@
+// RuntimeImpl: what a weft::Runtime owns - workers, the injector, the idle
+// set, the fiber registry, the monitor thread and the blocking pool.
+//
+// Shutdown protocol (~RuntimeImpl), step by step:
+//   1. stopping_ = true: fibers spawned from now on start cancelled.
+//   2. Cancel every registered fiber (Fiber::cancel_requested, and wake the
+//      waiter it is parked on with kCancelled): blocking calls throw
+//      weft::Cancelled, so fibers unwind and end. Repeat, every millisecond,
+//      until no fiber is alive (fibers spawned during unwinding are caught by
+//      the next round).
+//   3. closed_ = true: spawning now throws std::logic_error. Re-check alive.
+//   4. Stop the monitor thread.
+//   5. exiting_ = true, wake every worker, join them.
+//   6. Stop the blocking pool, waiting for the tasks it is running.
+//   7. Unmap cached stacks.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "fiber/fiber.hpp"
+#include "fiber/stack.hpp"
+#include "sched/blocking_pool.hpp"
+#include "sched/spinlock.hpp"
+#include "sched/worker.hpp"
+#include "weft/config.hpp"
+#include "weft/runtime.hpp"
+
+namespace weft::detail {
+
+class RuntimeImpl {
+ public:
+  explicit RuntimeImpl(const Config& config);
+  ~RuntimeImpl();
+  RuntimeImpl(const RuntimeImpl&) = delete;
+  RuntimeImpl& operator=(const RuntimeImpl&) = delete;
+
+  /// Creates and queues a fiber for task (see weft::spawn for errors).
+  void spawn(TaskBase* task, const FiberOptions& opts);
+  /// Queues a task on the blocking pool.
+  void spawn_blocking(TaskBase* task) { blocking_.submit(task); }
+
+  const Config& config() const noexcept { return config_; }
+  std::size_t worker_count() const noexcept { return workers_.size(); }
+  Worker& worker(std::size_t i) noexcept { return *workers_[i]; }
+  StackAllocator& stack_allocator() noexcept { return stacks_; }
+
+  // --- injector: global FIFO for fibers queued from outside the workers and
+  // for deque overflow. Any thread.
+  void inject(Fiber* f) noexcept;
+  void inject_batch(Fiber* head, Fiber* tail, std::size_t n) noexcept;
+  /// Pops up to max fibers (linked through Fiber::next); returns the count.
+  std::size_t take_injected(Fiber** head, std::size_t max) noexcept;
+  std::size_t injector_size() const noexcept { return inject_len_.load(std::memory_order_relaxed); }
+
+  // --- idle workers and searching (see worker.hpp). Any thread.
+  /// Called after making work stealable: wakes an idle worker if none is
+  /// searching. Contains the seq_cst fence of the Dekker pair.
+  void notify_work() noexcept;
+  bool try_begin_search() noexcept;
+  /// Ends a search; returns true if it was the last searcher.
+  bool end_search() noexcept;
+  void add_idle(Worker* w) noexcept;
+  void remove_idle(Worker* w) noexcept;
+  bool wake_one_idle() noexcept;
+  /// Racy: any fiber queued on any worker or the injector.
+  bool has_queued_work() const noexcept;
+
+  // --- time
+  std::int64_t epoch_ns() const noexcept { return epoch_ns_; }
+  std::uint64_t now_tick() const noexcept;
+  std::uint64_t deadline_to_tick(std::int64_t deadline_ns) const noexcept;
+  /// Earliest timer tick hint over all workers' wheels (TimerWheel::kNone if none).
+  std::uint64_t earliest_timer_tick() const noexcept;
+
+  // --- registry of live fibers (cancellation at shutdown, stall reports).
+  void register_fiber(Fiber* f) noexcept;
+  void unregister_fiber(Fiber* f) noexcept;
+  /// Sets cancel_requested and wakes f's waiter with kCancelled.
+  static void request_cancel(Fiber* f) noexcept;
+
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+  bool exiting() const noexcept { return exiting_.load(std::memory_order_acquire); }
+
+  RuntimeStats stats() const;
+  std::uint64_t alive() const noexcept;
+
+ private:
+  struct RegistryShard {
+    SpinLock lock;
+    Fiber* head = nullptr;
+  };
+  static constexpr std::size_t kShards = 64;
+  static std::size_t shard_of(const Fiber* f) noexcept {
+    return (reinterpret_cast<std::uintptr_t>(f) >> 12) % kShards;
+  }
+
+  void cancel_all() noexcept;
+  void monitor_main() noexcept;
+  void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
+
+  Config config_;
+  const std::int64_t epoch_ns_;
+  StackAllocator stacks_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  SpinLock inject_lock_;
+  Fiber* inject_head_ = nullptr;
+  Fiber* inject_tail_ = nullptr;
+  std::atomic<std::size_t> inject_len_{0};
+
+  SpinLock idle_lock_;
+  std::vector<Worker*> idle_;  // guarded by idle_lock_
+  std::atomic<std::uint32_t> idle_count_{0};
+  std::atomic<std::uint32_t> searching_{0};
+
+  std::array<RegistryShard, kShards> registry_;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> exiting_{false};
+  std::atomic<std::uint64_t> spawned_outside_{0};
+
+  std::mutex monitor_mu_;
+  std::condition_variable monitor_cv_;
+  bool monitor_stop_ = false;  // guarded by monitor_mu_
+  std::thread monitor_;
+
+  BlockingPool blocking_;
+};
+
+}  // namespace weft::detail

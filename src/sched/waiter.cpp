@@ -1,0 +1,130 @@
+#include "sched/waiter.hpp"
+
+#include <time.h>
+
+#include "fiber/fiber.hpp"
+#include "sched/futex.hpp"
+#include "sched/runtime_impl.hpp"
+#include "sched/timer_wheel.hpp"
+#include "sched/worker.hpp"
+
+namespace weft::detail {
+namespace {
+
+struct WaiterTimer : TimerEntry {
+  Waiter* waiter = nullptr;
+};
+
+void fire_waiter_timer(TimerEntry* e) noexcept {
+  // Runs under the wheel's lock; the waiting fiber removes this entry under
+  // the same lock before its waiter dies (lifetime rule in waiter.hpp).
+  static_cast<WaiterTimer*>(e)->waiter->wake(Waiter::kTimedOut);
+}
+
+}  // namespace
+
+std::int64_t monotonic_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+Waiter::Waiter() noexcept : fiber_(current_fiber()) {}
+
+bool Waiter::wake(Result reason) noexcept {
+  Fiber* const f = fiber_;  // read before the CAS: a thread waiter may be gone after it
+  std::uint32_t expected = kWaiting;
+  // acq_rel: release publishes what the waker did for this waiter (a value
+  // handed over, a dequeue) to the waiting side's acquire in result();
+  // acquire keeps the losers' view consistent.
+  if (!state_.compare_exchange_strong(expected, reason, std::memory_order_acq_rel,
+                                      std::memory_order_relaxed)) {
+    return false;
+  }
+  if (f != nullptr) {
+    unpark(f);
+  } else {
+    futex_wake(&state_, 1);  // address only: safe even if the waiter left
+  }
+  return true;
+}
+
+Waiter::Result Waiter::wait(std::int64_t deadline_ns) noexcept {
+  return fiber_ != nullptr ? wait_fiber(deadline_ns) : wait_thread(deadline_ns);
+}
+
+Waiter::Result Waiter::wait_thread(std::int64_t deadline_ns) noexcept {
+  for (;;) {
+    const auto s = static_cast<Result>(state_.load(std::memory_order_acquire));
+    if (s != kWaiting) return s;
+    std::int64_t timeout = -1;
+    if (deadline_ns >= 0) {
+      const std::int64_t now = monotonic_ns();
+      if (now >= deadline_ns) {
+        std::uint32_t expected = kWaiting;
+        if (state_.compare_exchange_strong(expected, kTimedOut, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+          return kTimedOut;
+        }
+        continue;  // a waker won meanwhile
+      }
+      timeout = deadline_ns - now;
+    }
+    futex_wait(&state_, kWaiting, timeout);
+  }
+}
+
+Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns) noexcept {
+  Fiber* const self = fiber_;
+  // A self-won CAS (we decide the outcome ourselves) means no unpark is on its
+  // way, so we must not park; any other winner sends exactly one unpark,
+  // which park_current() consumes.
+  bool self_won = false;
+  bool registered = false;
+  {
+    LockGuard g(self->wait_lock);
+    if (self->cancel_requested.load(std::memory_order_acquire)) {
+      std::uint32_t expected = kWaiting;
+      self_won = state_.compare_exchange_strong(expected, kCancelled, std::memory_order_acq_rel,
+                                                std::memory_order_acquire);
+    } else {
+      self->current_waiter = this;
+      registered = true;
+    }
+  }
+
+  WaiterTimer timer;
+  TimerWheel* wheel = nullptr;
+  if (!self_won && deadline_ns >= 0 && state_.load(std::memory_order_acquire) == kWaiting) {
+    Worker* w = current_worker();
+    timer.waiter = this;
+    timer.fire = &fire_waiter_timer;
+    timer.when_ms = self->runtime->deadline_to_tick(deadline_ns);
+    bool inserted;
+    {
+      LockGuard g(w->timers().lock);
+      inserted = w->timers().insert(&timer);
+    }
+    if (inserted) {
+      wheel = &w->timers();
+    } else {
+      std::uint32_t expected = kWaiting;
+      self_won = state_.compare_exchange_strong(expected, kTimedOut, std::memory_order_acq_rel,
+                                                std::memory_order_acquire);
+    }
+  }
+
+  if (!self_won) current_worker()->park_current();
+
+  if (wheel != nullptr) {
+    LockGuard g(wheel->lock);
+    wheel->remove(&timer);
+  }
+  if (registered) {
+    LockGuard g(self->wait_lock);
+    self->current_waiter = nullptr;
+  }
+  return result();
+}
+
+}  // namespace weft::detail

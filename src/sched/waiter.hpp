@@ -1,0 +1,75 @@
+// The one park mechanism every blocking operation reduces to (DESIGN.md).
+//
+// A Waiter is an intrusive node that lives on the stack of the fiber (or
+// plain thread) that waits. Whoever wants to wake it - a notifier, a timer, a
+// canceller - calls wake(reason), which is a single CAS from kWaiting to the
+// reason. Exactly one caller wins; only the winner unparks the fiber (or
+// futex-wakes the thread). Losers touch nothing further.
+//
+// Lifetime rule. A waker may only touch a Waiter while something guarantees
+// the waiting side has not returned:
+//   * a primitive's wait queue: the waker holds the queue lock, and the
+//     waiting side unlinks itself under that lock before returning;
+//   * a timer: fired under the timer wheel's lock, and the waiting fiber
+//     cancels its timer (same lock) before returning;
+//   * cancellation: under Fiber::wait_lock, which the waiting fiber takes to
+//     clear Fiber::current_waiter before returning.
+// A fiber's wait() returns only after consuming the winner's unpark, so the
+// winner's unpark never reaches a fiber that has moved on.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace weft::detail {
+
+struct Fiber;
+
+class Waiter {
+ public:
+  enum Result : std::uint32_t { kWaiting = 0, kNotified = 1, kTimedOut = 2, kCancelled = 3 };
+
+  /// Binds the waiter to the calling fiber, or to the calling thread outside
+  /// a fiber.
+  Waiter() noexcept;
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+  /// Tries to complete the wait with `reason` (kNotified, kTimedOut or
+  /// kCancelled). Returns true if this call won; then it has unparked the
+  /// waiting fiber or thread. See the lifetime rule above.
+  bool wake(Result reason) noexcept;
+
+  /// Waits until woken or until deadline_ns (CLOCK_MONOTONIC ns; < 0: none)
+  /// passes, and returns how the wait ended. A fiber is parked (its worker
+  /// runs other fibers); a thread sleeps on a futex. A fiber whose
+  /// cancellation was requested before or during the wait gets kCancelled
+  /// unless a notification won first. Never throws.
+  Result wait(std::int64_t deadline_ns) noexcept;
+
+  Result result() const noexcept {
+    return static_cast<Result>(state_.load(std::memory_order_acquire));
+  }
+  Fiber* fiber() const noexcept { return fiber_; }
+
+  // Intrusive links for the wait queue that holds this waiter (guarded by
+  // that queue's lock).
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+  bool linked = false;
+
+ private:
+  Result wait_fiber(std::int64_t deadline_ns) noexcept;
+  Result wait_thread(std::int64_t deadline_ns) noexcept;
+
+  Fiber* const fiber_;
+  // kWaiting until the single winning wake(). Release on the CAS publishes
+  // whatever the waker wrote for the waiter (e.g. a handed-off value) to the
+  // acquire in result().
+  std::atomic<std::uint32_t> state_{kWaiting};
+};
+
+/// CLOCK_MONOTONIC now, in ns (the clock of every deadline_ns).
+std::int64_t monotonic_ns() noexcept;
+
+}  // namespace weft::detail

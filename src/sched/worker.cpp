@@ -1,0 +1,506 @@
+#include "sched/worker.hpp"
+
+#include <new>
+#include <utility>
+
+#include "fiber/overflow.hpp"
+#include "sched/assert.hpp"
+#include "sched/futex.hpp"
+#include "sched/runtime_impl.hpp"
+#include "sched/waiter.hpp"
+#include "weft/detail/task.hpp"
+
+namespace weft::detail {
+namespace {
+
+// Per-thread runtime state. Reached only through the out-of-line accessors
+// below (TLS hazard: a fiber may resume on another thread, and a compiler
+// may keep a TLS address in a register across a call that switches).
+thread_local Worker* tls_worker = nullptr;
+thread_local RuntimeImpl* tls_runtime = nullptr;
+
+// Global fiber id source; workers take blocks of ids to keep this line cold.
+std::atomic<FiberId> g_next_fiber_id{1};
+constexpr FiberId kIdBlock = 1024;
+
+constexpr int level_of(Priority p) noexcept {
+  return static_cast<int>(p);
+}
+
+// First code of every fiber (Context entry).
+void fiber_entry(void* arg) noexcept {
+  Context::on_first_entry();
+  current_worker()->after_switch();
+  auto* f = static_cast<Fiber*>(arg);
+  TaskBase* task = std::exchange(f->task, nullptr);
+  task->run();
+  task->complete();  // may wake the joiner into this worker's LIFO slot
+  current_worker()->exit_current();
+}
+constexpr int kNormal = level_of(Priority::normal);
+
+}  // namespace
+
+[[gnu::noinline]] Worker* current_worker() noexcept {
+  asm volatile("" ::: "memory");
+  return tls_worker;
+}
+
+[[gnu::noinline]] RuntimeImpl* current_runtime() noexcept {
+  asm volatile("" ::: "memory");
+  return tls_runtime;
+}
+
+[[gnu::noinline]] void set_current_runtime(RuntimeImpl* rt) noexcept {
+  tls_runtime = rt;
+}
+
+Fiber* current_fiber() noexcept {
+  Worker* w = current_worker();
+  return w != nullptr ? w->current() : nullptr;
+}
+
+FiberId allocate_fiber_id_global() noexcept {
+  return g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+Worker::Worker(RuntimeImpl* rt, int index)
+    : rt_(rt), index_(index), rng_(0x9E3779B9u * static_cast<std::uint32_t>(index + 1)) {}
+
+FiberId Worker::next_fiber_id() noexcept {
+  if (id_next_ == id_limit_) {
+    id_next_ = g_next_fiber_id.fetch_add(kIdBlock, std::memory_order_relaxed);
+    id_limit_ = id_next_ + kIdBlock;
+  }
+  return id_next_++;
+}
+
+std::uint32_t Worker::next_random() noexcept {
+  // xorshift32: victim selection only needs to be cheap and spread out.
+  rng_ ^= rng_ << 13;
+  rng_ ^= rng_ >> 17;
+  rng_ ^= rng_ << 5;
+  return rng_;
+}
+
+std::size_t Worker::queued() const noexcept {
+  std::size_t n = 0;
+  for (const auto& q : queues_) n += q.size();
+  return n;
+}
+
+void Worker::wake() noexcept {
+  // release: pairs with the acquire load in sleep(), so the waker's queued
+  // work is visible once the sleeper sees the word change.
+  futex_word.store(1, std::memory_order_release);
+  futex_wake(&futex_word, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Picking the next fiber (owner only).
+
+Fiber* Worker::pop_local() noexcept {
+  // Emptiness pre-checks read only owner-written bottom and racy top: a
+  // false "non-empty" is resolved by pop(), and no owner push can be missed.
+  for (int level = kLevels - 1; level > kNormal; --level) {
+    if (!queues_[level].empty()) {
+      if (Fiber* f = queues_[level].pop()) return f;
+    }
+  }
+  if (lifo_ != nullptr) return std::exchange(lifo_, nullptr);
+  for (int level = kNormal; level >= 0; --level) {
+    if (!queues_[level].empty()) {
+      if (Fiber* f = queues_[level].pop()) return f;
+    }
+  }
+  return nullptr;
+}
+
+Fiber* Worker::take_oldest(int min_level) noexcept {
+  for (int level = kLevels - 1; level >= min_level; --level) {
+    if (level == kNormal && lifo_ != nullptr) return std::exchange(lifo_, nullptr);
+    if (!queues_[level].empty()) {
+      if (Fiber* f = queues_[level].steal()) return f;
+    }
+  }
+  return nullptr;
+}
+
+Fiber* Worker::pick_local() noexcept {
+  if (++tick_ % kFairnessTick == 0) {
+    maintenance();
+    if (Fiber* f = take_oldest(0)) return f;
+  }
+  return pop_local();
+}
+
+void Worker::maintenance() noexcept {
+  in_maintenance_ = true;
+  poll_own_timers();
+  pull_injector();
+  in_maintenance_ = false;
+}
+
+bool Worker::poll_own_timers() noexcept {
+  const std::uint64_t now = rt_->now_tick();
+  if (timers_.next_expiry_hint() > now) return false;
+  LockGuard g(timers_.lock);
+  timers_.advance(now);
+  return true;
+}
+
+void Worker::pull_injector() noexcept {
+  if (rt_->injector_size() == 0) return;
+  // Take a fair share, leaving room in the deques.
+  const std::size_t share = rt_->injector_size() / rt_->worker_count() + 1;
+  Fiber* head = nullptr;
+  const std::size_t n = rt_->take_injected(&head, share < 32 ? share : 32);
+  for (std::size_t i = 0; i < n && head != nullptr; ++i) {
+    Fiber* f = head;
+    head = f->next;
+    f->next = nullptr;
+    push_deque(f);
+  }
+  if (n > 1) rt_->notify_work();
+}
+
+void Worker::push_deque(Fiber* f) noexcept {
+  auto& q = queues_[level_of(f->priority)];
+  if (q.push(f)) return;
+  // Overflow: move the older half plus f to the injector in one batch
+  // (Tokio's push_overflow), so the next pushes are cheap again.
+  Fiber* head = f;
+  Fiber* tail = f;
+  f->next = nullptr;
+  std::size_t n = 1;
+  for (std::size_t i = 0; i < q.kCapacity / 2; ++i) {
+    Fiber* g = q.steal();
+    if (g == nullptr) break;
+    g->next = nullptr;
+    tail->next = g;
+    tail = g;
+    ++n;
+  }
+  rt_->inject_batch(head, tail, n);
+}
+
+void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
+  if (lifo && f->priority == Priority::normal) {
+    f = std::exchange(lifo_, f);
+    if (f == nullptr) return;  // the slot is not stealable: nobody to notify
+  }
+  push_deque(f);
+  rt_->notify_work();
+}
+
+// ---------------------------------------------------------------------------
+// Switching.
+
+void Worker::begin_run(Fiber* f) noexcept {
+  f->transition(FiberState::runnable, FiberState::running);
+  // relaxed: the fiber's queue hand-off (release push / acquire pop) already
+  // ordered everything before; only this thread reads it until it parks.
+  f->park.store(kRunning, std::memory_order_relaxed);
+  current_ = f;
+  running.store(f, std::memory_order_relaxed);
+  switch_count.store(switch_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  preempt_.store(false, std::memory_order_relaxed);
+}
+
+bool Worker::ensure_stack(Fiber* f) noexcept {
+  if (f->stack) return true;
+  Stack s = stacks_.take(f->stack_size);
+  if (!s) {
+    try {
+      s = rt_->stack_allocator().allocate(f->stack_size);
+    } catch (...) {
+      // The fiber cannot start: end it with the error, as if its function
+      // had thrown it.
+      f->transition(FiberState::runnable, FiberState::finished);
+      TaskBase* task = std::exchange(f->task, nullptr);
+      task->error() = std::current_exception();
+      task->complete();
+      rt_->unregister_fiber(f);
+      fibers_.give(f);
+      bump(completed_);
+      return false;
+    }
+  }
+  f->stack = s;
+  f->ctx.make(s.lo, s.usable_size(), &fiber_entry, f);
+  return true;
+}
+
+Fiber* Worker::startable(Fiber* f) noexcept {
+  while (f != nullptr && !ensure_stack(f)) f = pop_local();
+  return f;
+}
+
+void Worker::switch_away(Fiber* self, Fiber* next, PostAction action) noexcept {
+  next = startable(next);
+  pending_action_ = action;
+  pending_fiber_ = self;
+  Context* to = &sched_ctx_;
+  if (next != nullptr) {
+    begin_run(next);
+    to = &next->ctx;
+  } else {
+    current_ = nullptr;
+    running.store(nullptr, std::memory_order_relaxed);
+  }
+  if (action == PostAction::recycle) self->ctx.switch_to_final(*to);
+  self->ctx.switch_to(*to);
+  // Resumed, possibly on another worker: `this` is stale from here on.
+  current_worker()->after_switch();
+}
+
+void Worker::after_switch() noexcept {
+  const PostAction action = pending_action_;
+  Fiber* f = pending_fiber_;
+  pending_action_ = PostAction::none;
+  pending_fiber_ = nullptr;
+  switch (action) {
+    case PostAction::none:
+      break;
+    case PostAction::requeue:
+      // A yielder: it created no new parallelism, so no notify.
+      f->transition(FiberState::running, FiberState::runnable);
+      push_deque(f);
+      break;
+    case PostAction::commit_park:
+      commit_park(f);
+      break;
+    case PostAction::recycle:
+      recycle(f);
+      break;
+  }
+}
+
+void Worker::commit_park(Fiber* f) noexcept {
+  // state first: once the CAS publishes kParked an unparker owns the fiber.
+  f->transition(FiberState::running, FiberState::parked);
+  std::uint8_t expected = kParking;
+  // acq_rel: release publishes the saved context and state to the unparker's
+  // acquire in unpark(); acquire on failure pairs with the unparker's CAS to
+  // kNotified.
+  if (f->park.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    bump(parks_);
+    return;
+  }
+  WEFT_DEBUG_ASSERT(expected == kNotified, "park commit found an impossible state");
+  // Woken while switching out: nobody queued it, so we do.
+  f->transition(FiberState::parked, FiberState::runnable);
+  f->park.store(kRunnable, std::memory_order_relaxed);
+  bump(parks_);
+  schedule_local(f, false);
+}
+
+void Worker::recycle(Fiber* f) noexcept {
+  f->ctx.release();
+  rt_->unregister_fiber(f);
+  stacks_.give(f->stack, rt_->config().stack_size, rt_->stack_allocator());
+  f->stack = Stack{};
+  fibers_.give(f);
+  bump(completed_);
+}
+
+void Worker::resume(Fiber* f) noexcept {
+  f = startable(f);
+  if (f == nullptr) return;
+  pending_action_ = PostAction::none;
+  begin_run(f);
+  sched_ctx_.switch_to(f->ctx);
+  // The scheduler context never migrates: this is still our thread.
+  after_switch();
+}
+
+void Worker::yield_current() noexcept {
+  Fiber* self = current_;
+  if (++tick_ % kFairnessTick == 0) maintenance();
+  Fiber* next = take_oldest(level_of(self->priority));
+  if (next == nullptr) {
+    preempt_.store(false, std::memory_order_relaxed);
+    return;
+  }
+  switch_away(self, next, PostAction::requeue);
+}
+
+void Worker::park_current() noexcept {
+  Fiber* self = current_;
+  std::uint8_t expected = kRunning;
+  // acq_rel: on failure we read kNotified, written by the unparker's CAS; the
+  // acquire makes its effects (e.g. the waiter's result) visible.
+  if (!self->park.compare_exchange_strong(expected, kParking, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+    WEFT_DEBUG_ASSERT(expected == kNotified, "park from an impossible state");
+    self->park.store(kRunning, std::memory_order_relaxed);
+    return;
+  }
+  switch_away(self, pick_local(), PostAction::commit_park);
+}
+
+void Worker::exit_current() noexcept {
+  Fiber* self = current_;
+  self->transition(FiberState::running, FiberState::finished);
+  switch_away(self, pick_local(), PostAction::recycle);
+  __builtin_unreachable();
+}
+
+// ---------------------------------------------------------------------------
+// Waking.
+
+void unpark(Fiber* f) noexcept {
+  // acquire: pairs with the release of commit_park's CAS (the fiber's saved
+  // context must be visible before anyone resumes it).
+  std::uint8_t s = f->park.load(std::memory_order_acquire);
+  for (;;) {
+    switch (s) {
+      case kRunning:
+      case kParking:
+        // Not switched out yet: leave a notification for park_current() or
+        // commit_park() to act on.
+        if (f->park.compare_exchange_weak(s, kNotified, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+          return;
+        }
+        break;
+      case kParked:
+        if (f->park.compare_exchange_weak(s, kRunnable, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+          f->transition(FiberState::parked, FiberState::runnable);
+          Worker* w = current_worker();
+          if (w != nullptr && w->runtime() == f->runtime) {
+            w->schedule_local(f, w->in_fiber_code());
+          } else {
+            f->runtime->inject(f);
+          }
+          return;
+        }
+        break;
+      default:
+        // kNotified / kRunnable: a second unpark for one park breaks the
+        // single-winner rule of Waiter.
+        fatal("weft: fiber unparked twice for one park");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stealing, searching, sleeping.
+
+Fiber* Worker::steal_half_into(Worker& thief) noexcept {
+  for (int level = kLevels - 1; level >= 0; --level) {
+    auto& q = queues_[level];
+    const std::size_t size = q.size();
+    if (size == 0) continue;
+    Fiber* first = q.steal();
+    if (first == nullptr) continue;
+    std::size_t taken = 1;
+    const std::size_t want = (size + 1) / 2;
+    while (taken < want) {
+      Fiber* f = q.steal();
+      if (f == nullptr) break;
+      thief.push_deque(f);
+      ++taken;
+    }
+    thief.steals_.store(thief.steals_.load(std::memory_order_relaxed) + taken,
+                        std::memory_order_relaxed);
+    return first;
+  }
+  return nullptr;
+}
+
+Fiber* Worker::steal_from_others() noexcept {
+  const std::size_t n = rt_->worker_count();
+  if (n < 2) return nullptr;
+  const std::size_t start = next_random() % n;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker& victim = rt_->worker((start + i) % n);
+    if (&victim == this) continue;
+    if (Fiber* f = victim.steal_half_into(*this)) return f;
+  }
+  return nullptr;
+}
+
+bool Worker::help_timers() noexcept {
+  // Fire overdue timers of workers that are busy running a long fiber.
+  const std::uint64_t now = rt_->now_tick();
+  bool fired = false;
+  for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
+    Worker& other = rt_->worker(i);
+    if (&other == this || other.timers_.next_expiry_hint() > now) continue;
+    if (other.timers_.lock.try_lock()) {
+      other.timers_.advance(now);
+      other.timers_.lock.unlock();
+      fired = true;
+    }
+  }
+  return fired;
+}
+
+Fiber* Worker::find_work() noexcept {
+  const std::int64_t spin_ns = rt_->config().spin_before_park.count();
+  const std::int64_t give_up = monotonic_ns() + spin_ns;
+  bool searching = rt_->try_begin_search();
+  for (;;) {
+    poll_own_timers();
+    pull_injector();
+    Fiber* f = pop_local();
+    if (f == nullptr && searching) f = steal_from_others();
+    if (f == nullptr && help_timers()) f = pop_local();
+    if (f != nullptr) {
+      // Go's rule: the last searcher to find work wakes another worker to
+      // keep looking, so that parallelism ramps up.
+      if (searching && rt_->end_search()) rt_->notify_work();
+      return f;
+    }
+    if (rt_->exiting() || monotonic_ns() >= give_up) break;
+    for (int i = 0; i < 32; ++i) cpu_relax();
+    if (!searching) searching = rt_->try_begin_search();
+  }
+  if (searching) rt_->end_search();
+  sleep();
+  return nullptr;
+}
+
+void Worker::sleep() noexcept {
+  futex_word.store(0, std::memory_order_relaxed);
+  rt_->add_idle(this);  // seq_cst RMW inside: first half of the Dekker pair
+  // Re-check after announcing idleness: a producer that pushed before it
+  // read the idle count would not wake us (see notify_work).
+  if (rt_->exiting() || rt_->has_queued_work() || timers_.next_expiry_hint() <= rt_->now_tick()) {
+    rt_->remove_idle(this);
+    return;
+  }
+  std::int64_t timeout = -1;
+  const std::uint64_t tick = rt_->earliest_timer_tick();
+  if (tick != TimerWheel::kNone) {
+    const std::int64_t due = rt_->epoch_ns() + static_cast<std::int64_t>(tick) * 1'000'000;
+    timeout = due - monotonic_ns();
+    if (timeout < 0) timeout = 0;
+  }
+  bump(sleeps_);
+  while (futex_word.load(std::memory_order_acquire) == 0) {
+    futex_wait(&futex_word, 0, timeout);
+    if (timeout >= 0) break;  // timed sleeps return to poll timers
+  }
+  rt_->remove_idle(this);
+}
+
+void Worker::run() noexcept {
+  tls_worker = this;
+  tls_runtime = rt_;
+  sched_ctx_.bind_to_current_thread();
+  AltSignalStack alt_stack;
+  while (!rt_->exiting()) {
+    Fiber* f = pick_local();
+    if (f == nullptr) f = find_work();
+    if (f != nullptr) resume(f);
+  }
+  stacks_.drain(rt_->stack_allocator());
+  tls_worker = nullptr;
+  tls_runtime = nullptr;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,166 @@
+// A worker: one OS thread running fibers from its own run queues.
+//
+// Run queues, per worker (owner = the worker's thread):
+//   * one Chase-Lev deque per priority level (stealable);
+//   * a LIFO slot holding the normal-priority fiber most recently woken by
+//     the running fiber (message-passing locality: the woken fiber runs next,
+//     on a warm cache; Go's runnext, Tokio's lifo_slot). Owner-only.
+// pick order: critical deque, high deque, LIFO slot, normal deque, low deque.
+// The owner pops its deques LIFO (work-first, as Cilk: a spawning fiber's
+// children run depth-first, which keeps few stacks alive). To bound
+// starvation, every kFairnessTick-th pick takes the *oldest* fiber instead,
+// and that same tick polls the injector and the timer wheel. yield() takes
+// the oldest fiber of its level and puts the yielder at the bottom, so
+// yielding fibers go round-robin.
+//
+// Switching is direct, fiber to fiber, when the worker has a next fiber;
+// only when it has none does a fiber switch to the worker's scheduler
+// context (the thread's own stack), which searches for work and sleeps.
+// Whatever must happen once the outgoing fiber's registers are saved (commit
+// a park, requeue a yielder, recycle a finished fiber) is recorded as the
+// pending post-switch action and run by the incoming context first thing.
+//
+// Idle protocol (Go's proc.go "spinning threads"): a worker out of work first
+// searches (steals half of a random victim's deque, polls the injector and
+// overdue timers) for Config::spin_before_park; at most half the workers
+// search at once. Then it registers as idle, re-checks every queue (the
+// re-check and notify_work's check are the two halves of a Dekker pattern
+// with seq_cst fences), and sleeps on its futex until woken or until the
+// nearest timer is due.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "context/context.hpp"
+#include "fiber/fiber.hpp"
+#include "fiber/stack.hpp"
+#include "sched/deque.hpp"
+#include "sched/timer_wheel.hpp"
+
+namespace weft::detail {
+
+class RuntimeImpl;
+
+class Worker {
+ public:
+  static constexpr int kLevels = 4;
+  static constexpr std::uint32_t kFairnessTick = 61;  // Go checks its global queue every 61 ticks
+
+  Worker(RuntimeImpl* rt, int index);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  /// Thread body: runs fibers until the runtime stops.
+  void run() noexcept;
+
+  // --- on this worker's thread -------------------------------------------
+  Fiber* current() const noexcept { return current_; }
+  /// Yields the running fiber (this_fiber::yield).
+  void yield_current() noexcept;
+  /// Parks the running fiber until one unpark() answers (see fiber.hpp).
+  void park_current() noexcept;
+  /// Ends the running fiber; its task has completed.
+  [[noreturn]] void exit_current() noexcept;
+  /// Runs the post-switch action recorded by whoever switched to us.
+  void after_switch() noexcept;
+  /// Queues a runnable fiber here. lifo: into the LIFO slot if normal
+  /// priority (a wake by the running fiber). Notifies idle workers when the
+  /// fiber lands where they can steal it.
+  void schedule_local(Fiber* f, bool lifo) noexcept;
+  /// True while a fiber runs user code here (wakes may use the LIFO slot).
+  bool in_fiber_code() const noexcept { return current_ != nullptr && !in_maintenance_; }
+  StackCache& stacks() noexcept { return stacks_; }
+  FiberCache& fibers() noexcept { return fibers_; }
+  TimerWheel& timers() noexcept { return timers_; }
+  FiberId next_fiber_id() noexcept;
+  bool preempt_requested() const noexcept { return preempt_.load(std::memory_order_relaxed); }
+  void bump_spawned() noexcept { bump(spawned_); }
+
+  // --- any thread --------------------------------------------------------
+  RuntimeImpl* runtime() const noexcept { return rt_; }
+  int index() const noexcept { return index_; }
+  /// Moves up to half of the highest non-empty level of this worker's
+  /// deques into `thief`'s, returning one fiber for the thief to run.
+  Fiber* steal_half_into(Worker& thief) noexcept;
+  /// Racy: fibers in this worker's deques.
+  std::size_t queued() const noexcept;
+  /// Wakes the worker if it sleeps (futex).
+  void wake() noexcept;
+
+  // Monitor view (written by the owner with relaxed stores at each switch).
+  std::atomic<Fiber*> running{nullptr};
+  std::atomic<std::uint64_t> switch_count{0};
+  std::atomic<bool> preempt_{false};
+
+  // Statistics (owner-written, read by stats()).
+  std::atomic<std::uint64_t> spawned_{0}, completed_{0}, steals_{0}, parks_{0}, sleeps_{0};
+
+  // Idle-list membership; guarded by RuntimeImpl's idle lock.
+  bool idle_listed = false;
+  std::atomic<std::uint32_t> futex_word{0};
+  std::thread thread;
+
+ private:
+  enum class PostAction : std::uint8_t { none, requeue, commit_park, recycle };
+
+  static void bump(std::atomic<std::uint64_t>& c) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  Fiber* pick_local() noexcept;
+  Fiber* pop_local() noexcept;
+  Fiber* take_oldest(int min_level) noexcept;
+  void maintenance() noexcept;
+  bool poll_own_timers() noexcept;
+  void pull_injector() noexcept;
+  void push_deque(Fiber* f) noexcept;
+  Fiber* find_work() noexcept;
+  Fiber* steal_from_others() noexcept;
+  bool help_timers() noexcept;
+  void sleep() noexcept;
+  void resume(Fiber* f) noexcept;
+  void begin_run(Fiber* f) noexcept;
+  /// Attaches a stack to a fiber about to run for the first time. On
+  /// failure the fiber ends without running, its join() rethrowing the
+  /// std::system_error, and false is returned.
+  bool ensure_stack(Fiber* f) noexcept;
+  /// f, or if f cannot get a stack, the next local fiber that can.
+  Fiber* startable(Fiber* f) noexcept;
+  void switch_away(Fiber* self, Fiber* next, PostAction action) noexcept;
+  void commit_park(Fiber* f) noexcept;
+  void recycle(Fiber* f) noexcept;
+  std::uint32_t next_random() noexcept;
+
+  RuntimeImpl* const rt_;
+  const int index_;
+  Context sched_ctx_;
+  Fiber* current_ = nullptr;
+  std::array<ChaseLevDeque<Fiber*>, kLevels> queues_;
+  Fiber* lifo_ = nullptr;
+  TimerWheel timers_;
+  StackCache stacks_;
+  FiberCache fibers_;
+  std::uint32_t tick_ = 0;
+  std::uint32_t rng_;
+  bool in_maintenance_ = false;
+  PostAction pending_action_ = PostAction::none;
+  Fiber* pending_fiber_ = nullptr;
+  FiberId id_next_ = 0, id_limit_ = 0;
+};
+
+/// The worker whose thread calls, or nullptr. Out of line on purpose (TLS
+/// hazard): never cache the result across a call that may switch fibers.
+Worker* current_worker() noexcept;
+/// The runtime of the calling thread: a worker's, or a blocking-pool
+/// thread's; nullptr elsewhere.
+RuntimeImpl* current_runtime() noexcept;
+void set_current_runtime(RuntimeImpl* rt) noexcept;
+/// The fiber running on this thread, or nullptr.
+Fiber* current_fiber() noexcept;
+
+/// Wakes a parked fiber (see the protocol in fiber.hpp). Any thread.
+void unpark(Fiber* f) noexcept;
+
+}  // namespace weft::detail
