@@ -115,7 +115,7 @@ auto make_task_and_start(F&& fn, Start&& start) {
     start(static_cast<TaskBase*>(task));
   } catch (...) {
     task->release_handle(false);  // the handle's reference
-    task->complete();             // the runner's reference: never ran
+    task->drop_runner();          // the runner's: it never ran
     throw;
   }
   return JoinHandle<T>(task);

@@ -60,7 +60,6 @@ void TaskBase::complete() noexcept {
     report = handle_gone_ && detached_ && error_ != nullptr;
   }
   if (report) report_lost_exception(fiber_id_, error_);
-  unref();
 }
 
 void TaskBase::wait() {

@@ -1,12 +1,11 @@
 // The fiber control block.
 //
-// A Fiber is a small heap object, recycled through a per-worker cache. Its
-// stack is attached lazily, when the fiber first runs (Worker::ensure_stack),
-// from the running worker's stack cache: a spawned fiber that has not started
-// yet costs no stack, and short fibers run one after another on the same
-// warm stack. (An earlier design put the control block at the top of an
-// eagerly mapped stack; spawning 10^5 fibers then cost a fresh mapping and a
-// page fault each, ~10 us, against ~0.2 us now.)
+// A Fiber lives inside its task's allocation (TaskBase::fiber_storage), so a
+// spawn costs one allocation. Its stack is attached lazily, when the fiber first runs
+// (Worker::ensure_stack), from the running worker's stack cache: a spawned fiber that has not
+// started yet costs no stack, and short fibers run one after another on the same warm stack. (An
+// earlier design put the control block at the top of an eagerly mapped stack; spawning 10^5 fibers
+// then cost a fresh mapping and a page fault each, ~10 us, against ~0.2 us now.)
 //
 // Lifecycle (FiberState), asserted in debug builds at every transition:
 //
@@ -46,6 +45,7 @@
 
 #include "context/context.hpp"
 #include "fiber/stack.hpp"
+#include "sched/assert.hpp"
 #include "sched/spinlock.hpp"
 #include "weft/fiber.hpp"
 
@@ -64,12 +64,15 @@ enum ParkState : std::uint8_t {
   kRunnable = 4
 };
 
-struct alignas(64) Fiber {
+struct Fiber {
+  /// The fiber of a task (placement-new'ed into its storage by spawn).
+  static Fiber* of(TaskBase* task) noexcept { return static_cast<Fiber*>(task->fiber_storage()); }
+
   Context ctx;
   Stack stack;                 // empty until the fiber first runs
   std::size_t stack_size = 0;  // usable bytes wanted
   RuntimeImpl* runtime = nullptr;
-  TaskBase* task = nullptr;
+  TaskBase* task = nullptr;  // the owning task; the runner's reference is ours
   FiberId id = 0;
   FiberId parent_id = 0;
   Priority priority = Priority::normal;
@@ -89,28 +92,13 @@ struct alignas(64) Fiber {
   Waiter* current_waiter = nullptr;
   std::atomic<bool> cancel_requested{false};
 
-  /// Debug-checked lifecycle transition.
-  void transition(FiberState from, FiberState to) noexcept;
-  /// Back to a freshly constructed state (keeps the name's capacity), for
-  /// reuse from a FiberCache. The stack must have been detached.
-  void reset() noexcept;
-};
-
-/// Per-worker cache of Fiber objects. Owner-only.
-class FiberCache {
- public:
-  static constexpr std::size_t kMaxCached = 1024;
-  FiberCache() = default;
-  FiberCache(const FiberCache&) = delete;
-  FiberCache& operator=(const FiberCache&) = delete;
-  ~FiberCache();
-  /// A reset Fiber. @throws std::bad_alloc.
-  Fiber* take();
-  void give(Fiber* f) noexcept;
-
- private:
-  Fiber* free_ = nullptr;  // linked through Fiber::next
-  std::size_t count_ = 0;
+  /// Lifecycle transition, checked in debug builds (and WEFT_DEBUG_CHECKS).
+  void transition([[maybe_unused]] FiberState from, FiberState to) noexcept {
+#if !defined(NDEBUG) || defined(WEFT_DEBUG_CHECKS)
+    if (state != from) fatal("weft: fiber lifecycle violated (unexpected state at transition)");
+#endif
+    state = to;
+  }
 };
 
 }  // namespace weft::detail

@@ -58,6 +58,7 @@ void BlockingPool::thread_main() noexcept {
       lock.unlock();
       task->run();
       task->complete();
+      task->drop_runner();
       lock.lock();
       ++completed_;
     }

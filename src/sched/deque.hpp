@@ -102,6 +102,22 @@ class ChaseLevDeque {
     return item;
   }
 
+  /// Owner only: steal() from its own top, i.e. the oldest item, without the
+  /// fence. The fence in steal() orders a thief against the owner's pop();
+  /// the owner does not pop concurrently with itself, and the CAS on top
+  /// still settles races with thieves.
+  T steal_own() noexcept {
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    if (t >= b) return nullptr;
+    T item = buffer_[static_cast<std::size_t>(t) & kMask].load(std::memory_order_relaxed);
+    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+      return nullptr;
+    }
+    return item;
+  }
+
   /// Any thread; a racy estimate (exact for the owner when no thief runs).
   std::size_t size() const noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);

@@ -95,11 +95,11 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts) {
   if (w != nullptr && w->runtime() != this) w = nullptr;
   stacks_.check_budget();  // throws std::system_error naming vm.max_map_count
 
-  Fiber* f = w != nullptr ? w->fibers().take() : new Fiber();  // may throw bad_alloc
+  Fiber* f = new (task->fiber_storage()) Fiber();
   try {
     f->name = opts.name;
   } catch (...) {
-    delete f;
+    f->~Fiber();
     throw;
   }
   f->stack_size = size;
@@ -318,7 +318,7 @@ RuntimeStats RuntimeImpl::stats() const {
     ws.steals = w->steals_.load(std::memory_order_relaxed);
     ws.fiber_parks = w->parks_.load(std::memory_order_relaxed);
     ws.sleeps = w->sleeps_.load(std::memory_order_relaxed);
-    ws.runnable = w->queued();
+    ws.runnable = w->queued() + w->yielded();
     s.fibers_spawned += ws.fibers_spawned;
     s.fibers_completed += ws.fibers_completed;
     s.steals += ws.steals;

@@ -63,6 +63,9 @@ class RuntimeImpl {
   /// searching. Contains the seq_cst fence of the Dekker pair.
   void notify_work() noexcept;
   bool try_begin_search() noexcept;
+  std::uint32_t idle_workers() const noexcept {
+    return idle_count_.load(std::memory_order_relaxed);
+  }
   /// Ends a search; returns true if it was the last searcher.
   bool end_search() noexcept;
   void add_idle(Worker* w) noexcept;

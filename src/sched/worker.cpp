@@ -16,8 +16,9 @@ namespace {
 // Per-thread runtime state. Reached only through the out-of-line accessors
 // below (TLS hazard: a fiber may resume on another thread, and a compiler
 // may keep a TLS address in a register across a call that switches).
-thread_local Worker* tls_worker = nullptr;
-thread_local RuntimeImpl* tls_runtime = nullptr;
+// initial-exec: a direct %fs-relative access even in libweft.so.
+thread_local Worker* tls_worker [[gnu::tls_model("initial-exec")]] = nullptr;
+thread_local RuntimeImpl* tls_runtime [[gnu::tls_model("initial-exec")]] = nullptr;
 
 // Global fiber id source; workers take blocks of ids to keep this line cold.
 std::atomic<FiberId> g_next_fiber_id{1};
@@ -32,9 +33,8 @@ void fiber_entry(void* arg) noexcept {
   Context::on_first_entry();
   current_worker()->after_switch();
   auto* f = static_cast<Fiber*>(arg);
-  TaskBase* task = std::exchange(f->task, nullptr);
-  task->run();
-  task->complete();  // may wake the joiner into this worker's LIFO slot
+  f->task->run();
+  f->task->complete();  // may wake the joiner into this worker's LIFO slot
   current_worker()->exit_current();
 }
 constexpr int kNormal = level_of(Priority::normal);
@@ -100,28 +100,52 @@ void Worker::wake() noexcept {
 // Picking the next fiber (owner only).
 
 Fiber* Worker::pop_local() noexcept {
-  // Emptiness pre-checks read only owner-written bottom and racy top: a
-  // false "non-empty" is resolved by pop(), and no owner push can be missed.
-  for (int level = kLevels - 1; level > kNormal; --level) {
-    if (!queues_[level].empty()) {
-      if (Fiber* f = queues_[level].pop()) return f;
-    }
-  }
-  if (lifo_ != nullptr) return std::exchange(lifo_, nullptr);
-  for (int level = kNormal; level >= 0; --level) {
-    if (!queues_[level].empty()) {
-      if (Fiber* f = queues_[level].pop()) return f;
-    }
+  // nonempty_ has a bit per level that may hold fibers: set by the owner's
+  // pushes (the only way in), cleared by the owner when it finds the level
+  // empty. Thieves may empty a level behind its back; that only costs a
+  // failed pop. So no runnable fiber is ever hidden by a clear bit.
+  for (int level = kLevels - 1; level >= 0; --level) {
+    if (level == kNormal && lifo_ != nullptr) return std::exchange(lifo_, nullptr);
+    if ((nonempty_ & (1u << level)) == 0) continue;
+    if (Fiber* f = queues_[level].pop()) return f;
+    if (Fiber* f = take_yielded(level)) return f;
+    if (queues_[level].empty()) nonempty_ &= ~(1u << level);
   }
   return nullptr;
 }
 
-Fiber* Worker::take_oldest(int min_level) noexcept {
-  for (int level = kLevels - 1; level >= min_level; --level) {
-    if (level == kNormal && lifo_ != nullptr) return std::exchange(lifo_, nullptr);
-    if (!queues_[level].empty()) {
-      if (Fiber* f = queues_[level].steal()) return f;
+Fiber* Worker::take_yielded(int level) noexcept {
+  FiberList& l = yielded_[level];
+  Fiber* f = l.head;
+  if (f == nullptr) return nullptr;
+  l.head = f->next;
+  if (l.head == nullptr) l.tail = nullptr;
+  f->next = nullptr;
+  yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  return f;
+}
+
+void Worker::spill_yielded() noexcept {
+  bool any = false;
+  for (int level = 0; level < kLevels; ++level) {
+    while (Fiber* f = take_yielded(level)) {
+      push_deque(f);
+      any = true;
     }
+  }
+  if (any) rt_->notify_work();
+}
+
+Fiber* Worker::take_oldest(int min_level) noexcept {
+  if (lifo_ != nullptr) nonempty_ |= 1u << kNormal;  // the slot counts as level normal
+  // Visit only the levels whose bit is set, highest first.
+  for (std::uint32_t mask = nonempty_ & ~((1u << min_level) - 1); mask != 0;) {
+    const int level = 31 - __builtin_clz(mask);
+    mask &= ~(1u << level);
+    if (level == kNormal && lifo_ != nullptr) return std::exchange(lifo_, nullptr);
+    if (Fiber* f = queues_[level].steal_own()) return f;
+    if (Fiber* f = take_yielded(level)) return f;
+    if (queues_[level].empty()) nonempty_ &= ~(1u << level);
   }
   return nullptr;
 }
@@ -138,6 +162,9 @@ void Worker::maintenance() noexcept {
   in_maintenance_ = true;
   poll_own_timers();
   pull_injector();
+  if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
+    spill_yielded();
+  }
   in_maintenance_ = false;
 }
 
@@ -165,7 +192,9 @@ void Worker::pull_injector() noexcept {
 }
 
 void Worker::push_deque(Fiber* f) noexcept {
-  auto& q = queues_[level_of(f->priority)];
+  const int level = level_of(f->priority);
+  auto& q = queues_[level];
+  nonempty_ |= 1u << level;
   if (q.push(f)) return;
   // Overflow: move the older half plus f to the injector in one batch
   // (Tokio's push_overflow), so the next pushes are cheap again.
@@ -217,11 +246,12 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
       // The fiber cannot start: end it with the error, as if its function
       // had thrown it.
       f->transition(FiberState::runnable, FiberState::finished);
-      TaskBase* task = std::exchange(f->task, nullptr);
+      TaskBase* task = f->task;
       task->error() = std::current_exception();
       task->complete();
       rt_->unregister_fiber(f);
-      fibers_.give(f);
+      f->~Fiber();
+      task->drop_runner();
       bump(completed_);
       return false;
     }
@@ -232,12 +262,12 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
 }
 
 Fiber* Worker::startable(Fiber* f) noexcept {
-  while (f != nullptr && !ensure_stack(f)) f = pop_local();
+  while (f != nullptr && !f->stack && !ensure_stack(f)) f = pop_local();
   return f;
 }
 
 void Worker::switch_away(Fiber* self, Fiber* next, PostAction action) noexcept {
-  next = startable(next);
+  if (next != nullptr && !next->stack) next = startable(next);
   pending_action_ = action;
   pending_fiber_ = self;
   Context* to = &sched_ctx_;
@@ -262,11 +292,24 @@ void Worker::after_switch() noexcept {
   switch (action) {
     case PostAction::none:
       break;
-    case PostAction::requeue:
-      // A yielder: it created no new parallelism, so no notify.
+    case PostAction::requeue: {
+      // A yielder: to the back of its level's FIFO. It created no new
+      // parallelism, so no notify (yield_current spills when others idle).
       f->transition(FiberState::running, FiberState::runnable);
-      push_deque(f);
+      const int level = level_of(f->priority);
+      FiberList& l = yielded_[level];
+      f->next = nullptr;
+      if (l.tail != nullptr) {
+        l.tail->next = f;
+      } else {
+        l.head = f;
+      }
+      l.tail = f;
+      nonempty_ |= 1u << level;
+      yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_relaxed);
       break;
+    }
     case PostAction::commit_park:
       commit_park(f);
       break;
@@ -300,8 +343,9 @@ void Worker::recycle(Fiber* f) noexcept {
   f->ctx.release();
   rt_->unregister_fiber(f);
   stacks_.give(f->stack, rt_->config().stack_size, rt_->stack_allocator());
-  f->stack = Stack{};
-  fibers_.give(f);
+  TaskBase* task = f->task;
+  f->~Fiber();
+  task->drop_runner();  // may free the fiber's storage: last use of f above
   bump(completed_);
 }
 
@@ -318,6 +362,10 @@ void Worker::resume(Fiber* f) noexcept {
 void Worker::yield_current() noexcept {
   Fiber* self = current_;
   if (++tick_ % kFairnessTick == 0) maintenance();
+  // Idle workers cannot steal from the yielded lists: hand them over.
+  if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
+    spill_yielded();
+  }
   Fiber* next = take_oldest(level_of(self->priority));
   if (next == nullptr) {
     preempt_.store(false, std::memory_order_relaxed);

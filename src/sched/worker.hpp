@@ -9,9 +9,13 @@
 // The owner pops its deques LIFO (work-first, as Cilk: a spawning fiber's
 // children run depth-first, which keeps few stacks alive). To bound
 // starvation, every kFairnessTick-th pick takes the *oldest* fiber instead,
-// and that same tick polls the injector and the timer wheel. yield() takes
-// the oldest fiber of its level and puts the yielder at the bottom, so
-// yielding fibers go round-robin.
+// and that same tick polls the injector and the timer wheel.
+//
+// Yielders go to a per-level owner-only FIFO (yielded_), behind every fiber
+// already runnable at their level, so yielding fibers go round-robin without
+// a single atomic operation. That list is invisible to thieves, so whenever
+// another worker is idle the owner spills it into its deques (spill_yielded)
+// where they can be stolen.
 //
 // Switching is direct, fiber to fiber, when the worker has a next fiber;
 // only when it has none does a fiber switch to the worker's scheduler
@@ -73,7 +77,6 @@ class Worker {
   /// True while a fiber runs user code here (wakes may use the LIFO slot).
   bool in_fiber_code() const noexcept { return current_ != nullptr && !in_maintenance_; }
   StackCache& stacks() noexcept { return stacks_; }
-  FiberCache& fibers() noexcept { return fibers_; }
   TimerWheel& timers() noexcept { return timers_; }
   FiberId next_fiber_id() noexcept;
   bool preempt_requested() const noexcept { return preempt_.load(std::memory_order_relaxed); }
@@ -85,8 +88,10 @@ class Worker {
   /// Moves up to half of the highest non-empty level of this worker's
   /// deques into `thief`'s, returning one fiber for the thief to run.
   Fiber* steal_half_into(Worker& thief) noexcept;
-  /// Racy: fibers in this worker's deques.
+  /// Racy: fibers in this worker's deques (the stealable ones).
   std::size_t queued() const noexcept;
+  /// Racy: fibers in this worker's yielded lists.
+  std::size_t yielded() const noexcept { return yielded_len_.load(std::memory_order_relaxed); }
   /// Wakes the worker if it sleeps (futex).
   void wake() noexcept;
 
@@ -105,6 +110,10 @@ class Worker {
 
  private:
   enum class PostAction : std::uint8_t { none, requeue, commit_park, recycle };
+  struct FiberList {  // intrusive FIFO through Fiber::next; owner-only
+    Fiber* head = nullptr;
+    Fiber* tail = nullptr;
+  };
 
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -112,6 +121,8 @@ class Worker {
   Fiber* pick_local() noexcept;
   Fiber* pop_local() noexcept;
   Fiber* take_oldest(int min_level) noexcept;
+  Fiber* take_yielded(int level) noexcept;
+  void spill_yielded() noexcept;
   void maintenance() noexcept;
   bool poll_own_timers() noexcept;
   void pull_injector() noexcept;
@@ -139,9 +150,11 @@ class Worker {
   Fiber* current_ = nullptr;
   std::array<ChaseLevDeque<Fiber*>, kLevels> queues_;
   Fiber* lifo_ = nullptr;
+  std::array<FiberList, kLevels> yielded_;
+  std::atomic<std::uint64_t> yielded_len_{0};  // owner-written; read by stats
+  std::uint32_t nonempty_ = 0;                 // bit per level that may hold fibers (see pop_local)
   TimerWheel timers_;
   StackCache stacks_;
-  FiberCache fibers_;
   std::uint32_t tick_ = 0;
   std::uint32_t rng_;
   bool in_maintenance_ = false;

@@ -1,13 +1,16 @@
 // Internal: the shared state behind a JoinHandle. Not part of the API.
 //
-// A task is the closure a fiber (or blocking-pool thread) runs plus the slot
-// its result lands in. It is reference counted: one reference for the
+// A task is the closure a fiber (or blocking-pool thread) runs, the slot its
+// result lands in, and the storage of the fiber's control block, so that a
+// spawn costs one allocation. It is reference counted: one reference for the
 // JoinHandle, one for the runner. The runner completes it (result stored,
-// joiner woken) and drops its reference; the handle drops its own on join,
-// detach or destruction. Whoever drops the last one deletes it.
+// joiner woken) and, once it no longer needs the fiber storage, drops its
+// reference; the handle drops its own on join, detach or destruction.
+// Whoever drops the last one deletes it.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <new>
@@ -19,6 +22,10 @@ namespace weft::detail {
 
 class Waiter;
 
+/// Bytes reserved in every task for the runtime's fiber control block
+/// (static_assert'ed against the real size in the runtime).
+inline constexpr std::size_t kFiberStorageBytes = 256;
+
 class TaskBase {
  public:
   TaskBase() = default;
@@ -29,9 +36,12 @@ class TaskBase {
   virtual void run() noexcept = 0;
 
   // --- runner side (task.cpp) ---
-  /// Publishes completion and wakes the joiner, then drops the runner's
-  /// reference. After this the runner must not touch the task.
+  /// Publishes completion and wakes the joiner.
   void complete() noexcept;
+  /// Drops the runner's reference; the runner must not touch the task (or
+  /// the fiber storage) afterwards.
+  void drop_runner() noexcept { unref(); }
+  void* fiber_storage() noexcept { return fiber_storage_; }
 
   // --- handle side (task.cpp) ---
   /// Blocks (parks the fiber, or the plain thread) until complete() ran.
@@ -65,6 +75,7 @@ class TaskBase {
   bool handle_gone_ = false;  // guarded by lock_
   bool detached_ = false;     // guarded by lock_
   std::uint64_t fiber_id_ = 0;
+  alignas(16) unsigned char fiber_storage_[kFiberStorageBytes];
 };
 
 /// Task whose result is a T (void allowed).
