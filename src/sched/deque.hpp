@@ -25,6 +25,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "sched/spinlock.hpp"
+
 namespace weft::detail {
 
 template <class T, std::size_t Capacity = 256>
@@ -63,7 +65,7 @@ class ChaseLevDeque {
     // seq_cst fence: the store of bottom must be ordered before the load of
     // top (store-load), against the fence in steal(); otherwise owner and a
     // thief could both see the last item available.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
     std::int64_t t = top_.load(std::memory_order_relaxed);
     if (t > b) {  // empty
       bottom_.store(b + 1, std::memory_order_relaxed);
@@ -87,7 +89,7 @@ class ChaseLevDeque {
     // acquire on top: pairs with the CAS of an earlier thief.
     std::int64_t t = top_.load(std::memory_order_acquire);
     // seq_cst fence: pairs with the fence in pop() (see there).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    full_fence();
     // acquire on bottom: pairs with the release store in push(), making the
     // slot and the item's contents visible.
     const std::int64_t b = bottom_.load(std::memory_order_acquire);

@@ -173,7 +173,7 @@ void RuntimeImpl::notify_work() noexcept {
   // seq_cst fence: orders our push (before) against the idle-count load
   // (after); pairs with the seq_cst RMW in add_idle() followed by the
   // sleeper's re-check. Either we see the sleeper, or it sees our work.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  full_fence();
   if (idle_count_.load(std::memory_order_relaxed) == 0) return;
   if (searching_.load(std::memory_order_relaxed) != 0) return;
   wake_one_idle();

@@ -82,9 +82,11 @@ class TaskBase {
 template <class T>
 class ResultTask : public TaskBase {
  public:
-  /// Moves the value out, or rethrows the stored exception.
+  /// Moves the value out, or rethrows the stored exception. The exception is
+  /// moved out first, so the joining thread holds its last reference and the
+  /// task's deletion (maybe on another thread) never touches it.
   T take() {
-    if (error_) std::rethrow_exception(error_);
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
     if constexpr (!std::is_void_v<T>) return std::move(*value_);
   }
 
