@@ -37,10 +37,13 @@ void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) 
   } catch (const Cancelled&) {
     // Cancellation is an expected end, not a lost error.
   } catch (const std::exception& ex) {
-    std::fprintf(stderr, "weft: detached fiber %llu ended with an uncaught exception: %s\n",
-                 static_cast<unsigned long long>(fiber_id), ex.what());
+    std::fprintf(
+        stderr, "weft: fiber %llu ended with an uncaught exception: %s (its handle was detached)\n",
+        static_cast<unsigned long long>(fiber_id), ex.what());
   } catch (...) {
-    std::fprintf(stderr, "weft: detached fiber %llu ended with an uncaught non-std exception\n",
+    std::fprintf(stderr,
+                 "weft: fiber %llu ended with an uncaught exception of a non-std type (its handle "
+                 "was detached)\n",
                  static_cast<unsigned long long>(fiber_id));
   }
 }

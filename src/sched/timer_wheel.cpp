@@ -93,11 +93,14 @@ void TimerWheel::advance(std::uint64_t now_ms) noexcept {
       TimerEntry* next = e->next;
       e->prev = e->next = nullptr;
       e->inserted = false;
-      if (e->when_ms <= now_ms) {
+      // Compare with the slot's own deadline, not with now_ms: an entry of
+      // a coarse slot that is due later than the slot's start cascades to a
+      // finer level, so that one long advance still fires in tick order.
+      if (e->when_ms <= elapsed_) {
         --count_;
-        e->fire(e);  // may free e's owner's interest, never e itself (see header)
+        e->fire(e);  // may end e's owner's interest, never frees e (see header)
       } else {
-        link(e);  // cascade to a finer level
+        link(e);
       }
       e = next;
     }
