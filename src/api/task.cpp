@@ -2,7 +2,10 @@
 #include "weft/detail/task.hpp"
 
 #include <cstdio>
+#include <new>
+#include <utility>
 
+#include "context/sanitizers.hpp"
 #include "sched/spinlock.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
@@ -48,7 +51,72 @@ void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) 
   }
 }
 
+// Per-thread free lists of task blocks, one per 64-byte size class up to
+// 1 KiB. A block freed on another thread than it was allocated on simply
+// joins that thread's list. Bounded (kMaxPerClass blocks a class), released
+// at thread exit. Sanitizer builds use the plain allocator so that ASan sees
+// use-after-free and TSan sees every allocation.
+constexpr std::size_t kClassBytes = 64;
+constexpr std::size_t kClasses = 16;
+constexpr std::uint32_t kMaxPerClass = 512;
+
+struct TaskBlockCache {
+  struct Block {
+    Block* next;
+  };
+  Block* head[kClasses] = {};
+  std::uint32_t count[kClasses] = {};
+  ~TaskBlockCache() {
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      while (head[c] != nullptr) {
+        Block* b = std::exchange(head[c], head[c]->next);
+        ::operator delete(b, (c + 1) * kClassBytes);
+      }
+    }
+  }
+};
+
+// Reached only inside operator new/delete, which never switch fibers, so the
+// TLS address is never reused across a migration.
+thread_local TaskBlockCache tls_task_blocks;
+
+constexpr bool kPoolTasks = !(WEFT_ASAN || WEFT_TSAN);
+
 }  // namespace
+
+void* TaskBase::operator new(std::size_t size) {
+  if constexpr (kPoolTasks) {
+    const std::size_t c = (size - 1) / kClassBytes;
+    if (c < kClasses) {
+      TaskBlockCache& cache = tls_task_blocks;
+      if (cache.head[c] != nullptr) {
+        --cache.count[c];
+        return std::exchange(cache.head[c], cache.head[c]->next);
+      }
+      return ::operator new((c + 1) * kClassBytes);
+    }
+  }
+  return ::operator new(size);
+}
+
+void TaskBase::operator delete(void* p, std::size_t size) noexcept {
+  if constexpr (kPoolTasks) {
+    const std::size_t c = (size - 1) / kClassBytes;
+    if (c < kClasses) {
+      TaskBlockCache& cache = tls_task_blocks;
+      if (cache.count[c] < kMaxPerClass) {
+        auto* b = static_cast<TaskBlockCache::Block*>(p);
+        b->next = cache.head[c];
+        cache.head[c] = b;
+        ++cache.count[c];
+        return;
+      }
+      ::operator delete(p, (c + 1) * kClassBytes);
+      return;
+    }
+  }
+  ::operator delete(p, size);
+}
 
 void TaskBase::complete() noexcept {
   bool report = false;

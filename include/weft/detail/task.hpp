@@ -28,6 +28,12 @@ inline constexpr std::size_t kFiberStorageBytes = 256;
 
 class TaskBase {
  public:
+  /// Tasks come from a per-thread cache of blocks in 64-byte size classes
+  /// (task.cpp): spawn-heavy code allocates and frees one per fiber in
+  /// bursts that overflow the C allocator's small per-thread caches.
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
+
   TaskBase() = default;
   TaskBase(const TaskBase&) = delete;
   TaskBase& operator=(const TaskBase&) = delete;
