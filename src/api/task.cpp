@@ -70,7 +70,7 @@ struct TaskBlockCache {
     for (std::size_t c = 0; c < kClasses; ++c) {
       while (head[c] != nullptr) {
         Block* b = std::exchange(head[c], head[c]->next);
-        ::operator delete(b, (c + 1) * kClassBytes);
+        ::operator delete(b);
       }
     }
   }
@@ -111,11 +111,12 @@ void TaskBase::operator delete(void* p, std::size_t size) noexcept {
         ++cache.count[c];
         return;
       }
-      ::operator delete(p, (c + 1) * kClassBytes);
+      ::operator delete(p);
       return;
     }
   }
-  ::operator delete(p, size);
+  (void)size;
+  ::operator delete(p);
 }
 
 void TaskBase::complete() noexcept {

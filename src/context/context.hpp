@@ -75,11 +75,11 @@ class Context {
   void* sp_ = nullptr;
   EhState eh_{};
   // Sanitizer bookkeeping (unused in plain builds).
-  void* asan_fake_stack_ = nullptr;
-  const void* stack_lo_ = nullptr;
-  std::size_t stack_size_ = 0;
-  void* tsan_fiber_ = nullptr;
-  bool owns_tsan_fiber_ = false;
+  [[maybe_unused]] void* asan_fake_stack_ = nullptr;
+  [[maybe_unused]] const void* stack_lo_ = nullptr;
+  [[maybe_unused]] std::size_t stack_size_ = 0;
+  [[maybe_unused]] void* tsan_fiber_ = nullptr;
+  [[maybe_unused]] bool owns_tsan_fiber_ = false;
 };
 
 }  // namespace weft::detail

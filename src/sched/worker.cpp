@@ -171,9 +171,28 @@ void Worker::maintenance() noexcept {
 bool Worker::poll_own_timers() noexcept {
   const std::uint64_t now = rt_->now_tick();
   if (timers_.next_expiry_hint() > now) return false;
-  LockGuard g(timers_.lock);
-  timers_.advance(now);
+  timers_.lock.lock();
+  fire_timers(timers_, now);
   return true;
+}
+
+void Worker::fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept {
+  // The wheel fires in tick order; the deque pops LIFO. Collect the woken
+  // fibers (prepending, so the list runs latest deadline first) and push
+  // them in that order: the earliest deadline is then popped first, so two
+  // sleeps that come due in one late advance still end in deadline order.
+  collecting_timer_wakes_ = true;
+  wheel.advance(now);
+  wheel.lock.unlock();
+  collecting_timer_wakes_ = false;
+  Fiber* f = std::exchange(timer_wakes_, nullptr);
+  if (f == nullptr) return;
+  while (f != nullptr) {
+    Fiber* next = std::exchange(f->next, nullptr);
+    push_deque(f);
+    f = next;
+  }
+  rt_->notify_work();
 }
 
 void Worker::pull_injector() noexcept {
@@ -214,6 +233,11 @@ void Worker::push_deque(Fiber* f) noexcept {
 }
 
 void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
+  if (collecting_timer_wakes_) {
+    f->next = timer_wakes_;
+    timer_wakes_ = f;
+    return;
+  }
   if (lifo && f->priority == Priority::normal) {
     f = std::exchange(lifo_, f);
     if (f == nullptr) return;  // the slot is not stealable: nobody to notify
@@ -479,8 +503,7 @@ bool Worker::help_timers() noexcept {
     Worker& other = rt_->worker(i);
     if (&other == this || other.timers_.next_expiry_hint() > now) continue;
     if (other.timers_.lock.try_lock()) {
-      other.timers_.advance(now);
-      other.timers_.lock.unlock();
+      fire_timers(other.timers_, now);  // unlocks
       fired = true;
     }
   }

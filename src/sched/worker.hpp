@@ -125,6 +125,9 @@ class Worker {
   void spill_yielded() noexcept;
   void maintenance() noexcept;
   bool poll_own_timers() noexcept;
+  /// Advances `wheel` (lock held by the caller) to now, then queues the
+  /// fibers its timers woke so that they run in deadline order.
+  void fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept;
   void pull_injector() noexcept;
   void push_deque(Fiber* f) noexcept;
   Fiber* find_work() noexcept;
@@ -158,6 +161,10 @@ class Worker {
   std::uint32_t tick_ = 0;
   std::uint32_t rng_;
   bool in_maintenance_ = false;
+  // While fire_timers runs, unparked fibers collect here (prepended, latest
+  // deadline first) instead of going straight to the LIFO-popped deque.
+  bool collecting_timer_wakes_ = false;
+  Fiber* timer_wakes_ = nullptr;
   PostAction pending_action_ = PostAction::none;
   Fiber* pending_fiber_ = nullptr;
   FiberId id_next_ = 0, id_limit_ = 0;
