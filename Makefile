@@ -1,0 +1,124 @@
+# weft: convenience wrapper around CMake + Ninja.
+#
+#   make test          bootstrap, configure build/, build everything, run ctest
+#   CXX=clang++ make test   same with clang++ into build-clang/
+#   make clang         = CXX=clang++ make test
+#   make asan | tsan   sanitizer builds (build-asan/, build-tsan/) + ctest
+#   make bench         build build/ and run every build/bench/weft-bench-*
+#   make format | format-check | clean
+#
+# A build directory is (re)configured only when needed: see scripts/configure.sh.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+NPROC         := $(shell nproc 2>/dev/null || echo 2)
+BOOTSTRAP     ?= scripts/bootstrap.sh
+CTEST_TIMEOUT ?= 600
+CTEST_ARGS    ?=
+
+# Compiler: g++ unless CXX is given (environment or command line). The C/ASM
+# compiler follows it: clang++ -> clang, g++ -> gcc (version suffixes kept);
+# for any other CXX, CMake picks the C compiler itself.
+ifeq ($(origin CXX),default)
+  CXX := g++
+endif
+ifneq ($(findstring clang++,$(CXX)),)
+  CMAKE_CC := -DCMAKE_C_COMPILER=$(subst clang++,clang,$(CXX))
+else ifneq ($(findstring g++,$(CXX)),)
+  CMAKE_CC := -DCMAKE_C_COMPILER=$(subst g++,gcc,$(CXX))
+else
+  CMAKE_CC :=
+endif
+
+# Build directory per compiler: build/ for g++, build-clang/ for clang++,
+# build-<name>/ for anything else (e.g. CXX=clang++-14 -> build-clang++-14).
+ifeq ($(notdir $(CXX)),g++)
+  TAG :=
+else ifeq ($(notdir $(CXX)),clang++)
+  TAG := -clang
+else
+  TAG := -$(notdir $(CXX))
+endif
+
+BUILD_DIR := build$(TAG)
+ASAN_DIR  := build$(TAG)-asan
+TSAN_DIR  := build$(TAG)-tsan
+
+CMAKE_COMMON := -G Ninja -DCMAKE_CXX_COMPILER=$(CXX) $(CMAKE_CC) \
+                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON
+
+CTEST := ctest --output-on-failure --no-tests=error --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+# TSan in gcc 12 / clang 14 cannot map its shadow memory when the kernel
+# randomizes mmap with more than 28 bits (vm.mmap_rnd_bits=32 on some recent
+# distributions); run the tests without ASLR there.
+TSAN_WRAP := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ] \
+                     && echo "setarch $$(uname -m) -R")
+
+FORMAT_DIRS  := $(wildcard src include tests bench examples)
+FORMAT_FILES  = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
+
+.PHONY: all test clang asan tsan bench format format-check clean build build-asan build-tsan
+
+all: test
+
+# --- configure + build ------------------------------------------------------
+# scripts/configure.sh runs CMake only when the directory is unconfigured or
+# its cached options differ from these; after that, Ninja re-runs CMake by
+# itself when a CMakeLists.txt changes.
+build:
+	@$(BOOTSTRAP)
+	@scripts/configure.sh $(BUILD_DIR) $(CMAKE_COMMON)
+	cmake --build $(BUILD_DIR) -j $(NPROC)
+
+build-asan:
+	@$(BOOTSTRAP)
+	@scripts/configure.sh $(ASAN_DIR) $(CMAKE_COMMON) -DWEFT_SANITIZE=address -DWEFT_BUILD_BENCH=OFF
+	cmake --build $(ASAN_DIR) -j $(NPROC)
+
+build-tsan:
+	@$(BOOTSTRAP)
+	@scripts/configure.sh $(TSAN_DIR) $(CMAKE_COMMON) -DWEFT_SANITIZE=thread -DWEFT_BUILD_BENCH=OFF
+	cmake --build $(TSAN_DIR) -j $(NPROC)
+
+# --- test -------------------------------------------------------------------
+test: build
+	$(CTEST) --test-dir $(BUILD_DIR)
+
+clang:
+	$(MAKE) --no-print-directory test CXX=clang++
+
+asan: build-asan
+	env $(ASAN_ENV) $(CTEST) --test-dir $(ASAN_DIR)
+
+tsan: build-tsan
+	env $(TSAN_ENV) $(TSAN_WRAP) $(CTEST) --test-dir $(TSAN_DIR)
+
+# Runs every benchmark program in turn; fails if any fails (each exits
+# non-zero on a wrong result) or if there are none.
+bench: build
+	@set -u; failed=""; ran=0; \
+	for b in $(BUILD_DIR)/bench/weft-bench-*; do \
+	  [ -f "$$b" ] && [ -x "$$b" ] || continue; \
+	  ran=$$((ran + 1)); \
+	  echo "== $$b"; \
+	  "$$b" || { echo "!! $$b failed (exit $$?)"; failed="$$failed $$b"; }; \
+	done; \
+	if [ "$$ran" -eq 0 ]; then echo "bench: no $(BUILD_DIR)/bench/weft-bench-* programs found" >&2; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi; \
+	echo "bench: $$ran programs OK"
+
+# --- formatting -------------------------------------------------------------
+format:
+	@files="$(FORMAT_FILES)"; [ -z "$$files" ] || clang-format -i $$files
+
+format-check:
+	@files="$(FORMAT_FILES)"; [ -z "$$files" ] || clang-format --dry-run -Werror $$files
+
+clean:
+	rm -rf build build-*/

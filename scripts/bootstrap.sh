@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Ensures the Debian packages weft's build, tests and benchmarks need are
+# installed. Extra package names given as arguments are ensured too
+# (e.g. `scripts/bootstrap.sh redis-tools` for `make demo`).
+#
+# As root, missing packages are installed with apt-get (one `apt-get update`
+# first). Otherwise the missing packages and the command to install them are
+# printed and the script exits 1. When nothing is missing it only runs
+# dpkg-query and returns in well under a second.
+set -euo pipefail
+
+packages=(
+  cmake
+  ninja-build
+  g++
+  clang
+  clang-format
+  liburing-dev
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+  libclang-rt-14-dev # sanitizer runtimes for clang++ (make clang/asan/tsan with CXX=clang++)
+  pkg-config
+  procps
+)
+
+for arg in "$@"; do
+  if [[ ! "$arg" =~ ^[a-z0-9][a-z0-9+.:-]*$ ]]; then
+    echo "bootstrap: '$arg' is not a Debian package name" >&2
+    exit 2
+  fi
+  packages+=("$arg")
+done
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "bootstrap: dpkg-query not found; this script supports Debian/Ubuntu only." >&2
+  echo "bootstrap: install by hand: ${packages[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  # A package unknown to dpkg makes dpkg-query fail; treat it as missing.
+  status=$(dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null || true)
+  if ! grep -q '^install ok installed$' <<<"$status"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+install_cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${missing[*]}"
+
+if [[ "$(id -u)" != 0 ]]; then
+  echo "bootstrap: missing Debian packages: ${missing[*]}" >&2
+  echo "bootstrap: install them as root with:" >&2
+  echo "  sudo sh -c '$install_cmd'" >&2
+  exit 1
+fi
+
+echo "bootstrap: installing missing Debian packages: ${missing[*]}"
+apt-get update
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
