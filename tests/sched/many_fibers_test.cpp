@@ -1,0 +1,94 @@
+// Large numbers of fibers: spawn and join 100,000 of them.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "common/test_util.hpp"
+#include "weft/weft.hpp"
+
+namespace {
+
+using weft::JoinHandle;
+using weft::Runtime;
+using weft::test::expect_no_live_fibers;
+using weft::test::scaled;
+
+class ManyFibers : public weft::test::WorkersTest {};
+WEFT_INSTANTIATE_WORKERS(ManyFibers);
+
+std::uint64_t value_of(std::uint64_t i) {
+  return i * 3 + (i % 7);
+}
+
+std::uint64_t expected_sum(std::uint64_t n) {
+  std::uint64_t s = 0;
+  for (std::uint64_t i = 0; i < n; ++i) s += value_of(i);
+  return s;
+}
+
+// Default config (guarded 256 KiB stacks). At most kWindow fibers are alive at
+// once, so that the test does not depend on vm.max_map_count on kernels
+// without MADV_GUARD_INSTALL (there each guarded stack costs two mappings).
+TEST_P(ManyFibers, HundredThousandSpawnedAndJoined) {
+  Runtime rt(config());
+  constexpr std::uint64_t n = static_cast<std::uint64_t>(scaled(100000, 5000));
+  constexpr std::size_t kWindow = 8192;
+  const std::uint64_t sum = rt.block_on([] {
+    std::deque<JoinHandle<std::uint64_t>> window;
+    std::uint64_t s = 0;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      window.push_back(weft::spawn([i] { return value_of(i); }));
+      if (window.size() == kWindow) {
+        s += window.front().join();
+        window.pop_front();
+      }
+    }
+    for (auto& h : window) s += h.join();
+    return s;
+  });
+  EXPECT_EQ(sum, expected_sum(n));
+  auto stats = rt.stats();
+  EXPECT_GE(stats.fibers_spawned, n);
+  expect_no_live_fibers(rt);
+}
+
+// All 100,000 alive at once (unguarded stacks: one mapping each at most).
+TEST_P(ManyFibers, HundredThousandAliveAtOnce) {
+  weft::Config c = config();
+  c.guard_pages = false;
+  c.stack_size = 32 * 1024;
+  Runtime rt(c);
+  constexpr std::uint64_t n = static_cast<std::uint64_t>(scaled(100000, 5000));
+  const std::uint64_t sum = rt.block_on([] {
+    std::vector<JoinHandle<std::uint64_t>> hs;
+    hs.reserve(n);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      hs.push_back(weft::spawn([i] {
+        if (i % 16 == 0) weft::this_fiber::yield();
+        return value_of(i);
+      }));
+    }
+    std::uint64_t s = 0;
+    for (auto& h : hs) s += h.join();
+    return s;
+  });
+  EXPECT_EQ(sum, expected_sum(n));
+  expect_no_live_fibers(rt);
+}
+
+// From outside the runtime: every spawn goes through the injector.
+TEST_P(ManyFibers, TenThousandSpawnedFromAPlainThread) {
+  Runtime rt(config());
+  const std::uint64_t n = static_cast<std::uint64_t>(scaled(10000, 1000));
+  std::vector<JoinHandle<std::uint64_t>> hs;
+  hs.reserve(n);
+  for (std::uint64_t i = 0; i < n; ++i) hs.push_back(rt.spawn([i] { return value_of(i); }));
+  std::uint64_t s = 0;
+  for (auto& h : hs) s += h.join();
+  EXPECT_EQ(s, expected_sum(n));
+  expect_no_live_fibers(rt);
+}
+
+}  // namespace
