@@ -85,40 +85,13 @@ class ChaseLevDeque {
 
   /// Any thread. Takes the oldest item, or nullptr when empty or when it lost
   /// a race (callers treat both as "nothing here now").
-  T steal() noexcept {
-    // acquire on top: pairs with the CAS of an earlier thief.
-    std::int64_t t = top_.load(std::memory_order_acquire);
-    // seq_cst fence: pairs with the fence in pop() (see there).
-    full_fence();
-    // acquire on bottom: pairs with the release store in push(), making the
-    // slot and the item's contents visible.
-    const std::int64_t b = bottom_.load(std::memory_order_acquire);
-    if (t >= b) return nullptr;
-    T item = buffer_[static_cast<std::size_t>(t) & kMask].load(std::memory_order_relaxed);
-    // seq_cst CAS: claims the item; failure means another thief or the
-    // owner's pop of the last item got it.
-    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) {
-      return nullptr;
-    }
-    return item;
-  }
+  T steal() noexcept { return take_top<true>(); }
 
-  /// Owner only: steal() from its own top, i.e. the oldest item, without the
-  /// fence. The fence in steal() orders a thief against the owner's pop();
-  /// the owner does not pop concurrently with itself, and the CAS on top
-  /// still settles races with thieves.
-  T steal_own() noexcept {
-    std::int64_t t = top_.load(std::memory_order_acquire);
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    if (t >= b) return nullptr;
-    T item = buffer_[static_cast<std::size_t>(t) & kMask].load(std::memory_order_relaxed);
-    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
-                                      std::memory_order_relaxed)) {
-      return nullptr;
-    }
-    return item;
-  }
+  /// Owner only: the oldest item, like steal() but without the fence. The
+  /// fence orders a thief against the owner's pop(); the owner does not pop
+  /// concurrently with itself, and the CAS on top still settles races with
+  /// thieves.
+  T steal_own() noexcept { return take_top<false>(); }
 
   /// Any thread; a racy estimate (exact for the owner when no thief runs).
   std::size_t size() const noexcept {
@@ -130,6 +103,31 @@ class ChaseLevDeque {
 
  private:
   static constexpr std::size_t kMask = Capacity - 1;
+
+  template <bool kThief>
+  T take_top() noexcept {
+    // acquire on top: pairs with the CAS of an earlier thief.
+    std::int64_t t = top_.load(std::memory_order_acquire);
+    std::int64_t b;
+    if constexpr (kThief) {
+      // seq_cst fence: pairs with the fence in pop() (see there).
+      full_fence();
+      // acquire on bottom: pairs with the release store in push(), making
+      // the slot and the item's contents visible.
+      b = bottom_.load(std::memory_order_acquire);
+    } else {
+      b = bottom_.load(std::memory_order_relaxed);  // our own writes
+    }
+    if (t >= b) return nullptr;
+    T item = buffer_[static_cast<std::size_t>(t) & kMask].load(std::memory_order_relaxed);
+    // seq_cst CAS: claims the item; failure means another thief or the
+    // owner's pop of the last item got it.
+    if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+      return nullptr;
+    }
+    return item;
+  }
 
   // top_ is written by thieves (CAS) and read by everyone; bottom_ is written
   // only by the owner. Separate cache lines: thieves hammering top_ must not
