@@ -151,7 +151,7 @@ Fiber* Worker::take_oldest(int min_level) noexcept {
 }
 
 Fiber* Worker::pick_local() noexcept {
-  if (++tick_ % kFairnessTick == 0) {
+  if (fairness_tick()) {
     maintenance();
     if (Fiber* f = take_oldest(0)) return f;
   }
@@ -316,24 +316,6 @@ void Worker::after_switch() noexcept {
   switch (action) {
     case PostAction::none:
       break;
-    case PostAction::requeue: {
-      // A yielder: to the back of its level's FIFO. It created no new
-      // parallelism, so no notify (yield_current spills when others idle).
-      f->transition(FiberState::running, FiberState::runnable);
-      const int level = level_of(f->priority);
-      FiberList& l = yielded_[level];
-      f->next = nullptr;
-      if (l.tail != nullptr) {
-        l.tail->next = f;
-      } else {
-        l.head = f;
-      }
-      l.tail = f;
-      nonempty_ |= 1u << level;
-      yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1,
-                         std::memory_order_relaxed);
-      break;
-    }
     case PostAction::commit_park:
       commit_park(f);
       break;
@@ -385,7 +367,7 @@ void Worker::resume(Fiber* f) noexcept {
 
 void Worker::yield_current() noexcept {
   Fiber* self = current_;
-  if (++tick_ % kFairnessTick == 0) maintenance();
+  if (fairness_tick()) maintenance();
   // Idle workers cannot steal from the yielded lists: hand them over.
   if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
     spill_yielded();
@@ -395,7 +377,23 @@ void Worker::yield_current() noexcept {
     preempt_.store(false, std::memory_order_relaxed);
     return;
   }
-  switch_away(self, next, PostAction::requeue);
+  // The yielder joins the back of its level's yielded list *before* the
+  // switch: that list is owner-only, and only this worker's thread can move
+  // it where others see it (spill_yielded), which cannot happen before our
+  // registers are saved. So no post-switch action is needed.
+  self->transition(FiberState::running, FiberState::runnable);
+  const int level = level_of(self->priority);
+  FiberList& l = yielded_[level];
+  self->next = nullptr;
+  if (l.tail != nullptr) {
+    l.tail->next = self;
+  } else {
+    l.head = self;
+  }
+  l.tail = self;
+  nonempty_ |= 1u << level;
+  yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  switch_away(self, next, PostAction::none);
 }
 
 void Worker::park_current() noexcept {

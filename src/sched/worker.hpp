@@ -21,7 +21,7 @@
 // only when it has none does a fiber switch to the worker's scheduler
 // context (the thread's own stack), which searches for work and sleeps.
 // Whatever must happen once the outgoing fiber's registers are saved (commit
-// a park, requeue a yielder, recycle a finished fiber) is recorded as the
+// a park, recycle a finished fiber) is recorded as the
 // pending post-switch action and run by the incoming context first thing.
 //
 // Idle protocol (Go's proc.go "spinning threads"): a worker out of work first
@@ -109,7 +109,7 @@ class Worker {
   std::thread thread;
 
  private:
-  enum class PostAction : std::uint8_t { none, requeue, commit_park, recycle };
+  enum class PostAction : std::uint8_t { none, commit_park, recycle };
   struct FiberList {  // intrusive FIFO through Fiber::next; owner-only
     Fiber* head = nullptr;
     Fiber* tail = nullptr;
@@ -158,7 +158,13 @@ class Worker {
   std::uint32_t nonempty_ = 0;                 // bit per level that may hold fibers (see pop_local)
   TimerWheel timers_;
   StackCache stacks_;
-  std::uint32_t tick_ = 0;
+  std::uint32_t ticks_left_ = kFairnessTick;
+  /// True on every kFairnessTick-th scheduling decision.
+  bool fairness_tick() noexcept {
+    if (--ticks_left_ != 0) return false;
+    ticks_left_ = kFairnessTick;
+    return true;
+  }
   std::uint32_t rng_;
   bool in_maintenance_ = false;
   // While fire_timers runs, unparked fibers collect here (prepended, latest
