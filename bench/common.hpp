@@ -18,7 +18,6 @@
 #include <functional>
 #include <string>
 #include <vector>
-
 #include <weft/weft.hpp>
 
 namespace wb {
@@ -106,7 +105,9 @@ inline long status_bytes(const char* field) {
   die("no %s in /proc/self/status", field);
 }
 
-inline long rss_bytes() { return status_bytes("VmRSS"); }
+inline long rss_bytes() {
+  return status_bytes("VmRSS");
+}
 
 /// Number of lines of /proc/self/maps (= mappings, compared with
 /// vm.max_map_count).
@@ -157,10 +158,12 @@ inline const char* strategy_name(weft::Strategy s) {
 inline std::string shape(const weft::Runtime& rt) {
   const weft::Config& c = rt.config();
   char buf[256];
-  std::snprintf(buf, sizeof buf, "workers=%zu strategy=%s stack=%zuKiB guard_pages=%d spin_before_park=%lldus",
-                rt.workers(), strategy_name(c.strategy), c.stack_size / 1024, c.guard_pages ? 1 : 0,
-                static_cast<long long>(
-                    std::chrono::duration_cast<std::chrono::microseconds>(c.spin_before_park).count()));
+  std::snprintf(
+      buf, sizeof buf,
+      "workers=%zu strategy=%s stack=%zuKiB guard_pages=%d spin_before_park=%lldus", rt.workers(),
+      strategy_name(c.strategy), c.stack_size / 1024, c.guard_pages ? 1 : 0,
+      static_cast<long long>(
+          std::chrono::duration_cast<std::chrono::microseconds>(c.spin_before_park).count()));
   return buf;
 }
 

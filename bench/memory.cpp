@@ -53,7 +53,8 @@ void chain(long i) {
     }
     h.join();
   } else {
-    while (!g_release.load(std::memory_order_acquire)) weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
+    while (!g_release.load(std::memory_order_acquire))
+      weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
   }
 }
 
@@ -96,7 +97,8 @@ int main(int argc, char** argv) {
     const long before = wb::rss_bytes();
     const long pte0 = wb::status_bytes("VmPTE");
     auto t0 = wb::clock::now();
-    weft::JoinHandle<void> root = shape == "chain" ? rt->spawn([] { chain(0); }) : rt->spawn([] { sleepers(g_n); });
+    weft::JoinHandle<void> root =
+        shape == "chain" ? rt->spawn([] { chain(0); }) : rt->spawn([] { sleepers(g_n); });
     while (g_started.load(std::memory_order_relaxed) < g_n && !g_failed.load())
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     const double build_ns = wb::ns_since(t0);
@@ -117,27 +119,35 @@ int main(int argc, char** argv) {
     const double teardown_ns = wb::ns_since(t1);
     const long hwm = wb::status_bytes("VmHWM");
 
-    wb::comment("weft-bench-memory: shape=%s (%s); %s; n=%ld fibers parked at the sample (%ld started); "
-                "RSS before %.1f MiB, with them parked %.1f MiB, VmHWM %.1f MiB; page tables (VmPTE, not in "
-                "VmRSS) %.1f -> %.1f MiB = %.0f B/fiber; mappings %ld -> %ld (vm.max_map_count applies)%s; fibers_parked=%llu fibers_alive=%llu at the sample; "
-                "building the set took %.0f ns/fiber, release until the root was joined %.0f ms, runtime shutdown %.0f ms; one measurement, no warm-up",
-                shape.c_str(),
-                shape == "chain" ? "each fiber parked in JoinHandle::join of the next, the last in sleep_for(1ms)"
-                                 : "each fiber parked in sleep_until(now+1h), woken by shutdown",
-                rt_shape.c_str(), g_n, started, before / 1048576.0, after / 1048576.0, hwm / 1048576.0,
-                pte0 / 1048576.0, pte / 1048576.0, double(pte - pte0) / double(g_n), maps0, maps1,
-                cfg.guard_pages ? (maps1 - maps0 < g_n / 2 ? ", so guard pages cost no mapping (MADV_GUARD_INSTALL)"
-                                                           : ", so each guard page costs a mapping (mprotect)")
-                                : "",
-                static_cast<unsigned long long>(st.fibers_parked),
-                static_cast<unsigned long long>(st.fibers_alive), build_ns / double(started ? started : 1),
-                unwind_ns / 1e6, teardown_ns / 1e6);
+    wb::comment(
+        "weft-bench-memory: shape=%s (%s); %s; n=%ld fibers parked at the sample (%ld started); "
+        "RSS before %.1f MiB, with them parked %.1f MiB, VmHWM %.1f MiB; page tables (VmPTE, not "
+        "in "
+        "VmRSS) %.1f -> %.1f MiB = %.0f B/fiber; mappings %ld -> %ld (vm.max_map_count applies)%s; "
+        "fibers_parked=%llu fibers_alive=%llu at the sample; "
+        "building the set took %.0f ns/fiber, release until the root was joined %.0f ms, runtime "
+        "shutdown %.0f ms; one measurement, no warm-up",
+        shape.c_str(),
+        shape == "chain"
+            ? "each fiber parked in JoinHandle::join of the next, the last in sleep_for(1ms)"
+            : "each fiber parked in sleep_until(now+1h), woken by shutdown",
+        rt_shape.c_str(), g_n, started, before / 1048576.0, after / 1048576.0, hwm / 1048576.0,
+        pte0 / 1048576.0, pte / 1048576.0, double(pte - pte0) / double(g_n), maps0, maps1,
+        cfg.guard_pages
+            ? (maps1 - maps0 < g_n / 2 ? ", so guard pages cost no mapping (MADV_GUARD_INSTALL)"
+                                       : ", so each guard page costs a mapping (mprotect)")
+            : "",
+        static_cast<unsigned long long>(st.fibers_parked),
+        static_cast<unsigned long long>(st.fibers_alive), build_ns / double(started ? started : 1),
+        unwind_ns / 1e6, teardown_ns / 1e6);
     if (g_failed.load()) wb::die("%s (after %ld fibers had started)", g_err.c_str(), started);
     if (shape == "sleep" && g_cancelled.load() != g_n)
-      wb::die("only %ld of %ld sleeping fibers were cancelled at shutdown", g_cancelled.load(), g_n);
+      wb::die("only %ld of %ld sleeping fibers were cancelled at shutdown", g_cancelled.load(),
+              g_n);
 
     std::string name = "parked_fiber_bytes";
-    if (cfg.stack_size != defaults.stack_size) name += "_" + std::to_string(cfg.stack_size / 1024) + "k";
+    if (cfg.stack_size != defaults.stack_size)
+      name += "_" + std::to_string(cfg.stack_size / 1024) + "k";
     if (!cfg.guard_pages) name += "_noguard";
     if (shape == "sleep") name += "_sleep";
     wb::line(name, double(after - before) / double(g_n), "B");

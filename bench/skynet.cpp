@@ -61,12 +61,14 @@ int main(int argc, char** argv) {
         });
       });
       const auto st = rt.stats();
-      wb::comment("weft-bench-skynet%s: %s; 10-ary tree, 10^6 leaves, 1111111 fibers per run, every node and leaf "
-                  "spawned as a fiber (weft::spawn, default FiberOptions), results returned through "
-                  "JoinHandle::join (no channels); median of %d runs after 1 warm-up; %s; "
-                  "RSS after runtime start %.1f MiB, VmHWM now %.1f MiB; steals=%llu",
-                  suffix, wb::shape(rt).c_str(), reps, wb::spread(s, 1e6, "ms").c_str(), rss0 / 1048576.0,
-                  wb::status_bytes("VmHWM") / 1048576.0, static_cast<unsigned long long>(st.steals));
+      wb::comment(
+          "weft-bench-skynet%s: %s; 10-ary tree, 10^6 leaves, 1111111 fibers per run, every node "
+          "and leaf "
+          "spawned as a fiber (weft::spawn, default FiberOptions), results returned through "
+          "JoinHandle::join (no channels); median of %d runs after 1 warm-up; %s; "
+          "RSS after runtime start %.1f MiB, VmHWM now %.1f MiB; steals=%llu",
+          suffix, wb::shape(rt).c_str(), reps, wb::spread(s, 1e6, "ms").c_str(), rss0 / 1048576.0,
+          wb::status_bytes("VmHWM") / 1048576.0, static_cast<unsigned long long>(st.steals));
       wb::line(std::string("skynet_1m_ms") + suffix, s.med / 1e6, "ms");
     }
     return 0;

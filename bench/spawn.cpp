@@ -29,7 +29,8 @@ Result run(weft::Runtime& rt, long n, int reps) {
     auto check = [&](std::uint64_t spawned_before, const char* what) {
       const std::uint64_t d = rt.stats().fibers_spawned - spawned_before;
       if (d != static_cast<std::uint64_t>(n))
-        wb::die("%s: fibers_spawned grew by %llu, expected %ld", what, static_cast<unsigned long long>(d), n);
+        wb::die("%s: fibers_spawned grew by %llu, expected %ld", what,
+                static_cast<unsigned long long>(d), n);
     };
     r.batch = wb::repeat(reps, [&] {
       const std::uint64_t before = rt.stats().fibers_spawned;
@@ -75,11 +76,12 @@ int main(int argc, char** argv) {
       const char* suffix = sfx.c_str();
       weft::Runtime rt(cfg);
       const Result r = run(rt, n, reps);
-      wb::comment("weft-bench-spawn%s: %s; n=%ld empty fibers per run; median of %d runs after 1 warm-up; "
-                  "batch (spawn all, keep handles in a reserved vector, then join all) %s; "
-                  "seq (spawn then join at once) %s",
-                  suffix, wb::shape(rt).c_str(), n, reps, wb::spread(r.batch, dn, "ns").c_str(),
-                  wb::spread(r.seq, dn, "ns").c_str());
+      wb::comment(
+          "weft-bench-spawn%s: %s; n=%ld empty fibers per run; median of %d runs after 1 warm-up; "
+          "batch (spawn all, keep handles in a reserved vector, then join all) %s; "
+          "seq (spawn then join at once) %s",
+          suffix, wb::shape(rt).c_str(), n, reps, wb::spread(r.batch, dn, "ns").c_str(),
+          wb::spread(r.seq, dn, "ns").c_str());
       wb::line(std::string("spawn_join_ns") + suffix, r.batch.med / dn, "ns");
       wb::line(std::string("spawn_join_seq_ns") + suffix, r.seq.med / dn, "ns");
     }

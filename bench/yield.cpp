@@ -56,13 +56,16 @@ int main(int argc, char** argv) {
       });
     });
     const long h = min_handoffs.load();
-    wb::comment("weft-bench-yield: 2 fibers alternate with this_fiber::yield on a 1-worker runtime (%s); "
-                "n=%ld yields in total; median of %d runs after 1 warm-up; %s; fewest handoffs in a run %ld of %ld",
-                wb::shape(rt).c_str(), total, reps, wb::spread(s, double(total), "ns").c_str(), h, total);
+    wb::comment(
+        "weft-bench-yield: 2 fibers alternate with this_fiber::yield on a 1-worker runtime (%s); "
+        "n=%ld yields in total; median of %d runs after 1 warm-up; %s; fewest handoffs in a run "
+        "%ld of %ld",
+        wb::shape(rt).c_str(), total, reps, wb::spread(s, double(total), "ns").c_str(), h, total);
     // A yield that finds the other fiber runnable must run it. Allow 1% of
     // non-handoffs (at the start and end of a run the other fiber has not
     // started yet / has finished).
-    if (h < total - total / 100 - 2) wb::die("yield did not alternate: only %ld of %ld yields handed over", h, total);
+    if (h < total - total / 100 - 2)
+      wb::die("yield did not alternate: only %ld of %ld yields handed over", h, total);
     wb::line("yield_switch_ns", s.med / double(total), "ns");
     return 0;
   });
