@@ -80,8 +80,10 @@ struct Fiber {
   std::atomic<std::uint8_t> park{kRunning};
   std::string name;
 
-  // Intrusive link for the injector queue (guarded by the injector's lock).
+  // Intrusive link for the injector queue (guarded by the injector's lock)
+  // or a worker's yielded list (owner-only).
   Fiber* next = nullptr;
+  std::uint32_t queued_ms = 0;  // worker clock when it joined a yielded list
   // Registry links (guarded by the registry shard lock; see RuntimeImpl).
   Fiber* reg_prev = nullptr;
   Fiber* reg_next = nullptr;

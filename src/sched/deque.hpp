@@ -43,13 +43,16 @@ class ChaseLevDeque {
   ChaseLevDeque(const ChaseLevDeque&) = delete;
   ChaseLevDeque& operator=(const ChaseLevDeque&) = delete;
 
-  /// Owner only. Returns false when full (the item was not added).
-  bool push(T item) noexcept {
+  /// Owner only. Returns false when full (the item was not added). `stamp`
+  /// is an owner-chosen tag kept beside the item (the worker's coarse clock
+  /// at push time), readable with oldest_stamp().
+  bool push(T item, std::uint32_t stamp = 0) noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
     // acquire: pairs with the CAS on top in steal()/pop(), so the slot we are
     // about to overwrite has really been read by the thief that took it.
     const std::int64_t t = top_.load(std::memory_order_acquire);
     if (b - t >= static_cast<std::int64_t>(Capacity)) return false;
+    stamps_[static_cast<std::size_t>(b) & kMask] = stamp;
     buffer_[static_cast<std::size_t>(b) & kMask].store(item, std::memory_order_relaxed);
     // release (Lê et al. use a release fence + relaxed store; a release store
     // is equivalent and visible to TSan): publishes the slot and the item's
@@ -93,6 +96,18 @@ class ChaseLevDeque {
   /// thieves.
   T steal_own() noexcept { return take_top<false>(); }
 
+  /// Owner only: the stamp of the oldest item, or false when empty. Racy
+  /// against thieves in a harmless way: the item may be stolen meanwhile,
+  /// and the stamp then belongs to one that is gone (stamps are only read,
+  /// never followed as pointers).
+  bool oldest_stamp(std::uint32_t& out) const noexcept {
+    const std::int64_t t = top_.load(std::memory_order_relaxed);
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    if (t >= b) return false;
+    out = stamps_[static_cast<std::size_t>(t) & kMask];
+    return true;
+  }
+
   /// Any thread; a racy estimate (exact for the owner when no thief runs).
   std::size_t size() const noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
@@ -135,6 +150,7 @@ class ChaseLevDeque {
   alignas(64) std::atomic<std::int64_t> top_{0};
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   alignas(64) std::atomic<T> buffer_[Capacity];
+  std::uint32_t stamps_[Capacity] = {};  // owner-only (written by push, read by oldest_stamp)
 };
 
 }  // namespace weft::detail

@@ -1,5 +1,6 @@
 #include "sched/worker.hpp"
 
+#include <chrono>
 #include <new>
 #include <utility>
 
@@ -65,7 +66,12 @@ FiberId allocate_fiber_id_global() noexcept {
 }
 
 Worker::Worker(RuntimeImpl* rt, int index)
-    : rt_(rt), index_(index), rng_(0x9E3779B9u * static_cast<std::uint32_t>(index + 1)) {}
+    : rt_(rt),
+      index_(index),
+      starve_ms_(static_cast<std::uint32_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(rt->config().preemption_interval)
+              .count())),
+      rng_(0x9E3779B9u * static_cast<std::uint32_t>(index + 1)) {}
 
 FiberId Worker::next_fiber_id() noexcept {
   if (id_next_ == id_limit_) {
@@ -153,12 +159,35 @@ Fiber* Worker::take_oldest(int min_level) noexcept {
 Fiber* Worker::pick_local() noexcept {
   if (fairness_tick()) {
     maintenance();
-    if (Fiber* f = take_oldest(0)) return f;
+    if (Fiber* f = take_starved()) return f;
   }
   return pop_local();
 }
 
+Fiber* Worker::take_starved() noexcept {
+  // Fairness against LIFO popping: the oldest fiber of a level is taken
+  // ahead of newer ones only once it has waited longer than the preemption
+  // interval. Taking it unconditionally every 61 picks (Go's cadence, but Go
+  // pops FIFO) started a fresh subtree of a fork-join program each time:
+  // skynet's live set then overflowed the deques (~5k mmap/munmap per run,
+  // 2-3x the time). Waiting fibers are bounded by ~preemption_interval plus
+  // one fairness period.
+  const std::uint32_t now = coarse_ms_;
+  for (std::uint32_t mask = nonempty_; mask != 0;) {
+    const int level = 31 - __builtin_clz(mask);
+    mask &= ~(1u << level);
+    std::uint32_t stamp = 0;
+    if (queues_[level].oldest_stamp(stamp) && now - stamp >= starve_ms_) {
+      if (Fiber* f = queues_[level].steal_own()) return f;
+    }
+    Fiber* y = yielded_[level].head;
+    if (y != nullptr && now - y->queued_ms >= starve_ms_) return take_yielded(level);
+  }
+  return nullptr;
+}
+
 void Worker::maintenance() noexcept {
+  coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
   in_maintenance_ = true;
   poll_own_timers();
   pull_injector();
@@ -170,6 +199,7 @@ void Worker::maintenance() noexcept {
 
 bool Worker::poll_own_timers() noexcept {
   const std::uint64_t now = rt_->now_tick();
+  coarse_ms_ = static_cast<std::uint32_t>(now);
   if (timers_.next_expiry_hint() > now) return false;
   timers_.lock.lock();
   fire_timers(timers_, now);
@@ -214,7 +244,7 @@ void Worker::push_deque(Fiber* f) noexcept {
   const int level = level_of(f->priority);
   auto& q = queues_[level];
   nonempty_ |= 1u << level;
-  if (q.push(f)) return;
+  if (q.push(f, coarse_ms_)) return;
   // Overflow: move the older half plus f to the injector in one batch
   // (Tokio's push_overflow), so the next pushes are cheap again.
   Fiber* head = f;
@@ -385,6 +415,7 @@ void Worker::yield_current() noexcept {
   const int level = level_of(self->priority);
   FiberList& l = yielded_[level];
   self->next = nullptr;
+  self->queued_ms = coarse_ms_;
   if (l.tail != nullptr) {
     l.tail->next = self;
   } else {

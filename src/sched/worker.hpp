@@ -8,8 +8,9 @@
 // pick order: critical deque, high deque, LIFO slot, normal deque, low deque.
 // The owner pops its deques LIFO (work-first, as Cilk: a spawning fiber's
 // children run depth-first, which keeps few stacks alive). To bound
-// starvation, every kFairnessTick-th pick takes the *oldest* fiber instead,
-// and that same tick polls the injector and the timer wheel.
+// starvation, every kFairnessTick-th pick polls the injector and the timer
+// wheel, and takes the *oldest* fiber of a level instead if that one has
+// waited longer than Config::preemption_interval (take_starved).
 //
 // Yielders go to a per-level owner-only FIFO (yielded_), behind every fiber
 // already runnable at their level, so yielding fibers go round-robin without
@@ -121,6 +122,7 @@ class Worker {
   Fiber* pick_local() noexcept;
   Fiber* pop_local() noexcept;
   Fiber* take_oldest(int min_level) noexcept;
+  Fiber* take_starved() noexcept;
   Fiber* take_yielded(int level) noexcept;
   void spill_yielded() noexcept;
   void maintenance() noexcept;
@@ -149,6 +151,10 @@ class Worker {
 
   RuntimeImpl* const rt_;
   const int index_;
+  const std::uint32_t starve_ms_;  // Config::preemption_interval in ms
+  // The worker's clock (ms since the runtime's epoch), refreshed on every
+  // maintenance tick and timer poll: cheap stamps for queued fibers.
+  std::uint32_t coarse_ms_ = 0;
   Context sched_ctx_;
   Fiber* current_ = nullptr;
   std::array<ChaseLevDeque<Fiber*>, kLevels> queues_;
