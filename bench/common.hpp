@@ -150,6 +150,21 @@ struct Args {
   }
 };
 
+// Runs body(config, suffix) once per worker count: by default with all
+// workers (suffix "") and then with 1 worker (suffix "_1w"); `workers=N`
+// on the command line runs just that count (suffix "_Nw", or "" for 0).
+inline void for_each_worker_pass(
+    const Args& a, const std::function<void(const weft::Config&, const char* suffix)>& body) {
+  const long only = a.num("workers", -1);
+  const std::vector<long> passes = only >= 0 ? std::vector<long>{only} : std::vector<long>{0, 1};
+  for (long workers : passes) {
+    weft::Config cfg = weft::Config::from_env();
+    if (workers > 0) cfg.workers = static_cast<std::size_t>(workers);
+    const std::string sfx = workers == 0 ? "" : "_" + std::to_string(workers) + "w";
+    body(cfg, sfx.c_str());
+  }
+}
+
 inline const char* strategy_name(weft::Strategy s) {
   return s == weft::Strategy::single_threaded ? "single_threaded" : "work_stealing";
 }

@@ -39,14 +39,7 @@ int main(int argc, char** argv) {
     a.check({"reps", "workers"});
     const int reps = static_cast<int>(a.num("reps", 5));
 
-    // Default: two passes, all workers (no suffix) then 1 worker ("_1w").
-    const long only = a.num("workers", -1);
-    std::vector<long> passes = only >= 0 ? std::vector<long>{only} : std::vector<long>{0, 1};
-    for (long workers : passes) {
-      weft::Config cfg = weft::Config::from_env();
-      if (workers > 0) cfg.workers = static_cast<std::size_t>(workers);
-      const std::string sfx = workers == 0 ? "" : "_" + std::to_string(workers) + "w";
-      const char* suffix = sfx.c_str();
+    wb::for_each_worker_pass(a, [&](const weft::Config& cfg, const char* suffix) {
       weft::Runtime rt(cfg);
       const long rss0 = wb::rss_bytes();
       wb::Series s = rt.block_on([&] {
@@ -70,7 +63,7 @@ int main(int argc, char** argv) {
           suffix, wb::shape(rt).c_str(), reps, wb::spread(s, 1e6, "ms").c_str(), rss0 / 1048576.0,
           wb::status_bytes("VmHWM") / 1048576.0, static_cast<unsigned long long>(st.steals));
       wb::line(std::string("skynet_1m_ms") + suffix, s.med / 1e6, "ms");
-    }
+    });
     return 0;
   });
 }

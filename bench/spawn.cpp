@@ -66,14 +66,7 @@ int main(int argc, char** argv) {
     const int reps = static_cast<int>(a.num("reps", 5));
     const double dn = double(n);
 
-    // Default: two passes, all workers (no suffix) then 1 worker ("_1w").
-    const long only = a.num("workers", -1);
-    std::vector<long> passes = only >= 0 ? std::vector<long>{only} : std::vector<long>{0, 1};
-    for (long workers : passes) {
-      weft::Config cfg = weft::Config::from_env();
-      if (workers > 0) cfg.workers = static_cast<std::size_t>(workers);
-      const std::string sfx = workers == 0 ? "" : "_" + std::to_string(workers) + "w";
-      const char* suffix = sfx.c_str();
+    wb::for_each_worker_pass(a, [&](const weft::Config& cfg, const char* suffix) {
       weft::Runtime rt(cfg);
       const Result r = run(rt, n, reps);
       wb::comment(
@@ -84,7 +77,7 @@ int main(int argc, char** argv) {
           wb::spread(r.seq, dn, "ns").c_str());
       wb::line(std::string("spawn_join_ns") + suffix, r.batch.med / dn, "ns");
       wb::line(std::string("spawn_join_seq_ns") + suffix, r.seq.med / dn, "ns");
-    }
+    });
     return 0;
   });
 }

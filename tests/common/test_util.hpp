@@ -204,8 +204,20 @@ inline void expect_no_live_fibers(const weft::Runtime& rt) {
   EXPECT_TRUE(drained) << "fibers_alive = " << rt.stats().fibers_alive;
 }
 
+/// Test name suffix for a Strategy parameter.
+inline std::string strategy_name(const ::testing::TestParamInfo<weft::Strategy>& info) {
+  return info.param == weft::Strategy::work_stealing ? "work_stealing" : "single_threaded";
+}
+
 }  // namespace weft::test
 
 /// Instantiates a WorkersTest-derived suite over 1, 2 and 4 workers.
 #define WEFT_INSTANTIATE_WORKERS(Suite) \
   INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1, 2, 4), ::weft::test::workers_name)
+
+/// Instantiates a TestWithParam<weft::Strategy> suite over both strategies.
+#define WEFT_INSTANTIATE_STRATEGIES(Suite)                                                   \
+  INSTANTIATE_TEST_SUITE_P(                                                                  \
+      Strategies, Suite,                                                                     \
+      ::testing::Values(::weft::Strategy::work_stealing, ::weft::Strategy::single_threaded), \
+      ::weft::test::strategy_name)

@@ -15,14 +15,7 @@ using namespace std::chrono_literals;
 using weft::Runtime;
 
 class Checkpoint : public ::testing::TestWithParam<weft::Strategy> {};
-INSTANTIATE_TEST_SUITE_P(Strategies, Checkpoint,
-                         ::testing::Values(weft::Strategy::work_stealing,
-                                           weft::Strategy::single_threaded),
-                         [](const auto& info) {
-                           return info.param == weft::Strategy::work_stealing
-                                      ? std::string("work_stealing")
-                                      : std::string("single_threaded");
-                         });
+WEFT_INSTANTIATE_STRATEGIES(Checkpoint);
 
 TEST_P(Checkpoint, SpinningFiberLetsAnotherFiberOnItsWorkerRun) {
   weft::Config c = weft::test::workers_config(1);

@@ -26,14 +26,7 @@ class OneWorker : public ::testing::TestWithParam<weft::Strategy> {
     return c;
   }
 };
-INSTANTIATE_TEST_SUITE_P(Strategies, OneWorker,
-                         ::testing::Values(weft::Strategy::work_stealing,
-                                           weft::Strategy::single_threaded),
-                         [](const auto& info) {
-                           return info.param == weft::Strategy::work_stealing
-                                      ? std::string("work_stealing")
-                                      : std::string("single_threaded");
-                         });
+WEFT_INSTANTIATE_STRATEGIES(OneWorker);
 
 TEST_P(OneWorker, RunnableFibersRunInPriorityOrder) {
   Runtime rt(config());
