@@ -283,6 +283,9 @@ void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
 }
 
 void RuntimeImpl::request_cancel(Fiber* f) noexcept {
+  // release: pairs with the acquire load in Waiter::wait_fiber (and in
+  // sleep_until), which a fiber does under wait_lock before parking; a fiber
+  // that registered its waiter first is woken below instead.
   f->cancel_requested.store(true, std::memory_order_release);
   LockGuard g(f->wait_lock);
   if (f->current_waiter != nullptr) f->current_waiter->wake(Waiter::kCancelled);
