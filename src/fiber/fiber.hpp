@@ -65,9 +65,6 @@ enum ParkState : std::uint8_t {
 };
 
 struct Fiber {
-  /// The fiber of a task (placement-new'ed into its storage by spawn).
-  static Fiber* of(TaskBase* task) noexcept { return static_cast<Fiber*>(task->fiber_storage()); }
-
   Context ctx;
   Stack stack;                 // empty until the fiber first runs
   std::size_t stack_size = 0;  // usable bytes wanted

@@ -115,6 +115,9 @@ class RuntimeImpl {
   SpinLock inject_lock_;
   Fiber* inject_head_ = nullptr;
   Fiber* inject_tail_ = nullptr;
+  // Written under inject_lock_; read without it (relaxed) only as a hint
+  // ("is there anything?"). Deciders re-check under the lock, and sleepers
+  // rely on notify_work's fence, not on this load's ordering.
   std::atomic<std::size_t> inject_len_{0};
 
   SpinLock idle_lock_;

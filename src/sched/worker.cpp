@@ -22,6 +22,7 @@ thread_local Worker* tls_worker [[gnu::tls_model("initial-exec")]] = nullptr;
 thread_local RuntimeImpl* tls_runtime [[gnu::tls_model("initial-exec")]] = nullptr;
 
 // Global fiber id source; workers take blocks of ids to keep this line cold.
+// relaxed: ids only need to be unique, they order nothing.
 std::atomic<FiberId> g_next_fiber_id{1};
 constexpr FiberId kIdBlock = 1024;
 
