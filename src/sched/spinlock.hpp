@@ -1,13 +1,10 @@
-// A test-and-test-and-set spinlock for the runtime's short critical sections
-// (waiter queues, timer wheels, the fiber registry). Holders never park or
-// switch while holding one. After a short spin it yields the thread, because
-// on an oversubscribed VM the holder may be descheduled.
+// The runtime's spinlock (weft/detail/spinlock.hpp) and a TSan-safe full fence.
 #pragma once
 
 #include <atomic>
-#include <thread>
 
 #include "context/sanitizers.hpp"
+#include "weft/detail/spinlock.hpp"
 
 namespace weft::detail {
 
@@ -23,52 +20,5 @@ inline void full_fence() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
 #endif
 }
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
-
-class SpinLock {
- public:
-  void lock() noexcept {
-    for (int spins = 0;; ++spins) {
-      // acquire pairs with the release in unlock(): the critical section of
-      // the previous holder happens-before ours.
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool> locked_{false};
-};
-
-/// std::lock_guard without including <mutex> everywhere.
-template <class L>
-class LockGuard {
- public:
-  explicit LockGuard(L& l) noexcept : l_(l) { l_.lock(); }
-  ~LockGuard() { l_.unlock(); }
-  LockGuard(const LockGuard&) = delete;
-  LockGuard& operator=(const LockGuard&) = delete;
-
- private:
-  L& l_;
-};
 
 }  // namespace weft::detail

@@ -49,13 +49,37 @@ bool Waiter::wake(Result reason) noexcept {
   return true;
 }
 
-Waiter::Result Waiter::wait(std::int64_t deadline_ns) noexcept {
-  return fiber_ != nullptr ? wait_fiber(deadline_ns) : wait_thread(deadline_ns);
+bool Waiter::claim() noexcept {
+  std::uint32_t expected = kWaiting;
+  // acquire: the claimer may read what the waiting side prepared in its node
+  // (a value to take) before it linked the node.
+  return state_.compare_exchange_strong(expected, kClaimed, std::memory_order_acquire,
+                                        std::memory_order_relaxed);
+}
+
+void Waiter::complete(Result reason, bool self) noexcept {
+  Fiber* const f = fiber_;  // read before the store: a thread waiter may be gone after it
+  // release publishes what the claimer wrote into the node to result().
+  state_.store(reason, std::memory_order_release);
+  if (self) return;
+  if (f != nullptr) {
+    unpark(f);
+  } else {
+    futex_wake(&state_, 1);
+  }
+}
+
+Waiter::Result Waiter::wait(std::int64_t deadline_ns, bool cancellable) noexcept {
+  return fiber_ != nullptr ? wait_fiber(deadline_ns, cancellable) : wait_thread(deadline_ns);
 }
 
 Waiter::Result Waiter::wait_thread(std::int64_t deadline_ns) noexcept {
   for (;;) {
     const auto s = static_cast<Result>(state_.load(std::memory_order_acquire));
+    if (s == kClaimed) {  // a claimer is handing something over; complete() follows
+      futex_wait(&state_, kClaimed, -1);
+      continue;
+    }
     if (s != kWaiting) return s;
     std::int64_t timeout = -1;
     if (deadline_ns >= 0) {
@@ -74,14 +98,14 @@ Waiter::Result Waiter::wait_thread(std::int64_t deadline_ns) noexcept {
   }
 }
 
-Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns) noexcept {
+Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) noexcept {
   Fiber* const self = fiber_;
   // A self-won CAS (we decide the outcome ourselves) means no unpark is on its
   // way, so we must not park; any other winner sends exactly one unpark,
   // which park_current() consumes.
   bool self_won = false;
   bool registered = false;
-  {
+  if (cancellable) {
     LockGuard g(self->wait_lock);
     if (self->cancel_requested.load(std::memory_order_acquire)) {
       std::uint32_t expected = kWaiting;

@@ -16,6 +16,14 @@
 //     clear Fiber::current_waiter before returning.
 // A fiber's wait() returns only after consuming the winner's unpark, so the
 // winner's unpark never reaches a fiber that has moved on.
+//
+// Claim, then complete. A waker that must hand something to the waiter (a
+// channel value, a lock, a permit) may do so only if it wins, and must do it
+// before the waiting side can run. So it claims first (kWaiting -> kClaimed,
+// the single winning CAS), writes into the waiting side's node, and then
+// complete()s (final state + unpark). Timers and cancellation lose against a
+// claim exactly as against wake(). A select claims its own waiter to abort a
+// blocking attempt when a case turns out ready while it registers.
 #pragma once
 
 #include <atomic>
@@ -27,7 +35,13 @@ struct Fiber;
 
 class Waiter {
  public:
-  enum Result : std::uint32_t { kWaiting = 0, kNotified = 1, kTimedOut = 2, kCancelled = 3 };
+  enum Result : std::uint32_t {
+    kWaiting = 0,
+    kNotified = 1,
+    kTimedOut = 2,
+    kCancelled = 3,
+    kClaimed = 4,  // transient: a claimer won and has not complete()d yet
+  };
 
   /// Binds the waiter to the calling fiber, or to the calling thread outside
   /// a fiber.
@@ -40,12 +54,25 @@ class Waiter {
   /// waiting fiber or thread. See the lifetime rule above.
   bool wake(Result reason) noexcept;
 
+  /// Wins the waiter without finishing it yet (kWaiting -> kClaimed). True if
+  /// this call won; the caller must then call complete() promptly, and until
+  /// it does the waiting side cannot return. Used by wakers that hand over a
+  /// value, and by the waiting fiber itself to abort before wait().
+  bool claim() noexcept;
+
+  /// Finishes a claim() with `reason` and unparks the waiting fiber or thread
+  /// (unless `self`: the waiting side claimed its own waiter and will not
+  /// call wait()). The waiter may be gone as soon as this returns.
+  void complete(Result reason, bool self = false) noexcept;
+
   /// Waits until woken or until deadline_ns (CLOCK_MONOTONIC ns; < 0: none)
   /// passes, and returns how the wait ended. A fiber is parked (its worker
   /// runs other fibers); a thread sleeps on a futex. A fiber whose
   /// cancellation was requested before or during the wait gets kCancelled
-  /// unless a notification won first. Never throws.
-  Result wait(std::int64_t deadline_ns) noexcept;
+  /// unless a notification won first. With cancellable=false cancellation
+  /// is ignored (for waits that must finish, such as a condition variable
+  /// relocking its mutex before Cancelled propagates). Never throws.
+  Result wait(std::int64_t deadline_ns, bool cancellable = true) noexcept;
 
   Result result() const noexcept {
     return static_cast<Result>(state_.load(std::memory_order_acquire));
@@ -59,7 +86,7 @@ class Waiter {
   bool linked = false;
 
  private:
-  Result wait_fiber(std::int64_t deadline_ns) noexcept;
+  Result wait_fiber(std::int64_t deadline_ns, bool cancellable) noexcept;
   Result wait_thread(std::int64_t deadline_ns) noexcept;
 
   Fiber* const fiber_;

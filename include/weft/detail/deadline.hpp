@@ -1,0 +1,50 @@
+// Conversions from std::chrono timeouts and deadlines to the runtime's
+// deadline representation: CLOCK_MONOTONIC nanoseconds, -1 meaning none.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace weft::detail {
+
+/// No deadline.
+inline constexpr std::int64_t kNoDeadline = -1;
+
+/// A deadline on any clock as CLOCK_MONOTONIC ns (steady_clock is
+/// CLOCK_MONOTONIC on Linux). A time point of another clock is converted
+/// through that clock's now(). A deadline in the past becomes 0 (already
+/// expired); one too far to represent becomes kNoDeadline.
+template <class C, class D>
+std::int64_t to_deadline_ns(std::chrono::time_point<C, D> tp) noexcept {
+  using std::chrono::nanoseconds;
+  using std::chrono::steady_clock;
+  if constexpr (std::is_same_v<C, steady_clock>) {
+    if (tp.time_since_epoch() >=
+        std::chrono::duration_cast<D>(std::chrono::hours(24 * 365 * 200))) {
+      return kNoDeadline;  // beyond ~200 years of uptime: forever
+    }
+    const auto ns = std::chrono::ceil<nanoseconds>(tp.time_since_epoch()).count();
+    return ns < 0 ? 0 : ns;
+  } else {
+    const auto left = tp - C::now();
+    if (left >= std::chrono::duration_cast<decltype(left)>(std::chrono::hours(24 * 365 * 100))) {
+      return kNoDeadline;
+    }
+    return to_deadline_ns(steady_clock::now() + std::chrono::ceil<steady_clock::duration>(left));
+  }
+}
+
+/// now + d as CLOCK_MONOTONIC ns. d <= 0 gives an expired deadline; a
+/// duration beyond ~100 years (for example duration::max()) gives none.
+template <class Rep, class Period>
+std::int64_t timeout_to_deadline_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  if (d <= d.zero()) return 0;
+  if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
+               std::chrono::hours(24 * 365 * 100))) {
+    return kNoDeadline;
+  }
+  return to_deadline_ns(std::chrono::steady_clock::now() +
+                        std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+}
+
+}  // namespace weft::detail

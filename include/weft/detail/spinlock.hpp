@@ -1,0 +1,61 @@
+// A test-and-test-and-set spinlock for weft's short critical sections (wait
+// queues of channels and sync primitives, timer wheels, the fiber registry).
+// Public only because primitives embed one by value; not part of the API.
+// Holders never park or switch while holding one. After a short spin it
+// yields the thread, because on an oversubscribed VM the holder may be
+// descheduled.
+#pragma once
+
+#include <atomic>
+#include <thread>
+
+namespace weft::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+class SpinLock {
+ public:
+  void lock() noexcept {
+    for (int spins = 0;; ++spins) {
+      // acquire pairs with the release in unlock(): the critical section of
+      // the previous holder happens-before ours.
+      if (!locked_.exchange(true, std::memory_order_acquire)) return;
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins < 64) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> locked_{false};
+};
+
+/// std::lock_guard without including <mutex> everywhere.
+template <class L>
+class LockGuard {
+ public:
+  explicit LockGuard(L& l) noexcept : l_(l) { l_.lock(); }
+  ~LockGuard() { l_.unlock(); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+ private:
+  L& l_;
+};
+
+}  // namespace weft::detail

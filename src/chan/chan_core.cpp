@@ -1,0 +1,245 @@
+// Channel operations: see chan_core.hpp for the invariants and
+// docs/design/channels.md for the hand-off protocol.
+#include "chan/chan_core.hpp"
+
+#include <new>
+
+#include "weft/errors.hpp"
+
+namespace weft {
+
+const char* to_string(ChannelStatus s) noexcept {
+  switch (s) {
+    case ChannelStatus::ok:
+      return "ok";
+    case ChannelStatus::full:
+      return "full";
+    case ChannelStatus::empty:
+      return "empty";
+    case ChannelStatus::closed:
+      return "closed";
+    case ChannelStatus::timed_out:
+      return "timed_out";
+  }
+  return "unknown";
+}
+
+namespace detail {
+namespace {
+
+constexpr std::size_t kFirstSlots = 16;
+
+void* alloc_slots(const ValueOps* ops, std::size_t n) {
+  if (n > SIZE_MAX / ops->size) throw std::bad_alloc();
+  return ::operator new(n * ops->size, std::align_val_t(ops->align));
+}
+
+void free_slots(const ValueOps* ops, void* p) noexcept {
+  ::operator delete(p, std::align_val_t(ops->align));
+}
+
+/// A detached ring: destroyed outside the channel lock, since a value's
+/// destructor may do anything, even block.
+struct DetachedRing {
+  const ValueOps* ops;
+  unsigned char* buf;
+  std::size_t slots, head, count;
+  ~DetachedRing() {
+    for (std::size_t i = 0; i < count; ++i) {
+      ops->destroy(buf + ((head + i) & (slots - 1)) * ops->size);
+    }
+    if (buf != nullptr) free_slots(ops, buf);
+  }
+};
+
+DetachedRing detach_ring(ChanCore* c) noexcept {
+  DetachedRing r{c->ops, c->buf, c->slots, c->head, c->count};
+  c->buf = nullptr;
+  c->slots = c->head = c->count = 0;
+  return r;
+}
+
+/// Marks the channel closed and completes every blocked operation with
+/// closed. Caller holds c->lock.
+void close_locked(ChanCore* c) noexcept {
+  if (c->closed) return;
+  c->closed = true;
+  grant_all(c->receivers, true);
+  grant_all(c->senders, true);
+}
+
+/// The waiting half of a blocking send/recv: `n` is linked and c->lock held.
+/// Waits, cleans up, and maps the outcome.
+ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t deadline_ns) {
+  c->lock.unlock();
+  const Waiter::Result r = n.waiter->wait(deadline_ns);
+  if (r == Waiter::kNotified) {
+    // The claimer unlinked the node and filled it before completing.
+    return n.closed ? ChannelStatus::closed : ChannelStatus::ok;
+  }
+  {
+    LockGuard g(c->lock);
+    remove(q, &n);
+  }
+  if (r == Waiter::kCancelled) throw Cancelled();
+  return ChannelStatus::timed_out;
+}
+
+}  // namespace
+
+void ChanCore::push_back(void* src) {
+  if (count == slots) {
+    std::size_t grown = slots == 0 ? kFirstSlots : slots * 2;
+    auto* fresh = static_cast<unsigned char*>(alloc_slots(ops, grown));
+    for (std::size_t i = 0; i < count; ++i) {
+      void* from = slot_at(i);
+      ops->move_construct(fresh + i * ops->size, from);
+      ops->destroy(from);
+    }
+    if (buf != nullptr) free_slots(ops, buf);
+    buf = fresh;
+    slots = grown;
+    head = 0;
+  }
+  ops->move_construct(slot_at(count), src);
+  ++count;
+}
+
+void ChanCore::pop_front(void* dst) noexcept {
+  void* front = slot_at(0);
+  ops->move_to_optional(dst, front);
+  ops->destroy(front);
+  head = (head + 1) & (slots - 1);
+  --count;
+}
+
+ChanCore* chan_create(const ValueOps* ops, std::size_t capacity, bool unbounded) {
+  return new ChanCore(ops, capacity, unbounded);
+}
+
+void chan_retain(ChanCore* c, bool is_sender) noexcept {
+  // relaxed: a new handle is made from an existing one, which keeps the
+  // core alive (as shared_ptr's copy does).
+  (is_sender ? c->sender_refs : c->receiver_refs).fetch_add(1, std::memory_order_relaxed);
+  c->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+void chan_release(ChanCore* c, bool is_sender) noexcept {
+  // acq_rel: the last handle of a side sees everything the others did
+  // before closing, and the freeing thread sees every close.
+  if ((is_sender ? c->sender_refs : c->receiver_refs).fetch_sub(1, std::memory_order_acq_rel) ==
+      1) {
+    if (is_sender) {
+      LockGuard g(c->lock);
+      close_locked(c);
+    } else {
+      c->lock.lock();
+      close_locked(c);
+      DetachedRing dropped = detach_ring(c);  // nobody can receive them any more
+      c->lock.unlock();
+    }
+  }
+  if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    DetachedRing rest = detach_ring(c);
+    delete c;
+  }
+}
+
+ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadline_ns) {
+  c->lock.lock();
+  if (c->closed) {
+    c->lock.unlock();
+    return ChannelStatus::closed;
+  }
+  if (WaitNode* r = claim_front(c->receivers)) {
+    // A receiver is waiting, so the buffer is empty: hand the value over
+    // directly. The claim keeps the receiver waiting until complete().
+    c->lock.unlock();
+    c->ops->move_to_optional(r->slot, value);
+    r->granted = true;
+    r->waiter->complete(Waiter::kNotified);
+    return ChannelStatus::ok;
+  }
+  if (c->has_space()) {
+    try {
+      c->push_back(value);
+    } catch (...) {
+      c->lock.unlock();
+      throw;
+    }
+    c->lock.unlock();
+    return ChannelStatus::ok;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return ChannelStatus::full;
+  }
+  Waiter w;
+  WaitNode n(&w);
+  n.slot = value;
+  push_back(c->senders, &n);
+  return wait_node(c, c->senders, n, deadline_ns);
+}
+
+ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadline_ns) {
+  c->lock.lock();
+  if (c->count > 0) {
+    c->pop_front(dst);
+    // A full buffer may have senders waiting: move the first one's value in.
+    if (WaitNode* s = claim_front(c->senders)) {
+      c->ops->move_construct(c->slot_at(c->count), s->slot);  // no growth: one slot just freed
+      ++c->count;
+      c->lock.unlock();
+      s->granted = true;
+      s->waiter->complete(Waiter::kNotified);
+      return ChannelStatus::ok;
+    }
+    c->lock.unlock();
+    return ChannelStatus::ok;
+  }
+  if (WaitNode* s = claim_front(c->senders)) {
+    // Rendezvous: take the value straight from the waiting sender.
+    c->lock.unlock();
+    c->ops->move_to_optional(dst, s->slot);
+    s->granted = true;
+    s->waiter->complete(Waiter::kNotified);
+    return ChannelStatus::ok;
+  }
+  if (c->closed) {
+    c->lock.unlock();
+    return ChannelStatus::closed;
+  }
+  if (!block) {
+    c->lock.unlock();
+    return ChannelStatus::empty;
+  }
+  Waiter w;
+  WaitNode n(&w);
+  n.slot = dst;
+  push_back(c->receivers, &n);
+  return wait_node(c, c->receivers, n, deadline_ns);
+}
+
+void chan_close(ChanCore* c) noexcept {
+  LockGuard g(c->lock);
+  close_locked(c);
+}
+
+std::size_t chan_size(const ChanCore* c) noexcept {
+  auto* m = const_cast<ChanCore*>(c);
+  LockGuard g(m->lock);
+  return m->count;
+}
+
+std::size_t chan_capacity(const ChanCore* c) noexcept {
+  return c->capacity;
+}
+
+bool chan_is_closed(const ChanCore* c) noexcept {
+  auto* m = const_cast<ChanCore*>(c);
+  LockGuard g(m->lock);
+  return m->closed;
+}
+
+}  // namespace detail
+}  // namespace weft

@@ -1,0 +1,64 @@
+// The channel core's layout, shared by the plain operations (chan_core.cpp)
+// and select (select.cpp). docs/design/channels.md describes the protocol.
+//
+// Invariants, all under `lock`:
+//   * receivers waiting (a live node in `receivers`) => the buffer is empty;
+//   * senders waiting => the buffer is full (or capacity 0);
+//   * closed => no node is linked in either queue, and nothing is ever
+//     pushed again; receivers drain what is buffered.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+#include "sched/spinlock.hpp"
+#include "sync/wait_list.hpp"
+#include "weft/detail/chan_core.hpp"
+
+namespace weft::detail {
+
+struct ChanCore {
+  ChanCore(const ValueOps* o, std::size_t cap, bool unb) noexcept
+      : ops(o), capacity(unb ? SIZE_MAX : cap), unbounded(unb) {}
+
+  const ValueOps* const ops;
+  const std::size_t capacity;  // SIZE_MAX when unbounded
+  const bool unbounded;
+
+  SpinLock lock;
+  bool closed = false;
+  // Ring buffer of `count` values from `head`, in `slots` slots of
+  // ops->size bytes (a power of two), grown on demand up to capacity.
+  unsigned char* buf = nullptr;
+  std::size_t slots = 0;
+  std::size_t head = 0;
+  std::size_t count = 0;
+  WaitList senders;    // nodes: slot = the T to move from
+  WaitList receivers;  // nodes: slot = the std::optional<T> to fill
+
+  std::atomic<std::size_t> sender_refs{1};
+  std::atomic<std::size_t> receiver_refs{1};
+  // All handles; a handle's side is dropped (and may close) before this, so
+  // the last one out frees the core after every close has finished.
+  std::atomic<std::size_t> refs{2};
+
+  void* slot_at(std::size_t i) const noexcept {
+    return buf + ((head + i) & (slots - 1)) * ops->size;
+  }
+  bool has_space() const noexcept { return count < capacity; }
+  /// Moves the T at src to the back. Precondition: has_space().
+  /// @throws std::bad_alloc if the ring must grow and cannot (nothing moved).
+  void push_back(void* src);
+  /// Moves the front value into the std::optional<T> at dst. count > 0.
+  void pop_front(void* dst) noexcept;
+};
+
+/// True if a node in `l` could be claimed now by someone other than `self`.
+inline bool has_live_other(const WaitList& l, const Waiter* self) noexcept {
+  for (const WaitNode* n = l.head; n != nullptr; n = n->next) {
+    if (n->waiter != self && n->waiter->result() == Waiter::kWaiting) return true;
+  }
+  return false;
+}
+
+}  // namespace weft::detail

@@ -1,0 +1,83 @@
+// SharedMutex: phase-fair FIFO reader-writer lock (docs/design/sync.md).
+#include "sync/wait_list.hpp"
+#include "weft/sync.hpp"
+
+namespace weft {
+
+using detail::LockGuard;
+using detail::Waiter;
+using detail::WaitNode;
+
+namespace {
+constexpr std::int64_t kWriter = 1;
+constexpr std::int64_t kReader = 0;
+}  // namespace
+
+void SharedMutex::admit_locked() noexcept {
+  while (WaitNode* f = detail::first_live(waiters_)) {
+    if (f->count == kWriter) {
+      if (writer_ || readers_ > 0) return;
+    } else if (writer_) {
+      return;
+    }
+    detail::remove(waiters_, f);
+    if (!f->waiter->claim()) continue;  // timed out or cancelled just now
+    if (f->count == kWriter) {
+      writer_ = true;
+    } else {
+      ++readers_;
+    }
+    f->granted = true;
+    f->waiter->complete(Waiter::kNotified);
+    if (f->count == kWriter) return;  // readers keep coming until the next writer
+  }
+}
+
+bool SharedMutex::lock_impl(bool exclusive, std::int64_t deadline_ns) {
+  lock_.lock();
+  // Enter at once only if nobody (live) queues ahead: FIFO both ways.
+  const bool free = exclusive ? (!writer_ && readers_ == 0) : !writer_;
+  if (free && detail::first_live(waiters_) == nullptr) {
+    if (exclusive) {
+      writer_ = true;
+    } else {
+      ++readers_;
+    }
+    lock_.unlock();
+    return true;
+  }
+  Waiter w;
+  WaitNode n(&w);
+  n.count = exclusive ? kWriter : kReader;
+  // Leaving may unblock the readers queued behind a departing writer.
+  const Waiter::Result r =
+      detail::wait_queued(lock_, waiters_, n, deadline_ns, [&] { admit_locked(); });
+  return r == Waiter::kNotified || detail::abandoned(r);
+}
+
+bool SharedMutex::try_lock() noexcept {
+  LockGuard g(lock_);
+  if (writer_ || readers_ > 0 || detail::first_live(waiters_) != nullptr) return false;
+  writer_ = true;
+  return true;
+}
+
+bool SharedMutex::try_lock_shared() noexcept {
+  LockGuard g(lock_);
+  if (writer_ || detail::first_live(waiters_) != nullptr) return false;
+  ++readers_;
+  return true;
+}
+
+void SharedMutex::unlock() noexcept {
+  LockGuard g(lock_);
+  writer_ = false;
+  admit_locked();
+}
+
+void SharedMutex::unlock_shared() noexcept {
+  LockGuard g(lock_);
+  if (--readers_ == 0) admit_locked();
+}
+
+}  // namespace weft
