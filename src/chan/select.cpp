@@ -98,6 +98,7 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
     std::size_t enabled = 0;
     for (std::size_t k = 0; k < n; ++k) {
       SelectOp& op = ops[order[k]];
+      if (op.chan == nullptr) continue;  // disabled by closure in an earlier round
       switch (poll(op)) {
         case Poll::done:
           return order[k];

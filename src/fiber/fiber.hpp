@@ -85,10 +85,14 @@ struct Fiber {
   Fiber* reg_prev = nullptr;
   Fiber* reg_next = nullptr;
 
-  // Cancellation: wait_lock guards current_waiter, which a parked fiber sets
-  // to the waiter it sleeps on so that a canceller can wake it.
+  // Cancellation (sched/barrier.hpp). A waiting fiber publishes the waiter
+  // it sleeps on in current_waiter, then checks cancel_requested (light
+  // barrier between); a canceller sets cancel_requested, then wakes
+  // current_waiter under wait_lock (heavy barrier between). A fiber that
+  // clears current_waiter and then sees cancel_requested takes wait_lock once
+  // to wait out a canceller that may still be touching its waiter.
   SpinLock wait_lock;
-  Waiter* current_waiter = nullptr;
+  std::atomic<Waiter*> current_waiter{nullptr};
   std::atomic<bool> cancel_requested{false};
 
   /// Lifecycle transition, checked in debug builds (and WEFT_DEBUG_CHECKS).

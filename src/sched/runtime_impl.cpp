@@ -8,6 +8,7 @@
 
 #include "fiber/overflow.hpp"
 #include "sched/assert.hpp"
+#include "sched/barrier.hpp"
 #include "sched/waiter.hpp"
 
 namespace weft::detail {
@@ -28,6 +29,7 @@ RuntimeImpl::RuntimeImpl(const Config& config)
   config_.workers = config_.resolved_workers();
   config_.stack_size = StackAllocator::round_to_page(config_.stack_size);
   install_overflow_handler();
+  init_asymmetric_barriers();
   const std::size_t n = config_.workers;
   workers_.reserve(n);
   idle_.reserve(n);
@@ -283,18 +285,31 @@ void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
 }
 
 void RuntimeImpl::request_cancel(Fiber* f) noexcept {
-  // release: pairs with the acquire load in Waiter::wait_fiber (and in
-  // sleep_until), which a fiber does under wait_lock before parking; a fiber
-  // that registered its waiter first is woken below instead.
-  f->cancel_requested.store(true, std::memory_order_release);
+  f->cancel_requested.store(true, std::memory_order_relaxed);
+  heavy_barrier();
+  wake_cancelled(f);
+}
+
+void RuntimeImpl::wake_cancelled(Fiber* f) noexcept {
+  // After cancel_requested was set and a heavy barrier: a fiber that
+  // published its waiter before the barrier is woken here; one that
+  // publishes later sees the request itself (Waiter::wait_fiber).
   LockGuard g(f->wait_lock);
-  if (f->current_waiter != nullptr) f->current_waiter->wake(Waiter::kCancelled);
+  if (Waiter* w = f->current_waiter.load(std::memory_order_relaxed)) w->wake(Waiter::kCancelled);
 }
 
 void RuntimeImpl::cancel_all() noexcept {
+  // Mark everyone, one heavy barrier for all, then wake.
   for (auto& shard : registry_) {
     LockGuard g(shard.lock);
-    for (Fiber* f = shard.head; f != nullptr; f = f->reg_next) request_cancel(f);
+    for (Fiber* f = shard.head; f != nullptr; f = f->reg_next) {
+      f->cancel_requested.store(true, std::memory_order_relaxed);
+    }
+  }
+  heavy_barrier();
+  for (auto& shard : registry_) {
+    LockGuard g(shard.lock);
+    for (Fiber* f = shard.head; f != nullptr; f = f->reg_next) wake_cancelled(f);
   }
 }
 

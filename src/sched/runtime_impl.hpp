@@ -86,6 +86,9 @@ class RuntimeImpl {
   void unregister_fiber(Fiber* f) noexcept;
   /// Sets cancel_requested and wakes f's waiter with kCancelled.
   static void request_cancel(Fiber* f) noexcept;
+  /// Wakes f's published waiter with kCancelled. Precondition: f's
+  /// cancel_requested was set before a heavy_barrier().
+  static void wake_cancelled(Fiber* f) noexcept;
 
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
   bool exiting() const noexcept { return exiting_.load(std::memory_order_acquire); }

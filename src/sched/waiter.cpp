@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "fiber/fiber.hpp"
+#include "sched/barrier.hpp"
 #include "sched/futex.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/timer_wheel.hpp"
@@ -104,16 +105,16 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
   // way, so we must not park; any other winner sends exactly one unpark,
   // which park_current() consumes.
   bool self_won = false;
-  bool registered = false;
   if (cancellable) {
-    LockGuard g(self->wait_lock);
-    if (self->cancel_requested.load(std::memory_order_acquire)) {
+    // Publish the waiter, then look for a cancellation request (store-load,
+    // paired with request_cancel's heavy barrier): either we see the request
+    // or the canceller sees the waiter; if both, the CAS below decides.
+    self->current_waiter.store(this, std::memory_order_relaxed);
+    light_barrier();
+    if (self->cancel_requested.load(std::memory_order_relaxed)) {
       std::uint32_t expected = kWaiting;
       self_won = state_.compare_exchange_strong(expected, kCancelled, std::memory_order_acq_rel,
                                                 std::memory_order_acquire);
-    } else {
-      self->current_waiter = this;
-      registered = true;
     }
   }
 
@@ -144,9 +145,14 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
     LockGuard g(wheel->lock);
     wheel->remove(&timer);
   }
-  if (registered) {
-    LockGuard g(self->wait_lock);
-    self->current_waiter = nullptr;
+  if (cancellable) {
+    self->current_waiter.store(nullptr, std::memory_order_relaxed);
+    light_barrier();
+    // A canceller that saw the waiter may still be inside wake() on it,
+    // under wait_lock: wait it out before the waiter goes away.
+    if (self->cancel_requested.load(std::memory_order_relaxed)) {
+      LockGuard g(self->wait_lock);
+    }
   }
   return result();
 }

@@ -12,8 +12,9 @@
 //     waiting side unlinks itself under that lock before returning;
 //   * a timer: fired under the timer wheel's lock, and the waiting fiber
 //     cancels its timer (same lock) before returning;
-//   * cancellation: under Fiber::wait_lock, which the waiting fiber takes to
-//     clear Fiber::current_waiter before returning.
+//   * cancellation: under Fiber::wait_lock; a fiber that clears
+//     Fiber::current_waiter and sees a cancellation request takes that lock
+//     before returning (fiber.hpp, sched/barrier.hpp).
 // A fiber's wait() returns only after consuming the winner's unpark, so the
 // winner's unpark never reaches a fiber that has moved on.
 //
