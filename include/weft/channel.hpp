@@ -139,7 +139,8 @@ class ChanHandle {
 
 /// The sending side of a channel. Copyable (MPMC): each copy counts as a
 /// sender, and the channel closes when the last one is destroyed. All
-/// operations are safe from any number of fibers and threads at once; a
+/// operations are const (a handle refers to the channel, like a Go channel
+/// value) and safe from any number of fibers and threads at once; a
 /// blocking one parks a fiber or blocks a plain thread.
 template <class T>
 class Sender : public detail::ChanHandle<true> {
@@ -155,26 +156,26 @@ class Sender : public detail::ChanHandle<true> {
   /// @throws weft::Cancelled if the fiber is cancelled while waiting (the
   /// value is destroyed with the call); std::bad_alloc if an unbounded
   /// channel cannot grow; std::logic_error on an empty handle.
-  SendResult<T> send(T value) {
+  SendResult<T> send(T value) const {
     return finish(detail::chan_send(checked(), &value, true, -1), value);
   }
 
   /// Sends only if that needs no waiting: ok, full (no space, no receiver
   /// waiting) or closed; the value is handed back unless ok. Never blocks;
   /// throws only std::bad_alloc (unbounded growth) or std::logic_error.
-  SendResult<T> try_send(T value) {
+  SendResult<T> try_send(T value) const {
     return finish(detail::chan_send(checked(), &value, false, -1), value);
   }
 
   /// send() that gives up at `deadline` with timed_out (value handed back).
   template <class C, class D>
-  SendResult<T> send_until(T value, std::chrono::time_point<C, D> deadline) {
+  SendResult<T> send_until(T value, std::chrono::time_point<C, D> deadline) const {
     return finish(detail::chan_send(checked(), &value, true, detail::to_deadline_ns(deadline)),
                   value);
   }
   /// send_until(now + timeout).
   template <class Rep, class Period>
-  SendResult<T> send_for(T value, std::chrono::duration<Rep, Period> timeout) {
+  SendResult<T> send_for(T value, std::chrono::duration<Rep, Period> timeout) const {
     return finish(
         detail::chan_send(checked(), &value, true, detail::timeout_to_deadline_ns(timeout)), value);
   }
@@ -200,22 +201,22 @@ class Receiver : public detail::ChanHandle<false> {
   /// closed and drained.
   /// @throws weft::Cancelled if the fiber is cancelled while waiting;
   /// std::logic_error on an empty handle.
-  std::optional<T> recv() {
+  std::optional<T> recv() const {
     std::optional<T> out;
     detail::chan_recv(checked(), &out, true, -1);
     return out;
   }
   /// Receives only if that needs no waiting: ok, empty or closed (drained).
   /// Never blocks or throws (except std::logic_error on an empty handle).
-  RecvResult<T> try_recv() { return recv_impl(false, -1); }
+  RecvResult<T> try_recv() const { return recv_impl(false, -1); }
   /// recv() that gives up at `deadline` with timed_out.
   template <class C, class D>
-  RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) {
+  RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) const {
     return recv_impl(true, detail::to_deadline_ns(deadline));
   }
   /// recv_until(now + timeout).
   template <class Rep, class Period>
-  RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+  RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) const {
     return recv_impl(true, detail::timeout_to_deadline_ns(timeout));
   }
 
@@ -228,7 +229,7 @@ class Receiver : public detail::ChanHandle<false> {
     using pointer = T*;
     using reference = T&;
     iterator() = default;
-    explicit iterator(Receiver* rx) : rx_(rx) { ++*this; }
+    explicit iterator(const Receiver* rx) : rx_(rx) { ++*this; }
     T& operator*() { return *cur_; }
     T* operator->() { return &*cur_; }
     iterator& operator++() {
@@ -240,15 +241,15 @@ class Receiver : public detail::ChanHandle<false> {
     friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.rx_ == b.rx_; }
 
    private:
-    Receiver* rx_ = nullptr;
+    const Receiver* rx_ = nullptr;
     std::optional<T> cur_;
   };
   /// Blocks for the first value (like recv()); end() once closed and drained.
-  iterator begin() { return iterator(this); }
-  iterator end() { return iterator(); }
+  iterator begin() const { return iterator(this); }
+  iterator end() const { return iterator(); }
 
  private:
-  RecvResult<T> recv_impl(bool block, std::int64_t deadline_ns) {
+  RecvResult<T> recv_impl(bool block, std::int64_t deadline_ns) const {
     RecvResult<T> r;
     r.status_ = detail::chan_recv(checked(), &r.value_, block, deadline_ns);
     return r;
@@ -310,14 +311,14 @@ class OneshotReceiver {
   OneshotReceiver& operator=(OneshotReceiver&&) noexcept = default;
 
   /// Waits for the value. @throws weft::Cancelled if cancelled while waiting.
-  std::optional<T> recv() { return rx_.recv(); }
-  RecvResult<T> try_recv() { return rx_.try_recv(); }
+  std::optional<T> recv() const { return rx_.recv(); }
+  RecvResult<T> try_recv() const { return rx_.try_recv(); }
   template <class C, class D>
-  RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) {
+  RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) const {
     return rx_.recv_until(deadline);
   }
   template <class Rep, class Period>
-  RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) {
+  RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) const {
     return rx_.recv_for(timeout);
   }
   /// The underlying receiver (for select).

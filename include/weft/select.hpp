@@ -58,7 +58,7 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
 
 template <class T, class F>
 struct RecvCase {
-  Receiver<T>* rx;
+  const Receiver<T>* rx;
   F fn;
   std::optional<T> value;
   static constexpr bool kWantsOptional = std::is_invocable_v<F&, std::optional<T>&&>;
@@ -82,7 +82,7 @@ struct RecvCase {
 
 template <class T, class F>
 struct SendCase {
-  Sender<T>* tx;
+  const Sender<T>* tx;
   std::optional<T> owned;  // set when the value was given as an rvalue
   T* value;
   F fn;
@@ -134,7 +134,7 @@ struct IsDeadline<DeadlineCase<F>> : std::true_type {};
 /// closed and drained) or std::optional<T> (it then fires with nullopt on a
 /// closed, drained channel). A generic lambda gets std::optional<T>.
 template <class T, class F>
-detail::RecvCase<T, std::decay_t<F>> on_recv(Receiver<T>& rx, F&& fn) {
+detail::RecvCase<T, std::decay_t<F>> on_recv(const Receiver<T>& rx, F&& fn) {
   return {&rx, std::forward<F>(fn), std::nullopt};
 }
 
@@ -144,7 +144,7 @@ detail::RecvCase<T, std::decay_t<F>> on_recv(Receiver<T>& rx, F&& fn) {
 /// () (the case is disabled if the channel is closed) or (bool sent) (it then
 /// fires with false on a closed channel, the value left in place).
 template <class T, class V, class F>
-detail::SendCase<T, std::decay_t<F>> on_send(Sender<T>& tx, V&& value, F&& fn) {
+detail::SendCase<T, std::decay_t<F>> on_send(const Sender<T>& tx, V&& value, F&& fn) {
   if constexpr (std::is_lvalue_reference_v<V> && std::is_same_v<std::remove_cvref_t<V>, T> &&
                 !std::is_const_v<std::remove_reference_t<V>>) {
     return {&tx, std::nullopt, &value, std::forward<F>(fn)};

@@ -9,7 +9,7 @@ namespace weft::detail {
 std::atomic<bool> g_membarrier_ready{false};
 
 namespace {
-long membarrier(int cmd) noexcept {
+[[maybe_unused]] long membarrier(int cmd) noexcept {
   return syscall(__NR_membarrier, cmd, 0, 0);
 }
 }  // namespace
