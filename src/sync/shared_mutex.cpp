@@ -22,14 +22,15 @@ void SharedMutex::admit_locked() noexcept {
     }
     detail::remove(waiters_, f);
     if (!f->waiter->claim()) continue;  // timed out or cancelled just now
-    if (f->count == kWriter) {
+    const bool writer = f->count == kWriter;
+    if (writer) {
       writer_ = true;
     } else {
       ++readers_;
     }
     f->granted = true;
-    f->waiter->complete(Waiter::kNotified);
-    if (f->count == kWriter) return;  // readers keep coming until the next writer
+    f->waiter->complete(Waiter::kNotified);  // f may be gone from here on
+    if (writer) return;  // readers keep coming until the next writer
   }
 }
 
