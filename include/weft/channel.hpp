@@ -14,6 +14,7 @@
 #include <iterator>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -22,21 +23,16 @@
 
 namespace weft {
 
-/// Result of a send that may fail. On failure the value is handed back
-/// (value()), so nothing is lost. Explicitly converts to true when sent.
+namespace detail {
+/// What SendResult and RecvResult share: a status and an optional value.
 template <class T>
-class [[nodiscard]] SendResult {
+class ChanResult {
  public:
-  /// Sent.
-  SendResult() noexcept = default;
-  /// Not sent, with the value returned to the caller.
-  SendResult(ChannelStatus status, T&& value) : status_(status), value_(std::move(value)) {}
-
   ChannelStatus status() const noexcept { return status_; }
   bool ok() const noexcept { return status_ == ChannelStatus::ok; }
   explicit operator bool() const noexcept { return ok(); }
-  /// The value that was not sent.
-  /// @throws std::logic_error if the send succeeded.
+  /// The value carried (received, or handed back by a failed send).
+  /// @throws std::logic_error if there is none.
   T& value() & {
     check();
     return *value_;
@@ -46,48 +42,48 @@ class [[nodiscard]] SendResult {
     return std::move(*value_);
   }
 
- private:
+ protected:
+  ChanResult(ChannelStatus status, std::optional<T> value) noexcept
+      : status_(status), value_(std::move(value)) {}
   void check() const {
-    if (!value_) throw std::logic_error("weft: SendResult::value() after a successful send");
+    if (!value_) {
+      throw std::logic_error(std::string("weft: no value in a channel result with status ") +
+                             to_string(status_));
+    }
   }
-  ChannelStatus status_ = ChannelStatus::ok;
+  ChannelStatus status_;
   std::optional<T> value_;
 };
+}  // namespace detail
 
-/// Result of a receive that may fail (try_recv, recv_for, recv_until).
+/// Result of a send that may fail. On failure the value is handed back
+/// (value()), so nothing is lost; value() throws std::logic_error after a
+/// successful send. Explicitly converts to true when sent.
+template <class T>
+class [[nodiscard]] SendResult : public detail::ChanResult<T> {
+ public:
+  /// Sent.
+  SendResult() noexcept : detail::ChanResult<T>(ChannelStatus::ok, std::nullopt) {}
+  /// Not sent, with the value returned to the caller.
+  SendResult(ChannelStatus status, T&& value) noexcept
+      : detail::ChanResult<T>(status, std::optional<T>(std::move(value))) {}
+};
+
+/// Result of a receive that may fail (try_recv, recv_for, recv_until):
+/// value() is the received value (std::logic_error unless ok()).
 /// Explicitly converts to true when a value was received.
 template <class T>
-class [[nodiscard]] RecvResult {
+class [[nodiscard]] RecvResult : public detail::ChanResult<T> {
  public:
-  ChannelStatus status() const noexcept { return status_; }
-  bool ok() const noexcept { return status_ == ChannelStatus::ok; }
-  explicit operator bool() const noexcept { return ok(); }
-  /// The received value.
-  /// @throws std::logic_error if nothing was received.
-  T& value() & {
-    check();
-    return *value_;
-  }
-  T&& value() && {
-    check();
-    return std::move(*value_);
-  }
-  T& operator*() & { return value(); }
-  T* operator->() { return &value(); }
+  RecvResult() noexcept : detail::ChanResult<T>(ChannelStatus::empty, std::nullopt) {}
+  T& operator*() & { return this->value(); }
+  T* operator->() { return &this->value(); }
   /// The received value as an optional (empty unless ok()).
-  std::optional<T> take() && noexcept { return std::move(value_); }
+  std::optional<T> take() && noexcept { return std::move(this->value_); }
 
  private:
   template <class>
   friend class Receiver;
-  void check() const {
-    if (!value_) {
-      throw std::logic_error(std::string("weft: RecvResult::value() with status ") +
-                             to_string(status_));
-    }
-  }
-  ChannelStatus status_ = ChannelStatus::empty;
-  std::optional<T> value_;
 };
 
 namespace detail {

@@ -28,6 +28,31 @@
 
 namespace weft {
 
+namespace detail {
+/// wait(), wait_until() and wait_for() over Derived::wait_impl(deadline_ns),
+/// for primitives whose only wait is "until signalled" (CRTP).
+template <class Derived>
+class TimedWait {
+ public:
+  /// Waits until signalled. @throws weft::Cancelled if the fiber is
+  /// cancelled while waiting.
+  void wait() { self().wait_impl(kNoDeadline); }
+  /// wait() that gives up at `deadline`; true if signalled.
+  template <class C, class D>
+  bool wait_until(std::chrono::time_point<C, D> deadline) {
+    return self().wait_impl(to_deadline_ns(deadline));
+  }
+  /// wait_until(now + timeout).
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
+    return self().wait_impl(timeout_to_deadline_ns(timeout));
+  }
+
+ private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+};
+}  // namespace detail
+
 /// Mutual exclusion for fibers and threads; meets std's Lockable and
 /// TimedLockable, so std::lock_guard / std::unique_lock / std::scoped_lock
 /// work.
@@ -289,7 +314,7 @@ class Barrier {
 };
 
 /// Go's sync.WaitGroup: a counter; wait() returns when it is zero.
-class WaitGroup {
+class WaitGroup : public detail::TimedWait<WaitGroup> {
  public:
   explicit WaitGroup(std::int64_t initial = 0);
   WaitGroup(const WaitGroup&) = delete;
@@ -300,20 +325,13 @@ class WaitGroup {
   void add(std::int64_t delta);
   /// add(-1).
   void done() { add(-1); }
-  /// Waits until the counter is zero. @throws weft::Cancelled.
-  void wait() { wait_impl(detail::kNoDeadline); }
-  template <class C, class D>
-  bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_impl(detail::to_deadline_ns(deadline));
-  }
-  template <class Rep, class Period>
-  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_impl(detail::timeout_to_deadline_ns(timeout));
-  }
   /// The counter now (a snapshot).
   std::int64_t count() const noexcept;
 
  private:
+  friend class detail::TimedWait<WaitGroup>;
+  friend class Latch;
+  /// Waits until the counter is zero.
   bool wait_impl(std::int64_t deadline_ns);
 
   mutable detail::SpinLock lock_;
@@ -323,7 +341,7 @@ class WaitGroup {
 
 /// Single-use countdown (std::latch's contract, fiber-aware, with timed
 /// waits). Built on WaitGroup.
-class Latch {
+class Latch : public detail::TimedWait<Latch> {
  public:
   /// @throws std::invalid_argument if count < 0.
   explicit Latch(std::int64_t count) : wg_(check(count)) {}
@@ -332,16 +350,6 @@ class Latch {
   void count_down(std::int64_t n = 1) { wg_.add(-n); }
   /// True once the count is zero. Never blocks.
   bool try_wait() const noexcept { return wg_.count() == 0; }
-  /// Waits until zero. @throws weft::Cancelled.
-  void wait() { wg_.wait(); }
-  template <class C, class D>
-  bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wg_.wait_until(deadline);
-  }
-  template <class Rep, class Period>
-  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wg_.wait_for(timeout);
-  }
   /// count_down(n) then wait().
   void arrive_and_wait(std::int64_t n = 1) {
     count_down(n);
@@ -349,6 +357,9 @@ class Latch {
   }
 
  private:
+  friend class detail::TimedWait<Latch>;
+  /// Waits until the count is zero.
+  bool wait_impl(std::int64_t deadline_ns) { return wg_.wait_impl(deadline_ns); }
   static std::int64_t check(std::int64_t count) {
     if (count < 0) throw std::invalid_argument("weft::Latch: count must be >= 0");
     return count;
@@ -358,7 +369,7 @@ class Latch {
 
 /// Manual-reset event: set() releases every waiter and keeps later wait()s
 /// from blocking until reset().
-class Event {
+class Event : public detail::TimedWait<Event> {
  public:
   explicit Event(bool initially_set = false) noexcept : set_(initially_set) {}
   Event(const Event&) = delete;
@@ -367,18 +378,10 @@ class Event {
   void set() noexcept;
   void reset() noexcept;
   bool is_set() const noexcept;
-  /// Waits until set. @throws weft::Cancelled.
-  void wait() { wait_impl(detail::kNoDeadline); }
-  template <class C, class D>
-  bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_impl(detail::to_deadline_ns(deadline));
-  }
-  template <class Rep, class Period>
-  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_impl(detail::timeout_to_deadline_ns(timeout));
-  }
 
  private:
+  friend class detail::TimedWait<Event>;
+  /// Waits until set.
   bool wait_impl(std::int64_t deadline_ns);
 
   mutable detail::SpinLock lock_;
@@ -390,7 +393,7 @@ class Event {
 /// waiter, or, if none waits, stores a single permit that the next wait()
 /// consumes at once (so a notify racing ahead of the wait is not lost).
 /// notify_all() wakes every current waiter and stores nothing.
-class Notify {
+class Notify : public detail::TimedWait<Notify> {
  public:
   Notify() noexcept = default;
   Notify(const Notify&) = delete;
@@ -398,18 +401,10 @@ class Notify {
 
   void notify_one() noexcept;
   void notify_all() noexcept;
-  /// Waits for a notification. @throws weft::Cancelled.
-  void wait() { wait_impl(detail::kNoDeadline); }
-  template <class C, class D>
-  bool wait_until(std::chrono::time_point<C, D> deadline) {
-    return wait_impl(detail::to_deadline_ns(deadline));
-  }
-  template <class Rep, class Period>
-  bool wait_for(std::chrono::duration<Rep, Period> timeout) {
-    return wait_impl(detail::timeout_to_deadline_ns(timeout));
-  }
 
  private:
+  friend class detail::TimedWait<Notify>;
+  /// Waits for a notification (or takes the stored permit).
   bool wait_impl(std::int64_t deadline_ns);
 
   detail::SpinLock lock_;

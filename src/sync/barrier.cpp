@@ -64,10 +64,7 @@ bool WaitGroup::wait_impl(std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  Waiter w;
-  WaitNode n(&w);
-  const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, deadline_ns);
-  return r == Waiter::kNotified || detail::abandoned(r);
+  return detail::wait_for_grant(lock_, waiters_, deadline_ns);
 }
 
 std::int64_t WaitGroup::count() const noexcept {

@@ -30,10 +30,7 @@ bool Event::wait_impl(std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  Waiter w;
-  WaitNode n(&w);
-  const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, deadline_ns);
-  return r == Waiter::kNotified || detail::abandoned(r);
+  return detail::wait_for_grant(lock_, waiters_, deadline_ns);
 }
 
 void Notify::notify_one() noexcept {
@@ -53,10 +50,7 @@ bool Notify::wait_impl(std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  Waiter w;
-  WaitNode n(&w);
-  const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, deadline_ns);
-  return r == Waiter::kNotified || detail::abandoned(r);
+  return detail::wait_for_grant(lock_, waiters_, deadline_ns);
 }
 
 bool Once::begin() {

@@ -30,7 +30,7 @@ void SharedMutex::admit_locked() noexcept {
     }
     f->granted = true;
     f->waiter->complete(Waiter::kNotified);  // f may be gone from here on
-    if (writer) return;  // readers keep coming until the next writer
+    if (writer) return;                      // readers keep coming until the next writer
   }
 }
 

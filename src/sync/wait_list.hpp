@@ -169,4 +169,14 @@ inline bool abandoned(Waiter::Result r) {
   return false;
 }
 
+/// Waits on `l` for a grant without request data (events, counters).
+/// Precondition: `lock` held; it is released. True if granted, false on
+/// timeout. @throws weft::Cancelled if the fiber is cancelled.
+inline bool wait_for_grant(SpinLock& lock, WaitList& l, std::int64_t deadline_ns) {
+  Waiter w;
+  WaitNode n(&w);
+  const Waiter::Result r = wait_queued(lock, l, n, deadline_ns);
+  return r == Waiter::kNotified || abandoned(r);
+}
+
 }  // namespace weft::detail
