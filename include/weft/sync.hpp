@@ -74,8 +74,10 @@ class Mutex {
   /// Acquires the lock, parking while it is held.
   /// @throws weft::Cancelled if the fiber is cancelled while waiting.
   void lock() {
-    std::uint32_t expected = 0;
-    if (!state_.compare_exchange_weak(expected, kLocked, std::memory_order_acquire,
+    // Barging: take a free lock even when others are queued (one atomic).
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    if ((s & kLocked) != 0 ||
+        !state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
                                       std::memory_order_relaxed)) {
       lock_slow(detail::kNoDeadline);
     }
@@ -96,11 +98,14 @@ class Mutex {
   /// Releases the lock, handing it to or waking a waiter if there is one.
   /// Precondition: the lock is held. Never throws.
   void unlock() noexcept {
-    std::uint32_t expected = kLocked;
-    if (!state_.compare_exchange_strong(expected, 0, std::memory_order_release,
-                                        std::memory_order_relaxed)) {
-      unlock_slow();
+    // Nobody queued, or a woken waiter already on its way: just release.
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    if (((s & kParked) == 0 || (s & kWoken) != 0) &&
+        state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+      return;
     }
+    unlock_slow();
   }
 
  private:

@@ -22,18 +22,10 @@ inline void cpu_relax() noexcept {
 class SpinLock {
  public:
   void lock() noexcept {
-    for (int spins = 0;; ++spins) {
-      // acquire pairs with the release in unlock(): the critical section of
-      // the previous holder happens-before ours.
-      if (!locked_.exchange(true, std::memory_order_acquire)) return;
-      while (locked_.load(std::memory_order_relaxed)) {
-        if (++spins < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
+    // acquire pairs with the release in unlock(): the critical section of
+    // the previous holder happens-before ours.
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    lock_contended();
   }
   bool try_lock() noexcept {
     return !locked_.load(std::memory_order_relaxed) &&
@@ -42,6 +34,26 @@ class SpinLock {
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
  private:
+  /// Test-and-test-and-set with exponential backoff (1, 2, 4 .. 64 pauses
+  /// between looks at the word), then thread yields. Backoff keeps two cores
+  /// from trading the line on every attempt, so a holder that releases and
+  /// re-takes the lock (a channel under load) does so without a transfer.
+  [[gnu::noinline]] void lock_contended() noexcept {
+    int backoff = 1;
+    for (int rounds = 0;; ++rounds) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (rounds < 16) {
+          for (int i = 0; i < backoff; ++i) cpu_relax();
+          if (backoff < 64) backoff <<= 1;
+          ++rounds;
+        } else {
+          std::this_thread::yield();
+        }
+      }
+      if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    }
+  }
+
   std::atomic<bool> locked_{false};
 };
 
