@@ -351,8 +351,12 @@ class Latch : public detail::TimedWait<Latch> {
   /// @throws std::invalid_argument if count < 0.
   explicit Latch(std::int64_t count) : wg_(check(count)) {}
   /// Decrements by n; reaching zero releases every waiter.
-  /// @throws std::logic_error if that would go below zero (unchanged).
-  void count_down(std::int64_t n = 1) { wg_.add(-n); }
+  /// @throws std::invalid_argument if n < 0; std::logic_error if the count
+  /// would go below zero (unchanged).
+  void count_down(std::int64_t n = 1) {
+    if (n < 0) throw std::invalid_argument("weft::Latch::count_down: n must be >= 0");
+    wg_.add(-n);
+  }
   /// True once the count is zero. Never blocks.
   bool try_wait() const noexcept { return wg_.count() == 0; }
   /// count_down(n) then wait().
