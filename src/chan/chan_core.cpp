@@ -3,6 +3,7 @@
 #include "chan/chan_core.hpp"
 
 #include <new>
+#include <utility>
 
 #include "weft/errors.hpp"
 
@@ -38,24 +39,41 @@ void free_slots(const ValueOps* ops, void* p) noexcept {
   ::operator delete(p, std::align_val_t(ops->align));
 }
 
-/// A detached ring: destroyed outside the channel lock, since a value's
+std::align_val_t block_align(const ValueOps* ops) noexcept {
+  return std::align_val_t(ops->align > alignof(ChanCore::Block) ? ops->align
+                                                                : alignof(ChanCore::Block));
+}
+
+/// A detached buffer: destroyed outside the channel lock, since a value's
 /// destructor may do anything, even block.
-struct DetachedRing {
+struct DetachedBuffer {
   const ValueOps* ops;
   unsigned char* buf;
   std::size_t slots, head, count;
-  ~DetachedRing() {
-    for (std::size_t i = 0; i < count; ++i) {
-      ops->destroy(buf + ((head + i) & (slots - 1)) * ops->size);
+  ChanCore::Block* first;
+  ChanCore::Block* spare;
+  ~DetachedBuffer() {
+    if (buf != nullptr) {
+      for (std::size_t i = 0; i < count; ++i) {
+        ops->destroy(buf + ((head + i) & (slots - 1)) * ops->size);
+      }
+      free_slots(ops, buf);
     }
-    if (buf != nullptr) free_slots(ops, buf);
+    for (ChanCore::Block* b = first; b != nullptr;) {
+      ChanCore::Block* next = b->next;
+      for (std::size_t i = b->begin; i < b->end; ++i) ops->destroy(ChanCore::block_slot(ops, b, i));
+      ::operator delete(b, block_align(ops));
+      b = next;
+    }
+    if (spare != nullptr) ::operator delete(spare, block_align(ops));
   }
 };
 
-DetachedRing detach_ring(ChanCore* c) noexcept {
-  DetachedRing r{c->ops, c->buf, c->slots, c->head, c->count};
+DetachedBuffer detach_buffer(ChanCore* c) noexcept {
+  DetachedBuffer r{c->ops, c->buf, c->slots, c->head, c->count, c->first, c->spare};
   c->buf = nullptr;
   c->slots = c->head = c->count = 0;
+  c->first = c->last = c->spare = nullptr;
   return r;
 }
 
@@ -88,6 +106,26 @@ ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t dead
 }  // namespace
 
 void ChanCore::push_back(void* src) {
+  if (unbounded) {
+    if (last == nullptr || last->end == kBlockSlots) {
+      Block* b = std::exchange(spare, nullptr);
+      if (b == nullptr) {
+        b = static_cast<Block*>(
+            ::operator new(block_header(ops) + kBlockSlots * ops->size, block_align(ops)));
+      }
+      ::new (b) Block();
+      if (last != nullptr) {
+        last->next = b;
+      } else {
+        first = b;
+      }
+      last = b;
+    }
+    ops->move_construct(block_slot(ops, last, last->end), src);
+    ++last->end;
+    ++count;
+    return;
+  }
   if (count == slots) {
     std::size_t grown = slots == 0 ? kFirstSlots : slots * 2;
     auto* fresh = static_cast<unsigned char*>(alloc_slots(ops, grown));
@@ -106,6 +144,27 @@ void ChanCore::push_back(void* src) {
 }
 
 void ChanCore::pop_front(void* dst) noexcept {
+  if (unbounded) {
+    Block* b = first;
+    void* front = block_slot(ops, b, b->begin);
+    ops->move_to_optional(dst, front);
+    ops->destroy(front);
+    ++b->begin;
+    --count;
+    if (b->begin == b->end) {
+      if (b == last) {
+        b->begin = b->end = 0;  // keep the only block for the next push
+      } else {
+        first = b->next;
+        if (spare == nullptr) {
+          spare = b;
+        } else {
+          ::operator delete(b, block_align(ops));
+        }
+      }
+    }
+    return;
+  }
   void* front = slot_at(0);
   ops->move_to_optional(dst, front);
   ops->destroy(front);
@@ -135,12 +194,12 @@ void chan_release(ChanCore* c, bool is_sender) noexcept {
     } else {
       c->lock.lock();
       close_locked(c);
-      DetachedRing dropped = detach_ring(c);  // nobody can receive them any more
+      DetachedBuffer dropped = detach_buffer(c);  // nobody can receive them any more
       c->lock.unlock();
     }
   }
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    DetachedRing rest = detach_ring(c);
+    { DetachedBuffer rest = detach_buffer(c); }
     delete c;
   }
 }

@@ -27,14 +27,24 @@ struct ChanCore {
 
   SpinLock lock;
   bool closed = false;
-  // Ring buffer of `count` values from `head`, in `slots` slots of
-  // ops->size bytes (a power of two), grown on demand up to capacity.
+  // `count` buffered values. Bounded channels: a ring of `slots` slots of
+  // ops->size bytes (a power of two) from `head`, doubled on demand up to
+  // the capacity. Unbounded channels: a list of fixed-size blocks, so a
+  // growing buffer never moves what it holds (no O(n) copy under the lock).
   unsigned char* buf = nullptr;
   std::size_t slots = 0;
   std::size_t head = 0;
   std::size_t count = 0;
-  WaitList senders;    // nodes: slot = the T to move from
-  WaitList receivers;  // nodes: slot = the std::optional<T> to fill
+  struct Block {
+    Block* next = nullptr;
+    std::size_t begin = 0;  // first live slot
+    std::size_t end = 0;    // one past the last live slot
+  };
+  Block* first = nullptr;  // unbounded: values in first..last
+  Block* last = nullptr;
+  Block* spare = nullptr;  // one emptied block kept for reuse
+  WaitList senders;        // nodes: slot = the T to move from
+  WaitList receivers;      // nodes: slot = the std::optional<T> to fill
 
   std::atomic<std::size_t> sender_refs{1};
   std::atomic<std::size_t> receiver_refs{1};
@@ -42,6 +52,15 @@ struct ChanCore {
   // the last one out frees the core after every close has finished.
   std::atomic<std::size_t> refs{2};
 
+  /// Unbounded: values per block, and where slot i of block b is.
+  static constexpr std::size_t kBlockSlots = 32;
+  static std::size_t block_header(const ValueOps* o) noexcept {
+    return (sizeof(Block) + o->align - 1) / o->align * o->align;
+  }
+  static void* block_slot(const ValueOps* o, Block* b, std::size_t i) noexcept {
+    return reinterpret_cast<unsigned char*>(b) + block_header(o) + i * o->size;
+  }
+  /// Bounded: where the i-th buffered value lives.
   void* slot_at(std::size_t i) const noexcept {
     return buf + ((head + i) & (slots - 1)) * ops->size;
   }
