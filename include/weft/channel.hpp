@@ -28,8 +28,11 @@ namespace detail {
 template <class T>
 class ChanResult {
  public:
+  /// How the operation ended.
   ChannelStatus status() const noexcept { return status_; }
+  /// True if the value was sent / received.
   bool ok() const noexcept { return status_ == ChannelStatus::ok; }
+  /// ok().
   explicit operator bool() const noexcept { return ok(); }
   /// The value carried (received, or handed back by a failed send).
   /// @throws std::logic_error if there is none.
@@ -76,7 +79,9 @@ template <class T>
 class [[nodiscard]] RecvResult : public detail::ChanResult<T> {
  public:
   RecvResult() noexcept : detail::ChanResult<T>(ChannelStatus::empty, std::nullopt) {}
+  /// value(). @throws std::logic_error unless ok().
   T& operator*() & { return this->value(); }
+  /// &value(). @throws std::logic_error unless ok().
   T* operator->() { return &this->value(); }
   /// The received value as an optional (empty unless ok()).
   std::optional<T> take() && noexcept { return std::move(this->value_); }
@@ -120,8 +125,10 @@ class ChanHandle {
   explicit operator bool() const noexcept { return core_ != nullptr; }
   /// True when both handles refer to the same channel.
   bool same_channel(const ChanHandle<!IsSender>& o) const noexcept { return core_ == o.raw(); }
+  /// True when both handles refer to the same channel.
   bool same_channel(const ChanHandle& o) const noexcept { return core_ == o.core_; }
 
+  /// The core (for select); nullptr for an empty handle.
   ChanCore* raw() const noexcept { return core_; }
 
  protected:
@@ -242,6 +249,7 @@ class Receiver : public detail::ChanHandle<false> {
   };
   /// Blocks for the first value (like recv()); end() once closed and drained.
   iterator begin() const { return iterator(this); }
+  /// The end iterator (closed and drained).
   iterator end() const { return iterator(); }
 
  private:
@@ -308,11 +316,15 @@ class OneshotReceiver {
 
   /// Waits for the value. @throws weft::Cancelled if cancelled while waiting.
   std::optional<T> recv() const { return rx_.recv(); }
+  /// The value if it was sent: ok, empty (not yet) or closed (never will
+  /// be). Never blocks.
   RecvResult<T> try_recv() const { return rx_.try_recv(); }
+  /// recv() that gives up at `deadline` with timed_out.
   template <class C, class D>
   RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) const {
     return rx_.recv_until(deadline);
   }
+  /// recv_until(now + timeout).
   template <class Rep, class Period>
   RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) const {
     return rx_.recv_for(timeout);

@@ -75,6 +75,8 @@ class Mutex {
   /// @throws weft::Cancelled if the fiber is cancelled while waiting.
   void lock() {
     // Barging: take a free lock even when others are queued (one atomic).
+    // acquire pairs with the release in unlock()/unlock_slow(): the previous
+    // holder's critical section happens-before ours.
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     if ((s & kLocked) != 0 ||
         !state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
@@ -99,6 +101,7 @@ class Mutex {
   /// Precondition: the lock is held. Never throws.
   void unlock() noexcept {
     // Nobody queued, or a woken waiter already on its way: just release.
+    // release pairs with the acquire CAS of the next locker.
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     if (((s & kParked) == 0 || (s & kWoken) != 0) &&
         state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
@@ -138,28 +141,39 @@ class SharedMutex {
 
   /// Exclusive lock. @throws weft::Cancelled if cancelled while waiting.
   void lock() { lock_impl(true, detail::kNoDeadline); }
+  /// Takes the exclusive lock if it is free and nobody queues. Never blocks.
   bool try_lock() noexcept;
+  /// lock() that gives up at `deadline`; true if acquired.
+  /// @throws weft::Cancelled if cancelled while waiting.
   template <class C, class D>
   bool try_lock_until(std::chrono::time_point<C, D> deadline) {
     return lock_impl(true, detail::to_deadline_ns(deadline));
   }
+  /// try_lock_until(now + timeout).
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
     return lock_impl(true, detail::timeout_to_deadline_ns(timeout));
   }
+  /// Releases the exclusive lock and admits the next waiters. Never throws.
   void unlock() noexcept;
 
   /// Shared lock. @throws weft::Cancelled if cancelled while waiting.
   void lock_shared() { lock_impl(false, detail::kNoDeadline); }
+  /// Takes a shared lock if no writer holds it and nobody queues. Never
+  /// blocks.
   bool try_lock_shared() noexcept;
+  /// lock_shared() that gives up at `deadline`; true if acquired.
+  /// @throws weft::Cancelled if cancelled while waiting.
   template <class C, class D>
   bool try_lock_shared_until(std::chrono::time_point<C, D> deadline) {
     return lock_impl(false, detail::to_deadline_ns(deadline));
   }
+  /// try_lock_shared_until(now + timeout).
   template <class Rep, class Period>
   bool try_lock_shared_for(std::chrono::duration<Rep, Period> timeout) {
     return lock_impl(false, detail::timeout_to_deadline_ns(timeout));
   }
+  /// Releases a shared lock; the last reader out admits the next writer.
   void unlock_shared() noexcept;
 
  private:
@@ -384,8 +398,11 @@ class Event : public detail::TimedWait<Event> {
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
 
+  /// Sets the event and releases every waiter. Never throws.
   void set() noexcept;
+  /// Clears the event: later wait()s block until the next set().
   void reset() noexcept;
+  /// Whether the event is set now (a snapshot).
   bool is_set() const noexcept;
 
  private:
@@ -408,7 +425,10 @@ class Notify : public detail::TimedWait<Notify> {
   Notify(const Notify&) = delete;
   Notify& operator=(const Notify&) = delete;
 
+  /// Wakes the longest-waiting waiter, or stores one permit if none waits
+  /// (permits do not accumulate). Never throws.
   void notify_one() noexcept;
+  /// Wakes every current waiter; stores nothing. Never throws.
   void notify_all() noexcept;
 
  private:

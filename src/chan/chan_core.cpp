@@ -285,9 +285,8 @@ void chan_close(ChanCore* c) noexcept {
 }
 
 std::size_t chan_size(const ChanCore* c) noexcept {
-  auto* m = const_cast<ChanCore*>(c);
-  LockGuard g(m->lock);
-  return m->count;
+  LockGuard g(c->lock);
+  return c->count;
 }
 
 std::size_t chan_capacity(const ChanCore* c) noexcept {
@@ -295,9 +294,8 @@ std::size_t chan_capacity(const ChanCore* c) noexcept {
 }
 
 bool chan_is_closed(const ChanCore* c) noexcept {
-  auto* m = const_cast<ChanCore*>(c);
-  LockGuard g(m->lock);
-  return m->closed;
+  LockGuard g(c->lock);
+  return c->closed;
 }
 
 }  // namespace detail

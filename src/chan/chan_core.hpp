@@ -25,7 +25,7 @@ struct ChanCore {
   const std::size_t capacity;  // SIZE_MAX when unbounded
   const bool unbounded;
 
-  SpinLock lock;
+  mutable SpinLock lock;  // mutable: const queries (size, is_closed) take it
   bool closed = false;
   // `count` buffered values. Bounded channels: a ring of `slots` slots of
   // ops->size bytes (a power of two) from `head`, doubled on demand up to

@@ -137,10 +137,8 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
     }
 
     Waiter::Result r;
-    bool self_claimed = false;
     if (aborted && w.claim()) {
       // Nobody has won us: abort this attempt (no unpark will come).
-      self_claimed = true;
       r = Waiter::kClaimed;
     } else {
       // All registered, or a counterpart already claimed us: wait consumes
@@ -153,7 +151,9 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
     for (std::size_t k = 0; k < registered; ++k) {
       const std::size_t i = order[k];
       WaitNode* nd = node(i);
-      if (ops[i].chan != nullptr) {
+      // A granted node was unlinked by its claimer before complete(), whose
+      // release our wait() acquired: no lock needed to know that.
+      if (ops[i].chan != nullptr && !nd->granted) {
         ChanCore* c = ops[i].chan;
         LockGuard g(c->lock);
         remove(ops[i].is_send ? c->senders : c->receivers, nd);
@@ -164,7 +164,6 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
       }
       nd->~WaitNode();
     }
-    (void)self_claimed;
 
     if (r == Waiter::kNotified) {
       // A counterpart completed ops[fired] (or closed its channel).

@@ -21,6 +21,9 @@ void init_asymmetric_barriers() noexcept {
     if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
     return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
   }();
+  // relaxed: set once, before the first runtime starts its workers (thread
+  // creation orders it for them). A reader that still sees false uses a
+  // full fence, which is stronger, so a stale false is harmless.
   if (ready) g_membarrier_ready.store(true, std::memory_order_relaxed);
 #endif
 }

@@ -52,17 +52,17 @@ bool Waiter::wake(Result reason) noexcept {
 
 bool Waiter::claim() noexcept {
   std::uint32_t expected = kWaiting;
-  // acquire: the claimer may read what the waiting side prepared in its node
-  // (a value to take) before it linked the node.
+  // acquire: the node's contents are ordered by the queue lock the claimer
+  // holds (the waiting side linked the node under it); the acquire, free on
+  // a CAS, keeps claim() correct without relying on that.
   return state_.compare_exchange_strong(expected, kClaimed, std::memory_order_acquire,
                                         std::memory_order_relaxed);
 }
 
-void Waiter::complete(Result reason, bool self) noexcept {
+void Waiter::complete(Result reason) noexcept {
   Fiber* const f = fiber_;  // read before the store: a thread waiter may be gone after it
   // release publishes what the claimer wrote into the node to result().
   state_.store(reason, std::memory_order_release);
-  if (self) return;
   if (f != nullptr) {
     unpark(f);
   } else {

@@ -61,10 +61,9 @@ class Waiter {
   /// value, and by the waiting fiber itself to abort before wait().
   bool claim() noexcept;
 
-  /// Finishes a claim() with `reason` and unparks the waiting fiber or thread
-  /// (unless `self`: the waiting side claimed its own waiter and will not
-  /// call wait()). The waiter may be gone as soon as this returns.
-  void complete(Result reason, bool self = false) noexcept;
+  /// Finishes a claim() with `reason` and unparks the waiting fiber or
+  /// thread. The waiter may be gone as soon as this returns.
+  void complete(Result reason) noexcept;
 
   /// Waits until woken or until deadline_ns (CLOCK_MONOTONIC ns; < 0: none)
   /// passes, and returns how the wait ended. A fiber is parked (its worker

@@ -62,6 +62,7 @@ bool Once::begin() {
       return false;
     }
     if (s == kNew) {
+      // relaxed: kRunning is only read under lock_; is_done() looks for kDone.
       state_.store(kRunning, std::memory_order_relaxed);
       lock_.unlock();
       return true;

@@ -22,6 +22,7 @@ constexpr int kSpins = 40;
 bool Mutex::try_lock() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   while ((s & kLocked) == 0) {
+    // acquire pairs with the releasing CAS of unlock()/unlock_slow().
     if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
       return true;
@@ -62,6 +63,8 @@ bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
     s = state_.load(std::memory_order_relaxed);
     bool announced = false;
     while ((s & kLocked) != 0) {
+      // relaxed: kParked publishes nothing; the queue it announces is read
+      // under queue_lock_, which orders it.
       const std::uint32_t next = (s | kParked) & ~(woken ? kWoken : 0u);
       if (state_.compare_exchange_weak(s, next, std::memory_order_relaxed,
                                        std::memory_order_relaxed)) {
@@ -82,6 +85,7 @@ bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
     const Waiter::Result r = detail::wait_queued(
         queue_lock_, waiters_, n, deadline_ns,
         [&] {
+          // relaxed: under queue_lock_, like every other change of kParked.
           if (detail::empty(waiters_)) state_.fetch_and(~kParked, std::memory_order_relaxed);
         },
         requeue, cancellable);
@@ -99,6 +103,7 @@ void Mutex::unlock_slow() noexcept {
   std::uint32_t s = state_.load(std::memory_order_relaxed);
   // Nobody queued, or a woken waiter is already on its way: just release.
   while ((s & kParked) == 0 || (s & kWoken) != 0) {
+    // release pairs with the next locker's acquire CAS.
     if (state_.compare_exchange_weak(s, s & ~kLocked, std::memory_order_release,
                                      std::memory_order_relaxed)) {
       return;
@@ -108,7 +113,7 @@ void Mutex::unlock_slow() noexcept {
   WaitNode* n = detail::claim_front(waiters_);
   const std::uint32_t parked = detail::empty(waiters_) ? 0 : kParked;
   if (n == nullptr) {  // every queued waiter timed out or was cancelled
-    state_.fetch_and(~(kLocked | kParked), std::memory_order_release);
+    state_.fetch_and(~(kLocked | kParked), std::memory_order_release);  // as above
     queue_lock_.unlock();
     return;
   }

@@ -39,6 +39,7 @@ using weft::test::Checker;
 using weft::test::eventually;
 using weft::test::kPatience;
 using weft::test::scaled;
+using weft::test::settle_parked;
 using weft::test::Watchdog;
 
 using Box = std::unique_ptr<std::uint64_t>;
@@ -53,15 +54,6 @@ std::uint64_t mix(std::uint64_t z) {
 }
 
 /// Same as in channel_test.cpp: wait until n fibers are parked, then a bit.
-void settle_parked(const Runtime& rt, std::uint64_t n) {
-  // Checked again after the pause: the count is a racy snapshot in which a
-  // fiber in transit between run queues also looks parked.
-  for (int pass = 0; pass < 2; ++pass) {
-    EXPECT_TRUE(eventually([&] { return rt.stats().fibers_parked >= n; }))
-        << "parked: " << rt.stats().fibers_parked << ", want " << n;
-    std::this_thread::sleep_for(5ms);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Non-blocking behaviour (plain test thread).

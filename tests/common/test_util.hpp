@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -161,6 +162,34 @@ class Watchdog {
   bool done_ = false;
   std::thread thread_;
 };
+
+/// Runs every test of the binary that uses it under a Watchdog named after
+/// the test, so a hang in a recv/lock/join aborts with the test's name
+/// instead of blocking CI. Use once per test binary, at namespace scope:
+/// WEFT_WATCHDOG_EVERY_TEST();
+class WatchdogPerTest : public ::testing::EmptyTestEventListener {
+  void OnTestStart(const ::testing::TestInfo& t) override {
+    wd_ = std::make_unique<Watchdog>(std::string(t.test_suite_name()) + "." + t.name());
+  }
+  void OnTestEnd(const ::testing::TestInfo&) override { wd_.reset(); }
+  std::unique_ptr<Watchdog> wd_;
+};
+#define WEFT_WATCHDOG_EVERY_TEST()                                                             \
+  [[maybe_unused]] const bool weft_watchdog_installed_ = [] {                                  \
+    ::testing::UnitTest::GetInstance()->listeners().Append(new ::weft::test::WatchdogPerTest); \
+    return true;                                                                               \
+  }()
+
+/// Waits until at least n fibers of rt are parked, then a little more.
+/// Checked again after the pause: the count is a racy snapshot in which a
+/// fiber in transit between run queues also looks parked.
+inline void settle_parked(const Runtime& rt, std::uint64_t n) {
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_TRUE(eventually([&] { return rt.stats().fibers_parked >= n; }))
+        << "parked: " << rt.stats().fibers_parked << ", want " << n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 /// A config with `workers` workers and everything else at its default
 /// (never from the environment).

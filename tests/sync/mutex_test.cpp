@@ -21,20 +21,8 @@
 
 namespace {
 
-// Every test of this binary runs under a Watchdog: on a broken primitive a test
-// would hang in a recv/lock/join rather than fail; the watchdog turns that
-// into an abort that names the test.
-class WatchdogPerTest : public ::testing::EmptyTestEventListener {
-  void OnTestStart(const ::testing::TestInfo& t) override {
-    wd_ = std::make_unique<weft::test::Watchdog>(std::string(t.test_suite_name()) + "." + t.name());
-  }
-  void OnTestEnd(const ::testing::TestInfo&) override { wd_.reset(); }
-  std::unique_ptr<weft::test::Watchdog> wd_;
-};
-const bool kWatchdogInstalled = [] {
-  ::testing::UnitTest::GetInstance()->listeners().Append(new WatchdogPerTest);
-  return true;
-}();
+// Every test of this binary runs under a Watchdog (a hang aborts naming the test).
+WEFT_WATCHDOG_EVERY_TEST();
 
 using namespace std::chrono_literals;
 using weft::Clock;
@@ -44,18 +32,8 @@ using weft::test::Checker;
 using weft::test::eventually;
 using weft::test::kSanitized;
 using weft::test::scaled;
+using weft::test::settle_parked;
 using weft::test::Watchdog;
-
-/// Waits until at least n fibers of rt are parked, then a little more.
-void settle_parked(const Runtime& rt, std::uint64_t n) {
-  // Checked again after the pause: the count is a racy snapshot in which a
-  // fiber in transit between run queues also looks parked.
-  for (int pass = 0; pass < 2; ++pass) {
-    EXPECT_TRUE(eventually([&] { return rt.stats().fibers_parked >= n; }))
-        << "parked: " << rt.stats().fibers_parked << ", want " << n;
-    std::this_thread::sleep_for(5ms);
-  }
-}
 
 class MutexTest : public weft::test::WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(MutexTest);

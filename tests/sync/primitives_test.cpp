@@ -28,18 +28,8 @@ using weft::test::Checker;
 using weft::test::eventually;
 using weft::test::kSanitized;
 using weft::test::scaled;
+using weft::test::settle_parked;
 using weft::test::Watchdog;
-
-/// Waits until at least n fibers of rt are parked, then a little more.
-void settle_parked(const Runtime& rt, std::uint64_t n) {
-  // Checked again after the pause: the count is a racy snapshot in which a
-  // fiber in transit between run queues also looks parked.
-  for (int pass = 0; pass < 2; ++pass) {
-    EXPECT_TRUE(eventually([&] { return rt.stats().fibers_parked >= n; }))
-        << "parked: " << rt.stats().fibers_parked << ", want " << n;
-    std::this_thread::sleep_for(5ms);
-  }
-}
 
 /// Appends under a std::mutex (fibers here never park while holding it).
 class Log {
