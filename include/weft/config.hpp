@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace weft {
@@ -14,6 +15,19 @@ enum class Strategy {
   work_stealing,
   /// One worker; every fiber runs on it. Config::workers must be 0 or 1.
   single_threaded,
+};
+
+/// The kernel interface behind a Runtime's reactor (docs/design/io.md).
+enum class IoBackend {
+  /// io_uring if a ring initialises on this kernel, otherwise epoll.
+  auto_detect,
+  /// io_uring through liburing: one ring per worker, SINGLE_ISSUER and
+  /// DEFER_TASKRUN where the kernel accepts them. Runtime construction
+  /// throws std::system_error if no ring can be created.
+  io_uring,
+  /// Edge-triggered epoll, one instance per worker; file operations run on
+  /// the blocking pool.
+  epoll,
 };
 
 /// Settings a Runtime is built from. Plain aggregate: set fields, then hand it
@@ -58,6 +72,15 @@ struct Config {
   /// we measure on, so a short spin saves latency. Allowed: 0..10 ms.
   /// Env: WEFT_SPIN_US.
   std::chrono::nanoseconds spin_before_park = std::chrono::microseconds(20);
+
+  /// I/O backend. Env: WEFT_IO_BACKEND (auto|io_uring|epoll).
+  IoBackend io_backend = IoBackend::auto_detect;
+
+  /// Submission-queue entries of each worker's io_uring (the completion
+  /// queue gets 4x). More requests than this may be in flight; the queue
+  /// only bounds one submission batch. Allowed: powers of two in 8..32768.
+  /// Env: WEFT_IO_URING_ENTRIES.
+  std::uint32_t io_uring_entries = 1024;
 
   /// Reads the WEFT_* variables named above over the defaults.
   /// @throws std::invalid_argument naming the variable and its allowed range

@@ -96,6 +96,10 @@ class Runtime {
   /// Number of worker threads.
   std::size_t workers() const noexcept;
 
+  /// The I/O backend the reactor uses (Config::io_backend resolved:
+  /// never auto_detect).
+  IoBackend io_backend() const noexcept;
+
  private:
   void spawn_task(detail::TaskBase* task, const FiberOptions& opts);
   std::unique_ptr<detail::RuntimeImpl> impl_;

@@ -107,6 +107,21 @@ Config Config::from_env() {
       "WEFT_SPIN_US", 0, 10'000, "an integer in 0..10000 (us)", false,
       static_cast<unsigned long long>(
           std::chrono::duration_cast<std::chrono::microseconds>(c.spin_before_park).count())));
+  if (const char* s = std::getenv("WEFT_IO_BACKEND")) {
+    const std::string v = s;
+    if (v == "auto") {
+      c.io_backend = IoBackend::auto_detect;
+    } else if (v == "io_uring" || v == "uring") {
+      c.io_backend = IoBackend::io_uring;
+    } else if (v == "epoll") {
+      c.io_backend = IoBackend::epoll;
+    } else {
+      bad("environment variable WEFT_IO_BACKEND", "auto, io_uring or epoll", "'" + v + "'");
+    }
+  }
+  c.io_uring_entries = static_cast<std::uint32_t>(
+      env_number("WEFT_IO_URING_ENTRIES", 8, 32768, "a power of two in 8..32768", false,
+                 c.io_uring_entries));
   c.validate();
   return c;
 }
@@ -135,6 +150,16 @@ void Config::validate() const {
   if (blocking_keep_alive < milliseconds(1) || blocking_keep_alive > hours(1)) {
     bad("Config::blocking_keep_alive", "in 1 ms..1 h",
         std::to_string(blocking_keep_alive.count()) + " ns");
+  }
+  if (io_uring_entries < 8 || io_uring_entries > 32768 ||
+      (io_uring_entries & (io_uring_entries - 1)) != 0) {
+    bad("Config::io_uring_entries", "a power of two in 8..32768",
+        std::to_string(io_uring_entries));
+  }
+  if (io_backend != IoBackend::auto_detect && io_backend != IoBackend::io_uring &&
+      io_backend != IoBackend::epoll) {
+    bad("Config::io_backend", "auto_detect, io_uring or epoll",
+        std::to_string(static_cast<int>(io_backend)));
   }
   if (spin_before_park.count() < 0 || spin_before_park > milliseconds(10)) {
     bad("Config::spin_before_park", "in 0..10 ms",

@@ -22,6 +22,10 @@ RuntimeStats Runtime::stats() const {
 const Config& Runtime::config() const noexcept {
   return impl_->config();
 }
+IoBackend Runtime::io_backend() const noexcept {
+  return impl_->io_backend();
+}
+
 std::size_t Runtime::workers() const noexcept {
   return impl_->worker_count();
 }

@@ -134,7 +134,7 @@ void TaskBase::complete() noexcept {
   if (report) report_lost_exception(fiber_id_, error_);
 }
 
-void TaskBase::wait() {
+void TaskBase::wait(bool cancellable) {
   if (finished_.load(std::memory_order_acquire)) return;
   Waiter w;
   {
@@ -142,7 +142,7 @@ void TaskBase::wait() {
     if (finished_.load(std::memory_order_relaxed)) return;
     joiner_ = &w;
   }
-  if (w.wait(-1) == Waiter::kNotified) return;
+  if (w.wait(-1, cancellable) == Waiter::kNotified) return;
   {
     TaskLock g(lock_);
     if (joiner_ == &w) joiner_ = nullptr;

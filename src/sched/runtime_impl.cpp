@@ -1,5 +1,6 @@
 #include "sched/runtime_impl.hpp"
 
+#include <csignal>
 #include <cinttypes>
 #include <cstdio>
 #include <new>
@@ -7,6 +8,7 @@
 #include <string>
 
 #include "fiber/overflow.hpp"
+#include "io/backend.hpp"
 #include "sched/assert.hpp"
 #include "sched/barrier.hpp"
 #include "sched/waiter.hpp"
@@ -16,6 +18,20 @@ namespace weft::detail {
 FiberId allocate_fiber_id_global() noexcept;  // worker.cpp
 
 namespace {
+
+// Writes to a closed socket or pipe must fail with EPIPE, not kill the
+// process: sockets send with MSG_NOSIGNAL, and for pipes (process stdio)
+// SIGPIPE is ignored once, unless the program installed its own handler.
+void ignore_sigpipe() noexcept {
+  struct sigaction old {};
+  if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) {
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    ::sigaction(SIGPIPE, &ign, nullptr);
+  }
+}
+
 constexpr std::size_t kMinStack = 16 * 1024;
 constexpr std::size_t kMaxStack = std::size_t{1} << 30;
 }  // namespace
@@ -33,9 +49,13 @@ RuntimeImpl::RuntimeImpl(const Config& config)
   const std::size_t n = config_.workers;
   workers_.reserve(n);
   idle_.reserve(n);
+  auto backends = io::Backend::create_all(config_, n);
+  io_backend_ = backends.front()->kind();
   for (std::size_t i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, static_cast<int>(i)));
+    workers_.back()->set_io(std::move(backends[i]));
   }
+  ignore_sigpipe();
   try {
     for (auto& w : workers_) {
       Worker* raw = w.get();

@@ -46,6 +46,8 @@ class RuntimeImpl {
   void spawn_blocking(TaskBase* task) { blocking_.submit(task); }
 
   const Config& config() const noexcept { return config_; }
+  /// The resolved I/O backend of every worker.
+  IoBackend io_backend() const noexcept { return io_backend_; }
   std::size_t worker_count() const noexcept { return workers_.size(); }
   Worker& worker(std::size_t i) noexcept { return *workers_[i]; }
   StackAllocator& stack_allocator() noexcept { return stacks_; }
@@ -111,6 +113,7 @@ class RuntimeImpl {
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
   Config config_;
+  IoBackend io_backend_ = IoBackend::epoll;
   const std::int64_t epoch_ns_;
   StackAllocator stacks_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "fiber/overflow.hpp"
+#include "io/backend.hpp"
 #include "sched/assert.hpp"
 #include "sched/futex.hpp"
 #include "sched/runtime_impl.hpp"
@@ -74,6 +75,12 @@ Worker::Worker(RuntimeImpl* rt, int index)
               .count())),
       rng_(0x9E3779B9u * static_cast<std::uint32_t>(index + 1)) {}
 
+Worker::~Worker() = default;
+
+void Worker::set_io(std::unique_ptr<io::Backend> io) noexcept {
+  io_ = std::move(io);
+}
+
 FiberId Worker::next_fiber_id() noexcept {
   if (id_next_ == id_limit_) {
     id_next_ = g_next_fiber_id.fetch_add(kIdBlock, std::memory_order_relaxed);
@@ -100,7 +107,7 @@ void Worker::wake() noexcept {
   // release: pairs with the acquire load in sleep(), so the waker's queued
   // work is visible once the sleeper sees the word change.
   futex_word.store(1, std::memory_order_release);
-  futex_wake(&futex_word, 1);
+  io_->wake();
 }
 
 // ---------------------------------------------------------------------------
@@ -191,6 +198,7 @@ void Worker::maintenance() noexcept {
   coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
   in_maintenance_ = true;
   poll_own_timers();
+  if (io_->has_pending()) io_->wait(0);
   pull_injector();
   if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
     spill_yielded();
@@ -546,6 +554,7 @@ Fiber* Worker::find_work() noexcept {
   bool searching = rt_->try_begin_search();
   for (;;) {
     poll_own_timers();
+    if (io_->has_pending()) io_->wait(0);
     pull_injector();
     Fiber* f = pop_local();
     if (f == nullptr && searching) f = steal_from_others();
@@ -582,10 +591,9 @@ void Worker::sleep() noexcept {
     if (timeout < 0) timeout = 0;
   }
   bump(sleeps_);
-  while (futex_word.load(std::memory_order_acquire) == 0) {
-    futex_wait(&futex_word, 0, timeout);
-    if (timeout >= 0) break;  // timed sleeps return to poll timers
-  }
+  // One wait: a wake-up (futex_word is set before the backend is woken),
+  // I/O, or the timer deadline all end it; the run loop sorts out which.
+  if (futex_word.load(std::memory_order_acquire) == 0) io_->wait(timeout);
   rt_->remove_idle(this);
 }
 
@@ -594,6 +602,7 @@ void Worker::run() noexcept {
   tls_runtime = rt_;
   sched_ctx_.bind_to_current_thread();
   AltSignalStack alt_stack;
+  io_->attach();
   while (!rt_->exiting()) {
     Fiber* f = pick_local();
     if (f == nullptr) f = find_work();

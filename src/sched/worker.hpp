@@ -30,13 +30,15 @@
 // overdue timers) for Config::spin_before_park; at most half the workers
 // search at once. Then it registers as idle, re-checks every queue (the
 // re-check and notify_work's check are the two halves of a Dekker pattern
-// with seq_cst fences), and sleeps on its futex until woken or until the
-// nearest timer is due.
+// with seq_cst fences), and sleeps in its reactor backend's wait (io_uring
+// or epoll, src/io) until woken, until I/O completes or until the nearest
+// timer is due. Searching and every fairness tick poll the backend too.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 
 #include "context/context.hpp"
@@ -46,6 +48,9 @@
 #include "sched/timer_wheel.hpp"
 
 namespace weft::detail {
+namespace io {
+class Backend;
+}
 
 class RuntimeImpl;
 
@@ -55,8 +60,14 @@ class Worker {
   static constexpr std::uint32_t kFairnessTick = 61;  // Go checks its global queue every 61 ticks
 
   Worker(RuntimeImpl* rt, int index);
+  ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
+
+  /// Gives the worker its reactor backend (before its thread starts).
+  void set_io(std::unique_ptr<io::Backend> io) noexcept;
+  /// This worker's reactor backend (src/io/backend.hpp).
+  io::Backend* io() const noexcept { return io_.get(); }
 
   /// Thread body: runs fibers until the runtime stops.
   void run() noexcept;
@@ -93,7 +104,7 @@ class Worker {
   std::size_t queued() const noexcept;
   /// Racy: fibers in this worker's yielded lists.
   std::size_t yielded() const noexcept { return yielded_len_.load(std::memory_order_relaxed); }
-  /// Wakes the worker if it sleeps (futex).
+  /// Wakes the worker if it sleeps (in its backend's wait).
   void wake() noexcept;
 
   // Monitor view (written by the owner with relaxed stores at each switch).
@@ -164,6 +175,7 @@ class Worker {
   std::uint32_t nonempty_ = 0;                 // bit per level that may hold fibers (see pop_local)
   TimerWheel timers_;
   StackCache stacks_;
+  std::unique_ptr<io::Backend> io_;
   std::uint32_t ticks_left_ = kFairnessTick;
   /// True on every kFairnessTick-th scheduling decision.
   bool fairness_tick() noexcept {

@@ -51,8 +51,9 @@ class TaskBase {
 
   // --- handle side (task.cpp) ---
   /// Blocks (parks the fiber, or the plain thread) until complete() ran.
-  /// @throws weft::Cancelled if the waiting fiber is cancelled meanwhile.
-  void wait();
+  /// @throws weft::Cancelled if the waiting fiber is cancelled meanwhile
+  /// (never with cancellable = false).
+  void wait(bool cancellable = true);
   bool is_finished() const noexcept { return finished_.load(std::memory_order_acquire); }
   /// Drops the handle's reference. If the task ended with an exception that
   /// nobody will see (detached handle), reports it on stderr.

@@ -1,0 +1,181 @@
+#include "io/io_object.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <utility>
+#include <new>
+#include <vector>
+
+#include "io/backend.hpp"
+
+namespace weft::detail::io {
+namespace {
+
+// Process-wide, never freed: see "Memory is type-stable" in the header.
+class ObjectTable {
+ public:
+  static constexpr std::uint32_t kChunk = 1024;
+  static constexpr std::uint32_t kMaxChunks = 4096;  // 4M descriptors
+
+  IoObject* alloc() {
+    std::lock_guard g(mu_);
+    if (!free_.empty()) {
+      const std::uint32_t i = free_.back();
+      free_.pop_back();
+      return slot(i);
+    }
+    if (next_ == kChunk * kMaxChunks) throw std::bad_alloc();
+    const std::uint32_t i = next_;
+    if (i % kChunk == 0) {
+      auto* chunk = new IoObject[kChunk];
+      for (std::uint32_t k = 0; k < kChunk; ++k) chunk[k].index = i + k;
+      // release: lock_token() reads chunks_ without mu_.
+      chunks_[i / kChunk].store(chunk, std::memory_order_release);
+    }
+    free_.reserve(next_ + 1);  // so that recycle() never allocates
+    ++next_;
+    return slot(i);
+  }
+
+  void recycle(IoObject* o) noexcept {
+    std::lock_guard g(mu_);
+    free_.push_back(o->index);  // capacity reserved in alloc()
+  }
+
+  IoObject* find(std::uint32_t index) const noexcept {
+    if (index >= kChunk * kMaxChunks) return nullptr;
+    IoObject* chunk = chunks_[index / kChunk].load(std::memory_order_acquire);
+    return chunk != nullptr ? &chunk[index % kChunk] : nullptr;
+  }
+
+ private:
+  IoObject* slot(std::uint32_t i) const noexcept { return find(i); }
+
+  std::mutex mu_;
+  std::vector<std::uint32_t> free_;
+  std::uint32_t next_ = 0;
+  std::array<std::atomic<IoObject*>, kMaxChunks> chunks_{};
+};
+
+ObjectTable& table() {
+  static auto* t = new ObjectTable();  // never destroyed: events may race exit
+  return *t;
+}
+
+// Lock held. Takes the descriptor for closing if nothing uses it any more.
+int take_fd_if_unused(IoObject* o) noexcept {
+  if (!o->closed || o->ops != 0 || o->fd < 0) return -1;
+  o->poller = nullptr;  // close(2) removes it from the epoll set
+  o->ready[0] = o->ready[1] = false;
+  return std::exchange(o->fd, -1);
+}
+
+// Lock held. Recycles when neither handle nor operation is left.
+bool unused(const IoObject* o) noexcept {
+  return !o->handle && o->ops == 0;
+}
+
+void recycle(IoObject* o) noexcept {
+  {
+    LockGuard g(o->lock);
+    ++o->gen;  // stale epoll events for this slot are dropped from now on
+  }
+  table().recycle(o);
+}
+
+int close_fd(int fd) noexcept {
+  if (fd < 0) return 0;
+  // close(2) releases the descriptor even when it reports an error (EINTR
+  // included): never retry.
+  return ::close(fd) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+IoObject* adopt(int fd, bool pollable) {
+  IoObject* o = nullptr;
+  try {
+    o = table().alloc();
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  LockGuard g(o->lock);
+  o->fd = fd;
+  o->pollable = pollable;
+  o->closed = false;
+  o->handle = true;
+  o->ops = 0;
+  o->poller = nullptr;
+  o->ready[0] = o->ready[1] = false;
+  o->inflight = nullptr;
+  return o;
+}
+
+bool begin_op(IoObject* o) noexcept {
+  LockGuard g(o->lock);
+  if (o->closed) return false;
+  ++o->ops;
+  return true;
+}
+
+void end_op(IoObject* o) noexcept {
+  int fd;
+  bool done;
+  {
+    LockGuard g(o->lock);
+    --o->ops;
+    fd = take_fd_if_unused(o);
+    done = unused(o);
+  }
+  close_fd(fd);
+  if (done) recycle(o);
+}
+
+int close(IoObject* o) noexcept {
+  int fd;
+  {
+    LockGuard g(o->lock);
+    if (o->closed) return 0;
+    o->closed = true;
+    // Waiters for readiness see `closed` when they wake and fail with EBADF.
+    grant_all(o->waiters[0], true);
+    grant_all(o->waiters[1], true);
+    // Ring requests in flight: ask each ring once. A ring is told the fd,
+    // which stays open (ops != 0) until the last of them has completed.
+    for (InflightLink* l = o->inflight; l != nullptr; l = l->next) {
+      bool seen = false;
+      for (InflightLink* p = o->inflight; p != l; p = p->next) seen |= p->owner == l->owner;
+      if (!seen) l->owner->cancel_fd(o->fd);
+    }
+    fd = take_fd_if_unused(o);
+  }
+  return close_fd(fd);
+}
+
+void drop_handle(IoObject* o) noexcept {
+  close(o);
+  bool done;
+  {
+    LockGuard g(o->lock);
+    o->handle = false;
+    done = unused(o);
+  }
+  if (done) recycle(o);
+}
+
+IoObject* lock_token(std::uint64_t token) noexcept {
+  IoObject* o = table().find(static_cast<std::uint32_t>(token));
+  if (o == nullptr) return nullptr;
+  o->lock.lock();
+  if (o->gen != static_cast<std::uint32_t>(token >> 32) || o->fd < 0) {
+    o->lock.unlock();
+    return nullptr;
+  }
+  return o;
+}
+
+}  // namespace weft::detail::io

@@ -1,0 +1,143 @@
+// Routing of I/O requests, the plain-thread path, blocking-pool requests and
+// backend selection.
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "io/backend.hpp"
+#include "sched/runtime_impl.hpp"
+#include "sched/waiter.hpp"
+#include "sched/worker.hpp"
+#include "weft/detail/task.hpp"
+#include "weft/errors.hpp"
+
+namespace weft::detail::io {
+namespace {
+
+// A plain thread: blocking system calls, waiting for readiness with poll(2).
+std::int64_t perform_on_thread(const Request& r, IoObject* o, std::int64_t deadline_ns) {
+  if (o == nullptr || !o->pollable) return run_syscall(r);
+  for (;;) {
+    const std::int64_t n = run_syscall(r);
+    if (n != -EAGAIN && !(r.op == Op::connect && n == -EINPROGRESS)) return n;
+    int timeout_ms = -1;
+    if (deadline_ns >= 0) {
+      const std::int64_t left = deadline_ns - monotonic_ns();
+      if (left <= 0) throw TimedOut();
+      timeout_ms = static_cast<int>((left + 999'999) / 1'000'000);
+    }
+    pollfd p{r.fd, r.readiness(), 0};
+    const int k = ::poll(&p, 1, timeout_ms);
+    if (k < 0 && errno != EINTR) return -errno;
+    if (k > 0 && r.op == Op::connect) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(r.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+      return err == 0 ? 0 : -err;
+    }
+    if (k > 0 && r.op == Op::poll) return p.revents;
+  }
+}
+
+struct BlockingSyscall final : TaskBase {
+  explicit BlockingSyscall(const Request& req) : r(req) {}
+  void run() noexcept override { result = run_syscall(r); }
+  Request r;
+  std::int64_t result = 0;
+};
+
+}  // namespace
+
+void check_cancelled() {
+  Fiber* f = current_fiber();
+  if (f != nullptr && f->cancel_requested.load(std::memory_order_acquire)) throw Cancelled();
+}
+
+std::int64_t perform_blocking(const Request& r) {
+  Worker* w = current_worker();
+  if (w == nullptr || w->current() == nullptr) return run_syscall(r);
+  auto* task = new BlockingSyscall(r);
+  try {
+    w->runtime()->spawn_blocking(task);
+  } catch (...) {
+    task->release_handle(false);
+    task->drop_runner();
+    throw;
+  }
+  task->wait(false);  // the pool thread owns the caller's buffers until done
+  const std::int64_t result = task->result;
+  task->release_handle(false);
+  return result;
+}
+
+std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
+  if (cancellable) check_cancelled();
+  OpGuard guard(o);
+  if (o != nullptr && !guard) return -EBADF;
+  Worker* w = current_worker();
+  Backend* b = (w != nullptr && w->current() != nullptr) ? w->io() : nullptr;
+  std::int64_t n;
+  if (b == nullptr) {
+    n = perform_on_thread(r, o, deadline_ns);
+  } else {
+    n = b->perform(r, o, deadline_ns, cancellable);
+    // Kernels that answer a request on a non-blocking descriptor with
+    // EAGAIN instead of waiting: wait for readiness, then retry.
+    while (n == -EAGAIN && o != nullptr && o->pollable && r.op != Op::poll &&
+           b->kind() == IoBackend::io_uring) {
+      Request p;
+      p.op = Op::poll;
+      p.fd = r.fd;
+      p.poll_events = r.readiness();
+      n = b->perform(p, o, deadline_ns, cancellable);
+      if (n < 0) break;
+      b = current_worker()->io();  // the fiber may have moved
+      n = b->perform(r, o, deadline_ns, cancellable);
+    }
+  }
+  if (o != nullptr && n == -ECANCELED) {
+    LockGuard g(o->lock);
+    if (o->closed) n = -EBADF;
+  }
+  return n;
+}
+
+std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config,
+                                                          std::size_t count) {
+  std::vector<std::unique_ptr<Backend>> out;
+  out.reserve(count);
+  IoBackend kind = config.io_backend;
+  if (kind != IoBackend::epoll) {
+    auto first = make_uring_backend(config);
+    if (first == nullptr) {
+      const int e = errno;
+      if (kind == IoBackend::io_uring) {
+        throw std::system_error(e, std::generic_category(),
+                                "weft: io_uring requested (Config::io_backend / WEFT_IO_BACKEND) "
+                                "but io_uring_queue_init failed");
+      }
+      kind = IoBackend::epoll;
+    } else {
+      kind = IoBackend::io_uring;
+      out.push_back(std::move(first));
+    }
+  }
+  while (out.size() < count) {
+    if (kind == IoBackend::epoll) {
+      out.push_back(make_epoll_backend());
+      continue;
+    }
+    auto b = make_uring_backend(config);
+    if (b == nullptr) {
+      throw std::system_error(errno, std::generic_category(),
+                              "weft: io_uring_queue_init failed for worker " +
+                                  std::to_string(out.size()));
+    }
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+}  // namespace weft::detail::io
