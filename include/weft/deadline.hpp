@@ -50,8 +50,7 @@ class Deadline {
   constexpr bool is_none() const noexcept { return ns_ < 0; }
   /// The deadline as a time_point; time_point::max() for none.
   constexpr Clock::time_point when() const noexcept {
-    return is_none() ? Clock::time_point::max()
-                     : Clock::time_point(std::chrono::nanoseconds(ns_));
+    return is_none() ? Clock::time_point::max() : Clock::time_point(std::chrono::nanoseconds(ns_));
   }
   /// CLOCK_MONOTONIC nanoseconds, or -1 for none.
   constexpr std::int64_t ns() const noexcept { return ns_; }

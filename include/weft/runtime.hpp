@@ -1,7 +1,10 @@
 // The runtime: worker threads, run queues, timers, the blocking pool.
 #pragma once
 
+#include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <utility>
@@ -14,7 +17,8 @@ namespace weft {
 
 namespace detail {
 class RuntimeImpl;
-}
+class ShutdownWatcher;
+}  // namespace detail
 
 /// Counters of one worker. Monotonic counts since the runtime started unless
 /// noted.
@@ -24,8 +28,10 @@ struct WorkerStats {
   std::uint64_t switches = 0;          ///< context switches into fibers
   std::uint64_t steals = 0;            ///< fibers taken from other workers' queues
   std::uint64_t fiber_parks = 0;       ///< fibers that parked on this worker
-  std::uint64_t sleeps = 0;            ///< times the worker thread slept on its futex
+  std::uint64_t sleeps = 0;            ///< times the worker thread slept (in its I/O backend)
   std::uint64_t runnable = 0;          ///< current: fibers in its run queue (racy snapshot)
+  std::uint64_t io_requests = 0;  ///< I/O requests submitted (io_uring) or readiness waits (epoll)
+  std::uint64_t io_blocking_waits = 0;  ///< backend waits that could block (idle sleeps)
 };
 
 /// Snapshot of a runtime's counters (taken without stopping it; fields are
@@ -41,6 +47,7 @@ struct RuntimeStats {
   std::uint64_t injector_depth = 0;    ///< current: fibers in the injector
   std::uint64_t blocking_threads = 0;  ///< current: threads of the blocking pool
   std::uint64_t blocking_tasks = 0;    ///< spawn_blocking tasks run so far
+  std::uint64_t io_requests = 0;       ///< sum of WorkerStats::io_requests
   std::vector<WorkerStats> workers;
 };
 
@@ -100,9 +107,37 @@ class Runtime {
   /// never auto_detect).
   IoBackend io_backend() const noexcept;
 
+  /// Graceful shutdown on signals (weft/signal.hpp explains how weft
+  /// catches them). From this call on, the first of `signals` to arrive
+  /// cancels every fiber of this runtime alive at that moment: each gets
+  /// weft::Cancelled from its current or next blocking call, so fibers
+  /// unwind and end (a block_on() in progress rethrows Cancelled, and the
+  /// program decides what to do next). If fibers of this runtime are still
+  /// alive `grace` after the signal (one ignores cancellation, or fibers
+  /// spawned after the signal are still running), the process ends with
+  /// _exit(128 + signo), exit handlers and destructors skipped. A second
+  /// signal from the set ends the process the same way at once, with its
+  /// own number. Ctrl-C twice thus always works.
+  ///
+  /// The signals are handled by weft for the rest of the process (their
+  /// default action, terminating the process, no longer runs); before the
+  /// first signal nothing changes for the fibers. A signal that arrives
+  /// when no fiber is alive only arms the second-signal exit. The watch
+  /// ends with the Runtime; during its destructor (which cancels every
+  /// fiber itself) the grace period and a second signal still apply. A
+  /// second call replaces the first one's signals and grace (calls must not
+  /// run concurrently with each other or with the destructor).
+  ///
+  /// @throws std::invalid_argument for an empty list, a signal that cannot
+  ///         be handled (as weft::signal::wait) or a negative grace;
+  ///         std::system_error if the signal machinery cannot be set up.
+  void shutdown_on_signals(std::initializer_list<int> signals = {SIGINT, SIGTERM},
+                           std::chrono::nanoseconds grace = std::chrono::seconds(5));
+
  private:
   void spawn_task(detail::TaskBase* task, const FiberOptions& opts);
   std::unique_ptr<detail::RuntimeImpl> impl_;
+  std::unique_ptr<detail::ShutdownWatcher> shutdown_;  // see ~Runtime for the order
 };
 
 }  // namespace weft

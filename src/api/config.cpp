@@ -119,9 +119,8 @@ Config Config::from_env() {
       bad("environment variable WEFT_IO_BACKEND", "auto, io_uring or epoll", "'" + v + "'");
     }
   }
-  c.io_uring_entries = static_cast<std::uint32_t>(
-      env_number("WEFT_IO_URING_ENTRIES", 8, 32768, "a power of two in 8..32768", false,
-                 c.io_uring_entries));
+  c.io_uring_entries = static_cast<std::uint32_t>(env_number(
+      "WEFT_IO_URING_ENTRIES", 8, 32768, "a power of two in 8..32768", false, c.io_uring_entries));
   c.validate();
   return c;
 }
@@ -153,8 +152,7 @@ void Config::validate() const {
   }
   if (io_uring_entries < 8 || io_uring_entries > 32768 ||
       (io_uring_entries & (io_uring_entries - 1)) != 0) {
-    bad("Config::io_uring_entries", "a power of two in 8..32768",
-        std::to_string(io_uring_entries));
+    bad("Config::io_uring_entries", "a power of two in 8..32768", std::to_string(io_uring_entries));
   }
   if (io_backend != IoBackend::auto_detect && io_backend != IoBackend::io_uring &&
       io_backend != IoBackend::epoll) {

@@ -8,8 +8,8 @@
 // wake-ups from other workers share one wait.
 #pragma once
 
-#include <cstdint>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -26,8 +26,7 @@ class Backend {
   /// backends of that kind. @throws std::system_error when the requested
   /// backend cannot be created (io_uring forced where it is unavailable,
   /// out of file descriptors or memory).
-  static std::vector<std::unique_ptr<Backend>> create_all(const Config& config,
-                                                          std::size_t count);
+  static std::vector<std::unique_ptr<Backend>> create_all(const Config& config, std::size_t count);
 
   virtual ~Backend() = default;
   virtual IoBackend kind() const noexcept = 0;

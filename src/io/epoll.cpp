@@ -149,7 +149,8 @@ class EpollBackend final : public Backend {
     bump(submitted_);
     Waiter w;
     WaitNode node(&w);
-    const Waiter::Result res = wait_queued(o->lock, o->waiters[dir], node, deadline_ns, [] {}, false, cancellable);
+    const Waiter::Result res = wait_queued(
+        o->lock, o->waiters[dir], node, deadline_ns, [] {}, false, cancellable);
     if (res == Waiter::kNotified) return node.closed ? -EBADF : 0;
     if (res == Waiter::kCancelled) throw Cancelled();
     throw TimedOut();

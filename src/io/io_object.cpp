@@ -5,8 +5,8 @@
 #include <array>
 #include <atomic>
 #include <mutex>
-#include <utility>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "io/backend.hpp"

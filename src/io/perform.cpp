@@ -104,8 +104,7 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
   return n;
 }
 
-std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config,
-                                                          std::size_t count) {
+std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config, std::size_t count) {
   std::vector<std::unique_ptr<Backend>> out;
   out.reserve(count);
   IoBackend kind = config.io_backend;
@@ -131,9 +130,9 @@ std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config,
     }
     auto b = make_uring_backend(config);
     if (b == nullptr) {
-      throw std::system_error(errno, std::generic_category(),
-                              "weft: io_uring_queue_init failed for worker " +
-                                  std::to_string(out.size()));
+      throw std::system_error(
+          errno, std::generic_category(),
+          "weft: io_uring_queue_init failed for worker " + std::to_string(out.size()));
     }
     out.push_back(std::move(b));
   }

@@ -15,23 +15,23 @@
 namespace weft::detail::io {
 
 enum class Op : std::uint8_t {
-  read,       // fd, buf, len, offset (kCurrentOffset: the file position)
-  write,      // fd, buf, len, offset
-  readv,      // fd, iov, iovcnt, offset
-  writev,     // fd, iov, iovcnt, offset
-  recv,       // fd, buf, len, flags
-  send,       // fd, buf, len, flags (MSG_NOSIGNAL is always added)
-  recvmsg,    // fd, msg, flags
-  sendmsg,    // fd, msg, flags (MSG_NOSIGNAL is always added)
-  accept,     // fd, addr, addrlen; the new fd is non-blocking and close-on-exec
-  connect,    // fd, addr, addr_len
-  poll,       // fd, poll_events: waits until one of them is ready
-  fsync,      // fd; flags = 1: fdatasync
-  openat,     // dirfd, path, flags, mode -> new fd
-  statx,      // dirfd, path, flags, mask (in len), stx
-  mkdirat,    // dirfd, path, mode
-  renameat,   // dirfd, path, dirfd, path2
-  unlinkat,   // dirfd, path, flags (AT_REMOVEDIR)
+  read,      // fd, buf, len, offset (kCurrentOffset: the file position)
+  write,     // fd, buf, len, offset
+  readv,     // fd, iov, iovcnt, offset
+  writev,    // fd, iov, iovcnt, offset
+  recv,      // fd, buf, len, flags
+  send,      // fd, buf, len, flags (MSG_NOSIGNAL is always added)
+  recvmsg,   // fd, msg, flags
+  sendmsg,   // fd, msg, flags (MSG_NOSIGNAL is always added)
+  accept,    // fd, addr, addrlen; the new fd is non-blocking and close-on-exec
+  connect,   // fd, addr, addr_len
+  poll,      // fd, poll_events: waits until one of them is ready
+  fsync,     // fd; flags = 1: fdatasync
+  openat,    // dirfd, path, flags, mode -> new fd
+  statx,     // dirfd, path, flags, mask (in len), stx
+  mkdirat,   // dirfd, path, mode
+  renameat,  // dirfd, path, dirfd, path2
+  unlinkat,  // dirfd, path, flags (AT_REMOVEDIR)
 };
 
 inline constexpr std::uint64_t kCurrentOffset = ~std::uint64_t{0};

@@ -380,9 +380,9 @@ class UringBackend final : public Backend {
   int wake_fd_ = -1;
   std::uint64_t wake_buf_ = 0;
   bool wake_armed_ = false;
-  unsigned pending_ = 0;   // owner: SQEs queued, not yet submitted
+  unsigned pending_ = 0;      // owner: SQEs queued, not yet submitted
   std::size_t inflight_ = 0;  // owner: requests submitted, not yet reaped
-  std::uint16_t tag_ = 0;  // owner: user_data tag counter
+  std::uint16_t tag_ = 0;     // owner: user_data tag counter
 
   SpinLock mail_lock_;
   std::atomic<bool> mail_{false};  // hint: the mailbox may be non-empty

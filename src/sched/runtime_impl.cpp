@@ -1,7 +1,7 @@
 #include "sched/runtime_impl.hpp"
 
-#include <csignal>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <new>
 #include <stdexcept>
@@ -357,6 +357,9 @@ RuntimeStats RuntimeImpl::stats() const {
     ws.fiber_parks = w->parks_.load(std::memory_order_relaxed);
     ws.sleeps = w->sleeps_.load(std::memory_order_relaxed);
     ws.runnable = w->queued() + w->yielded();
+    ws.io_requests = w->io()->submitted();
+    ws.io_blocking_waits = w->io()->blocking_waits();
+    s.io_requests += ws.io_requests;
     s.fibers_spawned += ws.fibers_spawned;
     s.fibers_completed += ws.fibers_completed;
     s.steals += ws.steals;

@@ -1,0 +1,122 @@
+// weft-echo: a TCP echo server, one fiber per connection.
+//
+//   weft-echo --port P [--bind ADDR] [--workers N] [--io auto|io_uring|epoll]
+//
+// Every connection gets a fiber that reads what arrives and writes it back
+// until the peer closes. SIGINT/SIGTERM stop it. Built on the public API
+// only; used by bench/compare_echo.sh against Go's echo server.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "weft/net.hpp"
+#include "weft/weft.hpp"
+
+namespace {
+
+[[noreturn]] void usage(const char* error) {
+  if (error != nullptr) std::fprintf(stderr, "weft-echo: %s\n", error);
+  std::fprintf(error != nullptr ? stderr : stdout,
+               "usage: weft-echo --port P [--bind ADDR] [--workers N] [--io auto|io_uring|epoll]\n"
+               "  --port P      TCP port to listen on (1..65535)\n"
+               "  --bind ADDR   IP address to bind (default 127.0.0.1)\n"
+               "  --workers N   worker threads (default: one per core)\n"
+               "  --io KIND     I/O backend (default auto: io_uring when available)\n");
+  std::exit(error != nullptr ? 2 : 0);
+}
+
+long number(const char* flag, const char* text, long lo, long hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) {
+    const std::string msg = std::string(flag) + " wants an integer in " + std::to_string(lo) +
+                            ".." + std::to_string(hi) + ", got '" + text + "'";
+    usage(msg.c_str());
+  }
+  return v;
+}
+
+void serve(weft::net::TcpStream conn) {
+  conn.set_nodelay(true);
+  char buf[16 * 1024];
+  try {
+    for (;;) {
+      const std::size_t n = conn.read(buf, sizeof buf);
+      if (n == 0) return;
+      conn.write_all(buf, n);
+    }
+  } catch (const std::system_error&) {
+    // Peer reset or went away: drop the connection.
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  long port = -1;
+  std::string bind = "127.0.0.1";
+  weft::Config config;
+  try {
+    config = weft::Config::from_env();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "weft-echo: %s\n", e.what());
+    return 2;
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a == "--help" || a == "-h") usage(nullptr);
+    if (i + 1 >= argc) usage(("missing value after " + std::string(a)).c_str());
+    const char* v = argv[++i];
+    if (a == "--port") {
+      port = number("--port", v, 1, 65535);
+    } else if (a == "--bind") {
+      bind = v;
+    } else if (a == "--workers") {
+      config.workers = static_cast<std::size_t>(number("--workers", v, 1, 1024));
+    } else if (a == "--io") {
+      const std::string_view k = v;
+      if (k == "auto") {
+        config.io_backend = weft::IoBackend::auto_detect;
+      } else if (k == "io_uring") {
+        config.io_backend = weft::IoBackend::io_uring;
+      } else if (k == "epoll") {
+        config.io_backend = weft::IoBackend::epoll;
+      } else {
+        usage("--io wants auto, io_uring or epoll");
+      }
+    } else {
+      usage(("unknown option " + std::string(a)).c_str());
+    }
+  }
+  if (port < 0) usage("--port is required");
+
+  weft::net::Address addr;
+  try {
+    addr = weft::net::Address(bind, static_cast<std::uint16_t>(port));
+  } catch (const std::exception& e) {
+    usage(e.what());
+  }
+
+  try {
+    weft::Runtime rt(config);
+    rt.block_on([&] {
+      auto listener = weft::net::TcpListener::bind(addr);
+      std::printf("weft-echo: listening on %s (%zu workers, %s)\n",
+                  listener.local_address().to_string().c_str(), rt.workers(),
+                  rt.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
+      std::fflush(stdout);
+      for (;;) weft::spawn([c = listener.accept()]() mutable { serve(std::move(c)); }).detach();
+    });
+  } catch (const weft::Cancelled&) {
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "weft-echo: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
