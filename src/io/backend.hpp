@@ -49,10 +49,14 @@ class Backend {
   /// next one return at once.
   virtual void wake() noexcept = 0;
 
-  /// Any thread: cancels every request in flight on this backend for `fd`
-  /// (io_uring; they complete with -ECANCELED). fd must stay open until they
-  /// have completed. epoll: nothing to do.
-  virtual void cancel_fd(int fd) noexcept = 0;
+  /// Any thread, with o->lock held: cancels every request in flight on this
+  /// backend for o's descriptor `fd` (io_uring; they complete with
+  /// -ECANCELED). The caller has taken an operation reference on o for the
+  /// backend (++o->ops), which the backend releases with end_op() once the
+  /// cancel has completed: until then fd cannot be closed, so the cancel
+  /// can never hit a later descriptor that reuses the number. epoll: never
+  /// called (no requests are in flight in the kernel).
+  virtual void cancel_fd(IoObject* o, int fd) noexcept = 0;
 
   /// A fiber running on the owner's worker performs r (on o, which the
   /// caller holds an operation on, or nullptr for path operations) and

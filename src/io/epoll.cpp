@@ -65,7 +65,7 @@ class EpollBackend final : public Backend {
     const std::uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   }
-  void cancel_fd(int) noexcept override {}
+  void cancel_fd(IoObject*, int) noexcept override {}
 
   void wait(std::int64_t timeout_ns) noexcept override {
     epoll_event events[kMaxEvents];

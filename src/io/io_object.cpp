@@ -144,12 +144,16 @@ int close(IoObject* o) noexcept {
     // Waiters for readiness see `closed` when they wake and fail with EBADF.
     grant_all(o->waiters[0], true);
     grant_all(o->waiters[1], true);
-    // Ring requests in flight: ask each ring once. A ring is told the fd,
-    // which stays open (ops != 0) until the last of them has completed.
+    // Ring requests in flight: ask each ring once. Each cancel holds an
+    // operation reference, so the fd stays open until the cancel itself has
+    // completed and can never cancel requests on a reused fd number.
     for (InflightLink* l = o->inflight; l != nullptr; l = l->next) {
       bool seen = false;
       for (InflightLink* p = o->inflight; p != l; p = p->next) seen |= p->owner == l->owner;
-      if (!seen) l->owner->cancel_fd(o->fd);
+      if (!seen) {
+        ++o->ops;  // released by the backend when its cancel completes
+        l->owner->cancel_fd(o, o->fd);
+      }
     }
     fd = take_fd_if_unused(o);
   }

@@ -46,6 +46,10 @@ namespace {
 
 constexpr std::uint64_t kWakeTag = 1;    // the read on the wake eventfd
 constexpr std::uint64_t kIgnoreTag = 2;  // cancels and other fire-and-forget SQEs
+// Low bit set (and not kWakeTag): an IoObject* whose close() asked for a
+// cancel_fd; the CQE releases the reference close() took. UringOps are
+// 8-byte aligned, so their tagged user_data never has it.
+constexpr std::uint64_t kObjectTag = 1;
 constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << 48) - 1;
 constexpr unsigned kSubmitBatch = 32;
 
@@ -182,10 +186,10 @@ class UringBackend final : public Backend {
     [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
   }
 
-  void cancel_fd(int fd) noexcept override {
+  void cancel_fd(IoObject* o, int fd) noexcept override {
     {
       LockGuard g(mail_lock_);
-      cancel_fds_.push_back(fd);
+      cancel_fds_.push_back({o, fd});
       mail_.store(true, std::memory_order_relaxed);
     }
     if (!on_owner()) wake();
@@ -305,6 +309,11 @@ class UringBackend final : public Backend {
         continue;
       }
       if (ud == kIgnoreTag) continue;
+      if ((ud & kObjectTag) != 0) {  // a close()'s cancel_fd has completed
+        --inflight_;
+        end_op(reinterpret_cast<IoObject*>(ud & ~kObjectTag));
+        continue;
+      }
       auto* op = reinterpret_cast<UringOp*>(ud & kPtrMask);
       --inflight_;
       op->res = cqe->res;
@@ -353,7 +362,7 @@ class UringBackend final : public Backend {
   void drain_mail() noexcept {
     if (!mail_.load(std::memory_order_relaxed)) return;
     UringOp* ops;
-    std::vector<int> fds;
+    std::vector<std::pair<IoObject*, int>> fds;
     {
       LockGuard g(mail_lock_);
       ops = std::exchange(abandoned_, nullptr);
@@ -365,11 +374,12 @@ class UringBackend final : public Backend {
       if (handle_abandon(ops)) ops->final->wake(Waiter::kNotified);
       ops = next;
     }
-    for (int fd : fds) {
+    for (auto [o, fd] : fds) {
       io_uring_sqe* sqe = get_sqe();
       io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-      io_uring_sqe_set_data64(sqe, kIgnoreTag);
+      io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(o) | kObjectTag);
       ++pending_;
+      ++inflight_;
     }
   }
 
@@ -385,9 +395,9 @@ class UringBackend final : public Backend {
   std::uint16_t tag_ = 0;     // owner: user_data tag counter
 
   SpinLock mail_lock_;
-  std::atomic<bool> mail_{false};  // hint: the mailbox may be non-empty
-  UringOp* abandoned_ = nullptr;   // guarded by mail_lock_
-  std::vector<int> cancel_fds_;    // guarded by mail_lock_
+  std::atomic<bool> mail_{false};                      // hint: the mailbox may be non-empty
+  UringOp* abandoned_ = nullptr;                       // guarded by mail_lock_
+  std::vector<std::pair<IoObject*, int>> cancel_fds_;  // guarded by mail_lock_
 };
 
 }  // namespace
