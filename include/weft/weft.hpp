@@ -5,6 +5,7 @@
 #include "weft/config.hpp"
 #include "weft/errors.hpp"
 #include "weft/fiber.hpp"
+#include "weft/fs.hpp"
 #include "weft/runtime.hpp"
 #include "weft/select.hpp"
 #include "weft/sync.hpp"

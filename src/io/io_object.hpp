@@ -84,7 +84,8 @@ IoObject* lock_token(std::uint64_t token) noexcept;
 /// RAII for begin_op/end_op.
 class OpGuard {
  public:
-  explicit OpGuard(IoObject* o) noexcept : o_(begin_op(o) ? o : nullptr) {}
+  /// o may be nullptr (path operations): then the guard holds nothing.
+  explicit OpGuard(IoObject* o) noexcept : o_(o != nullptr && begin_op(o) ? o : nullptr) {}
   ~OpGuard() {
     if (o_ != nullptr) end_op(o_);
   }

@@ -67,7 +67,14 @@ struct UringOp {
   InflightLink link;
 };
 
-void prep(io_uring_sqe* sqe, const Request& r) noexcept {
+// The most one read or write transfers, as read(2) caps it (MAX_RW_COUNT):
+// SQE lengths are 32 bits, so larger requests must become short counts, not
+// wrap around.
+constexpr std::size_t kMaxTransfer = 0x7ffff000;
+
+void prep(io_uring_sqe* sqe, const Request& req) noexcept {
+  Request r = req;
+  if (r.len > kMaxTransfer && r.op != Op::statx) r.len = kMaxTransfer;
   switch (r.op) {
     case Op::read:
       io_uring_prep_read(sqe, r.fd, r.buf, static_cast<unsigned>(r.len), r.offset);
