@@ -3,8 +3,10 @@
 //   weft-echo --port P [--bind ADDR] [--workers N] [--io auto|io_uring|epoll]
 //
 // Every connection gets a fiber that reads what arrives and writes it back
-// until the peer closes. SIGINT/SIGTERM stop it. Built on the public API
-// only; used by bench/compare_echo.sh against Go's echo server.
+// until the peer closes. SIGINT/SIGTERM shut it down: every fiber is
+// cancelled (blocked reads and the accept throw weft::Cancelled) and the
+// process exits 0 once they have ended. Built on the public API only; used
+// by bench/compare_echo.sh against Go's echo server.
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -104,6 +106,7 @@ int main(int argc, char** argv) {
 
   try {
     weft::Runtime rt(config);
+    rt.shutdown_on_signals({SIGINT, SIGTERM}, std::chrono::seconds(2));
     rt.block_on([&] {
       auto listener = weft::net::TcpListener::bind(addr);
       std::printf("weft-echo: listening on %s (%zu workers, %s)\n",

@@ -135,10 +135,16 @@ class Socket {
   /// False after close() or a move.
   bool is_open() const noexcept;
   /// The descriptor (for setsockopt and the like), -1 when closed. Owned by
-  /// this object: do not close it.
-  int native_handle() const noexcept { return fd_; }
+  /// this object: do not close it, and do not use the number after close():
+  /// it may name another descriptor by then.
+  int native_handle() const noexcept;
 
  protected:
+  /// Runs fn(fd) while holding the descriptor open (so a concurrent close()
+  /// cannot hand its number to another socket meanwhile).
+  /// @throws std::system_error(EBADF) if closed.
+  template <class F>
+  auto with_fd(const char* what, F&& fn) const;
   /// Takes ownership of fd (non-blocking, close-on-exec); closes it and
   /// rethrows if registering it fails.
   explicit Socket(int fd);
@@ -192,6 +198,10 @@ struct BindOptions {
   /// net.core.somaxconn). TCP only.
   int backlog = 1024;
   /// SO_REUSEADDR: rebind a port whose old connections are in TIME_WAIT.
+  /// TCP only: UdpSocket::bind ignores it, because for UDP it lets several
+  /// sockets bind one port (even a port 0 request may be handed a port
+  /// another such socket holds) and take each other's datagrams. Use
+  /// reuse_port for deliberate sharing.
   bool reuse_address = true;
   /// SO_REUSEPORT: several sockets on one port, the kernel spreading
   /// connections (or datagrams) among them.

@@ -1,11 +1,16 @@
 // weft: stackful fibers on an M:N work-stealing runtime. Umbrella header.
+// weft/signal.hpp is not included: its namespace weft::signal would make an
+// unqualified signal(...) ambiguous under `using namespace weft`.
 #pragma once
 
 #include "weft/channel.hpp"
 #include "weft/config.hpp"
+#include "weft/deadline.hpp"
 #include "weft/errors.hpp"
 #include "weft/fiber.hpp"
 #include "weft/fs.hpp"
+#include "weft/net.hpp"
+#include "weft/process.hpp"
 #include "weft/runtime.hpp"
 #include "weft/select.hpp"
 #include "weft/sync.hpp"

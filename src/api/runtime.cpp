@@ -13,22 +13,6 @@
 
 namespace weft {
 
-namespace {
-
-// RuntimeImpl::cancel_all() is private and src/sched is not ours to edit
-// here; an explicit instantiation may name a private member (access is not
-// checked there), which hands its address to the friend below.
-// TODO(sched owner): make RuntimeImpl::cancel_all() public and call it
-// directly instead.
-void cancel_all_fibers(detail::RuntimeImpl& rt) noexcept;
-template <void (detail::RuntimeImpl::*M)() noexcept>
-struct CancelAllAccess {
-  friend void cancel_all_fibers(detail::RuntimeImpl& rt) noexcept { (rt.*M)(); }
-};
-template struct CancelAllAccess<&detail::RuntimeImpl::cancel_all>;
-
-}  // namespace
-
 Runtime::Runtime(Config config) : impl_(std::make_unique<detail::RuntimeImpl>(config)) {}
 
 Runtime::~Runtime() {
@@ -44,7 +28,7 @@ void Runtime::shutdown_on_signals(std::initializer_list<int> signals,
                                   std::chrono::nanoseconds grace) {
   detail::RuntimeImpl* rt = impl_.get();
   auto fresh = std::make_unique<detail::ShutdownWatcher>(
-      signals, grace, [rt] { cancel_all_fibers(*rt); }, [rt] { return rt->alive() != 0; });
+      signals, grace, [rt] { rt->cancel_all(); }, [rt] { return rt->alive() != 0; });
   shutdown_ = std::move(fresh);  // the old watcher (if any) stops here
 }
 

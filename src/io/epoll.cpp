@@ -6,10 +6,11 @@
 // Operations are plain non-blocking system calls; on EAGAIN the fiber
 // queues on the object's wait list for that direction and parks. The owner
 // of the epoll dispatches an edge by setting the direction's `ready` flag
-// and granting every waiter, who then retry. The flag closes the window
-// between a call's EAGAIN and its waiter being queued: a fiber that finds it
-// set consumes it and retries instead of parking (Go's pollDesc does the
-// same with pdReady). Regular files are not pollable: their operations, and
+// and granting every waiter, who then retry; an edge nobody waits for sets
+// the direction's `ready` flag instead. The flag closes the window between a
+// call's EAGAIN and its waiter being queued: a fiber that finds it set
+// consumes it and retries instead of parking (Go's pollDesc does the same
+// with pdReady). Regular files are not pollable: their operations, and
 // path operations, run on the blocking pool.
 #include <poll.h>
 #include <sys/epoll.h>
@@ -52,6 +53,7 @@ class EpollBackend final : public Backend {
     }
   }
   ~EpollBackend() override {
+    if (registered_.load(std::memory_order_relaxed) != 0) forget_poller(this);
     ::close(epfd_);
     ::close(wake_fd_);
   }
@@ -88,13 +90,13 @@ class EpollBackend final : public Backend {
       IoObject* o = lock_token(token);
       if (o == nullptr) continue;  // closed and recycled since
       const std::uint32_t ev = events[i].events;
+      // An edge goes to the waiters if there are any (they retry the call);
+      // otherwise it is kept for the next caller (Go's netpollunblock).
       if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0) {
-        o->ready[0] = true;
-        grant_all(o->waiters[0]);
+        if (grant_all(o->waiters[0]) == 0) o->ready[0] = true;
       }
       if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
-        o->ready[1] = true;
-        grant_all(o->waiters[1]);
+        if (grant_all(o->waiters[1]) == 0) o->ready[1] = true;
       }
       o->lock.unlock();
     }

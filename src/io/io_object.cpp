@@ -45,6 +45,12 @@ class ObjectTable {
     free_.push_back(o->index);  // capacity reserved in alloc()
   }
 
+  template <class F>
+  void for_each(F fn) noexcept {
+    std::lock_guard g(mu_);
+    for (std::uint32_t i = 0; i < next_; ++i) fn(slot(i));
+  }
+
   IoObject* find(std::uint32_t index) const noexcept {
     if (index >= kChunk * kMaxChunks) return nullptr;
     IoObject* chunk = chunks_[index / kChunk].load(std::memory_order_acquire);
@@ -169,6 +175,16 @@ void drop_handle(IoObject* o) noexcept {
     done = unused(o);
   }
   if (done) recycle(o);
+}
+
+void forget_poller(const Backend* b) noexcept {
+  table().for_each([b](IoObject* o) {
+    LockGuard g(o->lock);
+    if (o->poller == b) {
+      o->poller = nullptr;
+      o->ready[0] = o->ready[1] = false;
+    }
+  });
 }
 
 IoObject* lock_token(std::uint64_t token) noexcept {

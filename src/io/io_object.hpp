@@ -77,6 +77,12 @@ int close(IoObject* o) noexcept;
 /// close(), then drops the owning handle.
 void drop_handle(IoObject* o) noexcept;
 
+/// Detaches every object registered with the epoll backend `b`, which is
+/// being destroyed (its epoll instance, and the registrations in it, die
+/// with it): their next wait registers them again wherever it runs, so a
+/// socket outlives the runtime it was first used in.
+void forget_poller(const Backend* b) noexcept;
+
 /// The object whose epoll token is `token`, locked, or nullptr if that slot
 /// has been recycled since.
 IoObject* lock_token(std::uint64_t token) noexcept;

@@ -19,19 +19,24 @@ namespace {
 // A plain thread: blocking system calls, waiting for readiness with poll(2).
 std::int64_t perform_on_thread(const Request& r, IoObject* o, std::int64_t deadline_ns) {
   if (o == nullptr || !o->pollable) return run_syscall(r);
+  bool connecting = false;  // a connect in progress is waited for, never reissued
   for (;;) {
-    const std::int64_t n = run_syscall(r);
-    if (n != -EAGAIN && !(r.op == Op::connect && n == -EINPROGRESS)) return n;
+    if (!connecting) {
+      const std::int64_t n = run_syscall(r);
+      connecting = r.op == Op::connect && n == -EINPROGRESS;
+      if (n != -EAGAIN && !connecting) return n;
+    }
     int timeout_ms = -1;
     if (deadline_ns >= 0) {
       const std::int64_t left = deadline_ns - monotonic_ns();
       if (left <= 0) throw TimedOut();
-      timeout_ms = static_cast<int>((left + 999'999) / 1'000'000);
+      const std::int64_t ms = (left + 999'999) / 1'000'000;
+      timeout_ms = ms > 1'000'000'000 ? 1'000'000'000 : static_cast<int>(ms);
     }
     pollfd p{r.fd, r.readiness(), 0};
     const int k = ::poll(&p, 1, timeout_ms);
     if (k < 0 && errno != EINTR) return -errno;
-    if (k > 0 && r.op == Op::connect) {
+    if (k > 0 && connecting) {
       int err = 0;
       socklen_t len = sizeof err;
       if (::getsockopt(r.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
@@ -82,7 +87,17 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
   if (b == nullptr) {
     n = perform_on_thread(r, o, deadline_ns);
   } else {
-    n = b->perform(r, o, deadline_ns, cancellable);
+    for (;;) {
+      try {
+        n = b->perform(r, o, deadline_ns, cancellable);
+        break;
+      } catch (const TimedOut&) {
+        // The timer wheel clamps far deadlines (~12 days): an early expiry
+        // withdrew the request without transferring anything; reissue it.
+        if (deadline_ns < 0 || monotonic_ns() >= deadline_ns) throw;
+        b = current_worker()->io();
+      }
+    }
     // Kernels that answer a request on a non-blocking descriptor with
     // EAGAIN instead of waiting: wait for readiness, then retry.
     while (n == -EAGAIN && o != nullptr && o->pollable && r.op != Op::poll &&
@@ -91,10 +106,11 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
       p.op = Op::poll;
       p.fd = r.fd;
       p.poll_events = r.readiness();
-      n = b->perform(p, o, deadline_ns, cancellable);
+      // Each request goes to the ring of the worker the fiber runs on now:
+      // it may have moved while it was parked.
+      n = current_worker()->io()->perform(p, o, deadline_ns, cancellable);
       if (n < 0) break;
-      b = current_worker()->io();  // the fiber may have moved
-      n = b->perform(r, o, deadline_ns, cancellable);
+      n = current_worker()->io()->perform(r, o, deadline_ns, cancellable);
     }
   }
   if (o != nullptr && n == -ECANCELED) {

@@ -146,8 +146,9 @@ class UringBackend final : public Backend {
     // Flag sets to try, best first; a kernel that rejects a flag says EINVAL.
     const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
     const unsigned tries[] = {
-        base | IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-        base | IORING_SETUP_R_DISABLED | IORING_SETUP_COOP_TASKRUN,
+        base | IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+            IORING_SETUP_TASKRUN_FLAG,
+        base | IORING_SETUP_R_DISABLED | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_CQSIZE,
     };
     int r = -EINVAL;
@@ -206,6 +207,7 @@ class UringBackend final : public Backend {
     drain_mail();
     if (timeout_ns == 0) {
       if (pending_ == 0 && inflight_ == 0) return;
+      if (pending_ == 0 && nothing_to_reap()) return;
       enter(0, nullptr);
     } else {
       arm_wake();
@@ -260,6 +262,16 @@ class UringBackend final : public Backend {
   bool on_owner() const noexcept {
     Worker* w = current_worker();
     return w != nullptr && w->io() == this;
+  }
+
+  // Owner: true if an enter could find nothing: no CQE posted and, with
+  // IORING_SETUP_TASKRUN_FLAG, no task work the kernel has flagged for us
+  // (a completion it has not posted yet). Saves an empty io_uring_enter on
+  // every poll while requests are merely in flight.
+  bool nothing_to_reap() const noexcept {
+    if ((flags_ & IORING_SETUP_TASKRUN_FLAG) == 0) return false;
+    return io_uring_cq_ready(&ring_) == 0 &&
+           (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN) == 0;
   }
 
   // Owner. A free SQE, submitting what is queued if the ring is full.

@@ -34,8 +34,9 @@ void set_int_option(int fd, int level, int name, int value, const char* what) {
   if (::setsockopt(fd, level, name, &value, sizeof value) != 0) throw_errno(errno, what);
 }
 
-void apply_bind_options(int fd, const Address& addr, const BindOptions& o) {
-  if (o.reuse_address) set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)");
+void apply_bind_options(int fd, const Address& addr, const BindOptions& o, bool stream) {
+  if (o.reuse_address && stream)
+    set_int_option(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)");
   if (o.reuse_port) set_int_option(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)");
   if (addr.is_ipv6()) {
     set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, o.v6_only ? 1 : 0, "setsockopt(IPV6_V6ONLY)");
@@ -126,6 +127,17 @@ void Socket::close() noexcept {
   if (obj_ != nullptr) detail::io::close(obj_);
 }
 
+int Socket::native_handle() const noexcept {
+  return is_open() ? fd_ : -1;
+}
+
+template <class F>
+auto Socket::with_fd(const char* what, F&& fn) const {
+  detail::io::OpGuard guard(obj_);
+  if (!guard) throw_errno(EBADF, what);
+  return fn(fd_);
+}
+
 bool Socket::is_open() const noexcept {
   if (obj_ == nullptr) return false;
   detail::LockGuard g(obj_->lock);
@@ -133,17 +145,20 @@ bool Socket::is_open() const noexcept {
 }
 
 Address Socket::socket_address() const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    throw_errno(errno, "getsockname");
-  }
-  return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  return with_fd("getsockname", [](int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      throw_errno(errno, "getsockname");
+    }
+    return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  });
 }
 
 // --- Stream ----------------------------------------------------------------
 
 std::size_t Stream::read(void* buf, std::size_t len, Deadline d) {
+  if (len == 0) return with_fd("read", [](int) { return std::size_t{0}; });
   Request r;
   r.op = Op::recv;
   r.fd = fd_;
@@ -181,6 +196,9 @@ void Stream::write_all(const void* buf, std::size_t len, Deadline d) {
 }
 
 std::size_t Stream::readv(std::span<const iovec> bufs, Deadline d) {
+  std::size_t total = 0;
+  for (const iovec& v : bufs) total += v.iov_len;
+  if (total == 0) return read(nullptr, 0, d);
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(bufs.data());
   msg.msg_iovlen = bufs.size();
@@ -204,9 +222,9 @@ std::size_t Stream::writev(std::span<const iovec> bufs, Deadline d) {
 
 void Stream::shutdown(Shutdown how) {
   const int h = how == Shutdown::read ? SHUT_RD : how == Shutdown::write ? SHUT_WR : SHUT_RDWR;
-  detail::io::OpGuard guard(obj_);
-  if (obj_ == nullptr || !guard) throw_errno(EBADF, "shutdown");
-  if (::shutdown(fd_, h) != 0) throw_errno(errno, "shutdown");
+  with_fd("shutdown", [h](int fd) {
+    if (::shutdown(fd, h) != 0) throw_errno(errno, "shutdown");
+  });
 }
 
 // --- TCP -------------------------------------------------------------------
@@ -232,23 +250,29 @@ TcpStream TcpStream::connect(std::string_view host, std::uint16_t port, Deadline
 }
 
 void TcpStream::set_nodelay(bool on) {
-  set_int_option(fd_, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "setsockopt(TCP_NODELAY)");
+  with_fd("setsockopt(TCP_NODELAY)", [on](int fd) {
+    set_int_option(fd, IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0, "setsockopt(TCP_NODELAY)");
+  });
 }
 
 void TcpStream::set_keepalive(bool on, int idle_seconds) {
-  set_int_option(fd_, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "setsockopt(SO_KEEPALIVE)");
-  if (on && idle_seconds > 0) {
-    set_int_option(fd_, IPPROTO_TCP, TCP_KEEPIDLE, idle_seconds, "setsockopt(TCP_KEEPIDLE)");
-  }
+  with_fd("setsockopt(SO_KEEPALIVE)", [on, idle_seconds](int fd) {
+    set_int_option(fd, SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0, "setsockopt(SO_KEEPALIVE)");
+    if (on && idle_seconds > 0) {
+      set_int_option(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_seconds, "setsockopt(TCP_KEEPIDLE)");
+    }
+  });
 }
 
 Address TcpStream::peer_address() const {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    throw_errno(errno, "getpeername");
-  }
-  return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  return with_fd("getpeername", [](int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+      throw_errno(errno, "getpeername");
+    }
+    return Address::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+  });
 }
 
 Address TcpStream::local_address() const {
@@ -258,7 +282,7 @@ Address TcpStream::local_address() const {
 TcpListener TcpListener::bind(const Address& addr, const BindOptions& o) {
   if (o.backlog < 1) throw_errno(EINVAL, "listen backlog must be >= 1");
   TcpListener l(new_socket(addr.family(), SOCK_STREAM));
-  apply_bind_options(l.fd_, addr, o);
+  apply_bind_options(l.fd_, addr, o, true);
   if (::bind(l.fd_, addr.sockaddr_ptr(), addr.sockaddr_len()) != 0) {
     throw_errno(errno, "bind " + addr.to_string());
   }
@@ -278,7 +302,7 @@ Address TcpListener::local_address() const {
 
 UdpSocket UdpSocket::bind(const Address& addr, const BindOptions& o) {
   UdpSocket s(new_socket(addr.family(), SOCK_DGRAM));
-  apply_bind_options(s.fd_, addr, o);
+  apply_bind_options(s.fd_, addr, o, false);
   if (::bind(s.fd_, addr.sockaddr_ptr(), addr.sockaddr_len()) != 0) {
     throw_errno(errno, "bind " + addr.to_string());
   }
@@ -316,9 +340,11 @@ std::pair<std::size_t, Address> UdpSocket::recv_from(void* buf, std::size_t len,
 }
 
 void UdpSocket::connect(const Address& peer) {
-  if (::connect(fd_, peer.sockaddr_ptr(), peer.sockaddr_len()) != 0) {
-    throw_errno(errno, "connect " + peer.to_string());
-  }
+  with_fd("connect", [&peer](int fd) {
+    if (::connect(fd, peer.sockaddr_ptr(), peer.sockaddr_len()) != 0) {
+      throw_errno(errno, "connect " + peer.to_string());
+    }
+  });
 }
 
 std::size_t UdpSocket::send(const void* buf, std::size_t len, Deadline d) {

@@ -98,6 +98,11 @@ RuntimeImpl::~RuntimeImpl() {
   }
   // Step 6.
   blocking_.shutdown();
+  // A plain thread that unparked one of our fibers may still be inside
+  // notify_work, waking a worker (an eventfd write). The fiber it woke was
+  // alive when it began (so that began before step 2 ended): wait it out
+  // before the workers and their backends are freed.
+  while (external_wakes_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
 void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts) {
@@ -315,7 +320,9 @@ void RuntimeImpl::wake_cancelled(Fiber* f) noexcept {
   // published its waiter before the barrier is woken here; one that
   // publishes later sees the request itself (Waiter::wait_fiber).
   LockGuard g(f->wait_lock);
-  if (Waiter* w = f->current_waiter.load(std::memory_order_relaxed)) w->wake(Waiter::kCancelled);
+  // acquire: pairs with the release publication in Waiter::wait_fiber, so
+  // the waiter's fields (fiber_) are visible.
+  if (Waiter* w = f->current_waiter.load(std::memory_order_acquire)) w->wake(Waiter::kCancelled);
 }
 
 void RuntimeImpl::cancel_all() noexcept {

@@ -98,6 +98,17 @@ class RuntimeImpl {
   RuntimeStats stats() const;
   std::uint64_t alive() const noexcept;
 
+  /// Requests cancellation of every live fiber (shutdown, and
+  /// Runtime::shutdown_on_signals). Any thread.
+  void cancel_all() noexcept;
+
+  /// Brackets an unpark from a thread that is not one of this runtime's
+  /// workers: ~RuntimeImpl waits until none is in progress before freeing
+  /// the workers, which such an unpark still wakes after the fiber has
+  /// become runnable (and could have ended).
+  void begin_external_wake() noexcept { external_wakes_.fetch_add(1, std::memory_order_seq_cst); }
+  void end_external_wake() noexcept { external_wakes_.fetch_sub(1, std::memory_order_release); }
+
  private:
   struct RegistryShard {
     SpinLock lock;
@@ -108,12 +119,12 @@ class RuntimeImpl {
     return (reinterpret_cast<std::uintptr_t>(f) >> 12) % kShards;
   }
 
-  void cancel_all() noexcept;
   void monitor_main() noexcept;
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
   Config config_;
   IoBackend io_backend_ = IoBackend::epoll;
+  std::atomic<std::uint32_t> external_wakes_{0};
   const std::int64_t epoch_ns_;
   StackAllocator stacks_;
   std::vector<std::unique_ptr<Worker>> workers_;

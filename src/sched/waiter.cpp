@@ -109,7 +109,7 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
     // Publish the waiter, then look for a cancellation request (store-load,
     // paired with request_cancel's heavy barrier): either we see the request
     // or the canceller sees the waiter; if both, the CAS below decides.
-    self->current_waiter.store(this, std::memory_order_relaxed);
+    self->current_waiter.store(this, std::memory_order_release);
     light_barrier();
     if (self->cancel_requested.load(std::memory_order_relaxed)) {
       std::uint32_t expected = kWaiting;

@@ -198,7 +198,7 @@ void Worker::maintenance() noexcept {
   coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
   in_maintenance_ = true;
   poll_own_timers();
-  if (io_->has_pending()) io_->wait(0);
+  if (io_->has_pending()) poll_io(0);
   pull_injector();
   if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
     spill_yielded();
@@ -216,15 +216,28 @@ bool Worker::poll_own_timers() noexcept {
 }
 
 void Worker::fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept {
-  // The wheel fires in tick order; the deque pops LIFO. Collect the woken
-  // fibers (prepending, so the list runs latest deadline first) and push
-  // them in that order: the earliest deadline is then popped first, so two
-  // sleeps that come due in one late advance still end in deadline order.
-  collecting_timer_wakes_ = true;
+  // The wheel fires in tick order: batch its wakes so that two sleeps that
+  // come due in one late advance still end in deadline order.
+  collecting_wakes_ = true;
   wheel.advance(now);
   wheel.lock.unlock();
-  collecting_timer_wakes_ = false;
-  Fiber* f = std::exchange(timer_wakes_, nullptr);
+  flush_batched_wakes();
+}
+
+void Worker::poll_io(std::int64_t timeout_ns) noexcept {
+  // Completions are reaped in completion order: batch them, so the first to
+  // complete runs first (the deque pops LIFO) and notify_work runs once.
+  const bool nested = collecting_wakes_;
+  collecting_wakes_ = true;
+  io_->wait(timeout_ns);
+  if (!nested) flush_batched_wakes();
+}
+
+void Worker::flush_batched_wakes() noexcept {
+  // The batch was collected by prepending (latest wake first); pushing it in
+  // that order leaves the earliest wake on top of the LIFO-popped deque.
+  collecting_wakes_ = false;
+  Fiber* f = std::exchange(batched_wakes_, nullptr);
   if (f == nullptr) return;
   while (f != nullptr) {
     Fiber* next = std::exchange(f->next, nullptr);
@@ -272,9 +285,9 @@ void Worker::push_deque(Fiber* f) noexcept {
 }
 
 void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
-  if (collecting_timer_wakes_) {
-    f->next = timer_wakes_;
-    timer_wakes_ = f;
+  if (collecting_wakes_) {
+    f->next = batched_wakes_;
+    batched_wakes_ = f;
     return;
   }
   if (lifo && f->priority == Priority::normal) {
@@ -483,7 +496,10 @@ void unpark(Fiber* f) noexcept {
           if (w != nullptr && w->runtime() == f->runtime) {
             w->schedule_local(f, w->in_fiber_code());
           } else {
-            f->runtime->inject(f);
+            RuntimeImpl* rt = f->runtime;  // f may end once injected
+            rt->begin_external_wake();
+            rt->inject(f);
+            rt->end_external_wake();
           }
           return;
         }
@@ -554,7 +570,7 @@ Fiber* Worker::find_work() noexcept {
   bool searching = rt_->try_begin_search();
   for (;;) {
     poll_own_timers();
-    if (io_->has_pending()) io_->wait(0);
+    if (io_->has_pending()) poll_io(0);
     pull_injector();
     Fiber* f = pop_local();
     if (f == nullptr && searching) f = steal_from_others();
@@ -593,7 +609,7 @@ void Worker::sleep() noexcept {
   bump(sleeps_);
   // One wait: a wake-up (futex_word is set before the backend is woken),
   // I/O, or the timer deadline all end it; the run loop sorts out which.
-  if (futex_word.load(std::memory_order_acquire) == 0) io_->wait(timeout);
+  if (futex_word.load(std::memory_order_acquire) == 0) poll_io(timeout);
   rt_->remove_idle(this);
 }
 

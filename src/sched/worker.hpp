@@ -141,6 +141,10 @@ class Worker {
   /// Advances `wheel` (lock held by the caller) to now, then queues the
   /// fibers its timers woke so that they run in deadline order.
   void fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept;
+  /// Runs the backend's wait (timeout_ns as Backend::wait) with its wakes
+  /// batched in completion order.
+  void poll_io(std::int64_t timeout_ns) noexcept;
+  void flush_batched_wakes() noexcept;
   void pull_injector() noexcept;
   void push_deque(Fiber* f) noexcept;
   Fiber* find_work() noexcept;
@@ -185,10 +189,11 @@ class Worker {
   }
   std::uint32_t rng_;
   bool in_maintenance_ = false;
-  // While fire_timers runs, unparked fibers collect here (prepended, latest
-  // deadline first) instead of going straight to the LIFO-popped deque.
-  bool collecting_timer_wakes_ = false;
-  Fiber* timer_wakes_ = nullptr;
+  // While fire_timers or poll_io runs, fibers unparked on this thread
+  // collect here (prepended: latest wake first) instead of going straight to
+  // the LIFO-popped deque; flush_batched_wakes() queues them oldest-on-top.
+  bool collecting_wakes_ = false;
+  Fiber* batched_wakes_ = nullptr;
   PostAction pending_action_ = PostAction::none;
   Fiber* pending_fiber_ = nullptr;
   FiberId id_next_ = 0, id_limit_ = 0;

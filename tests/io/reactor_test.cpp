@@ -1,0 +1,533 @@
+// The reactor (src/io) below weft::net: backend selection, a backend's
+// wait/wake/timeout contract driven directly, the IoObject lifecycle
+// (descriptor kept open while operations run, generations make stale
+// tokens miss), io::perform on plain threads and in fibers, grants to every
+// waiter of a descriptor, a tiny io_uring, and workers asleep in their
+// backend's wait being woken by spawns from outside, by I/O finishing and
+// by timers while I/O is pending.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/io_util.hpp"
+#include "common/test_util.hpp"
+#include "io/backend.hpp"
+#include "io/io_object.hpp"
+#include "io/request.hpp"
+#include "weft/net.hpp"
+#include "weft/weft.hpp"
+
+namespace {
+
+WEFT_WATCHDOG_EVERY_TEST();
+
+using namespace std::chrono_literals;
+using weft::Clock;
+using weft::IoBackend;
+using weft::JoinHandle;
+using weft::Runtime;
+using weft::test::Checker;
+using weft::test::eventually;
+using weft::test::IoTest;
+using weft::test::kPatience;
+using weft::test::scaled;
+namespace io = weft::detail::io;
+
+/// A deadline for io::perform: CLOCK_MONOTONIC ns, d from now.
+std::int64_t ns_from_now(std::chrono::nanoseconds d) {
+  return weft::detail::monotonic_ns() + d.count();
+}
+
+/// A non-blocking, close-on-exec socketpair, closed on destruction unless
+/// released.
+struct RawPair {
+  int fd[2] = {-1, -1};
+  RawPair() {
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fd) != 0) {
+      throw std::system_error(errno, std::generic_category(), "socketpair");
+    }
+  }
+  ~RawPair() {
+    for (int f : fd) {
+      if (f >= 0) ::close(f);
+    }
+  }
+  /// Hands fd[i] over (to an IoObject).
+  int release(int i) { return std::exchange(fd[i], -1); }
+};
+
+io::Request recv_request(int fd, void* buf, std::size_t len) {
+  io::Request r;
+  r.op = io::Op::recv;
+  r.fd = fd;
+  r.buf = buf;
+  r.len = len;
+  return r;
+}
+
+std::uint64_t token_of(io::IoObject* o) {
+  weft::detail::LockGuard g(o->lock);
+  return o->token();
+}
+
+// ---------------------------------------------------------------------------
+// Backend selection and the wait/wake contract
+
+class BackendTest : public ::testing::TestWithParam<IoBackend> {};
+INSTANTIATE_TEST_SUITE_P(Io, BackendTest, ::testing::Values(IoBackend::io_uring, IoBackend::epoll),
+                         [](const auto& info) { return weft::test::backend_name(info.param); });
+
+TEST_P(BackendTest, CreateAllMakesTheRequestedKind) {
+  weft::Config cfg;
+  cfg.io_backend = GetParam();
+  auto all = io::Backend::create_all(cfg, 3);
+  ASSERT_EQ(all.size(), 3u);
+  for (auto& b : all) {
+    EXPECT_EQ(b->kind(), GetParam());
+    EXPECT_FALSE(b->has_pending());
+  }
+}
+
+TEST_P(BackendTest, WaitHonoursWakeAndTimeout) {
+  weft::Config cfg;
+  cfg.io_backend = GetParam();
+  auto all = io::Backend::create_all(cfg, 1);
+  io::Backend& b = *all.front();
+  b.attach();  // this thread is the owner now
+  b.wait(0);   // nothing to do: returns at once
+
+  // A timeout alone ends a wait. (It may end early: "up to timeout_ns";
+  // the worker re-checks its timers. epoll_pwait2 on a thread that owned
+  // an io_uring before can say EINTR, for instance.)
+  for (int i = 0; i < 3; ++i) b.wait(std::chrono::nanoseconds(20ms).count());
+  // wake() before a wait makes that wait return (timeout: none).
+  b.wake();
+  b.wait(-1);
+  // wake() from another thread ends a blocking wait, many times over.
+  for (int i = 0; i < 50; ++i) {
+    std::atomic<bool> woken{false};
+    std::thread t([&] {
+      std::this_thread::sleep_for(std::chrono::microseconds(100 * (i % 10)));
+      woken = true;
+      b.wake();
+    });
+    while (!woken.load()) b.wait(-1);  // a spurious return just waits again
+    t.join();
+  }
+  b.wait(0);
+}
+
+TEST(BackendSelectionTest, RuntimeReportsTheBackendInForce) {
+  for (IoBackend kind : {IoBackend::io_uring, IoBackend::epoll}) {
+    weft::Config cfg = weft::test::workers_config(2);
+    cfg.io_backend = kind;
+    Runtime rt(cfg);
+    EXPECT_EQ(rt.io_backend(), kind);
+  }
+  // auto_detect picks io_uring where a ring can be made, else epoll; never
+  // reports auto_detect itself.
+  weft::Config cfg = weft::test::workers_config(1);
+  cfg.io_backend = IoBackend::auto_detect;
+  const bool uring_works = io::make_uring_backend(cfg) != nullptr;
+  Runtime rt(cfg);
+  EXPECT_EQ(rt.io_backend(), uring_works ? IoBackend::io_uring : IoBackend::epoll);
+}
+
+// ---------------------------------------------------------------------------
+// IoObject lifecycle
+
+TEST(IoObjectTest, DescriptorStaysOpenUntilTheLastOperationEnds) {
+  RawPair p;
+  io::IoObject* o = io::adopt(p.release(0), true);
+  const std::uint64_t token = token_of(o);
+  ASSERT_TRUE(io::begin_op(o));  // an operation in progress
+  EXPECT_EQ(io::close(o), 0);
+  {
+    weft::detail::LockGuard g(o->lock);
+    EXPECT_TRUE(o->closed);
+    EXPECT_GE(o->fd, 0) << "closed under a running operation";
+  }
+  char c;
+  // The peer does not see the end yet: the descriptor is still open.
+  EXPECT_EQ(::read(p.fd[1], &c, 1), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  EXPECT_FALSE(io::begin_op(o)) << "new operations start after close()";
+  EXPECT_EQ(io::close(o), 0);  // idempotent
+  io::end_op(o);               // the last operation: now it is closed
+  EXPECT_EQ(::read(p.fd[1], &c, 1), 0) << "the peer should see end of stream";
+  // Still held by its handle, so not recycled yet; gone after drop_handle.
+  io::drop_handle(o);
+  EXPECT_EQ(io::lock_token(token), nullptr);
+}
+
+TEST(IoObjectTest, DroppedHandleWaitsForOperations) {
+  RawPair p;
+  io::IoObject* o = io::adopt(p.release(0), true);
+  const std::uint64_t token = token_of(o);
+  ASSERT_TRUE(io::begin_op(o));
+  io::drop_handle(o);  // closes; the operation keeps object and fd alive
+  char c;
+  EXPECT_EQ(::read(p.fd[1], &c, 1), -1);
+  io::end_op(o);
+  EXPECT_EQ(::read(p.fd[1], &c, 1), 0);
+  EXPECT_EQ(io::lock_token(token), nullptr);
+}
+
+TEST(IoObjectTest, StaleTokensMissRecycledSlots) {
+  std::vector<std::uint64_t> stale;
+  for (int i = 0; i < 100; ++i) {
+    RawPair p;
+    io::IoObject* o = io::adopt(p.release(0), true);
+    const std::uint64_t t = token_of(o);
+    io::IoObject* found = io::lock_token(t);
+    ASSERT_EQ(found, o);
+    found->lock.unlock();
+    for (std::uint64_t s : stale) EXPECT_EQ(io::lock_token(s), nullptr);
+    io::drop_handle(o);
+    EXPECT_EQ(io::lock_token(t), nullptr);
+    stale.push_back(t);
+  }
+  // Slots are reused (same index, another generation): no token repeats.
+  std::vector<std::uint64_t> sorted = stale;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(std::adjacent_find(sorted.begin(), sorted.end()), sorted.end());
+}
+
+// ---------------------------------------------------------------------------
+// io::perform on a plain thread
+
+TEST(PerformThreadTest, PlainThreadPaths) {
+  RawPair p;
+  io::IoObject* o = io::adopt(p.release(0), true);
+  char buf[8];
+  // Nothing to read: waits until the deadline, then TimedOut.
+  const auto t0 = Clock::now();
+  EXPECT_THROW((void)io::perform(recv_request(o->fd, buf, sizeof buf), o, ns_from_now(30ms)),
+               weft::TimedOut);
+  EXPECT_GE(Clock::now() - t0, 30ms);
+  // poll: readiness.
+  ASSERT_EQ(::write(p.fd[1], "abc", 3), 3);
+  io::Request pr;
+  pr.op = io::Op::poll;
+  pr.fd = o->fd;
+  pr.poll_events = POLLIN;
+  EXPECT_NE(io::perform(pr, o, ns_from_now(kPatience)) & POLLIN, 0);
+  EXPECT_EQ(io::perform(recv_request(o->fd, buf, sizeof buf), o, -1), 3);
+  EXPECT_EQ(std::string(buf, 3), "abc");
+  // After close: -EBADF, not a call on a dead descriptor.
+  io::close(o);
+  // (The request names the open peer: a broken guard would wait on it.)
+  EXPECT_EQ(io::perform(recv_request(p.fd[1], buf, sizeof buf), o, ns_from_now(kPatience)), -EBADF);
+  io::drop_handle(o);
+}
+
+// ---------------------------------------------------------------------------
+// In fibers, on both backends
+
+class ReactorTest : public IoTest {};
+WEFT_INSTANTIATE_IO(ReactorTest);
+
+TEST_P(ReactorTest, PerformInFibers) {
+  WEFT_IO_RUNTIME(rt);
+  rt.block_on([] {
+    RawPair p;
+    io::IoObject* o = io::adopt(p.release(0), true);
+    char buf[8];
+    // A deadline: TimedOut, and no request left behind on the object.
+    const auto t0 = Clock::now();
+    EXPECT_THROW((void)io::perform(recv_request(o->fd, buf, sizeof buf), o, ns_from_now(20ms)),
+                 weft::TimedOut);
+    EXPECT_GE(Clock::now() - t0, 20ms);
+    {
+      weft::detail::LockGuard g(o->lock);
+      EXPECT_EQ(o->inflight, nullptr);
+      EXPECT_EQ(o->ops, 0u);
+    }
+    // poll waits for readiness.
+    auto poller = weft::spawn([&] {
+      io::Request pr;
+      pr.op = io::Op::poll;
+      pr.fd = o->fd;
+      pr.poll_events = POLLIN;
+      return io::perform(pr, o, ns_from_now(kPatience));
+    });
+    weft::this_fiber::sleep_for(5ms);
+    ASSERT_EQ(::write(p.fd[1], "xy", 2), 2);
+    EXPECT_NE(poller.join() & POLLIN, 0);
+    EXPECT_EQ(io::perform(recv_request(o->fd, buf, sizeof buf), o, -1), 2);
+    // Closing wakes a blocked perform with -EBADF.
+    auto blocked = weft::spawn([&] {
+      return io::perform(recv_request(o->fd, buf, sizeof buf), o, ns_from_now(kPatience));
+    });
+    weft::this_fiber::sleep_for(5ms);
+    io::close(o);
+    EXPECT_EQ(blocked.join(), -EBADF);
+    io::drop_handle(o);
+
+    // A regular file (not pollable): reads through the blocking pool or the
+    // ring, never waiting for readiness.
+    weft::test::TempDir dir;
+    const std::string path = (dir.path() / "f").string();
+    const int wfd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    ASSERT_GE(wfd, 0);
+    ASSERT_EQ(::write(wfd, "file data", 9), 9);
+    ::close(wfd);
+    io::IoObject* f = io::adopt(::open(path.c_str(), O_RDONLY | O_CLOEXEC), false);
+    io::Request rr;
+    rr.op = io::Op::read;
+    rr.fd = f->fd;
+    rr.buf = buf;
+    rr.len = 4;
+    rr.offset = 5;
+    EXPECT_EQ(io::perform(rr, f, -1), 4);
+    EXPECT_EQ(std::string(buf, 4), "data");
+    io::drop_handle(f);
+  });
+}
+
+TEST_P(ReactorTest, EveryWaiterOfADescriptorIsWoken) {
+  WEFT_IO_RUNTIME(rt);
+  rt.block_on([] {
+    // Readers: 16 fibers each read one byte of the same socket; all 16 bytes
+    // arrive in one write, i.e. one readiness edge for all of them.
+    auto u = weft::net::UnixStream::pair();
+    const int k = 16;
+    std::vector<JoinHandle<char>> readers;
+    for (int i = 0; i < k; ++i) {
+      readers.push_back(weft::spawn([&] {
+        char c = 0;
+        try {
+          u.first.read_exact(&c, 1, kPatience);
+        } catch (const weft::TimedOut&) {
+          return '?';  // never woken
+        }
+        return c;
+      }));
+    }
+    weft::this_fiber::sleep_for(10ms);  // let them all block
+    u.second.write_all("abcdefghijklmnop");
+    std::string got;
+    for (auto& h : readers) got += h.join();
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, "abcdefghijklmnop");
+
+    // Writers: the buffer is full; 8 fibers each want to write; the reader
+    // drains it at once.
+    const int small = 4096;
+    ::setsockopt(u.first.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    std::vector<char> fill(1 << 16, 'f');
+    std::size_t filled = 0;
+    for (;;) {
+      try {
+        filled += u.first.write(fill.data(), fill.size(), Clock::now());
+      } catch (const weft::TimedOut&) {
+        break;  // full
+      }
+    }
+    std::vector<JoinHandle<bool>> writers;
+    for (int i = 0; i < 8; ++i) {
+      writers.push_back(weft::spawn([&] {
+        try {
+          u.first.write_all(std::string(100, 'w'), kPatience);
+          return true;
+        } catch (const weft::TimedOut&) {
+          return false;
+        }
+      }));
+    }
+    weft::this_fiber::sleep_for(10ms);
+    std::vector<char> sink(1 << 20);
+    std::size_t drained = 0;
+    while (drained < filled + 800) {
+      drained += u.second.read(sink.data(), sink.size(), kPatience);
+    }
+    for (auto& h : writers) EXPECT_TRUE(h.join()) << "a writer was never woken";
+  });
+}
+
+TEST_P(ReactorTest, CloseWakesWaitersOnEveryWorker) {
+  WEFT_IO_RUNTIME(rt);
+  rt.block_on([] {
+    for (int round = 0; round < 20; ++round) {
+      RawPair p;
+      io::IoObject* o = io::adopt(p.release(0), true);
+      std::vector<JoinHandle<std::int64_t>> hs;
+      for (int i = 0; i < 6; ++i) {
+        hs.push_back(weft::spawn([o] {
+          char c;
+          return io::perform(recv_request(o->fd, &c, 1), o, ns_from_now(kPatience));
+        }));
+      }
+      weft::this_fiber::sleep_for(2ms);
+      std::thread closer([o] { io::close(o); });  // from outside the runtime
+      closer.join();
+      for (auto& h : hs) EXPECT_EQ(h.join(), -EBADF);
+      io::drop_handle(o);
+    }
+  });
+}
+
+TEST_P(ReactorTest, TinyRingWithManyRequests) {
+  weft::Config cfg = config();
+  cfg.io_uring_entries = 8;  // a submission batch of 8; completion queue of 32
+  Runtime rt(cfg);
+  ASSERT_EQ(rt.io_backend(), backend());
+  const int n = static_cast<int>(scaled(400, 100));
+  weft::test::raise_fd_limit(static_cast<rlim_t>(n) * 2 + 256);
+  Checker check;
+  rt.block_on([&] {
+    std::vector<std::pair<weft::net::UnixStream, weft::net::UnixStream>> pairs;
+    for (int i = 0; i < n; ++i) pairs.push_back(weft::net::UnixStream::pair());
+    std::vector<JoinHandle<void>> hs;
+    for (int i = 0; i < n; ++i) {
+      hs.push_back(weft::spawn([&, i] {
+        char c = 0;
+        try {
+          pairs[static_cast<std::size_t>(i)].first.read_exact(&c, 1, kPatience);
+          check.check(c == static_cast<char>('a' + i % 26), "wrong byte");
+        } catch (...) {
+          check.check(false, weft::test::current_message());
+        }
+      }));
+    }
+    weft::this_fiber::sleep_for(10ms);
+    // All complete at once: more completions than the queue holds.
+    for (int i = 0; i < n; ++i) {
+      const char c = static_cast<char>('a' + i % 26);
+      pairs[static_cast<std::size_t>(i)].second.write_all(&c, 1);
+    }
+    for (auto& h : hs) h.join();
+  });
+  WEFT_EXPECT_NO_FAILURES(check);
+}
+
+// ---------------------------------------------------------------------------
+// Workers asleep in their backend's wait
+
+/// Lets rt's workers go idle: nothing runnable, every worker has slept in
+/// its backend's wait at least once, then a pause far longer than their
+/// spin before sleeping. (Makes "the worker sleeps in its backend wait" the
+/// likely state; the assertions that follow hold in any state.)
+void settle_idle(const Runtime& rt) {
+  EXPECT_TRUE(eventually([&] {
+    const auto s = rt.stats();
+    if (s.fibers_runnable != 0) return false;
+    for (const auto& w : s.workers) {
+      if (w.sleeps == 0) return false;
+    }
+    return true;
+  }));
+  std::this_thread::sleep_for(3ms);
+}
+
+TEST_P(ReactorTest, SleepingWorkersWakeForSpawnsFromOutside) {
+  WEFT_IO_RUNTIME(rt);
+  // Some I/O registered/in flight, so the backends have something to wait on.
+  auto u = weft::net::UnixStream::pair();
+  auto idle_reader = rt.spawn([&] {
+    char c;
+    try {
+      (void)u.first.read(&c, 1);
+    } catch (...) {
+    }
+  });
+  const int rounds = static_cast<int>(scaled(100, 20));
+  for (int i = 0; i < rounds; ++i) {
+    settle_idle(rt);
+    auto h = rt.spawn([i] { return i * 2; });
+    ASSERT_TRUE(eventually([&] { return h.is_finished(); })) << "round " << i;
+    EXPECT_EQ(h.join(), i * 2);
+  }
+  u.second.write_all("x");
+  idle_reader.join();
+}
+
+TEST_P(ReactorTest, SleepingWorkerWakesWhenItsIoCompletes) {
+  WEFT_IO_RUNTIME(rt);
+  auto u = weft::net::UnixStream::pair();
+  const int rounds = static_cast<int>(scaled(100, 20));
+  std::atomic<int> got{0};
+  auto reader = rt.spawn([&] {
+    char c;
+    for (int i = 0; i < rounds; ++i) {
+      u.first.read_exact(&c, 1, kPatience);
+      ++got;
+    }
+  });
+  for (int i = 0; i < rounds; ++i) {
+    settle_idle(rt);          // the reader's worker sleeps in its wait
+    u.second.write_all("r");  // from this plain thread
+    ASSERT_TRUE(eventually([&] { return got.load() == i + 1; })) << "round " << i;
+  }
+  reader.join();
+}
+
+TEST_P(ReactorTest, TimersFireWhileIoIsPending) {
+  WEFT_IO_RUNTIME(rt);
+  auto u = weft::net::UnixStream::pair();
+  rt.block_on([&] {
+    // Readers that stay blocked for the whole test (I/O pending on every
+    // worker's backend).
+    std::vector<JoinHandle<void>> readers;
+    for (std::size_t i = 0; i < workers() * 2; ++i) {
+      readers.push_back(weft::spawn([&] {
+        char c;
+        try {
+          (void)u.first.read(&c, 1);
+        } catch (...) {
+        }
+      }));
+    }
+    for (int i = 0; i < 20; ++i) {
+      const auto t0 = Clock::now();
+      weft::this_fiber::sleep_for(5ms);
+      EXPECT_GE(Clock::now() - t0, 5ms);
+    }
+    // Timers in several fibers at once, on every worker.
+    std::vector<JoinHandle<void>> sleepers;
+    for (int i = 0; i < 8; ++i) {
+      sleepers.push_back(weft::spawn([i] {
+        const auto t0 = Clock::now();
+        weft::this_fiber::sleep_for(std::chrono::milliseconds(1 + i));
+        EXPECT_GE(Clock::now() - t0, std::chrono::milliseconds(1 + i));
+      }));
+    }
+    for (auto& h : sleepers) h.join();
+    u.first.close();  // releases the readers (EBADF)
+    for (auto& h : readers) h.join();
+  });
+}
+
+TEST_P(ReactorTest, UnparkAcrossWorkersWhileTheOwnerSleeps) {
+  WEFT_IO_RUNTIME(rt);
+  const int rounds = static_cast<int>(scaled(200, 30));
+  rt.block_on([&] {
+    weft::Event ping, pong;
+    auto other = weft::spawn([&] {
+      for (int i = 0; i < rounds; ++i) {
+        ping.wait();
+        ping.reset();
+        pong.set();
+      }
+    });
+    for (int i = 0; i < rounds; ++i) {
+      if (i % 4 == 0) weft::this_fiber::sleep_for(1ms);  // both workers drift to sleep
+      ping.set();
+      pong.wait();
+      pong.reset();
+    }
+    other.join();
+  });
+}
+
+}  // namespace
