@@ -76,6 +76,8 @@ class Address {
   static Address loopback_ipv4(std::uint16_t port) noexcept;
   static Address loopback_ipv6(std::uint16_t port) noexcept;
 
+  /// The address family: AF_INET / AF_INET6 (false for both when default
+  /// constructed).
   bool is_ipv4() const noexcept;
   bool is_ipv6() const noexcept;
   /// AF_INET, AF_INET6, or AF_UNSPEC for a default-constructed Address.
@@ -88,11 +90,14 @@ class Address {
   /// "127.0.0.1:80", "[::1]:80" (parse() reads it back).
   std::string to_string() const;
 
+  /// The socket address for system calls, valid while this Address lives,
+  /// and its length in bytes (0 when default constructed).
   const sockaddr* sockaddr_ptr() const noexcept {
     return reinterpret_cast<const sockaddr*>(&storage_);
   }
   socklen_t sockaddr_len() const noexcept { return len_; }
 
+  /// Same family, IP, port (and IPv6 flow info / scope).
   friend bool operator==(const Address& a, const Address& b) noexcept;
 
  private:
@@ -279,7 +284,7 @@ class UdpSocket : public Socket {
   /// weft::Cancelled.
   std::size_t send_to(const void* buf, std::size_t len, const Address& to, Deadline deadline = {});
   /// Receives one datagram (truncated to len: the rest is discarded).
-  /// Returns its size and sender. Errors as send_to().
+  /// Returns the bytes stored in buf (<= len) and the sender. Errors as send_to().
   std::pair<std::size_t, Address> recv_from(void* buf, std::size_t len, Deadline deadline = {});
   /// Sets the default peer (and filters incoming datagrams to it).
   /// @throws std::system_error.

@@ -61,6 +61,19 @@ std::int64_t run(detail::io::IoObject* obj, const Request& r, Deadline d) {
   return detail::io::perform(r, obj, d.ns());
 }
 
+// A recv/send of one buffer, or a recvmsg/sendmsg of msg, on fd: the result
+// as a count, or std::system_error naming `what`.
+std::size_t transfer(detail::io::IoObject* obj, Op op, int fd, const void* buf, std::size_t len,
+                     msghdr* msg, Deadline d, const char* what) {
+  Request r;
+  r.op = op;
+  r.fd = fd;
+  r.buf = const_cast<void*>(buf);
+  r.len = len;
+  r.msg = msg;
+  return static_cast<std::size_t>(check(run(obj, r, d), what));
+}
+
 // connect(2) through the reactor; closes nothing (the caller's Socket owns fd).
 void connect_fd(detail::io::IoObject* obj, int fd, const sockaddr* sa, socklen_t len, Deadline d,
                 const char* what) {
@@ -159,12 +172,7 @@ Address Socket::socket_address() const {
 
 std::size_t Stream::read(void* buf, std::size_t len, Deadline d) {
   if (len == 0) return with_fd("read", [](int) { return std::size_t{0}; });
-  Request r;
-  r.op = Op::recv;
-  r.fd = fd_;
-  r.buf = buf;
-  r.len = len;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "read"));
+  return transfer(obj_, Op::recv, fd_, buf, len, nullptr, d, "read");
 }
 
 void Stream::read_exact(void* buf, std::size_t len, Deadline d) {
@@ -178,12 +186,7 @@ void Stream::read_exact(void* buf, std::size_t len, Deadline d) {
 }
 
 std::size_t Stream::write(const void* buf, std::size_t len, Deadline d) {
-  Request r;
-  r.op = Op::send;
-  r.fd = fd_;
-  r.buf = const_cast<void*>(buf);
-  r.len = len;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "write"));
+  return transfer(obj_, Op::send, fd_, buf, len, nullptr, d, "write");
 }
 
 void Stream::write_all(const void* buf, std::size_t len, Deadline d) {
@@ -202,22 +205,14 @@ std::size_t Stream::readv(std::span<const iovec> bufs, Deadline d) {
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(bufs.data());
   msg.msg_iovlen = bufs.size();
-  Request r;
-  r.op = Op::recvmsg;
-  r.fd = fd_;
-  r.msg = &msg;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "readv"));
+  return transfer(obj_, Op::recvmsg, fd_, nullptr, 0, &msg, d, "readv");
 }
 
 std::size_t Stream::writev(std::span<const iovec> bufs, Deadline d) {
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(bufs.data());
   msg.msg_iovlen = bufs.size();
-  Request r;
-  r.op = Op::sendmsg;
-  r.fd = fd_;
-  r.msg = &msg;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "writev"));
+  return transfer(obj_, Op::sendmsg, fd_, nullptr, 0, &msg, d, "writev");
 }
 
 void Stream::shutdown(Shutdown how) {
@@ -316,11 +311,7 @@ std::size_t UdpSocket::send_to(const void* buf, std::size_t len, const Address& 
   msg.msg_namelen = to.sockaddr_len();
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  Request r;
-  r.op = Op::sendmsg;
-  r.fd = fd_;
-  r.msg = &msg;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "send_to"));
+  return transfer(obj_, Op::sendmsg, fd_, nullptr, 0, &msg, d, "send_to");
 }
 
 std::pair<std::size_t, Address> UdpSocket::recv_from(void* buf, std::size_t len, Deadline d) {
@@ -331,11 +322,7 @@ std::pair<std::size_t, Address> UdpSocket::recv_from(void* buf, std::size_t len,
   msg.msg_namelen = sizeof from;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  Request r;
-  r.op = Op::recvmsg;
-  r.fd = fd_;
-  r.msg = &msg;
-  const auto n = static_cast<std::size_t>(check(run(obj_, r, d), "recv_from"));
+  const std::size_t n = transfer(obj_, Op::recvmsg, fd_, nullptr, 0, &msg, d, "recv_from");
   return {n, Address::from_sockaddr(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen)};
 }
 
@@ -348,21 +335,11 @@ void UdpSocket::connect(const Address& peer) {
 }
 
 std::size_t UdpSocket::send(const void* buf, std::size_t len, Deadline d) {
-  Request r;
-  r.op = Op::send;
-  r.fd = fd_;
-  r.buf = const_cast<void*>(buf);
-  r.len = len;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "send"));
+  return transfer(obj_, Op::send, fd_, buf, len, nullptr, d, "send");
 }
 
 std::size_t UdpSocket::recv(void* buf, std::size_t len, Deadline d) {
-  Request r;
-  r.op = Op::recv;
-  r.fd = fd_;
-  r.buf = buf;
-  r.len = len;
-  return static_cast<std::size_t>(check(run(obj_, r, d), "recv"));
+  return transfer(obj_, Op::recv, fd_, buf, len, nullptr, d, "recv");
 }
 
 Address UdpSocket::local_address() const {
