@@ -130,6 +130,23 @@ void Context::switch_to(Context& to) {
   *current_eh_globals() = eh_;
 }
 
+void Context::switch_to(Context& to, Context& note) {
+  eh_ = *current_eh_globals();
+#if WEFT_ASAN
+  __sanitizer_start_switch_fiber(&asan_fake_stack_, to.stack_lo_, to.stack_size_);
+#endif
+#if WEFT_TSAN
+  __tsan_switch_to_fiber(to.tsan_fiber_, 0);
+#endif
+  weft_context_swap(&sp_, to.sp_);
+#if WEFT_ASAN
+  __sanitizer_finish_switch_fiber(asan_fake_stack_, &note.stack_lo_, &note.stack_size_);
+#else
+  (void)note;
+#endif
+  *current_eh_globals() = eh_;
+}
+
 void Context::switch_to_final(Context& to) {
 #if WEFT_ASAN
   // nullptr: this context's fake stack is destroyed with it.
@@ -147,6 +164,22 @@ void Context::on_first_entry() {
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
   *current_eh_globals() = EhState{};
+}
+
+void Context::on_first_entry(Context& note) {
+#if WEFT_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &note.stack_lo_, &note.stack_size_);
+#else
+  (void)note;
+#endif
+  *current_eh_globals() = EhState{};
+}
+
+void Context::bind_to_running() noexcept {
+#if WEFT_TSAN
+  tsan_fiber_ = __tsan_get_current_fiber();
+  owns_tsan_fiber_ = false;
+#endif
 }
 
 void Context::release() {

@@ -71,6 +71,51 @@ class Context {
   /// from a different context, after the final switch away from it.
   void release();
 
+  // --- Caller-driven contexts (generators, src/gen) -------------------------
+  //
+  // A generator always switches back to whoever resumed it last: a thread's
+  // stack, a fiber, or another generator, possibly a different one each
+  // time. Its "caller" context is re-bound before every resume; the
+  // sanitizers then need two things the scheduler's contexts know statically:
+  // the TSan fiber of the resumer (read before the switch), and the resumer's
+  // stack bounds for ASan, which only ASan itself knows for certain (a fiber
+  // or a generator may be the resumer). ASan reports the bounds of the stack
+  // we came from when the switch finishes, so the generator side records
+  // them into the caller context right after every switch in.
+
+  /// Binds this context to whatever runs now, as the target of a later switch
+  /// back: takes the running TSan fiber. Its ASan stack bounds are recorded
+  /// by the context it switches to (switch_to(to, note) / on_first_entry(note)).
+  void bind_to_running() noexcept;
+
+  /// Like switch_to; when this context is later resumed, also records into
+  /// `note` the ASan bounds of the stack that resumed it.
+  void switch_to(Context& to, Context& note);
+
+  /// Like on_first_entry(), and records into `note` the ASan bounds of the
+  /// stack that started this context.
+  static void on_first_entry(Context& note);
+
+  /// What the sanitizers know a suspended context by: the stack its saved
+  /// registers live on (ASan) and its TSan fiber. A fiber that drives a
+  /// generator lends its Context to the generator's stack for as long as the
+  /// generator runs (a park inside the generator's body saves the registers
+  /// of the generator's stack into the fiber's Context), so the generator
+  /// swaps its own identity in and restores the fiber's afterwards.
+  struct SanitizerIdentity {
+    const void* stack_lo = nullptr;
+    std::size_t stack_size = 0;
+    void* tsan_fiber = nullptr;
+  };
+  SanitizerIdentity sanitizer_identity() const noexcept {
+    return {stack_lo_, stack_size_, tsan_fiber_};
+  }
+  void set_sanitizer_identity(const SanitizerIdentity& id) noexcept {
+    stack_lo_ = id.stack_lo;
+    stack_size_ = id.stack_size;
+    tsan_fiber_ = id.tsan_fiber;
+  }
+
  private:
   void* sp_ = nullptr;
   EhState eh_{};

@@ -66,7 +66,12 @@ enum ParkState : std::uint8_t {
 
 struct Fiber {
   Context ctx;
-  Stack stack;                 // empty until the fiber first runs
+  Stack stack;  // empty until the fiber first runs
+  // The stack of the generator this fiber is running right now (src/gen),
+  // or nullptr while it runs on its own stack. Written only by the fiber
+  // itself around a generator resume; read by the overflow handler on the
+  // thread running the fiber.
+  const Stack* generator_stack = nullptr;
   std::size_t stack_size = 0;  // usable bytes wanted
   RuntimeImpl* runtime = nullptr;
   TaskBase* task = nullptr;  // the owning task; the runner's reference is ours

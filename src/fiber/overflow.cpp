@@ -69,6 +69,22 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
       signal(SIGABRT, SIG_DFL);
       std::abort();
     }
+    // A generator the fiber drives (src/gen) runs on a stack of its own.
+    if (const Stack* g = f->generator_stack; g != nullptr && g->guard != 0) {
+      const auto gen_lo = reinterpret_cast<std::uintptr_t>(g->mapping);
+      const auto gen_hi = reinterpret_cast<std::uintptr_t>(g->lo);
+      if (addr >= gen_lo && addr < gen_hi) {
+        write_str("weft: stack overflow in a generator driven by fiber ");
+        write_u64(f->id);
+        write_str(" '");
+        write_str(f->name.c_str());
+        write_str("' (generator stack of ");
+        write_u64(g->usable_size());
+        write_str(" bytes; raise GeneratorOptions::stack_size)\n");
+        signal(SIGABRT, SIG_DFL);
+        std::abort();
+      }
+    }
   }
   pass_on(sig, info, uctx, sig == SIGBUS ? g_previous_bus : g_previous_segv);
 }
