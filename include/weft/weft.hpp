@@ -9,6 +9,7 @@
 #include "weft/errors.hpp"
 #include "weft/fiber.hpp"
 #include "weft/fs.hpp"
+#include "weft/generator.hpp"
 #include "weft/net.hpp"
 #include "weft/process.hpp"
 #include "weft/runtime.hpp"
