@@ -40,6 +40,11 @@ namespace detail {
 /// stack can be had (memory, vm.max_map_count); std::invalid_argument for a
 /// bad stack size. On throw the task has not been started.
 void spawn_task(TaskBase* task, const FiberOptions& opts);
+/// spawn_task with the child's cancellation node attached under `parent`
+/// (instead of the caller's innermost scope) and `hook` told when it
+/// completes (weft::scope). Errors as spawn_task.
+void spawn_scoped_task(TaskBase* task, const FiberOptions& opts, CancelNode* parent,
+                       TaskBase::CompletionHook* hook);
 /// Queues `task` on the current runtime's blocking pool.
 /// @throws std::logic_error outside a runtime; std::system_error if no pool
 /// thread can be started.
@@ -85,6 +90,17 @@ class [[nodiscard]] JoinHandle {
       ~Release() { t->release_handle(false); }
     } release{task};
     return task->take();
+  }
+
+  /// Requests cancellation of the fiber and of everything running inside
+  /// it (fibers it spawned, scopes it opened): its current or next blocking
+  /// call throws weft::Cancelled (deferred while it is inside a shield).
+  /// For a spawn_blocking task, this_fiber::is_cancelled() turns true on its
+  /// thread. No effect on a finished fiber or an empty handle. Does not wait:
+  /// join() afterwards to wait for the fiber to end (it usually ends with
+  /// weft::Cancelled, which join() rethrows). Never throws; thread-safe.
+  void cancel() noexcept {
+    if (task_ != nullptr) task_->cancel_node().cancel();
   }
 
   /// True once the fiber has finished (its result is ready). Never blocks.

@@ -3,6 +3,7 @@
 // unqualified signal(...) ambiguous under `using namespace weft`.
 #pragma once
 
+#include "weft/cancel.hpp"
 #include "weft/channel.hpp"
 #include "weft/config.hpp"
 #include "weft/deadline.hpp"
@@ -13,6 +14,7 @@
 #include "weft/net.hpp"
 #include "weft/process.hpp"
 #include "weft/runtime.hpp"
+#include "weft/scope.hpp"
 #include "weft/select.hpp"
 #include "weft/sync.hpp"
 #include "weft/this_fiber.hpp"

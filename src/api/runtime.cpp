@@ -61,6 +61,16 @@ void spawn_task(TaskBase* task, const FiberOptions& opts) {
   rt->spawn(task, opts);
 }
 
+void spawn_scoped_task(TaskBase* task, const FiberOptions& opts, CancelNode* parent,
+                       TaskBase::CompletionHook* hook) {
+  RuntimeImpl* rt = current_runtime();
+  if (rt == nullptr) {
+    throw std::logic_error("weft::Scope::spawn called outside a runtime");
+  }
+  task->set_completion_hook(hook);
+  rt->spawn(task, opts, parent);
+}
+
 void spawn_blocking_task(TaskBase* task) {
   RuntimeImpl* rt = current_runtime();
   if (rt == nullptr) {

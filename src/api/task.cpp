@@ -120,6 +120,9 @@ void TaskBase::operator delete(void* p, std::size_t size) noexcept {
 }
 
 void TaskBase::complete() noexcept {
+  // The hook first: it reads error_, which the joiner may move out once
+  // finished_ is published.
+  if (hook_ != nullptr) hook_->task_completed(this);
   bool report = false;
   {
     TaskLock g(lock_);
@@ -129,7 +132,8 @@ void TaskBase::complete() noexcept {
     if (joiner_ != nullptr) {
       std::exchange(joiner_, nullptr)->wake(Waiter::kNotified);
     }
-    report = handle_gone_ && detached_ && error_ != nullptr;
+    // A scope child's error is the scope's to rethrow: not lost.
+    report = handle_gone_ && detached_ && error_ != nullptr && hook_ == nullptr;
   }
   if (report) report_lost_exception(fiber_id_, error_);
 }
@@ -156,7 +160,8 @@ void TaskBase::release_handle(bool detached) noexcept {
     TaskLock g(lock_);
     handle_gone_ = true;
     detached_ = detached;
-    report = detached && finished_.load(std::memory_order_relaxed) && error_ != nullptr;
+    report = detached && finished_.load(std::memory_order_relaxed) && error_ != nullptr &&
+             hook_ == nullptr;
   }
   if (report) report_lost_exception(fiber_id_, error_);
   unref();

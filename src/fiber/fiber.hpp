@@ -96,9 +96,21 @@ struct Fiber {
   // current_waiter under wait_lock (heavy barrier between). A fiber that
   // clears current_waiter and then sees cancel_requested takes wait_lock once
   // to wait out a canceller that may still be touching its waiter.
+  //
+  // cancel_requested mirrors the fiber's innermost cancel scope
+  // (cancel_scope, a node of the cancellation tree): a node cancels the
+  // fiber bound to it, and leaving a scope recomputes the flag under the
+  // enclosing node's lock (src/cancel/cancel_node.cpp). hard_cancel is the
+  // runtime's forced cancellation at shutdown, which shields do not stop.
+  // A canceller that collected the fiber outside the node's lock pins it
+  // (cancel_pins) until its wake-up is done; the fiber's control block is
+  // not destroyed while pinned.
   SpinLock wait_lock;
   std::atomic<Waiter*> current_waiter{nullptr};
   std::atomic<bool> cancel_requested{false};
+  std::atomic<bool> hard_cancel{false};
+  std::atomic<std::uint32_t> cancel_pins{0};
+  CancelNode* cancel_scope = nullptr;  // owner-only: the innermost scope
 
   /// Lifecycle transition, checked in debug builds (and WEFT_DEBUG_CHECKS).
   void transition([[maybe_unused]] FiberState from, FiberState to) noexcept {

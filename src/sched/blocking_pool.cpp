@@ -9,6 +9,19 @@
 
 namespace weft::detail {
 
+namespace {
+thread_local TaskBase* tls_blocking_task = nullptr;
+}  // namespace
+
+[[gnu::noinline]] TaskBase* current_blocking_task() noexcept {
+  asm volatile("" ::: "memory");
+  return tls_blocking_task;
+}
+
+[[gnu::noinline]] void set_current_blocking_task(TaskBase* task) noexcept {
+  tls_blocking_task = task;
+}
+
 BlockingPool::BlockingPool(RuntimeImpl* rt, std::size_t max_threads,
                            std::chrono::nanoseconds keep_alive)
     : rt_(rt), max_threads_(max_threads), keep_alive_(keep_alive) {}
@@ -56,7 +69,12 @@ void BlockingPool::thread_main() noexcept {
       TaskBase* task = queue_.front();
       queue_.pop_front();
       lock.unlock();
+      set_current_blocking_task(task);
       task->run();
+      set_current_blocking_task(nullptr);
+      // Leave the cancellation tree before the joiner can return (a scope
+      // waiting for us must not see us attached afterwards).
+      task->cancel_node().detach();
       task->complete();
       task->drop_runner();
       lock.lock();

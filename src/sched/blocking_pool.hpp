@@ -20,6 +20,11 @@ namespace weft::detail {
 class RuntimeImpl;
 class TaskBase;
 
+/// The spawn_blocking task the calling pool thread is running, or null (a
+/// fiber, a plain thread, an idle pool thread). Not inlined: TLS.
+TaskBase* current_blocking_task() noexcept;
+void set_current_blocking_task(TaskBase* task) noexcept;
+
 class BlockingPool {
  public:
   BlockingPool(RuntimeImpl* rt, std::size_t max_threads, std::chrono::nanoseconds keep_alive);

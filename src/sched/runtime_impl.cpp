@@ -75,9 +75,13 @@ RuntimeImpl::RuntimeImpl(const Config& config)
 RuntimeImpl::~RuntimeImpl() {
   // Steps 1-3 of the shutdown protocol (header).
   stopping_.store(true, std::memory_order_release);
+  cancel_all();
+  for (int waited_ms = 0; alive() != 0 && waited_ms < kShieldGraceMs; ++waited_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   for (;;) {
     while (alive() != 0) {
-      cancel_all();
+      force_cancel_all();
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     closed_.store(true, std::memory_order_release);
@@ -105,7 +109,7 @@ RuntimeImpl::~RuntimeImpl() {
   while (external_wakes_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
-void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts) {
+void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* parent_node) {
   if (closed_.load(std::memory_order_acquire)) {
     throw std::logic_error("weft: spawn on a runtime that has shut down");
   }
@@ -138,7 +142,12 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts) {
   f->parent_id = parent != nullptr ? parent->id : 0;
   task->set_fiber_id(f->id);
   register_fiber(f);
-  if (stopping()) f->cancel_requested.store(true, std::memory_order_release);
+  // The child's node hangs under the spawner's innermost cancel scope (a
+  // fiber's, a spawn_blocking task's, or the root's from outside).
+  CancelNode& node = task->cancel_node();
+  node.attach(parent_node != nullptr ? parent_node : spawn_parent_node(parent));
+  f->cancel_scope = &node;
+  node.bind_fiber(f);
   f->transition(FiberState::created, FiberState::runnable);
   f->park.store(kRunnable, std::memory_order_relaxed);
   if (w != nullptr) {
@@ -309,10 +318,25 @@ void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
   f->reg_prev = f->reg_next = nullptr;
 }
 
-void RuntimeImpl::request_cancel(Fiber* f) noexcept {
-  f->cancel_requested.store(true, std::memory_order_relaxed);
-  heavy_barrier();
-  wake_cancelled(f);
+void RuntimeImpl::spawn_blocking(TaskBase* task) {
+  Worker* w = current_worker();
+  Fiber* parent = w != nullptr && w->runtime() == this ? w->current() : nullptr;
+  CancelNode& node = task->cancel_node();
+  node.attach(spawn_parent_node(parent));
+  try {
+    blocking_.submit(task);
+  } catch (...) {
+    node.detach();
+    throw;
+  }
+}
+
+CancelNode* RuntimeImpl::spawn_parent_node(Fiber* parent) noexcept {
+  if (parent != nullptr) return parent->cancel_scope;
+  if (current_runtime() == this) {
+    if (TaskBase* t = current_blocking_task()) return &t->cancel_node();
+  }
+  return &root_cancel_;
 }
 
 void RuntimeImpl::wake_cancelled(Fiber* f) noexcept {
@@ -321,15 +345,21 @@ void RuntimeImpl::wake_cancelled(Fiber* f) noexcept {
   // publishes later sees the request itself (Waiter::wait_fiber).
   LockGuard g(f->wait_lock);
   // acquire: pairs with the release publication in Waiter::wait_fiber, so
-  // the waiter's fields (fiber_) are visible.
-  if (Waiter* w = f->current_waiter.load(std::memory_order_acquire)) w->wake(Waiter::kCancelled);
+  // the waiter's fields (fiber_) are visible - and so is everything the
+  // fiber did before publishing it, including leaving the cancelled scope
+  // (which may have cleared cancel_requested): read the flag second.
+  Waiter* w = f->current_waiter.load(std::memory_order_acquire);
+  if (w != nullptr && f->cancel_requested.load(std::memory_order_acquire)) {
+    w->wake(Waiter::kCancelled);
+  }
 }
 
-void RuntimeImpl::cancel_all() noexcept {
+void RuntimeImpl::force_cancel_all() noexcept {
   // Mark everyone, one heavy barrier for all, then wake.
   for (auto& shard : registry_) {
     LockGuard g(shard.lock);
     for (Fiber* f = shard.head; f != nullptr; f = f->reg_next) {
+      f->hard_cancel.store(true, std::memory_order_relaxed);
       f->cancel_requested.store(true, std::memory_order_relaxed);
     }
   }

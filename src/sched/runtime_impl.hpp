@@ -2,12 +2,14 @@
 // set, the fiber registry, the monitor thread and the blocking pool.
 //
 // Shutdown protocol (~RuntimeImpl), step by step:
-//   1. stopping_ = true: fibers spawned from now on start cancelled.
-//   2. Cancel every registered fiber (Fiber::cancel_requested, and wake the
-//      waiter it is parked on with kCancelled): blocking calls throw
-//      weft::Cancelled, so fibers unwind and end. Repeat, every millisecond,
-//      until no fiber is alive (fibers spawned during unwinding are caught by
-//      the next round).
+//   1. stopping_ = true, and cancel the root of the cancellation tree
+//      (root_cancel_): every fiber not inside a shield gets weft::Cancelled
+//      from its blocking calls, so fibers unwind and end; fibers spawned
+//      from now on start cancelled (they attach under a cancelled node).
+//   2. Wait until no fiber is alive. Fibers still alive after
+//      kShieldGraceMs (shielded cleanup that blocks, or fibers spawned from
+//      inside a shield) are then force-cancelled every millisecond
+//      (force_cancel_all: Fiber::hard_cancel, which shields do not stop).
 //   3. closed_ = true: spawning now throws std::logic_error. Re-check alive.
 //   4. Stop the monitor thread.
 //   5. exiting_ = true, wake every worker, join them.
@@ -41,9 +43,16 @@ class RuntimeImpl {
   RuntimeImpl& operator=(const RuntimeImpl&) = delete;
 
   /// Creates and queues a fiber for task (see weft::spawn for errors).
-  void spawn(TaskBase* task, const FiberOptions& opts);
+  void spawn(TaskBase* task, const FiberOptions& opts, CancelNode* parent_node = nullptr);
   /// Queues a task on the blocking pool.
-  void spawn_blocking(TaskBase* task) { blocking_.submit(task); }
+  /// Queues task on the blocking pool, its cancellation node attached
+  /// under the caller's innermost cancel scope. Errors as BlockingPool::submit.
+  void spawn_blocking(TaskBase* task);
+
+  /// The node a task spawned now hangs under: `parent`'s innermost cancel
+  /// scope if it is one of our fibers, else the running spawn_blocking
+  /// task's node on one of our pool threads, else the root.
+  CancelNode* spawn_parent_node(Fiber* parent) noexcept;
 
   const Config& config() const noexcept { return config_; }
   /// The resolved I/O backend of every worker.
@@ -86,8 +95,6 @@ class RuntimeImpl {
   // --- registry of live fibers (cancellation at shutdown, stall reports).
   void register_fiber(Fiber* f) noexcept;
   void unregister_fiber(Fiber* f) noexcept;
-  /// Sets cancel_requested and wakes f's waiter with kCancelled.
-  static void request_cancel(Fiber* f) noexcept;
   /// Wakes f's published waiter with kCancelled. Precondition: f's
   /// cancel_requested was set before a heavy_barrier().
   static void wake_cancelled(Fiber* f) noexcept;
@@ -98,9 +105,21 @@ class RuntimeImpl {
   RuntimeStats stats() const;
   std::uint64_t alive() const noexcept;
 
-  /// Requests cancellation of every live fiber (shutdown, and
+  /// Cancels the root of the cancellation tree: every fiber of this
+  /// runtime outside a shield, and every fiber spawned later (shutdown,
   /// Runtime::shutdown_on_signals). Any thread.
-  void cancel_all() noexcept;
+  void cancel_all() noexcept { root_cancel_.cancel(); }
+
+  /// Forced cancellation of every live fiber, shields included
+  /// (Fiber::hard_cancel): the last resort of shutdown. Any thread.
+  void force_cancel_all() noexcept;
+
+  /// The root of the cancellation tree: the parent of fibers spawned from
+  /// outside the runtime's fibers and tasks. Lives as long as the runtime.
+  CancelNode& root_cancel_node() noexcept { return root_cancel_; }
+
+  /// How long shutdown lets shielded fibers finish before forcing them.
+  static constexpr int kShieldGraceMs = 1000;
 
   /// Brackets an unpark from a thread that is not one of this runtime's
   /// workers: ~RuntimeImpl waits until none is in progress before freeing
@@ -145,6 +164,14 @@ class RuntimeImpl {
   std::array<RegistryShard, kShards> registry_;
 
   std::atomic<bool> stopping_{false};
+  // The tree's root: every descendant detaches before the runtime ends.
+  class RootCancelNode final : public CancelNode {
+   public:
+    void add_ref() noexcept override {}
+    bool try_add_ref() noexcept override { return true; }
+    void release() noexcept override {}
+  };
+  RootCancelNode root_cancel_;
   std::atomic<bool> closed_{false};
   std::atomic<bool> exiting_{false};
   std::atomic<std::uint64_t> spawned_outside_{0};

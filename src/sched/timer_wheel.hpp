@@ -30,6 +30,10 @@ struct TimerEntry {
 
   std::uint64_t when_ms = 0;  // tick it fires at (ms since the wheel's epoch)
   Fire fire = nullptr;
+  // Optional: run after the wheel's lock is released, by the worker that
+  // fired the entry (Worker::defer_after_timers). For callbacks that take
+  // other locks or wake many fibers (deadline timers of cancel scopes).
+  Fire after_unlock = nullptr;
   TimerEntry* prev = nullptr;
   TimerEntry* next = nullptr;
   std::uint8_t level = 0;

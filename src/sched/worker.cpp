@@ -32,11 +32,27 @@ constexpr int level_of(Priority p) noexcept {
 }
 
 // First code of every fiber (Context entry).
+// A fiber leaves the cancellation tree before its joiner (or its scope) can
+// see it finished: its node unbinds and hands the children still running
+// (detached fibers it spawned) to its parent scope.
+void leave_cancel_tree(Fiber* f) noexcept {
+  CancelNode& node = f->task->cancel_node();
+  node.bind_fiber(nullptr);
+  node.detach();
+}
+
+// Cancellers that collected the fiber keep it pinned until their wake-up
+// is done (cancel_node.cpp): its control block must outlive that.
+void wait_cancel_pins(Fiber* f) noexcept {
+  while (f->cancel_pins.load(std::memory_order_acquire) != 0) cpu_relax();
+}
+
 void fiber_entry(void* arg) noexcept {
   Context::on_first_entry();
   current_worker()->after_switch();
   auto* f = static_cast<Fiber*>(arg);
   f->task->run();
+  leave_cancel_tree(f);
   f->task->complete();  // may wake the joiner into this worker's LIFO slot
   current_worker()->exit_current();
 }
@@ -222,6 +238,11 @@ void Worker::fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept {
   wheel.advance(now);
   wheel.lock.unlock();
   flush_batched_wakes();
+  while (TimerEntry* e = deferred_timers_) {
+    deferred_timers_ = e->next;
+    e->next = nullptr;
+    e->after_unlock(e);
+  }
 }
 
 void Worker::poll_io(std::int64_t timeout_ns) noexcept {
@@ -324,8 +345,10 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
       f->transition(FiberState::runnable, FiberState::finished);
       TaskBase* task = f->task;
       task->error() = std::current_exception();
+      leave_cancel_tree(f);
       task->complete();
       rt_->unregister_fiber(f);
+      wait_cancel_pins(f);
       f->~Fiber();
       task->drop_runner();
       bump(completed_);
@@ -402,6 +425,7 @@ void Worker::recycle(Fiber* f) noexcept {
   rt_->unregister_fiber(f);
   stacks_.give(f->stack, rt_->config().stack_size, rt_->stack_allocator());
   TaskBase* task = f->task;
+  wait_cancel_pins(f);
   f->~Fiber();
   task->drop_runner();  // may free the fiber's storage: last use of f above
   bump(completed_);

@@ -141,6 +141,17 @@ class Worker {
   /// Advances `wheel` (lock held by the caller) to now, then queues the
   /// fibers its timers woke so that they run in deadline order.
   void fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept;
+
+ public:
+  /// Called from a TimerEntry's fire callback (under the wheel's lock): runs
+  /// e->after_unlock(e) on this worker once fire_timers has released the
+  /// lock and flushed its wakes. e must stay valid until then.
+  void defer_after_timers(TimerEntry* e) noexcept {
+    e->next = deferred_timers_;
+    deferred_timers_ = e;
+  }
+
+ private:
   /// Runs the backend's wait (timeout_ns as Backend::wait) with its wakes
   /// batched in completion order.
   void poll_io(std::int64_t timeout_ns) noexcept;
@@ -178,6 +189,7 @@ class Worker {
   std::atomic<std::uint64_t> yielded_len_{0};  // owner-written; read by stats
   std::uint32_t nonempty_ = 0;                 // bit per level that may hold fibers (see pop_local)
   TimerWheel timers_;
+  TimerEntry* deferred_timers_ = nullptr;  // see defer_after_timers
   StackCache stacks_;
   std::unique_ptr<io::Backend> io_;
   std::uint32_t ticks_left_ = kFairnessTick;

@@ -36,7 +36,7 @@ class FiberCanceller {
  public:
   void capture() { fiber_.store(detail::current_fiber(), std::memory_order_release); }
   bool captured() const { return fiber_.load(std::memory_order_acquire) != nullptr; }
-  void cancel() { detail::RuntimeImpl::request_cancel(fiber_.load(std::memory_order_acquire)); }
+  void cancel() { fiber_.load(std::memory_order_acquire)->task->cancel_node().cancel(); }
 
  private:
   std::atomic<detail::Fiber*> fiber_{nullptr};

@@ -18,6 +18,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "weft/detail/cancel_node.hpp"
+
 namespace weft::detail {
 
 class Waiter;
@@ -59,6 +61,22 @@ class TaskBase {
   /// nobody will see (detached handle), reports it on stderr.
   void release_handle(bool detached) noexcept;
 
+  /// The task's node in the cancellation tree (JoinHandle::cancel cancels
+  /// it). Its references are the task's references.
+  CancelNode& cancel_node() noexcept { return node_; }
+
+  /// Optional observer told when the task completes (weft::scope counts
+  /// its children this way). Set before the task starts; called by
+  /// complete() on the runner, after run() stored the result and before a
+  /// joiner can see it.
+  struct CompletionHook {
+    virtual void task_completed(TaskBase* task) noexcept = 0;
+
+   protected:
+    ~CompletionHook() = default;
+  };
+  void set_completion_hook(CompletionHook* hook) noexcept { hook_ = hook; }
+
   std::uint64_t fiber_id() const noexcept { return fiber_id_; }
   void set_fiber_id(std::uint64_t id) noexcept { fiber_id_ = id; }
   std::exception_ptr& error() noexcept { return error_; }
@@ -70,7 +88,26 @@ class TaskBase {
  private:
   void unref() noexcept;
 
+  // The task's cancellation node: its references are the task's.
+  class TaskNode final : public CancelNode {
+   public:
+    explicit TaskNode(TaskBase* task) noexcept : task_(task) {}
+    void add_ref() noexcept override { task_->refs_.fetch_add(1, std::memory_order_relaxed); }
+    // Only reached while the node is attached, which the runner's
+    // reference outlives.
+    bool try_add_ref() noexcept override {
+      add_ref();
+      return true;
+    }
+    void release() noexcept override { task_->unref(); }
+
+   private:
+    TaskBase* task_;
+  };
+
   std::atomic<std::uint32_t> refs_{2};
+  TaskNode node_{this};
+  CompletionHook* hook_ = nullptr;
   // finished_: written with release by complete() after the result is
   // stored; read with acquire by is_finished()/wait() before the result.
   std::atomic<bool> finished_{false};
