@@ -176,6 +176,11 @@ class Sender : public detail::ChanHandle<true> {
     return finish(detail::chan_send(checked(), &value, true, detail::to_deadline_ns(deadline)),
                   value);
   }
+  /// The same with a weft::Deadline (none: no time limit).
+  SendResult<T> send_until(T value, Deadline deadline) const {
+    return finish(detail::chan_send(checked(), &value, true, detail::to_deadline_ns(deadline)),
+                  value);
+  }
   /// send_until(now + timeout).
   template <class Rep, class Period>
   SendResult<T> send_for(T value, std::chrono::duration<Rep, Period> timeout) const {
@@ -215,6 +220,10 @@ class Receiver : public detail::ChanHandle<false> {
   /// recv() that gives up at `deadline` with timed_out.
   template <class C, class D>
   RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) const {
+    return recv_impl(true, detail::to_deadline_ns(deadline));
+  }
+  /// The same with a weft::Deadline (none: no time limit).
+  RecvResult<T> recv_until(Deadline deadline) const {
     return recv_impl(true, detail::to_deadline_ns(deadline));
   }
   /// recv_until(now + timeout).
@@ -324,6 +333,8 @@ class OneshotReceiver {
   RecvResult<T> recv_until(std::chrono::time_point<C, D> deadline) const {
     return rx_.recv_until(deadline);
   }
+  /// The same with a weft::Deadline (none: no time limit).
+  RecvResult<T> recv_until(Deadline deadline) const { return rx_.recv_until(deadline); }
   /// recv_until(now + timeout).
   template <class Rep, class Period>
   RecvResult<T> recv_for(std::chrono::duration<Rep, Period> timeout) const {

@@ -177,6 +177,10 @@ struct GeneratorFrame final : GeneratorFrameBase<T> {
 /// generator's current value and suspends the body until the next resume.
 /// Callable only from that body (any depth of calls below it); anywhere else
 /// it throws std::logic_error. Not copyable; pass it down by reference.
+/// A cancel scope the body opens (weft::scope, shield, move_on_after, ...)
+/// must be closed before the body yields, since the resumer's code would
+/// otherwise run inside it: yield throws std::logic_error then. Blocking
+/// calls in the body are cancellation points of the driving fiber.
 ///
 /// For an object type T, `yield(rvalue)` hands out the object itself without
 /// a copy (the resumer may move from it: next() does) and `yield(lvalue)`

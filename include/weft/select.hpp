@@ -173,6 +173,11 @@ template <class C, class D, class F>
 detail::DeadlineCase<std::decay_t<F>> on_deadline(std::chrono::time_point<C, D> deadline, F&& fn) {
   return {detail::to_deadline_ns(deadline), std::forward<F>(fn)};
 }
+/// The same with a weft::Deadline (none: no time limit).
+template <class F>
+detail::DeadlineCase<std::decay_t<F>> on_deadline(Deadline deadline, F&& fn) {
+  return {detail::to_deadline_ns(deadline), std::forward<F>(fn)};
+}
 
 /// Waits until exactly one case can complete, completes it, runs its handler
 /// and returns the case's position among the arguments (0-based). With a

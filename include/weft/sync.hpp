@@ -42,6 +42,8 @@ class TimedWait {
   bool wait_until(std::chrono::time_point<C, D> deadline) {
     return self().wait_impl(to_deadline_ns(deadline));
   }
+  /// The same with a weft::Deadline (none: no time limit).
+  bool wait_until(Deadline deadline) { return self().wait_impl(to_deadline_ns(deadline)); }
   /// wait_until(now + timeout).
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> timeout) {
@@ -90,6 +92,10 @@ class Mutex {
   /// @throws weft::Cancelled if the fiber is cancelled while waiting.
   template <class C, class D>
   bool try_lock_until(std::chrono::time_point<C, D> deadline) {
+    return try_lock() || lock_slow(detail::to_deadline_ns(deadline));
+  }
+  /// The same with a weft::Deadline (none: no time limit).
+  bool try_lock_until(Deadline deadline) {
     return try_lock() || lock_slow(detail::to_deadline_ns(deadline));
   }
   /// try_lock_until(now + timeout).
@@ -149,6 +155,10 @@ class SharedMutex {
   bool try_lock_until(std::chrono::time_point<C, D> deadline) {
     return lock_impl(true, detail::to_deadline_ns(deadline));
   }
+  /// The same with a weft::Deadline (none: no time limit).
+  bool try_lock_until(Deadline deadline) {
+    return lock_impl(true, detail::to_deadline_ns(deadline));
+  }
   /// try_lock_until(now + timeout).
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
@@ -166,6 +176,10 @@ class SharedMutex {
   /// @throws weft::Cancelled if cancelled while waiting.
   template <class C, class D>
   bool try_lock_shared_until(std::chrono::time_point<C, D> deadline) {
+    return lock_impl(false, detail::to_deadline_ns(deadline));
+  }
+  /// The same with a weft::Deadline (none: no time limit).
+  bool try_lock_shared_until(Deadline deadline) {
     return lock_impl(false, detail::to_deadline_ns(deadline));
   }
   /// try_lock_shared_until(now + timeout).
@@ -206,6 +220,10 @@ class Semaphore {
   /// acquire() that gives up at `deadline`; true if taken.
   template <class C, class D>
   bool acquire_until(std::chrono::time_point<C, D> deadline, std::int64_t n = 1) {
+    return acquire_impl(n, detail::to_deadline_ns(deadline));
+  }
+  /// The same with a weft::Deadline (none: no time limit).
+  bool acquire_until(Deadline deadline, std::int64_t n = 1) {
     return acquire_impl(n, detail::to_deadline_ns(deadline));
   }
   /// acquire_until(now + timeout).
@@ -253,10 +271,24 @@ class CondVar {
     return wait_impl(lock, detail::to_deadline_ns(deadline)) ? std::cv_status::no_timeout
                                                              : std::cv_status::timeout;
   }
+  /// The same with a weft::Deadline (none: no time limit).
+  std::cv_status wait_until(std::unique_lock<Mutex>& lock, Deadline deadline) {
+    return wait_impl(lock, detail::to_deadline_ns(deadline)) ? std::cv_status::no_timeout
+                                                             : std::cv_status::timeout;
+  }
   /// Waits until pred() or `deadline`; returns pred() at the end.
   template <class C, class D, class Pred>
   bool wait_until(std::unique_lock<Mutex>& lock, std::chrono::time_point<C, D> deadline,
                   Pred pred) {
+    const std::int64_t d = detail::to_deadline_ns(deadline);
+    while (!pred()) {
+      if (!wait_impl(lock, d)) return pred();
+    }
+    return true;
+  }
+  /// The same with a weft::Deadline (none: no time limit).
+  template <class Pred>
+  bool wait_until(std::unique_lock<Mutex>& lock, Deadline deadline, Pred pred) {
     const std::int64_t d = detail::to_deadline_ns(deadline);
     while (!pred()) {
       if (!wait_impl(lock, d)) return pred();
@@ -313,6 +345,10 @@ class Barrier {
   bool arrive_and_wait() { return arrive_impl(detail::kNoDeadline) == Result::leader; }
   template <class C, class D>
   Result arrive_and_wait_until(std::chrono::time_point<C, D> deadline) {
+    return arrive_impl(detail::to_deadline_ns(deadline));
+  }
+  /// The same with a weft::Deadline (none: no time limit).
+  Result arrive_and_wait_until(Deadline deadline) {
     return arrive_impl(detail::to_deadline_ns(deadline));
   }
   template <class Rep, class Period>

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "weft/deadline.hpp"
 #include "weft/fiber.hpp"
 
 namespace weft {
@@ -25,6 +26,11 @@ void yield() noexcept;
 /// @throws weft::Cancelled if the fiber is cancelled while it sleeps (the
 /// runtime shutting down does that).
 void sleep_until(Clock::time_point deadline);
+
+/// sleep_until for a weft::Deadline; Deadline::none() parks until the
+/// fiber is cancelled (a plain thread then sleeps forever).
+/// @throws weft::Cancelled as sleep_until.
+void sleep_until(Deadline deadline);
 
 /// sleep_until(Clock::now() + d). d <= 0 returns at once.
 template <class Rep, class Period>

@@ -114,6 +114,20 @@ void sleep_until(Clock::time_point deadline) {
   }
 }
 
+void sleep_until(Deadline deadline) {
+  if (!deadline.is_none()) {
+    sleep_until(deadline.when());
+    return;
+  }
+  if (detail::current_fiber() == nullptr) {
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
+  }
+  for (;;) {
+    detail::Waiter w;
+    if (w.wait(-1) == detail::Waiter::kCancelled) throw Cancelled();
+  }
+}
+
 FiberId id() noexcept {
   detail::Fiber* f = detail::current_fiber();
   return f != nullptr ? f->id : 0;

@@ -105,6 +105,10 @@ struct GeneratorImpl {
   Fiber* driver = nullptr;
   Context::SanitizerIdentity lent{};
   const Stack* outer_stack = nullptr;
+  // The driving fiber's innermost cancel scope when it resumed us: the body
+  // must be back in it when it yields (a scope it opened cannot stay open
+  // across a yield, since the driver's code would then run inside it).
+  const void* scope_at_resume = nullptr;
 };
 
 namespace {
@@ -294,6 +298,7 @@ bool GeneratorCore::prepare_resume(GeneratorImpl* g) {
     g->lent = f->ctx.sanitizer_identity();
     f->ctx.set_sanitizer_identity(g->self().sanitizer_identity());
     g->outer_stack = std::exchange(f->generator_stack, &g->stack);
+    g->scope_at_resume = f->cancel_scope;
   }
   return true;
 }
@@ -305,6 +310,11 @@ void GeneratorCore::prepare_yield(GeneratorImpl* g) {
   WEFT_CHECK(!g->unwinding,
              "a generator body caught weft::GeneratorExit and yielded again; rethrow it (see "
              "include/weft/generator.hpp)");
+  if (g->driver != nullptr && g->driver->cancel_scope != g->scope_at_resume) {
+    throw std::logic_error(
+        "weft: a generator body yielded inside a cancel scope it opened (weft::scope, shield, "
+        "move_on_after, ...); close the scope before yielding");
+  }
   g->status = GenStatus::suspended;
 }
 

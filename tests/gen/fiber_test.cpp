@@ -294,3 +294,38 @@ TEST(GeneratorInFibers, CancellationOfTheDrivingFiberUnwindsTheParkedBody) {
 }
 
 }  // namespace
+
+namespace {
+
+// A cancel scope opened by the body cannot stay open across a yield; one
+// closed before the yield is fine, and cancellation of the driving fiber
+// reaches a body parked inside the generator.
+TEST(GeneratorInFibers, CancelScopesInsideTheBody) {
+  Runtime rt(workers_config(2));
+  rt.block_on([] {
+    Generator<int> ok([](Yield<int>& yield) {
+      auto r = weft::move_on_after(1ms, [] { weft::this_fiber::sleep_for(1h); });
+      yield(r ? 1 : 0);
+    });
+    auto first = ok.next();
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(*first, 0);
+
+    Generator<int> bad([](Yield<int>& yield) { weft::shield([&] { yield(1); }); });
+    EXPECT_THROW(bad.next(), std::logic_error);
+    EXPECT_FALSE(weft::this_fiber::is_cancelled());
+
+    auto h = weft::spawn([] {
+      Generator<int> g([](Yield<int>& yield) {
+        weft::this_fiber::sleep_for(1h);
+        yield(1);
+      });
+      g.next();
+    });
+    weft::this_fiber::sleep_for(5ms);
+    h.cancel();
+    EXPECT_THROW(h.join(), weft::Cancelled);
+  });
+}
+
+}  // namespace

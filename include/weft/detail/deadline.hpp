@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "weft/deadline.hpp"
+
 namespace weft::detail {
 
 /// No deadline.
@@ -32,6 +34,11 @@ std::int64_t to_deadline_ns(std::chrono::time_point<C, D> tp) noexcept {
     }
     return to_deadline_ns(steady_clock::now() + std::chrono::ceil<steady_clock::duration>(left));
   }
+}
+
+/// A weft::Deadline as CLOCK_MONOTONIC ns (kNoDeadline for none).
+inline std::int64_t to_deadline_ns(Deadline d) noexcept {
+  return d.ns();
 }
 
 /// now + d as CLOCK_MONOTONIC ns. d <= 0 gives an expired deadline; a
