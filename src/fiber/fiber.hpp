@@ -51,6 +51,7 @@
 
 namespace weft::detail {
 
+class LocalStore;
 class RuntimeImpl;
 class Waiter;
 
@@ -75,6 +76,9 @@ struct Fiber {
   std::size_t stack_size = 0;  // usable bytes wanted
   RuntimeImpl* runtime = nullptr;
   TaskBase* task = nullptr;  // the owning task; the runner's reference is ours
+  // Fiber-local values (fiber/fls.hpp): null until the fiber holds one. Only
+  // the fiber itself touches it once running (spawn sets it before).
+  LocalStore* locals = nullptr;
   FiberId id = 0;
   FiberId parent_id = 0;
   Priority priority = Priority::normal;

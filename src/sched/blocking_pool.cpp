@@ -4,6 +4,7 @@
 #include <system_error>
 #include <thread>
 
+#include "fiber/fls.hpp"
 #include "sched/worker.hpp"
 #include "weft/detail/task.hpp"
 
@@ -56,7 +57,11 @@ void BlockingPool::thread_main() noexcept {
       TaskBase* task = queue_.front();
       queue_.pop_front();
       lock.unlock();
+      // FLS hook: the task's store is this thread's while it runs; end()
+      // destroys its values before join() can return.
+      BlockingLocals locals(task);
       task->run();
+      locals.end();
       task->complete();
       task->drop_runner();
       lock.lock();

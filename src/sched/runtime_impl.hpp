@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "fiber/fiber.hpp"
+#include "fiber/fls.hpp"
 #include "fiber/stack.hpp"
 #include "sched/blocking_pool.hpp"
 #include "sched/spinlock.hpp"
@@ -43,7 +44,10 @@ class RuntimeImpl {
   /// Creates and queues a fiber for task (see weft::spawn for errors).
   void spawn(TaskBase* task, const FiberOptions& opts);
   /// Queues a task on the blocking pool.
-  void spawn_blocking(TaskBase* task) { blocking_.submit(task); }
+  void spawn_blocking(TaskBase* task) {
+    task->locals() = fls_inherit();  // FLS hook: the task's copy/share values
+    blocking_.submit(task);
+  }
 
   const Config& config() const noexcept { return config_; }
   /// The resolved I/O backend of every worker.
