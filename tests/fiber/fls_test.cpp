@@ -819,7 +819,7 @@ TEST_P(Fls, MoveOnlyAndImmovableTypes) {
                r.none_had = none_key.has_value();
                r.none_default_null = none_key.get() == nullptr;
                r.share_ptr = share_key.get().get();
-               *share_key.get() = 3;
+               if (r.share_ptr != nullptr) *r.share_ptr = 3;
                r.mutex = &immovable.emplace();
                std::lock_guard g(*r.mutex);
                return r;
