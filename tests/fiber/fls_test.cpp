@@ -189,8 +189,8 @@ TEST_P(Fls, NoneChildrenStartWithoutAValue) {
 // --- propagation: copy --------------------------------------------------------
 
 TEST_P(Fls, CopyChildrenGetIndependentCopiesMadeAtSpawn) {
+  Counts c;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   FiberLocal<Counted> key(Propagation::copy, counted_factory(c));
   EXPECT_EQ(key.propagation(), Propagation::copy);
   struct Seen {
@@ -253,8 +253,8 @@ TEST_P(Fls, CopyChildrenGetIndependentCopiesMadeAtSpawn) {
 // --- propagation: share -------------------------------------------------------
 
 TEST_P(Fls, ShareChildrenReferToTheSameObject) {
+  Counts c, c2;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   FiberLocal<Counted> key(Propagation::share, counted_factory(c));
   EXPECT_EQ(key.propagation(), Propagation::share);
   std::set<const Counted*> addrs;
@@ -290,7 +290,6 @@ TEST_P(Fls, ShareChildrenReferToTheSameObject) {
   EXPECT_EQ(c.live(), 0) << "the shared value must die with its last holder";
 
   // From a plain thread, and the object lives as long as its last holder.
-  Counts c2;
   FiberLocal<Counted> key2(Propagation::share, counted_factory(c2));
   key2.emplace(c2, 5);
   const Counted* addr = &key2.get();
@@ -312,8 +311,8 @@ TEST_P(Fls, ShareChildrenReferToTheSameObject) {
 }
 
 TEST_P(Fls, ShareSetRebindsOnlyTheCaller) {
+  Counts c;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   FiberLocal<Counted> key(Propagation::share, counted_factory(c));
   auto [child_v, parent_v] = rt.block_on([&] {
     key.emplace(c, 1);
@@ -401,10 +400,10 @@ struct BlockingProbe {
 };
 
 TEST_P(Fls, SpawnBlockingTasksHaveTheirOwnStore) {
+  Counts c;  // before the runtime: values may die as late as its threads
   weft::Config cfg = config();
   cfg.max_blocking_threads = 1;  // both tasks below run on the same pool thread
   Runtime rt(cfg);
-  Counts c;
   FiberLocal<Counted> none_key(Propagation::none, counted_factory(c));
   FiberLocal<Counted> copy_key(Propagation::copy, counted_factory(c));
   FiberLocal<std::optional<BlockingProbe>> probe;
@@ -444,8 +443,8 @@ TEST_P(Fls, SpawnBlockingTasksHaveTheirOwnStore) {
 // --- destruction ----------------------------------------------------------------
 
 TEST_P(Fls, ValuesDieOnceOnTheirFiberBeforeJoinReturns) {
+  Counts c;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   FiberLocal<int> earlier;  // created before `key`: still readable from its destructor
   struct Probe {
     Counted counted;
@@ -499,8 +498,8 @@ TEST_P(Fls, ValuesDieOnceOnTheirFiberBeforeJoinReturns) {
 }
 
 TEST_P(Fls, NewValuesMadeByDestructorsAreDestroyedToo) {
+  Counts c;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   FiberLocal<Counted> made_late(Propagation::none, counted_factory(c, 5));
   struct MakesOne {
     FiberLocal<Counted>* late;
@@ -513,9 +512,9 @@ TEST_P(Fls, NewValuesMadeByDestructorsAreDestroyedToo) {
 }
 
 TEST_P(Fls, ThrowingDestructorsBecomeTheJoinError) {
-  Runtime rt(config());
-  std::atomic<int> thrown{0};
+  std::atomic<int> thrown{0};  // before the runtime: values may die as late as its threads
   Counts c;
+  Runtime rt(config());
   FiberLocal<Thrower> thrower(Propagation::none, [&thrown] { return Thrower(thrown); });
   FiberLocal<Counted> other(Propagation::none, counted_factory(c));
   // A fiber that returned a value: join() rethrows the destructor's error,
@@ -570,7 +569,6 @@ TEST_P(Fls, ThrowingDestructorsBecomeTheJoinError) {
 }
 
 TEST_P(Fls, FailedCopyFailsTheSpawnAndLeaksNothing) {
-  Runtime rt(config());
   struct Fragile {
     Counts* c;
     bool fail_copy;
@@ -581,7 +579,8 @@ TEST_P(Fls, FailedCopyFailsTheSpawnAndLeaksNothing) {
     }
     ~Fragile() { ++c->destroyed; }
   };
-  Counts c;
+  Counts c;  // before the runtime: values may die as late as its threads
+  Runtime rt(config());
   FiberLocal<Counted> fine_copy(Propagation::copy, counted_factory(c));
   FiberLocal<Counted> shared(Propagation::share, counted_factory(c));
   FiberLocal<std::optional<Fragile>> fragile{Propagation::copy};  // newest: copied last
@@ -610,8 +609,8 @@ TEST_P(Fls, FailedCopyFailsTheSpawnAndLeaksNothing) {
 // --- keys -------------------------------------------------------------------------
 
 TEST_P(Fls, KeyDestroyedBeforeTheFibersHoldingItsValues) {
+  Counts c;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   constexpr int kHolders = 16;
   rt.block_on([&] {
     auto copy_key = std::make_unique<FiberLocal<Counted>>(Propagation::copy, counted_factory(c));
@@ -644,8 +643,8 @@ TEST_P(Fls, KeyDestroyedBeforeTheFibersHoldingItsValues) {
 }
 
 TEST_P(Fls, KeyIdsAreNeverReused) {
+  Counts c;  // before the runtime: values may die as late as its threads
   Runtime rt(config());
-  Counts c;
   const int kKeys = static_cast<int>(weft::test::scaled(2000, 200));
   // One storage for every key, so each new key sits at the old one's
   // address. A holder fiber keeps a value for every old key (destroying a
