@@ -401,14 +401,15 @@ struct BlockingProbe {
 
 TEST_P(Fls, SpawnBlockingTasksHaveTheirOwnStore) {
   Counts c;  // before the runtime: values may die as late as its threads
+  BlockingSeen s;
   weft::Config cfg = config();
   cfg.max_blocking_threads = 1;  // both tasks below run on the same pool thread
   Runtime rt(cfg);
   FiberLocal<Counted> none_key(Propagation::none, counted_factory(c));
   FiberLocal<Counted> copy_key(Propagation::copy, counted_factory(c));
   FiberLocal<std::optional<BlockingProbe>> probe;
-  BlockingSeen s = rt.block_on([&] {
-    BlockingSeen r;
+  rt.block_on([&] {
+    BlockingSeen& r = s;
     copy_key.emplace(c, 1);
     const int live_before = c.live();
     weft::spawn_blocking([&] {
@@ -426,7 +427,6 @@ TEST_P(Fls, SpawnBlockingTasksHaveTheirOwnStore) {
       r.none_second = none_key.has_value();
       r.copy_second = copy_key.get().v;
     }).join();
-    return r;
   });
   EXPECT_FALSE(s.none_first);
   EXPECT_EQ(s.copy_first, 1);
