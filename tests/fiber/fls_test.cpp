@@ -502,11 +502,15 @@ TEST_P(Fls, NewValuesMadeByDestructorsAreDestroyedToo) {
   Runtime rt(config());
   FiberLocal<Counted> made_late(Propagation::none, counted_factory(c, 5));
   struct MakesOne {
-    FiberLocal<Counted>* late;
+    explicit MakesOne(FiberLocal<Counted>* l) : late(l) {}
     ~MakesOne() { late->get(); }  // creates made_late's value while the fiber ends
+    FiberLocal<Counted>* late;
   };
   FiberLocal<std::optional<MakesOne>> key;  // newer key: destroyed first
-  rt.spawn([&] { key.get().emplace(MakesOne{&made_late}); }).join();
+  rt.spawn([&] {
+      key.get().emplace(&made_late);
+      if (made_late.has_value()) throw std::logic_error("test setup: made too early");
+    }).join();
   EXPECT_EQ(c.made, 1);
   EXPECT_EQ(c.live(), 0) << "a value made by a destructor at fiber end leaked";
 }
