@@ -99,6 +99,10 @@ class Cell {
   std::atomic<std::uint32_t> refs{1};
 };
 
+/// A default-value factory for FiberLocal<T>.
+template <class F, class T>
+concept FactoryOf = std::is_invocable_r_v<T, F&>;
+
 /// Tag: make the value from the result of a call (no move: guaranteed elision).
 struct FromCall {};
 
@@ -202,20 +206,18 @@ class FiberLocal {
   /// several threads, so it must be safe to call that way). factory is
   /// copied into a std::function. Modes as above.
   /// @throws what copying factory throws.
-  template <Propagation::Mode M, class F>
-  requires std::is_invocable_r_v<T, F&> FiberLocal(Propagation::Tag<M> mode, F factory)
-      : FiberLocal(mode) {
+  template <Propagation::Mode M, detail::fls::FactoryOf<T> F>
+  FiberLocal(Propagation::Tag<M> mode, F factory) : FiberLocal(mode) {
     factory_ = std::move(factory);
   }
-  template <class F>
-  requires std::is_invocable_r_v<T, F&> && std::is_copy_constructible_v<T> FiberLocal(
-      Propagation::Mode mode, F factory)
+  /// Same with a mode chosen at run time (copy-constructible T only).
+  template <detail::fls::FactoryOf<T> F>
+  FiberLocal(Propagation::Mode mode, F factory) requires std::is_copy_constructible_v<T>
       : FiberLocal(mode) {
     factory_ = std::move(factory);
   }
   /// Same with Propagation::none.
-  template <class F>
-  requires std::is_invocable_r_v<T, F&>
+  template <detail::fls::FactoryOf<T> F>
   explicit FiberLocal(F factory) : FiberLocal(Propagation::none, std::move(factory)) {}
 
   /// Destroys the caller's value for this key, if any (values of other
