@@ -17,6 +17,7 @@
 //     fiber does, and its values die when it ends);
 //   * any other thread: the thread (plain thread_local semantics; the values
 //     die at thread exit).
+// A Generator body uses the values of whoever resumes it (fiber or thread).
 // The key's Propagation says what a fiber or spawn_blocking task starts with
 // (see the enum). A fiber's values are destroyed on that fiber when its
 // function has returned, before its JoinHandle's join() returns.

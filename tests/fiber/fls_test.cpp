@@ -865,6 +865,25 @@ TEST_P(Fls, FactoryRunsOncePerHolderAndOnlyWhenNeeded) {
   EXPECT_EQ(calls, kFibers);
 }
 
+TEST_P(Fls, GeneratorBodiesSeeTheValuesOfWhoeverResumesThem) {
+  Runtime rt(config());
+  FiberLocal<int> key;
+  weft::Generator<int> g([&](weft::Yield<int>& yield) {
+    for (;;) yield(key.has_value() ? key.get() : -1);
+  });
+  auto step = [&] { return g.next().value_or(-2); };
+  key.set(3);  // the plain thread's value
+  EXPECT_EQ(step(), 3);
+  auto a = rt.spawn([&] {
+    key.set(1);
+    return step();
+  });
+  EXPECT_EQ(a.join(), 1);
+  auto b = rt.spawn([&] { return step(); });  // no value in this fiber
+  EXPECT_EQ(b.join(), -1);
+  EXPECT_EQ(step(), 3);
+}
+
 // --- the example: a request id through a whole request ------------------------
 
 // A request handler fiber sets the request id; everything it starts
