@@ -9,6 +9,7 @@
 #include "weft/deadline.hpp"
 #include "weft/errors.hpp"
 #include "weft/fiber.hpp"
+#include "weft/fls.hpp"
 #include "weft/fs.hpp"
 #include "weft/generator.hpp"
 #include "weft/net.hpp"

@@ -51,6 +51,7 @@
 
 namespace weft::detail {
 
+class LocalStore;
 class RuntimeImpl;
 class Waiter;
 
@@ -75,17 +76,20 @@ struct Fiber {
   std::size_t stack_size = 0;  // usable bytes wanted
   RuntimeImpl* runtime = nullptr;
   TaskBase* task = nullptr;  // the owning task; the runner's reference is ours
+  // Fiber-local values (fiber/fls.hpp): null until the fiber holds one. Only
+  // the fiber itself touches it once running (spawn sets it before).
+  LocalStore* locals = nullptr;
   FiberId id = 0;
   FiberId parent_id = 0;
   Priority priority = Priority::normal;
   FiberState state = FiberState::created;  // owned by whoever holds the fiber
   std::atomic<std::uint8_t> park{kRunning};
+  std::uint32_t queued_ms = 0;  // worker clock when it joined a yielded list (owner-only)
   std::string name;
 
   // Intrusive link for the injector queue (guarded by the injector's lock)
   // or a worker's yielded list (owner-only).
   Fiber* next = nullptr;
-  std::uint32_t queued_ms = 0;  // worker clock when it joined a yielded list
   // Registry links (guarded by the registry shard lock; see RuntimeImpl).
   Fiber* reg_prev = nullptr;
   Fiber* reg_next = nullptr;
@@ -105,8 +109,8 @@ struct Fiber {
   // A canceller that collected the fiber outside the node's lock pins it
   // (cancel_pins) until its wake-up is done; the fiber's control block is
   // not destroyed while pinned.
-  SpinLock wait_lock;
   std::atomic<Waiter*> current_waiter{nullptr};
+  SpinLock wait_lock;
   std::atomic<bool> cancel_requested{false};
   std::atomic<bool> hard_cancel{false};
   std::atomic<std::uint32_t> cancel_pins{0};

@@ -4,6 +4,7 @@
 #include <system_error>
 #include <thread>
 
+#include "fiber/fls.hpp"
 #include "sched/worker.hpp"
 #include "weft/detail/task.hpp"
 
@@ -70,7 +71,11 @@ void BlockingPool::thread_main() noexcept {
       queue_.pop_front();
       lock.unlock();
       set_current_blocking_task(task);
+      // FLS hook: the task's store is this thread's while it runs; end()
+      // destroys its values before join() can return.
+      BlockingLocals locals(task);
       task->run();
+      locals.end();
       set_current_blocking_task(nullptr);
       // Leave the cancellation tree before the joiner can return (a scope
       // waiting for us must not see us attached afterwards).

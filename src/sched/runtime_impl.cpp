@@ -6,7 +6,9 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
+#include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
 #include "io/backend.hpp"
 #include "sched/assert.hpp"
@@ -122,6 +124,9 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     }
     size = StackAllocator::round_to_page(opts.stack_size);
   }
+  // FLS hook: the child's copy/share values, made on the spawning side. May
+  // run copy constructors (throw, park): before anything below is read.
+  task->locals() = fls_inherit();
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() != this) w = nullptr;
   stacks_.check_budget();  // throws std::system_error naming vm.max_map_count
@@ -133,6 +138,7 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     f->~Fiber();
     throw;
   }
+  f->locals = std::exchange(task->locals(), nullptr);  // FLS hook
   f->stack_size = size;
   f->runtime = this;
   f->task = task;
@@ -321,6 +327,7 @@ void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
 void RuntimeImpl::spawn_blocking(TaskBase* task) {
   Worker* w = current_worker();
   Fiber* parent = w != nullptr && w->runtime() == this ? w->current() : nullptr;
+  task->locals() = fls_inherit();  // FLS hook: the task's copy/share values
   CancelNode& node = task->cancel_node();
   node.attach(spawn_parent_node(parent));
   try {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "fiber/fiber.hpp"
+#include "fiber/fls.hpp"
 #include "fiber/stack.hpp"
 #include "sched/blocking_pool.hpp"
 #include "sched/spinlock.hpp"

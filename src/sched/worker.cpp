@@ -4,6 +4,7 @@
 #include <new>
 #include <utility>
 
+#include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
 #include "io/backend.hpp"
 #include "sched/assert.hpp"
@@ -52,6 +53,8 @@ void fiber_entry(void* arg) noexcept {
   current_worker()->after_switch();
   auto* f = static_cast<Fiber*>(arg);
   f->task->run();
+  // FLS hook: destroy the fiber's values on the fiber, before join() can return.
+  fls_end(f->locals, f->task);
   leave_cancel_tree(f);
   f->task->complete();  // may wake the joiner into this worker's LIFO slot
   current_worker()->exit_current();
@@ -349,6 +352,7 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
       task->complete();
       rt_->unregister_fiber(f);
       wait_cancel_pins(f);
+      task->locals() = std::exchange(f->locals, nullptr);  // FLS hook: freed with the task
       f->~Fiber();
       task->drop_runner();
       bump(completed_);

@@ -23,6 +23,8 @@
 namespace weft::detail {
 
 class Waiter;
+class LocalStore;                                    // fiber-local storage (src/fiber/fls.hpp)
+void fls_destroy_store(LocalStore* store) noexcept;  // src/fiber/fls.cpp
 
 /// Bytes reserved in every task for the runtime's fiber control block
 /// (static_assert'ed against the real size in the runtime).
@@ -80,9 +82,14 @@ class TaskBase {
   std::uint64_t fiber_id() const noexcept { return fiber_id_; }
   void set_fiber_id(std::uint64_t id) noexcept { fiber_id_ = id; }
   std::exception_ptr& error() noexcept { return error_; }
+  /// Fiber-local values (src/fiber/fls.hpp) of a spawn_blocking task; for a
+  /// fiber, only from spawn until its Fiber takes them. Runner side.
+  LocalStore*& locals() noexcept { return locals_; }
 
  protected:
-  virtual ~TaskBase() = default;
+  virtual ~TaskBase() {
+    if (locals_ != nullptr) fls_destroy_store(locals_);  // never reached a fiber or thread
+  }
   std::exception_ptr error_;
 
  private:
@@ -115,9 +122,10 @@ class TaskBase {
   // waiter under it, complete() wakes it under it (waiter lifetime rule,
   // see sched/waiter.hpp).
   std::atomic<bool> lock_{false};
-  Waiter* joiner_ = nullptr;  // guarded by lock_
   bool handle_gone_ = false;  // guarded by lock_
   bool detached_ = false;     // guarded by lock_
+  Waiter* joiner_ = nullptr;  // guarded by lock_
+  LocalStore* locals_ = nullptr;
   std::uint64_t fiber_id_ = 0;
   alignas(16) unsigned char fiber_storage_[kFiberStorageBytes];
 };
