@@ -39,6 +39,11 @@ class Deadline {
   /// `d` from now.
   template <class Rep, class Period>
   static Deadline after(std::chrono::duration<Rep, Period> d) noexcept {
+    // Beyond ~100 years is "never" (and would overflow nanoseconds).
+    if (d >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
+                 std::chrono::hours(24 * 365 * 100))) {
+      return Deadline();
+    }
     const auto now = Clock::now();
     const auto step = std::chrono::ceil<std::chrono::nanoseconds>(d);
     // Saturate instead of overflowing for huge durations.

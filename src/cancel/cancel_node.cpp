@@ -165,7 +165,7 @@ CancelNode* CancelNode::lock_parent() noexcept {
   }
 }
 
-void CancelNode::detach(CancelNode* heir) noexcept {
+CancelNode* CancelNode::detach_keep_parent(CancelNode* heir) noexcept {
   // Unlink from our parent first: from then on no canceller of the parent
   // reaches us, and our children are handed over below.
   CancelNode* old_parent = nullptr;
@@ -227,7 +227,7 @@ void CancelNode::detach(CancelNode* heir) noexcept {
     c->cancel();
     c->release();
   }
-  if (old_parent != nullptr) old_parent->release();
+  return old_parent;
 }
 
 bool CancelNode::add_callback(CancelLink* link) noexcept {
@@ -284,11 +284,22 @@ bool SharedCancelNode::try_add_ref() noexcept {
 }
 
 void SharedCancelNode::release() noexcept {
-  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // Last reference: nobody can cancel us through a token any more, but a
-  // canceller of our parent may still find our link: leave the tree first.
-  detach();
-  delete this;
+  // A chain of sources each made from the previous one's token dies from
+  // the leaf up, each death dropping the last reference on its parent: a
+  // loop, not a recursion, so a 10^5-deep chain cannot overflow a stack.
+  SharedCancelNode* n = this;
+  while (n->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // Last reference: nobody can cancel n through a token any more, but a
+    // canceller of its parent may still find its link: leave the tree first.
+    CancelNode* parent = n->detach_keep_parent(n->parent_);
+    delete n;
+    if (parent == nullptr) return;
+    n = parent->as_shared();
+    if (n == nullptr) {
+      parent->release();
+      return;
+    }
+  }
 }
 
 }  // namespace weft::detail

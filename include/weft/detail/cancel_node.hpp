@@ -71,8 +71,12 @@ class CancelNode {
   /// handed to `heir` (the parent by default; a shield names the scope it
   /// was pushed in), so cancelling an ancestor still reaches them. Called
   /// once, by the node's owner, when the scope or fiber ends.
-  void detach() noexcept { detach(parent_); }
-  void detach(CancelNode* heir) noexcept;
+  void detach() noexcept { release_parent(detach_keep_parent(parent_)); }
+  void detach(CancelNode* heir) noexcept { release_parent(detach_keep_parent(heir)); }
+
+  /// The node as a SharedCancelNode, or null (lets release() walk a chain
+  /// of dying heap nodes in a loop instead of recursing).
+  virtual class SharedCancelNode* as_shared() noexcept { return nullptr; }
 
   /// The node this one was attached to (or, for a shield, pushed inside);
   /// null for a root. Stable until detach().
@@ -109,6 +113,13 @@ class CancelNode {
   bool cancel_one(class CancelBatch& batch, CancelNode** work) noexcept;
   // Locks parent_, retrying if a re-parenting moved us meanwhile.
   CancelNode* lock_parent() noexcept;
+  // detach() without dropping the reference on the old parent: returned
+  // for the caller to release.
+  CancelNode* detach_keep_parent(CancelNode* heir) noexcept;
+  static void release_parent(CancelNode* p) noexcept {
+    if (p != nullptr) p->release();
+  }
+  friend class SharedCancelNode;
 
   std::atomic<bool> cancelled_{false};  // written under lock_
   std::atomic<bool> deadline_fired_{false};
@@ -132,6 +143,7 @@ class SharedCancelNode final : public CancelNode {
   void add_ref() noexcept override { refs_.fetch_add(1, std::memory_order_relaxed); }
   bool try_add_ref() noexcept override;
   void release() noexcept override;
+  SharedCancelNode* as_shared() noexcept override { return this; }
 
  private:
   SharedCancelNode() = default;
