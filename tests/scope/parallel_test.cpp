@@ -42,6 +42,46 @@
 #define WEFT_HAVE_IOTA 1
 #endif
 
+namespace weft_par_test {
+
+/// A random-access range whose reference is a prvalue (like iota_view, but
+/// clang 14 compiles it). Outside the anonymous namespace: clang would call
+/// the hidden friends, only named by concept checks, unneeded there.
+class CountingIt {
+ public:
+  using value_type = long;
+  using difference_type = std::ptrdiff_t;
+  using iterator_concept = std::random_access_iterator_tag;
+  using iterator_category = std::random_access_iterator_tag;
+  CountingIt() = default;
+  explicit CountingIt(long v) : v_(v) {}
+  long operator*() const { return v_; }
+  long operator[](difference_type n) const { return v_ + n; }
+  CountingIt& operator++() { return ++v_, *this; }
+  CountingIt operator++(int) { return CountingIt(v_++); }
+  CountingIt& operator--() { return --v_, *this; }
+  CountingIt operator--(int) { return CountingIt(v_--); }
+  CountingIt& operator+=(difference_type n) { return v_ += n, *this; }
+  CountingIt& operator-=(difference_type n) { return v_ -= n, *this; }
+  friend CountingIt operator+(CountingIt i, difference_type n) { return CountingIt(i.v_ + n); }
+  friend CountingIt operator+(difference_type n, CountingIt i) { return CountingIt(i.v_ + n); }
+  friend CountingIt operator-(CountingIt i, difference_type n) { return CountingIt(i.v_ - n); }
+  friend difference_type operator-(CountingIt a, CountingIt b) { return a.v_ - b.v_; }
+  friend auto operator<=>(const CountingIt&, const CountingIt&) = default;
+
+ private:
+  long v_ = 0;
+};
+struct Counting {
+  long lo, hi;
+  CountingIt begin() const { return CountingIt(lo); }
+  CountingIt end() const { return CountingIt(hi); }
+  std::size_t size() const { return static_cast<std::size_t>(hi - lo); }
+};
+static_assert(std::ranges::random_access_range<Counting> && std::ranges::sized_range<Counting>);
+
+}  // namespace weft_par_test
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -50,6 +90,7 @@ using weft::Runtime;
 using weft::test::eventually;
 using weft::test::kPatience;
 using weft::test::scaled;
+using weft_par_test::Counting;
 
 WEFT_WATCHDOG_EVERY_TEST();
 
@@ -98,41 +139,6 @@ ParOptions grain(std::size_t g) {
   o.grain = g;
   return o;
 }
-
-/// A random-access range whose reference is a prvalue (like iota_view, but
-/// clang 14 compiles it).
-class CountingIt {
- public:
-  using value_type = long;
-  using difference_type = std::ptrdiff_t;
-  using iterator_concept = std::random_access_iterator_tag;
-  using iterator_category = std::random_access_iterator_tag;
-  CountingIt() = default;
-  explicit CountingIt(long v) : v_(v) {}
-  long operator*() const { return v_; }
-  long operator[](difference_type n) const { return v_ + n; }
-  CountingIt& operator++() { return ++v_, *this; }
-  CountingIt operator++(int) { return CountingIt(v_++); }
-  CountingIt& operator--() { return --v_, *this; }
-  CountingIt operator--(int) { return CountingIt(v_--); }
-  CountingIt& operator+=(difference_type n) { return v_ += n, *this; }
-  CountingIt& operator-=(difference_type n) { return v_ -= n, *this; }
-  friend CountingIt operator+(CountingIt i, difference_type n) { return CountingIt(i.v_ + n); }
-  friend CountingIt operator+(difference_type n, CountingIt i) { return CountingIt(i.v_ + n); }
-  friend CountingIt operator-(CountingIt i, difference_type n) { return CountingIt(i.v_ - n); }
-  friend difference_type operator-(CountingIt a, CountingIt b) { return a.v_ - b.v_; }
-  friend auto operator<=>(const CountingIt&, const CountingIt&) = default;
-
- private:
-  long v_ = 0;
-};
-struct Counting {
-  long lo, hi;
-  CountingIt begin() const { return CountingIt(lo); }
-  CountingIt end() const { return CountingIt(hi); }
-  std::size_t size() const { return static_cast<std::size_t>(hi - lo); }
-};
-static_assert(std::ranges::random_access_range<Counting> && std::ranges::sized_range<Counting>);
 
 /// Move-only and not default-constructible: par_map's optional path.
 class Token {
