@@ -470,6 +470,49 @@ TEST_P(Par, FirstExceptionIsRethrownAndEverythingIsJoined) {
   weft::test::expect_no_live_fibers(rt);
 }
 
+// The failure must stop the *other* leaves too, not only the one that threw:
+// element 0 (the root's first grain) throws once a helper runs, and from then
+// on each leaf may finish the grain it is in, plus one more if it passed its
+// check just before the throw.
+TEST_P(Par, AFailureStopsTheOtherLeaves) {
+  if (workers() == 1) GTEST_SKIP() << "needs a helper fiber on another worker";
+  Runtime rt(config());
+  const long n = scaled(40'000, 8'000);
+  constexpr std::size_t kG = 8;
+  std::atomic<bool> helper_started{false}, thrown{false};
+  std::atomic<long> started_after{0};
+  std::uint64_t spawned = 0;
+  bool caught = false;
+  const auto give_up = std::chrono::steady_clock::now() + kPatience / 3;
+  rt.block_on([&] {
+    const std::uint64_t before = rt.stats().fibers_spawned;
+    try {
+      weft::par_for_each(
+          Counting{0, n},
+          [&](long i) {
+            if (thrown.load()) started_after.fetch_add(1);
+            if (i == 0) {
+              while (!helper_started.load() && std::chrono::steady_clock::now() < give_up) {
+              }
+              thrown.store(true);
+              throw Boom(0);
+            }
+            helper_started.store(true);  // the root's first grain is [0, kG): a helper
+            spin_for(10us);
+          },
+          grain(kG));
+    } catch (const Boom&) {
+      caught = true;
+    }
+    spawned = rt.stats().fibers_spawned - before;
+  });
+  EXPECT_TRUE(caught);
+  EXPECT_TRUE(helper_started.load()) << "no helper ran (the test proves nothing then)";
+  EXPECT_LE(started_after.load(), static_cast<long>(2 * kG * (spawned + 1)))
+      << "leaves kept going after the failure (" << spawned << " helpers)";
+  RecordProperty("started_after_throw", static_cast<int>(started_after.load()));
+}
+
 // Every element throws: exactly one exception comes out, one of the thrown.
 TEST_P(Par, ManyThrowersOneException) {
   Runtime rt(config());
