@@ -513,6 +513,50 @@ TEST_P(Par, AFailureStopsTheOtherLeaves) {
   RecordProperty("started_after_throw", static_cast<int>(started_after.load()));
 }
 
+// Two failures in a known order: the first one recorded is rethrown. The
+// root throws Boom(0) while a helper is inside its grain; the helper throws
+// only once the caller has parked in its join, which it does after its
+// leaf recorded Boom(0) (read through the fiber's internal park state).
+TEST_P(Par, TheFirstExceptionWins) {
+  if (workers() == 1) GTEST_SKIP() << "needs a helper fiber on another worker";
+  Runtime rt(config());
+  std::atomic<weft::detail::Fiber*> caller{nullptr};
+  std::atomic<bool> second_ready{false}, claimed{false}, saw_park{false};
+  std::size_t got = 12345;
+  const auto give_up = std::chrono::steady_clock::now() + kPatience / 3;
+  auto caller_parked = [&] {
+    const auto s = caller.load()->park.load();
+    return s == weft::detail::kParking || s == weft::detail::kParked;
+  };
+  rt.block_on([&] {
+    caller.store(weft::detail::current_fiber());
+    try {
+      weft::par_for_each(
+          Counting{0, 10'000},
+          [&](long i) {
+            if (i == 0) {
+              while (!second_ready.load() && std::chrono::steady_clock::now() < give_up) {
+              }
+              throw Boom(0);
+            }
+            if (!claimed.exchange(true)) {  // the first element a helper runs
+              second_ready.store(true);
+              while (!caller_parked() && std::chrono::steady_clock::now() < give_up) {
+              }
+              saw_park.store(caller_parked());
+              throw Boom(static_cast<std::size_t>(i));
+            }
+            spin_for(5us);
+          },
+          grain(8));
+    } catch (const Boom& b) {
+      got = b.index;
+    }
+  });
+  EXPECT_TRUE(saw_park.load()) << "the caller never parked in its join";
+  EXPECT_EQ(got, 0u) << "a later exception replaced the first one";
+}
+
 // Every element throws: exactly one exception comes out, one of the thrown.
 TEST_P(Par, ManyThrowersOneException) {
   Runtime rt(config());
