@@ -13,6 +13,7 @@
 #include "weft/fs.hpp"
 #include "weft/generator.hpp"
 #include "weft/net.hpp"
+#include "weft/parallel.hpp"
 #include "weft/process.hpp"
 #include "weft/runtime.hpp"
 #include "weft/scope.hpp"

@@ -82,6 +82,11 @@ Fiber* current_fiber() noexcept {
   return w != nullptr ? w->current() : nullptr;
 }
 
+bool local_run_queue_empty() noexcept {
+  Worker* w = current_worker();
+  return w == nullptr || w->deques_empty();
+}
+
 FiberId allocate_fiber_id_global() noexcept {
   return g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
 }
@@ -120,6 +125,16 @@ std::size_t Worker::queued() const noexcept {
   std::size_t n = 0;
   for (const auto& q : queues_) n += q.size();
   return n;
+}
+
+bool Worker::deques_empty() const noexcept {
+  // A clear bit in nonempty_ means the level is empty (only the owner
+  // pushes, and it sets the bit first; see pop_local), so only levels with a
+  // set bit need their (relaxed, possibly stale) size read.
+  for (std::uint32_t mask = nonempty_; mask != 0; mask &= mask - 1) {
+    if (!queues_[__builtin_ctz(mask)].empty()) return false;
+  }
+  return true;
 }
 
 void Worker::wake() noexcept {

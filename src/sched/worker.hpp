@@ -93,6 +93,10 @@ class Worker {
   FiberId next_fiber_id() noexcept;
   bool preempt_requested() const noexcept { return preempt_.load(std::memory_order_relaxed); }
   void bump_spawned() noexcept { bump(spawned_); }
+  /// True when none of this worker's deques holds a fiber. Owner's view: it
+  /// reads the owner-only nonempty_ mask and relaxed sizes, so a thief may
+  /// empty a deque right after it answered false. See local_run_queue_empty().
+  bool deques_empty() const noexcept;
 
   // --- any thread --------------------------------------------------------
   RuntimeImpl* runtime() const noexcept { return rt_; }
@@ -220,6 +224,20 @@ RuntimeImpl* current_runtime() noexcept;
 void set_current_runtime(RuntimeImpl* rt) noexcept;
 /// The fiber running on this thread, or nullptr.
 Fiber* current_fiber() noexcept;
+
+/// The probe of lazy binary splitting (A. Tzannes, G. C. Caragea, R. Barua,
+/// U. Vishkin, "Lazy Binary-Splitting: A Run-Time Adaptive Work-Stealing
+/// Scheduler", PPoPP 2010; used by weft/parallel.hpp): true when the calling
+/// fiber's worker has no fiber in its stealable run queues (its deques). A
+/// loop that offered work before (pushed a fiber) sees true again once that
+/// work has been stolen or run, i.e. when a hungry worker would find nothing
+/// here; that is when splitting off more work pays. The LIFO slot and the
+/// yielded lists are not counted: thieves cannot take from them. True outside
+/// a worker (no local queue). Racy by design: a thief may empty a deque just
+/// after a false answer, which only delays a split to the next probe.
+/// Cost: one out-of-line TLS read, the owner's level mask and two relaxed
+/// loads per level that may hold fibers; no locked instruction, no fence.
+bool local_run_queue_empty() noexcept;
 
 /// Wakes a parked fiber (see the protocol in fiber.hpp). Any thread.
 void unpark(Fiber* f) noexcept;
