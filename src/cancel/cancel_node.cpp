@@ -146,7 +146,7 @@ void CancelNode::attach(CancelNode* parent) noexcept {
   parent_ = parent;
   if (parent == nullptr) return;
   parent->add_ref();
-  deadline_ns_ = parent->deadline_ns_;
+  deadline_ns_.store(parent->deadline_ns(), std::memory_order_relaxed);
   LockGuard g(parent->lock_);
   if (parent->cancelled_.load(std::memory_order_relaxed)) {
     cancelled_.store(true, std::memory_order_release);
@@ -155,77 +155,73 @@ void CancelNode::attach(CancelNode* parent) noexcept {
   push_front(parent->head_, &link_);
 }
 
-CancelNode* CancelNode::lock_parent() noexcept {
-  for (;;) {
-    CancelNode* p = __atomic_load_n(&parent_, __ATOMIC_ACQUIRE);
-    if (p == nullptr) return nullptr;
-    p->lock_.lock();
-    if (__atomic_load_n(&parent_, __ATOMIC_RELAXED) == p) return p;
-    p->lock_.unlock();  // re-parented meanwhile: try the new one
-  }
-}
-
-CancelNode* CancelNode::detach_keep_parent(CancelNode* heir) noexcept {
-  // Unlink from our parent first: from then on no canceller of the parent
-  // reaches us, and our children are handed over below.
-  CancelNode* old_parent = nullptr;
-  if (CancelNode* p = lock_parent()) {
-    if (link_.linked) unlink(p->head_, &link_);
-    __atomic_store_n(&parent_, nullptr, __ATOMIC_RELEASE);
-    p->lock_.unlock();
-    old_parent = p;
-  }
-
-  // Hand the children still attached to the heir (a child's parent_ changes
-  // under our lock and the heir's, which is what lock_parent() relies on).
-  CancelNode* to_cancel = nullptr;
-  std::size_t moved = 0;
-  if (heir != nullptr) {
+CancelNode* CancelNode::detach_keep_parent(CancelNode* heir, bool heir_is_parent) noexcept {
+  // 1. Leave our parent. parent_ only changes under our own lock, and we
+  //    hold a reference on it, so it is alive while we lock it (child
+  //    before parent: the only lock nesting in the tree).
+  CancelNode* old_parent;
+  {
     LockGuard g(lock_);
-    if (head_ != nullptr) {
-      LockGuard h(heir->lock_);
-      const bool heir_cancelled = heir->cancelled_.load(std::memory_order_relaxed);
-      while (head_ != nullptr) {
-        CancelLink* l = head_;
+    old_parent = parent_;
+    if (old_parent != nullptr) {
+      LockGuard h(old_parent->lock_);
+      if (link_.linked) unlink(old_parent->head_, &link_);
+    }
+    __atomic_store_n(&parent_, nullptr, __ATOMIC_RELEASE);
+  }
+  if (heir_is_parent) heir = old_parent;
+
+  // 2. Take the children still attached (fibers spawned inside and still
+  //    running), each with a reference so that it stays valid in transit. A
+  //    child whose last reference is gone (try_add_ref fails) is about to
+  //    unlink itself: leave it. Callbacks of an ending scope can never fire
+  //    now; their owners' remove_callback() finds them unlinked.
+  CancelNode* moving = nullptr;
+  {
+    LockGuard g(lock_);
+    CancelLink* l = head_;
+    while (l != nullptr) {
+      CancelLink* next = l->next;
+      if (l->child == nullptr) {
         unlink(head_, l);
-        if (l->child == nullptr) {
-          // A callback on a scope that is ending: it can never fire now;
-          // its owner's remove_callback() finds it unlinked.
-          continue;
+      } else if (l->child->try_add_ref()) {
+        unlink(head_, l);
+        l->child->work_next_ = moving;
+        moving = l->child;
+      }
+      l = next;
+    }
+  }
+
+  // 3. Hand each to the heir, so that cancelling an ancestor still reaches
+  //    it. Under the child's lock (then the heir's: child before parent),
+  //    so the child's own detach sees either us or the heir as its parent,
+  //    with the matching reference. A child that detached meanwhile
+  //    (parent_ no longer us) already dropped its reference on us.
+  while (moving != nullptr) {
+    CancelNode* c = moving;
+    moving = c->work_next_;
+    bool moved = false;
+    bool cancel_it = false;
+    {
+      LockGuard g(c->lock_);
+      if (c->parent_ == this) {
+        moved = true;
+        if (heir != nullptr) {
+          heir->add_ref();
+          LockGuard h(heir->lock_);
+          if (heir->cancelled_.load(std::memory_order_relaxed)) {
+            cancel_it = true;
+          } else {
+            push_front(heir->head_, &c->link_);
+          }
         }
-        CancelNode* c = l->child;
         __atomic_store_n(&c->parent_, heir, __ATOMIC_RELEASE);
-        ++moved;
-        if (!heir_cancelled) {
-          push_front(heir->head_, l);
-        } else if (c->try_add_ref()) {
-          c->work_next_ = to_cancel;
-          to_cancel = c;
-        }
       }
     }
-  } else {
-    // No heir (a root): children become roots. A child's parent_ must not
-    // dangle once we release the references below.
-    LockGuard g(lock_);
-    while (head_ != nullptr) {
-      CancelLink* l = head_;
-      unlink(head_, l);
-      if (l->child == nullptr) continue;
-      __atomic_store_n(&l->child->parent_, nullptr, __ATOMIC_RELEASE);
-      ++moved;
-    }
-  }
-  // Each moved child held a reference on us; it now holds one on the heir.
-  for (std::size_t i = 0; i < moved; ++i) {
-    if (heir != nullptr) heir->add_ref();
-    release();
-  }
-  while (to_cancel != nullptr) {
-    CancelNode* c = to_cancel;
-    to_cancel = c->work_next_;
-    c->cancel();
-    c->release();
+    if (cancel_it) c->cancel();
+    if (moved) release();  // the reference c held on us
+    c->release();          // the transit reference
   }
   return old_parent;
 }
@@ -291,7 +287,7 @@ void SharedCancelNode::release() noexcept {
   while (n->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     // Last reference: nobody can cancel n through a token any more, but a
     // canceller of its parent may still find its link: leave the tree first.
-    CancelNode* parent = n->detach_keep_parent(n->parent_);
+    CancelNode* parent = n->detach_keep_parent(nullptr, true);
     delete n;
     if (parent == nullptr) return;
     n = parent->as_shared();

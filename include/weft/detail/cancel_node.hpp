@@ -71,8 +71,8 @@ class CancelNode {
   /// handed to `heir` (the parent by default; a shield names the scope it
   /// was pushed in), so cancelling an ancestor still reaches them. Called
   /// once, by the node's owner, when the scope or fiber ends.
-  void detach() noexcept { release_parent(detach_keep_parent(parent_)); }
-  void detach(CancelNode* heir) noexcept { release_parent(detach_keep_parent(heir)); }
+  void detach() noexcept { release_parent(detach_keep_parent(nullptr, true)); }
+  void detach(CancelNode* heir) noexcept { release_parent(detach_keep_parent(heir, false)); }
 
   /// The node as a SharedCancelNode, or null (lets release() walk a chain
   /// of dying heap nodes in a loop instead of recursing).
@@ -97,8 +97,10 @@ class CancelNode {
 
   /// Absolute CLOCK_MONOTONIC deadline of this scope (earliest of its own
   /// and its ancestors' at creation), or -1.
-  std::int64_t deadline_ns() const noexcept { return deadline_ns_; }
-  void set_deadline_ns(std::int64_t ns) noexcept { deadline_ns_ = ns; }
+  std::int64_t deadline_ns() const noexcept { return deadline_ns_.load(std::memory_order_relaxed); }
+  void set_deadline_ns(std::int64_t ns) noexcept {
+    deadline_ns_.store(ns, std::memory_order_relaxed);
+  }
 
   /// Set by a deadline timer before it cancels the node: the node's own
   /// deadline, not an ancestor, cancelled it.
@@ -111,11 +113,10 @@ class CancelNode {
  private:
   // Marks this node, collects its fiber and children; see cancel_node.cpp.
   bool cancel_one(class CancelBatch& batch, CancelNode** work) noexcept;
-  // Locks parent_, retrying if a re-parenting moved us meanwhile.
-  CancelNode* lock_parent() noexcept;
   // detach() without dropping the reference on the old parent: returned
-  // for the caller to release.
-  CancelNode* detach_keep_parent(CancelNode* heir) noexcept;
+  // for the caller to release. heir_is_parent: hand the children to the
+  // parent (read under our lock) instead of `heir`.
+  CancelNode* detach_keep_parent(CancelNode* heir, bool heir_is_parent) noexcept;
   static void release_parent(CancelNode* p) noexcept {
     if (p != nullptr) p->release();
   }
@@ -129,10 +130,10 @@ class CancelNode {
   CancelLink* running_ = nullptr;         // callback being invoked, guarded by lock_
   const void* running_thread_ = nullptr;  // identifies the invoking thread
   Fiber* fiber_ = nullptr;                // guarded by lock_
-  CancelNode* parent_ = nullptr;
+  CancelNode* parent_ = nullptr;     // changes only under lock_ (and a reference moves with it)
   CancelNode* work_next_ = nullptr;  // the canceller's work list
   CancelLink link_;                  // our entry in parent_'s list
-  std::int64_t deadline_ns_ = -1;
+  std::atomic<std::int64_t> deadline_ns_{-1};
 };
 
 /// A heap node with its own reference count (CancellationSource, scopes).
