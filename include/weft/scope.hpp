@@ -181,7 +181,9 @@ class Scope {
 ///   exception. If `failures` is given, it receives every failure, in the
 ///   order they happened (the first one first), so that none is lost.
 /// - Cancelling an enclosing scope (or this fiber) cancels the children and
-///   the body; scope() waits for all, then rethrows weft::Cancelled.
+///   the body; scope() waits for all, then rethrows weft::Cancelled (even
+///   if the body had already returned: the scope's exit is a cancellation
+///   point).
 /// - A cancellation the scope caused itself (Scope::cancel, cancel_after,
 ///   a failure) is absorbed: if there was no failure and the body ended
 ///   with Cancelled, a void body's scope() returns normally, while a body
@@ -218,6 +220,12 @@ auto scope(F&& body, std::vector<std::exception_ptr>* failures)
   s.cs_.close();
   if (failures != nullptr) *failures = s.state_.take_failures();
   if (std::exception_ptr first = s.state_.first_failure()) std::rethrow_exception(first);
+  if (s.cs_.outer_cancelled()) {
+    // Cancelled from outside: even if the body returned, its children were
+    // cancelled, so the scope did not complete.
+    if (body_error) std::rethrow_exception(body_error);
+    throw Cancelled();
+  }
   if (body_error) {
     if (std::is_void_v<R> && s.cs_.cancelled_here())
       result.emplace();

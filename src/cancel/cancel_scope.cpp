@@ -6,6 +6,7 @@
 #include "fiber/fiber.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/timer_wheel.hpp"
+#include "sched/waiter.hpp"
 #include "sched/worker.hpp"
 
 namespace weft::detail {
@@ -25,6 +26,12 @@ class DeadlineTimer : public TimerEntry {
     Worker* w = current_worker();
     if (w == nullptr) {
       throw std::logic_error("weft: a cancel scope deadline needs a fiber of a runtime");
+    }
+    if (deadline_ns <= monotonic_ns()) {
+      // Already passed: cancelled before fn starts, not a millisecond later.
+      node->mark_deadline_fired();
+      node->cancel();
+      return nullptr;
     }
     RuntimeImpl* rt = w->runtime();
     const std::uint64_t tick = rt->deadline_to_tick(deadline_ns);
@@ -139,6 +146,7 @@ void CancelScope::close() noexcept {
   const bool outer = fiber_->cancel_requested.load(std::memory_order_relaxed);
   deadline_fired_ = node_->deadline_fired();
   cancelled_here_ = node_->is_cancelled() && !outer;
+  outer_cancelled_ = outer;
   std::exchange(node_, nullptr)->release();
 }
 

@@ -54,6 +54,9 @@ class CancelScope {
   /// scopes around it were not (the cancellation belongs to this scope,
   /// so a Cancelled that reached it is absorbed, as in Trio).
   bool cancelled_here() const noexcept { return cancelled_here_; }
+  /// After close(): true if the enclosing scopes are cancelled (the fiber
+  /// is cancelled again once this scope is gone).
+  bool outer_cancelled() const noexcept { return outer_cancelled_; }
   /// After close(): true if the scope's own deadline cancelled it.
   bool deadline_fired() const noexcept { return deadline_fired_; }
 
@@ -67,6 +70,7 @@ class CancelScope {
   Kind kind_;
   bool open_ = false;
   bool cancelled_here_ = false;
+  bool outer_cancelled_ = false;
   bool deadline_fired_ = false;
 };
 
