@@ -10,18 +10,31 @@
 //                        hashing each (default 128, a few hundred ns; the
 //                        measured ns per element is printed on a # line).
 //
-// Figures still to come (separate functions, same output format):
-// cancel_latency_us, scope_spawn_join_ns.
+//   cancel_latency_us    a fiber parked in recv() on an empty channel (2
+//                        workers) is cancelled with JoinHandle::cancel();
+//                        time from the cancel() call until its catch block
+//                        runs; median of `iters` rounds (p10..p99 on a #
+//                        line). cancel_scope_1000_us: Scope::cancel() of a
+//                        scope with 1000 parked children until scope()
+//                        returns (median of reps).
+//   scope_spawn_join_ns  weft::scope whose body spawns `children` empty
+//                        children through the Scope and returns; ns per
+//                        child (2 workers; _1w: 1 worker). Compare with
+//                        weft-bench-spawn's spawn_join_ns (handles, no scope).
 //
 // Check: the mapped values are summed and compared with a sequential run;
 // a mismatch fails the program.
-//   weft-bench-scope n=2000000 work=128 reps=5
+//   weft-bench-scope n=2000000 work=128 reps=5 iters=2000 children=1000000
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <numeric>
 #include <vector>
 
 #include "common.hpp"
 #include "weft/parallel.hpp"
+#include "weft/weft.hpp"
 
 namespace {
 
@@ -102,15 +115,129 @@ void par_map_speedup(const wb::Args& a) {
   wb::line("par_map_speedup_2w", m1 / m2, "ratio");
 }
 
+// ---- cancellation and nursery figures (issue 4) ---------------------------
+
+// cancel_latency_us: a fiber parked in recv() on an empty channel is
+// cancelled with JoinHandle::cancel() from the root fiber; the figure is the
+// time from the cancel() call until the victim's catch block runs (clock read
+// there), median over `iters` rounds. Also cancel_scope_1000_us: Scope::cancel
+// of a scope whose 1000 children are all parked, until scope() returns.
+void cancel_latency(weft::Runtime& rt, int iters, int reps) {
+  rt.block_on([&] {
+    std::vector<double> lat;
+    lat.reserve(static_cast<std::size_t>(iters));
+    for (int i = 0; i < iters + 10; ++i) {
+      auto [tx, rx] = weft::channel<int>(1);
+      std::atomic<bool> parked{false};
+      std::atomic<std::int64_t> woke_ns{0};
+      auto h = weft::spawn([&, rx = rx] {
+        parked.store(true, std::memory_order_release);
+        try {
+          (void)rx.recv();
+        } catch (const weft::Cancelled&) {
+          woke_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            wb::clock::now().time_since_epoch())
+                            .count(),
+                        std::memory_order_release);
+          throw;
+        }
+        wb::die("cancel_latency: recv returned instead of throwing Cancelled");
+      });
+      while (!parked.load(std::memory_order_acquire)) weft::this_fiber::yield();
+      weft::this_fiber::sleep_for(std::chrono::microseconds(200));  // really parked
+      const auto t0 = wb::clock::now();
+      h.cancel();
+      try {
+        h.join();
+        wb::die("cancel_latency: the victim did not end with Cancelled");
+      } catch (const weft::Cancelled&) {
+      }
+      const double ns = static_cast<double>(
+          woke_ns.load() -
+          std::chrono::duration_cast<std::chrono::nanoseconds>(t0.time_since_epoch()).count());
+      if (i >= 10) lat.push_back(ns);
+    }
+    std::sort(lat.begin(), lat.end());
+    wb::comment("cancel_latency: %d rounds; p10 %.1f us, p50 %.1f us, p90 %.1f us, p99 %.1f us",
+                iters, lat[lat.size() / 10] / 1e3, lat[lat.size() / 2] / 1e3,
+                lat[lat.size() * 9 / 10] / 1e3, lat[lat.size() * 99 / 100] / 1e3);
+    wb::line("cancel_latency_us", lat[lat.size() / 2] / 1e3, "us");
+
+    constexpr int kChildren = 1000;
+    auto s = wb::repeat(reps, [&] {
+      std::atomic<int> parked_children{0};
+      std::atomic<int> cancelled{0};
+      wb::clock::time_point t0;
+      weft::scope([&](weft::Scope& sc) {
+        for (int c = 0; c < kChildren; ++c) {
+          sc.spawn([&] {
+            parked_children.fetch_add(1, std::memory_order_relaxed);
+            try {
+              weft::this_fiber::sleep_for(std::chrono::hours(1));
+            } catch (const weft::Cancelled&) {
+              cancelled.fetch_add(1, std::memory_order_relaxed);
+              throw;
+            }
+          });
+        }
+        while (parked_children.load() < kChildren) weft::this_fiber::yield();
+        weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
+        t0 = wb::clock::now();
+        sc.cancel();
+      });
+      const double el = wb::ns_since(t0);
+      if (cancelled.load() != kChildren)
+        wb::die("cancel_scope: %d of %d children cancelled", cancelled.load(), kChildren);
+      return el;
+    });
+    wb::comment("cancel_scope_1000: runs %.1f..%.1f us", s.min / 1e3, s.max / 1e3);
+    wb::line("cancel_scope_1000_us", s.med / 1e3, "us");
+  });
+}
+
+// scope_spawn_join_ns: weft::scope whose body spawns n empty children
+// through the Scope (handles dropped) and returns; the scope joins them all.
+// ns per child, median of reps runs. spawn_join_ns (weft-bench-spawn) is the
+// same work with JoinHandles and no scope.
+void scope_spawn_join(weft::Runtime& rt, long n, int reps, const char* name) {
+  rt.block_on([&] {
+    auto s = wb::repeat(reps, [&] {
+      std::atomic<long> ran{0};
+      auto t0 = wb::clock::now();
+      weft::scope([&](weft::Scope& sc) {
+        for (long i = 0; i < n; ++i)
+          sc.spawn([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+      });
+      const double el = wb::ns_since(t0);
+      if (ran.load() != n) wb::die("scope_spawn_join: %ld of %ld children ran", ran.load(), n);
+      return el / static_cast<double>(n);
+    });
+    wb::comment("%s: n=%ld per run; runs %.1f..%.1f ns", name, n, s.min, s.max);
+    wb::line(name, s.med, "ns");
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   return wb::run_main([&] {
     wb::Args a{argc, argv};
-    a.check({"n", "work", "reps"});
+    a.check({"n", "work", "reps", "iters", "children"});
+    const int reps = static_cast<int>(a.num("reps", 5));
+    {
+      weft::Config c = weft::Config::from_env();
+      c.workers = 2;
+      weft::Runtime rt(c);
+      cancel_latency(rt, static_cast<int>(a.num("iters", 2000)), reps);
+      scope_spawn_join(rt, a.num("children", 1'000'000), reps, "scope_spawn_join_ns");
+    }
+    {
+      weft::Config c = weft::Config::from_env();
+      c.workers = 1;
+      weft::Runtime rt(c);
+      scope_spawn_join(rt, a.num("children", 1'000'000), reps, "scope_spawn_join_ns_1w");
+    }
     par_map_speedup(a);
-    // cancel_latency_us and scope_spawn_join_ns will be functions like
-    // par_map_speedup, called here in turn.
     return 0;
   });
 }
