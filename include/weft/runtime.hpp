@@ -55,11 +55,13 @@ struct RuntimeStats {
 /// run queue, stealing from each other when idle (Go's proc.go and Tokio's
 /// multi_thread scheduler are the models; docs/design/scheduler.md).
 ///
-/// Shutdown (destructor): the runtime stops taking spawns from outside,
-/// cancels every fiber still alive - a fiber parked in a blocking call, or
-/// entering one later, gets weft::Cancelled thrown from it so that it unwinds
-/// and runs its destructors - and waits until every fiber has ended. A fiber
-/// that never blocks again (an endless CPU loop) keeps the destructor waiting.
+/// Shutdown (destructor): the runtime cancels its root cancel scope, so
+/// every fiber still alive - a fiber parked in a blocking call, or entering
+/// one later - gets weft::Cancelled thrown from it so that it unwinds and
+/// runs its destructors, and fibers spawned meanwhile start cancelled; then
+/// it waits until every fiber has ended. Cancellation deferred by a shield
+/// (weft::shield) is forced after 1 s. A fiber that never blocks again (an
+/// endless CPU loop) keeps the destructor waiting.
 /// Blocking-pool tasks already running are waited for.
 ///
 /// Thread-safety: all members may be called from any thread, except that the
@@ -109,12 +111,13 @@ class Runtime {
 
   /// Graceful shutdown on signals (weft/signal.hpp explains how weft
   /// catches them). From this call on, the first of `signals` to arrive
-  /// cancels every fiber of this runtime alive at that moment: each gets
-  /// weft::Cancelled from its current or next blocking call, so fibers
-  /// unwind and end (a block_on() in progress rethrows Cancelled, and the
-  /// program decides what to do next). If fibers of this runtime are still
-  /// alive `grace` after the signal (one ignores cancellation, or fibers
-  /// spawned after the signal are still running), the process ends with
+  /// cancels the runtime's root cancel scope: every fiber gets
+  /// weft::Cancelled from its current or next blocking call (deferred
+  /// inside a shield), so fibers unwind and end (a block_on() in progress
+  /// rethrows Cancelled, and the program decides what to do next); fibers
+  /// spawned from then on start cancelled. If fibers of this runtime are
+  /// still alive `grace` after the signal (one ignores cancellation, or a
+  /// shielded cleanup takes longer), the process ends with
   /// _exit(128 + signo), exit handlers and destructors skipped. A second
   /// signal from the set ends the process the same way at once, with its
   /// own number. Ctrl-C twice thus always works.
