@@ -111,13 +111,15 @@ class Runtime {
 
   /// Graceful shutdown on signals (weft/signal.hpp explains how weft
   /// catches them). From this call on, the first of `signals` to arrive
-  /// cancels the runtime's root cancel scope: every fiber gets
+  /// cancels every fiber of this runtime alive at that moment: each gets
   /// weft::Cancelled from its current or next blocking call (deferred
   /// inside a shield), so fibers unwind and end (a block_on() in progress
-  /// rethrows Cancelled, and the program decides what to do next); fibers
-  /// spawned from then on start cancelled. If fibers of this runtime are
-  /// still alive `grace` after the signal (one ignores cancellation, or a
-  /// shielded cleanup takes longer), the process ends with
+  /// rethrows Cancelled, and the program decides what to do next, e.g. a
+  /// final block_on() that flushes state: fibers spawned after the signal
+  /// are not cancelled). If fibers of this runtime are still alive `grace`
+  /// after the signal (one ignores cancellation, a shielded cleanup takes
+  /// longer, or fibers spawned after the signal still run), the process
+  /// ends with
   /// _exit(128 + signo), exit handlers and destructors skipped. A second
   /// signal from the set ends the process the same way at once, with its
   /// own number. Ctrl-C twice thus always works.

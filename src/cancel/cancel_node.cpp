@@ -142,6 +142,29 @@ bool CancelNode::cancel() noexcept {
   return did;
 }
 
+void CancelNode::cancel_children() noexcept {
+  CancelNode* work = nullptr;
+  {
+    LockGuard g(lock_);
+    CancelLink* l = head_;
+    while (l != nullptr) {
+      CancelLink* next = l->next;
+      if (l->child != nullptr && l->child->try_add_ref()) {
+        unlink(head_, l);
+        l->child->work_next_ = work;
+        work = l->child;
+      }
+      l = next;
+    }
+  }
+  while (work != nullptr) {
+    CancelNode* c = work;
+    work = c->work_next_;
+    c->cancel();
+    c->release();
+  }
+}
+
 void CancelNode::attach(CancelNode* parent) noexcept {
   parent_ = parent;
   if (parent == nullptr) return;

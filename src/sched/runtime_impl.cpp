@@ -77,7 +77,7 @@ RuntimeImpl::RuntimeImpl(const Config& config)
 RuntimeImpl::~RuntimeImpl() {
   // Steps 1-3 of the shutdown protocol (header).
   stopping_.store(true, std::memory_order_release);
-  cancel_all();
+  root_cancel_.cancel();  // fibers spawned from now on start cancelled
   for (int waited_ms = 0; alive() != 0 && waited_ms < kShieldGraceMs; ++waited_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }

@@ -106,10 +106,10 @@ class RuntimeImpl {
   RuntimeStats stats() const;
   std::uint64_t alive() const noexcept;
 
-  /// Cancels the root of the cancellation tree: every fiber of this
-  /// runtime outside a shield, and every fiber spawned later (shutdown,
-  /// Runtime::shutdown_on_signals). Any thread.
-  void cancel_all() noexcept { root_cancel_.cancel(); }
+  /// Cancels every fiber of this runtime alive now, outside shields (the
+  /// root's children: Runtime::shutdown_on_signals); fibers spawned later
+  /// are not cancelled. Shutdown cancels the root itself instead. Any thread.
+  void cancel_all() noexcept { root_cancel_.cancel_children(); }
 
   /// Forced cancellation of every live fiber, shields included
   /// (Fiber::hard_cancel): the last resort of shutdown. Any thread.

@@ -61,6 +61,10 @@ class CancelNode {
   /// the calling thread, before it returns. Never throws.
   bool cancel() noexcept;
 
+  /// Cancels every node attached under this one now, but not this node:
+  /// nodes attached later are not cancelled. Never throws.
+  void cancel_children() noexcept;
+
   /// Attaches to `parent` (null: stays a root). Takes a reference on it.
   /// If the parent is already cancelled, this node starts cancelled.
   /// Called once, before the node is shared.
