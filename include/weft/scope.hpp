@@ -376,35 +376,37 @@ V race_impl(std::index_sequence<I...>, Fs&&... fns) {
   std::atomic<bool> decided{false};
   std::optional<V> winner;
   std::exception_ptr error;
-  scope([&](Scope& s) {
-    auto run = [&](auto index, auto& fn) {
-      constexpr std::size_t kI = decltype(index)::value;
-      using R = std::invoke_result_t<decltype(fn)>;
-      try {
-        if constexpr (std::is_void_v<R>) {
-          fn();
-          if (!decided.exchange(true, std::memory_order_acq_rel)) {
-            winner.emplace(std::in_place_index<kI>);
-            s.cancel();
-          }
-        } else {
-          R r = fn();
-          if (!decided.exchange(true, std::memory_order_acq_rel)) {
-            winner.emplace(std::in_place_index<kI>, std::move(r));
-            s.cancel();
-          }
-        }
-      } catch (const Cancelled&) {
-        // Lost (cancelled after someone won), or an enclosing cancellation:
-        // not a finish.
-      } catch (...) {
+  // Declared outside the scope's body: the contestants outlive the body
+  // (it returns right after spawning them), not race_impl's frame.
+  auto run = [&](auto index, auto& fn, Scope& s) {
+    constexpr std::size_t kI = decltype(index)::value;
+    using R = std::invoke_result_t<decltype(fn)>;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        fn();
         if (!decided.exchange(true, std::memory_order_acq_rel)) {
-          error = std::current_exception();
+          winner.emplace(std::in_place_index<kI>);
+          s.cancel();
+        }
+      } else {
+        R r = fn();
+        if (!decided.exchange(true, std::memory_order_acq_rel)) {
+          winner.emplace(std::in_place_index<kI>, std::move(r));
           s.cancel();
         }
       }
-    };
-    (s.spawn([&run, &fns] { run(std::integral_constant<std::size_t, I>{}, fns); }), ...);
+    } catch (const Cancelled&) {
+      // Lost (cancelled after someone won), or an enclosing cancellation:
+      // not a finish.
+    } catch (...) {
+      if (!decided.exchange(true, std::memory_order_acq_rel)) {
+        error = std::current_exception();
+        s.cancel();
+      }
+    }
+  };
+  scope([&](Scope& s) {
+    (s.spawn([&run, &fns, &s] { run(std::integral_constant<std::size_t, I>{}, fns, s); }), ...);
   });
   // scope() waited for every contestant: winner/error are final.
   if (error) std::rethrow_exception(error);

@@ -65,16 +65,17 @@ class DeadlineTimer : public TimerEntry {
         removed = true;
       }
     }
-    if (removed) unref();
-    unref();
+    // The owner's reference, and the wheel's if we took the timer out
+    // unfired: one decrement, so nothing touches a timer already freed.
+    unref(removed ? 2 : 1);
   }
 
  private:
   explicit DeadlineTimer(CancelNode* node) noexcept : node_(node) { node_->add_ref(); }
   ~DeadlineTimer() { node_->release(); }
 
-  void unref() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  void unref(int n = 1) noexcept {
+    if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
   }
 
   static void on_fire(TimerEntry* e) noexcept { current_worker()->defer_after_timers(e); }
