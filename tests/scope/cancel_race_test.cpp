@@ -286,7 +286,9 @@ void race_two(std::mt19937& rng, Wake&& wake, Cancel&& cancel) {
 
 TEST_P(WakeVersusCancel, BufferedRecvVersusSendAndCancel) {
   Runtime rt(config());
-  auto [tx, rx] = channel<int>(1);
+  auto tx_rx = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+  auto& tx = tx_rx.first;
+  auto& rx = tx_rx.second;
   std::mt19937 rng(11);
   int got_value = 0, got_cancelled = 0;
   for (int i = 0; i < race_rounds(); ++i) {
@@ -322,7 +324,9 @@ TEST_P(WakeVersusCancel, BufferedRecvVersusSendAndCancel) {
 
 TEST_P(WakeVersusCancel, RendezvousSendVersusRecvAndCancel) {
   Runtime rt(config());
-  auto [tx, rx] = channel<int>(0);
+  auto tx_rx = channel<int>(0);  // not a structured binding: clang 14 cannot capture those
+  auto& tx = tx_rx.first;
+  auto& rx = tx_rx.second;
   std::mt19937 rng(12);
   for (int i = 0; i < race_rounds(); ++i) {
     FiberWatch w;
@@ -350,7 +354,9 @@ TEST_P(WakeVersusCancel, RendezvousSendVersusRecvAndCancel) {
 
 TEST_P(WakeVersusCancel, RendezvousRecvVersusSendAndCancel) {
   Runtime rt(config());
-  auto [tx, rx] = channel<int>(0);
+  auto tx_rx = channel<int>(0);  // not a structured binding: clang 14 cannot capture those
+  auto& tx = tx_rx.first;
+  auto& rx = tx_rx.second;
   std::mt19937 rng(13);
   for (int i = 0; i < race_rounds(); ++i) {
     FiberWatch w;
@@ -382,8 +388,12 @@ TEST_P(WakeVersusCancel, RendezvousRecvVersusSendAndCancel) {
 
 TEST_P(WakeVersusCancel, SelectRecvVersusSendAndCancel) {
   Runtime rt(config());
-  auto [tx1, rx1] = channel<int>(1);
-  auto [tx2, rx2] = channel<int>(1);
+  auto tx1_rx1 = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+  auto& tx1 = tx1_rx1.first;
+  auto& rx1 = tx1_rx1.second;
+  auto tx2_rx2 = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+  auto& tx2 = tx2_rx2.first;
+  auto& rx2 = tx2_rx2.second;
   std::mt19937 rng(14);
   for (int i = 0; i < race_rounds(); ++i) {
     FiberWatch w;
@@ -541,7 +551,9 @@ TEST_P(WakeVersusCancel, CondVarNotifyOneVersusCancelNeverLost) {
 // or cancelled, the value stays in the channel; received, it does not.
 TEST_P(WakeVersusCancel, TimedRecvVersusSendVersusCancel) {
   Runtime rt(config());
-  auto [tx, rx] = channel<int>(1);
+  auto tx_rx = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+  auto& tx = tx_rx.first;
+  auto& rx = tx_rx.second;
   std::mt19937 rng(19);
   int outcomes[3] = {0, 0, 0};
   for (int i = 0; i < race_rounds(); ++i) {

@@ -53,7 +53,10 @@ TEST_P(CombinatorTest, RaceCancelsLosersTheyObserveCancelledAndDestructorsRun) {
   rt.block_on([] {
     std::atomic<int> saw{0}, dtors{0};
     std::atomic<bool> slow_cleanup_done{false};
-    auto [tx, rx] = channel<int>(0);
+    auto tx_rx = channel<int>(0);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    (void)tx;  // keeps the channel open; only rx is used
+    auto& rx = tx_rx.second;
     const int v = race(
         [] {
           this_fiber::sleep_for(3ms);

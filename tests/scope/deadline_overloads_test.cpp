@@ -24,7 +24,9 @@ TEST(DeadlineOverloads, EveryTimedWaitHonoursADeadline) {
       EXPECT_FALSE(ok) << what << " succeeded although nothing could satisfy it";
       EXPECT_GE(Clock::now(), d.when()) << what << " returned before its deadline";
     };
-    auto [tx, rx] = channel<int>(1);
+    auto tx_rx = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    auto& rx = tx_rx.second;
     ASSERT_TRUE(tx.try_send(1).ok());
     check("send_until", [&](Deadline d) { return tx.send_until(2, d).ok(); });
     ASSERT_TRUE(rx.try_recv().ok());
@@ -66,7 +68,9 @@ TEST(DeadlineOverloads, EveryTimedWaitHonoursADeadline) {
 TEST(DeadlineOverloads, NoneMeansNoLimit) {
   Runtime rt(workers_config(2));
   rt.block_on([] {
-    auto [tx, rx] = channel<int>(0);
+    auto tx_rx = channel<int>(0);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    auto& rx = tx_rx.second;
     auto h = spawn([rx = rx] { return rx.recv_until(Deadline::none()).ok(); });
     this_fiber::sleep_for(20ms);
     EXPECT_FALSE(h.is_finished());

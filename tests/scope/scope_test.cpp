@@ -69,7 +69,10 @@ TEST_P(ScopeTest, FailingChildCancelsSiblingsAllJoinedBeforeRethrow) {
     constexpr int kSiblings = 12;
     std::atomic<int> started{0}, cancelled{0}, dtors{0}, body_dtors{0};
     std::atomic<bool> slow_cleanup_done{false};
-    auto [tx, rx] = channel<int>(0);
+    auto tx_rx = channel<int>(0);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    (void)tx;  // keeps the channel open; only rx is used
+    auto& rx = tx_rx.second;
     Mutex held;
     held.lock();  // this fiber holds it; one sibling blocks on it
     try {

@@ -38,7 +38,10 @@ WEFT_INSTANTIATE_WORKERS(TimeoutTest);
 TEST_P(TimeoutTest, NeverReturnsBeforeTheDeadline) {
   Runtime rt(config());
   rt.block_on([] {
-    auto [tx, rx] = channel<int>(1);
+    auto tx_rx = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    (void)tx;  // keeps the channel open; only rx is used
+    auto& rx = tx_rx.second;
     const int reps = static_cast<int>(scaled(12, 3));
     for (auto d : {1ms, 2ms, 5ms, 13ms, 25ms}) {
       for (int i = 0; i < reps; ++i) {
@@ -375,7 +378,9 @@ TEST_P(TimeoutTest, ValuesReturnedWhenFnFinishesInTime) {
     fail_after(1h, [&] { side = 1; });
     EXPECT_EQ(side, 1);
     // Blocking work that completes before the deadline.
-    auto [tx, rx] = channel<int>(0);
+    auto tx_rx = channel<int>(0);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    auto& rx = tx_rx.second;
     auto producer = spawn([tx = tx] {
       this_fiber::sleep_for(2ms);
       (void)tx.send(21);
@@ -540,7 +545,10 @@ TEST_P(TimeoutTest, FiberNotCancelledAfterItsOwnTimeout) {
     auto t0 = Clock::now();
     this_fiber::sleep_for(5ms);
     EXPECT_GE(Clock::now() - t0, 5ms);
-    auto [tx, rx] = channel<int>(1);
+    auto tx_rx = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+    auto& tx = tx_rx.first;
+    (void)tx;  // keeps the channel open; only rx is used
+    auto& rx = tx_rx.second;
     EXPECT_EQ(rx.recv_for(2ms).status(), ChannelStatus::timed_out);
     auto child = spawn([] {
       this_fiber::sleep_for(2ms);

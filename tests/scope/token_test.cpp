@@ -551,7 +551,10 @@ TEST_P(FiberTokenTest, ShieldDefersCancellationUntilItReturns) {
       this_fiber::sleep_for(40ms);  // parked when the cancellation arrives
       stage = 1;
       cancelled_inside = this_fiber::is_cancelled();
-      auto [tx, rx] = channel<int>(1);
+      auto tx_rx = channel<int>(1);  // not a structured binding: clang 14 cannot capture those
+      auto& tx = tx_rx.first;
+      (void)tx;  // keeps the channel open; only rx is used
+      auto& rx = tx_rx.second;
       EXPECT_EQ(rx.recv_for(2ms).status(), ChannelStatus::timed_out);  // still not interrupted
       return 7;
     });
