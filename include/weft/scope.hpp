@@ -373,6 +373,9 @@ auto when_all(Fs&&... fns) {
 namespace detail {
 template <class V, class... Fs, std::size_t... I>
 V race_impl(std::index_sequence<I...>, Fs&&... fns) {
+  // Claimed once by the first contestant to finish; winner/error are then
+  // written by it alone and read after scope() joined everyone (the join
+  // orders them), so the exchange only has to be atomic.
   std::atomic<bool> decided{false};
   std::optional<V> winner;
   std::exception_ptr error;

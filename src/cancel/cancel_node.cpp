@@ -63,15 +63,13 @@ class CancelBatch {
   CancelBatch& operator=(const CancelBatch&) = delete;
   ~CancelBatch() { flush(); }
 
+  // Called at most once per node (a node binds one fiber), and cancel()
+  // flushes whenever the batch fills, so there is always room.
   void add(Fiber* f) noexcept {
+    WEFT_DEBUG_ASSERT(n_ < kMax, "cancel batch overflow");
     f->cancel_requested.store(true, std::memory_order_relaxed);
-    if (n_ == kMax) {
-      // Full (flushed between nodes only, never under a lock that a woken
-      // fiber might need): wake this one on its own.
-      heavy_barrier();
-      RuntimeImpl::wake_cancelled(f);
-      return;
-    }
+    // relaxed: taken under the node's lock, which the fiber must take to
+    // unbind before it can end; released with release in flush().
     f->cancel_pins.fetch_add(1, std::memory_order_relaxed);
     fibers_[n_++] = f;
   }
@@ -83,7 +81,8 @@ class CancelBatch {
     heavy_barrier();
     for (std::size_t i = 0; i < n_; ++i) {
       RuntimeImpl::wake_cancelled(fibers_[i]);
-      // release: our reads of the fiber happen before its destruction.
+      // release: pairs with the acquire in Worker's wait_cancel_pins, so
+      // our reads of the fiber happen before its destruction.
       fibers_[i]->cancel_pins.fetch_sub(1, std::memory_order_release);
     }
     n_ = 0;
@@ -116,7 +115,6 @@ bool CancelNode::cancel_one(CancelBatch& batch, CancelNode** work) noexcept {
       continue;
     }
     running_ = l;
-    running_removed_ = false;
     running_thread_ = thread_marker();
     lock_.unlock();
     l->invoke(l);
@@ -142,20 +140,31 @@ bool CancelNode::cancel() noexcept {
   return did;
 }
 
+CancelNode* CancelNode::take_children(bool drop_callbacks) noexcept {
+  // Each child taken gets a reference, so that it stays valid off the list.
+  // A child whose last reference is gone (try_add_ref fails) is about to
+  // unlink itself: it is left where it is.
+  CancelNode* taken = nullptr;
+  CancelLink* l = head_;
+  while (l != nullptr) {
+    CancelLink* next = l->next;
+    if (l->child == nullptr) {
+      if (drop_callbacks) unlink(head_, l);
+    } else if (l->child->try_add_ref()) {
+      unlink(head_, l);
+      l->child->work_next_ = taken;
+      taken = l->child;
+    }
+    l = next;
+  }
+  return taken;
+}
+
 void CancelNode::cancel_children() noexcept {
-  CancelNode* work = nullptr;
+  CancelNode* work;
   {
     LockGuard g(lock_);
-    CancelLink* l = head_;
-    while (l != nullptr) {
-      CancelLink* next = l->next;
-      if (l->child != nullptr && l->child->try_add_ref()) {
-        unlink(head_, l);
-        l->child->work_next_ = work;
-        work = l->child;
-      }
-      l = next;
-    }
+    work = take_children(false);
   }
   while (work != nullptr) {
     CancelNode* c = work;
@@ -179,44 +188,28 @@ void CancelNode::attach(CancelNode* parent) noexcept {
 }
 
 CancelNode* CancelNode::detach_keep_parent(CancelNode* heir, bool heir_is_parent) noexcept {
-  // 1. Leave our parent. parent_ only changes under our own lock, and we
-  //    hold a reference on it, so it is alive while we lock it (child
-  //    before parent: the only lock nesting in the tree).
+  // 1. Unbind, leave our parent and take the children still attached
+  //    (fibers spawned inside and still running), in one hold of our lock.
+  //    parent_ only changes under our lock, and we hold a reference on it,
+  //    so it is alive while we lock it (child before parent: the only lock
+  //    nesting in the tree). Callbacks of an ending scope can never fire
+  //    now; their owners' remove_callback() finds them unlinked.
   CancelNode* old_parent;
+  CancelNode* moving;
   {
     LockGuard g(lock_);
+    fiber_ = nullptr;
     old_parent = parent_;
     if (old_parent != nullptr) {
       LockGuard h(old_parent->lock_);
       if (link_.linked) unlink(old_parent->head_, &link_);
     }
     __atomic_store_n(&parent_, nullptr, __ATOMIC_RELEASE);
+    moving = take_children(true);
   }
   if (heir_is_parent) heir = old_parent;
 
-  // 2. Take the children still attached (fibers spawned inside and still
-  //    running), each with a reference so that it stays valid in transit. A
-  //    child whose last reference is gone (try_add_ref fails) is about to
-  //    unlink itself: leave it. Callbacks of an ending scope can never fire
-  //    now; their owners' remove_callback() finds them unlinked.
-  CancelNode* moving = nullptr;
-  {
-    LockGuard g(lock_);
-    CancelLink* l = head_;
-    while (l != nullptr) {
-      CancelLink* next = l->next;
-      if (l->child == nullptr) {
-        unlink(head_, l);
-      } else if (l->child->try_add_ref()) {
-        unlink(head_, l);
-        l->child->work_next_ = moving;
-        moving = l->child;
-      }
-      l = next;
-    }
-  }
-
-  // 3. Hand each to the heir, so that cancelling an ancestor still reaches
+  // 2. Hand each to the heir, so that cancelling an ancestor still reaches
   //    it. Under the child's lock (then the heir's: child before parent),
   //    so the child's own detach sees either us or the heir as its parent,
   //    with the matching reference. A child that detached meanwhile
@@ -265,10 +258,7 @@ void CancelNode::remove_callback(CancelLink* link) noexcept {
         return;
       }
       if (running_ != link) return;
-      if (running_thread_ == thread_marker()) {
-        running_removed_ = true;  // from inside the callback itself
-        return;
-      }
+      if (running_thread_ == thread_marker()) return;  // from inside the callback itself
     }
     // Running on another thread: wait until it returns (callbacks are
     // short and never park).

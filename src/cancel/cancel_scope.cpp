@@ -102,11 +102,11 @@ CancelScope::CancelScope(Kind kind, std::int64_t deadline_ns)
   } else {
     node_->set_deadline_ns(-1);  // a shield hides the enclosing deadlines too
   }
-  // Bind the new scope before unbinding the old: a canceller of prev_ in
-  // between reaches the fiber through the new node, which is attached.
-  node_->bind_fiber(fiber_);
+  // Unbind the old scope, then bind the new one, which recomputes the
+  // fiber's flag under its lock: a canceller of prev_ in between cancels
+  // the new node too (it is attached), so the bind sees it.
   prev_->bind_fiber(nullptr);
-  node_->bind_fiber(fiber_);  // recompute: prev_'s canceller may have marked us meanwhile
+  node_->bind_fiber(fiber_);
   fiber_->cancel_scope = node_;
   open_ = true;
   if (deadline_ns >= 0) {
@@ -138,8 +138,7 @@ void CancelScope::close() noexcept {
     LockGuard g(timer_lock_);
     if (timer_ != nullptr) std::exchange(timer_, nullptr)->disarm();
   }
-  node_->bind_fiber(nullptr);
-  // Children still running (detached fibers spawned inside) pass to the
+  // Unbinds the fiber; children still running (detached fibers spawned inside) pass to the
   // enclosing scope, shield or not.
   node_->detach(prev_);
   prev_->bind_fiber(fiber_);  // recomputes the fiber's cancellation flag

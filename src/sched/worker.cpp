@@ -37,9 +37,7 @@ constexpr int level_of(Priority p) noexcept {
 // see it finished: its node unbinds and hands the children still running
 // (detached fibers it spawned) to its parent scope.
 void leave_cancel_tree(Fiber* f) noexcept {
-  CancelNode& node = f->task->cancel_node();
-  node.bind_fiber(nullptr);
-  node.detach();
+  f->task->cancel_node().detach();
 }
 
 // Cancellers that collected the fiber keep it pinned until their wake-up

@@ -70,7 +70,8 @@ class CancelNode {
   /// Called once, before the node is shared.
   void attach(CancelNode* parent) noexcept;
 
-  /// Undoes attach(): unlinks from the parent and drops the reference.
+  /// Undoes attach() and bind_fiber(): unbinds the fiber, unlinks from the
+  /// parent and drops the reference.
   /// Children still attached (fibers spawned inside and still running) are
   /// handed to `heir` (the parent by default; a shield names the scope it
   /// was pushed in), so cancelling an ancestor still reaches them. Called
@@ -121,6 +122,10 @@ class CancelNode {
   // for the caller to release. heir_is_parent: hand the children to the
   // parent (read under our lock) instead of `heir`.
   CancelNode* detach_keep_parent(CancelNode* heir, bool heir_is_parent) noexcept;
+  // Unlinks the attached children (and, if asked, the callbacks) and
+  // returns the children, each with a reference, chained by work_next_.
+  // Requires lock_ held.
+  CancelNode* take_children(bool drop_callbacks) noexcept;
   static void release_parent(CancelNode* p) noexcept {
     if (p != nullptr) p->release();
   }
@@ -129,7 +134,6 @@ class CancelNode {
   std::atomic<bool> cancelled_{false};  // written under lock_
   std::atomic<bool> deadline_fired_{false};
   SpinLock lock_;
-  bool running_removed_ = false;          // guarded by lock_
   CancelLink* head_ = nullptr;            // children and callbacks, guarded by lock_
   CancelLink* running_ = nullptr;         // callback being invoked, guarded by lock_
   const void* running_thread_ = nullptr;  // identifies the invoking thread
