@@ -1,8 +1,8 @@
 // libFuzzer target for weft-kv's RESP2 request parser (resp.cpp).
 //
-//   make fuzz                     # builds build-fuzz/fuzz_parser, runs it FUZZ_SECONDS
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
-//       -I examples/weft-kv examples/weft-kv/fuzz_parser.cpp examples/weft-kv/resp.cpp
+//   make fuzz    builds build-fuzz/fuzz_parser and runs it for FUZZ_SECONDS; by hand:
+//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I examples/weft-kv
+//           examples/weft-kv/fuzz_parser.cpp examples/weft-kv/resp.cpp
 //
 // The input is the byte stream a client sends. It is parsed twice per set of
 // limits: in one read, and in reads of sizes drawn from a generator seeded
