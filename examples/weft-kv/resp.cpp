@@ -375,6 +375,8 @@ std::optional<ParseStatus> RequestParser::parse_inline(char* request, std::size_
     if (!nul && found < window) {
       const std::size_t consumed = found + 1;
       std::size_t len = found;
+      // Redis drops one CR before the LF. (The split would treat it as a
+      // blank anyway; dropping it keeps the line what Redis sees.)
       if (len > 0 && request[len - 1] == '\r') --len;
       args_.clear();
       if (!split_inline(request, len, args_)) return fail(kUnbalancedQuotes);
