@@ -72,7 +72,7 @@ FUZZ_FLAGS   := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
 FORMAT_DIRS  := $(wildcard src include tests bench examples)
 FORMAT_FILES  = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
 
-.PHONY: all test clang asan tsan bench fuzz format format-check clean build build-asan build-tsan
+.PHONY: all test clang asan tsan bench format format-check clean build build-asan build-tsan
 
 all: test
 
@@ -127,6 +127,7 @@ bench: build
 # $(FUZZ_DIR)/seeds (libFuzzer adds what it finds there, so the checked-in
 # corpus stays as it is); a crash, a leak, UB or a broken invariant stops it
 # with a non-zero exit and leaves the input in $(FUZZ_DIR)/artifacts/.
+.PHONY: fuzz
 fuzz:
 	@$(BOOTSTRAP)
 	@mkdir -p $(FUZZ_DIR)
