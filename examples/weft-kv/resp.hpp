@@ -82,7 +82,8 @@ class RequestParser {
   /// error() returns the reply text without the leading '-' and the trailing
   /// CRLF, e.g. "ERR Protocol error: invalid bulk length", and every later
   /// call returns error again. Inline arguments are unquoted in place.
-  /// Does not throw except std::bad_alloc from `argv`.
+  /// Throws only std::bad_alloc (growing `argv` or the argument list); the
+  /// parse state is unchanged then, so the call may be repeated.
   ParseStatus next(std::vector<std::string_view>& argv);
 
   /// The protocol error text after next() returned error; empty before.
