@@ -296,8 +296,10 @@ class AofImpl final : public Aof {
   // Makes records <= seq written (and fdatasync'ed if `sync`), leading a
   // round or following the current one.
   void commit(std::uint64_t seq, bool sync);
-  // One round as the writer (the caller holds the role). Never throws.
-  // Returns the last sequence number the round covered.
+  // One round as the writer (the caller holds the role). Returns the last
+  // sequence number the round covered. Never throws: I/O errors become the
+  // sticky failure; std::bad_alloc while recording one ends the process
+  // (noexcept), since the role could not be handed back consistently.
   std::uint64_t write_round(bool sync) noexcept;
   // Records the first failure and makes append() drop records from now on
   // (nothing can become durable any more). Takes state_mu_, then buf_mu_,
@@ -528,6 +530,7 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   std::optional<std::pair<std::error_code, std::string>> error;
   const std::uint64_t before = size_.load(std::memory_order_relaxed);
   bool torn = false;  // a failed write may have left part of the batch
+  const char* step = "write to";
   try {
     if (!write_buf_.empty()) {
       torn = true;
@@ -535,17 +538,21 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
       torn = false;
     }
     if (sync && (!write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
+      step = "fdatasync of";
       file_.fdatasync();
     }
   } catch (const std::system_error& e) {
-    error.emplace(e.code(), "weft-kv: AOF: writing '" + path_.native() + "' failed: " + e.what());
+    // The message gets the code's text appended when thrown (system_error).
+    error.emplace(e.code(),
+                  std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' failed");
   } catch (const std::exception& e) {
     // weft::Cancelled forced into the shield at shutdown, std::bad_alloc.
     error.emplace(std::make_error_code(std::errc::io_error),
-                  "weft-kv: AOF: writing '" + path_.native() + "' interrupted: " + e.what());
+                  std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' interrupted (" +
+                      e.what() + ")");
   } catch (...) {
     error.emplace(std::make_error_code(std::errc::io_error),
-                  "weft-kv: AOF: writing '" + path_.native() + "' interrupted");
+                  std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' interrupted");
   }
   if (error) {
     if (torn) {
@@ -606,7 +613,7 @@ void AofImpl::sync_loop() noexcept {
       try {
         file_.fdatasync();
       } catch (const std::system_error& e) {
-        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed: " + e.what());
+        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed");
         return;
       }
       std::lock_guard g(state_mu_);
