@@ -49,6 +49,11 @@
 // anywhere after it (Redis cuts only for an early end of file and refuses
 // to start on any format error; we also cut the malformed tails a crash
 // leaves on some file systems, a zero-filled last block for instance).
+// Known limit, shared with Redis: a length field corrupted in the middle
+// of the file into a value that runs past its end makes everything after
+// it look like one torn record, and it is cut. (Checking for well-formed
+// records inside a torn record would instead refuse to start after an
+// ordinary crash whenever the torn value itself holds RESP text.)
 #include "aof.hpp"
 
 #include <fcntl.h>
