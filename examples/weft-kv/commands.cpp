@@ -640,9 +640,15 @@ void cmd_info(Context& c) {
   Reply::bulk(c.out, text);
 }
 
+// Records the subcommand as CLIENT LIST shows it ("client|setname").
+void note_subcommand(Context& c, const char* full_name) {
+  if (c.client != nullptr) c.client->last_cmd.store(full_name, std::memory_order_relaxed);
+}
+
 void cmd_client(Context& c) {
   const std::string_view sub = c.argv[1];
   if (eq_ci(sub, "setname")) {
+    note_subcommand(c, "client|setname");
     if (c.argv.size() != 3) return arity_error(c, "client|setname");
     for (char ch : c.argv[2]) {
       if (ch < '!' || ch > '~')
@@ -655,6 +661,7 @@ void cmd_client(Context& c) {
     return ok(c);
   }
   if (eq_ci(sub, "getname")) {
+    note_subcommand(c, "client|getname");
     if (c.argv.size() != 2) return arity_error(c, "client|getname");
     std::string name;
     if (c.client != nullptr) {
@@ -665,14 +672,19 @@ void cmd_client(Context& c) {
     return Reply::bulk(c.out, name);
   }
   if (eq_ci(sub, "list")) {
+    note_subcommand(c, "client|list");
     if (c.argv.size() != 2) return err(c, kSyntax);
-    return Reply::bulk(c.out, c.server.client_list());
+    return Reply::bulk(c.out, c.server.client_list(c.client));
   }
   if (eq_ci(sub, "id")) {
+    note_subcommand(c, "client|id");
     if (c.argv.size() != 2) return arity_error(c, "client|id");
     return Reply::integer(c.out, c.client != nullptr ? static_cast<std::int64_t>(c.client->id) : 0);
   }
-  if (eq_ci(sub, "setinfo")) return ok(c);  // newer clients send it; accepted, ignored
+  if (eq_ci(sub, "setinfo")) {
+    note_subcommand(c, "client|setinfo");
+    return ok(c);
+  }  // newer clients send it; accepted, ignored
   err(c, "ERR unknown subcommand '" + std::string(sub).substr(0, 128) + "'. Try CLIENT HELP.");
 }
 
@@ -704,8 +716,12 @@ void cmd_command(Context& c) {
     return;
   }
   const std::string_view sub = c.argv[1];
-  if (eq_ci(sub, "count")) return Reply::integer(c.out, static_cast<std::int64_t>(table.size()));
+  if (eq_ci(sub, "count")) {
+    note_subcommand(c, "command|count");
+    return Reply::integer(c.out, static_cast<std::int64_t>(table.size()));
+  }
   if (eq_ci(sub, "info")) {
+    note_subcommand(c, "command|info");
     Reply::array_header(c.out, c.argv.size() - 2);
     for (std::size_t i = 2; i < c.argv.size(); ++i) {
       const auto it = std::find_if(table.begin(), table.end(),
@@ -718,6 +734,7 @@ void cmd_command(Context& c) {
     return;
   }
   if (eq_ci(sub, "list")) {
+    note_subcommand(c, "command|list");
     Reply::array_header(c.out, table.size());
     for (const Command& cmd : table) Reply::bulk(c.out, cmd.name);
     return;
@@ -728,6 +745,7 @@ void cmd_command(Context& c) {
 void cmd_config(Context& c) {
   const std::string_view sub = c.argv[1];
   if (eq_ci(sub, "get")) {
+    note_subcommand(c, "config|get");
     if (c.argv.size() < 3) return arity_error(c, "config|get");
     const Options& o = c.server.options();
     const std::pair<const char*, std::string> params[] = {
@@ -765,11 +783,13 @@ void cmd_config(Context& c) {
     return;
   }
   if (eq_ci(sub, "set")) {
+    note_subcommand(c, "config|set");
     if (c.argv.size() < 4) return arity_error(c, "config|set");
     return err(c, "ERR Unknown option or number of arguments for CONFIG SET - '" +
                       std::string(c.argv[2]) + "'");
   }
   if (eq_ci(sub, "resetstat")) {
+    note_subcommand(c, "config|resetstat");
     auto& s = c.server.stats;
     s.commands = 0;
     s.connections = 0;
@@ -891,7 +911,7 @@ void Server::execute(Context& c) {
   const Command& cmd = kCommands[index];
   const auto argc = static_cast<int>(c.argv.size());
   if ((cmd.arity > 0 && argc != cmd.arity) || argc < -cmd.arity) return arity_error(c, cmd.name);
-  if (c.client != nullptr) c.client->last_cmd.store(index, std::memory_order_relaxed);
+  if (c.client != nullptr) c.client->last_cmd.store(cmd.name, std::memory_order_relaxed);
   if ((cmd.flags & kDenyOom) && options_.maxmemory != 0 && !loading_ &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(used_memory(), 0)) > options_.maxmemory)
     return Reply::error(c.out, kOom);

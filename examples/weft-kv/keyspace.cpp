@@ -256,7 +256,7 @@ bool glob_match(std::string_view p, std::string_view s) noexcept {
             ++q;
             if (static_cast<unsigned char>(p[q]) == ch) matched = true;
             ++q;
-          } else if (q + 2 < p.size() && p[q + 1] == '-' && p[q + 2] != ']') {
+          } else if (q + 2 < p.size() && p[q + 1] == '-') {  // even [a-]: a range to ']'
             auto lo = static_cast<unsigned char>(p[q]);
             auto hi = static_cast<unsigned char>(p[q + 2]);
             if (lo > hi) std::swap(lo, hi);

@@ -576,10 +576,9 @@ std::string Server::info(std::string_view section) {
   return s;
 }
 
-std::string Server::client_list() {
+std::string Server::client_list(const Client* self) {
   std::string s;
   const std::int64_t now = unix_ms();
-  const auto cmds = commands();
   std::lock_guard lk(clients_mu_);
   for (Client* c : clients_) {
     std::string name;
@@ -587,9 +586,9 @@ std::string Server::client_list() {
       std::lock_guard nl(c->mu);
       name = c->name;
     }
-    const int cmd = c->last_cmd.load(std::memory_order_relaxed);
-    std::string cmdname = cmd >= 0 ? cmds[static_cast<std::size_t>(cmd)].name : "NULL";
-    if (cmdname == "client") cmdname = "client|list";
+    const char* cmd = c->last_cmd.load(std::memory_order_relaxed);
+    // The client running CLIENT LIST is in the middle of it.
+    const std::string cmdname = c == self ? "client|list" : cmd != nullptr ? cmd : "NULL";
     // The name may be long: only the fixed-width parts go through snprintf.
     char head[128];
     std::snprintf(head, sizeof head, "id=%llu addr=", static_cast<unsigned long long>(c->id));

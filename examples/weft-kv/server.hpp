@@ -51,9 +51,11 @@ struct Client {
   int fd = -1;
   std::int64_t created_ms = 0;
   std::atomic<std::int64_t> last_ms{0};  ///< last command, Unix ms
-  std::atomic<int> last_cmd{-1};         ///< index into the command table
-  std::atomic<std::uint64_t> qbuf{0};    ///< bytes buffered, not yet parsed
-  std::mutex mu;                         ///< guards name
+  /// The last command's full name as CLIENT LIST shows it (a string
+  /// literal: "get", "client|setname"), nullptr before the first.
+  std::atomic<const char*> last_cmd{nullptr};
+  std::atomic<std::uint64_t> qbuf{0};  ///< bytes buffered, not yet parsed
+  std::mutex mu;                       ///< guards name
   std::string name;
 };
 
@@ -131,8 +133,8 @@ class Server {
 
   /// Text of INFO [section].
   std::string info(std::string_view section);
-  /// Text of CLIENT LIST.
-  std::string client_list();
+  /// Text of CLIENT LIST, as `self` (the asking client, or nullptr) sees it.
+  std::string client_list(const Client* self);
 
   /// Statistics (INFO stats), relaxed atomics.
   struct Stats {
