@@ -454,6 +454,44 @@ bool Client::closed_by(Deadline deadline) {
   }
 }
 
+// --- INFO ------------------------------------------------------------------------------
+
+std::int64_t Info::integer(const std::string& field) const {
+  const auto it = fields.find(field);
+  if (it == fields.end()) throw std::runtime_error("INFO has no field " + field);
+  std::int64_t v = 0;
+  const auto& s = it->second;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) {
+    throw std::runtime_error("INFO field " + field + " is not an integer: '" + s + "'");
+  }
+  return v;
+}
+
+Info parse_info(std::string_view text) {
+  Info info;
+  for (auto line : split_lines(text)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (line.rfind("# ", 0) == 0) {
+      info.sections.push_back(line.substr(2));
+      continue;
+    }
+    const std::size_t colon = line.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      throw ProtocolViolation("INFO line is neither '# Section' nor 'field:value': '" + line + "'");
+    }
+    info.fields[line.substr(0, colon)] = line.substr(colon + 1);
+  }
+  return info;
+}
+
+Info info(Client& c, const std::string& section) {
+  const Reply r = section.empty() ? c.call({"INFO"}) : c.call({"INFO", section});
+  if (r.type != Reply::Type::bulk) throw ProtocolViolation("INFO replied " + r.describe());
+  return parse_info(r.str);
+}
+
 // --- helper programs -------------------------------------------------------------------
 
 ToolResult run_tool(const std::string& program, const std::vector<std::string>& args,

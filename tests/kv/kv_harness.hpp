@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -220,6 +221,21 @@ class Client {
   std::string buf_;
   std::size_t pos_ = 0;
 };
+
+/// INFO's reply, parsed: the section headers in order ("Server", ...)
+/// and every `field:value` line.
+struct Info {
+  std::vector<std::string> sections;
+  std::map<std::string, std::string> fields;
+  bool has(const std::string& field) const { return fields.count(field) != 0; }
+  /// The field as an integer. @throws std::runtime_error if missing or not one.
+  std::int64_t integer(const std::string& field) const;
+};
+/// Parses INFO's bulk text. @throws ProtocolViolation for a line that is
+/// neither a header, a field nor empty.
+Info parse_info(std::string_view text);
+/// Sends INFO [section] and parses the reply.
+Info info(Client& c, const std::string& section = "");
 
 // --- helper programs -------------------------------------------------------------------
 
