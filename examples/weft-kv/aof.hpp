@@ -8,6 +8,16 @@
 // before it sends the reply, so with `always` an acknowledged write has
 // reached fdatasync. Concurrent waiters share one write + fdatasync (group
 // commit).
+//
+// Typical use by the server:
+//
+//   auto aof = kv::Aof::open(dir, kv::FsyncPolicy::everysec);
+//   aof->replay([&](auto argv) { execute(argv); });        // once, at start
+//   ...
+//   seq = aof->append(argv);          // per write command, under its shard lock
+//   aof->wait_durable(max_seq);       // per pipelined batch, before the replies
+//   ...
+//   aof->flush_and_sync();            // at shutdown
 #pragma once
 
 #include <cstdint>
@@ -15,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -29,42 +40,117 @@ enum class FsyncPolicy {
 
 /// Outcome of Aof::replay().
 struct ReplayResult {
-  std::uint64_t commands = 0;         ///< records applied
-  std::uint64_t truncated_bytes = 0;  ///< bytes of a torn last record cut off (0 if none)
+  std::uint64_t commands = 0;  ///< records applied
+  /// Bytes cut off the end of the file: a torn last record, or an
+  /// incomplete MULTI/EXEC transaction (0 if none).
+  std::uint64_t truncated_bytes = 0;
+};
+
+/// Thrown by Aof::replay() when the file is corrupt before its tail: a
+/// malformed record with at least one well-formed record somewhere after it,
+/// so that cutting the file there would throw acknowledged writes away.
+/// Redis refuses to start in this case too ("Bad file format reading the
+/// append only file"); the file is left untouched for an operator to repair
+/// or move away.
+class AofFormatError : public std::runtime_error {
+ public:
+  AofFormatError(std::uint64_t offset, const std::string& what)
+      : std::runtime_error(what), offset_(offset) {}
+  /// Byte offset in the file of the first byte of the malformed record.
+  std::uint64_t offset() const noexcept { return offset_; }
+
+ private:
+  std::uint64_t offset_;
 };
 
 /// An append-only file. Thread- and fiber-safe: append() and wait_durable()
-/// may be called from any fiber of the runtime concurrently.
+/// may be called from any fiber of the runtime concurrently (and from plain
+/// threads); replay() must run alone, before the first append().
+///
+/// Failures are sticky: once a write or an fdatasync has failed, every
+/// wait_durable() for a record not durable before the failure, and every
+/// flush_and_sync(), throws the same std::system_error, and append() drops
+/// what it is given (nothing could become durable any more). Open a new Aof
+/// to recover.
 class Aof {
  public:
-  /// Opens (creating it when missing) `dir / "appendonly.aof"`. Must be
-  /// called on a fiber. Throws std::system_error when the file cannot be
-  /// opened.
+  /// Opens (creating it when missing, mode 0644 before the umask)
+  /// `dir / "appendonly.aof"` and fsyncs `dir` so that a new file's name is
+  /// durable. `dir` must exist. With FsyncPolicy::everysec it starts the
+  /// background fiber that fdatasyncs once per second (it ends in
+  /// flush_and_sync(), in the destructor, or when the scope of the fiber
+  /// that called open() is cancelled, e.g. at runtime shutdown). Must be
+  /// called on a fiber of a weft::Runtime.
+  /// @throws std::system_error whose code() is the errno (ENOENT for a
+  /// missing `dir`, EISDIR if appendonly.aof is a directory, EACCES, ...)
+  /// and whose what() names the path; weft::Cancelled.
   static std::unique_ptr<Aof> open(const std::filesystem::path& dir, FsyncPolicy policy);
+
+  /// Stops the background fiber and, unless a failure happened, writes and
+  /// fdatasyncs what is still buffered (like flush_and_sync(); a failure is
+  /// reported on stderr, never thrown). Not interrupted by cancellation.
+  /// Destroy the Aof on a fiber, or on a thread while its runtime still
+  /// runs (the background fiber must be able to end).
   virtual ~Aof() = default;
 
   /// Reads the file from the start and calls `apply` with the arguments of
-  /// each complete record, in order. A torn or malformed tail (a crash mid
-  /// write) is truncated away with a warning on stderr; it never throws for
-  /// that. Throws std::system_error on an I/O error. Call once, before any
-  /// append().
+  /// each complete record, in order; the views are valid only during the
+  /// call. Reads in chunks: memory is bounded by the largest record, not
+  /// the file.
+  ///
+  /// A torn tail (a crash mid write: the file ends inside a record, or a
+  /// malformed record after which no well-formed one follows, such as a
+  /// zero-filled block) is cut off with ftruncate + fdatasync and a warning
+  /// on stderr ("weft-kv: AOF: truncated N bytes of a torn last record at
+  /// offset X"); it never throws for that. As in Redis, a MULTI record
+  /// without its EXEC at the end of the file is cut off the same way (a
+  /// transaction is replayed all or nothing): records of a transaction are
+  /// passed to `apply` only once its EXEC has been read.
+  ///
+  /// @throws AofFormatError for a malformed record before the tail (the
+  /// file is left untouched); std::system_error on an I/O error;
+  /// std::logic_error if called twice or after append(); whatever `apply`
+  /// throws (replay stops there; nothing is truncated); weft::Cancelled.
   virtual ReplayResult replay(
       const std::function<void(std::span<const std::string_view> argv)>& apply) = 0;
 
-  /// Buffers one command as a RESP array. Never does I/O; does not park.
-  /// Returns its sequence number, for wait_durable().
+  /// Buffers one command as a RESP array. Never does I/O and never parks:
+  /// it holds a short internal lock (not a weft::Mutex) for the copy, so it
+  /// may be called with a keyspace shard lock held. Records reach the file
+  /// in the order of their sequence numbers.
+  /// Returns its sequence number (1, 2, 3, ... in append order), for
+  /// wait_durable().
+  /// @throws std::invalid_argument for an empty argv, more than 1 Mi
+  /// arguments or an argument over 512 MiB (ParseLimits' defaults: replay
+  /// would reject such a record); std::bad_alloc.
   virtual std::uint64_t append(std::span<const std::string_view> argv) = 0;
 
   /// Returns once record `seq` and all before it are written (and, with
-  /// FsyncPolicy::always, fdatasync'ed). Parks the fiber meanwhile. Throws
-  /// std::system_error when a write or fsync fails (the server then
-  /// refuses further writes, as Redis does).
+  /// FsyncPolicy::always, fdatasync'ed). Group commit: if no other fiber is
+  /// writing, the caller becomes the writer and writes everything buffered
+  /// in one write (plus one fdatasync); otherwise it parks until that
+  /// writer is done and checks again. Parks the fiber, not the worker.
+  /// seq 0 returns at once.
+  /// Cancellation: a fiber cancelled while it waits for another writer
+  /// throws weft::Cancelled (its record stays buffered and is written by the
+  /// next writer); a fiber that is writing finishes the write first (it is
+  /// shielded), then throws weft::Cancelled at its next blocking call.
+  /// @throws std::system_error when a write or fdatasync failed, now or
+  /// earlier (sticky; the server then refuses writes, as Redis does with
+  /// MISCONF); std::invalid_argument if `seq` was never returned by
+  /// append(); weft::Cancelled.
   virtual void wait_durable(std::uint64_t seq) = 0;
 
-  /// Writes everything buffered and fsyncs; for shutdown. Idempotent.
+  /// Writes everything buffered and fdatasyncs it, whatever the policy;
+  /// stops the everysec fiber (later records are still written by
+  /// wait_durable(), and synced by the next flush_and_sync()). For shutdown.
+  /// Idempotent: with nothing new since the last call it does no I/O. Not
+  /// interrupted by cancellation.
+  /// @throws std::system_error after a write or fdatasync failure (sticky).
   virtual void flush_and_sync() = 0;
 
-  /// Bytes in the file (after replay and the writes so far).
+  /// Bytes in the file: its size after replay() plus what has been written
+  /// since (buffered records not included). A snapshot; thread-safe.
   virtual std::uint64_t size() const = 0;
 };
 

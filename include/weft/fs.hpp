@@ -128,7 +128,8 @@ struct Metadata {
 /// write_all(), pread_exact() and pwrite_all() loop.
 ///
 /// Thread/fiber safety: one File may be used by several fibers and threads
-/// at once; positional calls (pread/pwrite/fsync/size/stat) are independent,
+/// at once; positional calls (pread/pwrite/fsync/truncate/size/stat) are
+/// independent,
 /// while read()/write() share the file position and interleave in no
 /// particular order. close() may race with operations in progress: they
 /// either complete or fail with EBADF (on io_uring, requests in flight are
@@ -207,6 +208,24 @@ class File {
   /// Flushes data and the metadata needed to read it back (fdatasync(2)).
   /// Throws like fsync().
   void fdatasync(Deadline deadline = {});
+
+  /// Sets the file's size to `size` bytes (ftruncate(2)): data past it is
+  /// discarded; growing the file adds a hole that reads as zeros. The file
+  /// position is left alone (it may end up past the end of the file: a
+  /// write() there leaves a hole; in append mode writes go to the new end).
+  /// Not durable by itself: fsync()/fdatasync() afterwards to make the new
+  /// size survive a crash. Safe to call while other fibers use the File,
+  /// like the other positional calls (a concurrent write may land before or
+  /// after the cut).
+  /// Runs on the runtime's blocking pool on both backends (liburing 2.3 has
+  /// no io_uring opcode for it), so, as for every file operation on the
+  /// epoll backend, it runs to completion once started and the deadline is
+  /// not enforced; cancellation is checked before it starts.
+  /// @throws std::system_error (EBADF once closed; EINVAL if the file is
+  /// not open for writing, is not a regular file, or `size` exceeds
+  /// INT64_MAX; EFBIG beyond the file system's limit; EPERM for an
+  /// append-only or immutable inode; EIO, ...); weft::Cancelled.
+  void truncate(std::uint64_t size, Deadline deadline = {});
 
   /// The file's size in bytes. Throws like stat().
   std::uint64_t size(Deadline deadline = {});

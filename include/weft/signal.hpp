@@ -36,6 +36,7 @@
 //     write ::signal or std::signal there.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 
 #include "weft/deadline.hpp"
@@ -64,5 +65,36 @@ namespace weft::signal {
 ///         first; weft::Cancelled; std::system_error if the handler, the
 ///         eventfd or the dispatcher thread cannot be set up (first use).
 int wait(std::initializer_list<int> signals, Deadline deadline = {});
+
+/// A standing interest in some signals, for a server's shutdown loop:
+/// unlike wait(), which sees only signals that arrive while it waits, a
+/// Listener counts from its construction, so a signal that arrives before
+/// the first wait() or between two wait() calls is not lost.
+///
+/// The constructor installs weft's handler for every listed signal at once
+/// (so from then on their default action, e.g. terminating on SIGTERM, no
+/// longer runs; see the notes above). wait() returns the lowest listed
+/// signal delivered since the construction or since that signal was last
+/// returned; several deliveries of one signal in between coalesce into one.
+///
+/// Thread-safety: one Listener is used by one fiber or thread at a time;
+/// any number of Listeners and signal::wait calls may coexist.
+class Listener {
+ public:
+  /// @throws std::invalid_argument for an empty list or a signal that
+  ///         cannot be waited for (as wait()); std::system_error if the
+  ///         handler, the eventfd or the dispatcher thread cannot be set up.
+  explicit Listener(std::initializer_list<int> signals);
+
+  /// Parks the fiber (blocks a plain thread) until a listed signal has been
+  /// delivered since the last report, and returns its number. Cancellation
+  /// point. @throws weft::TimedOut when `deadline` passes first;
+  /// weft::Cancelled.
+  int wait(Deadline deadline = {});
+
+ private:
+  std::uint64_t set_ = 0;        // bit (s - 1) for each listed signal s
+  std::uint64_t seen_[65] = {};  // per signal number: the delivery count last reported
+};
 
 }  // namespace weft::signal

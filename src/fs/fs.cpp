@@ -376,6 +376,20 @@ void File::fdatasync(Deadline deadline) {
   io::check(perform(r, obj_, deadline), "fs::File::fdatasync");
 }
 
+void File::truncate(std::uint64_t size, Deadline deadline) {
+  if (obj_ == nullptr) io::throw_errno(EBADF, "fs::File::truncate");
+  // off_t is signed: a size it cannot hold would turn negative (EINVAL from
+  // the kernel anyway, but say so without relying on the conversion).
+  if (size > static_cast<std::uint64_t>(INT64_MAX)) {
+    io::throw_errno(EINVAL, "fs::File::truncate: size exceeds INT64_MAX");
+  }
+  io::Request r;
+  r.op = io::Op::truncate;
+  r.fd = fd_;
+  r.offset = size;
+  io::check(perform(r, obj_, deadline), "fs::File::truncate");
+}
+
 std::uint64_t File::size(Deadline deadline) {
   if (obj_ == nullptr) io::throw_errno(EBADF, "fs::File::size");
   struct statx s {};

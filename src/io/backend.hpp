@@ -65,8 +65,9 @@ class Backend {
   /// none) passes or the fiber is cancelled first, the request is cancelled
   /// and waited for; if it completed anyway its result is returned (nothing
   /// is lost), else this throws weft::TimedOut or weft::Cancelled. (epoll
-  /// runs operations on regular files and paths on the blocking pool: once
-  /// started, those run to completion and ignore the deadline.) With
+  /// runs operations on regular files and paths on the blocking pool, and
+  /// io_uring the operations it has no opcode for (Request::has_ring_opcode):
+  /// once started, those run to completion and ignore the deadline.) With
   /// cancellable = false, cancellation is ignored (clean-up that must run
   /// in a cancelled fiber).
   virtual std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns,

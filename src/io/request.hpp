@@ -27,6 +27,7 @@ enum class Op : std::uint8_t {
   connect,   // fd, addr, addr_len
   poll,      // fd, poll_events: waits until one of them is ready
   fsync,     // fd; flags = 1: fdatasync
+  truncate,  // fd, offset = the new size: ftruncate(2) (see has_ring_opcode)
   openat,    // dirfd, path, flags, mode -> new fd
   statx,     // dirfd, path, flags, mask (in len), stx
   mkdirat,   // dirfd, path, mode
@@ -57,7 +58,11 @@ struct Request {
 
   /// True for operations on a descriptor's data that may have to wait for
   /// readiness on a socket, pipe or similar (as opposed to path operations).
-  bool on_fd() const noexcept { return op <= Op::fsync; }
+  bool on_fd() const noexcept { return op <= Op::truncate; }
+  /// True if the io_uring backend has an opcode for this operation. The
+  /// others (truncate: IORING_OP_FTRUNCATE is Linux 6.9, and liburing 2.3
+  /// does not know it) run on the blocking pool under io_uring too.
+  bool has_ring_opcode() const noexcept { return op != Op::truncate; }
   /// The readiness a pollable descriptor needs for this operation: POLLIN
   /// or POLLOUT.
   short readiness() const noexcept;

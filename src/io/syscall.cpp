@@ -62,6 +62,8 @@ std::int64_t once(const Request& r) noexcept {
     }
     case Op::fsync:
       return r.flags == 1 ? ::fdatasync(r.fd) : ::fsync(r.fd);
+    case Op::truncate:
+      return ::ftruncate(r.fd, off);
     case Op::openat:
       return ::openat(r.fd, r.path, r.flags | O_CLOEXEC, r.mode);
     case Op::statx:

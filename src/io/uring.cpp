@@ -112,6 +112,12 @@ void prep(io_uring_sqe* sqe, const Request& req) noexcept {
     case Op::fsync:
       io_uring_prep_fsync(sqe, r.fd, r.flags == 1 ? IORING_FSYNC_DATASYNC : 0);
       break;
+    case Op::truncate:
+      // Never reaches the ring: perform() sends it to the blocking pool
+      // (IORING_OP_FTRUNCATE exists since Linux 6.9, but liburing 2.3 has
+      // neither the opcode nor a prep helper for it).
+      io_uring_prep_nop(sqe);
+      break;
     case Op::openat:
       io_uring_prep_openat(sqe, r.fd, r.path, r.flags | O_CLOEXEC, r.mode);
       break;
@@ -224,6 +230,9 @@ class UringBackend final : public Backend {
 
   std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns,
                        bool cancellable) override {
+    // An operation without an opcode runs where epoll runs file operations;
+    // the caller's OpGuard keeps o's descriptor open meanwhile.
+    if (!r.has_ring_opcode()) return perform_blocking(r);
     UringOp op;
     op.link.owner = this;
     if (o != nullptr) {

@@ -76,7 +76,6 @@
 namespace weft::detail::sig {
 namespace {
 
-constexpr int kSlots = 65;  // signal numbers 1..64 (NSIG on Linux)
 static_assert(NSIG <= kSlots, "signal numbers must fit SigSet");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
               "the handler's fetch_add must be async-signal-safe");
@@ -323,19 +322,29 @@ SigSet validated(std::initializer_list<int> signals, const char* what) {
   return set;
 }
 
-int wait_any(SigSet set, std::int64_t deadline_ns) {
+int wait_any(SigSet set, std::int64_t deadline_ns, std::uint64_t* seen) {
   ensure_ready(set);
   Registry& r = registry();
   WaitRecord rec;
   rec.set = set;
+  // A listener's wait reports what moved since its own counters (so a
+  // signal between two waits is not lost) and advances the one it reports.
+  auto report = [&](int s) {
+    if (seen != nullptr) seen[s] = count_of(s);
+    return s;
+  };
   r.lock.lock();
-  rec.take_snapshot();  // under lock: see the file comment
+  if (seen != nullptr) {
+    for_each_signal(set, [&](int s) { rec.snapshot[s] = seen[s]; });
+  } else {
+    rec.take_snapshot();  // under lock: see the file comment
+  }
   for (;;) {
     // lock held. (Only an early wheel timeout brings us round again; a
     // delivery may have slipped in while we were unlinked.)
     if (const int s = rec.first_moved(); s != 0) {
       r.lock.unlock();
-      return s;
+      return report(s);
     }
     Waiter w;
     WaitNode n(&w);
@@ -348,15 +357,22 @@ int wait_any(SigSet set, std::int64_t deadline_ns) {
       // the whole pass keeps us from returning - and our caller from
       // ending the last fiber and destroying the runtime - until it is out.
       LockGuard g(r.lock);
-      return rec.delivered;
+      return report(rec.delivered);
     }
     if (res == Waiter::kCancelled) throw Cancelled();
     // kTimedOut. A delivery that raced the timer still counts.
-    if (const int s = rec.first_moved(); s != 0) return s;
+    if (const int s = rec.first_moved(); s != 0) return report(s);
     // The timer wheel clamps very distant deadlines and re-arms on wake-up.
     if (deadline_ns >= 0 && monotonic_ns() >= deadline_ns) throw TimedOut();
     r.lock.lock();
   }
+}
+
+void listen(SigSet set, std::uint64_t* seen) {
+  ensure_ready(set);
+  Registry& r = registry();
+  LockGuard g(r.lock);  // as a wait's snapshot (see the file comment)
+  for_each_signal(set, [&](int s) { seen[s] = count_of(s); });
 }
 
 std::uint64_t subscribe(SigSet set, std::function<void(int)> fn) {
@@ -404,7 +420,19 @@ std::size_t registered_waits() noexcept {
 namespace weft::signal {
 
 int wait(std::initializer_list<int> signals, Deadline deadline) {
-  return detail::sig::wait_any(detail::sig::validated(signals, "signal::wait"), deadline.ns());
+  return detail::sig::wait_any(detail::sig::validated(signals, "signal::wait"), deadline.ns(),
+                               nullptr);
+}
+
+static_assert(detail::sig::kSlots <= 65, "Listener::seen_ holds one counter per signal slot");
+
+Listener::Listener(std::initializer_list<int> signals)
+    : set_(detail::sig::validated(signals, "signal::Listener").bits) {
+  detail::sig::listen(detail::sig::SigSet{set_}, seen_);
+}
+
+int Listener::wait(Deadline deadline) {
+  return detail::sig::wait_any(detail::sig::SigSet{set_}, deadline.ns(), seen_);
 }
 
 }  // namespace weft::signal

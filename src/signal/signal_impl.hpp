@@ -28,7 +28,15 @@ SigSet validated(std::initializer_list<int> signals, const char* what);
 
 /// weft::signal::wait on a validated set (deadline_ns: CLOCK_MONOTONIC ns,
 /// < 0 for none).
-int wait_any(SigSet set, std::int64_t deadline_ns);
+constexpr int kSlots = 65;  // signal numbers 1..64 (NSIG on Linux)
+
+// Waits for a signal of `set`. With `seen` (kSlots counters, a Listener's),
+// reports deliveries since those counters and advances the reported one;
+// without, deliveries since the call.
+int wait_any(SigSet set, std::int64_t deadline_ns, std::uint64_t* seen);
+
+// Installs the handlers of `set` now and stores their counters in `seen`.
+void listen(SigSet set, std::uint64_t* seen);
 
 /// Calls fn(signo) on the dispatcher thread for every delivery of a signal
 /// in `set` from now on (deliveries that arrive close together may be

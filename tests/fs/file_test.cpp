@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "fs/fs_test_util.hpp"
+#include "weft/cancel.hpp"
+#include "weft/sync.hpp"
 #include "weft/this_fiber.hpp"
 
 namespace weft::test {
@@ -337,6 +339,146 @@ TEST_P(FileTest, LargeFileRoundTripByHash) {
   });
   EXPECT_EQ(fnv1a(slurp(p)), want);
   EXPECT_EQ(fnv1a(slurp(dir_ / "large2")), want);
+}
+
+TEST_P(FileTest, TruncateShrinksAndGrowsWithoutMovingThePosition) {
+  const auto p = dir_ / "trunc";
+  run([&] {
+    fs::File f = fs::File::open(p, kCreateRw);
+    f.write_all("0123456789");
+    f.truncate(4);
+    EXPECT_EQ(f.size(), 4u);
+    EXPECT_EQ(slurp(p), "0123");
+    char buf[16] = {};
+    EXPECT_EQ(f.pread(buf, sizeof buf, 0), 4u);
+    EXPECT_EQ(std::string(buf, 4), "0123");
+
+    // Growing adds a hole of zeros.
+    f.truncate(8, 10s);
+    EXPECT_EQ(f.size(), 8u);
+    EXPECT_EQ(slurp(p), std::string("0123\0\0\0\0", 8));
+
+    // The position stayed at 10 (after the first write): writing there
+    // leaves a hole from 8 to 10.
+    f.write_all("ab");
+    EXPECT_EQ(slurp(p), std::string("0123\0\0\0\0\0\0ab", 12));
+
+    f.truncate(0);
+    EXPECT_EQ(f.size(), 0u);
+    EXPECT_EQ(f.pread(buf, sizeof buf, 0), 0u);
+    f.truncate(0);  // to the size it has: nothing to do, no error
+    f.fdatasync();
+    EXPECT_EQ(slurp(p), "");
+  });
+}
+
+TEST_P(FileTest, TruncateInAppendModeThenWritesGoToTheNewEnd) {
+  const auto p = dir_ / "trunc-append";
+  run([&] {
+    fs::File f = fs::File::open(p, OpenMode::read | OpenMode::append | OpenMode::create);
+    f.write_all("record-1;record-2;torn-rec");
+    f.truncate(18);  // cut the torn record, as an append-only log does
+    f.write_all("record-3;");
+    f.fsync();
+    EXPECT_EQ(f.size(), 27u);
+  });
+  EXPECT_EQ(slurp(p), "record-1;record-2;record-3;");
+}
+
+TEST_P(FileTest, TruncateErrors) {
+  const auto p = dir_ / "trunc-errors";
+  run([&] {
+    fs::write_file(p, "data");
+    // Not open for writing: EINVAL from ftruncate(2).
+    fs::File ro = fs::File::open(p, OpenMode::read);
+    WEFT_EXPECT_ERRNO(ro.truncate(0), std::errc::invalid_argument, "truncate");
+    // A directory opened for reading: EINVAL too (not a regular file).
+    fs::File d = fs::File::open(dir_.path(), OpenMode::read);
+    WEFT_EXPECT_ERRNO(d.truncate(0), std::errc::invalid_argument, "truncate");
+    // A size off_t cannot hold.
+    fs::File rw = fs::File::open(p, OpenMode::read | OpenMode::write);
+    WEFT_EXPECT_ERRNO(rw.truncate(~std::uint64_t{0}), std::errc::invalid_argument, "truncate");
+    WEFT_EXPECT_ERRNO(rw.truncate(std::uint64_t{1} << 63), std::errc::invalid_argument);
+    EXPECT_EQ(rw.size(), 4u);  // none of that changed the file
+    // Closed, default-constructed.
+    rw.close();
+    WEFT_EXPECT_ERRNO(rw.truncate(0), std::errc::bad_file_descriptor, "truncate");
+    fs::File none;
+    WEFT_EXPECT_ERRNO(none.truncate(0), std::errc::bad_file_descriptor);
+  });
+  EXPECT_EQ(slurp(p), "data");
+}
+
+// A cancelled fiber's truncate throws before it starts: the file is intact.
+TEST_P(FileTest, TruncateIsACancellationPoint) {
+  const auto p = dir_ / "trunc-cancel";
+  run([&] {
+    fs::write_file(p, "keep me");
+    fs::File f = fs::File::open(p, OpenMode::write);
+    weft::Event cancelled;
+    auto h = weft::spawn([&] {
+      // The cancel arrives while the fiber is shielded; truncate is the
+      // first blocking call after the shield, so it must see it.
+      weft::shield([&] { cancelled.wait(); });
+      f.truncate(0);
+    });
+    h.cancel();
+    cancelled.set();
+    EXPECT_THROW(h.join(), weft::Cancelled);
+    EXPECT_EQ(f.size(), 7u);
+  });
+  EXPECT_EQ(slurp(p), "keep me");
+}
+
+// On both backends truncate runs on the blocking pool (io_uring: no opcode
+// in liburing 2.3), and from a plain thread it is the plain system call.
+TEST_P(FileTest, TruncateRunsOnTheBlockingPoolAndOnPlainThreads) {
+  const auto p = dir_ / "trunc-routed";
+  {
+    weft::Runtime rt(config());
+    rt.block_on([&] { fs::write_file(p, "0123456789"); });
+    fs::File f = rt.block_on([&] { return fs::File::open(p, OpenMode::write); });
+    const RuntimeStats before = rt.stats();
+    rt.block_on([&] { f.truncate(5); });
+    const RuntimeStats after = rt.stats();
+    EXPECT_GE(after.blocking_tasks - before.blocking_tasks, 1u);
+    EXPECT_EQ(slurp(p), "01234");
+    // The same File from this plain thread.
+    f.truncate(2);
+    EXPECT_EQ(slurp(p), "01");
+  }
+  fs::File g = fs::File::open(p, OpenMode::write);  // no runtime at all
+  g.truncate(1);
+  EXPECT_EQ(g.size(), 1u);
+  EXPECT_EQ(slurp(p), "0");
+}
+
+// Truncates from several fibers on both workers, interleaved with preads of
+// the same File: every call succeeds and sizes stay within what was set.
+TEST_P(FileTest, ConcurrentTruncatesAndReads) {
+  const auto p = dir_ / "trunc-concurrent";
+  run([&] {
+    fs::File f = fs::File::open(p, kCreateRw);
+    f.write_all(std::string(4096, 't'));
+    std::vector<JoinHandle<void>> hs;
+    for (int k = 0; k < 8; ++k) {
+      hs.push_back(weft::spawn([&f, k] {
+        char buf[4096];
+        for (int i = 0; i < scaled(50, 5); ++i) {
+          if (k % 2 == 0) {
+            f.truncate(static_cast<std::uint64_t>(1024 * (1 + (i + k) % 4)));
+          } else {
+            const std::size_t n = f.pread(buf, sizeof buf, 0);
+            EXPECT_LE(n, 4096u);
+            EXPECT_GE(n, 1024u);  // never below the smallest size set
+          }
+        }
+      }));
+    }
+    for (auto& h : hs) h.join();
+    const std::uint64_t size = f.size();
+    EXPECT_TRUE(size == 1024 || size == 2048 || size == 3072 || size == 4096) << size;
+  });
 }
 
 // The operations really go through the runtime's reactor: io_uring

@@ -179,4 +179,47 @@ TEST(SignalApi, RejectsSignalsItCannotHandle) {
   EXPECT_THROW(weft::signal::wait({SIGRTMIN + 1}, 1ms), weft::TimedOut);
 }
 
+// A Listener counts from its construction: signals raised before its
+// first wait and between two waits are reported, the lowest first, each
+// once (deliveries of one signal in between coalesce).
+TEST_P(SignalTest, ListenerKeepsSignalsBetweenWaits) {
+  weft::Runtime rt(config());
+  weft::signal::Listener listener({SIGUSR1, SIGUSR2});
+  // kill(2) of our own process runs the handler before it returns (the
+  // calling thread does not block these signals), so both are counted.
+  raise_signal(SIGUSR2);
+  raise_signal(SIGUSR1);
+  raise_signal(SIGUSR1);
+  auto h = rt.spawn([&] {
+    std::vector<int> got;
+    got.push_back(listener.wait());
+    got.push_back(listener.wait());
+    try {
+      listener.wait(30ms);
+      got.push_back(-1);  // a third report: the two SIGUSR1 did not coalesce
+    } catch (const weft::TimedOut&) {
+    }
+    return got;
+  });
+  EXPECT_EQ(h.join(), (std::vector<int>{SIGUSR1, SIGUSR2}));
+  // Plain signal::wait calls do not consume the listener's deliveries.
+  raise_signal(SIGUSR2);
+  EXPECT_THROW(weft::signal::wait({SIGUSR2}, 20ms), weft::TimedOut);
+  EXPECT_EQ(listener.wait(weft::test::kPatience), SIGUSR2);
+}
+
+TEST_P(SignalTest, ListenerWaitParksUntilASignalAndIsCancellable) {
+  weft::Runtime rt(config());
+  weft::signal::Listener listener({SIGUSR1});
+  auto h = rt.spawn([&] { return listener.wait(); });
+  ASSERT_TRUE(registered(1));
+  raise_signal(SIGUSR1);
+  EXPECT_EQ(result_of(h), SIGUSR1);
+  auto c = rt.spawn([&] { return listener.wait(); });
+  ASSERT_TRUE(registered(1));
+  c.cancel();
+  EXPECT_THROW(c.join(), weft::Cancelled);
+  EXPECT_THROW(weft::signal::Listener({SIGKILL}), std::invalid_argument);
+}
+
 }  // namespace

@@ -1,0 +1,645 @@
+// weft-kv: the append-only file (aof.hpp).
+//
+// Group commit. The server appends while it holds a keyspace shard lock, so
+// append() must not park and must not do I/O: it encodes the record into
+// one shared buffer under a std::mutex held for the copy only (a parking
+// weft::Mutex could switch fibers with a shard lock held, and I/O there would
+// serialise every shard behind the disk). Sequence numbers are handed out
+// under the same lock, so the buffer - and hence the file - is in sequence
+// order.
+//
+// Durability is asked for later, once per pipelined batch, by
+// wait_durable(seq). Rejected designs: (1) every waiter writes and syncs its
+// own records: one fdatasync per connection batch, the disk's latency times
+// the number of connections; (2) a dedicated writer fiber that waiters wake:
+// an extra hand-off (two context switches) on every commit, and one more
+// fiber to stop. Chosen: leader/follower, as in database group commit (and
+// LevelDB's writer queue). A waiter that finds nobody writing takes the
+// writer role, swaps the whole buffer out, writes it with one write_all and
+// (always) one fdatasync, publishes how far the file is now durable and
+// wakes everybody who waited during its round; those whose record is
+// covered return, and one of the rest becomes the next writer with
+// everything appended meanwhile. Under load each fdatasync thus covers the
+// records of every connection that arrived during the previous one.
+//
+// Waiting. The commit state lives under a second std::mutex (state_mu_),
+// never held across I/O or parking. A follower parks on the current
+// round's weft::Event (a manual-reset event, one per round, shared_ptr so
+// that a late follower still finds it set): no lost wake-up, since it takes
+// the event under state_mu_ while the round is still marked running, and
+// set() is sticky. The leader's own bookkeeping after its I/O cannot throw
+// or park (std::mutex, Event::set), so a cancellation can never leave the
+// writer role taken. Its I/O runs shielded: a write interrupted half way
+// would leave a torn record in the middle of the file.
+//
+// Failures are sticky (as the header says): after a failed write the
+// leader cuts the file back to its last good size (Redis does the same), so
+// the file still ends at a record boundary when it can.
+//
+// Replay reads through a sliding window (FileWindow) and a parser that
+// works on whatever prefix of a record the window holds, telling complete /
+// incomplete (with the least number of bytes it needs) / malformed (where).
+// Torn tails are told from corruption by one rule: cutting the file at the
+// start of a bad record is allowed only if no well-formed record starts
+// anywhere after it (Redis cuts only for an early end of file and refuses
+// to start on any format error; we also cut the malformed tails a crash
+// leaves on some file systems, a zero-filled last block for instance).
+#include "aof.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "resp.hpp"
+#include "weft/cancel.hpp"
+#include "weft/fiber.hpp"
+#include "weft/fs.hpp"
+#include "weft/sync.hpp"
+
+namespace kv {
+namespace {
+
+namespace wfs = weft::fs;
+
+constexpr const char* kFileName = "appendonly.aof";
+// Replay reads at least this much at a time.
+constexpr std::size_t kChunk = std::size_t{256} << 10;
+// The writer keeps its buffer's capacity between rounds up to this size.
+constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
+
+// Record limits: the server's request limits, so that every record the
+// server can log is accepted back.
+const ParseLimits kLimits{};
+
+// --- encoding ----------------------------------------------------------------
+
+void append_number(std::string& out, char prefix, std::size_t n) {
+  char buf[24];
+  buf[0] = prefix;
+  const auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
+  (void)ec;  // 20 digits always fit
+  end[0] = '\r';
+  end[1] = '\n';
+  out.append(buf, static_cast<std::size_t>(end + 2 - buf));
+}
+
+void encode(std::string& out, std::span<const std::string_view> argv) {
+  append_number(out, '*', argv.size());
+  for (std::string_view a : argv) {
+    append_number(out, '$', a.size());
+    out.append(a);
+    out.append("\r\n", 2);
+  }
+}
+
+// --- parsing -----------------------------------------------------------------
+
+struct Parsed {
+  enum Kind { complete, incomplete, malformed } kind;
+  // complete: the record's length; incomplete: the least number of bytes
+  // the record needs in all (> the bytes given); malformed: the offset, in
+  // the record, of the first byte that cannot belong to a record.
+  std::size_t n;
+  const char* why = "";  // malformed: what was expected
+};
+
+// Parses "<prefix><decimal>\r\n" at in[i]: the value in `value`, i moved
+// past it. Returns nullopt on success, else how parsing ended.
+std::optional<Parsed> parse_header(std::string_view in, std::size_t& i, char prefix,
+                                   std::size_t max, std::size_t& value) {
+  if (i == in.size()) return Parsed{Parsed::incomplete, i + 1};
+  if (in[i] != prefix) {
+    return Parsed{Parsed::malformed, i, prefix == '*' ? "'*'" : "'$'"};
+  }
+  std::size_t j = i + 1;
+  std::size_t v = 0;
+  for (; j < in.size() && in[j] >= '0' && in[j] <= '9'; ++j) {
+    v = v * 10 + static_cast<std::size_t>(in[j] - '0');
+    if (v > max) return Parsed{Parsed::malformed, j, "a length within the limits"};
+  }
+  if (j == in.size()) return Parsed{Parsed::incomplete, j + 1};
+  if (j == i + 1) return Parsed{Parsed::malformed, j, "a digit"};
+  if (in[j] != '\r') return Parsed{Parsed::malformed, j, "'\\r'"};
+  if (j + 1 == in.size()) return Parsed{Parsed::incomplete, j + 2};
+  if (in[j + 1] != '\n') return Parsed{Parsed::malformed, j + 1, "'\\n'"};
+  value = v;
+  i = j + 2;
+  return std::nullopt;
+}
+
+// Parses one record at the start of `in` (which may hold only a prefix of
+// it). On complete, argv holds views into `in`.
+Parsed parse_record(std::string_view in, std::vector<std::string_view>& argv) {
+  argv.clear();
+  std::size_t i = 0;
+  std::size_t argc = 0;
+  if (auto r = parse_header(in, i, '*', kLimits.max_multibulk_len, argc)) return *r;
+  if (argc == 0) return Parsed{Parsed::malformed, i - 3, "an argument count of at least 1"};
+  for (std::size_t k = 0; k < argc; ++k) {
+    std::size_t len = 0;
+    if (auto r = parse_header(in, i, '$', kLimits.max_bulk_len, len)) {
+      // Each argument still to come needs at least "$0\r\n\r\n".
+      if (r->kind == Parsed::incomplete) r->n += (argc - k - 1) * 6;
+      return *r;
+    }
+    const std::size_t need = i + len + 2 + (argc - k - 1) * 6;
+    if (in.size() < i + len + 2) {
+      // The \r\n after the data may already be visibly wrong.
+      if (in.size() > i + len && in[i + len] != '\r') {
+        return Parsed{Parsed::malformed, i + len, "'\\r' after the argument"};
+      }
+      return Parsed{Parsed::incomplete, need};
+    }
+    if (in[i + len] != '\r') return Parsed{Parsed::malformed, i + len, "'\\r' after the argument"};
+    if (in[i + len + 1] != '\n') {
+      return Parsed{Parsed::malformed, i + len + 1, "'\\n' after the argument"};
+    }
+    argv.push_back(in.substr(i, len));
+    i += len + 2;
+  }
+  return Parsed{Parsed::complete, i};
+}
+
+bool is_command(std::span<const std::string_view> argv, std::string_view name) {
+  if (argv.size() != 1 || argv[0].size() != name.size()) return false;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const char c = argv[0][i];
+    if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c) != name[i]) return false;
+  }
+  return true;
+}
+
+// The file through a sliding window: holds bytes [base_, base_ + len_).
+// Bytes before the offset last asked for may be dropped on the next read.
+class FileWindow {
+ public:
+  FileWindow(wfs::File& f, std::uint64_t size) : f_(f), size_(size) {}
+
+  /// The file's size (lowered if reading ends early: a file that shrank).
+  std::uint64_t size() const noexcept { return size_; }
+
+  /// The bytes held from `from` (>= every earlier `from`) on, after reading
+  /// so that there are at least `want` of them, or up to end of file.
+  std::string_view view(std::uint64_t from, std::size_t want) {
+    assert(from >= base_ && from <= base_ + len_);
+    want = static_cast<std::size_t>(std::min<std::uint64_t>(want, size_ - from));
+    std::size_t off = static_cast<std::size_t>(from - base_);
+    if (len_ - off < want) {
+      // Keep only what is still needed, then read at least a chunk more.
+      std::memmove(data_.data(), data_.data() + off, len_ - off);
+      len_ -= off;
+      base_ = from;
+      off = 0;
+      const std::size_t cap = std::max(want, len_ + kChunk);
+      if (data_.size() < cap) data_.resize(cap);
+      while (len_ < want) {
+        const std::size_t n = f_.pread(data_.data() + len_, data_.size() - len_, base_ + len_);
+        if (n == 0) {
+          size_ = base_ + len_;
+          break;
+        }
+        len_ += n;
+      }
+    }
+    return {data_.data() + off, len_ - off};
+  }
+
+ private:
+  wfs::File& f_;
+  std::uint64_t size_;
+  std::uint64_t base_ = 0;
+  std::size_t len_ = 0;
+  std::string data_;
+};
+
+// True if a complete, well-formed record starts at some offset in
+// [from, end of file). Reads the rest of the file through `win`.
+bool record_follows(FileWindow& win, std::uint64_t from) {
+  std::vector<std::string_view> scratch;
+  std::uint64_t p = from;
+  while (p < win.size()) {
+    std::string_view v = win.view(p, kChunk);
+    const void* star = std::memchr(v.data(), '*', v.size());
+    if (star == nullptr) {
+      p += v.size();
+      continue;
+    }
+    p += static_cast<std::size_t>(static_cast<const char*>(star) - v.data());
+    std::size_t want = kChunk;
+    for (;;) {
+      v = win.view(p, want);
+      const Parsed r = parse_record(v, scratch);
+      if (r.kind == Parsed::complete) return true;
+      if (r.kind == Parsed::malformed) break;
+      // Incomplete: read more only if the record can still fit in the file.
+      if (p + v.size() >= win.size() || p + r.n > win.size()) break;
+      want = std::max(r.n, v.size() + 1);
+    }
+    ++p;
+  }
+  return false;
+}
+
+// --- the AOF -------------------------------------------------------------------
+
+class AofImpl final : public Aof {
+ public:
+  AofImpl(std::filesystem::path path, FsyncPolicy policy, wfs::File file, std::uint64_t size)
+      : path_(std::move(path)), policy_(policy), file_(std::move(file)), size_(size) {}
+
+  ~AofImpl() override {
+    try {
+      weft::ShieldGuard shield;
+      stop_syncer();
+      bool failed;
+      {
+        std::lock_guard g(state_mu_);
+        failed = failure_.has_value();
+      }
+      if (!failed) flush_and_sync();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "weft-kv: AOF: flush at close failed: %s\n", e.what());
+    } catch (...) {
+      std::fprintf(stderr, "weft-kv: AOF: flush at close failed\n");
+    }
+  }
+
+  void start_syncer() {
+    syncer_ = weft::spawn(weft::FiberOptions{.name = "weft-kv aof fsync"}, [this] { sync_loop(); });
+  }
+
+  ReplayResult replay(const std::function<void(std::span<const std::string_view>)>& apply) override;
+  std::uint64_t append(std::span<const std::string_view> argv) override;
+  void wait_durable(std::uint64_t seq) override;
+  void flush_and_sync() override;
+  std::uint64_t size() const override { return size_.load(std::memory_order_relaxed); }
+
+ private:
+  // Makes records <= seq written (and fdatasync'ed if `sync`), leading a
+  // round or following the current one.
+  void commit(std::uint64_t seq, bool sync);
+  // One round as the writer (the caller holds the role). Never throws.
+  // Returns the last sequence number the round covered.
+  std::uint64_t write_round(bool sync) noexcept;
+  // Records the first failure and makes append() drop records from now on
+  // (nothing can become durable any more). Takes state_mu_, then buf_mu_,
+  // one after the other: the two locks are never nested.
+  void fail(std::error_code code, std::string what);
+  [[noreturn]] void throw_failure_locked() const;
+  bool covered_locked(std::uint64_t seq, bool sync) const noexcept {
+    return (sync ? synced_seq_ : written_seq_).load(std::memory_order_relaxed) >= seq;
+  }
+  void sync_loop() noexcept;
+  void stop_syncer();
+
+  // Immutable after open().
+  const std::filesystem::path path_;
+  const FsyncPolicy policy_;
+  wfs::File file_;  // thread-safe; O_APPEND, so writes never need a position
+
+  // --- the append side: guarded by buf_mu_, held for a copy only ----------
+  std::mutex buf_mu_;
+  std::string buf_;             // encoded records after the last round's
+  std::uint64_t last_seq_ = 0;  // sequence number of the last record appended
+  bool discard_ = false;        // set by a failure: append() stores nothing
+  bool replay_allowed_ = true;  // until the first append() or replay()
+
+  // --- the commit side: guarded by state_mu_ (never held across I/O) ------
+  mutable std::mutex state_mu_;
+  // Non-null while a leader holds the writer role: the event its round
+  // sets when it ends (followers park on it).
+  std::shared_ptr<weft::Event> round_;
+  std::optional<std::pair<std::error_code, std::string>> failure_;  // sticky
+  // Records <= written_seq_ are in the file; <= synced_seq_ also fdatasync'ed
+  // (synced_seq_ <= written_seq_). Written under state_mu_ (release); read
+  // without it by the fast path of wait_durable (acquire: pairs with that
+  // store, so a fast-path return happens after the round that covered it).
+  std::atomic<std::uint64_t> written_seq_{0};
+  std::atomic<std::uint64_t> synced_seq_{0};
+
+  // Owned by whoever holds the writer role: the batch being written, kept
+  // between rounds for its capacity.
+  std::string write_buf_;
+  // Bytes in the file. Written by the leader and replay(); relaxed: a
+  // statistic, ordered by nothing.
+  std::atomic<std::uint64_t> size_;
+
+  // --- everysec ----------------------------------------------------------
+  weft::Event stop_;  // set to stop the syncer fiber
+  std::atomic<bool> syncer_stopped_{false};
+  weft::JoinHandle<void> syncer_;  // joined by the first stop_syncer()
+};
+
+// --- replay ----------------------------------------------------------------
+
+ReplayResult AofImpl::replay(const std::function<void(std::span<const std::string_view>)>& apply) {
+  {
+    std::lock_guard g(buf_mu_);
+    if (!replay_allowed_) {
+      throw std::logic_error("weft-kv: Aof::replay: called twice or after append()");
+    }
+    replay_allowed_ = false;
+  }
+  FileWindow win(file_, file_.size());
+  ReplayResult result;
+  std::vector<std::string_view> argv;
+
+  // An open MULTI: its records wait here (copied) until EXEC.
+  bool in_tx = false;
+  std::uint64_t tx_start = 0;
+  std::vector<std::vector<std::string>> tx;
+  std::vector<std::string_view> tx_argv;
+
+  std::uint64_t pos = 0;  // start of the next record
+  std::size_t want = kChunk;
+  std::string malformed;  // why, for a malformed tail
+  while (pos < win.size()) {
+    const std::string_view v = win.view(pos, want);
+    const Parsed r = parse_record(v, argv);
+    if (r.kind == Parsed::incomplete) {
+      if (pos + v.size() >= win.size() || pos + r.n > win.size()) {
+        // The file ends inside this record: a torn tail.
+        break;
+      }
+      want = std::max(r.n, v.size() + 1);
+      continue;
+    }
+    if (r.kind == Parsed::malformed) {
+      // A torn tail only if nothing well-formed follows.
+      const std::uint64_t bad = pos + r.n;
+      if (record_follows(win, pos + 1)) {
+        throw AofFormatError(pos, "weft-kv: AOF '" + path_.native() +
+                                      "': malformed record at offset " + std::to_string(pos) +
+                                      " (expected " + r.why + " at offset " + std::to_string(bad) +
+                                      ") followed by well-formed ones: the file is corrupt; "
+                                      "repair it (as redis-check-aof does) or move it away");
+      }
+      malformed =
+          std::string(" (malformed: expected ") + r.why + " at offset " + std::to_string(bad) + ")";
+      break;
+    }
+    want = kChunk;
+    const std::span<const std::string_view> rec(argv);
+    if (in_tx) {
+      tx.emplace_back(rec.begin(), rec.end());
+      if (is_command(rec, "EXEC")) {
+        for (const auto& cmd : tx) {
+          tx_argv.assign(cmd.begin(), cmd.end());
+          apply(tx_argv);
+          ++result.commands;
+        }
+        tx.clear();
+        in_tx = false;
+      }
+    } else if (is_command(rec, "MULTI")) {
+      in_tx = true;
+      tx_start = pos;
+      tx.emplace_back(rec.begin(), rec.end());
+    } else {
+      apply(rec);
+      ++result.commands;
+    }
+    pos += r.n;
+  }
+
+  // pos is the end of the last complete record: the end of the file, or
+  // the start of a torn one. A transaction still open goes too.
+  const std::uint64_t end = win.size();
+  const std::uint64_t keep = in_tx ? tx_start : pos;
+  if (keep < end) {
+    file_.truncate(keep);
+    file_.fdatasync();
+    result.truncated_bytes = end - keep;
+    if (in_tx) {
+      std::fprintf(stderr,
+                   "weft-kv: AOF: truncated %llu bytes of an incomplete MULTI/EXEC transaction at "
+                   "offset %llu%s\n",
+                   static_cast<unsigned long long>(result.truncated_bytes),
+                   static_cast<unsigned long long>(keep), malformed.c_str());
+    } else {
+      std::fprintf(stderr,
+                   "weft-kv: AOF: truncated %llu bytes of a torn last record at offset %llu%s\n",
+                   static_cast<unsigned long long>(result.truncated_bytes),
+                   static_cast<unsigned long long>(keep), malformed.c_str());
+    }
+  }
+  size_.store(keep, std::memory_order_relaxed);
+  return result;
+}
+
+// --- append and group commit -------------------------------------------------
+
+std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
+  if (argv.empty()) throw std::invalid_argument("weft-kv: Aof::append: empty command");
+  if (argv.size() > kLimits.max_multibulk_len) {
+    throw std::invalid_argument("weft-kv: Aof::append: too many arguments");
+  }
+  for (std::string_view a : argv) {
+    if (a.size() > kLimits.max_bulk_len) {
+      throw std::invalid_argument("weft-kv: Aof::append: argument too long");
+    }
+  }
+  std::lock_guard g(buf_mu_);
+  replay_allowed_ = false;
+  if (!discard_) encode(buf_, argv);  // may throw bad_alloc: no sequence number used
+  return ++last_seq_;
+}
+
+void AofImpl::wait_durable(std::uint64_t seq) {
+  const bool sync = policy_ == FsyncPolicy::always;
+  // acquire: pairs with the release store of the round that covered seq.
+  if ((sync ? synced_seq_ : written_seq_).load(std::memory_order_acquire) >= seq) return;
+  commit(seq, sync);
+}
+
+void AofImpl::flush_and_sync() {
+  weft::ShieldGuard shield;
+  stop_syncer();
+  std::uint64_t last;
+  {
+    std::lock_guard g(buf_mu_);
+    last = last_seq_;
+  }
+  commit(last, /*sync=*/true);
+  std::lock_guard g(state_mu_);
+  if (failure_) throw_failure_locked();
+}
+
+void AofImpl::commit(std::uint64_t seq, bool sync) {
+  for (;;) {
+    std::shared_ptr<weft::Event> round;
+    {
+      std::lock_guard g(state_mu_);
+      if (covered_locked(seq, sync)) return;
+      if (failure_) throw_failure_locked();
+      round = round_;  // non-null while a round runs
+    }
+    if (round) {
+      round->wait();  // cancellable: nothing is held
+      continue;
+    }
+    // Try to lead. The shield comes first: once this fiber holds the role
+    // it must see its round through (constructing it may throw bad_alloc,
+    // with nothing taken yet).
+    weft::ShieldGuard shield;
+    auto next = std::make_shared<weft::Event>();
+    {
+      std::lock_guard g(state_mu_);
+      if (round_) continue;  // another fiber took the role meanwhile
+      round_ = std::move(next);
+    }
+    if (write_round(sync) < seq) {
+      throw std::invalid_argument("weft-kv: Aof::wait_durable: sequence number " +
+                                  std::to_string(seq) + " was never returned by append()");
+    }
+  }
+}
+
+std::uint64_t AofImpl::write_round(bool sync) noexcept {
+  std::uint64_t upto;
+  {
+    std::lock_guard g(buf_mu_);
+    write_buf_.swap(buf_);
+    upto = last_seq_;
+  }
+  std::optional<std::pair<std::error_code, std::string>> error;
+  const std::uint64_t before = size_.load(std::memory_order_relaxed);
+  bool torn = false;  // a failed write may have left part of the batch
+  try {
+    if (!write_buf_.empty()) {
+      torn = true;
+      file_.write_all(write_buf_);
+      torn = false;
+    }
+    if (sync && (!write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
+      file_.fdatasync();
+    }
+  } catch (const std::system_error& e) {
+    error.emplace(e.code(), "weft-kv: AOF: writing '" + path_.native() + "' failed: " + e.what());
+  } catch (const std::exception& e) {
+    // weft::Cancelled forced into the shield at shutdown, std::bad_alloc.
+    error.emplace(std::make_error_code(std::errc::io_error),
+                  "weft-kv: AOF: writing '" + path_.native() + "' interrupted: " + e.what());
+  } catch (...) {
+    error.emplace(std::make_error_code(std::errc::io_error),
+                  "weft-kv: AOF: writing '" + path_.native() + "' interrupted");
+  }
+  if (error) {
+    if (torn) {
+      // A prefix of the batch may be in the file: cut it so that the file
+      // still ends on a record boundary (replay would cut it anyway).
+      try {
+        file_.truncate(before);
+      } catch (...) {  // best effort: nothing more can be done
+      }
+    }
+    fail(error->first, std::move(error->second));
+  } else {
+    size_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
+  }
+  // Still the writer: the buffer is ours until the role is released.
+  write_buf_.clear();
+  if (write_buf_.capacity() > kKeepCapacity) std::string().swap(write_buf_);
+
+  std::shared_ptr<weft::Event> done;
+  {
+    std::lock_guard g(state_mu_);
+    if (!error) {
+      // release: pairs with the acquire load in wait_durable's fast path.
+      if (upto > written_seq_.load(std::memory_order_relaxed)) {
+        written_seq_.store(upto, std::memory_order_release);
+      }
+      if (sync && upto > synced_seq_.load(std::memory_order_relaxed)) {
+        synced_seq_.store(upto, std::memory_order_release);
+      }
+    }
+    done = std::move(round_);
+  }
+  done->set();
+  return upto;
+}
+
+void AofImpl::fail(std::error_code code, std::string what) {
+  {
+    std::lock_guard g(state_mu_);
+    if (!failure_) failure_.emplace(code, std::move(what));
+  }
+  std::lock_guard g(buf_mu_);
+  discard_ = true;
+  std::string().swap(buf_);
+}
+
+void AofImpl::throw_failure_locked() const {
+  throw std::system_error(failure_->first, failure_->second);
+}
+
+// --- everysec ------------------------------------------------------------------
+
+void AofImpl::sync_loop() noexcept {
+  try {
+    while (!stop_.wait_for(std::chrono::seconds(1))) {
+      const std::uint64_t target = written_seq_.load(std::memory_order_acquire);
+      if (target <= synced_seq_.load(std::memory_order_relaxed)) continue;
+      try {
+        file_.fdatasync();
+      } catch (const std::system_error& e) {
+        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed: " + e.what());
+        return;
+      }
+      std::lock_guard g(state_mu_);
+      if (target > synced_seq_.load(std::memory_order_relaxed)) {
+        synced_seq_.store(target, std::memory_order_release);
+      }
+    }
+  } catch (...) {
+    // weft::Cancelled: the scope of open()'s caller is cancelled (runtime
+    // shutdown). Syncing stops; flush_and_sync() still syncs.
+  }
+}
+
+void AofImpl::stop_syncer() {
+  if (syncer_stopped_.exchange(true, std::memory_order_acq_rel)) return;
+  stop_.set();
+  if (syncer_.joinable()) {
+    weft::ShieldGuard shield;  // it ends promptly once stop_ is set
+    syncer_.join();
+  }
+}
+
+}  // namespace
+
+// --- open ------------------------------------------------------------------------
+
+std::unique_ptr<Aof> Aof::open(const std::filesystem::path& dir, FsyncPolicy policy) {
+  const std::filesystem::path path = dir / kFileName;
+  std::uint64_t size = 0;
+  wfs::File file;
+  try {
+    file = wfs::File::open(
+        path, wfs::OpenMode::read | wfs::OpenMode::append | wfs::OpenMode::create, 0644);
+    size = file.size();
+    // A file created now exists durably only once its directory is synced.
+    wfs::File d = wfs::File::open(dir, O_RDONLY | O_DIRECTORY);
+    d.fsync();
+    d.close();
+  } catch (const std::system_error& e) {
+    throw std::system_error(e.code(), "weft-kv: AOF: cannot open '" + path.native() + "'");
+  }
+  auto aof = std::make_unique<AofImpl>(path, policy, std::move(file), size);
+  if (policy == FsyncPolicy::everysec) aof->start_syncer();
+  return aof;
+}
+
+}  // namespace kv
