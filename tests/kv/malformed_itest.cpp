@@ -8,8 +8,10 @@
 // line without the CRLF - usually just the error, e.g.
 //   -ERR Protocol error: invalid bulk length
 // (a .bin that starts with valid commands lists their replies first). A
-// final newline is optional. Files named itest_* belong to this test; the
-// rest of the corpus is shared with the parser's unit tests.
+// final newline is optional (tests/kv/corpus/README.md: the corpus proper
+// is written by gen_corpus.py from redis-server 7's replies). Files named
+// itest_* were written for this test; the parser's unit tests
+// (resp_test.cpp) read the whole corpus too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -104,6 +106,7 @@ TEST_F(Malformed, CorpusGetsTheErrorAndAClose) {
   }
   Client fresh(port());
   EXPECT_EQ(fresh.call({"PING"}).describe(), "+PONG");
+  RecordProperty("files", static_cast<int>(inputs.size()));
 }
 
 }  // namespace
