@@ -1,5 +1,6 @@
 # weft: convenience wrapper around CMake + Ninja.
 #
+#   make demo          build weft-kv, drive it with redis-benchmark (~10 s), stop it
 #   make test          bootstrap, configure build/, build everything, run ctest
 #   CXX=clang++ make test   same with clang++ into build-clang/
 #   make clang         = CXX=clang++ make test
@@ -63,7 +64,7 @@ TSAN_WRAP := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)
 FORMAT_DIRS  := $(wildcard src include tests bench examples)
 FORMAT_FILES  = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
 
-.PHONY: all test clang asan tsan bench format format-check clean build build-asan build-tsan
+.PHONY: all demo test clang asan tsan bench format format-check clean build build-asan build-tsan
 
 all: test
 
@@ -85,6 +86,11 @@ build-tsan:
 	@$(BOOTSTRAP)
 	@scripts/configure.sh $(TSAN_DIR) $(CMAKE_COMMON) -DWEFT_SANITIZE=thread -DWEFT_BUILD_BENCH=OFF
 	cmake --build $(TSAN_DIR) -j $(NPROC)
+
+# --- demo -------------------------------------------------------------------
+# weft-kv on 127.0.0.1:6380 driven by the real redis-benchmark (scripts/demo.sh).
+demo:
+	@scripts/demo.sh
 
 # --- test -------------------------------------------------------------------
 test: build

@@ -22,6 +22,7 @@ packages=(
   libclang-rt-14-dev # sanitizer runtimes for clang++ (make clang/asan/tsan with CXX=clang++)
   pkg-config
   procps
+  redis-tools # redis-cli and redis-benchmark: weft-kv's integration tests and make demo
 )
 
 for arg in "$@"; do
