@@ -8,7 +8,7 @@
 //   > SET k v          a command, as typed at redis-cli
 //   OK                 expected output lines of `redis-cli --no-raw`
 //   >~ KEYS *          unordered: "N) " numbering stripped, lines sorted
-//   ># PTTL k          shape only: each run of digits becomes '#'
+//   ># PTTL k          shape only: each run of digits becomes '<n>'
 //
 // Why `redis-cli --no-raw` on stdin: it is what users type, it exercises
 // redis-cli's own handshake (it sends COMMAND DOCS first), and --no-raw
@@ -90,7 +90,7 @@ std::vector<std::string> normalize(char mode, std::vector<std::string> lines) {
     std::sort(lines.begin(), lines.end());  // bytewise, as LC_ALL=C sort
   } else if (mode == '#') {
     static const std::regex digits("[0-9]+");
-    for (auto& l : lines) l = std::regex_replace(l, digits, "#");
+    for (auto& l : lines) l = std::regex_replace(l, digits, "<n>");
   }
   return lines;
 }
@@ -179,7 +179,8 @@ INSTANTIATE_TEST_SUITE_P(Cases, CaseFile, ::testing::ValuesIn(case_files()),
 TEST(CaseFormat, NormalizationRules) {
   EXPECT_EQ(normalize('~', {"2) \"b\"", "1) \"a\"", "3) \"1) x\""}),
             (std::vector<std::string>{"\"1) x\"", "\"a\"", "\"b\""}));
-  EXPECT_EQ(normalize('#', {"(integer) 99998"}), std::vector<std::string>{"(integer) #"});
+  EXPECT_EQ(normalize('#', {"(integer) 99998"}), std::vector<std::string>{"(integer) <n>"});
+  EXPECT_EQ(normalize('#', {"1) \"17\""}), std::vector<std::string>{"<n>) \"<n>\""});
   EXPECT_EQ(normalize(' ', {"2) b", "1) a"}), (std::vector<std::string>{"2) b", "1) a"}));
 }
 

@@ -14,7 +14,7 @@
 #   OK                 the expected output lines (redis-cli --no-raw)
 #   >~ KEYS *          unordered: the reply's lines are compared as a set
 #                      ("N) " numbering stripped, lines sorted bytewise)
-#   ># PTTL k          shape only: every run of digits becomes '#'
+#   ># PTTL k          shape only: every run of digits becomes '<n>'
 #
 # Each file runs on a freshly flushed server through ONE redis-cli process,
 # fed on stdin (non-interactive, so redis-cli prints nothing but replies).
@@ -86,7 +86,7 @@ fi
 normalize() {
   case $1 in
     '~') sed -E 's/^[0-9]+\) //' | LC_ALL=C sort ;;
-    '#') sed -E 's/[0-9]+/#/g' ;;
+    '#') sed -E 's/[0-9]+/<n>/g' ;;
     *) cat ;;
   esac
 }
@@ -127,15 +127,16 @@ for file in "${files[@]}"; do
         exit 1
       fi
       next=$((next + 1))
+      if ((${#reply[@]} > 0)); then
+        mapfile -t reply < <(printf '%s\n' "${reply[@]}" | normalize "$mode")
+      fi
       for r in "${reply[@]}"; do
         if [[ -z $r || $r == '#'* || $r == '>'* ]]; then
           echo "regen.sh: $file:$lineno: reply line '$r' would read as a comment or command" >&2
           exit 1
         fi
+        result+="$r"$'\n'
       done
-      if ((${#reply[@]} > 0)); then
-        result+=$(printf '%s\n' "${reply[@]}" | normalize "$mode")$'\n'
-      fi
       skipping=1
     elif [[ -z $line || $line == '#'* ]]; then
       result+="$line"$'\n'
