@@ -11,12 +11,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kv/kv_harness.hpp"
@@ -124,6 +126,92 @@ TEST(Aof, AcknowledgedWritesSurviveKill9) {
   }
   EXPECT_EQ(missing, 0) << "acknowledged SETs lost";
   RecordProperty("acknowledged_writes", static_cast<int>(total.load()));
+}
+
+// What replay must rebuild besides plain SETs: deletes, FLUSHALL, TTLs
+// (still counting from when they were set: a short one has passed by the
+// restart), PERSIST, INCR keeping a TTL, and the other write commands.
+TEST(Aof, ReplayRestoresDeletesFlushesAndTtls) {
+  KV_REQUIRE_SERVER();
+  weft::test::TempDir data;
+  Server server(aof_config(data.path()));
+  {
+    Client c(server.port());
+    const std::vector<std::vector<std::string>> writes = {
+        {"SET", "flushed", "1"},
+        {"FLUSHALL"},
+        {"MSET", "gone", "1", "keep", "1", "m", "2"},
+        {"DEL", "gone"},
+        {"APPEND", "keep", "23"},
+        {"SET", "ttl_long", "v", "EX", "1000"},
+        {"SET", "ttl_short", "v", "PX", "300"},
+        {"SET", "persisted", "v", "EX", "1000"},
+        {"PERSIST", "persisted"},
+        {"SET", "counter", "5", "EX", "1000"},
+        {"INCR", "counter"},
+        {"INCRBY", "plain", "-7"},
+        {"GETSET", "keep2", "x"},
+        {"EXPIRE", "keep2", "1000"},
+        {"SET", "nx", "first", "NX"},
+        {"SET", "nx", "second", "NX"},
+        {"SETEX", "setex", "1000", "v"},
+        {"GETDEL", "m"},
+        {"UNLINK", "keep2"},
+        {"SET", "binary", std::string("a\0\r\n*1\r\n$3\r\nb", 13)},
+    };
+    for (const auto& w : writes) {
+      const Reply r = c.call(w);
+      ASSERT_FALSE(r.is_error()) << w[0] << ": " << r;
+    }
+  }
+  server.kill(SIGKILL);
+  ASSERT_TRUE(server.wait_exit().has_value());
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // ttl_short's time passes
+  server.restart();
+
+  Client c(server.port());
+  for (const char* k : {"flushed", "gone", "m", "keep2", "ttl_short"}) {
+    EXPECT_EQ(c.call({"EXISTS", k}).describe(), ":0") << k;
+  }
+  EXPECT_EQ(c.call({"GET", "keep"}).describe(), "\"123\"");
+  EXPECT_EQ(c.call({"GET", "counter"}).describe(), "\"6\"");
+  EXPECT_EQ(c.call({"GET", "plain"}).describe(), "\"-7\"");
+  EXPECT_EQ(c.call({"GET", "nx"}).describe(), "\"first\"");
+  EXPECT_EQ(c.call({"GET", "binary"}).describe(), "\"a\\x00\\r\\n*1\\r\\n$3\\r\\nb\"");
+  EXPECT_EQ(c.call({"TTL", "persisted"}).describe(), ":-1");
+  EXPECT_EQ(c.call({"TTL", "plain"}).describe(), ":-1");
+  for (const char* k : {"ttl_long", "counter", "setex"}) {
+    const Reply ttl = c.call({"TTL", k});
+    EXPECT_TRUE(ttl.type == Reply::Type::integer && ttl.integer > 900 && ttl.integer <= 1000)
+        << k << ": TTL " << ttl;
+  }
+  EXPECT_EQ(c.call({"DBSIZE"}).describe(), ":8");
+}
+
+// appendfsync everysec: nothing is promised across kill -9, but a clean
+// shutdown (SIGTERM) writes and syncs everything acknowledged.
+TEST(Aof, CleanShutdownKeepsEverysecWrites) {
+  KV_REQUIRE_SERVER();
+  weft::test::TempDir data;
+  Server server(ServerConfig{{{"appendonly", "yes"}, {"appendfsync", "everysec"}}, data.path()});
+  constexpr int kKeys = 5000;
+  {
+    Client c(server.port());
+    std::string batch;
+    for (int i = 0; i < kKeys; ++i) {
+      batch += kv::itest::encode({"SET", "k:" + std::to_string(i), std::to_string(i)});
+    }
+    c.send(batch);
+    for (int i = 0; i < kKeys; ++i) ASSERT_EQ(c.read_reply().describe(), "+OK") << i;
+  }
+  server.kill(SIGTERM);
+  const auto status = server.wait_exit();
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(status->success()) << status->to_string() << server.log();
+  server.restart();
+  Client c(server.port());
+  EXPECT_EQ(c.call({"DBSIZE"}).describe(), ":" + std::to_string(kKeys));
+  EXPECT_EQ(c.call({"GET", "k:4999"}).describe(), "\"4999\"");
 }
 
 TEST(Aof, TornRecordIsCutOffAndEarlierDataIsIntact) {

@@ -70,6 +70,34 @@ TEST_F(Expiry, TtlCountsDown) {
   EXPECT_GT(later.integer, 0);
 }
 
+// A TTL that was removed or replaced must not fire later: a server that
+// keeps stale entries in an expiry index would delete these keys.
+TEST_F(Expiry, OldTtlsDoNotFireAfterPersistOrOverwrite) {
+  Client c(port());
+  ASSERT_EQ(c.call({"SET", "persisted", "v", "PX", "100"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"PERSIST", "persisted"}).describe(), ":1");
+  ASSERT_EQ(c.call({"SET", "overwritten", "v", "PX", "100"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"SET", "overwritten", "w"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"SET", "extended", "v", "PX", "100"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"PEXPIRE", "extended", "600000"}).describe(), ":1");
+  ASSERT_EQ(c.call({"SET", "getset", "v", "PX", "100"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"GETSET", "getset", "w"}).describe(), "\"v\"");
+  ASSERT_EQ(c.call({"SET", "recreated", "v", "PX", "100"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"DEL", "recreated"}).describe(), ":1");
+  ASSERT_EQ(c.call({"SET", "recreated", "w"}).describe(), "+OK");
+  // INCR keeps the TTL: this one must go.
+  ASSERT_EQ(c.call({"SET", "counted", "1", "PX", "100"}).describe(), "+OK");
+  ASSERT_EQ(c.call({"INCR", "counted"}).describe(), ":2");
+  // Long enough for several active-expiry cycles (Redis: 10 per second).
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(c.call({"DBSIZE"}).describe(), ":5");
+  for (const char* k : {"persisted", "overwritten", "getset", "recreated"}) {
+    EXPECT_EQ(c.call({"TTL", k}).describe(), ":-1") << k;
+  }
+  EXPECT_EQ(c.call({"GET", "extended"}).describe(), "\"v\"");
+  EXPECT_EQ(c.call({"EXISTS", "counted"}).describe(), ":0");
+}
+
 // 10,000 keys with a 100 ms TTL, never touched again: the server removes
 // them by itself. DBSIZE counts keys without touching them (Redis counts
 // expired keys it has not removed yet), so it reaching the number of

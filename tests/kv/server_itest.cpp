@@ -5,8 +5,10 @@
 // inline commands, deep pipelines.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kv/kv_harness.hpp"
@@ -67,6 +69,23 @@ TEST_F(ServerInfo, SectionArgumentSelectsOneSection) {
   EXPECT_TRUE(server.has("redis_version"));
   const auto keyspace = kv::itest::info(c, "keyspace");
   EXPECT_EQ(keyspace.sections, std::vector<std::string>{"Keyspace"});
+}
+
+TEST_F(ServerInfo, SeveralSectionArguments) {
+  Client c(port());
+  const Reply r = c.call({"INFO", "server", "clients"});
+  ASSERT_EQ(r.type, Reply::Type::bulk) << r;
+  EXPECT_EQ(kv::itest::parse_info(r.str).sections, (std::vector<std::string>{"Server", "Clients"}));
+  // Section names are case-insensitive.
+  EXPECT_EQ(kv::itest::info(c, "KEYSPACE").sections, std::vector<std::string>{"Keyspace"});
+}
+
+TEST_F(ServerInfo, PersistenceSection) {
+  Client c(port());
+  const auto info = kv::itest::info(c, "persistence");
+  EXPECT_EQ(info.sections, std::vector<std::string>{"Persistence"});
+  ASSERT_TRUE(info.has("aof_enabled"));
+  EXPECT_EQ(info.fields.at("aof_enabled"), "0");
 }
 
 TEST_F(ServerInfo, KeyspaceLineCountsKeysAndExpires) {
@@ -144,6 +163,14 @@ TEST_F(ClientList, LineFormat) {
     }
   }
   EXPECT_EQ(seen_a, 1) << r.str;
+  // CLIENT ID is the id= of the caller's line.
+  const Reply id = a.call({"CLIENT", "ID"});
+  ASSERT_EQ(id.type, Reply::Type::integer) << id;
+  EXPECT_NE(r.str.find("id=" + std::to_string(id.integer) +
+                       " addr=127.0.0.1:" + std::to_string(a.local_port()) + " "),
+            std::string::npos)
+      << "CLIENT ID " << id.integer << " not in:\n"
+      << r.str;
   EXPECT_EQ(seen_b, 1) << r.str;
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end()) << "ids are unique: " << r.str;
@@ -214,6 +241,76 @@ TEST_F(Commands, DeepPipeline) {
     ASSERT_EQ(c.read_reply().describe(), "\"" + std::to_string(i) + "\"") << i;
   }
   EXPECT_EQ(c.call({"DBSIZE"}).describe(), ":" + std::to_string(kN));
+}
+
+// A request arriving one byte per segment is the same request.
+TEST_F(Commands, ByteAtATime) {
+  Client c(port());
+  c.stream().set_nodelay(true);
+  const std::string req = kv::itest::encode({"SET", "slow", "a\r\nb"}) + "GET slow\r\n" +
+                          kv::itest::encode({"STRLEN", "slow"});
+  for (const char ch : req) {
+    c.send(std::string_view(&ch, 1));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  EXPECT_EQ(c.read_reply().describe(), "+OK");
+  EXPECT_EQ(c.read_reply().describe(), "\"a\\r\\nb\"");
+  EXPECT_EQ(c.read_reply().describe(), ":4");
+}
+
+// 30,000 GETs of a 1 KB value written while the replies (30 MB) are read
+// by another thread: far more than the socket buffers hold, so the server
+// must wait for the client to read without losing or reordering anything.
+TEST_F(Commands, RepliesLargerThanTheSocketBuffers) {
+  Client c(port());
+  std::string value(1000, 'v');
+  for (std::size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(c.call({"SET", "kb", value}).describe(), "+OK");
+  constexpr int kN = 30000;
+  std::string error;
+  std::thread writer([&] {
+    try {
+      std::string batch;
+      for (int i = 0; i < 1000; ++i) batch += kv::itest::encode({"GET", "kb"});
+      for (int i = 0; i < kN / 1000; ++i) c.send(batch);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  int good = 0;
+  for (int i = 0; i < kN; ++i) {
+    const Reply r = c.read_reply();
+    if (r.type != Reply::Type::bulk || r.str != value) {
+      ADD_FAILURE() << "reply " << i << " is " << r.describe().substr(0, 80);
+      break;
+    }
+    ++good;
+  }
+  writer.join();
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(good, kN);
+  EXPECT_EQ(c.call({"PING"}).describe(), "+PONG");
+}
+
+// A client that vanishes with replies pending does not disturb the server.
+TEST_F(Commands, ClientGoneMidReply) {
+  for (int i = 0; i < 20; ++i) {
+    Client c(port());
+    ASSERT_EQ(c.call({"SET", "big", std::string(1 << 20, 'x')}).describe(), "+OK");
+    std::string batch;
+    for (int j = 0; j < 50; ++j) batch += kv::itest::encode({"GET", "big"});
+    c.send(batch);
+    c.close();  // 50 MB of replies go nowhere
+  }
+  Client c(port());
+  EXPECT_EQ(c.call({"STRLEN", "big"}).describe(), ":1048576");
+}
+
+// The empty command name is an unknown command (redis-cli cannot send it).
+TEST_F(Commands, EmptyCommandName) {
+  Client c(port());
+  EXPECT_EQ(c.call({"", "a"}).describe(),
+            "-ERR unknown command '', with args beginning with: 'a' ");
 }
 
 // Large values survive intact (multi-segment reads and writes).

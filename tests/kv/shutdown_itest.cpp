@@ -1,5 +1,6 @@
-// Shutdown: SIGTERM while clients are in the middle of pipelines, and the
-// SHUTDOWN command; both end the server with exit status 0.
+// Shutdown: SIGTERM or SIGINT while clients are in the middle of
+// pipelines, and the SHUTDOWN command; each ends the server with exit
+// status 0.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,7 +18,9 @@ using kv::itest::Client;
 using kv::itest::Server;
 using weft::test::eventually;
 
-TEST(Shutdown, SigtermMidPipelineExitsZero) {
+class ShutdownSignal : public ::testing::TestWithParam<int> {};
+
+TEST_P(ShutdownSignal, MidPipelineExitsZero) {
   KV_REQUIRE_SERVER();
   Server server;
   constexpr int kClients = 4;
@@ -48,15 +51,21 @@ TEST(Shutdown, SigtermMidPipelineExitsZero) {
   }
   // Clients are well into their pipelines before the signal.
   EXPECT_TRUE(eventually([&] { return replies.load() >= 4 * kDepth; }));
-  server.kill(SIGTERM);
+  server.kill(GetParam());
   const auto status = server.wait_exit();
   stop = true;
   for (auto& t : clients) t.join();
   ASSERT_TRUE(status.has_value()) << "still running " << kv::itest::kPatience.count()
-                                  << " s after SIGTERM; log:\n"
+                                  << " s after the signal; log:\n"
                                   << server.log();
   EXPECT_TRUE(status->success()) << status->to_string() << "; log:\n" << server.log();
 }
+
+INSTANTIATE_TEST_SUITE_P(Signals, ShutdownSignal, ::testing::Values(SIGTERM, SIGINT),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return info.param == SIGTERM ? std::string("SIGTERM")
+                                                        : std::string("SIGINT");
+                         });
 
 TEST(Shutdown, ShutdownCommandExitsZero) {
   KV_REQUIRE_SERVER();
