@@ -130,15 +130,18 @@ TEST(Connections, MaxClients) {
   }));
 }
 
-// --timeout 1: an idle connection is closed after about a second; one that
-// sends a command every 200 ms stays open for three.
+// --timeout 1: an idle connection is closed after about a second (also one
+// that stopped in the middle of a request); one that sends a command every
+// 200 ms stays open for three.
 TEST(Connections, IdleTimeout) {
   KV_REQUIRE_SERVER();
   Server server(ServerConfig{{{"timeout", "1"}}, {}});
   Client idle(server.port());
+  Client partial(server.port());  // idle in the middle of a request
   Client busy(server.port());
   ASSERT_EQ(idle.call({"PING"}).describe(), "+PONG");
   ASSERT_EQ(busy.call({"PING"}).describe(), "+PONG");
+  partial.send("*2\r\n$3\r\nGET\r\n");
   const auto start = std::chrono::steady_clock::now();
 
   std::atomic<int> busy_failures{0};
@@ -157,6 +160,7 @@ TEST(Connections, IdleTimeout) {
 
   const bool closed = idle.closed_by(kv::itest::kPatience);
   const auto idle_for = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(partial.closed_by(kv::itest::kPatience)) << "a half-sent request is idle too";
   keep_busy.join();
   EXPECT_TRUE(closed) << "the idle connection is still open";
   // A lower bound only: the server must not close it long before 1 s.

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -68,6 +69,36 @@ TEST_F(Expiry, TtlCountsDown) {
   ASSERT_EQ(later.type, Reply::Type::integer) << later;
   EXPECT_LE(later.integer, first.integer - 50);
   EXPECT_GT(later.integer, 0);
+}
+
+// Keys whose TTL has passed are invisible to every read at once, whether
+// or not the server has removed them yet (DBSIZE excepted: Redis counts
+// such keys until they are removed).
+TEST_F(Expiry, ExpiredKeysAreInvisibleBeforeTheyAreRemoved) {
+  Client c(port());
+  std::string batch;
+  for (int i = 0; i < 500; ++i) {
+    batch += kv::itest::encode({"SET", "dying:" + std::to_string(i), "v", "PX", "50"});
+  }
+  batch += kv::itest::encode({"SET", "living", "v"});
+  c.send(batch);
+  for (int i = 0; i < 501; ++i) ASSERT_EQ(c.read_reply().describe(), "+OK");
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(c.call({"KEYS", "*"}).describe(), "[\"living\"]");
+  std::set<std::string> scanned;
+  std::string cursor = "0";
+  int calls = 0;
+  do {
+    const Reply r = c.call({"SCAN", cursor, "COUNT", "1000"});
+    ASSERT_EQ(r.elements.size(), 2u) << r;
+    cursor = r.elements[0].str;
+    for (const auto& k : r.elements[1].elements) scanned.insert(k.str);
+  } while (cursor != "0" && ++calls < 100000);
+  EXPECT_EQ(scanned, std::set<std::string>{"living"});
+  EXPECT_EQ(c.call({"EXISTS", "dying:0", "dying:499"}).describe(), ":0");
+  EXPECT_EQ(c.call({"MGET", "dying:1", "living"}).describe(), "[(nil), \"v\"]");
+  EXPECT_EQ(c.call({"STRLEN", "dying:2"}).describe(), ":0");
+  EXPECT_EQ(c.call({"TYPE", "dying:3"}).describe(), "+none");
 }
 
 // A TTL that was removed or replaced must not fire later: a server that

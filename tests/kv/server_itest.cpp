@@ -207,6 +207,12 @@ TEST_F(Commands, QuitRepliesOkClosesAndRunsNothingAfter) {
   EXPECT_EQ(check.call({"EXISTS", "after-quit"}).describe(), ":0");
 }
 
+TEST_F(Commands, QuitIgnoresArguments) {
+  Client c(port());
+  c.send("QUIT now please\r\n");
+  EXPECT_EQ(c.read_until_close(), "+OK\r\n");
+}
+
 TEST_F(Commands, QuitThroughRedisCli) {
   const std::string cli = kv::itest::redis_cli();
   if (cli.empty()) GTEST_SKIP() << "redis-cli is not installed";
@@ -223,6 +229,11 @@ TEST_F(Commands, InlineCommands) {
   EXPECT_EQ(c.read_reply().describe(), "+OK");
   EXPECT_EQ(c.read_reply().describe(), "\"a b\"");
   EXPECT_EQ(c.read_reply().describe(), ":1");
+  // sdssplitargs: escapes in double quotes, \' in single quotes.
+  c.send("ECHO \"\\x41\\x42\\n\"\r\nECHO 'it\\'s'\r\nECHO \"\" x\r\n");
+  EXPECT_EQ(c.read_reply().describe(), "\"AB\\n\"");
+  EXPECT_EQ(c.read_reply().describe(), "\"it's\"");
+  EXPECT_EQ(c.read_reply().describe(), "-ERR wrong number of arguments for 'echo' command");
 }
 
 // 10,000 commands written before any reply is read: replies come back

@@ -85,4 +85,20 @@ TEST(Shutdown, ShutdownCommandExitsZero) {
   EXPECT_TRUE(status->success()) << status->to_string() << "; log:\n" << server.log();
 }
 
+TEST(Shutdown, ThroughRedisCli) {
+  KV_REQUIRE_SERVER();
+  const std::string cli = kv::itest::redis_cli();
+  if (cli.empty()) GTEST_SKIP() << "redis-cli is not installed";
+  Server server;
+  std::vector<std::string> args = {"-p", std::to_string(server.port()), "SHUTDOWN"};
+  if (kv::itest::reference_mode()) args.push_back("NOSAVE");
+  // redis-cli expects the connection to close and prints nothing.
+  const auto r = kv::itest::run_tool(cli, args);
+  EXPECT_TRUE(r.status.success()) << r.status.to_string() << r.out << r.err;
+  EXPECT_EQ(r.out, "");
+  const auto status = server.wait_exit();
+  ASSERT_TRUE(status.has_value()) << "still running after SHUTDOWN; log:\n" << server.log();
+  EXPECT_TRUE(status->success()) << status->to_string() << "; log:\n" << server.log();
+}
+
 }  // namespace
