@@ -327,6 +327,26 @@ std::ostream& operator<<(std::ostream& os, const Reply& r) {
   return os << r.describe();
 }
 
+std::ostream& operator<<(std::ostream& os, Reply::Type t) {
+  switch (t) {
+    case Reply::Type::status:
+      return os << "status";
+    case Reply::Type::error:
+      return os << "error";
+    case Reply::Type::integer:
+      return os << "integer";
+    case Reply::Type::bulk:
+      return os << "bulk";
+    case Reply::Type::nil:
+      return os << "nil";
+    case Reply::Type::array:
+      return os << "array";
+    case Reply::Type::nil_array:
+      return os << "nil array";
+  }
+  return os << "?";
+}
+
 std::string encode(const std::vector<std::string>& argv) {
   std::string out = "*" + std::to_string(argv.size()) + "\r\n";
   for (const auto& a : argv) {

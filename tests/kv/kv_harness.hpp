@@ -173,6 +173,7 @@ struct Reply {
   std::string describe() const;
 };
 std::ostream& operator<<(std::ostream& os, const Reply& r);
+std::ostream& operator<<(std::ostream& os, Reply::Type t);
 
 /// Thrown when the server's bytes are not RESP2.
 class ProtocolViolation : public std::runtime_error {
