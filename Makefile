@@ -6,6 +6,8 @@
 #   make clang         = CXX=clang++ make test
 #   make asan | tsan   sanitizer builds (build-asan/, build-tsan/) + ctest
 #   make bench         build build/ and run every build/bench/weft-bench-*
+#   make fuzz          libFuzzer (clang++, ASan+UBSan) on weft-kv's RESP parser for
+#                      FUZZ_SECONDS (default 60), seeded from tests/kv/corpus; fails on a crash
 #   make format | format-check | clean
 #
 # A build directory is (re)configured only when needed: see scripts/configure.sh.
@@ -60,6 +62,13 @@ TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 # distributions); run the tests without ASLR there.
 TSAN_WRAP := $(shell [ "$$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)" -gt 28 ] \
                      && echo "setarch $$(uname -m) -R")
+
+# make fuzz: built straight with clang++ (two source files) into build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CXX     ?= clang++
+FUZZ_DIR     := build-fuzz
+FUZZ_FLAGS   := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined -Wall -Wextra -Wpedantic -Werror
 
 FORMAT_DIRS  := $(wildcard src include tests bench examples)
 FORMAT_FILES  = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
@@ -118,6 +127,26 @@ bench: build
 	if [ "$$ran" -eq 0 ]; then echo "bench: no $(BUILD_DIR)/bench/weft-bench-* programs found" >&2; exit 1; fi; \
 	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi; \
 	echo "bench: $$ran programs OK"
+
+# Fuzzes the RESP request parser (examples/weft-kv/fuzz_parser.cpp) for
+# FUZZ_SECONDS. The seeds are copies of tests/kv/corpus/{valid,malformed} in
+# $(FUZZ_DIR)/seeds (libFuzzer adds what it finds there, so the checked-in
+# corpus stays as it is); a crash, a leak, UB or a broken invariant stops it
+# with a non-zero exit and leaves the input in $(FUZZ_DIR)/artifacts/.
+.PHONY: fuzz
+fuzz:
+	@$(BOOTSTRAP)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -Iexamples/weft-kv examples/weft-kv/fuzz_parser.cpp \
+	  examples/weft-kv/resp.cpp -o $(FUZZ_DIR)/fuzz_parser
+	@rm -rf $(FUZZ_DIR)/seeds && mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/artifacts
+	@for kind in valid malformed; do \
+	  for f in tests/kv/corpus/$$kind/*.bin; do \
+	    cp "$$f" "$(FUZZ_DIR)/seeds/$${kind}_$$(basename "$$f")" || exit 1; \
+	  done; \
+	done
+	env $(ASAN_ENV) $(FUZZ_DIR)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/seeds
 
 # --- formatting -------------------------------------------------------------
 format:

@@ -375,8 +375,17 @@ std::optional<ParseStatus> RequestParser::parse_inline(char* request, std::size_
     if (!nul && found < window) {
       const std::size_t consumed = found + 1;
       std::size_t len = found;
+      // Redis drops one CR before the LF. (The split would treat it as a
+      // blank anyway; dropping it keeps the line what Redis sees.)
       if (len > 0 && request[len - 1] == '\r') --len;
+      // Room for every argument the line can hold (arguments are separated
+      // by blanks), reserved before the in-place decoding: if this throws,
+      // the line is untouched and a later next() parses it afresh.
+      const auto most =
+          static_cast<std::size_t>(std::count_if(request, request + len, is_c_space)) + 1;
+      argv.reserve(most);
       args_.clear();
+      args_.reserve(most);
       if (!split_inline(request, len, args_)) return fail(kUnbalancedQuotes);
       if (!args_.empty()) return finish(argv, consumed);
       pos_ += consumed;  // a blank line: no command, as in Redis
@@ -449,7 +458,7 @@ std::optional<ParseStatus> RequestParser::parse_header(char* request, std::size_
 }
 
 ParseStatus RequestParser::finish(std::vector<std::string_view>& argv, std::size_t consumed) {
-  argv.reserve(args_.size());  // may throw; the state is still intact then
+  argv.reserve(args_.size());  // may throw (multibulk only); the state is still intact then
   const char* const request = buf_.get() + pos_;
   for (const auto& [offset, length] : args_) argv.emplace_back(request + offset, length);
   args_.clear();

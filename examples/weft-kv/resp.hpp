@@ -66,9 +66,11 @@ class RequestParser {
 
   /// Writable space of at least `min_bytes` bytes at the end of the buffered
   /// input: all the free space there, so a caller may read as much as fits.
-  /// Invalidates the argv views of the last complete command. May move the
-  /// unconsumed bytes to the front of the buffer or into a larger one.
-  /// Throws std::bad_alloc when the buffer cannot grow (nothing is lost then).
+  /// The span stays valid until the next call to prepare() or next() (next()
+  /// may move the buffer to make room for a big bulk). Invalidates the argv
+  /// views of the last complete command. May move the unconsumed bytes to
+  /// the front of the buffer or into a larger one. Throws std::bad_alloc when
+  /// the buffer cannot grow (nothing is lost then).
   std::span<char> prepare(std::size_t min_bytes = 16 * 1024);
   /// Marks `n` bytes written into the span from prepare() as received.
   /// `n` larger than that span is a bug: the process aborts with a message.
@@ -80,7 +82,8 @@ class RequestParser {
   /// error() returns the reply text without the leading '-' and the trailing
   /// CRLF, e.g. "ERR Protocol error: invalid bulk length", and every later
   /// call returns error again. Inline arguments are unquoted in place.
-  /// Does not throw except std::bad_alloc from `argv`.
+  /// Throws only std::bad_alloc (growing `argv` or the argument list); the
+  /// parse state is unchanged then, so the call may be repeated.
   ParseStatus next(std::vector<std::string_view>& argv);
 
   /// The protocol error text after next() returned error; empty before.

@@ -757,6 +757,34 @@ TEST(RespParser, BigBulkIsReceivedInPlace) {
   }
 }
 
+// A big request made of small elements gets no reservation: the buffer grows
+// geometrically while it arrives, so it is moved a logarithmic number of
+// times, not once per read.
+TEST(RespParser, BigRequestOfSmallElementsGrowsGeometrically) {
+  constexpr std::size_t kElements = 200'000;
+  std::string input = "*" + std::to_string(kElements) + "\r\n";
+  for (std::size_t i = 0; i < kElements; ++i)
+    input += "$6\r\nv" + std::to_string(10000 + i % 9000) + "\r\n";
+  RequestParser parser;
+  BufferWatch watch;
+  std::vector<std::string_view> argv;
+  for (std::size_t at = 0; at < input.size();) {
+    const std::span<char> room = parser.prepare(16 * kKiB);
+    watch.saw_span(room);
+    const std::size_t n = std::min(16 * kKiB, input.size() - at);
+    std::memcpy(room.data(), input.data() + at, n);
+    parser.commit(n);
+    at += n;
+    ASSERT_EQ(parser.next(argv),
+              at < input.size() ? ParseStatus::incomplete : ParseStatus::complete);
+  }
+  ASSERT_EQ(argv.size(), kElements);
+  EXPECT_EQ(argv[kElements - 1], "v" + std::to_string(10000 + (kElements - 1) % 9000));
+  // 2.2 MB in 16 KiB reads: 16 KiB doubled up to 4 MiB is 9 allocations.
+  EXPECT_LE(watch.allocations(), 10u);
+  EXPECT_LE(watch.largest(), 2 * input.size() + 32 * kKiB);
+}
+
 TEST(RespParser, BigBulkFollowedByPipelinedCommands) {
   const std::string value(100 * kKiB, 'v');
   std::string input;
