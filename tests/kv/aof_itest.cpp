@@ -11,12 +11,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -241,7 +241,10 @@ TEST(Aof, TornRecordIsCutOffAndEarlierDataIsIntact) {
   const std::size_t log_from = server.log_size();
   server.restart();
   const std::string log = server.log(log_from);
-  EXPECT_TRUE(std::regex_search(log, std::regex("warn|truncat|torn", std::regex::icase)))
+  std::string lower = log;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_TRUE(lower.find("warn") != std::string::npos ||
+              lower.find("truncat") != std::string::npos || lower.find("torn") != std::string::npos)
       << "no warning about the torn record; log:\n"
       << log;
 

@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -55,15 +54,27 @@ std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
   std::string line;
   int lineno = 0;
   bool in_block = false;
-  static const std::regex command(R"(^>([~#]?) (.+)$)");
+  // A command line: '>', an optional mode ('~' or '#'), a space, the
+  // command. (No std::regex: g++ 12's -Wmaybe-uninitialized misfires on it
+  // under ASan.)
+  auto command = [](const std::string& l, char& mode, std::string& text) {
+    if (l.empty() || l[0] != '>') return false;
+    std::size_t i = 1;
+    mode = ' ';
+    if (i < l.size() && (l[i] == '~' || l[i] == '#')) mode = l[i++];
+    if (i >= l.size() || l[i] != ' ' || i + 1 >= l.size()) return false;
+    text = l.substr(i + 1);
+    return true;
+  };
   while (std::getline(in, line)) {
     ++lineno;
-    std::smatch m;
-    if (std::regex_match(line, m, command)) {
+    char mode = ' ';
+    std::string text;
+    if (command(line, mode, text)) {
       CaseCommand c;
       c.line = lineno;
-      c.mode = m[1].length() > 0 ? m[1].str()[0] : ' ';
-      c.text = m[2];
+      c.mode = mode;
+      c.text = std::move(text);
       out.push_back(std::move(c));
       in_block = true;
     } else if (!line.empty() && line[0] == '>') {
@@ -84,13 +95,25 @@ std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
 /// regen.sh's normalize(), the same rules.
 std::vector<std::string> normalize(char mode, std::vector<std::string> lines) {
   if (mode == '~') {
-    static const std::regex numbering(R"(^[0-9]+\) )");
-    for (auto& l : lines)
-      l = std::regex_replace(l, numbering, "", std::regex_constants::format_first_only);
+    for (auto& l : lines) {  // drop a leading "<digits>) "
+      std::size_t i = 0;
+      while (i < l.size() && l[i] >= '0' && l[i] <= '9') ++i;
+      if (i > 0 && l.compare(i, 2, ") ") == 0) l.erase(0, i + 2);
+    }
     std::sort(lines.begin(), lines.end());  // bytewise, as LC_ALL=C sort
   } else if (mode == '#') {
-    static const std::regex digits("[0-9]+");
-    for (auto& l : lines) l = std::regex_replace(l, digits, "<n>");
+    for (auto& l : lines) {  // every run of digits becomes <n>
+      std::string masked;
+      for (std::size_t i = 0; i < l.size();) {
+        if (l[i] >= '0' && l[i] <= '9') {
+          while (i < l.size() && l[i] >= '0' && l[i] <= '9') ++i;
+          masked += "<n>";
+        } else {
+          masked += l[i++];
+        }
+      }
+      l = std::move(masked);
+    }
   }
   return lines;
 }
