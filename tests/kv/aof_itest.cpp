@@ -191,6 +191,7 @@ TEST(Aof, ReplayRestoresDeletesFlushesAndTtls) {
 // appendfsync everysec: nothing is promised across kill -9, but a clean
 // shutdown (SIGTERM) writes and syncs everything acknowledged.
 TEST(Aof, CleanShutdownKeepsEverysecWrites) {
+  KV_SKIP_EXTERNAL_SIGNALS_UNDER_TSAN();
   KV_REQUIRE_SERVER();
   weft::test::TempDir data;
   Server server(ServerConfig{{{"appendonly", "yes"}, {"appendfsync", "everysec"}}, data.path()});

@@ -21,6 +21,7 @@ using weft::test::eventually;
 class ShutdownSignal : public ::testing::TestWithParam<int> {};
 
 TEST_P(ShutdownSignal, MidPipelineExitsZero) {
+  KV_SKIP_EXTERNAL_SIGNALS_UNDER_TSAN();
   KV_REQUIRE_SERVER();
   Server server;
   constexpr int kClients = 4;
