@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <csignal>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -449,11 +450,15 @@ std::string human_bytes(std::int64_t n) {
   return buf;
 }
 
-template <class... A>
-void line(std::string& s, const char* fmt, A... a) {
+// Appends one printf-formatted INFO line and its CRLF (the compiler checks
+// the format against the arguments).
+__attribute__((format(printf, 2, 3))) void line(std::string& s, const char* fmt, ...) {
   char buf[256];
-  const int n = std::snprintf(buf, sizeof buf, fmt, a...);
-  s.append(buf, static_cast<std::size_t>(std::min<int>(n, sizeof buf - 1)));
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0) s.append(buf, static_cast<std::size_t>(std::min<int>(n, sizeof buf - 1)));
   s += "\r\n";
 }
 
