@@ -30,7 +30,7 @@
 # SERVERS (default "nginx2 nginx1 uring epoll"), WORKERS (weft workers,
 # default 2), THREADS (wrk -t, default 2), CONNS (default "50 1000"), DUR
 # (default 10s), WARMUP (default 1s, 0 = none), PORT (first port, default
-# 7600; round r, server s uses PORT + 10*r + s), OUT (raw outputs, default a
+# 18600; round r, server s uses PORT + 10*r + s), OUT (raw outputs, default a
 # fresh /tmp/compare_http.XXXX), QUIET_MAX (default 120, 0 = don't wait),
 # MAX_OTHER (default 10 (%); 100 keeps every run), LOAD_TRIES (default 2),
 # ATTEMPTS (default 2*R).
@@ -54,7 +54,7 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-50 1000}
 DUR=${DUR:-10s}
 WARMUP=${WARMUP:-1s}
-PORT=${PORT:-7600}
+PORT=${PORT:-18600}
 QUIET_MAX=${QUIET_MAX:-120}
 MAX_OTHER=${MAX_OTHER:-10}
 LOAD_TRIES=${LOAD_TRIES:-2}
