@@ -294,7 +294,7 @@ load() {
 HASH=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
 DIRTY=$(git -C "$REPO" status --porcelain -- src include examples CMakeLists.txt 2>/dev/null | grep -q . && echo '+dirty')
 echo "# compare_http: $(date -u +%FT%TZ) R=$R (clean rounds; other <= $MAX_OTHER%, at most $ATTEMPTS rounds) servers='${SERVERS[*]}' weft workers=$WORKERS wrk -t$THREADS conns='$CONNS' dur=$DUR warmup=$WARMUP out=$OUT"
-echo "# $(uname -srm) cpus=$(nproc); $("$NGINX" -v 2>&1); $(wrk -v 2>&1 | head -n 1 | cut -c1-40); ulimit -n $(ulimit -Sn); weft commit $HASH$DIRTY; weft-http-hello built $(date -u -r "$H" +%FT%TZ) md5 $(md5sum <"$H" | cut -c1-12)$(env | grep -q '^WEFT_' && echo "; env: $(env | grep '^WEFT_' | tr '\n' ' ')")"
+echo "# $(uname -srm) cpus=$(nproc); $("$NGINX" -v 2>&1); $(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//'); ulimit -n $(ulimit -Sn); weft commit $HASH$DIRTY; weft-http-hello built $(date -u -r "$H" +%FT%TZ) md5 $(md5sum <"$H" | cut -c1-12)$(env | grep -q '^WEFT_' && echo "; env: $(env | grep '^WEFT_' | tr '\n' ' ')")"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 read -r TT0 _ TS0 _ < <(cpu_ticks)
 CLEAN=0
