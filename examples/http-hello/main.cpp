@@ -62,6 +62,8 @@ constexpr std::size_t kBufferBytes = 2 * http_hello::kMaxHeadBytes;
 
 constexpr std::string_view kBody = "Hello, World!";
 
+/// Prints the usage (to stderr after `error`, else to stdout) and exits 2
+/// on an error, 0 for --help.
 [[noreturn]] void usage(const char* error) {
   if (error != nullptr) std::fprintf(stderr, "weft-http-hello: %s\n", error);
   std::fprintf(error != nullptr ? stderr : stdout,
@@ -75,6 +77,7 @@ constexpr std::string_view kBody = "Hello, World!";
   std::exit(error != nullptr ? 2 : 0);
 }
 
+/// `text` as an integer in lo..hi, or usage() naming `flag`.
 long number(const char* flag, const char* text, long lo, long hi) {
   char* end = nullptr;
   errno = 0;
@@ -262,6 +265,9 @@ void linger(weft::net::TcpStream& conn, char* buf) {
   }
 }
 
+/// The fiber of one connection: serve_requests(), then a lingering close
+/// when the server ended it; a reset, an idle timeout or a stalled write
+/// drops the connection. weft::Cancelled (shutdown) propagates.
 void serve(weft::net::TcpStream conn) {
   char buf[kBufferBytes];
   std::string out;
