@@ -276,12 +276,22 @@ void Worker::flush_batched_wakes() noexcept {
   collecting_wakes_ = false;
   Fiber* f = std::exchange(batched_wakes_, nullptr);
   if (f == nullptr) return;
+  // Wake a worker only for surplus work (Go's findrunnable keeps one netpoll
+  // result and injects the rest): one fiber woken while this worker has
+  // nothing else to run is run here next, and the wake-up would be wasted -
+  // an eventfd write to another worker, which then competes for it, or,
+  // from sleep(), where this worker is still on the idle list, often to
+  // itself. Only whom to wake changes: the fibers are queued all the same.
+  // A stale bit in nonempty_ errs towards waking; so does a poll made while
+  // a fiber is current (yield_current's maintenance).
+  const bool had_work = current_ != nullptr || lifo_ != nullptr || nonempty_ != 0;
+  const bool single = f->next == nullptr;
   while (f != nullptr) {
     Fiber* next = std::exchange(f->next, nullptr);
     push_deque(f);
     f = next;
   }
-  rt_->notify_work();
+  if (had_work || !single) rt_->notify_work();
 }
 
 void Worker::pull_injector() noexcept {
