@@ -7,21 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "common/test_util.hpp"
 #include "weft/generator.hpp"
 
 namespace weft::test {
-
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool kTsan = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kTsan = true;
-#else
-inline constexpr bool kTsan = false;
-#endif
-#else
-inline constexpr bool kTsan = false;
-#endif
 
 /// Counts destructions (and constructions) of instances, to observe that a
 /// generator body's locals were unwound.

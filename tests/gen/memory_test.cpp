@@ -42,7 +42,7 @@ TEST(GeneratorMemory, AThousandLiveGenerators) {
     }
     // TSan gives every generator a TSan fiber with mappings and memory of its
     // own (hundreds of KiB): the sanity bounds below are about weft's stacks.
-    if (!weft::test::kTsan) {
+    if (!weft::test::kThreadSanitizer) {
       // One mapping per stack with MADV_GUARD_INSTALL (adjacent ones may even
       // merge), two with the mprotect fallback; never more.
       EXPECT_LE(map_count(), maps_before + 2 * kLive + 64);
@@ -55,7 +55,7 @@ TEST(GeneratorMemory, AThousandLiveGenerators) {
   }
   EXPECT_EQ(dtors.load(), kLive) << "every suspended body was unwound";
   // All stacks unmapped but for the per-thread cache (at most 16).
-  if (!weft::test::kTsan) {
+  if (!weft::test::kThreadSanitizer) {
     EXPECT_LE(map_count(), maps_before + 2 * 16 + 16);
     EXPECT_LT(vm_size_kib() - vm_before, 32 * 1024) << "KiB of address space still mapped";
   }

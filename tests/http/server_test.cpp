@@ -236,18 +236,6 @@ void expect_hello(const Response& r, bool head = false) {
   EXPECT_EQ(date.substr(date.size() < 4 ? 0 : date.size() - 4), " GMT") << date;
 }
 
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-
 class HttpHello : public ::testing::TestWithParam<weft::IoBackend> {
  protected:
   void SetUp() override {
@@ -257,7 +245,7 @@ class HttpHello : public ::testing::TestWithParam<weft::IoBackend> {
     // server's main thread waits in block_on on a raw futex (seen in CI: no
     // reaction within the patience). The plain, clang and ASan runs cover
     // these tests; the parser tests above run under TSan too.
-    if (kThreadSanitizer) GTEST_SKIP() << "TSan defers signals sent to the server";
+    if (weft::test::kThreadSanitizer) GTEST_SKIP() << "TSan defers signals sent to the server";
     server_ = std::make_unique<Server>(GetParam());
   }
   void TearDown() override {

@@ -75,19 +75,6 @@ inline bool reference_mode() {
   return target().reference;
 }
 
-/// True when this binary (and so the weft-kv built beside it) uses TSan.
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kThreadSanitizer = true;
-#else
-inline constexpr bool kThreadSanitizer = false;
-#endif
-#else
-inline constexpr bool kThreadSanitizer = false;
-#endif
-
 /// Skips a test that signals weft-kv from another process when weft-kv is
 /// a TSan build: TSan defers an asynchronous signal until the thread it
 /// landed on enters an intercepted libc call, and the kernel hands it to
@@ -97,7 +84,7 @@ inline constexpr bool kThreadSanitizer = false;
 /// pass under TSan; the plain, clang and ASan runs cover these tests.
 #define KV_SKIP_EXTERNAL_SIGNALS_UNDER_TSAN()                                     \
   do {                                                                            \
-    if (::kv::itest::kThreadSanitizer && !::kv::itest::reference_mode())          \
+    if (::weft::test::kThreadSanitizer && !::kv::itest::reference_mode())         \
       GTEST_SKIP() << "TSan defers signals sent to weft-kv (see kv_harness.hpp)"; \
   } while (0)
 
