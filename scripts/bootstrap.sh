@@ -12,6 +12,7 @@ set -euo pipefail
 packages=(
   cmake
   ninja-build
+  ccache # compiler cache, shared by every build directory and clone on the machine
   g++
   clang
   clang-format
@@ -23,6 +24,7 @@ packages=(
   pkg-config
   procps
   redis-tools # redis-cli and redis-benchmark: weft-kv's integration tests and make demo
+  redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
 )
 
 for arg in "$@"; do
@@ -48,7 +50,16 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
+# ccache's default 5 GB holds about two of our build directories; the g++,
+# clang, ASan and TSan builds of CI and of a few work trees need more.
+size_ccache() {
+  if command -v ccache >/dev/null 2>&1; then
+    ccache --max-size=25G >/dev/null 2>&1 || true
+  fi
+}
+
 if ((${#missing[@]} == 0)); then
+  size_ccache
   exit 0
 fi
 
@@ -64,3 +75,4 @@ fi
 echo "bootstrap: installing missing Debian packages: ${missing[*]}"
 apt-get update
 DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+size_ccache
