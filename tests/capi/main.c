@@ -1,0 +1,133 @@
+/* weft_test_capi: the C ABI's test suite (C11, -Wall -Wextra -Wpedantic
+ * -Werror, gcc and clang, plain, ASan+UBSan and TSan builds).
+ *
+ *   weft_test_capi [NAME-SUBSTRING...]   runs the tests whose name contains one
+ *   weft_test_capi death:runtime_free_in_fiber
+ *                                        must abort with a message (ctest
+ *                                        checks it)
+ */
+#define _GNU_SOURCE /* setenv, clock_gettime */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tests.h"
+
+static atomic_long failures;
+static const char* current_test = "";
+
+void check_failed(const char* file, int line, const char* expr, long long got, long long want,
+                  int show_values) {
+  const long n = atomic_fetch_add(&failures, 1) + 1;
+  if (n > 20) return;
+  if (show_values) {
+    fprintf(stderr, "%s:%d: %s: CHECK failed: %s (got %lld, want %lld)\n", file, line, current_test,
+            expr, got, want);
+  } else {
+    fprintf(stderr, "%s:%d: %s: CHECK failed: %s\n", file, line, current_test, expr);
+  }
+}
+
+int sanitized(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return 1;
+#else
+  return 0;
+#endif
+#else
+  return 0;
+#endif
+}
+
+long scaled(long n, long min) {
+  const long v = sanitized() ? n / 10 : n;
+  return v < min ? min : v;
+}
+
+weft_runtime* new_runtime(uint32_t workers) {
+  weft_config cfg;
+  weft_config_init(&cfg);
+  cfg.workers = workers;
+  weft_runtime* rt = NULL;
+  REQUIRE_OK(weft_runtime_new(&cfg, &rt));
+  return rt;
+}
+
+void* run_on(weft_runtime* rt, void* (*fn)(void*), void* arg) {
+  void* result = NULL;
+  REQUIRE_OK(weft_block_on(rt, fn, arg, &result));
+  return result;
+}
+
+int eventually(int (*pred)(void*), void* arg) {
+  const int64_t patience = (sanitized() ? 120 : 30) * 1000 * MS;
+  const int64_t until = weft_now_ns() + patience;
+  while (!pred(arg)) {
+    if (weft_now_ns() > until) return pred(arg);
+    weft_sleep_ns(MS);
+  }
+  return 1;
+}
+
+static void watchdog(int sig) {
+  (void)sig;
+  static const char msg[] = "\nWATCHDOG: a test is stuck; aborting\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  abort();
+}
+
+struct test {
+  const char* name;
+  void (*fn)(void);
+};
+
+#define WEFT_CAPI_TEST_ENTRY(name) {#name, test_##name},
+static const struct test tests[] = {WEFT_CAPI_TESTS(WEFT_CAPI_TEST_ENTRY)};
+#undef WEFT_CAPI_TEST_ENTRY
+
+static int selected(const char* name, int argc, char** argv) {
+  if (argc <= 1) return 1;
+  for (int i = 1; i < argc; ++i) {
+    if (strstr(name, argv[i]) != NULL) return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc == 2 && strncmp(argv[1], "death:", 6) == 0) return death_test(argv[1] + 6);
+  signal(SIGALRM, watchdog);
+  const unsigned limit = sanitized() ? 900 : 240;
+  int ran = 0, failed = 0;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; ++i) {
+    if (!selected(tests[i].name, argc, argv)) continue;
+    current_test = tests[i].name;
+    const long before = atomic_load(&failures);
+    printf("[ RUN      ] %s\n", tests[i].name);
+    fflush(stdout);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    alarm(limit);
+    tests[i].fn();
+    alarm(0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const long ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    const int ok = atomic_load(&failures) == before;
+    printf("[ %s ] %s (%ld ms)\n", ok ? "      OK" : " FAILED ", tests[i].name, ms);
+    fflush(stdout);
+    ++ran;
+    failed += !ok;
+  }
+  printf("%d tests ran, %d failed\n", ran, failed);
+  if (ran == 0) {
+    fprintf(stderr, "no test matches\n");
+    return 1;
+  }
+  return failed == 0 ? 0 : 1;
+}
