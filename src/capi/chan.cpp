@@ -12,13 +12,17 @@
 // weft_select builds one detail::SelectOp per case and runs the select
 // protocol that weft::select() runs (detail::select_impl, declared in
 // weft/select.hpp), with a slot per case holding the E to send or the
-// std::optional<E> to receive into; closed channels fire their case.
+// std::optional<E> to receive into; closed channels fire their case. Both
+// detail:: entry points used here (select_impl, and chan_send/chan_recv
+// below) are the compiled core that the public inline templates call: the
+// layer stays on the public headers, and off src/.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -30,17 +34,28 @@ namespace weft::capi {
 namespace {
 
 /// An element of up to N bytes, stored inline. Trivially copyable.
+/// Copies of exactly N bytes (the usual case: elements of 8, 16, 32...
+/// bytes) have a constant size, which the compiler turns into a few moves
+/// instead of a call to memcpy.
 template <std::size_t N>
 struct Inline {
   alignas(8) unsigned char bytes[N];
 
   static Inline make(const void* src, std::size_t n) noexcept {
     Inline e;
-    if (n != 0) std::memcpy(e.bytes, src, n);
+    if (n == N) {
+      std::memcpy(e.bytes, src, N);
+    } else if (n != 0) {
+      std::memcpy(e.bytes, src, n);
+    }
     return e;
   }
   void copy_out(void* dst, std::size_t n) const noexcept {
-    if (n != 0) std::memcpy(dst, bytes, n);
+    if (n == N) {
+      std::memcpy(dst, bytes, N);
+    } else if (n != 0) {
+      std::memcpy(dst, bytes, n);
+    }
   }
 };
 
@@ -72,6 +87,11 @@ class Boxed {
 constexpr std::size_t kMaxInline = 256;
 constexpr std::size_t kMaxElemSize = std::size_t{1} << 30;
 
+/// The element representation of 8-byte elements (a word: the usual
+/// element of a language runtime), which weft_chan_send/recv handle
+/// without the virtual call.
+using Word = Inline<8>;
+
 /// ChannelStatus (not ok) as weft.h's code.
 int status_code(ChannelStatus s, std::int64_t timeout_ns) noexcept {
   switch (s) {
@@ -86,6 +106,31 @@ int status_code(ChannelStatus s, std::int64_t timeout_ns) noexcept {
       return gave_up(timeout_ns);
   }
   return -EINVAL;
+}
+
+// Send and receive of an E on a channel core (the core that Sender::send
+// and Receiver::recv are inline wrappers of, weft/detail/chan_core.hpp),
+// with the element in a local: the wrappers' result objects (a SendResult
+// holding an optional value, a returned optional) cost more than the rest
+// of this adapter on the hot path. timeout_ns is valid.
+template <class E>
+[[gnu::always_inline]] inline int send_as(detail::ChanCore* core, const void* elem,
+                                          std::size_t size, std::int64_t timeout_ns) {
+  E e = E::make(elem, size);
+  const std::int64_t deadline = timeout_ns > 0 ? deadline_after(timeout_ns).ns() : -1;
+  // The core moves from e only on ok; otherwise e dies here (Boxed: freed).
+  return status_code(detail::chan_send(core, &e, timeout_ns != 0, deadline), timeout_ns);
+}
+
+template <class E>
+[[gnu::always_inline]] inline int recv_as(detail::ChanCore* core, void* out, std::size_t size,
+                                          std::int64_t timeout_ns) {
+  std::optional<E> v;
+  const std::int64_t deadline = timeout_ns > 0 ? deadline_after(timeout_ns).ns() : -1;
+  const ChannelStatus s = detail::chan_recv(core, &v, timeout_ns != 0, deadline);
+  if (s != ChannelStatus::ok) return status_code(s, timeout_ns);
+  v->copy_out(out, size);
+  return 0;
 }
 
 }  // namespace
@@ -118,6 +163,10 @@ struct weft_chan {
 
   const std::size_t elem_size;
   const std::size_t capacity;
+  /// The channel's core (set once by the subclass), and whether its
+  /// elements are Words, for weft_chan_send/recv's direct path.
+  weft::detail::ChanCore* core = nullptr;
+  bool word = false;
 };
 
 namespace weft::capi {
@@ -130,27 +179,15 @@ class TypedChan final : public weft_chan {
     auto [tx, rx] = cap == WEFT_CHAN_UNBOUNDED ? unbounded_channel<E>() : channel<E>(cap);
     tx_ = std::move(tx);
     rx_ = std::move(rx);
+    core = tx_.raw();
+    word = std::is_same_v<E, Word> && size == sizeof(Word);
   }
 
   int send(const void* elem, std::int64_t timeout_ns) override {
-    E e = E::make(elem, elem_size);
-    if (timeout_ns < 0) return status_code(tx_.send(std::move(e)).status(), timeout_ns);
-    if (timeout_ns == 0) return status_code(tx_.try_send(std::move(e)).status(), timeout_ns);
-    return status_code(tx_.send_until(std::move(e), deadline_after(timeout_ns)).status(),
-                       timeout_ns);
+    return send_as<E>(core, elem, elem_size, timeout_ns);
   }
-
   int recv(void* out, std::int64_t timeout_ns) override {
-    if (timeout_ns < 0) {
-      std::optional<E> v = rx_.recv();
-      if (!v) return -EPIPE;
-      v->copy_out(out, elem_size);
-      return 0;
-    }
-    RecvResult<E> r = timeout_ns == 0 ? rx_.try_recv() : rx_.recv_until(deadline_after(timeout_ns));
-    if (!r.ok()) return status_code(r.status(), timeout_ns);
-    r.value().copy_out(out, elem_size);
-    return 0;
+    return recv_as<E>(core, out, elem_size, timeout_ns);
   }
 
   void close() noexcept override { chan_close_noexcept(); }
@@ -243,6 +280,9 @@ int weft_chan_new(size_t elem_size, size_t capacity, weft_chan** out) {
 int weft_chan_send(weft_chan* c, const void* elem, int64_t timeout_ns) {
   if (c == nullptr || !weft::capi::valid_elem(c, elem) || !weft::capi::valid_timeout(timeout_ns))
     return -EINVAL;
+  if (c->word && timeout_ns < 0) {  // a word, no timeout: the hot path, all inline
+    return guarded([&] { return weft::capi::send_as<weft::capi::Word>(c->core, elem, 8, -1); });
+  }
   return guarded([&] { return c->send(elem, timeout_ns); });
 }
 
@@ -250,6 +290,9 @@ int weft_chan_recv(weft_chan* c, void* elem_out, int64_t timeout_ns) {
   if (c == nullptr || !weft::capi::valid_elem(c, elem_out) ||
       !weft::capi::valid_timeout(timeout_ns))
     return -EINVAL;
+  if (c->word && timeout_ns < 0) {
+    return guarded([&] { return weft::capi::recv_as<weft::capi::Word>(c->core, elem_out, 8, -1); });
+  }
   return guarded([&] { return c->recv(elem_out, timeout_ns); });
 }
 
