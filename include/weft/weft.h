@@ -136,7 +136,7 @@ void weft_runtime_free(weft_runtime* rt);
 
 /** Runs fn(arg) as a fiber of rt and waits for it: blocks a plain thread,
  *  parks a fiber. Returns 0 with *result = fn's value (result may be
- *  NULL), or -EINVAL (rt or fn NULL), -ENOMEM/-EAGAIN (no fiber could be
+ *  NULL), or -EINVAL (rt or fn NULL), -ENOMEM (no fiber could be
  *  started), -ECANCELED (the waiting fiber was cancelled: the fiber runs
  *  on, detached), or the error fn's fiber ended with (see weft_join). */
 int weft_block_on(weft_runtime* rt, void* (*fn)(void*), void* arg, void** result);
@@ -171,8 +171,9 @@ void weft_spawn_options_init(weft_spawn_options* opts);
  *  On success *out is the fiber's handle, which must be given back to
  *  exactly one of weft_join or weft_detach; out NULL detaches at once.
  *  Returns 0, or -EINVAL (fn NULL), -EPERM, -ENOMEM (no stack could be
- *  mapped: weft_last_error() says why, e.g. vm.max_map_count), -EAGAIN
- *  (rt is shutting down). Costs no system call in the steady state. */
+ *  mapped: weft_last_error() says why, e.g. vm.max_map_count). A fiber
+ *  spawned while rt shuts down starts cancelled. Costs no system call in
+ *  the steady state. */
 int weft_spawn(weft_runtime* rt, void* (*fn)(void*), void* arg, weft_fiber** out);
 
 /** weft_spawn with options (opts NULL: the defaults). -EINVAL also for a
@@ -221,8 +222,8 @@ int weft_in_fiber(void);
 void weft_yield(void);
 
 /** Parks the calling fiber for ns nanoseconds (a plain thread sleeps).
- *  ns <= 0 returns at once. Returns 0, or -ECANCELED (fiber cancelled
- *  meanwhile, or already). */
+ *  Returns 0, or -ECANCELED (the fiber was cancelled before or while it
+ *  slept); ns <= 0 returns 0 at once, checking nothing. */
 int weft_sleep_ns(int64_t ns);
 
 /** weft_sleep_ns until the absolute deadline (CLOCK_MONOTONIC ns);
@@ -372,7 +373,7 @@ int weft_scope_new(weft_scope** out);
  *  and is what weft_scope_wait returns; a child returning -ECANCELED is
  *  not a failure. Any fiber may spawn into s until weft_scope_wait is
  *  called, and s's children may spawn siblings while it waits.
- *  Returns 0, -EINVAL, -ENOMEM, -EAGAIN (runtime shutting down). */
+ *  Returns 0, -EINVAL, -ENOMEM. */
 int weft_scope_spawn(weft_scope* s, int (*fn)(void*), void* arg);
 
 /** Cancels s: its children's blocking calls return -ECANCELED. A
