@@ -2,11 +2,13 @@
  * -Werror, gcc and clang, plain, ASan+UBSan and TSan builds).
  *
  *   weft_test_capi [NAME-SUBSTRING...]   runs the tests whose name contains one
+ *   weft_test_capi --gtest_filter=GLOB[:GLOB...]
  *   weft_test_capi death:runtime_free_in_fiber
  *                                        must abort with a message (ctest
  *                                        checks it)
  */
 #define _GNU_SOURCE /* setenv, clock_gettime */
+#include <fnmatch.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -92,10 +94,23 @@ struct test {
 static const struct test tests[] = {WEFT_CAPI_TESTS(WEFT_CAPI_TEST_ENTRY)};
 #undef WEFT_CAPI_TEST_ENTRY
 
+/* An argument selects the tests whose name contains it; as in GoogleTest,
+ * --gtest_filter=PATTERN[:PATTERN...] selects names matching a glob (so that
+ * the mutant runner can pass its filter to every test binary alike). */
 static int selected(const char* name, int argc, char** argv) {
   if (argc <= 1) return 1;
+  static const char kFilter[] = "--gtest_filter=";
   for (int i = 1; i < argc; ++i) {
-    if (strstr(name, argv[i]) != NULL) return 1;
+    if (strncmp(argv[i], kFilter, sizeof kFilter - 1) != 0) {
+      if (strstr(name, argv[i]) != NULL) return 1;
+      continue;
+    }
+    char patterns[512];
+    snprintf(patterns, sizeof patterns, "%s", argv[i] + sizeof kFilter - 1);
+    char* save = NULL;
+    for (char* p = strtok_r(patterns, ":", &save); p != NULL; p = strtok_r(NULL, ":", &save)) {
+      if (fnmatch(p, name, 0) == 0) return 1;
+    }
   }
   return 0;
 }
