@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include "weft/deadline.hpp"
 
@@ -51,6 +52,18 @@ int guarded(F&& fn, int logic_error_code = -EINVAL) noexcept {
   } catch (...) {
     return current_error(logic_error_code);
   }
+}
+
+/// *out = new T(args...), for the *_new calls: 0, -EINVAL (out NULL), or
+/// the constructor's error (*out NULL then).
+template <class T, class... A>
+int new_handle(T** out, A&&... args) noexcept {
+  if (out == nullptr) return -EINVAL;
+  *out = nullptr;
+  return guarded([&] {
+    *out = new T(std::forward<A>(args)...);
+    return 0;
+  });
 }
 
 /// True for a timeout weft.h accepts: -1 (none), 0 (never wait), > 0.

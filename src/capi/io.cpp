@@ -61,6 +61,33 @@ long long retry_when_ready(int fd, short events, std::int64_t timeout_ns, Attemp
   }
 }
 
+// A read or a write (*done bytes): on a socket, `on_socket` (a call with
+// MSG_DONTWAIT, whatever the socket's mode); on any other descriptor,
+// found by ENOTSOCK, `on_other`, the plain call, which needs O_NONBLOCK.
+template <class OnSocket, class OnOther>
+int transfer(int fd, short events, std::int64_t timeout_ns, const char* call, size_t* done,
+             OnSocket&& on_socket, OnOther&& on_other) {
+  *done = 0;
+  return guarded([&] {
+    bool socket = true;
+    const long long n = retry_when_ready(fd, events, timeout_ns, [&]() -> long long {
+      if (socket) {
+        const ssize_t r = on_socket();
+        if (r >= 0 || errno != ENOTSOCK) return r;
+        socket = false;
+        if (const int rc = require_nonblocking(fd, call)) {
+          errno = -rc;
+          return -1;
+        }
+      }
+      return on_other();
+    });
+    if (n < 0) return static_cast<int>(n);
+    *done = static_cast<size_t>(n);
+    return 0;
+  });
+}
+
 }  // namespace
 }  // namespace weft::capi
 
@@ -85,49 +112,18 @@ int weft_fd_wait(int fd, int events, int64_t timeout_ns) {
 int weft_read(int fd, void* buf, size_t len, int64_t timeout_ns, size_t* nread) {
   if ((buf == nullptr && len != 0) || nread == nullptr || !valid_timeout(timeout_ns))
     return -EINVAL;
-  *nread = 0;
-  return guarded([&] {
-    bool socket = true;
-    const long long n = weft::capi::retry_when_ready(fd, POLLIN, timeout_ns, [&]() -> long long {
-      if (socket) {
-        const ssize_t r = ::recv(fd, buf, len, MSG_DONTWAIT);
-        if (r >= 0 || errno != ENOTSOCK) return r;
-        socket = false;
-        if (const int rc = weft::capi::require_nonblocking(fd, "weft_read")) {
-          errno = -rc;
-          return -1;
-        }
-      }
-      return ::read(fd, buf, len);
-    });
-    if (n < 0) return static_cast<int>(n);
-    *nread = static_cast<size_t>(n);
-    return 0;
-  });
+  return weft::capi::transfer(
+      fd, POLLIN, timeout_ns, "weft_read", nread,
+      [&] { return ::recv(fd, buf, len, MSG_DONTWAIT); }, [&] { return ::read(fd, buf, len); });
 }
 
 int weft_write(int fd, const void* buf, size_t len, int64_t timeout_ns, size_t* nwritten) {
   if ((buf == nullptr && len != 0) || nwritten == nullptr || !valid_timeout(timeout_ns))
     return -EINVAL;
-  *nwritten = 0;
-  return guarded([&] {
-    bool socket = true;
-    const long long n = weft::capi::retry_when_ready(fd, POLLOUT, timeout_ns, [&]() -> long long {
-      if (socket) {
-        const ssize_t r = ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (r >= 0 || errno != ENOTSOCK) return r;
-        socket = false;
-        if (const int rc = weft::capi::require_nonblocking(fd, "weft_write")) {
-          errno = -rc;
-          return -1;
-        }
-      }
-      return ::write(fd, buf, len);
-    });
-    if (n < 0) return static_cast<int>(n);
-    *nwritten = static_cast<size_t>(n);
-    return 0;
-  });
+  return weft::capi::transfer(
+      fd, POLLOUT, timeout_ns, "weft_write", nwritten,
+      [&] { return ::send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL); },
+      [&] { return ::write(fd, buf, len); });
 }
 
 int weft_accept(int fd, struct sockaddr* addr, socklen_t* addrlen, int64_t timeout_ns,

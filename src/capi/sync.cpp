@@ -23,12 +23,7 @@ using weft::capi::valid_timeout;
 extern "C" {
 
 int weft_mutex_new(weft_mutex** out) {
-  if (out == nullptr) return -EINVAL;
-  *out = nullptr;
-  return guarded([&] {
-    *out = new weft_mutex;
-    return 0;
-  });
+  return weft::capi::new_handle(out);
 }
 
 void weft_mutex_free(weft_mutex* m) {
@@ -52,12 +47,7 @@ void weft_mutex_unlock(weft_mutex* m) {
 }
 
 int weft_cond_new(weft_cond** out) {
-  if (out == nullptr) return -EINVAL;
-  *out = nullptr;
-  return guarded([&] {
-    *out = new weft_cond;
-    return 0;
-  });
+  return weft::capi::new_handle(out);
 }
 
 void weft_cond_free(weft_cond* cv) {
@@ -93,12 +83,7 @@ void weft_cond_broadcast(weft_cond* cv) {
 }
 
 int weft_waitgroup_new(int64_t initial, weft_waitgroup** out) {
-  if (out == nullptr) return -EINVAL;
-  *out = nullptr;
-  return guarded([&] {
-    *out = new weft_waitgroup(initial);
-    return 0;
-  });
+  return weft::capi::new_handle(out, initial);
 }
 
 void weft_waitgroup_free(weft_waitgroup* wg) {

@@ -190,10 +190,7 @@ void test_chan_wakeups_on_close_and_cancel(void) {
     /* cancel wakes it with -ECANCELED, nothing transferred */
     struct blocked k = {NULL, send, 1};
     REQUIRE_OK(weft_chan_new(8, 0, &k.c));
-    REQUIRE_OK(weft_spawn(rt, block_on_chan, &k, &f));
-    weft_sleep_ns(3 * MS);
-    weft_cancel(f);
-    CHECK_EQ(weft_join(f, NULL), 0);
+    spawn_then_cancel(rt, block_on_chan, &k);
     CHECK_EQ(atomic_load(&k.rc), -ECANCELED);
     int64_t v = 0;
     CHECK_EQ(weft_chan_recv(k.c, &v, 0), -EAGAIN); /* the cancelled send left nothing */
@@ -475,11 +472,7 @@ void test_select_blocking_and_cancel(void) {
   CHECK_EQ(weft_join(f, &r), 0);
   CHECK_EQ((intptr_t)r, 1);
 
-  REQUIRE_OK(weft_spawn(rt, select_two, NULL, &f));
-  weft_sleep_ns(3 * MS);
-  weft_cancel(f);
-  CHECK_EQ(weft_join(f, &r), 0);
-  CHECK_EQ((intptr_t)r, -ECANCELED);
+  CHECK_EQ((intptr_t)spawn_then_cancel(rt, select_two, NULL), -ECANCELED);
   CHECK_EQ(weft_chan_send(sel_a, &v, 0), -EAGAIN); /* no receiver left waiting */
   weft_chan_free(sel_a);
   weft_chan_free(sel_b);

@@ -53,6 +53,11 @@ weft_runtime* new_runtime(uint32_t workers);
 /* Runs fn(arg) on rt as a fiber and returns its result (exits on failure). */
 void* run_on(weft_runtime* rt, void* (*fn)(void*), void* arg);
 
+/* Spawns fn(arg) on rt, lets it reach its blocking call (a few ms; if it
+ * has not parked yet it is cancelled before, which the calls under test
+ * must report the same way), cancels it, joins it and returns its result. */
+void* spawn_then_cancel(weft_runtime* rt, void* (*fn)(void*), void* arg);
+
 /* ms / us in ns. */
 #define MS ((int64_t)1000000)
 #define US ((int64_t)1000)

@@ -67,6 +67,16 @@ void* run_on(weft_runtime* rt, void* (*fn)(void*), void* arg) {
   return result;
 }
 
+void* spawn_then_cancel(weft_runtime* rt, void* (*fn)(void*), void* arg) {
+  weft_fiber* f = NULL;
+  REQUIRE_OK(weft_spawn(rt, fn, arg, &f));
+  weft_sleep_ns(3 * MS);
+  CHECK_EQ(weft_cancel(f), 0);
+  void* result = NULL;
+  CHECK_EQ(weft_join(f, &result), 0);
+  return result;
+}
+
 int eventually(int (*pred)(void*), void* arg) {
   const int64_t patience = (sanitized() ? 120 : 30) * 1000 * MS;
   const int64_t until = weft_now_ns() + patience;

@@ -145,11 +145,7 @@ void test_scope_outer_cancel_and_errors(void) {
   weft_runtime* rt = new_runtime(2);
   reset();
   atomic_store(&outer_rc, 1);
-  weft_fiber* f = NULL;
-  REQUIRE_OK(weft_spawn(rt, scope_then_wait, NULL, &f));
-  weft_sleep_ns(3 * MS);
-  weft_cancel(f);
-  CHECK_EQ(weft_join(f, NULL), 0);
+  spawn_then_cancel(rt, scope_then_wait, NULL);
   CHECK_EQ(atomic_load(&outer_rc), -ECANCELED);
   CHECK_EQ(atomic_load(&children_ended), 5);
 
@@ -226,13 +222,8 @@ void test_tokens(void) {
   weft_token_free(cur);
 
   /* a fiber's current token turns cancelled with the fiber */
+  CHECK_EQ((intptr_t)spawn_then_cancel(rt, current_token_cancel_check, NULL), 0);
   weft_fiber* f = NULL;
-  void* r = NULL;
-  REQUIRE_OK(weft_spawn(rt, current_token_cancel_check, NULL, &f));
-  weft_sleep_ns(3 * MS);
-  weft_cancel(f);
-  CHECK_EQ(weft_join(f, &r), 0);
-  CHECK_EQ((intptr_t)r, 0);
 
   /* weft_with_token: cancelling the token cancels fn's calls */
   struct with_token_arg a = {other, 1, NULL};

@@ -57,15 +57,12 @@ void test_mutex_errors_timeouts_cancel(void) {
   CHECK_EQ(weft_mutex_lock(m, 2 * MS), -ETIMEDOUT);
   /* A fiber waiting for it is cancelled: -ECANCELED, not locked. */
   atomic_store(&lock_rc, 1);
-  weft_fiber* f = NULL;
-  REQUIRE_OK(weft_spawn(rt, lock_and_record, m, &f));
-  weft_sleep_ns(3 * MS);
-  weft_cancel(f);
-  CHECK_EQ(weft_join(f, NULL), 0);
+  spawn_then_cancel(rt, lock_and_record, m);
   CHECK_EQ(atomic_load(&lock_rc), -ECANCELED);
   weft_mutex_unlock(m);
   /* A waiter gets it once released. */
   CHECK_EQ(weft_mutex_lock(m, WEFT_NO_TIMEOUT), 0);
+  weft_fiber* f = NULL;
   REQUIRE_OK(weft_spawn(rt, lock_and_record, m, &f));
   weft_sleep_ns(2 * MS);
   weft_mutex_unlock(m);
@@ -187,11 +184,7 @@ void test_cond_broadcast_timeout_cancel(void) {
 
   atomic_store(&cw_rc, 1);
   atomic_store(&cw_held, 0);
-  weft_fiber* c = NULL;
-  REQUIRE_OK(weft_spawn(rt, cond_wait_cancelled, NULL, &c));
-  weft_sleep_ns(3 * MS);
-  weft_cancel(c);
-  CHECK_EQ(weft_join(c, NULL), 0);
+  spawn_then_cancel(rt, cond_wait_cancelled, NULL);
   CHECK_EQ(atomic_load(&cw_rc), -ECANCELED);
   CHECK_EQ(atomic_load(&cw_held), 1);
   CHECK_EQ(weft_mutex_lock(b_mu, 0), 0); /* released by the fiber */
@@ -244,11 +237,7 @@ void test_waitgroup(void) {
   CHECK_EQ(weft_waitgroup_add(wg, 1), 0);
   CHECK_EQ(weft_waitgroup_wait(wg, 2 * MS), -ETIMEDOUT);
   atomic_store(&wg_wait_rc, 1);
-  weft_fiber* f = NULL;
-  REQUIRE_OK(weft_spawn(rt, wg_waiter, NULL, &f));
-  weft_sleep_ns(3 * MS);
-  weft_cancel(f);
-  CHECK_EQ(weft_join(f, NULL), 0);
+  spawn_then_cancel(rt, wg_waiter, NULL);
   CHECK_EQ(atomic_load(&wg_wait_rc), -ECANCELED);
   CHECK_EQ(weft_waitgroup_add(wg, -1), 0);
   weft_waitgroup_free(wg);
