@@ -4,14 +4,15 @@
  *   weft_test_capi [NAME-SUBSTRING...]   runs the tests whose name contains one
  *   weft_test_capi --gtest_filter=GLOB[:GLOB...]
  *   weft_test_capi death:runtime_free_in_fiber
- *                                        must abort with a message (ctest
- *                                        checks it)
+ *                                        a child process must abort, with a
+ *                                        message (ctest checks it)
  */
 #define _GNU_SOURCE /* setenv, clock_gettime */
 #include <fnmatch.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +96,30 @@ static void watchdog(int sig) {
   abort();
 }
 
+/* Runs death test `name` in a child process (forked before any thread
+ * exists) and passes if the child aborts (SIGABRT); its stderr is ours, so
+ * ctest also checks its message. */
+static int expect_abort(const char* name) {
+  fflush(NULL);
+  const pid_t child = fork();
+  if (child < 0) {
+    perror("fork");
+    return 1;
+  }
+  if (child == 0) _exit(death_test(name) == 0 ? 0 : 3);
+  int status = 0;
+  if (waitpid(child, &status, 0) != child) {
+    perror("waitpid");
+    return 1;
+  }
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) {
+    printf("death test %s: the child aborted, as it must\n", name);
+    return 0;
+  }
+  fprintf(stderr, "death test %s: the child did not abort (status 0x%x)\n", name, status);
+  return 1;
+}
+
 struct test {
   const char* name;
   void (*fn)(void);
@@ -126,7 +151,7 @@ static int selected(const char* name, int argc, char** argv) {
 }
 
 int main(int argc, char** argv) {
-  if (argc == 2 && strncmp(argv[1], "death:", 6) == 0) return death_test(argv[1] + 6);
+  if (argc == 2 && strncmp(argv[1], "death:", 6) == 0) return expect_abort(argv[1] + 6);
   signal(SIGALRM, watchdog);
   const unsigned limit = sanitized() ? 900 : 240;
   int ran = 0, failed = 0;
