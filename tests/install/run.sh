@@ -36,8 +36,12 @@ for f in include/weft/weft.h include/weft/weft.hpp include/weft/detail/task.hpp 
   [ -e "$prefix/$f" ] || fail "$f is not installed"
 done
 [ "$(readlink "$lib/libweft.so")" = libweft.so.0 ] || fail "libweft.so -> libweft.so.0"
-readelf -d "$lib/libweft.so.0" | grep -q 'SONAME.*\[libweft\.so\.0\]' || fail "soname libweft.so.0"
-readelf -d "$lib/libblood_runtime.so.0" | grep -q 'RUNPATH.*\$ORIGIN' ||
+# Outputs are captured before grep -q looks at them: grep -q exits at the
+# first match, and under pipefail the writer's SIGPIPE would fail the test.
+dynamic=$(readelf -d "$lib/libweft.so.0")
+grep -q 'SONAME.*\[libweft\.so\.0\]' <<<"$dynamic" || fail "soname libweft.so.0"
+dynamic=$(readelf -d "$lib/libblood_runtime.so.0")
+grep -q 'RUNPATH.*\$ORIGIN' <<<"$dynamic" ||
   fail "libblood_runtime.so finds libweft.so.0 next to it (RUNPATH \$ORIGIN)"
 # The functions weft.h declares, and the ones libweft.so exports (WEFT_1).
 grep -oE '^[a-z].*[ *](weft_[a-z_0-9]+)\(' "$prefix/include/weft/weft.h" |
@@ -93,9 +97,11 @@ done
 undefined=$(nm -u program_static | grep blood_ || true)
 [ -z "$undefined" ] || fail "nm -u program_static | grep blood_ printed: $undefined"
 echo "nm -u program_static | grep blood_: nothing (section 11.8)"
-if ldd program_static | grep -E 'libweft|libblood_runtime|libstdc\+\+|liburing'; then
+deps=$(ldd program_static)
+if grep -E 'libweft|libblood_runtime|libstdc\+\+|liburing' <<<"$deps"; then
   fail "the static program depends on the libraries above"
 fi
-ldd program_dynamic | grep -q "$lib/libblood_runtime.so.0" || fail "program_dynamic uses $lib/libblood_runtime.so.0"
-ldd program_dynamic | grep -q "$lib/libweft.so.0" || fail "program_dynamic uses $lib/libweft.so.0 (through \$ORIGIN)"
+deps=$(ldd program_dynamic)
+grep -q "$lib/libblood_runtime.so.0" <<<"$deps" || fail "program_dynamic uses $lib/libblood_runtime.so.0"
+grep -q "$lib/libweft.so.0" <<<"$deps" || fail "program_dynamic uses $lib/libweft.so.0 (through \$ORIGIN)"
 echo "weft_test_install: all consumers built and ran"
