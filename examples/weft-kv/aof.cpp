@@ -41,9 +41,12 @@
 // leader cuts the file back to its last good size (Redis does the same), so
 // the file still ends at a record boundary when it can.
 //
-// Replay reads through a sliding window (FileWindow) and a parser that
-// works on whatever prefix of a record the window holds, telling complete /
-// incomplete (with the least number of bytes it needs) / malformed (where).
+// Records are encoded by Reply::command and read back by the connections'
+// RESP parser in its strict grammar (Grammar::records: arrays of bulk
+// strings, every CRLF checked), fed a chunk at a time, so the file and the
+// wire share one encoder and one parser. The parser tells complete /
+// incomplete (with the least number of bytes the record needs, so a
+// record that cannot fit in the file is known torn at once) / malformed.
 // Torn tails are told from corruption by one rule: cutting the file at the
 // start of a bad record is allowed only if no well-formed record starts
 // anywhere after it (Redis cuts only for an early end of file and refuses
@@ -94,94 +97,51 @@ constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
 // server can log is accepted back.
 const ParseLimits kLimits{};
 
-// --- encoding ----------------------------------------------------------------
+// --- reading records ---------------------------------------------------------
 
-void append_number(std::string& out, char prefix, std::size_t n) {
-  char buf[24];
-  buf[0] = prefix;
-  const auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
-  (void)ec;  // 20 digits always fit
-  end[0] = '\r';
-  end[1] = '\n';
-  out.append(buf, static_cast<std::size_t>(end + 2 - buf));
-}
+// Reads records from the file through the RESP parser (Grammar::records),
+// a chunk at a time: memory is bounded by the largest record.
+class RecordReader {
+ public:
+  RecordReader(wfs::File& f, std::uint64_t from, std::uint64_t size)
+      : f_(f), parser_(kLimits, Grammar::records), fed_(from), size_(size) {}
 
-void encode(std::string& out, std::span<const std::string_view> argv) {
-  append_number(out, '*', argv.size());
-  for (std::string_view a : argv) {
-    append_number(out, '$', a.size());
-    out.append(a);
-    out.append("\r\n", 2);
-  }
-}
+  enum class Status { complete, end, torn, malformed };
 
-// --- parsing -----------------------------------------------------------------
-
-struct Parsed {
-  enum Kind { complete, incomplete, malformed } kind;
-  // complete: the record's length; incomplete: the least number of bytes
-  // the record needs in all (> the bytes given); malformed: the offset, in
-  // the record, of the first byte that cannot belong to a record.
-  std::size_t n;
-  const char* why = "";  // malformed: what was expected
-};
-
-// Parses "<prefix><decimal>\r\n" at in[i]: the value in `value`, i moved
-// past it. Returns nullopt on success, else how parsing ended.
-std::optional<Parsed> parse_header(std::string_view in, std::size_t& i, char prefix,
-                                   std::size_t max, std::size_t& value) {
-  if (i == in.size()) return Parsed{Parsed::incomplete, i + 1};
-  if (in[i] != prefix) {
-    return Parsed{Parsed::malformed, i, prefix == '*' ? "'*'" : "'$'"};
-  }
-  std::size_t j = i + 1;
-  std::size_t v = 0;
-  for (; j < in.size() && in[j] >= '0' && in[j] <= '9'; ++j) {
-    v = v * 10 + static_cast<std::size_t>(in[j] - '0');
-    if (v > max) return Parsed{Parsed::malformed, j, "a length within the limits"};
-  }
-  if (j == in.size()) return Parsed{Parsed::incomplete, j + 1};
-  if (j == i + 1) return Parsed{Parsed::malformed, j, "a digit"};
-  if (in[j] != '\r') return Parsed{Parsed::malformed, j, "'\\r'"};
-  if (j + 1 == in.size()) return Parsed{Parsed::incomplete, j + 2};
-  if (in[j + 1] != '\n') return Parsed{Parsed::malformed, j + 1, "'\\n'"};
-  value = v;
-  i = j + 2;
-  return std::nullopt;
-}
-
-// Parses one record at the start of `in` (which may hold only a prefix of
-// it). On complete, argv holds views into `in`.
-Parsed parse_record(std::string_view in, std::vector<std::string_view>& argv) {
-  argv.clear();
-  std::size_t i = 0;
-  std::size_t argc = 0;
-  if (auto r = parse_header(in, i, '*', kLimits.max_multibulk_len, argc)) return *r;
-  if (argc == 0) return Parsed{Parsed::malformed, i - 3, "an argument count of at least 1"};
-  for (std::size_t k = 0; k < argc; ++k) {
-    std::size_t len = 0;
-    if (auto r = parse_header(in, i, '$', kLimits.max_bulk_len, len)) {
-      // Each argument still to come needs at least "$0\r\n\r\n".
-      if (r->kind == Parsed::incomplete) r->n += (argc - k - 1) * 6;
-      return *r;
-    }
-    const std::size_t need = i + len + 2 + (argc - k - 1) * 6;
-    if (in.size() < i + len + 2) {
-      // The \r\n after the data may already be visibly wrong.
-      if (in.size() > i + len && in[i + len] != '\r') {
-        return Parsed{Parsed::malformed, i + len, "'\\r' after the argument"};
+  // The next record: complete (argv holds it until the next call), end
+  // (the file ends after the last record), torn (the file ends inside a
+  // record) or malformed (error() says why). start() is where it begins.
+  Status next(std::vector<std::string_view>& argv) {
+    for (;;) {
+      start_ = fed_ - parser_.buffered();
+      const ParseStatus st = parser_.next(argv);
+      if (st == ParseStatus::complete) return Status::complete;
+      if (st == ParseStatus::error) return Status::malformed;
+      if (start_ == size_) return Status::end;
+      // A record that cannot fit in the file is torn: no need to read on.
+      if (fed_ >= size_ || start_ + parser_.needed() > size_) return Status::torn;
+      const std::span<char> room = parser_.prepare(kChunk);
+      const std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(room.size(), size_ - fed_));
+      const std::size_t n = f_.pread(room.data(), want, fed_);
+      if (n == 0) {
+        size_ = fed_;  // the file shrank meanwhile
+        continue;
       }
-      return Parsed{Parsed::incomplete, need};
+      parser_.commit(n);
+      fed_ += n;
     }
-    if (in[i + len] != '\r') return Parsed{Parsed::malformed, i + len, "'\\r' after the argument"};
-    if (in[i + len + 1] != '\n') {
-      return Parsed{Parsed::malformed, i + len + 1, "'\\n' after the argument"};
-    }
-    argv.push_back(in.substr(i, len));
-    i += len + 2;
   }
-  return Parsed{Parsed::complete, i};
-}
+  std::uint64_t start() const noexcept { return start_; }
+  const std::string& error() const noexcept { return parser_.error(); }
+
+ private:
+  wfs::File& f_;
+  RequestParser parser_;
+  std::uint64_t fed_;   // file offset of the next byte to read
+  std::uint64_t size_;  // bytes in the file
+  std::uint64_t start_ = 0;
+};
 
 bool is_command(std::span<const std::string_view> argv, std::string_view name) {
   if (argv.size() != 1 || argv[0].size() != name.size()) return false;
@@ -192,73 +152,23 @@ bool is_command(std::span<const std::string_view> argv, std::string_view name) {
   return true;
 }
 
-// The file through a sliding window: holds bytes [base_, base_ + len_).
-// Bytes before the offset last asked for may be dropped on the next read.
-class FileWindow {
- public:
-  FileWindow(wfs::File& f, std::uint64_t size) : f_(f), size_(size) {}
-
-  /// The file's size (lowered if reading ends early: a file that shrank).
-  std::uint64_t size() const noexcept { return size_; }
-
-  /// The bytes held from `from` (>= every earlier `from`) on, after reading
-  /// so that there are at least `want` of them, or up to end of file.
-  std::string_view view(std::uint64_t from, std::size_t want) {
-    assert(from >= base_ && from <= base_ + len_);
-    want = static_cast<std::size_t>(std::min<std::uint64_t>(want, size_ - from));
-    std::size_t off = static_cast<std::size_t>(from - base_);
-    if (len_ - off < want) {
-      // Keep only what is still needed, then read at least a chunk more.
-      std::memmove(data_.data(), data_.data() + off, len_ - off);
-      len_ -= off;
-      base_ = from;
-      off = 0;
-      const std::size_t cap = std::max(want, len_ + kChunk);
-      if (data_.size() < cap) data_.resize(cap);
-      while (len_ < want) {
-        const std::size_t n = f_.pread(data_.data() + len_, data_.size() - len_, base_ + len_);
-        if (n == 0) {
-          size_ = base_ + len_;
-          break;
-        }
-        len_ += n;
-      }
-    }
-    return {data_.data() + off, len_ - off};
-  }
-
- private:
-  wfs::File& f_;
-  std::uint64_t size_;
-  std::uint64_t base_ = 0;
-  std::size_t len_ = 0;
-  std::string data_;
-};
-
 // True if a complete, well-formed record starts at some offset in
-// [from, end of file). Reads the rest of the file through `win`.
-bool record_follows(FileWindow& win, std::uint64_t from) {
+// [from, size): a candidate at every '*'.
+bool record_follows(wfs::File& f, std::uint64_t from, std::uint64_t size) {
+  std::string chunk(kChunk, '\0');
   std::vector<std::string_view> scratch;
-  std::uint64_t p = from;
-  while (p < win.size()) {
-    std::string_view v = win.view(p, kChunk);
-    const void* star = std::memchr(v.data(), '*', v.size());
-    if (star == nullptr) {
-      p += v.size();
-      continue;
+  for (std::uint64_t p = from; p < size;) {
+    const std::size_t n = f.pread(
+        chunk.data(), static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - p)), p);
+    if (n == 0) return false;
+    for (std::size_t i = 0; i < n; ++i) {
+      const void* star = std::memchr(chunk.data() + i, '*', n - i);
+      if (star == nullptr) break;
+      i = static_cast<std::size_t>(static_cast<const char*>(star) - chunk.data());
+      RecordReader candidate(f, p + i, size);
+      if (candidate.next(scratch) == RecordReader::Status::complete) return true;
     }
-    p += static_cast<std::size_t>(static_cast<const char*>(star) - v.data());
-    std::size_t want = kChunk;
-    for (;;) {
-      v = win.view(p, want);
-      const Parsed r = parse_record(v, scratch);
-      if (r.kind == Parsed::complete) return true;
-      if (r.kind == Parsed::malformed) break;
-      // Incomplete: read more only if the record can still fit in the file.
-      if (p + v.size() >= win.size() || p + r.n > win.size()) break;
-      want = std::max(r.n, v.size() + 1);
-    }
-    ++p;
+    p += n;
   }
   return false;
 }
@@ -365,7 +275,8 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
     }
     replay_allowed_ = false;
   }
-  FileWindow win(file_, file_.size());
+  const std::uint64_t end = file_.size();
+  RecordReader reader(file_, 0, end);
   ReplayResult result;
   std::vector<std::string_view> argv;
 
@@ -375,35 +286,24 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
   std::vector<std::vector<std::string>> tx;
   std::vector<std::string_view> tx_argv;
 
-  std::uint64_t pos = 0;  // start of the next record
-  std::size_t want = kChunk;
+  std::uint64_t pos = 0;  // end of the last complete record
   std::string malformed;  // why, for a malformed tail
-  while (pos < win.size()) {
-    const std::string_view v = win.view(pos, want);
-    const Parsed r = parse_record(v, argv);
-    if (r.kind == Parsed::incomplete) {
-      if (pos + v.size() >= win.size() || pos + r.n > win.size()) {
-        // The file ends inside this record: a torn tail.
-        break;
-      }
-      want = std::max(r.n, v.size() + 1);
-      continue;
-    }
-    if (r.kind == Parsed::malformed) {
+  for (;;) {
+    const RecordReader::Status st = reader.next(argv);
+    pos = reader.start();
+    if (st == RecordReader::Status::end || st == RecordReader::Status::torn) break;
+    if (st == RecordReader::Status::malformed) {
       // A torn tail only if nothing well-formed follows.
-      const std::uint64_t bad = pos + r.n;
-      if (record_follows(win, pos + 1)) {
+      if (record_follows(file_, pos + 1, end)) {
         throw AofFormatError(pos, "weft-kv: AOF '" + path_.native() +
                                       "': malformed record at offset " + std::to_string(pos) +
-                                      " (expected " + r.why + " at offset " + std::to_string(bad) +
+                                      " (" + reader.error() +
                                       ") followed by well-formed ones: the file is corrupt; "
                                       "repair it (as redis-check-aof does) or move it away");
       }
-      malformed =
-          std::string(" (malformed: expected ") + r.why + " at offset " + std::to_string(bad) + ")";
+      malformed = " (malformed: " + reader.error() + ")";
       break;
     }
-    want = kChunk;
     const std::span<const std::string_view> rec(argv);
     if (in_tx) {
       tx.emplace_back(rec.begin(), rec.end());
@@ -424,12 +324,10 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
       apply(rec);
       ++result.commands;
     }
-    pos += r.n;
   }
 
   // pos is the end of the last complete record: the end of the file, or
   // the start of a torn one. A transaction still open goes too.
-  const std::uint64_t end = win.size();
   const std::uint64_t keep = in_tx ? tx_start : pos;
   if (keep < end) {
     file_.truncate(keep);
@@ -466,7 +364,7 @@ std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
   }
   std::lock_guard g(buf_mu_);
   replay_allowed_ = false;
-  if (!discard_) encode(buf_, argv);  // may throw bad_alloc: no sequence number used
+  if (!discard_) Reply::command(buf_, argv);  // may throw bad_alloc: no sequence number used
   return ++last_seq_;
 }
 
