@@ -63,15 +63,29 @@ class AofFormatError : public std::runtime_error {
   std::uint64_t offset_;
 };
 
+/// The AOF's health, for INFO persistence and the MISCONF check.
+struct AofStatus {
+  bool ok = true;              ///< false while a write or fdatasync keeps failing
+  int error = 0;               ///< the errno of the current failure (ENOSPC, EIO, ...)
+  std::uint64_t errors = 0;    ///< failed writes and fdatasyncs since open()
+  std::uint64_t buffered = 0;  ///< bytes appended and not yet written
+};
+
 /// An append-only file. Thread- and fiber-safe: append() and wait_durable()
 /// may be called from any fiber of the runtime concurrently (and from plain
 /// threads); replay() must run alone, before the first append().
 ///
-/// Failures are sticky: once a write or an fdatasync has failed, every
-/// wait_durable() for a record not durable before the failure, and every
-/// flush_and_sync(), throws the same std::system_error, and append() drops
-/// what it is given (nothing could become durable any more). Open a new Aof
-/// to recover.
+/// Failures (ENOSPC, EIO, EDQUOT on write or fdatasync) are logged on
+/// stderr at once and reported by status() until they end. Nothing is
+/// lost or acknowledged falsely: the file is cut back to the end of its
+/// last good round (a failed fdatasync included, since the kernel may have
+/// dropped the pages), the batch stays buffered, and wait_durable() for a
+/// record in it parks until a retry writes it. A background fiber retries
+/// once per second; the first round that succeeds (with fdatasync, if an
+/// fdatasync had failed) ends the failure and wakes those waiters. The
+/// server refuses new writes meanwhile (MISCONF), so the batch stops
+/// growing. If the file cannot even be cut back, the failure is permanent
+/// (a retry would duplicate records): waiters then get the error.
 class Aof {
  public:
   /// Opens (creating it when missing, mode 0644 before the umask)
@@ -79,7 +93,8 @@ class Aof {
   /// durable. `dir` must exist. With FsyncPolicy::everysec it starts the
   /// background fiber that fdatasyncs once per second (it ends in
   /// flush_and_sync(), in the destructor, or when the scope of the fiber
-  /// that called open() is cancelled, e.g. at runtime shutdown). Must be
+  /// that called open() is cancelled, e.g. at runtime shutdown); with any
+  /// policy that fiber also retries after a failure. Must be
   /// called on a fiber of a weft::Runtime.
   /// @throws std::system_error whose code() is the errno (ENOENT for a
   /// missing `dir`, EISDIR if appendonly.aof is a directory, EACCES, ...)
@@ -135,23 +150,28 @@ class Aof {
   /// throws weft::Cancelled (its record stays buffered and is written by the
   /// next writer); a fiber that is writing finishes the write first (it is
   /// shielded), then throws weft::Cancelled at its next blocking call.
-  /// @throws std::system_error when a write or fdatasync failed, now or
-  /// earlier (sticky; the server then refuses writes, as Redis does with
-  /// MISCONF); std::invalid_argument if `seq` was never returned by
-  /// append(); weft::Cancelled.
+  /// While the AOF is failing it parks until the recovery (see the class
+  /// comment). @throws std::system_error after a permanent failure;
+  /// std::invalid_argument if `seq` was never returned by append();
+  /// weft::Cancelled.
   virtual void wait_durable(std::uint64_t seq) = 0;
 
   /// Writes everything buffered and fdatasyncs it, whatever the policy;
-  /// stops the everysec fiber (later records are still written by
+  /// stops the background fiber (later records are still written by
   /// wait_durable(), and synced by the next flush_and_sync()). For shutdown.
   /// Idempotent: with nothing new since the last call it does no I/O. Not
-  /// interrupted by cancellation.
-  /// @throws std::system_error after a write or fdatasync failure (sticky).
+  /// interrupted by cancellation. While failing it makes one more attempt.
+  /// @throws std::system_error if that write or fdatasync fails.
   virtual void flush_and_sync() = 0;
 
   /// Bytes in the file: its size after replay() plus what has been written
   /// since (buffered records not included). A snapshot; thread-safe.
   virtual std::uint64_t size() const = 0;
+
+  /// Health and counters (a snapshot); thread-safe.
+  virtual AofStatus status() const = 0;
+  /// status().ok, as one atomic load (for a check on every write).
+  virtual bool healthy() const noexcept = 0;
 };
 
 }  // namespace kv

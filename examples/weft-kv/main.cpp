@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <exception>
 #include <span>
+#include <string_view>
 
 #include "server.hpp"
 
@@ -52,7 +53,9 @@ int main(int argc, char** argv) {
       server.run();
     });
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "weft-kv: %s\n", e.what());
+    // Our own errors already say where they come from ("weft-kv: AOF: ...").
+    const std::string_view what = e.what();
+    std::fprintf(stderr, "%s%s\n", what.starts_with("weft-kv: ") ? "" : "weft-kv: ", e.what());
     return 1;
   }
   return 0;

@@ -36,6 +36,11 @@ std::int64_t Server::used_memory() const noexcept {
   return keyspace_.bytes() + stats_.client_buffers.load(std::memory_order_relaxed);
 }
 
+std::string Server::write_refusal() const {
+  const int e = aof_ != nullptr ? aof_->status().error : 0;
+  return std::string("MISCONF Errors writing to the AOF file: ") + std::strerror(e != 0 ? e : EIO);
+}
+
 void Server::reset_stats() noexcept {
   for (auto* c : {&stats_.commands, &stats_.connections, &stats_.rejected, &stats_.hits,
                   &stats_.misses, &stats_.net_in, &stats_.net_out})

@@ -42,6 +42,8 @@ class Server final : public Host {
   bool loading() const noexcept override { return loading_; }
   const Options& options() const noexcept override { return options_; }
   std::int64_t used_memory() const noexcept override;
+  bool writes_allowed() const noexcept override { return aof_ == nullptr || aof_->healthy(); }
+  std::string write_refusal() const override;
   std::string info(std::string_view section) override;
   std::string client_list(const Client* self) override;
   void reset_stats() noexcept override;

@@ -27,6 +27,10 @@ class FakeHost final : public kv::Host {
   bool loading() const noexcept override { return false; }
   const kv::Options& options() const noexcept override { return opts; }
   std::int64_t used_memory() const noexcept override { return ks.bytes(); }
+  bool writes_allowed() const noexcept override { return !disk_error; }
+  std::string write_refusal() const override {
+    return "MISCONF Errors writing to the AOF file: No space left on device";
+  }
   std::string info(std::string_view) override { return "# Fake\r\n"; }
   std::string client_list(const kv::Client*) override { return ""; }
   void reset_stats() noexcept override {}
@@ -36,6 +40,7 @@ class FakeHost final : public kv::Host {
   kv::Options opts;
   std::vector<Args> log;
   bool shutdown = false;
+  bool disk_error = false;
 };
 
 // A value of another type, as a list group would define one.
@@ -116,6 +121,26 @@ TEST(KvCommands, ValuesOfAnotherTypeAreTypedAndAccounted) {
     EXPECT_EQ(h.ks.bytes(), kv::Shard::kEntryOverhead * 2 + 1 + 3 + 1 + 1);
     EXPECT_EQ(run(h, {"DEL", "l", "s"}), ":2\r\n");
     EXPECT_EQ(h.ks.bytes(), 0);
+  });
+}
+
+// While the AOF cannot be written, writes (and PING, as in Redis) are
+// refused before they run: nothing is applied, nothing propagated.
+TEST(KvCommands, DispatcherRefusesWritesWhilePersistenceFails) {
+  on_runtime([] {
+    FakeHost h;
+    EXPECT_EQ(run(h, {"SET", "k", "1"}), "+OK\r\n");
+    h.disk_error = true;
+    const std::string misconf =
+        "-MISCONF Errors writing to the AOF file: No space left on device\r\n";
+    EXPECT_EQ(run(h, {"SET", "k", "2"}), misconf);
+    EXPECT_EQ(run(h, {"DEL", "k"}), misconf);
+    EXPECT_EQ(run(h, {"INCR", "k"}), misconf);
+    EXPECT_EQ(run(h, {"PING"}), misconf);
+    EXPECT_EQ(run(h, {"GET", "k"}), "$1\r\n1\r\n");  // reads keep working
+    EXPECT_EQ(h.log.size(), 1u);
+    h.disk_error = false;
+    EXPECT_EQ(run(h, {"DEL", "k"}), ":1\r\n");
   });
 }
 

@@ -81,6 +81,12 @@ void execute(Context& c) {
   if ((cmd->flags & kDenyOom) && maxmemory != 0 && !c.host.loading() &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
     return err(c, kOom);
+  // Redis refuses writes, and PING, while persisting fails (processCommand:
+  // writeCommandsDeniedByDiskError): nothing is applied that could not be
+  // logged.
+  if (((cmd->flags & kWrite) || std::string_view(cmd->name) == "ping") && !c.host.loading() &&
+      !c.host.writes_allowed())
+    return err(c, c.host.write_refusal());
   cmd->run(c);
 }
 
