@@ -84,8 +84,7 @@ void Server::run() {
   weft::signal::Listener signals_listener({SIGINT, SIGTERM});
   weft::net::BindOptions bo;
   bo.backlog = 4096;
-  auto listener =
-      weft::net::TcpListener::bind(weft::net::Address(options_.bind, options_.port), bo);
+  weft::net::TcpListener listener = bind_listener(bo);
   bound_port_ = listener.local_address().port();
   weft::scope([&](weft::Scope& s) {
     auto signals = s.spawn([&] {
@@ -134,6 +133,39 @@ void Server::run() {
   // 4. Make the AOF durable.
   if (aof_ != nullptr) aof_->flush_and_sync();
   std::fprintf(stderr, "weft-kv: bye\n");
+}
+
+weft::net::TcpListener Server::bind_listener(const weft::net::BindOptions& bo) {
+  // Right after a kill -9 the predecessor's listening socket can outlive
+  // its process for a few tens of ms: under io_uring its ring holds a
+  // reference to the socket (the accept request in flight) until the
+  // kernel's ring teardown runs in a worker thread after the exit. A
+  // bounded retry on EADDRINUSE covers that; a port really in use still
+  // fails, after bind_retries * 10 ms. (SO_REUSEPORT would bind at once,
+  // but the dying socket could then take connections that are lost.)
+  const weft::net::Address addr(options_.bind, options_.port);
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t attempt = 0;; ++attempt) {
+    try {
+      auto l = weft::net::TcpListener::bind(addr, bo);
+      if (attempt != 0) {
+        std::fprintf(stderr, "weft-kv: bound %s after %zu retries (%lld ms)\n",
+                     addr.to_string().c_str(), attempt,
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - start)
+                                                .count()));
+      }
+      return l;
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::address_in_use || attempt >= options_.bind_retries) throw;
+      if (attempt == 0)
+        std::fprintf(stderr,
+                     "weft-kv: %s in use; retrying for up to %zu ms (a killed predecessor's "
+                     "socket may still be closing)\n",
+                     addr.to_string().c_str(), options_.bind_retries * 10);
+    }
+    weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
@@ -203,14 +235,17 @@ void Server::serve(weft::net::TcpStream conn) {
   std::string out;
   std::vector<std::string_view> argv;
   std::uint64_t reported_buffers = 0;
+  // Writes the replies; false when the client is closed for the write
+  // deadline or the output limits.
   auto flush = [&](std::uint64_t seq) {
     if (seq != 0) aof_->wait_durable(seq);
     if (!out.empty()) {
-      conn.write_all(out.data(), out.size());
+      if (!write_replies(conn, client, out)) return false;
       stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
       out.clear();
       if (out.capacity() > kOutKeep) out.shrink_to_fit();
     }
+    return true;
   };
   try {
     bool open = registered;
@@ -238,7 +273,10 @@ void Server::serve(weft::net::TcpStream conn) {
         ++ncommands;
         if (ctx.close) break;
         if (out.size() >= kOutFlush) {
-          flush(std::exchange(ctx.aof_seq, 0));
+          if (!flush(std::exchange(ctx.aof_seq, 0))) {
+            ctx.close = true;
+            break;
+          }
           ctx.now = unix_ms();
         }
       }
@@ -260,7 +298,7 @@ void Server::serve(weft::net::TcpStream conn) {
                                         std::memory_order_relaxed);
         reported_buffers = buffered;
       }
-      flush(ctx.aof_seq);
+      if (!flush(ctx.aof_seq)) open = false;
     }
   } catch (const std::system_error&) {
     // Peer reset, or an AOF write failed (the reply was never sent).
@@ -278,6 +316,56 @@ void Server::serve(weft::net::TcpStream conn) {
   }
   conn.close();
   active_.done();
+}
+
+bool Server::write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out) {
+  // Redis's client-output-buffer-limit for normal clients
+  // (checkClientOutputBufferLimits): over the hard limit at once, or over
+  // the soft one for soft_seconds. The pending bytes are what is left of
+  // this batch of replies while it is written.
+  const Options::OutputLimit& lim = options_.output_limit;
+  if (lim.hard != 0 && out.size() > lim.hard) {
+    stats_.output_limit_closed.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "weft-kv: client %llu closed for overcoming of output buffer limits (%zu bytes "
+                 "pending, hard limit %llu)\n",
+                 static_cast<unsigned long long>(client.id), out.size(),
+                 static_cast<unsigned long long>(lim.hard));
+    return false;
+  }
+  const std::uint64_t write_timeout =
+      options_.write_timeout_s != 0 ? options_.write_timeout_s : options_.timeout_s;
+  weft::Deadline soft_deadline = weft::Deadline::none();
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::size_t pending = out.size() - done;
+    client.omem.store(pending, std::memory_order_relaxed);
+    // The write deadline restarts with every byte of progress.
+    weft::Deadline d = write_timeout != 0
+                           ? weft::Deadline::after(std::chrono::seconds(write_timeout))
+                           : weft::Deadline::none();
+    bool soft = false;
+    if (lim.soft != 0 && pending > lim.soft) {
+      if (soft_deadline.is_none())
+        soft_deadline = weft::Deadline::after(std::chrono::seconds(lim.soft_seconds));
+      if (soft_deadline.when() <= d.when()) {
+        d = soft_deadline;
+        soft = true;
+      }
+    } else {
+      soft_deadline = weft::Deadline::none();
+    }
+    try {
+      done += conn.write(out.data() + done, pending, d);
+    } catch (const weft::TimedOut&) {
+      (soft ? stats_.output_limit_closed : stats_.write_timeout_closed)
+          .fetch_add(1, std::memory_order_relaxed);
+      client.omem.store(0, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  client.omem.store(0, std::memory_order_relaxed);
+  return true;
 }
 
 void Server::cron() {

@@ -61,6 +61,8 @@ class Server final : public Host {
     std::atomic<std::uint64_t> net_out{0};
     std::atomic<std::int64_t> client_buffers{0};
     std::atomic<std::uint64_t> ops_per_sec{0};
+    std::atomic<std::uint64_t> output_limit_closed{0};   ///< client-output-buffer-limit
+    std::atomic<std::uint64_t> write_timeout_closed{0};  ///< reply writes without progress
   };
 
   /// A connection being served: its client state and its stream (so that
@@ -71,7 +73,11 @@ class Server final : public Host {
   };
 
   void serve(weft::net::TcpStream conn);
+  /// Writes `out` to the client under the write deadline and the output
+  /// limits. Returns false when the client was closed for them (counted).
+  bool write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out);
   void accept_loop(weft::net::TcpListener& listener, weft::Scope& scope);
+  weft::net::TcpListener bind_listener(const weft::net::BindOptions& bo);
   void cron();
   void load_aof();
 

@@ -156,7 +156,9 @@ void command_info(std::string& out, const Command& cmd) {
 
 void cmd_command(Context& c) {
   const auto table = command_table();
-  if (c.argv.size() == 1) {
+  // COMMAND, and COMMAND INFO without names: every command.
+  if (c.argv.size() == 1 || (c.argv.size() == 2 && eq_ci(c.argv[1], "info"))) {
+    if (c.argv.size() == 2) note_subcommand(c, "command|info");
     Reply::array_header(c.out, table.size());
     for (const Command& cmd : table) command_info(c.out, cmd);
     return;
@@ -204,6 +206,11 @@ void cmd_config(Context& c) {
         {"maxmemory", std::to_string(o.maxmemory)},
         {"maxmemory-policy", "noeviction"},
         {"timeout", std::to_string(o.timeout_s)},
+        {"client-output-buffer-limit",
+         "normal " + std::to_string(o.output_limit.hard) + " " +
+             std::to_string(o.output_limit.soft) + " " +
+             std::to_string(o.output_limit.soft_seconds) +
+             " slave 268435456 67108864 60 pubsub 33554432 8388608 60"},
         {"databases", "1"},
         {"proto-max-bulk-len", std::to_string(o.limits.max_bulk_len)},
     };

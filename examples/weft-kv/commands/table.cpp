@@ -40,14 +40,17 @@ void unknown_command(Context& c) {
   // Redis: "unknown command '%.128s', with args beginning with: " then
   // "'%.*s' " per argument while fewer than 128 characters were added,
   // newlines in the text replaced by spaces.
+  // Redis formats with printf's %s, which stops at a NUL byte: so does
+  // this text.
+  const auto c_string = [](std::string_view s) { return s.substr(0, s.find('\0')); };
   std::string args;
   for (std::size_t i = 1; i < c.argv.size() && args.size() < 128; ++i) {
     const std::size_t room = 128 - args.size();
     args += '\'';
-    args += c.argv[i].substr(0, room);
+    args += c_string(c.argv[i]).substr(0, room);
     args += "' ";
   }
-  std::string msg = "ERR unknown command '" + std::string(c.argv[0].substr(0, 128)) +
+  std::string msg = "ERR unknown command '" + std::string(c_string(c.argv[0]).substr(0, 128)) +
                     "', with args beginning with: " + args;
   for (char& ch : msg)
     if (ch == '\r' || ch == '\n') ch = ' ';
