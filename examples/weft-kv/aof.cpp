@@ -37,15 +37,17 @@
 // writer role taken. Its I/O runs shielded: a write interrupted half way
 // would leave a torn record in the middle of the file.
 //
-// Failures (aof.hpp) are not sticky: a round that fails cuts the file back
+// Failures (aof.hpp) are not sticky. A round that fails cuts the file back
 // to where the last good round ended (Redis does the same after a short
-// write) and puts its batch back in front of the buffer, so the next round
-// writes exactly the records that are missing, in order. Waiters park on
+// write) and discards its batch: those records join lost_, their waiters
+// get AofWriteError, and on_failure_ lets the server roll its memory back
+// to the file. Nothing is answered before its record is in the file, so
+// discarding never takes back an acknowledged write. Other waiters park on
 // recovered_ instead of leading rounds that would fail again; the
-// background fiber leads one retry round per second, and the first that
-// succeeds wakes them. Redis keeps its unwritten aof_buf and retries it
-// the same way (flushAppendOnlyFile); unlike Redis under everysec, no
-// reply is sent for a record before it is in the file.
+// background fiber leads a retry round every 100 ms (the records buffered
+// since, or a probe it cuts back), and the first that succeeds ends the
+// failure. Redis instead keeps its unwritten aof_buf, answers the clients
+// and retries (flushAppendOnlyFile), or exits under always.
 //
 // Records are encoded by Reply::command and read back by the connections'
 // RESP parser in its strict grammar (Grammar::records: arrays of bulk
@@ -102,6 +104,20 @@ constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
 // Record limits: the server's request limits, so that every record the
 // server can log is accepted back.
 const ParseLimits kLimits{};
+
+// The probe a retry writes when nothing is buffered, then cuts back: a
+// PING record of 4 KiB (a page: on a full file system a few bytes may
+// still fit where a record would not).
+const std::string& probe_record() {
+  static const std::string* probe = [] {
+    auto* s = new std::string;
+    const std::string pad(4000, 'p');
+    const std::string_view argv[] = {"PING", pad};
+    Reply::command(*s, argv);
+    return s;
+  }();
+  return *probe;
+}
 
 // --- reading records ---------------------------------------------------------
 
@@ -219,6 +235,10 @@ class AofImpl final : public Aof {
   void flush_and_sync() override;
   std::uint64_t size() const override { return size_.load(std::memory_order_relaxed); }
   AofStatus status() const override;
+  bool lost(std::uint64_t seq) const override;
+  void discard_unwritten() override;
+  ReplayResult reread(const std::function<void(std::span<const std::string_view>)>& apply) override;
+  void on_failure(std::function<void()> callback) override { on_failure_ = std::move(callback); }
   bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
 
  private:
@@ -231,7 +251,12 @@ class AofImpl final : public Aof {
   // sequence number the round covered. Never throws: I/O errors become the
   // sticky failure; std::bad_alloc while recording one ends the process
   // (noexcept), since the role could not be handed back consistently.
-  std::uint64_t write_round(bool sync) noexcept;
+  std::uint64_t write_round(bool sync, bool probe, bool& failed) noexcept;
+  ReplayResult read_records(const std::function<void(std::span<const std::string_view>)>& apply,
+                            std::uint64_t end, bool repair);
+  bool lost_locked(std::uint64_t seq) const noexcept;
+  // Takes the writer role (waiting for a running round); shielded caller.
+  void take_role();
   // Records a failure (the first of a run is logged at once); `in_sync`:
   // an fdatasync failed, so only a successful fdatasync ends it;
   // `permanent`: the file could not be cut back, nothing can be retried.
@@ -263,11 +288,18 @@ class AofImpl final : public Aof {
   // The current failure: set by a failed write or fdatasync, cleared by
   // the round that succeeds again (recovery). While set, waiters park on
   // recovered_ (set at recovery) instead of leading rounds; the background
-  // fiber retries once per second.
+  // fiber retries every 100 ms.
   std::optional<std::pair<std::error_code, std::string>> failure_;
   bool failure_in_sync_ = false;
   bool failure_permanent_ = false;  // the file could not be cut back: no retry
   std::shared_ptr<weft::Event> recovered_;
+  // Sequence ranges [first, last] of records discarded after failed rounds:
+  // they are not in the file and never will be (their waiters get
+  // AofWriteError). Few: one or two per failure.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> lost_;
+  // Called after a failed round, outside every lock (the server rolls its
+  // memory back to the file). Set before the first append.
+  std::function<void()> on_failure_;
   std::uint64_t retries_ = 0;  // failed retries in the current failure
   // Every failed write or fdatasync (INFO); relaxed, a statistic.
   std::atomic<std::uint64_t> errors_{0};
@@ -304,7 +336,20 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
     }
     replay_allowed_ = false;
   }
-  const std::uint64_t end = file_.size();
+  ReplayResult result = read_records(apply, file_.size(), /*repair=*/true);
+  return result;
+}
+
+ReplayResult AofImpl::reread(const std::function<void(std::span<const std::string_view>)>& apply) {
+  // No round runs meanwhile (the caller holds every shard lock, so nothing
+  // is appended, and discard_unwritten() has just taken and released the
+  // writer role); the file ends at a record boundary.
+  return read_records(apply, size_.load(std::memory_order_relaxed), /*repair=*/false);
+}
+
+ReplayResult AofImpl::read_records(
+    const std::function<void(std::span<const std::string_view>)>& apply, std::uint64_t end,
+    bool repair) {
   RecordReader reader(file_, 0, end);
   ReplayResult result;
   std::vector<std::string_view> argv;
@@ -358,6 +403,7 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
   // pos is the end of the last complete record: the end of the file, or
   // the start of a torn one. A transaction still open goes too.
   const std::uint64_t keep = in_tx ? tx_start : pos;
+  if (!repair) return result;
   if (keep < end) {
     file_.truncate(keep);
     file_.fdatasync();
@@ -433,6 +479,12 @@ void AofImpl::commit(std::uint64_t seq, bool sync, bool retry) {
     std::shared_ptr<weft::Event> round;
     {
       std::lock_guard g(state_mu_);
+      if (!retry && lost_locked(seq)) {
+        throw AofWriteError(
+            failure_ ? failure_->first : std::make_error_code(std::errc::io_error),
+            (failure_ ? failure_->second : std::string("weft-kv: AOF: a write failed")) +
+                " (record " + std::to_string(seq) + " was discarded)");
+      }
       if (covered_locked(seq, sync) && !(retry && failure_)) return;
       if (failure_ && (failure_permanent_ || (retry && led))) throw_failure_locked();
       round = round_;                                        // non-null while a round runs
@@ -453,14 +505,23 @@ void AofImpl::commit(std::uint64_t seq, bool sync, bool retry) {
       round_ = std::move(next);
     }
     led = true;
-    if (write_round(sync) < seq) {
+    bool failed = false;
+    const std::uint64_t upto = write_round(sync, retry, failed);
+    if (failed && on_failure_) {
+      try {
+        on_failure_();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft-kv: AOF: after a failed write: %s\n", e.what());
+      }
+    }
+    if (upto < seq) {
       throw std::invalid_argument("weft-kv: Aof::wait_durable: sequence number " +
                                   std::to_string(seq) + " was never returned by append()");
     }
   }
 }
 
-std::uint64_t AofImpl::write_round(bool sync) noexcept {
+std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept {
   // Let the fibers that are runnable here now (typically the followers the
   // last round woke, on their way to append their next record) run first:
   // they join this round instead of waiting for the next. Costs nothing
@@ -476,12 +537,26 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   const std::uint64_t before = size_.load(std::memory_order_relaxed);
   const char* step = "write to";
   bool in_sync = false;
+  bool probed = false;
   try {
-    if (!write_buf_.empty()) file_.write_all(write_buf_);
-    if (sync && (!write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
+    if (!write_buf_.empty()) {
+      file_.write_all(write_buf_);
+    } else if (probe) {
+      // A retry with nothing to write: a record's worth of bytes (a PING
+      // record, harmless on replay) tells whether the disk takes writes
+      // again; it is cut back below.
+      probed = true;
+      file_.write_all(probe_record());
+    }
+    if (sync &&
+        (probed || !write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
       step = "fdatasync of";
       in_sync = true;
       file_.fdatasync();
+    }
+    if (probed) {
+      probed = false;
+      file_.truncate(before);
     }
   } catch (const std::system_error& e) {
     error.emplace(e.code(),
@@ -498,23 +573,24 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   if (error) {
     // Cut what this round may have written (a prefix of the batch, or all
     // of it when the fdatasync failed: after a failed fdatasync the kernel
-    // may have dropped those pages, so they are written again rather than
-    // trusted), so the file ends where the last good round left it. Then
-    // the batch goes back in front of what was appended meanwhile, in
-    // sequence order, for the retry.
+    // may have dropped those pages, so they are not trusted), so the file
+    // ends where the last good round left it. The batch is discarded: its
+    // commands were never answered, and the server rolls their effects back
+    // (on_failure_), so memory and file agree.
     bool cut = true;
-    if (!write_buf_.empty()) {
+    if (!write_buf_.empty() || probed) {
       try {
         file_.truncate(before);
       } catch (...) {
-        cut = false;  // a retry would duplicate records: the failure is permanent
+        cut = false;  // the file may end inside a record: nothing is retried
       }
     }
-    {
-      std::lock_guard g(buf_mu_);
-      write_buf_.append(buf_);
-      buf_.swap(write_buf_);
+    const std::uint64_t first = written_seq_.load(std::memory_order_relaxed) + 1;
+    if (upto >= first) {
+      std::lock_guard g(state_mu_);
+      lost_.emplace_back(first, upto);
     }
+    failed = true;
     fail(error->first, std::move(error->second), in_sync, !cut);
   } else {
     size_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
@@ -589,9 +665,60 @@ void AofImpl::fail(std::error_code code, std::string what, bool in_sync, bool pe
   } else {
     std::fprintf(stderr,
                  "%s; writes are refused (MISCONF) until it works again (retried every "
-                 "second)\n",
+                 "100 ms)\n",
                  message.c_str());
   }
+}
+
+bool AofImpl::lost_locked(std::uint64_t seq) const noexcept {
+  for (const auto& [first, last] : lost_)
+    if (seq >= first && seq <= last) return true;
+  return false;
+}
+
+bool AofImpl::lost(std::uint64_t seq) const {
+  std::lock_guard g(state_mu_);
+  return lost_locked(seq);
+}
+
+void AofImpl::take_role() {
+  for (;;) {
+    std::shared_ptr<weft::Event> round;
+    {
+      std::lock_guard g(state_mu_);
+      if (!round_) {
+        round_ = std::make_shared<weft::Event>();
+        return;
+      }
+      round = round_;
+    }
+    round->wait();
+  }
+}
+
+void AofImpl::discard_unwritten() {
+  weft::ShieldGuard shield;
+  take_role();
+  std::uint64_t first, last;
+  {
+    std::lock_guard g(buf_mu_);
+    std::string().swap(buf_);
+    last = last_seq_;
+  }
+  std::shared_ptr<weft::Event> done, wake;
+  {
+    std::lock_guard g(state_mu_);
+    first = written_seq_.load(std::memory_order_relaxed) + 1;
+    if (last >= first) lost_.emplace_back(first, last);
+    done = std::move(round_);
+    // Waiters parked for the recovery re-check: theirs may be discarded now.
+    if (recovered_) {
+      wake = std::move(recovered_);
+      recovered_ = std::make_shared<weft::Event>();
+    }
+  }
+  done->set();
+  if (wake) wake->set();
 }
 
 void AofImpl::throw_failure_locked() const {
@@ -606,8 +733,11 @@ std::string AofImpl::failure_message_locked() const {
 // --- the background fiber: everysec's fdatasync, and retries ------------------
 
 void AofImpl::sync_loop() noexcept {
+  // Wakes every 100 ms (Redis retries a failed AOF write from serverCron
+  // at its default 10 Hz); everysec's fdatasync runs once a second.
+  auto last_sync = std::chrono::steady_clock::now();
   try {
-    while (!stop_.wait_for(std::chrono::seconds(1))) {
+    while (!stop_.wait_for(std::chrono::milliseconds(100))) {
       bool failing, permanent, in_sync;
       {
         std::lock_guard g(state_mu_);
@@ -629,7 +759,10 @@ void AofImpl::sync_loop() noexcept {
         }
         continue;
       }
-      if (policy_ != FsyncPolicy::everysec) continue;
+      if (policy_ != FsyncPolicy::everysec ||
+          std::chrono::steady_clock::now() - last_sync < std::chrono::seconds(1))
+        continue;
+      last_sync = std::chrono::steady_clock::now();
       const std::uint64_t target = written_seq_.load(std::memory_order_acquire);
       if (target <= synced_seq_.load(std::memory_order_relaxed)) continue;
       try {

@@ -63,6 +63,14 @@ class AofFormatError : public std::runtime_error {
   std::uint64_t offset_;
 };
 
+/// Thrown by Aof::wait_durable() for a record that a failed write
+/// discarded: it is not in the file and never will be; code() is the
+/// failure's errno (ENOSPC, EIO, ...).
+class AofWriteError : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
+
 /// The AOF's health, for INFO persistence and the MISCONF check.
 struct AofStatus {
   bool ok = true;              ///< false while a write or fdatasync keeps failing
@@ -76,16 +84,19 @@ struct AofStatus {
 /// threads); replay() must run alone, before the first append().
 ///
 /// Failures (ENOSPC, EIO, EDQUOT on write or fdatasync) are logged on
-/// stderr at once and reported by status() until they end. Nothing is
-/// lost or acknowledged falsely: the file is cut back to the end of its
-/// last good round (a failed fdatasync included, since the kernel may have
-/// dropped the pages), the batch stays buffered, and wait_durable() for a
-/// record in it parks until a retry writes it. A background fiber retries
-/// once per second; the first round that succeeds (with fdatasync, if an
-/// fdatasync had failed) ends the failure and wakes those waiters. The
-/// server refuses new writes meanwhile (MISCONF), so the batch stops
-/// growing. If the file cannot even be cut back, the failure is permanent
-/// (a retry would duplicate records): waiters then get the error.
+/// stderr at once and reported by status() until they end. A group-commit
+/// round that fails cuts the file back to the end of the last good round
+/// (after a failed fdatasync too: the kernel may have dropped those pages)
+/// and discards its batch: wait_durable() for those records throws
+/// AofWriteError, lost() says which they are, and the on_failure()
+/// callback lets the server roll its memory back to the file (with
+/// discard_unwritten() and reread()). A background fiber retries every 100
+/// ms (buffered records, or a 4 KiB probe that is cut back); the first
+/// round that succeeds (with fdatasync, if an fdatasync had failed) ends
+/// the failure. everysec's background fdatasync failing discards nothing
+/// (its records were written, and answered); it is retried the same way.
+/// If the file cannot even be cut back, the failure is permanent: nothing
+/// is retried and every waiter gets the error.
 class Aof {
  public:
   /// Opens (creating it when missing, mode 0644 before the umask)
@@ -151,10 +162,31 @@ class Aof {
   /// next writer); a fiber that is writing finishes the write first (it is
   /// shielded), then throws weft::Cancelled at its next blocking call.
   /// While the AOF is failing it parks until the recovery (see the class
-  /// comment). @throws std::system_error after a permanent failure;
+  /// comment). @throws AofWriteError if record `seq` was discarded by a
+  /// failed write; std::system_error after a permanent failure;
   /// std::invalid_argument if `seq` was never returned by append();
   /// weft::Cancelled.
   virtual void wait_durable(std::uint64_t seq) = 0;
+
+  /// True if record `seq` was discarded after a failed write (it is not in
+  /// the file and never will be). Thread-safe.
+  virtual bool lost(std::uint64_t seq) const = 0;
+
+  /// Sets what to call (on the fiber that led the round, after it, outside
+  /// every lock) when a group-commit round fails. Call before append().
+  virtual void on_failure(std::function<void()> callback) = 0;
+
+  /// Waits for any running round and discards every record appended and
+  /// not written (they become lost()). For the server's roll-back, called
+  /// with every keyspace shard locked so that nothing is appended.
+  virtual void discard_unwritten() = 0;
+
+  /// Reads the file's records again from the start, as replay() does but
+  /// without repairing anything, to rebuild memory from what the file
+  /// holds. Call after discard_unwritten(), with appends stopped.
+  /// @throws std::system_error, AofFormatError, whatever `apply` throws.
+  virtual ReplayResult reread(
+      const std::function<void(std::span<const std::string_view> argv)>& apply) = 0;
 
   /// Writes everything buffered and fdatasyncs it, whatever the policy;
   /// stops the background fiber (later records are still written by

@@ -91,6 +91,11 @@ class Table {
   std::size_t size() const noexcept { return size_; }
   /// Deletes every entry and shrinks to the initial size.
   void clear() noexcept;
+  /// Exchanges the contents with `other`.
+  void swap(Table& other) noexcept {
+    buckets_.swap(other.buckets_);
+    std::swap(size_, other.size_);
+  }
 
   /// Calls fn(Entry&) for the entries of the buckets that cursor `v` covers
   /// and returns the next cursor, 0 when the scan is complete (Redis's
@@ -160,6 +165,9 @@ class Shard {
   void erase(Entry* e) noexcept;
   /// Deletes every entry; returns how many there were.
   std::size_t clear() noexcept;
+  /// Exchanges the contents (entries, TTL list, counters) with `other`;
+  /// both locked (or unshared).
+  void swap(Shard& other) noexcept;
 
   /// Active expiry: samples up to `n` keys with a TTL and deletes the
   /// expired ones; returns {sampled, deleted}.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -78,6 +79,7 @@ void Server::run() {
   if (options_.appendonly) {
     aof_ = Aof::open(options_.dir, options_.appendfsync);
     load_aof();
+    aof_->on_failure([this] { roll_back_unlogged(); });
   }
   // Listen before binding: from here on SIGINT/SIGTERM shut us down
   // cleanly; none is lost, even one that arrives before the watcher runs.
@@ -237,8 +239,12 @@ void Server::serve(weft::net::TcpStream conn) {
   std::uint64_t reported_buffers = 0;
   // Writes the replies; false when the client is closed for the write
   // deadline or the output limits.
+  // The replies of this batch that logged a record, to be replaced by the
+  // MISCONF error if a failed AOF write discards their records.
+  std::vector<Logged> logged;
   auto flush = [&](std::uint64_t seq) {
-    if (seq != 0) aof_->wait_durable(seq);
+    if (seq != 0) wait_logged(out, logged, seq);
+    logged.clear();
     if (!out.empty()) {
       if (!write_replies(conn, client, out)) return false;
       stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
@@ -269,7 +275,10 @@ void Server::serve(weft::net::TcpStream conn) {
       ParseStatus st;
       while ((st = parser.next(argv)) == ParseStatus::complete) {
         ctx.argv = argv;
+        const std::uint64_t seq_before = ctx.aof_seq;
+        const std::size_t reply_at = out.size();
         execute(ctx);
+        if (ctx.aof_seq != seq_before) logged.push_back({reply_at, out.size(), ctx.aof_seq});
         ++ncommands;
         if (ctx.close) break;
         if (out.size() >= kOutFlush) {
@@ -316,6 +325,74 @@ void Server::serve(weft::net::TcpStream conn) {
   }
   conn.close();
   active_.done();
+}
+
+void Server::wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq) {
+  for (;;) {
+    try {
+      aof_->wait_durable(seq);
+      return;
+    } catch (const AofWriteError&) {
+      // Some records of this batch were discarded, their effects rolled
+      // back: their commands are answered with the MISCONF error instead.
+    }
+    const std::string refusal = "-" + write_refusal() + "\r\n";
+    std::string rewritten;
+    std::size_t from = 0;
+    std::uint64_t keep = 0;  // the last record of the batch still to wait for
+    for (Logged& l : logged) {
+      rewritten.append(out, from, l.begin - from);  // replies of other commands
+      const std::size_t at = rewritten.size();
+      if (l.seq != 0 && aof_->lost(l.seq)) {
+        rewritten += refusal;
+        l.seq = 0;
+      } else {
+        rewritten.append(out, l.begin, l.end - l.begin);
+        if (l.seq != 0) keep = l.seq;
+      }
+      from = l.end;
+      l.begin = at;
+      l.end = rewritten.size();
+    }
+    rewritten.append(out, from, std::string::npos);
+    out.swap(rewritten);
+    if (keep == 0) return;
+    seq = keep;
+  }
+}
+
+void Server::roll_back_unlogged() {
+  // One roll-back at a time; each one covers every record discarded so far.
+  weft::ShieldGuard shield;  // half a roll-back would leave memory ahead of the file
+  std::lock_guard serial(rollback_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  // Every shard, in index order (as multi-key commands lock them): no
+  // command runs, so nothing is appended, until memory is the file again.
+  std::array<std::unique_lock<weft::Mutex>, Keyspace::kShards> locks;
+  for (std::size_t i = 0; i < Keyspace::kShards; ++i)
+    locks[i] = std::unique_lock<weft::Mutex>(keyspace_.shard(i).mu);
+  aof_->discard_unwritten();
+  // Replay the file into a fresh keyspace through a host of its own (the
+  // command layer needs nothing else), then swap it in shard by shard.
+  auto fresh = std::make_unique<Keyspace>();
+  ReplayHost host(*fresh, options_);
+  std::string sink;
+  const ReplayResult r = aof_->reread([&](std::span<const std::string_view> argv) {
+    sink.clear();
+    Context ctx{host, nullptr, argv, sink, unix_ms()};
+    execute(ctx);
+  });
+  for (std::size_t i = 0; i < Keyspace::kShards; ++i) keyspace_.shard(i).swap(fresh->shard(i));
+  for (auto& l : locks) l.unlock();
+  std::fprintf(stderr,
+               "weft-kv: AOF: writes that could not be logged were rolled back: memory reloaded "
+               "from the file (%llu records, %lld keys) in %lld ms\n",
+               static_cast<unsigned long long>(r.commands),
+               static_cast<long long>(keyspace_.keys()),
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - start)
+                                          .count()));
+  // `fresh` (now the old contents) is freed here, after the locks.
 }
 
 bool Server::write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out) {

@@ -678,7 +678,8 @@ TEST_P(AofTest, FailuresThatCannotBeCutBackArePermanent) {
         ADD_FAILURE() << "no error";
       } catch (const std::system_error& e) {
         EXPECT_EQ(std::string(e.what()),
-                  "weft-kv: AOF: write to '" + file().native() + "' failed: " + e.code().message());
+                  "weft-kv: AOF: write to '" + file().native() +
+                      "' failed (record 1 was discarded): " + e.code().message());
       }
       EXPECT_FALSE(aof->status().ok);
       EXPECT_FALSE(aof->healthy());
@@ -710,10 +711,11 @@ TEST_P(AofTest, FailuresThatCannotBeCutBackArePermanent) {
 
 // Injected ENOSPC or EIO at each write and fdatasync site (the group
 // commit's write, its fdatasync under always, everysec's background
-// fdatasync), each policy: the waiters of the failed batch park (no error,
-// no reply), the status says err, a retry on the timer writes exactly the
-// missing records once, and the waiters return. The file then holds every
-// record exactly once, in order.
+// fdatasync), each policy: the waiters of a failed batch get AofWriteError
+// (their records are lost(), never written), the others return once their
+// records are in the file; the status says err until a retry on the timer
+// succeeds. The file then holds exactly the acknowledged records, each
+// once.
 TEST_P(AofTest, WriteAndFsyncFailuresAreRetriedAndLoseNothing) {
   namespace fault = weft::detail::io::fault;
   struct Case {
@@ -750,14 +752,30 @@ TEST_P(AofTest, WriteAndFsyncFailuresAreRetriedAndLoseNothing) {
       // The first record goes through (after=1 lets one write pass).
       want.push_back({"SET", "k0", "v0"});
       aof->wait_durable(append(*aof, want.back()));
-      // Then a batch of 20 concurrent writers: some land in failed rounds.
-      std::vector<weft::JoinHandle<void>> hs;
-      for (int i = 1; i <= 20; ++i) {
-        want.push_back({"SET", "k" + std::to_string(i), std::string(100, 'a' + i % 26)});
-        hs.push_back(
-            weft::spawn([&aof, rec = want.back()] { aof->wait_durable(append(*aof, rec)); }));
-      }
-      for (auto& h : hs) h.join();  // returns only once the retries have written them
+      // Then batches of 20 concurrent writers until the faults are used
+      // up: some land in failed rounds.
+      const auto until = std::chrono::steady_clock::now() + weft::test::kPatience;
+      int next = 1;
+      do {
+        std::vector<std::pair<Args, weft::JoinHandle<bool>>> hs;
+        for (int i = 0; i < 20; ++i, ++next) {
+          Args rec = {"SET", "k" + std::to_string(next), std::string(100, 'a' + next % 26)};
+          hs.emplace_back(rec, weft::spawn([&aof, rec] {
+                            const std::uint64_t seq = append(*aof, rec);
+                            try {
+                              aof->wait_durable(seq);
+                              return true;
+                            } catch (const kv::AofWriteError&) {
+                              EXPECT_TRUE(aof->lost(seq));
+                              return false;
+                            }
+                          }));
+        }
+        for (auto& [rec, h] : hs)
+          if (h.join()) want.push_back(rec);
+        if (!aof->healthy()) weft::this_fiber::sleep_for(std::chrono::milliseconds(300));
+      } while ((aof->status().errors < k.min_errors || !aof->healthy()) &&
+               std::chrono::steady_clock::now() < until);
       if (k.policy == FsyncPolicy::everysec) {
         // The background fdatasync fails and is retried too.
         const auto until = std::chrono::steady_clock::now() + weft::test::kPatience;
