@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <string>
 
 extern "C" int mallctl(const char* name, void* oldp, std::size_t* oldlenp, void* newp,
                        std::size_t newlen) __attribute__((weak));
@@ -38,16 +39,17 @@ AllocatorStats allocator_stats() noexcept {
   std::uint64_t epoch = 1;
   std::size_t len = sizeof epoch;
   mallctl("epoch", &epoch, &len, &epoch, len);  // refresh the statistics
-  static char name[48] = "jemalloc";
-  const char* version = nullptr;
-  len = sizeof version;
-  if (mallctl("version", &version, &len, nullptr, 0) == 0 && version != nullptr) {
-    // "5.3.0-0-g54eaed1d..." -> "jemalloc-5.3.0", as Redis reports it.
-    std::size_t n = 0;
-    while (version[n] != '\0' && version[n] != '-' && n < 32) ++n;
-    std::snprintf(name, sizeof name, "jemalloc-%.*s", static_cast<int>(n), version);
-  }
-  s.name = name;
+  // "5.3.0-0-g54eaed1d..." -> "jemalloc-5.3.0", as Redis reports it; read
+  // once (thread-safe static initialisation).
+  static const std::string name = [] {
+    const char* version = nullptr;
+    std::size_t n = sizeof version;
+    if (mallctl("version", &version, &n, nullptr, 0) != 0 || version == nullptr)
+      return std::string("jemalloc");
+    const std::string v(version);
+    return "jemalloc-" + v.substr(0, v.find('-'));
+  }();
+  s.name = name.c_str();
   s.detailed = true;
   s.allocated = read_size("stats.allocated");
   s.active = read_size("stats.active");

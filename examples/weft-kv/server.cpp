@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "memory.hpp"
 #include "weft/signal.hpp"
 
 namespace kv {
@@ -237,11 +238,11 @@ void Server::serve(weft::net::TcpStream conn) {
   std::string out;
   std::vector<std::string_view> argv;
   std::uint64_t reported_buffers = 0;
-  // Writes the replies; false when the client is closed for the write
-  // deadline or the output limits.
   // The replies of this batch that logged a record, to be replaced by the
   // MISCONF error if a failed AOF write discards their records.
   std::vector<Logged> logged;
+  // Waits for the batch's records, then writes the replies; false when the
+  // client is closed for the write deadline or the output limits.
   auto flush = [&](std::uint64_t seq) {
     if (seq != 0) wait_logged(out, logged, seq);
     logged.clear();
@@ -310,7 +311,7 @@ void Server::serve(weft::net::TcpStream conn) {
       if (!flush(ctx.aof_seq)) open = false;
     }
   } catch (const std::system_error&) {
-    // Peer reset, or an AOF write failed (the reply was never sent).
+    // Peer reset, or the AOF failed permanently (the reply was never sent).
   } catch (const weft::Cancelled&) {
     // Server stopping after the grace period.
   } catch (const std::exception& e) {
@@ -454,6 +455,8 @@ void Server::cron() {
   std::int64_t last_ms = unix_ms();
   std::uint64_t samples[16] = {};
   std::size_t nsample = 0;
+  // Peaks since the last release of free memory (see below).
+  std::int64_t peak_bytes = 0, peak_clients = 0;
   for (;;) {
     weft::this_fiber::sleep_for(std::chrono::milliseconds(100));
     const std::int64_t start = unix_ms();
@@ -481,6 +484,20 @@ void Server::cron() {
     }
     last_commands = commands;
     last_ms = now;
+    // When load drops - the dataset halves (FLUSHALL, mass DEL) or most
+    // connections go (after a storm) - hand freed memory back at once
+    // instead of waiting for the allocator's decay (jemalloc: ~1 s;
+    // glibc: never, without malloc_trim).
+    const std::int64_t bytes = keyspace_.bytes();
+    const std::int64_t clients = active_.count();
+    peak_bytes = std::max(peak_bytes, bytes);
+    peak_clients = std::max(peak_clients, clients);
+    if ((peak_bytes > (8 << 20) && bytes < peak_bytes / 2) ||
+        (peak_clients > 100 && clients < peak_clients / 2)) {
+      release_free_memory();
+      peak_bytes = bytes;
+      peak_clients = clients;
+    }
   }
 }
 

@@ -228,7 +228,7 @@ std::vector<std::string> Server::arguments(std::uint16_t port) const {
   return a;
 }
 
-void Server::start(std::uint16_t fixed_port) {
+void Server::start(std::uint16_t fixed_port, const std::function<void()>& after_spawn) {
   std::string failures;
   for (int attempt = 0; attempt < (fixed_port != 0 ? 1 : 5); ++attempt) {
     port_ = fixed_port != 0 ? fixed_port : free_port();
@@ -240,6 +240,7 @@ void Server::start(std::uint16_t fixed_port) {
     cmd.env("WEFT_KV_ITEST_LOG", log_path_.string()).std_in(Stdio::null);
     for (const auto& [name, value] : env_) cmd.env(name, value);
     child_ = cmd.spawn();
+    if (after_spawn) after_spawn();
 
     const Deadline give_up(kPatience);
     while (!give_up.expired()) {
@@ -296,11 +297,15 @@ void Server::restart() {
 }
 
 void Server::kill_and_restart_on_same_port() {
-  if (running()) {
-    child_.kill(SIGKILL);
-    child_.wait(kPatience);
-  }
-  start(port_);
+  // The new process is spawned first and the old one killed right after:
+  // the new one binds within milliseconds of the kill, before the kernel
+  // has necessarily released the old listening socket ("at once", as a
+  // supervisor restarting a crashed server would, only faster).
+  weft::process::Child old = std::move(child_);
+  start(port_, [&] {
+    if (old && !old.try_wait()) old.kill(SIGKILL);
+  });
+  if (old) old.wait(kPatience);
 }
 
 // --- Reply -------------------------------------------------------------------------------

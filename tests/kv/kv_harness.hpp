@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -159,8 +160,9 @@ class Server {
   /// on a new port, once the previous process has ended (kills it with
   /// SIGKILL first if not).
   void restart();
-  /// Kills the server with SIGKILL and at once starts it again on the same
-  /// port (no retry on another one), as an operator's restart script would.
+  /// Kills the server with SIGKILL and at once (before the old process is
+  /// reaped) starts it again on the same port, with no retry on another
+  /// one, as a supervisor restarting a crashed server would.
   /// @throws std::runtime_error with the log if it does not answer PING.
   void kill_and_restart_on_same_port();
   /// The configuration and environment, to change before restart().
@@ -168,7 +170,9 @@ class Server {
   ServerEnv& env() noexcept { return env_; }
 
  private:
-  void start(std::uint16_t fixed_port = 0);
+  // fixed_port != 0: that port, one attempt. after_spawn runs right after
+  // the process is spawned, before it is waited for.
+  void start(std::uint16_t fixed_port = 0, const std::function<void()>& after_spawn = {});
   std::vector<std::string> arguments(std::uint16_t port) const;
 
   ServerConfig config_;
