@@ -16,6 +16,7 @@
 #include "common/io_util.hpp"
 #include "weft/fs.hpp"
 #include "weft/net.hpp"
+#include "weft/process.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -150,6 +151,32 @@ TEST_P(FaultTest, EagainStormsOnlyDelay) {
     }
     c.shutdown(weft::net::Shutdown::write);
     echo.join();
+  });
+}
+
+// A child's pipes (weft::process) under short transfers: the data goes
+// through whole; an injected EIO on the pipe read reaches the reader.
+TEST_P(FaultTest, ChildPipesSurviveShortTransfersAndReportErrors) {
+  WEFT_IO_RUNTIME(rt);
+  rt.block_on([&] {
+    using weft::process::Stdio;
+    auto child = weft::process::Command("cat").std_in(Stdio::pipe).std_out(Stdio::pipe).spawn();
+    rule("op=write|read,short=5");
+    const std::string msg(20000, 'p');
+    auto writer = weft::spawn([&] {
+      child.stdin_pipe().write_all(msg);
+      child.stdin_pipe().close();
+    });
+    EXPECT_EQ(child.stdout_pipe().read_to_end(), msg);
+    writer.join();
+    fault::clear();
+    child.wait();
+    auto other = weft::process::Command("cat").std_in(Stdio::pipe).std_out(Stdio::pipe).spawn();
+    rule("op=read,errno=EIO,count=1");
+    other.stdin_pipe().write_all(std::string("x"));
+    EXPECT_EQ(code_of([&] { (void)other.stdout_pipe().read_to_end(); }), EIO);
+    other.stdin_pipe().close();
+    other.wait();
   });
 }
 
