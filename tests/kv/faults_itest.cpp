@@ -349,6 +349,8 @@ INSTANTIATE_TEST_SUITE_P(Faults, KillRestart, ::testing::Values("io_uring", "epo
 TEST(Faults, MemoryIsReturnedAfterStormsAndFlushall) {
   KV_REQUIRE_SERVER();
   KV_WEFT_KV_ONLY("measures weft-kv's allocator and stacks");
+  if (weft::test::kSanitized)
+    GTEST_SKIP() << "sanitizer builds keep freed memory (quarantine) and do not link jemalloc";
   constexpr int kClients = 2000;
   if (weft::test::raise_fd_limit(20000) < 2 * kClients + 200)
     GTEST_SKIP() << "the descriptor limit is too low";
