@@ -6,10 +6,11 @@
 #include <cerrno>
 #include <system_error>
 
+#include "fiber/fiber.hpp"
 #include "io/backend.hpp"
+#include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
-#include "sched/worker.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/errors.hpp"
 
@@ -55,17 +56,24 @@ struct BlockingSyscall final : TaskBase {
 
 }  // namespace
 
-void check_cancelled() {
-  Fiber* f = current_fiber();
-  if (f != nullptr && f->cancel_requested.load(std::memory_order_acquire)) throw Cancelled();
+Backend* Backend::of_calling_fiber() noexcept {
+  // Every reactor of a runtime is a Backend (make_reactors).
+  return current_fiber() != nullptr ? static_cast<Backend*>(current_reactor()) : nullptr;
+}
+
+std::vector<std::unique_ptr<Reactor>> make_reactors(const Config& config, std::size_t count) {
+  auto backends = Backend::create_all(config, count);
+  std::vector<std::unique_ptr<Reactor>> out;
+  out.reserve(backends.size());
+  for (auto& b : backends) out.push_back(std::move(b));
+  return out;
 }
 
 std::int64_t perform_blocking(const Request& r) {
-  Worker* w = current_worker();
-  if (w == nullptr || w->current() == nullptr) return run_syscall(r);
+  if (current_fiber() == nullptr) return run_syscall(r);
   auto* task = new BlockingSyscall(r);
   try {
-    w->runtime()->spawn_blocking(task);
+    current_runtime()->spawn_blocking(task);
   } catch (...) {
     task->release_handle(false);
     task->drop_runner();
@@ -78,11 +86,11 @@ std::int64_t perform_blocking(const Request& r) {
 }
 
 std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
-  if (cancellable) check_cancelled();
+  // A cancellation point even when the call would not block (io.md).
+  if (cancellable && is_cancelled(current_fiber())) throw Cancelled();
   OpGuard guard(o);
   if (o != nullptr && !guard) return -EBADF;
-  Worker* w = current_worker();
-  Backend* b = (w != nullptr && w->current() != nullptr) ? w->io() : nullptr;
+  Backend* b = Backend::of_calling_fiber();
   std::int64_t n;
   if (b == nullptr) {
     n = perform_on_thread(r, o, deadline_ns);
@@ -95,7 +103,7 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
         // The timer wheel clamps far deadlines (~12 days): an early expiry
         // withdrew the request without transferring anything; reissue it.
         if (deadline_ns < 0 || monotonic_ns() >= deadline_ns) throw;
-        b = current_worker()->io();
+        b = Backend::of_calling_fiber();
       }
     }
     // Kernels that answer a request on a non-blocking descriptor with
@@ -108,9 +116,9 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
       p.poll_events = r.readiness();
       // Each request goes to the ring of the worker the fiber runs on now:
       // it may have moved while it was parked.
-      n = current_worker()->io()->perform(p, o, deadline_ns, cancellable);
+      n = Backend::of_calling_fiber()->perform(p, o, deadline_ns, cancellable);
       if (n < 0) break;
-      n = current_worker()->io()->perform(r, o, deadline_ns, cancellable);
+      n = Backend::of_calling_fiber()->perform(r, o, deadline_ns, cancellable);
     }
   }
   if (o != nullptr && n == -ECANCELED) {
