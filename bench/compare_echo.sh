@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Paired comparison of the weft TCP echo server (examples/echo, weft-echo)
-# with the Go echo server of /work/shared/peers, both driven by the peers'
+# with the Go echo server of ../shared/peers, both driven by the peers'
 # Go load generator `echoload` exactly as run_all.sh's echo section does it:
 # closed loop, 64-byte messages, 1 s warm-up + 5 s measured, -c 50 then
 # -c 1000 on the same server process. Client and server share the machine's
@@ -24,8 +24,8 @@
 #
 # Environment: E (the weft-echo binary, default
 # <repo>/build-bench-echo/examples/weft-echo), P (peers dir, default
-# /work/shared/peers), WORKERS (weft workers, default 2), PORT (first port,
-# default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
+# ../shared/peers from the repository root: see bench/peers.sh), WORKERS
+# (weft workers, default 2), PORT (first port, default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
 # per load, default 5s), CONNS (default "50 1000"), OUT (dir for the raw
 # outputs, default a fresh /tmp/compare_echo.XXXX), QUIET_MAX (s to wait for
 # a quiet machine per round, default 120, 0 = don't), MAX_OTHER (a round in
@@ -42,13 +42,14 @@
 #   scripts/configure.sh build-bench-echo -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 #       -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF
 #   cmake --build build-bench-echo --target weft-echo
-#   /work/shared/peers/run_all.sh build
+#   <repo>/../shared/peers/run_all.sh build
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 R=${1:-${R:-3}}
 E=${E:-$REPO/build-bench-echo/examples/weft-echo}
-P=${P:-/work/shared/peers}
+. "$HERE/peers.sh"
+P=${P:-$(peers_dir "$REPO")}
 WORKERS=${WORKERS:-2}
 PORT=${PORT:-7400}
 DUR=${DUR:-5s}
