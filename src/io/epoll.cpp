@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "base/futex.hpp"  // timeout_timespec
 #include "io/backend.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
@@ -72,14 +73,9 @@ class EpollBackend final : public Backend {
   void poll(std::int64_t timeout_ns, FiberList& woken) noexcept override {
     epoll_event events[kMaxEvents];
     timespec ts{};
-    timespec* tsp = nullptr;
-    if (timeout_ns >= 0) {
-      ts.tv_sec = timeout_ns / 1'000'000'000;
-      ts.tv_nsec = timeout_ns % 1'000'000'000;
-      tsp = &ts;
-    }
     if (timeout_ns != 0) bump(blocking_waits_);
-    const int n = ::epoll_pwait2(epfd_, events, kMaxEvents, tsp, nullptr);
+    const int n =
+        ::epoll_pwait2(epfd_, events, kMaxEvents, timeout_timespec(timeout_ns, &ts), nullptr);
     for (int i = 0; i < n; ++i) {
       const std::uint64_t token = events[i].data.u64;
       if (token == kWakeToken) {
