@@ -18,7 +18,7 @@
 # (RelWithDebInfo): they hold bench/weft-bench-{yield,spawn,skynet,chan},
 # examples/weft-echo and examples/weft-kv/weft-kv.
 # Environment: P (peers dir, default ../shared/peers from the repository
-# root: see bench/peers.sh; for echoload), PORT (first port, default 19700;
+# root: see bench/lib.sh; for echoload), PORT (first port, default 19700;
 # the servers use PORT..PORT+3), ONLY (a space-separated subset of: yield
 # spawn skynet chan echo kv; default all), DUR (echoload's measured time,
 # default 5s), KV_N (GET requests per run, default 200000), OUT (dir for the
@@ -32,7 +32,7 @@ B=${2:-${B:-}}
 R=${3:-${R:-5}}
 if [ -z "$A" ] || [ -z "$B" ]; then echo "usage: $0 A_BUILD_DIR B_BUILD_DIR [rounds]" >&2; exit 2; fi
 [[ $R =~ ^[1-9][0-9]*$ ]] || { echo "rounds: want a number >= 1, got '$R'" >&2; exit 2; }
-. "$HERE/peers.sh"
+. "$HERE/lib.sh"
 P=${P:-$(peers_dir "$REPO")}
 PORT=${PORT:-19700}
 ONLY=${ONLY:-yield spawn skynet chan echo kv}
@@ -58,20 +58,9 @@ case " $ONLY " in *" kv "*)
     command -v redis-benchmark >/dev/null || { echo "redis-benchmark is needed (redis-tools)" >&2; exit 2; } ;;
 esac
 
-cleanup() { # only the server this script started, by its pid
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2>/dev/null
-        wait "$SPID" 2>/dev/null
-        SPID=
-    fi
-}
+cleanup() { kill_server; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-fail() {
-    echo "# round $1 FAILED: $2" | tee -a "$OUT/failures.txt"
-    FAILS=$((FAILS + 1))
-}
 
 # record ROUND BUILD: the "name value unit" lines on stdin become results.
 record() { awk -v r="$1" -v b="$2" 'NF == 3 && $1 !~ /^#/ { print r, b, $1, $2 }' >>"$RES"; }
@@ -90,7 +79,6 @@ micro() {
     case " $ONLY " in *" chan "*) run "$d/bench/weft-bench-chan" reps=3 only=pp1,pp2 ;; esac
 }
 
-listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # serve ROUND NAME PORT CMD...: starts a server, waits until it listens.
 serve() {
@@ -105,7 +93,7 @@ serve() {
         sleep 0.1
     done
     fail "$r" "$name did not start on port $port"
-    cleanup
+    kill_server
     return 1
 }
 
@@ -120,7 +108,7 @@ servers() {
                 out=$(env -u GOMAXPROCS "$P/go/bin/echoload" -addr 127.0.0.1:"$port" -c 50 -d "$DUR" -name x 2>>"$OUT/server.log")
                 printf '## round %s %s echo %s\n%s\n' "$r" "$name" "$io" "$out" >>"$OUT/load.log"
                 printf '%s\n' "$out" | awk -v io="$io" '$1 == "x_rps" { print "echo_c50_rps_" io, $2, "req/s" }' | record "$r" "$name"
-                cleanup
+                kill_server
             fi ;;
         esac
         case " $ONLY " in *" kv "*)
@@ -130,7 +118,7 @@ servers() {
                 out=$(redis-benchmark -p "$port" --csv -t get -c 50 -n "$KV_N" -r 100000 2>>"$OUT/server.log")
                 printf '## round %s %s kv %s\n%s\n' "$r" "$name" "$io" "$out" >>"$OUT/load.log"
                 printf '%s\n' "$out" | awk -F'","' -v io="$io" '/^"GET"/ { print "kv_get_c50_rps_" io, $2, "req/s" }' | record "$r" "$name"
-                cleanup
+                kill_server
             fi ;;
         esac
     done

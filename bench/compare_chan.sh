@@ -14,7 +14,7 @@
 #
 # Environment: W (dir of weft-bench-chan, default <repo>/build-bench/bench),
 # P (peers dir, default ../shared/peers from the repository root: see
-# bench/peers.sh), REPS (weft reps, default 5), OUT (dir for the raw
+# bench/lib.sh), REPS (weft reps, default 5), OUT (dir for the raw
 # outputs, default a fresh /tmp/compare_chan.XXXX), QUIET_MAX (s to wait for
 # a quiet machine per round, default 120, 0 = don't).
 # Build the peers first if needed: <repo>/../shared/peers/run_all.sh build
@@ -23,7 +23,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 R=${1:-${R:-5}}
 W=${W:-$HERE/../build-bench/bench}
-. "$HERE/peers.sh"
+. "$HERE/lib.sh"
 P=${P:-$(peers_dir "$REPO")}
 REPS=${REPS:-5}
 QUIET_MAX=${QUIET_MAX:-120}

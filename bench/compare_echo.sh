@@ -24,7 +24,7 @@
 #
 # Environment: E (the weft-echo binary, default
 # <repo>/build-bench-echo/examples/weft-echo), P (peers dir, default
-# ../shared/peers from the repository root: see bench/peers.sh), WORKERS
+# ../shared/peers from the repository root: see bench/lib.sh), WORKERS
 # (weft workers, default 2), PORT (first port, default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
 # per load, default 5s), CONNS (default "50 1000"), OUT (dir for the raw
 # outputs, default a fresh /tmp/compare_echo.XXXX), QUIET_MAX (s to wait for
@@ -48,7 +48,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 R=${1:-${R:-3}}
 E=${E:-$REPO/build-bench-echo/examples/weft-echo}
-. "$HERE/peers.sh"
+. "$HERE/lib.sh"
 P=${P:-$(peers_dir "$REPO")}
 WORKERS=${WORKERS:-2}
 PORT=${PORT:-7400}
@@ -102,20 +102,9 @@ RES=$OUT/results.txt   # "round config metric value", config = server.cN
 FAILS=0
 SPID=
 
-cleanup() { # only the server this script started, by its pid
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2>/dev/null
-        wait "$SPID" 2>/dev/null
-        SPID=
-    fi
-}
+cleanup() { kill_server; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-fail() {
-    echo "# round $1 FAILED: $2" | tee -a "$OUT/failures.txt"
-    FAILS=$((FAILS + 1))
-}
 
 # total, idle+iowait, steal and irq+softirq jiffies of all CPUs
 cpu_ticks() { awk '/^cpu /{ print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $9, $7+$8 }' /proc/stat; }
@@ -140,7 +129,6 @@ quiet_gate() {
     echo "# round $1: machine not quiet after ${QUIET_MAX}s, running anyway"
 }
 
-listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_server ROUND NAME PORT: starts the server, sets SPID; non-zero on failure.
 start_server() {
