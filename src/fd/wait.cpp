@@ -32,8 +32,8 @@
 #include "io/error.hpp"
 #include "io/io_object.hpp"
 #include "io/request.hpp"
-#include "sched/waiter.hpp"
-#include "sched/worker.hpp"
+#include "sched/waiter.hpp"  // monotonic_ns
+#include "weft/cancel.hpp"
 #include "weft/errors.hpp"
 #include "weft/fd.hpp"
 
@@ -131,14 +131,16 @@ short wait_ready(int fd, short events, Deadline deadline) {
         "POLLRDHUP");
   }
   if (fd < 0) io::throw_errno(EBADF, "wait_ready on a negative descriptor");
-  detail::Worker* w = detail::current_worker();
-  if (w == nullptr || w->current() == nullptr) return wait_on_thread(fd, events, deadline.ns());
-  io::check_cancelled();
+  io::Backend* b = io::Backend::of_calling_fiber();
+  if (b == nullptr) return wait_on_thread(fd, events, deadline.ns());
+  this_fiber::check_cancelled();
   if (deadline.expired()) {
     if (const short r = poll_once(fd, events, 0)) return r;
     throw TimedOut();
   }
-  if (w->io()->kind() == IoBackend::io_uring) return wait_uring(fd, events, deadline.ns());
+  // Every backend of a runtime is of one kind; b is not used past a call
+  // that may park (the fiber may move to another worker's backend).
+  if (b->kind() == IoBackend::io_uring) return wait_uring(fd, events, deadline.ns());
   return wait_epoll(fd, events, deadline.ns());
 }
 
