@@ -452,31 +452,56 @@ TEST_P(TlsTest, TruncationIsAnErrorAndCloseFailsBlockedCalls) {
 
 // A reader and a writer both arrive before the handshake is done: the reader
 // runs it and then waits for data, which the peer sends only in answer to
-// the writer's request. The writer must not be stuck behind the reader.
+// the writer's request. The writer must not be stuck behind the reader. A
+// relay between the two ends lets the writer in just as the server's
+// flight reaches the client, so the reader finishes the handshake while
+// the writer is already queued (the window where the bug bit).
 TEST_P(TlsTest, ReaderAndWriterBothStartTheHandshake) {
   WEFT_IO_RUNTIME(rt);
   const tls::Context sctx = tls::Context::server(server_options());
   const tls::Context cctx = tls::Context::client(client_options());
   rt.block_on([&] {
-    TcpPair p = tcp_pair();
+    TcpPair to_client = tcp_pair();  // relay <-> client
+    TcpPair to_server = tcp_pair();  // relay <-> server
+    weft::Event writer_go;
+    auto relay = [](TcpStream& from, TcpStream& to, weft::Event* first) {
+      char buf[16384];
+      for (;;) {
+        const std::size_t n = from.read(buf, sizeof buf, 5s);
+        if (n == 0) return;
+        if (first != nullptr) std::exchange(first, nullptr)->set();
+        to.write_all(buf, n, 5s);
+      }
+    };
+    auto up = weft::spawn(
+        [&] { (void)message_of([&] { relay(to_client.server, to_server.client, nullptr); }); });
+    auto down = weft::spawn(
+        [&] { (void)message_of([&] { relay(to_server.client, to_client.server, &writer_go); }); });
     auto server = weft::spawn([&] {
-      weft::this_fiber::sleep_for(60ms);  // the client's writer arrives meanwhile
-      tls::Stream s = tls::Stream::server(std::move(p.server), sctx);
+      tls::Stream s = tls::Stream::server(std::move(to_server.server), sctx);
       char req[7];
       s.read_exact(req, sizeof req, 5s);
       s.write_all("response", 5s);
+      s.shutdown(5s);
     });
-    tls::Stream c = tls::Stream::client(std::move(p.client), cctx, "localhost");
+    tls::Stream c = tls::Stream::client(std::move(to_client.client), cctx, "localhost");
     auto reader = weft::spawn([&] {
       std::string got(8, '\0');
       c.read_exact(got.data(), got.size(), 5s);
       return got;
     });
-    weft::this_fiber::sleep_for(20ms);  // the reader is in the handshake now
-    auto writer = weft::spawn([&] { c.write_all("request", 5s); });
-    writer.join();
-    EXPECT_EQ(reader.join(), "response");
-    server.join();
+    auto writer = weft::spawn([&] {
+      writer_go.wait();
+      c.write_all("request", 5s);
+    });
+    EXPECT_EQ(message_of([&] { writer.join(); }), "<no exception>");
+    EXPECT_EQ(message_of([&] { EXPECT_EQ(reader.join(), "response"); }), "<no exception>");
+    EXPECT_EQ(message_of([&] { server.join(); }), "<no exception>");
+    c.close();
+    to_client.server.close();
+    to_server.client.close();
+    up.join();
+    down.join();
   });
 }
 
