@@ -115,6 +115,10 @@ class [[nodiscard]] JoinHandle {
   /// False once joined, detached or moved from.
   bool joinable() const noexcept { return task_ != nullptr; }
 
+  /// Internal: the shared state (selecting on a join, state queries in
+  /// weft/selector.hpp); nullptr for an empty handle.
+  detail::TaskBase* task_base() const noexcept { return task_; }
+
  private:
   void reset(bool detached) noexcept {
     if (task_ != nullptr) std::exchange(task_, nullptr)->release_handle(detached);

@@ -23,6 +23,7 @@
 namespace weft::detail {
 
 class Waiter;
+struct ChanCore;                                     // channel core (weft/detail/chan_core.hpp)
 class LocalStore;                                    // fiber-local storage (src/fiber/fls.hpp)
 void fls_destroy_store(LocalStore* store) noexcept;  // src/fiber/fls.cpp
 
@@ -79,6 +80,12 @@ class TaskBase {
   };
   void set_completion_hook(CompletionHook* hook) noexcept { hook_ = hook; }
 
+  /// A channel that the task's completion closes, for selecting on a join
+  /// (weft::on_join, wait_any; task.cpp). Created on first use and owned by
+  /// the task; already closed if the task has finished.
+  /// @throws std::bad_alloc.
+  ChanCore* done_channel();
+
   std::uint64_t fiber_id() const noexcept { return fiber_id_; }
   void set_fiber_id(std::uint64_t id) noexcept { fiber_id_ = id; }
   std::exception_ptr& error() noexcept { return error_; }
@@ -87,9 +94,7 @@ class TaskBase {
   LocalStore*& locals() noexcept { return locals_; }
 
  protected:
-  virtual ~TaskBase() {
-    if (locals_ != nullptr) fls_destroy_store(locals_);  // never reached a fiber or thread
-  }
+  virtual ~TaskBase();
   std::exception_ptr error_;
 
  private:
@@ -125,6 +130,7 @@ class TaskBase {
   bool handle_gone_ = false;  // guarded by lock_
   bool detached_ = false;     // guarded by lock_
   Waiter* joiner_ = nullptr;  // guarded by lock_
+  ChanCore* done_ = nullptr;  // guarded by lock_; see done_channel()
   LocalStore* locals_ = nullptr;
   std::uint64_t fiber_id_ = 0;
   alignas(16) unsigned char fiber_storage_[kFiberStorageBytes];
