@@ -423,3 +423,79 @@ TEST_P(SelectorTest, RetryWithBackoff) {
 }
 
 }  // namespace
+
+// --- pipelines (weft/pipeline.hpp) ----------------------------------------------
+
+namespace {
+
+TEST_P(SelectorTest, PipelineStagesMergeAndFanOut) {
+  weft::Runtime rt(config());
+  rt.block_on([&] {
+    std::atomic<long> sum{0};
+    std::atomic<int> count{0};
+    weft::scope([&](weft::Scope& s) {
+      auto [tx, rx] = weft::channel<int>(8);
+      auto [tx2, rx2] = weft::channel<int>(8);
+      s.spawn([tx = tx] {
+        for (int i = 1; i <= 1000; ++i) ASSERT_TRUE(tx.send(i).ok());
+        tx.close();
+      });
+      s.spawn([tx2 = tx2] {
+        for (int i = 0; i < 10; ++i) ASSERT_TRUE(tx2.send(-1).ok());
+        tx2.close();
+      });
+      auto doubled = weft::stage(
+          s, rx, 4, [](int v) { return long{v} * 2; }, 3);
+      auto as_long = weft::stage(s, rx2, 4, [](int v) { return long{v}; });
+      auto all = weft::merge(s, 4, std::move(doubled), std::move(as_long));
+      weft::fan_out(all, 4, [&](long v) {
+        sum += v;
+        ++count;
+      });
+    });
+    EXPECT_EQ(count.load(), 1010);
+    EXPECT_EQ(sum.load(), 1000L * 1001 - 10);
+  });
+}
+
+TEST_P(SelectorTest, PipelineFailureAndCancellationFlowThrough) {
+  weft::Runtime rt(config());
+  rt.block_on([&] {
+    // A failing stage cancels the rest, and scope() rethrows it.
+    EXPECT_EQ(message_of([&] {
+                weft::scope([&](weft::Scope& s) {
+                  auto [tx, rx] = weft::channel<int>(1);
+                  s.spawn([tx = tx] {
+                    for (int i = 0;; ++i) {
+                      if (!tx.send(i).ok()) return;
+                    }
+                  });
+                  auto out = weft::stage(s, rx, 1, [](int v) {
+                    if (v == 50) throw std::runtime_error("stage failed at 50");
+                    return v;
+                  });
+                  weft::fan_out(out, 2, [](int) {});
+                });
+              }),
+              "stage failed at 50");
+    // Cancelling the pipeline's fiber stops every stage.
+    auto h = weft::spawn([] {
+      weft::scope([&](weft::Scope& s) {
+        auto [tx, rx] = weft::channel<int>(1);  // nobody ever sends: all stages wait
+        auto out = weft::stage(
+            s, rx, 1, [](int v) { return v; }, 2);
+        weft::fan_out(out, 2, [](int) {});
+      });
+    });
+    weft::this_fiber::sleep_for(20ms);
+    h.cancel();
+    EXPECT_THROW(h.join(), weft::Cancelled);
+    EXPECT_EQ(message_of([] {
+                auto [tx, rx] = weft::channel<int>(1);
+                weft::fan_out(rx, 0, [](int) {});
+              }),
+              "weft: fan_out needs at least one worker");
+  });
+}
+
+}  // namespace
