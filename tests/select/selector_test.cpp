@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/test_util.hpp"
+#include "weft/pipeline.hpp"
 #include "weft/ticker.hpp"
 #include "weft/weft.hpp"
 
