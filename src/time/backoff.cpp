@@ -1,5 +1,6 @@
 // retry()'s backoff arithmetic (weft/ticker.hpp): validation and the
 // jittered exponential delay.
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <ctime>
@@ -10,20 +11,17 @@
 namespace weft::detail {
 namespace {
 
-/// Per-thread xorshift64*, reached through a non-inlined call every time so
-/// that no fiber keeps the address of another thread's state across a
-/// switch (the TLS hazard, docs/design/overview.md).
-[[gnu::noinline]] std::uint64_t next_random() noexcept {
-  thread_local std::uint64_t state = 0;
-  if (state == 0) {
-    state = static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(&state)) ^
-            static_cast<std::uint64_t>(std::time(nullptr)) ^ 0x9e3779b97f4a7c15ULL;
-    if (state == 0) state = 1;
-  }
-  state ^= state >> 12;
-  state ^= state << 25;
-  state ^= state >> 27;
-  return state * 0x2545f4914f6cdd1dULL;
+/// splitmix64 (Steele, Lea, Flood 2014) over one process-wide counter: no
+/// per-thread state, so nothing for a migrating fiber to hold across a
+/// switch, and uncorrelated values for concurrent callers.
+std::uint64_t next_random() noexcept {
+  static std::atomic<std::uint64_t> counter{static_cast<std::uint64_t>(std::time(nullptr)) *
+                                            0x9e3779b97f4a7c15ULL};
+  // relaxed: only the distinctness of the values matters.
+  std::uint64_t z = counter.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
 
 }  // namespace

@@ -28,14 +28,7 @@ namespace fs = weft::fs;
 
 WEFT_WATCHDOG_EVERY_TEST();
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using weft::test::message_of;
 
 class FilesTest : public IoTest {};
 WEFT_INSTANTIATE_IO(FilesTest);

@@ -20,14 +20,7 @@ namespace process = weft::process;
 
 WEFT_WATCHDOG_EVERY_TEST();
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using weft::test::message_of;
 
 class ForwardTest : public IoTest {};
 WEFT_INSTANTIATE_IO_BACKENDS(ForwardTest);

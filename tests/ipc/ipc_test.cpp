@@ -61,14 +61,7 @@ static_assert(ipc::Codec<U64Codec, std::uint64_t>);
 static_assert(ipc::Codec<ipc::JsonCodec<Job>, Job>);
 static_assert(!ipc::Codec<U64Codec, std::string>);
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using weft::test::message_of;
 
 class IpcTest : public IoTest {};
 WEFT_INSTANTIATE_IO(IpcTest);

@@ -26,14 +26,7 @@ using weft::test::WorkersTest;
 
 WEFT_WATCHDOG_EVERY_TEST();
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using weft::test::message_of;
 
 class SelectorTest : public WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(SelectorTest);

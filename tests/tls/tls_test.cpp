@@ -94,14 +94,7 @@ tls::ClientOptions client_options() {
   return o;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using weft::test::message_of;
 
 class TlsTest : public IoTest {};
 WEFT_INSTANTIATE_IO(TlsTest);
