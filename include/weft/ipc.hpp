@@ -18,7 +18,9 @@
 // Messages travel as frames: a 4-byte little-endian length, then the bytes
 // a Codec made of the value. Codecs: BytesCodec (std::string and
 // std::vector<std::byte>, sent as they are), JsonCodec (nlohmann-json, for
-// types with to_json/from_json), or any type satisfying the Codec concept.
+// types with to_json/from_json; in weft/ipc_json.hpp, so that only code that
+// includes it needs nlohmann-json), or any type satisfying the Codec
+// concept.
 // A frame longer than Options::max_frame is refused before it is sent
 // (FrameTooLarge from send) and, coming from the peer, before anything is
 // allocated for it (the channel closes and error() says why).
@@ -33,7 +35,6 @@
 #include <concepts>
 #include <cstddef>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -87,16 +88,14 @@ struct BytesCodec {
   }
 };
 
-/// JSON text (nlohmann-json) for any T with to_json/from_json. decode
-/// throws nlohmann's parse or type error, which recv() reports as
-/// ipc::Error "weft: ipc: cannot decode a frame: <nlohmann's message>".
+/// JSON text for any T with nlohmann-json's to_json/from_json. Defined in
+/// weft/ipc_json.hpp (which includes <nlohmann/json.hpp>): a channel of a
+/// non-byte T with the default codec needs that header included, else its
+/// Codec constraint is not satisfied (JsonCodec<T> is incomplete here).
 template <class T>
-struct JsonCodec {
-  static std::string encode(const T& v) { return nlohmann::json(v).dump(); }
-  static T decode(std::string_view b) { return nlohmann::json::parse(b).get<T>(); }
-};
+struct JsonCodec;
 
-/// BytesCodec for the byte types, JsonCodec otherwise.
+/// BytesCodec for the byte types, JsonCodec (weft/ipc_json.hpp) otherwise.
 template <class T>
 using DefaultCodec =
     std::conditional_t<std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<std::byte>>,

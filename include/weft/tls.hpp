@@ -13,6 +13,10 @@
 // a weft::Deadline and is a cancellation point, on both reactor backends,
 // exactly like a plain TcpStream (docs/design/tls.md).
 //
+// Linking: TLS is a component apart from the core, the CMake target
+// weft::tls (library weft_tls, which brings weft and OpenSSL with it);
+// programs that do not use TLS link weft alone and need no OpenSSL.
+//
 // Errors. A failed handshake or a protocol error throws tls::Error, whose
 // what() is "weft: tls <operation>: " followed by OpenSSL's reason string and,
 // for a certificate that did not verify, the verification error in

@@ -3,8 +3,6 @@
 // cancellation that loses nothing, and two real processes (this binary run
 // as a child through weft::process), including kill -9 of the child
 // mid-stream.
-#include "weft/ipc.hpp"
-
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,6 +15,7 @@
 
 #include "common/io_util.hpp"
 #include "common/test_util.hpp"
+#include "weft/ipc_json.hpp"
 #include "weft/net.hpp"
 #include "weft/process.hpp"
 #include "weft/weft.hpp"
