@@ -69,11 +69,15 @@ class FiberRef {
   FiberRef() noexcept = default;
   FiberRef(const FiberRef& o) noexcept;
   FiberRef(FiberRef&& o) noexcept
-      : task_(std::exchange(o.task_, nullptr)), name_(std::move(o.name_)), priority_(o.priority_) {}
+      : task_(std::exchange(o.task_, nullptr)),
+        name_(std::move(o.name_)),
+        priority_(o.priority_),
+        parent_id_(o.parent_id_) {}
   FiberRef& operator=(FiberRef o) noexcept {
     std::swap(task_, o.task_);
     std::swap(name_, o.name_);
     std::swap(priority_, o.priority_);
+    std::swap(parent_id_, o.parent_id_);
     return *this;
   }
   ~FiberRef();
@@ -84,6 +88,9 @@ class FiberRef {
   const std::string& name() const noexcept { return name_; }
   /// The fiber's priority when the ref was made.
   Priority priority() const noexcept { return priority_; }
+  /// The id of the fiber that spawned it (0 if it was spawned from outside
+  /// the runtime's fibers, or for an empty ref).
+  FiberId parent_id() const noexcept { return parent_id_; }
   /// Where the fiber is now (see FiberState).
   FiberState state() const noexcept {
     return task_ != nullptr ? detail::task_state(task_) : FiberState::finished;
@@ -98,13 +105,16 @@ class FiberRef {
   explicit operator bool() const noexcept { return task_ != nullptr; }
 
   /// Internal: adopts a reference to `task` (this_fiber::handle()).
-  FiberRef(detail::TaskBase* task, std::string name, Priority p) noexcept
-      : task_(task), name_(std::move(name)), priority_(p) {}
+  FiberRef(detail::TaskBase* task, std::string name, Priority p, FiberId parent_id) noexcept
+      : task_(task), name_(std::move(name)), priority_(p), parent_id_(parent_id) {}
+  /// Internal: the fiber's task (snapshots); null for an empty ref.
+  detail::TaskBase* task_base() const noexcept { return task_; }
 
  private:
   detail::TaskBase* task_ = nullptr;
   std::string name_;
   Priority priority_ = Priority::normal;
+  FiberId parent_id_ = 0;
 };
 
 namespace this_fiber {

@@ -52,7 +52,7 @@ weft::FiberState task_state(TaskBase* task) noexcept {
 }  // namespace detail
 
 FiberRef::FiberRef(const FiberRef& o) noexcept
-    : task_(o.task_), name_(o.name_), priority_(o.priority_) {
+    : task_(o.task_), name_(o.name_), priority_(o.priority_), parent_id_(o.parent_id_) {
   if (task_ != nullptr) task_->cancel_node().add_ref();
 }
 
@@ -79,7 +79,7 @@ FiberRef handle() {
   if (f == nullptr) throw std::logic_error("weft: this_fiber::handle() outside a fiber");
   detail::TaskBase* task = f->task;
   task->cancel_node().add_ref();  // the task's references are its node's
-  return FiberRef(task, f->name, f->priority);
+  return FiberRef(task, f->name, f->priority, f->parent_id);
 }
 
 }  // namespace this_fiber

@@ -103,7 +103,8 @@ class TaskBase {
   // The task's cancellation node: its references are the task's.
   class TaskNode final : public CancelNode {
    public:
-    explicit TaskNode(TaskBase* task) noexcept : task_(task) {}
+    explicit TaskNode(TaskBase* task) noexcept : CancelNode(Kind::task), task_(task) {}
+    TaskBase* task() noexcept override { return task_; }
     void add_ref() noexcept override { task_->refs_.fetch_add(1, std::memory_order_relaxed); }
     // Only reached while the node is attached, which the runner's
     // reference outlives.
