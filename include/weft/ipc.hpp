@@ -153,12 +153,16 @@ class Sender {
   /// was called) with the value handed back.
   /// @throws FrameTooLarge (nothing sent); what C::encode throws;
   /// weft::Cancelled (nothing sent).
-  SendResult<T> send(T value) const { return finish(out().send(frame(value)), value); }
+  SendResult<T> send(T value) const {
+    return dispatch(value, [&](std::string f) { return out().send(std::move(f)); });
+  }
   /// send() that never waits: ok, full or closed.
-  SendResult<T> try_send(T value) const { return finish(out().try_send(frame(value)), value); }
+  SendResult<T> try_send(T value) const {
+    return dispatch(value, [&](std::string f) { return out().try_send(std::move(f)); });
+  }
   /// send() that gives up at `deadline` with timed_out (nothing sent).
   SendResult<T> send_until(T value, Deadline deadline) const {
-    return finish(out().send_until(frame(value), deadline), value);
+    return dispatch(value, [&](std::string f) { return out().send_until(std::move(f), deadline); });
   }
 
   /// Ends this process's side of the channel for every Sender copy: queued
@@ -181,16 +185,27 @@ class Sender {
     if (!out_) throw std::logic_error("weft: ipc: operation on an empty Sender");
     return out_;
   }
-  std::string frame(const T& value) const {
-    std::string bytes = C::encode(value);
-    if (bytes.size() > detail::max_frame(*link_)) {
-      throw FrameTooLarge(bytes.size(), detail::max_frame(*link_));
+  // Encodes `value`, checks the frame size and sends it with `send`; a
+  // failed send hands `value` back. A std::string under BytesCodec is its
+  // own frame: it is moved in (no copy) and, on failure, moved back out of
+  // the frame the channel returned.
+  template <class Send>
+  SendResult<T> dispatch(T& value, Send send) const {
+    if constexpr (std::is_same_v<C, BytesCodec<std::string>>) {
+      check_size(value.size());
+      SendResult<std::string> r = send(std::move(value));
+      if (r.ok()) return SendResult<T>();
+      return SendResult<T>(r.status(), std::move(r).value());
+    } else {
+      std::string bytes = C::encode(value);
+      check_size(bytes.size());
+      SendResult<std::string> r = send(std::move(bytes));
+      if (r.ok()) return SendResult<T>();
+      return SendResult<T>(r.status(), std::move(value));
     }
-    return bytes;
   }
-  static SendResult<T> finish(SendResult<std::string> r, T& value) {
-    if (r.ok()) return SendResult<T>();
-    return SendResult<T>(r.status(), std::move(value));
+  void check_size(std::size_t n) const {
+    if (n > detail::max_frame(*link_)) throw FrameTooLarge(n, detail::max_frame(*link_));
   }
 
   weft::Sender<std::string> out_;
@@ -252,6 +267,8 @@ class Receiver {
   }
   static std::optional<T> decode(std::optional<std::string> bytes) {
     if (!bytes) return std::nullopt;
+    // A std::string under BytesCodec is the frame itself: no copy.
+    if constexpr (std::is_same_v<C, BytesCodec<std::string>>) return bytes;
     try {
       return C::decode(*bytes);
     } catch (const std::exception& e) {
