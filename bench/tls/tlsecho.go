@@ -110,20 +110,31 @@ func (w *window) run(c int, warmup, dur time.Duration, worker func(id int)) time
 	return elapsed
 }
 
+// The flags both client modes take.
+type clientFlags struct {
+	fs          *flag.FlagSet
+	addr, ca    *string
+	c           *int
+	warmup, dur *time.Duration
+}
+
+func newClientFlags(mode string) clientFlags {
+	fs := flag.NewFlagSet(mode, flag.ExitOnError)
+	return clientFlags{fs, fs.String("addr", "", "server address"),
+		fs.String("ca", "", "CA certificate (PEM)"), fs.Int("c", 50, "concurrent connections"),
+		fs.Duration("warmup", time.Second, "warm-up time"),
+		fs.Duration("dur", 5*time.Second, "measured time")}
+}
+
 func load(args []string) {
-	fs := flag.NewFlagSet("load", flag.ExitOnError)
-	addr := fs.String("addr", "", "server address")
-	ca := fs.String("ca", "", "CA certificate (PEM)")
-	c := fs.Int("c", 50, "connections")
-	size := fs.Int("size", 64, "message bytes")
-	warmup := fs.Duration("warmup", time.Second, "warm-up time")
-	dur := fs.Duration("dur", 5*time.Second, "measured time")
-	fs.Parse(args)
-	cfg := clientConfig(*ca)
+	f := newClientFlags("load")
+	size := f.fs.Int("size", 64, "message bytes")
+	f.fs.Parse(args)
+	addr, c, cfg := f.addr, f.c, clientConfig(*f.ca)
 	var w window
 	lat := make([][]time.Duration, *c)
 	var cipher atomic.Value
-	elapsed := w.run(*c, *warmup, *dur, func(id int) {
+	elapsed := w.run(*c, *f.warmup, *f.dur, func(id int) {
 		conn, err := tls.Dial("tcp", *addr, cfg)
 		if err != nil {
 			die("dial: %v", err)
@@ -170,18 +181,13 @@ func load(args []string) {
 }
 
 func handshakes(args []string) {
-	fs := flag.NewFlagSet("handshakes", flag.ExitOnError)
-	addr := fs.String("addr", "", "server address")
-	ca := fs.String("ca", "", "CA certificate (PEM)")
-	c := fs.Int("c", 50, "concurrent handshake loops")
-	warmup := fs.Duration("warmup", time.Second, "warm-up time")
-	dur := fs.Duration("dur", 5*time.Second, "measured time")
-	fs.Parse(args)
-	cfg := clientConfig(*ca)
+	f := newClientFlags("handshakes")
+	f.fs.Parse(args)
+	addr, c, cfg := f.addr, f.c, clientConfig(*f.ca)
 	var w window
 	var done atomic.Int64
 	msg := []byte("0123456789012345678901234567890123456789012345678901234567890123")
-	elapsed := w.run(*c, *warmup, *dur, func(id int) {
+	elapsed := w.run(*c, *f.warmup, *f.dur, func(id int) {
 		back := make([]byte, len(msg))
 		for !w.stop.Load() {
 			conn, err := tls.Dial("tcp", *addr, cfg)

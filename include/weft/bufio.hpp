@@ -35,6 +35,18 @@ class LimitExceeded : public std::runtime_error {
   explicit LimitExceeded(const std::string& what) : std::runtime_error(what) {}
 };
 
+namespace detail {
+/// A buffer of `capacity` bytes for a BufReader/BufWriter (`who`).
+/// @throws std::invalid_argument for capacity 0 ("weft: io::<who> capacity
+/// must be at least 1"); std::bad_alloc.
+inline std::unique_ptr<char[]> make_buffer(std::size_t capacity, const char* who) {
+  if (capacity == 0) {
+    throw std::invalid_argument(std::string("weft: io::") + who + " capacity must be at least 1");
+  }
+  return std::make_unique<char[]>(capacity);
+}
+}  // namespace detail
+
 /// A stream BufReader can read: read(buf, len, deadline) returning the bytes
 /// read, 0 at the end.
 template <class S>
@@ -55,11 +67,8 @@ class BufReader {
  public:
   /// `capacity`: buffer bytes (>= 1; default 64 KiB).
   /// @throws std::invalid_argument for capacity 0.
-  explicit BufReader(S& stream, std::size_t capacity = 64 * 1024) : s_(stream), cap_(capacity) {
-    if (capacity == 0)
-      throw std::invalid_argument("weft: io::BufReader capacity must be at least 1");
-    buf_ = std::make_unique<char[]>(cap_);
-  }
+  explicit BufReader(S& stream, std::size_t capacity = 64 * 1024)
+      : s_(stream), cap_(capacity), buf_(detail::make_buffer(capacity, "BufReader")) {}
 
   /// Reads up to len bytes: buffered ones first, else one read of the
   /// stream (straight into buf when len >= the capacity). 0 at the end.
@@ -167,11 +176,8 @@ template <WriteStream S>
 class BufWriter {
  public:
   /// @throws std::invalid_argument for capacity 0.
-  explicit BufWriter(S& stream, std::size_t capacity = 64 * 1024) : s_(stream), cap_(capacity) {
-    if (capacity == 0)
-      throw std::invalid_argument("weft: io::BufWriter capacity must be at least 1");
-    buf_ = std::make_unique<char[]>(cap_);
-  }
+  explicit BufWriter(S& stream, std::size_t capacity = 64 * 1024)
+      : s_(stream), cap_(capacity), buf_(detail::make_buffer(capacity, "BufWriter")) {}
 
   /// Buffers `len` bytes, writing the buffer out first when they do not
   /// fit (and the bytes directly when they are at least the capacity).
