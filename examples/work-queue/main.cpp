@@ -130,17 +130,19 @@ int main(int argc, char** argv) {
 
   weft::Runtime rt(config);
   rt.block_on([&] {
-    auto [queue_tx, queue_rx] = weft::channel<Job>(capacity);
-    auto [results_tx, results_rx] = weft::channel<Result>(capacity);
+    // Pairs, not structured bindings: the fibers below capture them (clang 14
+    // cannot capture a structured binding in a lambda).
+    auto queue = weft::channel<Job>(capacity);
+    auto results = weft::channel<Result>(capacity);
     std::atomic<long> finished{0};
     long done = 0, failed = 0, timed_out = 0, after_retry = 0, retries = 0;
     weft::scope([&](weft::Scope& s) {
-      s.spawn([&, tx = std::move(queue_tx)] {
+      s.spawn([&, tx = std::move(queue.first)] {
          for (long i = 0; i < jobs; ++i) {
            if (!tx.send(Job{i}).ok()) return;  // the consumers are gone
          }
        }).detach();  // closing: tx dies with the fiber
-      s.spawn([&, rx = std::move(queue_rx), tx = std::move(results_tx)] {
+      s.spawn([&, rx = std::move(queue.second), tx = std::move(results.first)] {
          weft::fan_out(rx, consumers, [&](Job j) {
            (void)tx.send(run_job(j, backoff, attempt_timeout, job_deadline));
          });
@@ -152,7 +154,7 @@ int main(int argc, char** argv) {
            std::fprintf(stderr, "\rweft-work-queue: %ld/%ld jobs", finished.load(), jobs);
          }
        }).detach();
-      while (std::optional<Result> r = results_rx.recv()) {
+      while (std::optional<Result> r = results.second.recv()) {
         finished.fetch_add(1);
         switch (r->outcome) {
           case Outcome::done:

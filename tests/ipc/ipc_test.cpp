@@ -140,7 +140,7 @@ TEST_P(IpcTest, FrameLimitsAreEnforcedWithoutAllocating) {
     o.max_frame = 1000;
     auto [a, b] = UnixStream::pair();
     auto [atx, arx] = ipc::channel<std::string>(std::move(a), o);
-    EXPECT_EQ(message_of([&] { (void)atx.send(std::string(1001, 'x')); }),
+    EXPECT_EQ(message_of([&tx = atx] { (void)tx.send(std::string(1001, 'x')); }),
               "weft: ipc: a frame of 1001 bytes exceeds the limit of 1000 bytes");
     EXPECT_THROW((void)atx.send(std::string(2000, 'x')), ipc::FrameTooLarge);
     EXPECT_TRUE(atx.send(std::string(1000, 'x')).ok());  // the limit itself is fine

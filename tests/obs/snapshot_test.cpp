@@ -364,6 +364,21 @@ TEST_P(SnapshotTest, LimitsBoundDepthAndCount) {
     EXPECT_EQ(t.omitted, 100u);
     t = weft::cancel_tree(wide.token());
     EXPECT_EQ(t.children.size(), 100u);
+
+    // The node bound holds across levels: 10 sources of 10 children each.
+    weft::CancellationSource top;
+    std::vector<weft::CancellationSource> mids, lows;
+    for (int i = 0; i < 10; ++i) {
+      mids.emplace_back(top.token());
+      for (int j = 0; j < 10; ++j) lows.emplace_back(mids.back().token());
+    }
+    lim = {};
+    lim.max_nodes = 20;
+    t = weft::cancel_tree(top.token(), lim);
+    EXPECT_EQ(count_nodes(t), 20u);
+    std::size_t omitted = t.omitted;
+    for (const auto& c : t.children) omitted += c.omitted;
+    EXPECT_EQ(omitted, 111u - 20u);  // every node left out is counted once
   });
 }
 
