@@ -180,7 +180,7 @@ TEST_P(IpcTest, TruncatedFramesAndBadJsonAreReported) {
       auto [atx, arx] = ipc::channel<Job>(std::move(a));
       const unsigned char frame[] = {5, 0, 0, 0, '{', '"', 'i', 'd', '"'};
       b.write_all(frame, sizeof frame, kPatience);
-      const std::string m = message_of([&] { (void)arx.recv_until(kPatience); });
+      const std::string m = message_of([&rx = arx] { (void)rx.recv_until(kPatience); });
       EXPECT_EQ(m.rfind("weft: ipc: cannot decode a frame: [json.exception.parse_error", 0), 0u)
           << m;
     }
@@ -210,7 +210,7 @@ TEST_P(IpcTest, BoundedBackpressureAndCancellationLoseNothing) {
     auto [c, d] = UnixStream::pair();
     auto [ctx, crx] = ipc::channel<std::string>(std::move(c));
     auto [dtx, drx] = ipc::channel<std::string>(std::move(d));
-    auto waiter = weft::spawn([&] { return drx.recv(); });
+    auto waiter = weft::spawn([&rx = drx] { return rx.recv(); });
     weft::this_fiber::sleep_for(20ms);
     waiter.cancel();
     EXPECT_THROW(waiter.join(), weft::Cancelled);
