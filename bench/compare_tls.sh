@@ -22,7 +22,8 @@
 #   E=build/examples/weft-echo DUR=3s bench/compare_tls.sh 3
 #
 # Environment: E (weft-echo, default <repo>/build/examples/weft-echo), GO
-# (the go command, default go: Debian's golang-go), WORKERS (2), CONNS (50),
+# (the go command, default go: Debian's golang-go, which the script installs
+# through scripts/bootstrap.sh when missing), WORKERS (2), CONNS (50),
 # SIZES ("64 16384"), WARMUP (1s), DUR (5s), OUT (raw outputs, default a new
 # /tmp/compare_tls.XXXX).
 # Exit status: 0 when every load ran; 1 if one failed; 2 on a setup error.
@@ -41,8 +42,11 @@ OUT=${OUT:-$(mktemp -d /tmp/compare_tls.XXXX)}
 mkdir -p "$OUT"
 
 [[ $R =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [rounds >= 1]" >&2; exit 2; }
+# Go (Debian's golang-go) builds the peer; only this benchmark needs it, so
+# it is ensured here, not by the test bootstrap.
+"$REPO/scripts/bootstrap.sh" golang-go openssl python3 || exit 2
 [ -x "$E" ] || { echo "missing $E: cmake --build build --target weft-echo" >&2; exit 2; }
-command -v "$GO" >/dev/null || { echo "missing go: apt-get install golang-go" >&2; exit 2; }
+command -v "$GO" >/dev/null || { echo "missing $GO (golang-go)" >&2; exit 2; }
 command -v openssl >/dev/null || { echo "missing openssl" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "missing python3 (summary)" >&2; exit 2; }
 
