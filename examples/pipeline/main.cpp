@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   weft::Runtime rt(config);
   return rt.block_on([&] {
     std::atomic<long> files{0}, lines{0}, words{0}, bytes{0};
+    // Stops the progress line. Outside the nursery's body, which returns
+    // before the fibers it spawned have ended.
+    weft::CancellationSource progress_done;
     try {
       weft::scope([&](weft::Scope& s) {
         // read_dir: one fiber lists the directory lazily.
@@ -131,7 +134,6 @@ int main(int argc, char** argv) {
          }).detach();
 
         // progress line, until the writers are done.
-        weft::CancellationSource progress_done;
         s.spawn([&] {
            weft::with_cancellation(progress_done.token(), [&] {
              weft::Ticker t = weft::interval(100ms);

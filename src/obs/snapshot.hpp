@@ -21,7 +21,7 @@ FiberSnapshot snapshot_fiber(const Fiber& f);
 /// The tree under `node` (which the caller keeps alive), within `limits`;
 /// deadline_in_ns is computed against `now_ns` (CLOCK_MONOTONIC).
 /// @throws std::invalid_argument for limits out of range ("weft:
-/// SnapshotLimits::max_depth must be at most 128", "weft:
+/// SnapshotLimits::max_depth must be at most 64", "weft:
 /// SnapshotLimits::max_nodes must be at least 1"); std::bad_alloc.
 CancelNodeSnapshot snapshot_cancel_tree(CancelNode& node, const SnapshotLimits& limits,
                                         std::int64_t now_ns);

@@ -126,9 +126,9 @@ TEST(SnapshotErrors, ExactMessages) {
             "weft: this_fiber::snapshot() outside a fiber");
   weft::CancellationSource src;
   weft::SnapshotLimits deep;
-  deep.max_depth = 129;
+  deep.max_depth = 65;
   EXPECT_EQ(message_of([&] { (void)weft::cancel_tree(src.token(), deep); }),
-            "weft: SnapshotLimits::max_depth must be at most 128");
+            "weft: SnapshotLimits::max_depth must be at most 64");
   weft::SnapshotLimits none;
   none.max_nodes = 0;
   EXPECT_EQ(message_of([&] { (void)weft::cancel_tree(src.token(), none); }),
@@ -333,15 +333,15 @@ TEST_P(SnapshotTest, LimitsBoundDepthAndCount) {
     for (int i = 1; i < 200; ++i) chain.emplace_back(chain.back().token());
     weft::SnapshotLimits lim;
     CancelNodeSnapshot t = weft::cancel_tree(chain.front().token(), lim);
-    EXPECT_EQ(depth_of(t), 64u);
+    EXPECT_EQ(depth_of(t), 32u);
     const CancelNodeSnapshot* n = &t;
     while (!n->children.empty()) n = &n->children[0];
     EXPECT_EQ(n->omitted, 1u);
-    lim.max_depth = 128;  // the most allowed, on a stack of the default size
+    lim.max_depth = 64;  // the most allowed, on a stack of the default size
     std::string text = weft::spawn([&] {
                          return weft::to_json(weft::cancel_tree(chain.front().token(), lim));
                        }).join();
-    EXPECT_EQ(depth_of(weft::cancel_tree(chain.front().token(), lim)), 128u);
+    EXPECT_EQ(depth_of(weft::cancel_tree(chain.front().token(), lim)), 64u);
     EXPECT_EQ(nlohmann::json::parse(text)["kind"], "source");
     lim.max_depth = 0;
     t = weft::cancel_tree(chain.front().token(), lim);
