@@ -167,6 +167,14 @@ TEST_P(FilesTest, BufReaderLinesAndLimitsOverAFile) {
     fs::File k = fs::File::open(p, fs::OpenMode::read);
     weft::io::BufReader r3(k);
     EXPECT_EQ(r3.read_to_end(1000), fs::read_file(p));
+    // read_until itself stops at the limit (read_line's own check of the
+    // line's length would hide a read_until that read on): exactly `limit`
+    // bytes are consumed, the rest stays readable.
+    fs::File m = fs::File::open(p, fs::OpenMode::read);
+    weft::io::BufReader r4(m, 4);
+    EXPECT_EQ(message_of([&] { (void)r4.read_until(';', 10); }),
+              "weft: io: no ';' within the limit of 10 bytes");
+    EXPECT_EQ(r4.read_until('\n', 100), std::optional<std::string>("three-is-long\n"));
     EXPECT_EQ(message_of([&] { weft::io::BufReader<fs::File> bad(k, 0); }),
               "weft: io::BufReader capacity must be at least 1");
   });
