@@ -164,6 +164,16 @@ TEST_P(SelectorTest, OnJoinInVariadicSelectAndSelector) {
     sel.add_join(failing, [](int) {});
     EXPECT_EQ(message_of([&] { sel.wait(); }), "boom");  // the fiber's exception
 
+    // A fiber that ended before anyone selected on it: its done channel is
+    // made already closed (the timeout only keeps a bug from hanging here).
+    auto ended = weft::spawn([] { return 5; });
+    while (!ended.is_finished()) weft::this_fiber::yield();
+    int got = 0;
+    EXPECT_EQ(
+        weft::select(weft::on_join(ended, [&](int r) { got = r; }), weft::on_timeout(10s, [] {})),
+        0u);
+    EXPECT_EQ(got, 5);
+
     auto v = weft::spawn([] {});
     bool seen = false;
     weft::select(weft::on_join(v, [&](weft::JoinHandle<void>& h) { seen = h.is_finished(); }));
