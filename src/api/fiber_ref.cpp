@@ -9,7 +9,7 @@
 #include <stdexcept>
 
 #include "fiber/fiber.hpp"
-#include "sched/worker.hpp"
+#include "sched/current.hpp"
 #include "weft/selector.hpp"
 
 namespace weft {

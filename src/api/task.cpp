@@ -5,35 +5,13 @@
 #include <new>
 #include <utility>
 
-#include "context/sanitizers.hpp"
-#include "sched/spinlock.hpp"
+#include "base/sanitizers.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/chan_core.hpp"
 #include "weft/errors.hpp"
 
 namespace weft::detail {
 namespace {
-
-// TaskBase keeps a bare atomic<bool> (the public header stays free of
-// runtime internals); these give it SpinLock semantics.
-class TaskLock {
- public:
-  explicit TaskLock(std::atomic<bool>& flag) noexcept : flag_(flag) {
-    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (spins < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  ~TaskLock() { flag_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool>& flag_;
-};
 
 void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) noexcept {
   try {
@@ -130,31 +108,30 @@ TaskBase::~TaskBase() {
 
 ChanCore* TaskBase::done_channel() {
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     if (done_ != nullptr) return done_;
   }
   // Allocated outside the lock; nothing is ever sent on it: complete()
   // closes it, which is what a select's receive case waits for.
   ChanCore* c = chan_create(&kValueOps<char>, 0, false);
-  bool finished;
+  ChanCore* done;
+  bool finished = false;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     if (done_ == nullptr) {
       done_ = std::exchange(c, nullptr);
       finished = finished_.load(std::memory_order_relaxed);
-    } else {
-      finished = false;  // another caller installed one first
     }
+    done = done_;  // ours, or another caller's installed first
   }
   if (c != nullptr) {
     chan_release(c, true);
     chan_release(c, false);
-    return done_channel();
   }
   // complete() reads done_ under the same lock after setting finished_: if
   // it ran before we installed the channel, we close it here.
-  if (finished) chan_close(done_);
-  return done_;
+  if (finished) chan_close(done);
+  return done;
 }
 
 void TaskBase::complete() noexcept {
@@ -164,7 +141,7 @@ void TaskBase::complete() noexcept {
   bool report = false;
   ChanCore* done = nullptr;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     // release: the result (value_/error_) written by run() before is
     // visible to whoever reads finished_ with acquire.
     finished_.store(true, std::memory_order_release);
@@ -183,13 +160,13 @@ void TaskBase::wait(bool cancellable) {
   if (finished_.load(std::memory_order_acquire)) return;
   Waiter w;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     if (finished_.load(std::memory_order_relaxed)) return;
     joiner_ = &w;
   }
   if (w.wait(-1, cancellable) == Waiter::kNotified) return;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     if (joiner_ == &w) joiner_ = nullptr;
   }
   throw Cancelled();
@@ -198,7 +175,7 @@ void TaskBase::wait(bool cancellable) {
 void TaskBase::release_handle(bool detached) noexcept {
   bool report = false;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     handle_gone_ = true;
     detached_ = detached;
     report = detached && finished_.load(std::memory_order_relaxed) && error_ != nullptr &&

@@ -24,6 +24,7 @@
 #include "io/backend.hpp"
 #include "io/error.hpp"
 #include "io/io_object.hpp"
+#include "weft/cancel.hpp"
 #include "weft/fiber.hpp"
 #include "weft/fs.hpp"
 #include "weft/this_fiber.hpp"
@@ -41,7 +42,7 @@ constexpr std::size_t kDirBlock = 32 * 1024;
 // fiber, inline on a thread. fn owns copies of everything it touches.
 template <class F>
 auto on_pool(F fn) {
-  io::check_cancelled();
+  this_fiber::check_cancelled();
   return this_fiber::in_fiber() ? weft::spawn_blocking(std::move(fn)).join() : fn();
 }
 
@@ -228,7 +229,7 @@ void set_permissions(const path& p, std::uint32_t permissions) {
 }
 
 std::uint64_t File::seek(std::int64_t offset, Whence whence) {
-  io::check_cancelled();
+  this_fiber::check_cancelled();
   io::OpGuard guard(obj_);
   if (!guard) io::throw_errno(EBADF, "fs::File::seek");
   const int w = whence == Whence::start     ? SEEK_SET

@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "fiber/fiber.hpp"
+#include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
-#include "sched/worker.hpp"
 
 namespace weft {
 namespace detail {
