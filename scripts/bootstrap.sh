@@ -17,6 +17,9 @@ packages=(
   clang
   clang-format
   liburing-dev
+  libssl-dev # weft::tls (OpenSSL 3)
+  openssl # the real TLS peer of tests/tls (s_server, s_client) and their certificates
+  nlohmann-json3-dev # weft::ipc's JSON codec and the JSON snapshots
   libgtest-dev
   libgmock-dev
   libbenchmark-dev

@@ -124,6 +124,9 @@ class [[nodiscard]] JoinHandle {
   /// until then the fiber's result is kept. For layers that keep a handle
   /// in a pointer-sized slot, such as the C ABI (weft.h). Never throws.
   [[nodiscard]] detail::ResultTask<T>* release() noexcept { return std::exchange(task_, nullptr); }
+  /// Internal: the shared state (selecting on a join, state queries in
+  /// weft/selector.hpp); nullptr for an empty handle.
+  detail::TaskBase* task_base() const noexcept { return task_; }
 
  private:
   void reset(bool detached) noexcept {

@@ -90,6 +90,17 @@ inline std::string current_message() {
   }
 }
 
+/// The what() of the exception fn throws, or "<no exception>": for tests
+/// of exact error messages.
+inline std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "<no exception>";
+}
+
 /// Thread-safe collector of failed checks made inside fibers, reported once
 /// at the end (keeps a broken runtime from printing a million failures).
 class Checker {
