@@ -206,6 +206,9 @@ class AofImpl final : public Aof {
   void wait_durable(std::uint64_t seq) override;
   void flush_and_sync() override;
   std::uint64_t size() const override { return size_.load(std::memory_order_relaxed); }
+  void set_policy(FsyncPolicy policy) noexcept override {
+    policy_.store(policy, std::memory_order_relaxed);
+  }
 
  private:
   // Makes records <= seq written (and fdatasync'ed if `sync`), leading a
@@ -229,7 +232,9 @@ class AofImpl final : public Aof {
 
   // Immutable after open().
   const std::filesystem::path path_;
-  const FsyncPolicy policy_;
+  // Relaxed: CONFIG SET's new policy applies to the rounds that start
+  // after it; nothing else is ordered by it.
+  std::atomic<FsyncPolicy> policy_;
   wfs::File file_;  // thread-safe; O_APPEND, so writes never need a position
 
   // --- the append side: guarded by buf_mu_, held for a copy only ----------
@@ -369,7 +374,7 @@ std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
 }
 
 void AofImpl::wait_durable(std::uint64_t seq) {
-  const bool sync = policy_ == FsyncPolicy::always;
+  const bool sync = policy_.load(std::memory_order_relaxed) == FsyncPolicy::always;
   // acquire: pairs with the release store of the round that covered seq.
   if ((sync ? synced_seq_ : written_seq_).load(std::memory_order_acquire) >= seq) return;
   commit(seq, sync);
@@ -511,6 +516,7 @@ void AofImpl::throw_failure_locked() const {
 void AofImpl::sync_loop() noexcept {
   try {
     while (!stop_.wait_for(std::chrono::seconds(1))) {
+      if (policy_.load(std::memory_order_relaxed) != FsyncPolicy::everysec) continue;
       const std::uint64_t target = written_seq_.load(std::memory_order_acquire);
       if (target <= synced_seq_.load(std::memory_order_relaxed)) continue;
       try {
@@ -559,7 +565,7 @@ std::unique_ptr<Aof> Aof::open(const std::filesystem::path& dir, FsyncPolicy pol
     throw std::system_error(e.code(), "weft-kv: AOF: cannot open '" + path.native() + "'");
   }
   auto aof = std::make_unique<AofImpl>(path, policy, std::move(file), size);
-  if (policy == FsyncPolicy::everysec) aof->start_syncer();
+  aof->start_syncer();  // idle while the policy is not everysec (CONFIG SET may change it)
   return aof;
 }
 

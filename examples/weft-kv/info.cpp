@@ -85,9 +85,9 @@ std::string Server::info(std::string_view section) {
     line(s, "used_memory_rss:%lld", static_cast<long long>(rss));
     line(s, "used_memory_rss_human:%s", human_bytes(rss).c_str());
     line(s, "used_memory_dataset:%lld", static_cast<long long>(keyspace_.bytes()));
-    line(s, "maxmemory:%llu", static_cast<unsigned long long>(options_.maxmemory));
-    line(s, "maxmemory_human:%s",
-         human_bytes(static_cast<std::int64_t>(options_.maxmemory)).c_str());
+    const std::uint64_t maxmemory = settings_.maxmemory.load(std::memory_order_relaxed);
+    line(s, "maxmemory:%llu", static_cast<unsigned long long>(maxmemory));
+    line(s, "maxmemory_human:%s", human_bytes(static_cast<std::int64_t>(maxmemory)).c_str());
     line(s, "maxmemory_policy:noeviction");
     s += "\r\n";
   }

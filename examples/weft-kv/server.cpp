@@ -42,6 +42,11 @@ void Server::reset_stats() noexcept {
     c->store(0, std::memory_order_relaxed);
 }
 
+void Server::settings_changed(std::string_view name) {
+  if (name == "appendfsync" && aof_ != nullptr)
+    aof_->set_policy(settings_.appendfsync.load(std::memory_order_relaxed));
+}
+
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {
   if (aof_ == nullptr || loading_) return;
   ctx.aof_seq = std::max(ctx.aof_seq, aof_->append(argv));
@@ -71,7 +76,7 @@ void Server::load_aof() {
 void Server::run() {
   start_ms_ = unix_ms();
   if (options_.appendonly) {
-    aof_ = Aof::open(options_.dir, options_.appendfsync);
+    aof_ = Aof::open(options_.dir, settings_.appendfsync.load(std::memory_order_relaxed));
     load_aof();
   }
   // Listen before binding: from here on SIGINT/SIGTERM shut us down
@@ -213,10 +218,10 @@ void Server::serve(weft::net::TcpStream conn) {
       const std::span<char> space = parser.prepare(kReadChunk);
       std::size_t n = 0;
       try {
-        n = options_.timeout_s == 0
-                ? conn.read(space.data(), space.size())
-                : conn.read(space.data(), space.size(),
-                            weft::Deadline::after(std::chrono::seconds(options_.timeout_s)));
+        const std::uint64_t timeout_s = settings_.timeout_s.load(std::memory_order_relaxed);
+        n = timeout_s == 0 ? conn.read(space.data(), space.size())
+                           : conn.read(space.data(), space.size(),
+                                       weft::Deadline::after(std::chrono::seconds(timeout_s)));
       } catch (const weft::TimedOut&) {
         break;  // idle timeout: close without a reply, as Redis does
       }

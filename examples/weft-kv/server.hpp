@@ -41,6 +41,8 @@ class Server final : public Host {
   void propagate(Context& ctx, std::span<const std::string_view> argv) override;
   bool loading() const noexcept override { return loading_; }
   const Options& options() const noexcept override { return options_; }
+  Settings& settings() noexcept override { return settings_; }
+  void settings_changed(std::string_view name) override;
   std::int64_t used_memory() const noexcept override;
   std::string info(std::string_view section) override;
   std::string client_list(const Client* self) override;
@@ -74,6 +76,7 @@ class Server final : public Host {
   void load_aof();
 
   Options options_;
+  Settings settings_{options_};
   weft::Runtime& runtime_;
   Keyspace keyspace_;
   std::unique_ptr<Aof> aof_;

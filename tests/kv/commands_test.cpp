@@ -26,6 +26,7 @@ class FakeHost final : public kv::Host {
   }
   bool loading() const noexcept override { return false; }
   const kv::Options& options() const noexcept override { return opts; }
+  kv::Settings& settings() noexcept override { return settings_; }
   std::int64_t used_memory() const noexcept override { return ks.bytes(); }
   std::string info(std::string_view) override { return "# Fake\r\n"; }
   std::string client_list(const kv::Client*) override { return ""; }
@@ -34,6 +35,7 @@ class FakeHost final : public kv::Host {
 
   kv::Keyspace ks;
   kv::Options opts;
+  kv::Settings settings_{opts};
   std::vector<Args> log;
   bool shutdown = false;
 };
@@ -45,6 +47,7 @@ class FakeList final : public kv::Object {
   kv::Type type() const noexcept override { return kv::Type::list; }
   std::int64_t bytes() const noexcept override { return bytes_; }
   const char* encoding() const noexcept override { return "listpack"; }
+  std::unique_ptr<kv::Object> clone() const override { return std::make_unique<FakeList>(*this); }
   std::int64_t bytes_;
 };
 
@@ -122,14 +125,14 @@ TEST(KvCommands, ValuesOfAnotherTypeAreTypedAndAccounted) {
 TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
   on_runtime([] {
     FakeHost h;
-    h.opts.maxmemory = 1;
+    h.settings_.maxmemory = 1;
     EXPECT_EQ(run(h, {"SET", "k", "v"}), "+OK\r\n");  // at 0 bytes used: allowed
     EXPECT_EQ(run(h, {"SET", "k", "v"}),
               "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
     EXPECT_EQ(run(h, {"DEL", "k"}), ":1\r\n");  // not denyoom
-    EXPECT_EQ(kv::find_command("GeT")->first_key(), 1);
-    EXPECT_EQ(kv::find_command("mset")->key_step(), 2);
-    EXPECT_EQ(kv::find_command("mset")->last_key(), -1);
+    EXPECT_EQ(kv::legacy_key_range(kv::find_command("GeT")->keys).first, 1);
+    EXPECT_EQ(kv::legacy_key_range(kv::find_command("mset")->keys).step, 2);
+    EXPECT_EQ(kv::legacy_key_range(kv::find_command("mset")->keys).last, -1);
     EXPECT_EQ(kv::find_command("nosuch"), nullptr);
   });
 }

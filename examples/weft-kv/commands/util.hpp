@@ -6,12 +6,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <random>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "command.hpp"
 #include "keyspace.hpp"
+#include "numbers.hpp"
 #include "resp.hpp"
 
 namespace kv::cmd {
@@ -19,19 +22,70 @@ namespace kv::cmd {
 /// a == b ignoring ASCII case, where `b` is lower case.
 bool eq_ci(std::string_view a, std::string_view b) noexcept;
 
-/// Redis's string2ll: no spaces, no '+', no leading zeros, no "-0", at
-/// most 20 characters, no overflow. False (out unchanged) otherwise.
-bool parse_ll(std::string_view s, long long& out) noexcept;
+using kv::parse_ll;  // numbers.hpp: Redis's string2ll
+
+/// Redis's getRangeLongFromObjectOrReply for an int (DB indexes): on
+/// failure replies kNotInt or "value is out of range, value must between
+/// <INT_MIN> and <INT_MAX>" and returns false.
+bool parse_int(Context& c, std::string_view s, int& out);
+
+/// Redis's getRangeLongFromObjectOrReply: an integer in [min, max]. On
+/// failure replies `msg` when given (both for a non-integer and out of
+/// range), else kNotInt or "value is out of range, value must between
+/// <min> and <max>", and returns false.
+bool parse_range(Context& c, std::string_view s, long long min, long long max, const char* msg,
+                 long long& out);
+
+/// The random generator of the calling thread (SPOP, SRANDMEMBER,
+/// HRANDFIELD, RANDOMKEY), seeded from std::random_device.
+std::mt19937_64& random_engine() noexcept;
+
+/// SCAN-family arguments (Redis's parseScanCursorOrReply and the options
+/// step of scanGenericCommand).
+struct ScanArgs {
+  std::uint64_t cursor = 0;
+  long long count = 10;
+  std::string_view pattern;  ///< used when use_pattern
+  bool use_pattern = false;  ///< MATCH given and not "*"
+  std::string_view type;     ///< SCAN's TYPE, when has_type
+  bool has_type = false;
+};
+/// Parses a cursor (strtoul's rules: "invalid cursor" otherwise).
+bool parse_scan_cursor(Context& c, std::string_view arg, std::uint64_t& cursor);
+/// Parses COUNT, MATCH and (when `allow_type`) TYPE from argv[first] on.
+bool parse_scan_options(Context& c, std::size_t first, bool allow_type, ScanArgs& args);
+/// The reply [cursor, [items...]].
+void scan_reply(Context& c, std::uint64_t cursor, const std::vector<std::string>& items);
 
 /// Decimal text of v.
 std::string ll_to_string(long long v);
 
+/// Redis's string2ld: strtold over the whole text (at most 5 KiB), no
+/// leading space, no NaN, no overflow to infinity or underflow to zero
+/// from a non-zero text ("inf" itself is accepted). False otherwise.
+bool parse_ld(std::string_view s, long double& out) noexcept;
+
+/// Redis's ld2string in LD_STR_HUMAN mode (INCRBYFLOAT, HINCRBYFLOAT):
+/// "%.17Lf" without trailing zeros (nor a trailing '.'), "-0" as "0",
+/// "inf"/"-inf" for infinities.
+std::string ld_to_string_human(long double v);
+
+/// An expiry argument (SET, GETEX, SETEX, ...) as an absolute Unix ms time,
+/// as Redis's getExpireMillisecondsOrReply: an integer, > 0, not
+/// overflowing when scaled from seconds or made absolute (`relative`: add
+/// `now`). On failure replies (kNotInt or "invalid expire time in
+/// '<name>' command") and returns false.
+bool parse_expire(Context& c, std::string_view arg, bool seconds, bool relative, const char* name,
+                  std::int64_t& at);
+
 inline constexpr std::string_view kOk = "+OK\r\n";
 inline constexpr std::string_view kNotInt = "ERR value is not an integer or out of range";
+inline constexpr std::string_view kNotFloat = "ERR value is not a valid float";
 inline constexpr std::string_view kSyntax = "ERR syntax error";
 inline constexpr std::string_view kOverflow = "ERR increment or decrement would overflow";
 inline constexpr std::string_view kWrongType =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
+inline constexpr std::string_view kEmptyArray = "*0\r\n";
 inline constexpr std::size_t kMaxString = std::size_t{512} << 20;  ///< proto-max-bulk-len
 
 /// +OK.
@@ -80,11 +134,23 @@ struct Locked {
 
   /// The live entry (lazily expiring it), or nullptr.
   Entry* find(std::int64_t now) noexcept { return shard.find(key, h, now); }
+  /// The same without counting as an access (Redis's LOOKUP_NOTOUCH).
+  Entry* peek(std::int64_t now) noexcept { return shard.find(key, h, now, /*touch=*/false); }
 };
+
+/// OBJECT ENCODING's name for a string value ("int", "embstr", "raw"),
+/// from its text and StringForm as Redis's tryObjectEncoding and
+/// createStringObject decide it.
+const char* string_encoding(const Entry& e) noexcept;
+
+/// True when Redis would hold the value as one of its shared integer
+/// objects (an "int" of 0..9999 stored through tryObjectEncoding), whose
+/// OBJECT REFCOUNT is INT_MAX.
+bool string_shared(const Entry& e) noexcept;
 
 /// Sets key (in its locked shard) to a string value, dropping any TTL
 /// unless keep_ttl and any value of another type. @throws std::bad_alloc.
 Entry* store(Shard& sh, std::string_view key, std::uint64_t h, std::string_view value,
-             std::int64_t now, bool keep_ttl);
+             std::int64_t now, bool keep_ttl, StringForm form = StringForm::encoded);
 
 }  // namespace kv::cmd
