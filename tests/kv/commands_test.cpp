@@ -138,3 +138,108 @@ TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
 }
 
 }  // namespace
+
+namespace {
+
+// Sum of what the keyspace should charge: every entry's overhead, key,
+// string value and object bytes, recomputed by walking the shards.
+std::int64_t recomputed_bytes(kv::Keyspace& ks) {
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i < kv::Keyspace::kShards; ++i) {
+    kv::Shard& sh = ks.shard(i);
+    std::lock_guard lk(sh.mu);
+    sh.table().for_each([&](const kv::Entry& e) {
+      sum += kv::Shard::kEntryOverhead + static_cast<std::int64_t>(e.key.size() + e.value.size()) +
+             (e.object ? e.object->bytes() : 0);
+    });
+  }
+  return sum;
+}
+
+TEST(KvCommands, WritesOfEveryTypeKeepTheByteCountExact) {
+  on_runtime([] {
+    FakeHost h;
+    h.settings_.hash_max_listpack_entries = 3;
+    h.settings_.set_max_intset_entries = 3;
+    const std::vector<Args> script = {
+        {"HSET", "h", "a", "1", "b", "2"},
+        {"HSET", "h", "c", "3", "d", std::string(100, 'x')},  // converts
+        {"HDEL", "h", "a"},
+        {"HINCRBY", "h", "n", "5"},
+        {"HINCRBYFLOAT", "h", "f", "1.5"},
+        {"SADD", "s", "1", "2"},
+        {"SADD", "s", "3", "4"},  // converts
+        {"SREM", "s", "1"},
+        {"SPOP", "s"},
+        {"SADD", "t", "x", "y", "z"},
+        {"SMOVE", "t", "u", "x"},
+        {"SUNIONSTORE", "v", "s", "t", "u"},
+        {"SINTERSTORE", "w", "s", "v"},
+        {"SETRANGE", "str", "10", "abc"},
+        {"SETBIT", "str", "200", "1"},
+        {"APPEND", "str", "tail"},
+        {"BITOP", "OR", "b", "str", "str"},
+        {"BITFIELD", "bf", "SET", "u8", "100", "7"},
+        {"INCRBYFLOAT", "fl", "2.5"},
+        {"MSETNX", "m1", "a", "m2", "b"},
+        {"RENAME", "h", "h2"},
+        {"COPY", "h2", "h3"},
+        {"COPY", "v", "v2"},
+        {"GETEX", "m1", "EX", "100"},
+        {"HDEL", "h3", "b", "c", "d", "n", "f"},  // empties: the key goes
+    };
+    for (const Args& a : script) {
+      const std::string r = run(h, a);
+      ASSERT_NE(r[0], '-') << a[0] << ": " << r;
+      ASSERT_EQ(h.ks.bytes(), recomputed_bytes(h.ks)) << "after " << a[0];
+    }
+    EXPECT_EQ(run(h, {"EXISTS", "h3"}), ":0\r\n");
+    EXPECT_EQ(run(h, {"FLUSHALL"}), "+OK\r\n");
+    EXPECT_EQ(h.ks.bytes(), 0);
+  });
+}
+
+TEST(KvCommands, NewWritesArePropagatedInDeterministicForms) {
+  on_runtime([] {
+    FakeHost h;
+    run(h, {"SET", "f", "1"});
+    run(h, {"INCRBYFLOAT", "f", "0.5"});
+    run(h, {"MSETNX", "a", "1", "b", "2"});
+    run(h, {"HINCRBY", "h", "x", "2"});
+    run(h, {"HINCRBYFLOAT", "h", "y", "0.25"});
+    run(h, {"HMSET", "h", "z", "1"});
+    run(h, {"HSETNX", "h", "w", "1"});
+    run(h, {"SADD", "s", "only"});
+    run(h, {"SPOP", "s"});
+    run(h, {"SADD", "s", "1", "2"});
+    run(h, {"SPOP", "s", "5"});
+    run(h, {"SETBIT", "bits", "3", "0"});  // creates the key: logged
+    run(h, {"SETBIT", "bits", "3", "0"});  // changes nothing: not logged
+    run(h, {"SREM", "nosuch", "x"});       // changes nothing: not logged
+    const std::vector<Args> want = {
+        {"SET", "f", "1"},
+        {"SET", "f", "1.5", "KEEPTTL"},
+        {"MSET", "a", "1", "b", "2"},
+        {"HSET", "h", "x", "2"},
+        {"HSET", "h", "y", "0.25"},
+        {"HSET", "h", "z", "1"},
+        {"HSET", "h", "w", "1"},
+        {"SADD", "s", "only"},
+        {"SREM", "s", "only"},
+        {"SADD", "s", "1", "2"},
+        {"DEL", "s"},
+        {"SETBIT", "bits", "3", "0"},
+    };
+    EXPECT_EQ(h.log, want);
+    h.log.clear();
+    const std::int64_t now = kv::unix_ms();
+    run(h, {"GETEX", "a", "PX", "100000"});
+    ASSERT_EQ(h.log.size(), 1u);
+    EXPECT_EQ(h.log[0][0], "PEXPIREAT");
+    EXPECT_GE(std::stoll(h.log[0][2]), now + 100000);
+    run(h, {"GETEX", "a", "PERSIST"});
+    EXPECT_EQ(h.log.back(), (Args{"PERSIST", "a"}));
+  });
+}
+
+}  // namespace
