@@ -110,19 +110,6 @@ const char* reply_end(const char* p, const char* end, int depth = 0) {
   }
 }
 
-std::int64_t recomputed_bytes(kv::Keyspace& ks) {
-  std::int64_t sum = 0;
-  for (std::size_t i = 0; i < kv::Keyspace::kShards; ++i) {
-    kv::Shard& sh = ks.shard(i);
-    std::lock_guard lk(sh.mu);
-    sh.table().for_each([&](const kv::Entry& e) {
-      sum += kv::Shard::kEntryOverhead + static_cast<std::int64_t>(e.key.size() + e.value.size()) +
-             (e.object ? e.object->bytes() : 0);
-    });
-  }
-  return sum;
-}
-
 // Reads the input a byte at a time (zeros past its end).
 class Input {
  public:
@@ -303,7 +290,7 @@ void run_program(const std::uint8_t* data, std::size_t size) {
             args[0] + " -> " + out.substr(0, 200));
     }
     const std::int64_t bytes = host.ks.bytes();
-    check(bytes == recomputed_bytes(host.ks), "byte count drifted after", args[0]);
+    check(bytes == host.ks.recounted_bytes(), "byte count drifted after", args[0]);
   }
   // No empty aggregate is left behind.
   static const std::pair<const char*, const char*> kLengths[] = {

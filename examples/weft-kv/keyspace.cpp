@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 namespace kv {
 
@@ -140,6 +141,12 @@ std::size_t Shard::clear() noexcept {
   return n;
 }
 
+std::int64_t Shard::recount() const noexcept {
+  std::int64_t sum = 0;
+  table_.for_each([&](const Entry& e) { sum += cost(e); });
+  return sum;
+}
+
 std::pair<std::size_t, std::size_t> Shard::expire_sample(std::size_t n, std::int64_t now) {
   std::size_t sampled = 0;
   std::size_t deleted = 0;
@@ -177,6 +184,15 @@ std::int64_t Keyspace::expires() const noexcept {
 std::int64_t Keyspace::bytes() const noexcept {
   std::int64_t n = 0;
   for (const Shard& s : shards_) n += s.counters().bytes.load(std::memory_order_relaxed);
+  return n;
+}
+
+std::int64_t Keyspace::recounted_bytes() {
+  std::int64_t n = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard lk(s.mu);
+    n += s.recount();
+  }
   return n;
 }
 

@@ -160,6 +160,10 @@ class Shard {
   void erase(Entry* e) noexcept;
   /// Deletes every entry; returns how many there were.
   std::size_t clear() noexcept;
+  /// The bytes its entries cost now, summed afresh: what counters().bytes
+  /// must equal if recharge() followed every change in place (a check for
+  /// tests and the fuzz target).
+  std::int64_t recount() const noexcept;
 
   /// Active expiry: samples up to `n` keys with a TTL and deletes the
   /// expired ones; returns {sampled, deleted}.
@@ -199,6 +203,9 @@ class Keyspace {
   std::int64_t expires() const noexcept;
   std::int64_t bytes() const noexcept;
   std::uint64_t expired() const noexcept;
+  /// Shard::recount() over all shards, each under its lock: equals bytes()
+  /// when nothing runs meanwhile.
+  std::int64_t recounted_bytes();
 
  private:
   Shard shards_[kShards];

@@ -141,21 +141,6 @@ TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
 
 namespace {
 
-// Sum of what the keyspace should charge: every entry's overhead, key,
-// string value and object bytes, recomputed by walking the shards.
-std::int64_t recomputed_bytes(kv::Keyspace& ks) {
-  std::int64_t sum = 0;
-  for (std::size_t i = 0; i < kv::Keyspace::kShards; ++i) {
-    kv::Shard& sh = ks.shard(i);
-    std::lock_guard lk(sh.mu);
-    sh.table().for_each([&](const kv::Entry& e) {
-      sum += kv::Shard::kEntryOverhead + static_cast<std::int64_t>(e.key.size() + e.value.size()) +
-             (e.object ? e.object->bytes() : 0);
-    });
-  }
-  return sum;
-}
-
 TEST(KvCommands, WritesOfEveryTypeKeepTheByteCountExact) {
   on_runtime([] {
     FakeHost h;
@@ -191,7 +176,7 @@ TEST(KvCommands, WritesOfEveryTypeKeepTheByteCountExact) {
     for (const Args& a : script) {
       const std::string r = run(h, a);
       ASSERT_NE(r[0], '-') << a[0] << ": " << r;
-      ASSERT_EQ(h.ks.bytes(), recomputed_bytes(h.ks)) << "after " << a[0];
+      ASSERT_EQ(h.ks.bytes(), h.ks.recounted_bytes()) << "after " << a[0];
     }
     EXPECT_EQ(run(h, {"EXISTS", "h3"}), ":0\r\n");
     EXPECT_EQ(run(h, {"FLUSHALL"}), "+OK\r\n");

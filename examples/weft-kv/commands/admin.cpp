@@ -303,32 +303,28 @@ void cmd_command_getkeys(Context& c) {
   for (std::size_t i : keys) Reply::bulk(c.out, target[i]);
 }
 
-void help(Context& c, std::initializer_list<std::string_view> lines) {
-  Reply::array_header(c.out, lines.size());
-  for (std::string_view l : lines) Reply::simple(c.out, l);
-}
-
 // Redis's text, less DOCS: weft-kv has no COMMAND DOCS, so that redis-cli
 // falls back to its built-in hints (an empty DOCS reply would leave it
 // with none).
 void cmd_command_help(Context& c) {
-  help(c, {
-              "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-              "(no subcommand)",
-              "    Return details about all Redis commands.",
-              "COUNT",
-              "    Return the total number of commands in this Redis server.",
-              "LIST",
-              "    Return a list of all commands in this Redis server.",
-              "INFO [<command-name> ...]",
-              "    Return details about multiple Redis commands.",
-              "    If no command names are given, documentation details for all",
-              "    commands are returned.",
-              "GETKEYS <full-command>",
-              "    Return the keys from a full Redis command.",
-              "HELP",
-              "    Prints this help.",
-          });
+  static constexpr std::string_view kLines[] = {
+      "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "(no subcommand)",
+      "    Return details about all Redis commands.",
+      "COUNT",
+      "    Return the total number of commands in this Redis server.",
+      "LIST",
+      "    Return a list of all commands in this Redis server.",
+      "INFO [<command-name> ...]",
+      "    Return details about multiple Redis commands.",
+      "    If no command names are given, documentation details for all",
+      "    commands are returned.",
+      "GETKEYS <full-command>",
+      "    Return the keys from a full Redis command.",
+      "HELP",
+      "    Prints this help.",
+  };
+  help_reply(c, kLines);
 }
 
 void cmd_time(Context& c) {

@@ -299,8 +299,7 @@ void cmd_config_help(Context& c) {
       "HELP",
       "    Prints this help.",
   };
-  Reply::array_header(c.out, std::size(kLines));
-  for (std::string_view l : kLines) Reply::simple(c.out, l);
+  help_reply(c, kLines);
 }
 
 }  // namespace

@@ -206,6 +206,20 @@ void cmd_hgetall(Context& c) {
   hgetall_generic(c, true, true);
 }
 
+// Sets field to the result of an increment and logs it as HSET (HINCRBY,
+// HINCRBYFLOAT).
+void store_result(Context& c, Locked& k, Entry* e, HashObject* h, std::string_view text) {
+  try {
+    h->set(c.argv[2], text, limits(c));
+  } catch (...) {
+    settle(k, e, h);
+    throw;
+  }
+  k.shard.recharge(e);
+  const std::string_view log[] = {"HSET", c.argv[1], c.argv[2], text};
+  c.host.propagate(c, log);
+}
+
 // HINCRBY key field increment: a missing field counts as 0; propagated as
 // HSET with the result.
 void cmd_hincrby(Context& c) {
@@ -224,16 +238,7 @@ void cmd_hincrby(Context& c) {
     return err(c, kOverflow);
   }
   value += incr;
-  const std::string text = ll_to_string(value);
-  try {
-    h->set(c.argv[2], text, limits(c));
-  } catch (...) {
-    settle(k, e, h);
-    throw;
-  }
-  k.shard.recharge(e);
-  const std::string_view log[] = {"HSET", c.argv[1], c.argv[2], text};
-  c.host.propagate(c, log);
+  store_result(c, k, e, h, ll_to_string(value));
   Reply::integer(c.out, value);
 }
 
@@ -256,15 +261,7 @@ void cmd_hincrbyfloat(Context& c) {
     return err(c, "ERR increment would produce NaN or Infinity");
   }
   const std::string text = ld_to_string_human(value);
-  try {
-    h->set(c.argv[2], text, limits(c));
-  } catch (...) {
-    settle(k, e, h);
-    throw;
-  }
-  k.shard.recharge(e);
-  const std::string_view log[] = {"HSET", c.argv[1], c.argv[2], text};
-  c.host.propagate(c, log);
+  store_result(c, k, e, h, text);
   Reply::bulk(c.out, text);
 }
 

@@ -36,16 +36,22 @@ void cmd_del(Context& c) {
   Reply::integer(c.out, n);
 }
 
-void cmd_exists(Context& c) {
+// EXISTS and TOUCH: how many of the keys exist (a key named twice counts
+// twice); TOUCH counts as an access, EXISTS does not.
+void count_existing(Context& c, bool touch) {
   Keyspace& ks = c.host.keyspace();
   std::int64_t n = 0;
   for (std::string_view key : c.argv.subspan(1)) {
     const std::uint64_t h = Keyspace::hash(key);
     Shard& sh = ks.shard_of(h);
     std::lock_guard lk(sh.mu);
-    if (sh.find(key, h, c.now, /*touch=*/false) != nullptr) ++n;
+    if (sh.find(key, h, c.now, touch) != nullptr) ++n;
   }
   Reply::integer(c.out, n);
+}
+
+void cmd_exists(Context& c) {
+  count_existing(c, false);
 }
 
 void cmd_type(Context& c) {
@@ -344,17 +350,8 @@ void cmd_randomkey(Context& c) {
   Reply::null_bulk(c.out);
 }
 
-// TOUCH key [key ...]: how many exist; each counts as accessed.
 void cmd_touch(Context& c) {
-  Keyspace& ks = c.host.keyspace();
-  std::int64_t n = 0;
-  for (std::string_view key : c.argv.subspan(1)) {
-    const std::uint64_t h = Keyspace::hash(key);
-    Shard& sh = ks.shard_of(h);
-    std::lock_guard lk(sh.mu);
-    if (sh.find(key, h, c.now) != nullptr) ++n;
-  }
-  Reply::integer(c.out, n);
+  count_existing(c, true);
 }
 
 // --- OBJECT (Redis's objectCommand; lookups do not count as accesses) --------
@@ -411,8 +408,7 @@ void cmd_object_help(Context& c) {
       "HELP",
       "    Prints this help.",
   };
-  Reply::array_header(c.out, std::size(kLines));
-  for (std::string_view l : kLines) Reply::simple(c.out, l);
+  help_reply(c, kLines);
 }
 
 }  // namespace

@@ -28,41 +28,67 @@ void cmd_get(Context& c) {
   Reply::bulk(c.out, e->value);
 }
 
-void cmd_set(Context& c) {
-  enum : unsigned { NX = 1, XX = 2, GET = 4, KEEPTTL = 8, EX = 16, PX = 32, EXAT = 64, PXAT = 128 };
-  unsigned flags = 0;
-  std::string_view expire_arg;
+// SET's and GETEX's options (Redis's parseExtendedStringArgumentsOrReply):
+// NX, XX, GET for SET only, PERSIST for GETEX only, KEEPTTL for SET, and
+// one of EX, PX, EXAT, PXAT with its argument. False after a syntax error.
+enum ExtFlags : unsigned {
+  NX = 1,
+  XX = 2,
+  GET = 4,
+  KEEPTTL = 8,
+  PERSIST = 16,
+  EX = 32,
+  PX = 64,
+  EXAT = 128,
+  PXAT = 256,
+};
+constexpr unsigned kTimed = EX | PX | EXAT | PXAT;
+
+bool parse_extended(Context& c, bool set_command, unsigned& flags, std::string_view& expire_arg) {
   const auto& a = c.argv;
-  for (std::size_t j = 3; j < a.size(); ++j) {
+  for (std::size_t j = set_command ? 3 : 2; j < a.size(); ++j) {
     const std::string_view opt = a[j];
     const bool has_next = j + 1 < a.size();
-    const unsigned timed = EX | PX | EXAT | PXAT;
-    if (eq_ci(opt, "nx") && !(flags & XX)) {
+    // The expiry forms exclude each other, KEEPTTL and PERSIST.
+    auto timed = [&](unsigned self) {
+      return !(flags & ((kTimed & ~self) | KEEPTTL | PERSIST)) && has_next;
+    };
+    if (set_command && eq_ci(opt, "nx") && !(flags & XX)) {
       flags |= NX;
-    } else if (eq_ci(opt, "xx") && !(flags & NX)) {
+    } else if (set_command && eq_ci(opt, "xx") && !(flags & NX)) {
       flags |= XX;
-    } else if (eq_ci(opt, "get")) {
+    } else if (set_command && eq_ci(opt, "get")) {
       flags |= GET;
-    } else if (eq_ci(opt, "keepttl") && !(flags & timed)) {
+    } else if (set_command && eq_ci(opt, "keepttl") && !(flags & (kTimed | PERSIST))) {
       flags |= KEEPTTL;
-    } else if (eq_ci(opt, "ex") && !(flags & (KEEPTTL | PX | EXAT | PXAT)) && has_next) {
+    } else if (!set_command && eq_ci(opt, "persist") && !(flags & (kTimed | KEEPTTL))) {
+      flags |= PERSIST;
+    } else if (eq_ci(opt, "ex") && timed(EX)) {
       flags |= EX;
       expire_arg = a[++j];
-    } else if (eq_ci(opt, "px") && !(flags & (KEEPTTL | EX | EXAT | PXAT)) && has_next) {
+    } else if (eq_ci(opt, "px") && timed(PX)) {
       flags |= PX;
       expire_arg = a[++j];
-    } else if (eq_ci(opt, "exat") && !(flags & (KEEPTTL | EX | PX | PXAT)) && has_next) {
+    } else if (eq_ci(opt, "exat") && timed(EXAT)) {
       flags |= EXAT;
       expire_arg = a[++j];
-    } else if (eq_ci(opt, "pxat") && !(flags & (KEEPTTL | EX | PX | EXAT)) && has_next) {
+    } else if (eq_ci(opt, "pxat") && timed(PXAT)) {
       flags |= PXAT;
       expire_arg = a[++j];
     } else {
-      return err(c, kSyntax);
+      return err(c, kSyntax), false;
     }
   }
+  return true;
+}
+
+void cmd_set(Context& c) {
+  unsigned flags = 0;
+  std::string_view expire_arg;
+  if (!parse_extended(c, /*set_command=*/true, flags, expire_arg)) return;
+  const auto& a = c.argv;
   std::int64_t at = -1;
-  if ((flags & (EX | PX | EXAT | PXAT)) &&
+  if ((flags & kTimed) &&
       !parse_expire(c, expire_arg, flags & (EX | EXAT), flags & (EX | PX), "set", at))
     return;
   Locked k(c.host.keyspace(), a[1]);
@@ -223,48 +249,40 @@ void cmd_mget(Context& c) {
   }
 }
 
-void cmd_mset(Context& c) {
-  if (c.argv.size() % 2 == 0) return arity_error(c, "mset");
+// MSET and MSETNX (Redis's msetGenericCommand): atomic across shards.
+// MSETNX sets nothing if any key exists; it goes to the AOF as MSET (it
+// only ran because no key existed).
+void mset_generic(Context& c, bool nx) {
+  if (c.argv.size() % 2 == 0) return arity_error(c, nx ? "msetnx" : "mset");
   Keyspace& ks = c.host.keyspace();
   const auto pairs = c.argv.subspan(1);
   MultiLock lock(ks, pairs, 2);
+  for (std::size_t i = 0; nx && i < pairs.size(); i += 2) {
+    const std::uint64_t h = Keyspace::hash(pairs[i]);
+    if (ks.shard_of(h).find(pairs[i], h, c.now) != nullptr) return Reply::integer(c.out, 0);
+  }
   for (std::size_t i = 0; i < pairs.size(); i += 2) {
     const std::uint64_t h = Keyspace::hash(pairs[i]);
     store(ks.shard_of(h), pairs[i], h, pairs[i + 1], c.now, false);
   }
-  c.host.propagate(c, c.argv);
+  std::vector<std::string_view> log(c.argv.begin(), c.argv.end());
+  log[0] = "MSET";
+  c.host.propagate(c, log);
+  if (nx) return Reply::integer(c.out, 1);
   ok(c);
+}
+
+void cmd_mset(Context& c) {
+  mset_generic(c, false);
 }
 
 // GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST] (Redis's
 // getexCommand): never propagated as such — as PEXPIREAT, DEL or PERSIST.
 void cmd_getex(Context& c) {
-  enum : unsigned { EX = 1, PX = 2, EXAT = 4, PXAT = 8, PERSIST = 16 };
   unsigned flags = 0;
   std::string_view expire_arg;
+  if (!parse_extended(c, /*set_command=*/false, flags, expire_arg)) return;
   const auto& a = c.argv;
-  for (std::size_t j = 2; j < a.size(); ++j) {
-    const std::string_view opt = a[j];
-    const bool has_next = j + 1 < a.size();
-    const unsigned timed = EX | PX | EXAT | PXAT;
-    if (eq_ci(opt, "persist") && !(flags & timed)) {
-      flags |= PERSIST;
-    } else if (eq_ci(opt, "ex") && !(flags & (PERSIST | PX | EXAT | PXAT)) && has_next) {
-      flags |= EX;
-      expire_arg = a[++j];
-    } else if (eq_ci(opt, "px") && !(flags & (PERSIST | EX | EXAT | PXAT)) && has_next) {
-      flags |= PX;
-      expire_arg = a[++j];
-    } else if (eq_ci(opt, "exat") && !(flags & (PERSIST | EX | PX | PXAT)) && has_next) {
-      flags |= EXAT;
-      expire_arg = a[++j];
-    } else if (eq_ci(opt, "pxat") && !(flags & (PERSIST | EX | PX | EXAT)) && has_next) {
-      flags |= PXAT;
-      expire_arg = a[++j];
-    } else {
-      return err(c, kSyntax);
-    }
-  }
   Locked k(c.host.keyspace(), a[1]);
   Entry* e = k.find(c.now);
   if (e == nullptr) {
@@ -274,7 +292,7 @@ void cmd_getex(Context& c) {
   ++c.hits;
   if (e->type() != Type::string) return err(c, kWrongType);
   std::int64_t at = -1;
-  if ((flags & (EX | PX | EXAT | PXAT)) &&
+  if ((flags & kTimed) &&
       !parse_expire(c, expire_arg, flags & (EX | EXAT), flags & (EX | PX), "getex", at))
     return;
   Reply::bulk(c.out, e->value);
@@ -377,25 +395,8 @@ void cmd_incrbyfloat(Context& c) {
   Reply::bulk(c.out, v);
 }
 
-// MSETNX key value [key value ...]: all or nothing, atomic across shards;
-// propagated as MSET (it only runs when no key existed).
 void cmd_msetnx(Context& c) {
-  if (c.argv.size() % 2 == 0) return arity_error(c, "msetnx");
-  Keyspace& ks = c.host.keyspace();
-  const auto pairs = c.argv.subspan(1);
-  MultiLock lock(ks, pairs, 2);
-  for (std::size_t i = 0; i < pairs.size(); i += 2) {
-    const std::uint64_t h = Keyspace::hash(pairs[i]);
-    if (ks.shard_of(h).find(pairs[i], h, c.now) != nullptr) return Reply::integer(c.out, 0);
-  }
-  for (std::size_t i = 0; i < pairs.size(); i += 2) {
-    const std::uint64_t h = Keyspace::hash(pairs[i]);
-    store(ks.shard_of(h), pairs[i], h, pairs[i + 1], c.now, false);
-  }
-  std::vector<std::string_view> log(c.argv.begin(), c.argv.end());
-  log[0] = "MSET";
-  c.host.propagate(c, log);
-  Reply::integer(c.out, 1);
+  mset_generic(c, true);
 }
 
 // LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN] (Redis 7.0's

@@ -150,6 +150,11 @@ void expire_error(Context& c, const char* cmd) {
   err(c, std::string("ERR invalid expire time in '") + cmd + "' command");
 }
 
+void help_reply(Context& c, std::span<const std::string_view> lines) {
+  Reply::array_header(c.out, lines.size());
+  for (std::string_view l : lines) Reply::simple(c.out, l);
+}
+
 void note_subcommand(Context& c, const char* full_name) noexcept {
   if (c.client != nullptr) c.client->last_cmd.store(full_name, std::memory_order_relaxed);
 }

@@ -100,6 +100,9 @@ inline void err(Context& c, std::string_view e) {
 void arity_error(Context& c, std::string_view name);
 /// "ERR invalid expire time in '<cmd>' command".
 void expire_error(Context& c, const char* cmd);
+/// A HELP reply: the lines as an array of simple strings (Redis's
+/// addReplyHelp, whose first and last lines the caller includes).
+void help_reply(Context& c, std::span<const std::string_view> lines);
 /// Records the subcommand as CLIENT LIST shows it ("client|setname").
 void note_subcommand(Context& c, const char* full_name) noexcept;
 
