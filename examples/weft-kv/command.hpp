@@ -138,23 +138,26 @@ struct KeySpec {
   int limit = 0;
   /// A note COMMAND INFO prints, or nullptr.
   const char* notes = nullptr;
-  Find find = Find::range;
   /// Find::keynum: where the key count is and where the first key is, both
-  /// relative to the begin_search index.
-  int keynum_index = 0;
+  /// relative to the begin_search index; keynum_index -1: not keynum. (So
+  /// `{"RO access", 2, 0, 1, 0, nullptr, 0, 1}` is ZUNIONSTORE's inputs.)
+  int keynum_index = -1;
   int keynum_first = 0;
   Begin begin = Begin::index;
   const char* keyword = nullptr;  ///< Begin::keyword: the keyword
+  bool find_unknown = false;      ///< Find::unknown
+
+  constexpr Find find() const noexcept {
+    return find_unknown ? Find::unknown : keynum_index >= 0 ? Find::keynum : Find::range;
+  }
+  /// True for the keynum form.
+  constexpr bool keynum() const noexcept { return find() == Find::keynum; }
 
   /// Index `index`, then a count of keys at `index + keynum_index`, the
   /// first key at `index + first_key`, every `step`-th after it.
   static constexpr KeySpec keynum(const char* flags, int index, int keynum_index, int first_key,
                                   int step, const char* notes = nullptr) {
-    KeySpec k{flags, index, 0, step, 0, notes};
-    k.find = Find::keynum;
-    k.keynum_index = keynum_index;
-    k.keynum_first = first_key;
-    return k;
+    return KeySpec{flags, index, 0, step, 0, notes, keynum_index, first_key};
   }
   /// The keys follow `kw`, searched for from argument `startfrom` on (from
   /// the end when negative), found by a range.
@@ -170,13 +173,13 @@ struct KeySpec {
   static constexpr KeySpec unknown(const char* flags, const char* notes = nullptr) {
     KeySpec k{flags, 0, 0, 1, 0, notes};
     k.begin = Begin::unknown;
-    k.find = Find::unknown;
+    k.find_unknown = true;
     return k;
   }
   /// True for the "index" + "range" form (the one the legacy first/last/
   /// step positions can describe).
   constexpr bool plain_range() const noexcept {
-    return begin == Begin::index && find == Find::range;
+    return begin == Begin::index && find() == Find::range;
   }
   /// True when `flag` (e.g. "incomplete") is one of the flags.
   constexpr bool has_flag(std::string_view flag) const noexcept {
@@ -196,6 +199,7 @@ struct KeySpec {
 ///   {"RO access", 1, 0}                        one index+range spec
 ///   {{"RW access delete", 1, 0}, {"OW update", 2, 0}}   several
 ///   {KeySpec::keynum("RO access", 1, 0, 1, 1)}  any other form
+/// or names a `static constexpr KeySpec` (one spec).
 class KeySpecs {
  public:
   static constexpr std::size_t kMax = 3;
@@ -207,10 +211,13 @@ class KeySpecs {
       : specs_{KeySpec{flags, first, last_key, step, limit, notes}}, n_(1) {}
   constexpr KeySpecs(const KeySpec& one) : specs_{one}, n_(1) {}  // NOLINT: implicit by design
   constexpr KeySpecs(std::initializer_list<KeySpec> specs) {
-    for (const KeySpec& k : specs) {
-      if (n_ == kMax) throw "KeySpecs: more than kMax key specs";  // constexpr: a compile error
-      specs_[n_++] = k;
-    }
+    for (const KeySpec& k : specs) push_back(k);
+  }
+  /// Appends a spec (in a constant expression, more than kMax does not
+  /// compile).
+  constexpr void push_back(const KeySpec& k) {
+    if (n_ == kMax) throw "KeySpecs: more than kMax key specs";
+    specs_[n_++] = k;
   }
 
   constexpr std::size_t size() const noexcept { return n_; }
@@ -247,15 +254,31 @@ struct Command {
   const char* tips;       ///< command tips, blank-separated; "" for none
   KeySpecs keys;          ///< empty: the command has no keys
   void (*run)(Context&);  ///< nullptr for a container (it runs its subcommands)
+  /// One more key spec, after `keys` (rows may name their second spec here,
+  /// after the handler, as `{..., kPop, cmd_lmove, kMoveDst}`); first == 0:
+  /// none.
+  KeySpec keys2 = {};
   /// A container command's subcommands (OBJECT, CONFIG, COMMAND): execute()
   /// dispatches on argv[1], as Redis's lookupCommand.
   std::span<const Command> subcommands = {};
 
+  /// Every key spec, in order: `keys`, then `keys2` if set.
+  constexpr KeySpecs key_specs() const {
+    if (keys2.first == 0 && keys2.begin == KeySpec::Begin::index) return keys;
+    KeySpecs all = keys;
+    all.push_back(keys2);
+    return all;
+  }
   /// The flags COMMAND INFO prints: the row's plus kMovableKeys when the
   /// key specs call for it.
   unsigned all_flags() const noexcept {
-    return flags | (legacy_key_range(keys).movable ? kMovableKeys : 0u);
+    return flags | (legacy_key_range(key_specs()).movable ? kMovableKeys : 0u);
   }
+  /// The legacy key positions COMMAND prints (legacy_key_range).
+  int first_key() const noexcept { return legacy_key_range(key_specs()).first; }
+  int last_key() const noexcept { return legacy_key_range(key_specs()).last; }
+  int key_step() const noexcept { return legacy_key_range(key_specs()).step; }
+  bool movable_keys() const noexcept { return legacy_key_range(key_specs()).movable; }
 };
 
 /// Every command, in a stable order (COMMAND's output).

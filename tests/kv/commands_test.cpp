@@ -130,9 +130,9 @@ TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
     EXPECT_EQ(run(h, {"SET", "k", "v"}),
               "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
     EXPECT_EQ(run(h, {"DEL", "k"}), ":1\r\n");  // not denyoom
-    EXPECT_EQ(kv::legacy_key_range(kv::find_command("GeT")->keys).first, 1);
-    EXPECT_EQ(kv::legacy_key_range(kv::find_command("mset")->keys).step, 2);
-    EXPECT_EQ(kv::legacy_key_range(kv::find_command("mset")->keys).last, -1);
+    EXPECT_EQ(kv::find_command("GeT")->first_key(), 1);
+    EXPECT_EQ(kv::find_command("mset")->key_step(), 2);
+    EXPECT_EQ(kv::find_command("mset")->last_key(), -1);
     EXPECT_EQ(kv::find_command("nosuch"), nullptr);
   });
 }

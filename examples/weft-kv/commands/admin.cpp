@@ -142,7 +142,7 @@ void key_spec_info(std::string& out, const KeySpec& k) {
       key_search(out, "begin_search", "unknown", {});
       break;
   }
-  switch (k.find) {
+  switch (k.find()) {
     case KeySpec::Find::range:
       key_search(out, "find_keys", "range",
                  {{"lastkey", k.last_key}, {"keystep", k.step}, {"limit", k.limit}});
@@ -184,7 +184,8 @@ void command_info(std::string& out, const Command& cmd) {
       {kAllowBusy, "allow_busy"},
   };
   const unsigned flags = cmd.all_flags();
-  const LegacyKeyRange range = legacy_key_range(cmd.keys);
+  const KeySpecs specs = cmd.key_specs();
+  const LegacyKeyRange range = legacy_key_range(specs);
   Reply::array_header(out, 10);
   Reply::bulk(out, cmd.name);
   Reply::integer(out, cmd.arity);
@@ -198,8 +199,8 @@ void command_info(std::string& out, const Command& cmd) {
   Reply::integer(out, range.step);
   simple_words(out, cmd.acl);
   word_array(out, cmd.tips, [](std::string& o, std::string_view w) { Reply::bulk(o, w); });
-  Reply::array_header(out, cmd.keys.size());
-  for (const KeySpec& k : cmd.keys) key_spec_info(out, k);
+  Reply::array_header(out, specs.size());
+  for (const KeySpec& k : specs) key_spec_info(out, k);
   Reply::array_header(out, cmd.subcommands.size());
   for (const Command& sub : cmd.subcommands) command_info(out, sub);
 }
@@ -290,7 +291,7 @@ void cmd_command_getkeys(Context& c) {
   }
   if (cmd == nullptr || target[0].find('|') != std::string_view::npos)
     return err(c, "ERR Invalid command specified");
-  if (cmd->keys.empty()) return err(c, "ERR The command has no key arguments");
+  if (cmd->key_specs().empty()) return err(c, "ERR The command has no key arguments");
   const auto argc = static_cast<int>(target.size());
   if ((cmd->arity > 0 && cmd->arity != argc) || argc < -cmd->arity)
     return err(c, "ERR Invalid number of arguments specified for command");
@@ -378,6 +379,7 @@ std::span<const Command> server_commands() noexcept {
        "nondeterministic_output_order",
        {},
        cmd_command,
+       {},
        kCommand},
       {"time", 1, kLoading | kStale | kFast, "@fast", "nondeterministic_output", {}, cmd_time},
       {"shutdown",

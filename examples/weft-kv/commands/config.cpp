@@ -321,7 +321,7 @@ std::span<const Command> config_commands() noexcept {
       {"config|help", 2, kLoading | kStale, "@slow", "", {}, cmd_config_help},
   };
   static constexpr Command kTable[] = {
-      {"config", -2, 0, "@slow", "", {}, nullptr, kConfig},
+      {"config", -2, 0, "@slow", "", {}, nullptr, {}, kConfig},
   };
   return kTable;
 }

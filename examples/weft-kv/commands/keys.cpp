@@ -587,7 +587,7 @@ std::span<const Command> key_commands() noexcept {
        "request_policy:multi_shard response_policy:agg_sum",
        {"RO", 1, -1},
        cmd_touch},
-      {"object", -2, 0, "@slow", "", {}, nullptr, kObject},
+      {"object", -2, 0, "@slow", "", {}, nullptr, {}, kObject},
   };
   return kTable;
 }

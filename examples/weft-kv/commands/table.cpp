@@ -131,7 +131,7 @@ bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
   // Redis 7.0's getKeysUsingKeySpecs (db.c), without its partial mode.
   out.clear();
   const int argc = static_cast<int>(argv.size());
-  for (const KeySpec& spec : cmd.keys) {
+  for (const KeySpec& spec : cmd.key_specs()) {
     if (spec.has_flag("not_key")) continue;
     int first = 0;
     if (spec.begin == KeySpec::Begin::index) {
@@ -153,14 +153,14 @@ bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
     }
     int last = 0;
     int step = spec.step;
-    if (spec.find == KeySpec::Find::range) {
+    if (spec.find() == KeySpec::Find::range) {
       if (spec.last_key >= 0)
         last = first + spec.last_key;
       else if (spec.limit == 0)
         last = argc + spec.last_key;
       else
         last = first + ((argc - first) / spec.limit + spec.last_key);
-    } else if (spec.find == KeySpec::Find::keynum) {
+    } else if (spec.find() == KeySpec::Find::keynum) {
       long long numkeys = 0;
       const int at = first + spec.keynum_index;
       if (spec.keynum_index >= argc || at >= argc ||
