@@ -106,6 +106,13 @@ class Dict {
   std::uint64_t scan(std::uint64_t v, F&& fn) const {
     const std::uint64_t mask = buckets_.size() - 1;
     for (Node* n = buckets_[v & mask]; n != nullptr; n = n->next) fn(*n);
+    return next_cursor(v, mask);
+  }
+
+  /// The cursor after `v` in a table whose bucket mask is `mask` (Redis's
+  /// dictScan step: reverse-binary increment of the masked bits); 0 when the
+  /// scan is complete. For every table that offers a SCAN-like cursor.
+  static std::uint64_t next_cursor(std::uint64_t v, std::uint64_t mask) noexcept {
     v |= ~mask;
     v = reverse_bits(v);
     ++v;

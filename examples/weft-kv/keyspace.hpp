@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -58,6 +59,13 @@ class Object {
   /// A deep copy with the same encoding (COPY; Redis's *TypeDup).
   /// @throws std::bad_alloc.
   virtual std::unique_ptr<Object> clone() const = 0;
+  /// A set (Type::set) calls visit(member) for each member, in any order;
+  /// other types visit nothing. The sorted-set operations (ZUNIONSTORE,
+  /// ZINTER, ...) read a set as a sorted set whose scores are all 1, as
+  /// Redis does.
+  virtual void for_each_member(const std::function<void(std::string_view)>& visit) const {
+    (void)visit;
+  }
 };
 
 /// How a string value came to be, which decides what OBJECT ENCODING and

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +41,9 @@ class SetObject final : public Object {
   std::int64_t bytes() const noexcept override { return bytes_; }
   const char* encoding() const noexcept override { return intset_ ? "intset" : "hashtable"; }
   std::unique_ptr<Object> clone() const override { return std::make_unique<SetObject>(*this); }
+  void for_each_member(const std::function<void(std::string_view)>& visit) const override {
+    for_each(visit);
+  }
 
   std::size_t size() const noexcept { return intset_ ? ints_.size() : table_.size(); }
   bool intset() const noexcept { return intset_; }

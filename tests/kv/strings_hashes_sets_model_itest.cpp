@@ -594,7 +594,7 @@ Args random_command(std::mt19937_64& rng, const std::vector<std::string>& keys) 
   }
 }
 
-class ModelTest : public SharedServerTest {
+class StringsHashesSetsModel : public SharedServerTest {
  protected:
   void SetUp() override {
     SharedServerTest::SetUp();
@@ -632,7 +632,7 @@ class ModelTest : public SharedServerTest {
   }
 };
 
-TEST_F(ModelTest, SingleClientFollowsTheModel) {
+TEST_F(StringsHashesSetsModel, SingleClientFollowsTheModel) {
   Checker check;
   Client c(port());
   Model model;
@@ -643,7 +643,7 @@ TEST_F(ModelTest, SingleClientFollowsTheModel) {
   EXPECT_EQ(c.call({"DBSIZE"}).integer, static_cast<std::int64_t>(model.db.size()));
 }
 
-TEST_F(ModelTest, FiftyConcurrentClientsEachFollowTheirModelAndSharedTotalsAreExact) {
+TEST_F(StringsHashesSetsModel, FiftyConcurrentClientsEachFollowTheirModelAndSharedTotalsAreExact) {
   constexpr int kClients = 50;
   constexpr int kSteps = 600;
   constexpr int kTokens = 40;

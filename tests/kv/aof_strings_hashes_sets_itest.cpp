@@ -128,7 +128,7 @@ Args random_write(std::mt19937_64& rng) {
   }
 }
 
-TEST(AofTypes, MixedWorkloadReplaysExactly) {
+TEST(AofStringsHashesSets, MixedWorkloadReplaysExactly) {
   KV_REQUIRE_SERVER();
   weft::test::TempDir data;
   Server server(ServerConfig{{{"appendonly", "yes"}, {"appendfsync", "always"}}, data.path()});
