@@ -318,14 +318,15 @@ void cmd_hrandfield(Context& c) {
     h->for_each(emit);
     return;
   }
-  // `count` distinct pairs: a partial Fisher-Yates shuffle of all of them.
-  std::vector<std::pair<std::string_view, std::string_view>> all;
-  all.reserve(size);
-  h->for_each([&](std::string_view f, std::string_view v) { all.emplace_back(f, v); });
-  for (std::size_t i = 0; i < count; ++i)
-    std::swap(all[i], all[i + static_cast<std::size_t>(rng() % (size - i))]);
-  Reply::array_header(c.out, count * per);
-  for (std::size_t i = 0; i < count; ++i) emit(all[i].first, all[i].second);
+  using Pair = std::pair<std::string_view, std::string_view>;
+  const std::vector<Pair> picked = pick_distinct<Pair>(
+      size, static_cast<std::size_t>(count), [&] { return h->random(rng); },
+      [&](auto fn) {
+        h->for_each([&](std::string_view f, std::string_view v) { fn(Pair(f, v)); });
+      },
+      [](const Pair& p) { return p.first; });
+  Reply::array_header(c.out, picked.size() * per);
+  for (const Pair& p : picked) emit(p.first, p.second);
 }
 
 // HSCAN key cursor [MATCH pattern] [COUNT count] (Redis's scanGenericCommand

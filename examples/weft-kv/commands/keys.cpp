@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
-#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -327,7 +326,7 @@ void cmd_move(Context& c) {
 // entry of it; an expired one found is deleted and another drawn.
 void cmd_randomkey(Context& c) {
   Keyspace& ks = c.host.keyspace();
-  thread_local std::minstd_rand rng{std::random_device{}()};
+  auto& rng = random_engine();
   for (int tries = 0; tries < 1000; ++tries) {
     const std::int64_t total = ks.keys();
     if (total <= 0) break;

@@ -322,15 +322,11 @@ void cmd_sintercard(Context& c) {
 constexpr long long kMaxRandomReply = 1LL << 24;
 
 // `count` distinct members of `s` (count < size), at random.
-std::vector<std::string> pick_distinct(const SetObject& s, std::size_t count) {
-  std::vector<std::string> all;
-  all.reserve(s.size());
-  s.for_each([&](std::string_view m) { all.emplace_back(m); });
-  auto& rng = random_engine();
-  for (std::size_t i = 0; i < count; ++i)
-    std::swap(all[i], all[i + static_cast<std::size_t>(rng() % (all.size() - i))]);
-  all.resize(count);
-  return all;
+std::vector<std::string> pick_members(const SetObject& s, std::size_t count) {
+  return pick_distinct<std::string>(
+      s.size(), count, [&] { return s.random(random_engine()); },
+      [&](auto fn) { s.for_each([&](std::string_view m) { fn(std::string(m)); }); },
+      [](const std::string& m) { return std::string_view(m); });
 }
 
 // SRANDMEMBER key [count] (Redis's srandmemberCommand and
@@ -363,7 +359,7 @@ void cmd_srandmember(Context& c) {
   }
   const auto count = static_cast<unsigned long long>(l);
   if (count >= s->size()) return reply_members(c, *s);
-  const std::vector<std::string> picked = pick_distinct(*s, static_cast<std::size_t>(count));
+  const std::vector<std::string> picked = pick_members(*s, static_cast<std::size_t>(count));
   Reply::array_header(c.out, picked.size());
   for (const std::string& m : picked) Reply::bulk(c.out, m);
 }
@@ -405,7 +401,7 @@ void cmd_spop(Context& c) {
     c.host.propagate(c, log);
     return;
   }
-  const std::vector<std::string> popped = pick_distinct(*s, static_cast<std::size_t>(count));
+  const std::vector<std::string> popped = pick_members(*s, static_cast<std::size_t>(count));
   for (const std::string& m : popped) s->remove(m);
   const std::size_t remaining = size - popped.size();
   if (remaining * 5 <= static_cast<std::size_t>(count)) {

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "command.hpp"
@@ -39,6 +40,34 @@ bool parse_range(Context& c, std::string_view s, long long min, long long max, c
 /// The random generator of the calling thread (SPOP, SRANDMEMBER,
 /// HRANDFIELD, RANDOMKEY), seeded from std::random_device.
 std::mt19937_64& random_engine() noexcept;
+
+/// `count` distinct items, at random, of a collection of `size` > count
+/// (SRANDMEMBER, HRANDFIELD, SPOP with a count), as Redis picks them: when
+/// the collection is large against count (count * 3 <= size), random draws
+/// until `count` distinct ones came (O(count)); otherwise every item, then
+/// a partial shuffle. `draw()` returns a random Item, `each(fn)` calls
+/// fn(Item) for every item, and `id(item)` is what tells two items apart.
+template <class Item, class Draw, class Each, class Id>
+std::vector<Item> pick_distinct(std::size_t size, std::size_t count, Draw draw, Each each, Id id) {
+  std::vector<Item> out;
+  out.reserve(count * 3 <= size ? count : size);
+  auto& rng = random_engine();
+  if (count * 3 <= size) {
+    std::unordered_set<std::string_view> seen;  // views of the items in `out`
+    while (out.size() < count) {
+      Item item = draw();
+      if (seen.count(id(item)) != 0) continue;
+      out.push_back(std::move(item));  // no reallocation: reserved
+      seen.insert(id(out.back()));
+    }
+    return out;
+  }
+  each([&](Item item) { out.push_back(std::move(item)); });
+  for (std::size_t i = 0; i < count; ++i)
+    std::swap(out[i], out[i + static_cast<std::size_t>(rng() % (out.size() - i))]);
+  out.resize(count);
+  return out;
+}
 
 /// SCAN-family arguments (Redis's parseScanCursorOrReply and the options
 /// step of scanGenericCommand).
