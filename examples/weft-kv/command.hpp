@@ -204,12 +204,15 @@ class KeySpecs {
  public:
   static constexpr std::size_t kMax = 3;
 
+  /// No key specs (a command without keys).
   constexpr KeySpecs() = default;
   /// One index+range spec (KeySpec's leading fields).
   constexpr KeySpecs(const char* flags, int first, int last_key, int step = 1, int limit = 0,
                      const char* notes = nullptr)
       : specs_{KeySpec{flags, first, last_key, step, limit, notes}}, n_(1) {}
+  /// One spec of any form.
   constexpr KeySpecs(const KeySpec& one) : specs_{one}, n_(1) {}  // NOLINT: implicit by design
+  /// Several specs, in order.
   constexpr KeySpecs(std::initializer_list<KeySpec> specs) {
     for (const KeySpec& k : specs) push_back(k);
   }
@@ -220,6 +223,7 @@ class KeySpecs {
     specs_[n_++] = k;
   }
 
+  /// Access, in order.
   constexpr std::size_t size() const noexcept { return n_; }
   constexpr bool empty() const noexcept { return n_ == 0; }
   constexpr const KeySpec& operator[](std::size_t i) const noexcept { return specs_[i]; }

@@ -35,9 +35,12 @@ std::uint64_t hash_bytes(std::string_view s) noexcept;
 template <class Node>
 class Dict {
  public:
+  /// The bucket array never shrinks below this many buckets.
   static constexpr std::size_t kMinBuckets = 4;
 
+  /// An empty table of kMinBuckets buckets. @throws std::bad_alloc.
   Dict() : buckets_(kMinBuckets, nullptr) {}
+  /// Deletes every node.
   ~Dict() { destroy_nodes(); }
   Dict(const Dict&) = delete;
   Dict& operator=(const Dict&) = delete;
@@ -85,6 +88,7 @@ class Dict {
     std::swap(size_, o.size_);
   }
 
+  /// Number of nodes.
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
   /// Buckets in the array (a power of two).
@@ -145,6 +149,7 @@ class Dict {
     return n;
   }
 
+  /// The 64 bits of v in reverse order (the cursor arithmetic).
   static std::uint64_t reverse_bits(std::uint64_t v) noexcept {
     v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
     v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);

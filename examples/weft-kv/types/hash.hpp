@@ -36,15 +36,20 @@ class HashObject final : public Object {
     std::int64_t max_value = 64;
   };
 
+  /// An empty listpack.
   HashObject() = default;
+  /// A deep copy, in the same encoding (COPY). @throws std::bad_alloc.
   HashObject(const HashObject& o);
 
+  // Object.
   Type type() const noexcept override { return Type::hash; }
   std::int64_t bytes() const noexcept override { return bytes_; }
   const char* encoding() const noexcept override { return listpack_ ? "listpack" : "hashtable"; }
   std::unique_ptr<Object> clone() const override { return std::make_unique<HashObject>(*this); }
 
+  /// Number of fields.
   std::size_t size() const noexcept { return listpack_ ? pairs_.size() : table_.size(); }
+  /// True while encoded as a listpack.
   bool listpack() const noexcept { return listpack_; }
 
   /// The value of `field`, or nullptr (valid until the next change).

@@ -35,8 +35,10 @@ class SetObject final : public Object {
   /// An empty set in the encoding Redis's setTypeCreate picks for a first
   /// member: intset for an integer, else hashtable.
   explicit SetObject(std::string_view first_member);
+  /// A deep copy, in the same encoding (COPY). @throws std::bad_alloc.
   SetObject(const SetObject& o);
 
+  // Object.
   Type type() const noexcept override { return Type::set; }
   std::int64_t bytes() const noexcept override { return bytes_; }
   const char* encoding() const noexcept override { return intset_ ? "intset" : "hashtable"; }
@@ -45,9 +47,13 @@ class SetObject final : public Object {
     for_each(visit);
   }
 
+  /// Number of members.
   std::size_t size() const noexcept { return intset_ ? ints_.size() : table_.size(); }
+  /// True while encoded as an intset.
   bool intset() const noexcept { return intset_; }
 
+  /// True if `member` is in the set (for an intset: only a canonical
+  /// integer can be).
   bool contains(std::string_view member) const noexcept;
   /// Adds member; true if it is new. `max_intset` is set-max-intset-entries.
   /// @throws std::bad_alloc.
