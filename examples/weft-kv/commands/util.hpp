@@ -2,7 +2,6 @@
 // parsing, common replies and error texts, and shard locking.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -22,6 +21,14 @@ bool eq_ci(std::string_view a, std::string_view b) noexcept;
 /// Redis's string2ll: no spaces, no '+', no leading zeros, no "-0", at
 /// most 20 characters, no overflow. False (out unchanged) otherwise.
 bool parse_ll(std::string_view s, long long& out) noexcept;
+
+/// Redis's string2d: the whole of s is a double as strtod reads it
+/// (decimal, exponent, hex, "inf"), no leading space, not NaN, no overflow
+/// or underflow to 0. False (out unchanged) otherwise.
+bool parse_double(std::string_view s, double& out);
+
+/// Redis's string2ld: the same for a long double (strtold), at most 5 KiB.
+bool parse_long_double(std::string_view s, long double& out);
 
 /// Decimal text of v.
 std::string ll_to_string(long long v);
@@ -58,15 +65,28 @@ class MultiLock {
   MultiLock(Keyspace& ks, std::span<const std::string_view> keys, std::size_t step = 1);
   /// Every shard (FLUSHALL, KEYS-like sweeps that must be atomic).
   explicit MultiLock(Keyspace& ks);
+  /// The shards whose bits are set in `shards` (bit i: shard i).
+  MultiLock(Keyspace& ks, std::uint64_t shards);
   ~MultiLock();
   MultiLock(const MultiLock&) = delete;
   MultiLock& operator=(const MultiLock&) = delete;
 
+  /// The shards held (bit i: shard i).
+  std::uint64_t held() const noexcept { return held_; }
+  /// Adds shard i to the held set when the lock order allows it: waits for
+  /// it if it comes after every shard held, else only takes it if it is
+  /// free now. Returns whether shard i is held (serving blocked clients
+  /// needs a destination shard it learns of late; commands/blocking.hpp).
+  /// @throws weft::Cancelled while waiting (the set is unchanged).
+  bool extend(std::size_t i);
+  /// Releases every shard now (a blocking command before it waits).
+  void unlock() noexcept;
+
  private:
-  void lock(Keyspace& ks);
-  std::array<bool, Keyspace::kShards> want_{};
-  std::array<weft::Mutex*, Keyspace::kShards> held_{};
-  std::size_t n_ = 0;
+  static_assert(Keyspace::kShards == 64, "the shard sets are 64-bit masks");
+  void lock(std::uint64_t want);
+  Keyspace& ks_;
+  std::uint64_t held_ = 0;
 };
 
 /// One key, its hash and its shard, locked for the object's lifetime.
