@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "client.hpp"
 #include "keyspace.hpp"
@@ -71,6 +72,10 @@ struct Context {
   std::uint64_t aof_seq = 0;  ///< highest AOF record this command appended
   bool close = false;         ///< close the connection after the reply (QUIT)
   std::uint64_t hits = 0, misses = 0;
+  /// Keys this command made ready for clients blocked on them (a push to
+  /// a list BLPOP waits on): served, in this order, once the command's
+  /// changes are complete (Redis's ready keys; commands/blocking.hpp).
+  std::vector<std::string> ready = {};
 };
 
 /// Command flags: Redis 7.0's (src/commands.def), the ones weft-kv has.
@@ -86,20 +91,31 @@ enum CommandFlags : unsigned {
   kNoAuth = 1u << 8,
   kNoMulti = 1u << 9,
   kAllowBusy = 1u << 10,
+  kBlocking = 1u << 11,
+  /// Not written in the table: COMMAND reports it for every command whose
+  /// keys the legacy (first, last, step) range cannot name (Command::movable_keys).
+  kMovableKeys = 1u << 12,
 };
 
-/// One key specification (Redis 7 key specs, the "index" begin-search and
-/// "range" find-keys forms): the keys are the arguments from `first`, every
-/// `step`-th, up to `last_key` relative to `first` (>= 0), or counted from
-/// the end (-1: the last argument). Other forms (keyword, keynum: ZUNION's
-/// numkeys) extend this struct when their commands arrive.
+/// One key specification (Redis 7 key specs, the "index" begin-search with
+/// the "range" or "keynum" find-keys forms). Range: the keys are the
+/// arguments from `first`, every `step`-th, up to `last_key` relative to
+/// `first` (>= 0), or counted from the end (-1: the last argument).
+/// Keynum (ZUNION's numkeys): argument `first + keynum_index` is the count
+/// of keys, which start at `first + keynum_first`, every `step`-th. The
+/// "keyword" begin-search form extends this struct when its first command
+/// arrives.
 struct KeySpec {
   const char* flags = "";  ///< Redis's key-spec flags, blank-separated: "RO access"
   int first = 0;           ///< begin_search index; 0: the command has no keys
   int last_key = 0;        ///< find_keys range lastkey
-  int step = 1;            ///< find_keys range keystep
+  int step = 1;            ///< find_keys range or keynum keystep
   int limit = 0;           ///< find_keys range limit
   const char* notes = nullptr;
+  int keynum_index = -1;  ///< find_keys keynum keynumidx; -1: a range spec
+  int keynum_first = 0;   ///< find_keys keynum firstkey
+
+  bool keynum() const noexcept { return keynum_index >= 0; }
 };
 
 /// One entry of the command table. All texts are Redis 7.0.15's, so that
@@ -112,13 +128,54 @@ struct Command {
   const char* tips;  ///< command tips, blank-separated; "" for none
   KeySpec keys;      ///< keys.first == 0: no keys
   void (*run)(Context&);
+  /// A second key specification (LMOVE's destination, ZUNIONSTORE's
+  /// sources); keys2.first == 0: none.
+  KeySpec keys2 = {};
 
-  /// The legacy (first, last, step) key positions COMMAND reports.
-  int first_key() const noexcept { return keys.first; }
-  int last_key() const noexcept {
-    return keys.first == 0 ? 0 : keys.last_key < 0 ? keys.last_key : keys.first + keys.last_key;
+  /// The legacy (first, last, step) key positions COMMAND reports, derived
+  /// from the key specs as Redis's populateCommandLegacyRangeSpec does:
+  /// the plain range specs (step 1, consecutive) joined; 0 0 0 when none.
+  int first_key() const noexcept { return legacy().first; }
+  int last_key() const noexcept { return legacy().last; }
+  int key_step() const noexcept { return legacy().first == 0 ? 0 : legacy().step; }
+  /// True when that range cannot name every key (a keynum spec, a range
+  /// with a step or a gap): COMMAND's "movablekeys" flag.
+  bool movable_keys() const noexcept { return legacy().movable; }
+
+ private:
+  struct Legacy {
+    int first = 0, last = 0, step = 1;
+    bool movable = false;
+  };
+  constexpr Legacy legacy() const noexcept {
+    Legacy r;
+    if (keys.first == 0) return r;
+    if (keys2.first == 0 && !keys.keynum()) {  // exactly one range spec
+      r.first = keys.first;
+      r.last = keys.last_key < 0 ? keys.last_key : keys.first + keys.last_key;
+      r.step = keys.step;
+      return r;
+    }
+    int first = 0;
+    unsigned last = 0;  // unsigned, as Redis, so a negative last key wins
+    for (const KeySpec* k : {&keys, &keys2}) {
+      if (k->first == 0) continue;
+      if (k->keynum() || k->step != 1 || (last != 0 && static_cast<int>(last) != k->first - 1)) {
+        r.movable = true;
+        continue;
+      }
+      if (first == 0 || k->first < first) first = k->first;
+      const int abs_last = k->last_key >= 0 ? k->first + k->last_key : k->last_key;
+      if (static_cast<unsigned>(abs_last) > last) last = static_cast<unsigned>(abs_last);
+    }
+    if (first == 0) {
+      r.movable = true;
+      return r;
+    }
+    r.first = first;
+    r.last = static_cast<int>(last);
+    return r;
   }
-  int key_step() const noexcept { return keys.first == 0 ? 0 : keys.step; }
 };
 
 /// Every command, in a stable order (COMMAND's output).

@@ -114,42 +114,46 @@ void key_search(std::string& out, const char* name, const char* type,
 // name, arity, flags, first/last/step, ACL categories, tips, key specs,
 // subcommands (not listed: CLIENT, COMMAND and CONFIG report none).
 void command_info(std::string& out, const Command& cmd) {
+  // In Redis's order (addReplyFlagsForCommand).
   static constexpr std::pair<unsigned, const char*> kFlagNames[] = {
-      {kWrite, "write"},          {kReadonly, "readonly"},
-      {kDenyOom, "denyoom"},      {kAdmin, "admin"},
-      {kNoScript, "noscript"},    {kLoading, "loading"},
-      {kStale, "stale"},          {kFast, "fast"},
-      {kNoAuth, "no_auth"},       {kNoMulti, "no_multi"},
+      {kWrite, "write"},          {kReadonly, "readonly"}, {kDenyOom, "denyoom"},
+      {kAdmin, "admin"},          {kNoScript, "noscript"}, {kBlocking, "blocking"},
+      {kLoading, "loading"},      {kStale, "stale"},       {kFast, "fast"},
+      {kNoAuth, "no_auth"},       {kNoMulti, "no_multi"},  {kMovableKeys, "movablekeys"},
       {kAllowBusy, "allow_busy"},
   };
+  const unsigned flags = cmd.flags | (cmd.movable_keys() ? kMovableKeys : 0u);
   Reply::array_header(out, 10);
   Reply::bulk(out, cmd.name);
   Reply::integer(out, cmd.arity);
   std::size_t nflags = 0;
-  for (const auto& [bit, name] : kFlagNames) nflags += (cmd.flags & bit) != 0;
+  for (const auto& [bit, name] : kFlagNames) nflags += (flags & bit) != 0;
   Reply::array_header(out, nflags);
   for (const auto& [bit, name] : kFlagNames)
-    if (cmd.flags & bit) Reply::simple(out, name);
+    if (flags & bit) Reply::simple(out, name);
   Reply::integer(out, cmd.first_key());
   Reply::integer(out, cmd.last_key());
   Reply::integer(out, cmd.key_step());
   word_array(out, cmd.acl, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
   word_array(out, cmd.tips, [](std::string& o, std::string_view w) { Reply::bulk(o, w); });
-  if (cmd.keys.first == 0) {
-    Reply::array_header(out, 0);
-  } else {
-    const KeySpec& k = cmd.keys;
-    Reply::array_header(out, 1);
-    Reply::array_header(out, k.notes != nullptr ? 8 : 6);
-    if (k.notes != nullptr) {
+  Reply::array_header(out, cmd.keys.first == 0 ? 0 : cmd.keys2.first == 0 ? 1 : 2);
+  for (const KeySpec* k : {&cmd.keys, &cmd.keys2}) {
+    if (k->first == 0) break;
+    Reply::array_header(out, k->notes != nullptr ? 8 : 6);
+    if (k->notes != nullptr) {
       Reply::bulk(out, "notes");
-      Reply::bulk(out, k.notes);
+      Reply::bulk(out, k->notes);
     }
     Reply::bulk(out, "flags");
-    word_array(out, k.flags, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
-    key_search(out, "begin_search", "index", {{"index", k.first}});
-    key_search(out, "find_keys", "range",
-               {{"lastkey", k.last_key}, {"keystep", k.step}, {"limit", k.limit}});
+    word_array(out, k->flags, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
+    key_search(out, "begin_search", "index", {{"index", k->first}});
+    if (k->keynum())
+      key_search(
+          out, "find_keys", "keynum",
+          {{"keynumidx", k->keynum_index}, {"firstkey", k->keynum_first}, {"keystep", k->step}});
+    else
+      key_search(out, "find_keys", "range",
+                 {{"lastkey", k->last_key}, {"keystep", k->step}, {"limit", k->limit}});
   }
   Reply::array_header(out, 0);  // subcommands
 }
