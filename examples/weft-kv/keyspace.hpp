@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
@@ -54,6 +55,22 @@ class Object {
   /// OBJECT ENCODING's name for the current representation ("listpack",
   /// "quicklist", "hashtable", "skiplist", "intset").
   virtual const char* encoding() const noexcept = 0;
+  /// A set (Type::set) calls visit(member) for each member, in any order;
+  /// other types visit nothing. The sorted-set operations (ZUNIONSTORE,
+  /// ZINTER, ...) read a set as a sorted set whose scores are all 1, as
+  /// Redis does.
+  virtual void for_each_member(const std::function<void(std::string_view)>& visit) const {
+    (void)visit;
+  }
+};
+
+/// The clients blocked on keys of one shard (BLPOP, BZPOPMIN, ...): the
+/// command layer's registry (commands/blocking.hpp) derives from it; the
+/// shard only holds it, guarded by its lock like everything else there, and
+/// keeps it across FLUSHALL (blocked clients stay blocked, as in Redis).
+class BlockedKeys {
+ public:
+  virtual ~BlockedKeys() = default;
 };
 
 /// One key and its value. Owned by a Shard.
@@ -99,6 +116,12 @@ class Table {
   std::uint64_t scan(std::uint64_t v, F&& fn) {
     const std::uint64_t mask = buckets_.size() - 1;
     for (Entry* e = buckets_[v & mask]; e != nullptr; e = e->next) fn(*e);
+    return next_cursor(v, mask);
+  }
+  /// The cursor after `v` in a table whose bucket mask is `mask` (Redis's
+  /// dictScan step: reverse-binary increment of the masked bits); 0 when the
+  /// scan is complete. For every table that offers a SCAN-like cursor.
+  static std::uint64_t next_cursor(std::uint64_t v, std::uint64_t mask) noexcept {
     v |= ~mask;
     v = reverse_bits(v);
     ++v;
@@ -125,6 +148,9 @@ struct ShardCounters {
   std::atomic<std::int64_t> expires{0};   ///< keys with a TTL
   std::atomic<std::int64_t> bytes{0};     ///< estimated memory of the entries
   std::atomic<std::uint64_t> expired{0};  ///< keys deleted by expiry, lazily or actively
+  /// Clients blocked on keys, counted in their first key's shard; changed
+  /// by fetch_add without the lock (count_blocked).
+  std::atomic<std::int64_t> blocked{0};
 };
 
 /// One shard: a table, the list of its keys with a TTL (for active expiry
@@ -133,6 +159,8 @@ class Shard {
  public:
   /// Guards everything below.
   weft::Mutex mu;
+  /// Clients blocked on this shard's keys; null until the first blocks.
+  std::unique_ptr<BlockedKeys> blocked;
 
   /// The live entry for key, or nullptr. An expired entry is deleted
   /// (lazy expiry) and nullptr returned. `now` is unix_ms().
@@ -158,6 +186,10 @@ class Shard {
   void set_expire(Entry* e, std::int64_t at);
   /// Deletes e.
   void erase(Entry* e) noexcept;
+  /// Counts clients that block (+1) or stop blocking (-1) with their first
+  /// key in this shard (INFO's blocked_clients). The one member that does
+  /// not need `mu`.
+  void count_blocked(std::int64_t delta) noexcept;
   /// Deletes every entry; returns how many there were.
   std::size_t clear() noexcept;
 
@@ -199,6 +231,7 @@ class Keyspace {
   std::int64_t expires() const noexcept;
   std::int64_t bytes() const noexcept;
   std::uint64_t expired() const noexcept;
+  std::int64_t blocked_clients() const noexcept;
 
  private:
   Shard shards_[kShards];

@@ -17,5 +17,9 @@ std::span<const Command> string_commands() noexcept;
 std::span<const Command> key_commands() noexcept;
 /// INFO, CLIENT, COMMAND, CONFIG, TIME, SHUTDOWN (admin.cpp).
 std::span<const Command> server_commands() noexcept;
+/// The list commands, blocking pops included (lists.cpp).
+std::span<const Command> list_commands() noexcept;
+/// The sorted-set commands, blocking pops included (zsets.cpp).
+std::span<const Command> zset_commands() noexcept;
 
 }  // namespace kv::cmd

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "commands/blocking.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
 
@@ -24,8 +25,9 @@ const Table& table() {
   // destroyed, so a command running during exit still finds it.
   static const Table* t = [] {
     auto* tab = new Table;
-    for (const auto group : {cmd::connection_commands(), cmd::string_commands(),
-                             cmd::key_commands(), cmd::server_commands()}) {
+    for (const auto group :
+         {cmd::connection_commands(), cmd::string_commands(), cmd::key_commands(),
+          cmd::server_commands(), cmd::list_commands(), cmd::zset_commands()}) {
       tab->all.insert(tab->all.end(), group.begin(), group.end());
     }
     for (const Command& c : tab->all) tab->by_name.emplace(c.name, &c);
@@ -82,6 +84,9 @@ void execute(Context& c) {
       static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
     return err(c, kOom);
   cmd->run(c);
+  // Keys the command made ready that it could not serve under its own locks
+  // (blocking.hpp): served now, before the next command.
+  if (!c.ready.empty()) cmd::blocking::serve_ready(c);
 }
 
 }  // namespace kv
