@@ -46,6 +46,15 @@ class Blocking : public SharedServerTest {
     rt.block_on(std::forward<F>(body));
   }
 
+  // Sends argv on a new connection from a fiber of its own; the handle
+  // gives the reply, described.
+  weft::JoinHandle<std::string> call_async(std::vector<std::string> argv) {
+    return weft::spawn([p = port(), argv = std::move(argv)] {
+      Client c(p);
+      return c.call(argv).describe();
+    });
+  }
+
   // Waits until exactly n clients are blocked.
   void wait_blocked(Client& admin, std::int64_t n) {
     std::int64_t now = -1;
@@ -59,10 +68,7 @@ class Blocking : public SharedServerTest {
 TEST_F(Blocking, TimeoutZeroWaitsForAPush) {
   on_fibers([&] {
     Client admin(port());
-    auto waiter = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLPOP", "q", "0"}).describe();
-    });
+    auto waiter = call_async({"BLPOP", "q", "0"});
     wait_blocked(admin, 1);
     // Still blocked a while later: 0 is forever.
     weft::this_fiber::sleep_for(std::chrono::milliseconds(300));
@@ -119,10 +125,7 @@ TEST_F(Blocking, APushServesWaitersBeforeTheNextCommandAndKeepsTheRest) {
     Client admin(port());
     std::vector<weft::JoinHandle<std::string>> waiters;
     for (int i = 0; i < 2; ++i) {
-      waiters.push_back(weft::spawn([&] {
-        Client c(port());
-        return c.call({"BLPOP", "q", "0"}).describe();
-      }));
+      waiters.push_back(call_async({"BLPOP", "q", "0"}));
       wait_blocked(admin, i + 1);
     }
     // A pipeline: the push, then commands that would see the elements if
@@ -252,15 +255,9 @@ TEST_F(Blocking, WakeUpsRacingTimeoutsLoseAndDuplicateNothing) {
 TEST_F(Blocking, BlmoveIsServedAndItsPushServesTheDestinationsWaiters) {
   on_fibers([&] {
     Client admin(port());
-    auto mover = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLMOVE", "src", "mid", "LEFT", "RIGHT", "0"}).describe();
-    });
+    auto mover = call_async({"BLMOVE", "src", "mid", "LEFT", "RIGHT", "0"});
     wait_blocked(admin, 1);
-    auto popper = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BRPOPLPUSH", "mid", "dst", "0"}).describe();
-    });
+    auto popper = call_async({"BRPOPLPUSH", "mid", "dst", "0"});
     wait_blocked(admin, 2);
     EXPECT_EQ(admin.call({"RPUSH", "src", "x", "y"}).describe(), ":2");
     EXPECT_EQ(mover.join(), "\"x\"");
@@ -274,10 +271,7 @@ TEST_F(Blocking, BlmoveIsServedAndItsPushServesTheDestinationsWaiters) {
 TEST_F(Blocking, BlmoveToAKeyOfAnotherTypeGetsWrongtypeAndMovesNothing) {
   on_fibers([&] {
     Client admin(port());
-    auto mover = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLMOVE", "src", "dst", "LEFT", "LEFT", "0"}).describe();
-    });
+    auto mover = call_async({"BLMOVE", "src", "dst", "LEFT", "LEFT", "0"});
     wait_blocked(admin, 1);
     EXPECT_EQ(admin.call({"SET", "dst", "string"}).describe(), "+OK");
     EXPECT_EQ(admin.call({"RPUSH", "src", "x"}).describe(), ":1");
@@ -289,20 +283,11 @@ TEST_F(Blocking, BlmoveToAKeyOfAnotherTypeGetsWrongtypeAndMovesNothing) {
 TEST_F(Blocking, SortedSetPopsAreServedByZaddAndStores) {
   on_fibers([&] {
     Client admin(port());
-    auto min = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BZPOPMIN", "z", "0"}).describe();
-    });
+    auto min = call_async({"BZPOPMIN", "z", "0"});
     wait_blocked(admin, 1);
-    auto max = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BZPOPMAX", "z", "0"}).describe();
-    });
+    auto max = call_async({"BZPOPMAX", "z", "0"});
     wait_blocked(admin, 2);
-    auto mpop = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BZMPOP", "0", "2", "nothing", "z", "MIN", "COUNT", "5"}).describe();
-    });
+    auto mpop = call_async({"BZMPOP", "0", "2", "nothing", "z", "MIN", "COUNT", "5"});
     wait_blocked(admin, 3);
     EXPECT_EQ(admin.call({"ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"}).describe(), ":4");
     EXPECT_EQ(min.join(), "[\"z\", \"a\", \"1\"]");
@@ -310,10 +295,7 @@ TEST_F(Blocking, SortedSetPopsAreServedByZaddAndStores) {
     EXPECT_EQ(mpop.join(), "[\"z\", [[\"b\", \"2\"], [\"c\", \"3\"]]]");
     EXPECT_EQ(admin.call({"EXISTS", "z"}).describe(), ":0");
     // A stored result counts as a push (Redis: dbAdd signals the key).
-    auto stored = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BZPOPMAX", "out", "0"}).describe();
-    });
+    auto stored = call_async({"BZPOPMAX", "out", "0"});
     wait_blocked(admin, 1);
     admin.call({"ZADD", "in", "5", "e", "6", "f"});
     EXPECT_EQ(admin.call({"ZUNIONSTORE", "out", "1", "in"}).describe(), ":2");
@@ -325,10 +307,7 @@ TEST_F(Blocking, SortedSetPopsAreServedByZaddAndStores) {
 TEST_F(Blocking, ListWaitersWithCountAreServedAndLoggedPops) {
   on_fibers([&] {
     Client admin(port());
-    auto mpop = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"}).describe();
-    });
+    auto mpop = call_async({"BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "2"});
     wait_blocked(admin, 1);
     EXPECT_EQ(admin.call({"RPUSH", "l2", "a", "b", "c"}).describe(), ":3");
     EXPECT_EQ(mpop.join(), "[\"l2\", [\"c\", \"b\"]]");
@@ -339,10 +318,7 @@ TEST_F(Blocking, ListWaitersWithCountAreServedAndLoggedPops) {
 TEST_F(Blocking, AListWaiterIgnoresAnotherTypeUnderItsKey) {
   on_fibers([&] {
     Client admin(port());
-    auto waiter = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLPOP", "k", "0"}).describe();
-    });
+    auto waiter = call_async({"BLPOP", "k", "0"});
     wait_blocked(admin, 1);
     EXPECT_EQ(admin.call({"ZADD", "k", "1", "m"}).describe(), ":1");
     weft::this_fiber::sleep_for(std::chrono::milliseconds(50));
@@ -356,10 +332,7 @@ TEST_F(Blocking, AListWaiterIgnoresAnotherTypeUnderItsKey) {
 TEST_F(Blocking, AWaiterOnSeveralKeysIsServedOnceFromTheFirstReady) {
   on_fibers([&] {
     Client admin(port());
-    auto waiter = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLPOP", "k1", "k2", "k1", "0"}).describe();
-    });
+    auto waiter = call_async({"BLPOP", "k1", "k2", "k1", "0"});
     wait_blocked(admin, 1);
     EXPECT_EQ(admin.call({"RPUSH", "k2", "x"}).describe(), ":1");
     EXPECT_EQ(waiter.join(), "[\"k2\", \"x\"]");
@@ -372,10 +345,7 @@ TEST_F(Blocking, AWaiterOnSeveralKeysIsServedOnceFromTheFirstReady) {
 TEST_F(Blocking, LmoveServesTheDestinationsWaiters) {
   on_fibers([&] {
     Client admin(port());
-    auto waiter = weft::spawn([&] {
-      Client c(port());
-      return c.call({"BLPOP", "dst", "0"}).describe();
-    });
+    auto waiter = call_async({"BLPOP", "dst", "0"});
     wait_blocked(admin, 1);
     admin.call({"RPUSH", "src", "a", "b"});
     EXPECT_EQ(admin.call({"LMOVE", "src", "dst", "RIGHT", "LEFT"}).describe(), "\"b\"");

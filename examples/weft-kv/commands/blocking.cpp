@@ -186,6 +186,71 @@ bool parse_timeout(Context& c, std::string_view arg, weft::Deadline& deadline) {
   return true;
 }
 
+bool parse_multi_pop(Context& c, std::size_t at, const char* const (&ends)[2],
+                     std::span<const std::string_view>& keys, bool& first_end, long long& count) {
+  long long numkeys = 0;
+  if (!parse_at_least(c, c.argv[at], 1, numkeys, "ERR numkeys should be greater than 0"))
+    return false;
+  if (static_cast<unsigned long long>(numkeys) >= c.argv.size() - at - 1) {
+    err(c, kSyntax);  // the end would be past the last argument
+    return false;
+  }
+  const std::size_t end_at = at + 1 + static_cast<std::size_t>(numkeys);
+  if (eq_ci(c.argv[end_at], ends[0])) {
+    first_end = true;
+  } else if (eq_ci(c.argv[end_at], ends[1])) {
+    first_end = false;
+  } else {
+    err(c, kSyntax);
+    return false;
+  }
+  count = -1;
+  for (std::size_t j = end_at + 1; j < c.argv.size(); ++j) {
+    if (count == -1 && eq_ci(c.argv[j], "count") && j + 1 < c.argv.size()) {
+      if (!parse_at_least(c, c.argv[++j], 1, count, "ERR count should be greater than 0"))
+        return false;
+    } else {
+      err(c, kSyntax);
+      return false;
+    }
+  }
+  if (count == -1) count = 1;
+  keys = c.argv.subspan(at + 1, static_cast<std::size_t>(numkeys));
+  return true;
+}
+
+bool first_existing(Context& c, std::span<const std::string_view> keys, Type type, Entry*& found,
+                    std::string_view& key) {
+  found = nullptr;
+  Keyspace& ks = c.host.keyspace();
+  for (std::string_view k : keys) {
+    const std::uint64_t h = Keyspace::hash(k);
+    Entry* e = ks.shard_of(h).find(k, h, c.now);
+    if (e == nullptr) continue;
+    if (e->type() != type) {
+      err(c, kWrongType);
+      return false;
+    }
+    found = e;
+    key = k;
+    return true;
+  }
+  return true;
+}
+
+void pop_or_block(Context& c, std::span<const std::string_view> keys, const Op& op,
+                  std::string_view timeout) {
+  weft::Deadline deadline;
+  if (!parse_timeout(c, timeout, deadline)) return;
+  Keyspace& ks = c.host.keyspace();
+  MultiLock locks(ks, keys);
+  Entry* e = nullptr;
+  std::string_view key;
+  if (!first_existing(c, keys, op.type, e, key)) return;
+  if (e != nullptr) return op.serve(c, op, key, ks.shard_of(Keyspace::hash(key)), e);
+  block(c, locks, keys, op, deadline);
+}
+
 void signal_ready(Context& c, Shard& sh, std::string_view key) {
   const Registry* reg = registry(sh);
   if (reg == nullptr || reg->queues.empty() || reg->queues.find(key) == reg->queues.end()) return;

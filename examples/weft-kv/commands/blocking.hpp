@@ -84,6 +84,27 @@ struct Op {
   void (*serve)(Context& c, const Op& op, std::string_view key, Shard& sh, Entry* e) = nullptr;
 };
 
+/// Parses "numkeys key... <end> [COUNT n]" from argv[at], the arguments of
+/// LMPOP, BLMPOP, ZMPOP and BZMPOP: `ends` names the two ends in lower
+/// case ({"left", "right"} or {"min", "max"}), `first_end` is set when the
+/// first is given; count is 1 without COUNT. On an error replies with
+/// Redis's text and returns false.
+bool parse_multi_pop(Context& c, std::size_t at, const char* const (&ends)[2],
+                     std::span<const std::string_view>& keys, bool& first_end, long long& count);
+
+/// The first of `keys` (their shards locked) that exists, or nullptr;
+/// false after replying WRONGTYPE if that one is not of `type` (lists and
+/// sorted sets are never empty, so it is the first with a value to pop).
+bool first_existing(Context& c, std::span<const std::string_view> keys, Type type, Entry*& found,
+                    std::string_view& key);
+
+/// BLPOP, BRPOP, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP: parses the timeout,
+/// then pops at once from the first of `keys` that exists (op.serve, as a
+/// push would serve the client later: same reply, same log) or blocks on
+/// all of them (block()).
+void pop_or_block(Context& c, std::span<const std::string_view> keys, const Op& op,
+                  std::string_view timeout);
+
 /// Parses a blocking command's timeout in seconds as Redis 7.0's
 /// getTimeoutFromObjectOrReply: a long double (fractions, exponents, hex),
 /// milliseconds rounded up, 0 (or a negative fraction that rounds to 0):

@@ -74,17 +74,6 @@ bool parse_side(Context& c, std::string_view arg, bool& left) {
   return true;
 }
 
-// Redis's getRangeLongFromObjectOrReply(min, LONG_MAX) with a message for
-// both a non-integer and a value out of range.
-bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
-                    std::string_view msg) {
-  if (!parse_ll(arg, out) || out < min) {
-    err(c, msg);
-    return false;
-  }
-  return true;
-}
-
 // --- pushes ------------------------------------------------------------------------
 
 void push_generic(Context& c, bool left, bool only_existing) {
@@ -183,90 +172,30 @@ void serve_pop(Context& c, const blocking::Op& op, std::string_view key, Shard& 
     mpop_serve(c, key, sh, e, op.left, op.count);
 }
 
-// Parses LMPOP/BLMPOP's "numkeys key... LEFT|RIGHT [COUNT n]" from
-// argv[at]; on an error replies and returns false.
-bool parse_mpop(Context& c, std::size_t at, std::span<const std::string_view>& keys, bool& left,
-                long long& count) {
-  long long numkeys = 0;
-  if (!parse_at_least(c, c.argv[at], 1, numkeys, "ERR numkeys should be greater than 0"))
-    return false;
-  if (static_cast<unsigned long long>(numkeys) >= c.argv.size() - at - 1) {
-    err(c, kSyntax);  // the side would be past the end
-    return false;
-  }
-  const std::size_t side_at = at + 1 + static_cast<std::size_t>(numkeys);
-  if (!parse_side(c, c.argv[side_at], left)) return false;
-  count = -1;
-  for (std::size_t j = side_at + 1; j < c.argv.size(); ++j) {
-    if (count == -1 && eq_ci(c.argv[j], "count") && j + 1 < c.argv.size()) {
-      if (!parse_at_least(c, c.argv[++j], 1, count, "ERR count should be greater than 0"))
-        return false;
-    } else {
-      err(c, kSyntax);
-      return false;
-    }
-  }
-  if (count == -1) count = 1;
-  keys = c.argv.subspan(at + 1, static_cast<std::size_t>(numkeys));
-  return true;
-}
-
-// The first of `keys` holding a non-empty list (Redis: the first existing
-// one, since lists are never empty); WRONGTYPE for another type on the way.
-// Returns false after replying with the error.
-bool first_list(Context& c, std::span<const std::string_view> keys, Entry*& found,
-                std::string_view& key) {
-  Keyspace& ks = c.host.keyspace();
-  for (std::string_view k : keys) {
-    const std::uint64_t h = Keyspace::hash(k);
-    Entry* e = ks.shard_of(h).find(k, h, c.now);
-    if (e == nullptr) continue;
-    if (e->type() != Type::list) {
-      err(c, kWrongType);
-      return false;
-    }
-    found = e;
-    key = k;
-    return true;
-  }
-  found = nullptr;
-  return true;
-}
+constexpr const char* kSides[2] = {"left", "right"};
 
 void cmd_lmpop(Context& c) {
   std::span<const std::string_view> keys;
   bool left = true;
   long long count = 1;
-  if (!parse_mpop(c, 1, keys, left, count)) return;
+  if (!blocking::parse_multi_pop(c, 1, kSides, keys, left, count)) return;
   MultiLock locks(c.host.keyspace(), keys);
   Entry* e = nullptr;
   std::string_view key;
-  if (!first_list(c, keys, e, key)) return;
+  if (!blocking::first_existing(c, keys, Type::list, e, key)) return;
   if (e == nullptr) return Reply::null_array(c.out);
   mpop_serve(c, key, c.host.keyspace().shard_of(Keyspace::hash(key)), e, left, count);
 }
 
-// BLPOP, BRPOP and BLMPOP: pop now from the first non-empty key, else block.
+// BLPOP, BRPOP (count -1) and BLMPOP.
 void blocking_pop(Context& c, std::span<const std::string_view> keys, bool left, long long count,
                   std::string_view timeout) {
-  weft::Deadline deadline;
-  if (!blocking::parse_timeout(c, timeout, deadline)) return;
-  Keyspace& ks = c.host.keyspace();
-  MultiLock locks(ks, keys);
-  Entry* e = nullptr;
-  std::string_view key;
-  if (!first_list(c, keys, e, key)) return;
-  if (e != nullptr) {
-    Shard& sh = ks.shard_of(Keyspace::hash(key));
-    if (count < 0) return pop_one_serve(c, key, sh, e, left);
-    return mpop_serve(c, key, sh, e, left, count);
-  }
   blocking::Op op;
   op.type = Type::list;
   op.left = left;
   op.count = count;
   op.serve = serve_pop;
-  blocking::block(c, locks, keys, op, deadline);
+  blocking::pop_or_block(c, keys, op, timeout);
 }
 
 void cmd_blpop(Context& c) {
@@ -280,7 +209,7 @@ void cmd_blmpop(Context& c) {
   std::span<const std::string_view> keys;
   bool left = true;
   long long count = 1;
-  if (!parse_mpop(c, 2, keys, left, count)) return;
+  if (!blocking::parse_multi_pop(c, 2, kSides, keys, left, count)) return;
   blocking_pop(c, keys, left, count, c.argv[1]);
 }
 
@@ -393,17 +322,6 @@ void cmd_llen(Context& c) {
   Reply::integer(c.out, static_cast<std::int64_t>(list_of(e).size()));
 }
 
-// Redis's index sanitising for LRANGE and LTRIM: [start, end] clipped to
-// the list; false when the range is empty.
-bool clip(long long& start, long long& end, long long len) noexcept {
-  if (start < 0) start += len;
-  if (end < 0) end += len;
-  if (start < 0) start = 0;
-  if (start > end || start >= len) return false;
-  if (end >= len) end = len - 1;
-  return true;
-}
-
 void cmd_lrange(Context& c) {
   long long start = 0, end = 0;
   if (!parse_ll(c.argv[2], start) || !parse_ll(c.argv[3], end)) return err(c, kNotInt);
@@ -412,7 +330,8 @@ void cmd_lrange(Context& c) {
   if (e == nullptr) return Reply::array_header(c.out, 0);
   if (e->type() != Type::list) return err(c, kWrongType);
   const List& l = list_of(e);
-  if (!clip(start, end, static_cast<long long>(l.size()))) return Reply::array_header(c.out, 0);
+  if (!clip_range(start, end, static_cast<long long>(l.size())))
+    return Reply::array_header(c.out, 0);
   Reply::array_header(c.out, static_cast<std::size_t>(end - start + 1));
   for (long long i = start; i <= end; ++i) Reply::bulk(c.out, l.at(static_cast<std::size_t>(i)));
 }
@@ -503,7 +422,7 @@ void cmd_ltrim(Context& c) {
   List& l = list_of(e);
   const auto len = static_cast<long long>(l.size());
   long long head = len, tail = 0;  // an empty range empties the list
-  if (clip(start, end, len)) {
+  if (clip_range(start, end, len)) {
     head = start;
     tail = len - end - 1;
   }

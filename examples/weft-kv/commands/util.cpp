@@ -74,6 +74,24 @@ bool parse_long_double(std::string_view s, long double& out) {
   return parse_float(s, 5 * 1024, out, [](const char* p, char** e) { return std::strtold(p, e); });
 }
 
+bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
+                    std::string_view msg) {
+  if (!parse_ll(arg, out) || out < min) {
+    err(c, msg);
+    return false;
+  }
+  return true;
+}
+
+bool clip_range(long long& start, long long& end, long long len) noexcept {
+  if (start < 0) start += len;
+  if (end < 0) end += len;
+  if (start < 0) start = 0;
+  if (start > end || start >= len) return false;
+  if (end >= len) end = len - 1;
+  return true;
+}
+
 std::string ll_to_string(long long v) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);

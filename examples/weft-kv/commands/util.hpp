@@ -30,6 +30,17 @@ bool parse_double(std::string_view s, double& out);
 /// Redis's string2ld: the same for a long double (strtold), at most 5 KiB.
 bool parse_long_double(std::string_view s, long double& out);
 
+/// An integer argument of at least `min` (Redis's
+/// getRangeLongFromObjectOrReply(min, LONG_MAX) with a message): on a
+/// non-integer or a smaller value replies with `msg` and returns false.
+bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
+                    std::string_view msg);
+
+/// Redis's index sanitising for ranges by position (LRANGE, LTRIM, ZRANGE,
+/// ZREMRANGEBYRANK): negative indexes count from the end, [start, end] is
+/// clipped to [0, len). False when the range is empty.
+bool clip_range(long long& start, long long& end, long long len) noexcept;
+
 /// Decimal text of v.
 std::string ll_to_string(long long v);
 

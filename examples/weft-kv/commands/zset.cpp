@@ -338,70 +338,75 @@ const ZSet::Node* ZSet::at_rank(std::size_t r) const noexcept {
   return nullptr;
 }
 
-const ZSet::Node* ZSet::first_in(const ScoreRange& r) const noexcept {
-  if (r.empty()) return nullptr;
-  const Node* x = header_;
-  for (int i = level_ - 1; i >= 0; --i) {
-    while (x->levels()[i].forward != nullptr && !r.above_min(x->levels()[i].forward->score_))
-      x = x->levels()[i].forward;
-  }
-  x = x->levels()[0].forward;
-  return x != nullptr && r.below_max(x->score_) ? x : nullptr;
-}
-
-const ZSet::Node* ZSet::last_in(const ScoreRange& r) const noexcept {
-  if (r.empty()) return nullptr;
-  const Node* x = header_;
-  for (int i = level_ - 1; i >= 0; --i) {
-    while (x->levels()[i].forward != nullptr && r.below_max(x->levels()[i].forward->score_))
-      x = x->levels()[i].forward;
-  }
-  return x != header_ && r.above_min(x->score_) ? x : nullptr;
-}
-
+// Range searches (Redis's zsl{First,Last}In{,Lex}Range and their listpack
+// twins), for score and lexicographic ranges alike: `key` reads what the
+// range bounds (the score or the member). Both first check, as Redis's
+// zsl{Is}In{,Lex}Range, that the last member is not below the range and
+// the first not above it.
+//
 // Lexicographic ranges are only meaningful when every score is equal; with
 // mixed scores Redis still answers, from a linear walk of the listpack
 // (zzl{First,Last}InLexRange) or from the skip list's descent (which then
 // depends on the random levels). A listpack-encoded set walks linearly
-// here too, so such answers match Redis's byte for byte; both first check,
-// as Redis's zslIsInLexRange, that the last member is not below the range
-// and the first not above it.
-bool ZSet::may_hold(const LexRange& r) const noexcept {
-  return !r.empty() && tail_ != nullptr && r.above_min(tail_->member_) &&
-         r.below_max(first()->member_);
-}
-
-const ZSet::Node* ZSet::first_in(const LexRange& r) const noexcept {
-  if (!may_hold(r)) return nullptr;
+// here too, so such answers match Redis's byte for byte; for scores, which
+// the order keeps monotonic, both ways find the same member.
+template <class Range, class Key>
+const ZSet::Node* ZSet::first_in_range(const Range& r, Key key) const noexcept {
+  if (r.empty() || tail_ == nullptr || !r.above_min(key(tail_)) || !r.below_max(key(first())))
+    return nullptr;
   const Node* x = header_;
   if (listpack_) {
     for (x = first(); x != nullptr; x = x->next()) {
-      if (r.above_min(x->member_)) return r.below_max(x->member_) ? x : nullptr;
+      if (r.above_min(key(x))) return r.below_max(key(x)) ? x : nullptr;
     }
     return nullptr;
   }
   for (int i = level_ - 1; i >= 0; --i) {
-    while (x->levels()[i].forward != nullptr && !r.above_min(x->levels()[i].forward->member_))
+    while (x->levels()[i].forward != nullptr && !r.above_min(key(x->levels()[i].forward)))
       x = x->levels()[i].forward;
   }
   x = x->levels()[0].forward;
-  return x != nullptr && r.below_max(x->member_) ? x : nullptr;
+  return x != nullptr && r.below_max(key(x)) ? x : nullptr;
 }
 
-const ZSet::Node* ZSet::last_in(const LexRange& r) const noexcept {
-  if (!may_hold(r)) return nullptr;
+template <class Range, class Key>
+const ZSet::Node* ZSet::last_in_range(const Range& r, Key key) const noexcept {
+  if (r.empty() || tail_ == nullptr || !r.above_min(key(tail_)) || !r.below_max(key(first())))
+    return nullptr;
   const Node* x = header_;
   if (listpack_) {
     for (x = last(); x != nullptr; x = x->prev()) {
-      if (r.below_max(x->member_)) return r.above_min(x->member_) ? x : nullptr;
+      if (r.below_max(key(x))) return r.above_min(key(x)) ? x : nullptr;
     }
     return nullptr;
   }
   for (int i = level_ - 1; i >= 0; --i) {
-    while (x->levels()[i].forward != nullptr && r.below_max(x->levels()[i].forward->member_))
+    while (x->levels()[i].forward != nullptr && r.below_max(key(x->levels()[i].forward)))
       x = x->levels()[i].forward;
   }
-  return x != header_ && r.above_min(x->member_) ? x : nullptr;
+  return x != header_ && r.above_min(key(x)) ? x : nullptr;
+}
+
+namespace {
+double score_of(const ZSet::Node* n) noexcept {
+  return n->score();
+}
+std::string_view member_of(const ZSet::Node* n) noexcept {
+  return n->member();
+}
+}  // namespace
+
+const ZSet::Node* ZSet::first_in(const ScoreRange& r) const noexcept {
+  return first_in_range(r, score_of);
+}
+const ZSet::Node* ZSet::last_in(const ScoreRange& r) const noexcept {
+  return last_in_range(r, score_of);
+}
+const ZSet::Node* ZSet::first_in(const LexRange& r) const noexcept {
+  return first_in_range(r, member_of);
+}
+const ZSet::Node* ZSet::last_in(const LexRange& r) const noexcept {
+  return last_in_range(r, member_of);
 }
 
 void ZSet::shrink_encoding() noexcept {

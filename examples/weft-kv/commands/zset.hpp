@@ -196,7 +196,10 @@ class ZSet final : public Object {
   void index_add(Node* x);                       // into the hash index; may grow it
   void index_remove(const Node* x) noexcept;     // may shrink it
   void rehash(std::size_t n);
-  bool may_hold(const LexRange& r) const noexcept;
+  template <class Range, class Key>
+  const Node* first_in_range(const Range& r, Key key) const noexcept;
+  template <class Range, class Key>
+  const Node* last_in_range(const Range& r, Key key) const noexcept;
   void to_skiplist() noexcept { listpack_ = false; }
 
   Limits limits_;

@@ -87,17 +87,6 @@ bool store_result(Context& c, std::string_view key, std::unique_ptr<ZSet> z) {
 
 // --- argument parsing -----------------------------------------------------------------
 
-// Redis's getRangeLongFromObjectOrReply(min, LONG_MAX) with one message for
-// a non-integer and for a value out of range.
-bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
-                    std::string_view msg) {
-  if (!parse_ll(arg, out) || out < min) {
-    err(c, msg);
-    return false;
-  }
-  return true;
-}
-
 // Redis's zslParseRange for one end: strtod after an optional "(", up to a
 // NUL (so leading blanks, "" and a tail after an embedded NUL pass), not NaN.
 bool parse_score_bound(std::string_view arg, double& v, bool& exclusive) {
@@ -378,11 +367,7 @@ using Selection = std::vector<const ZSet::Node*>;
 Selection select_by_rank(const ZSet& z, long long start, long long end, bool reverse) {
   Selection out;
   const auto len = static_cast<long long>(z.size());
-  if (start < 0) start += len;
-  if (end < 0) end += len;
-  if (start < 0) start = 0;
-  if (start > end || start >= len) return out;
-  if (end >= len) end = len - 1;
+  if (!clip_range(start, end, len)) return out;
   const auto n = static_cast<std::size_t>(end - start + 1);
   out.reserve(n);
   const ZSet::Node* x = z.at_rank(reverse ? static_cast<std::size_t>(len - 1 - start)
@@ -815,68 +800,17 @@ void cmd_zpopmax(Context& c) {
   zpop_generic(c, false);
 }
 
-// Parses ZMPOP/BZMPOP's "numkeys key... MIN|MAX [COUNT n]" from argv[at].
-bool parse_zmpop(Context& c, std::size_t at, std::span<const std::string_view>& keys, bool& min,
-                 long long& count) {
-  long long numkeys = 0;
-  if (!parse_at_least(c, c.argv[at], 1, numkeys, "ERR numkeys should be greater than 0"))
-    return false;
-  if (static_cast<unsigned long long>(numkeys) >= c.argv.size() - at - 1) {
-    err(c, kSyntax);
-    return false;
-  }
-  const std::size_t where = at + 1 + static_cast<std::size_t>(numkeys);
-  if (eq_ci(c.argv[where], "min")) {
-    min = true;
-  } else if (eq_ci(c.argv[where], "max")) {
-    min = false;
-  } else {
-    err(c, kSyntax);
-    return false;
-  }
-  count = -1;
-  for (std::size_t j = where + 1; j < c.argv.size(); ++j) {
-    if (count == -1 && eq_ci(c.argv[j], "count") && j + 1 < c.argv.size()) {
-      if (!parse_at_least(c, c.argv[++j], 1, count, "ERR count should be greater than 0"))
-        return false;
-    } else {
-      err(c, kSyntax);
-      return false;
-    }
-  }
-  if (count == -1) count = 1;
-  keys = c.argv.subspan(at + 1, static_cast<std::size_t>(numkeys));
-  return true;
-}
-
-// The first of `keys` that exists; WRONGTYPE (replied, false) when it is
-// not a sorted set.
-bool first_zset(Context& c, std::span<const std::string_view> keys, Entry*& found,
-                std::string_view& key) {
-  found = nullptr;
-  for (std::string_view k : keys) {
-    Entry* e = lookup(c, k);
-    if (e == nullptr) continue;
-    if (e->type() != Type::zset) {
-      err(c, kWrongType);
-      return false;
-    }
-    found = e;
-    key = k;
-    return true;
-  }
-  return true;
-}
+constexpr const char* kEnds[2] = {"min", "max"};
 
 void cmd_zmpop(Context& c) {
   std::span<const std::string_view> keys;
   bool min = true;
   long long count = 1;
-  if (!parse_zmpop(c, 1, keys, min, count)) return;
+  if (!blocking::parse_multi_pop(c, 1, kEnds, keys, min, count)) return;
   MultiLock locks(c.host.keyspace(), keys);
   Entry* e = nullptr;
   std::string_view key;
-  if (!first_zset(c, keys, e, key)) return;
+  if (!blocking::first_existing(c, keys, Type::zset, e, key)) return;
   if (e == nullptr) return Reply::null_array(c.out);
   zpop(c, key, shard_of(c, key), e, min, count, true, true, true);
 }
@@ -886,22 +820,15 @@ void serve_zpop(Context& c, const blocking::Op& op, std::string_view key, Shard&
   zpop(c, key, sh, e, op.left, op.count, true, op.count >= 0, true);
 }
 
-// BZPOPMIN, BZPOPMAX and BZMPOP: pop now from the first non-empty key, else block.
+// BZPOPMIN, BZPOPMAX (count -1) and BZMPOP.
 void blocking_zpop(Context& c, std::span<const std::string_view> keys, bool min, long long count,
                    std::string_view timeout) {
-  weft::Deadline deadline;
-  if (!blocking::parse_timeout(c, timeout, deadline)) return;
-  MultiLock locks(c.host.keyspace(), keys);
-  Entry* e = nullptr;
-  std::string_view key;
-  if (!first_zset(c, keys, e, key)) return;
-  if (e != nullptr) return zpop(c, key, shard_of(c, key), e, min, count, true, count >= 0, true);
   blocking::Op op;
   op.type = Type::zset;
   op.left = min;
   op.count = count;
   op.serve = serve_zpop;
-  blocking::block(c, locks, keys, op, deadline);
+  blocking::pop_or_block(c, keys, op, timeout);
 }
 
 void cmd_bzpopmin(Context& c) {
@@ -914,7 +841,7 @@ void cmd_bzmpop(Context& c) {
   std::span<const std::string_view> keys;
   bool min = true;
   long long count = 1;
-  if (!parse_zmpop(c, 2, keys, min, count)) return;
+  if (!blocking::parse_multi_pop(c, 2, kEnds, keys, min, count)) return;
   blocking_zpop(c, keys, min, count, c.argv[1]);
 }
 
