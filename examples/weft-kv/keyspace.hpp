@@ -62,6 +62,9 @@ class Object {
   virtual void for_each_member(const std::function<void(std::string_view)>& visit) const {
     (void)visit;
   }
+  /// A deep copy with the same contents and encoding (COPY), or nullptr
+  /// for a type that cannot be copied. @throws std::bad_alloc.
+  virtual std::unique_ptr<Object> clone() const { return nullptr; }
 };
 
 /// The clients blocked on keys of one shard (BLPOP, BZPOPMIN, ...): the

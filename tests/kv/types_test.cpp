@@ -137,6 +137,25 @@ TEST(ZSet, ReportsTheEncodingRedisWouldUseAndKeepsItsScoreText) {
   EXPECT_EQ(kv::format_score(0.1), "0.10000000000000001");
 }
 
+TEST(ZSet, ClonesKeepContentsScoresAndEncoding) {
+  kv::ZSet small(kv::ZSet::Limits{});
+  small.insert("a", 1.5);
+  small.insert("b", -1);
+  const auto copy = small.clone();
+  const auto& z = static_cast<const kv::ZSet&>(*copy);
+  EXPECT_STREQ(z.encoding(), "listpack");
+  ASSERT_EQ(z.size(), 2u);
+  EXPECT_EQ(z.first()->member(), "b");
+  EXPECT_EQ(z.find("a")->score(), 1.5);
+  kv::ZSet big(kv::ZSet::Limits{}, 0, true);
+  big.insert("n", -0.0);  // a skip list keeps -0
+  const auto big_copy = big.clone();
+  EXPECT_STREQ(big_copy->encoding(), "skiplist");
+  EXPECT_EQ(kv::format_score(static_cast<const kv::ZSet&>(*big_copy).find("n")->score()), "-0");
+  small.erase(small.find("a"));
+  EXPECT_EQ(z.size(), 2u);  // deep
+}
+
 // Redis's SCAN guarantee: a member present from the first call to the last
 // is returned at least once, however the index grows or shrinks between.
 TEST(ZSet, ScanReturnsEveryMemberPresentThroughoutAcrossResizes) {
@@ -186,6 +205,18 @@ TEST(List, RemoveMatchesLremFromBothEnds) {
   EXPECT_EQ(l.remove("b", 0), 2u);
   EXPECT_EQ(contents(l), "aacaa");
   EXPECT_EQ(l.remove("zz", 0), 0u);
+}
+
+TEST(List, ClonesAreDeep) {
+  kv::List l;
+  l.push(false, "a");
+  l.push(false, "b");
+  const auto copy = l.clone();
+  l.pop(true);
+  const auto& c = static_cast<const kv::List&>(*copy);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c.at(0), "a");
+  EXPECT_STREQ(c.encoding(), "quicklist");
 }
 
 TEST(List, BytesFollowTheElementsAndReturnToTheEmptySize) {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,7 @@ class List final : public Object {
   Type type() const noexcept override { return Type::list; }
   std::int64_t bytes() const noexcept override { return bytes_; }
   const char* encoding() const noexcept override { return "quicklist"; }
+  std::unique_ptr<Object> clone() const override { return std::make_unique<List>(*this); }
 
   std::size_t size() const noexcept { return items_.size(); }
   bool empty() const noexcept { return items_.empty(); }

@@ -126,6 +126,15 @@ ZSet::~ZSet() {
   free_node(header_);
 }
 
+std::unique_ptr<Object> ZSet::clone() const {
+  // Built as a skip list, so that the scores go in as they are, then given
+  // this set's encoding.
+  auto z = std::make_unique<ZSet>(limits_, 0, true);
+  for (const Node* x = first(); x != nullptr; x = x->next()) z->insert(x->member_, x->score_);
+  z->listpack_ = listpack_;
+  return z;
+}
+
 std::int64_t ZSet::bytes() const noexcept {
   return static_cast<std::int64_t>(sizeof(ZSet) + node_cost(header_) +
                                    buckets_.size() * sizeof(Node*)) +

@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -133,6 +134,7 @@ class ZSet final : public Object {
   Type type() const noexcept override { return Type::zset; }
   std::int64_t bytes() const noexcept override;
   const char* encoding() const noexcept override { return listpack_ ? "listpack" : "skiplist"; }
+  std::unique_ptr<Object> clone() const override;
   /// True while Redis would keep this set as a listpack.
   bool listpack() const noexcept { return listpack_; }
 
