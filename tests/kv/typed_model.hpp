@@ -50,7 +50,8 @@ struct ZModel {
     score[m] = s;
     order.insert({s, m});
   }
-  void remove(const std::string& m) {
+  // By value: callers pass members that live in `order` itself.
+  void remove(std::string m) {
     order.erase({score.at(m), m});
     score.erase(m);
   }
