@@ -82,6 +82,10 @@ struct Context {
   std::uint64_t aof_seq = 0;  ///< highest AOF record this command appended
   bool close = false;         ///< close the connection after the reply (QUIT)
   std::uint64_t hits = 0, misses = 0;
+  /// Keys this command made ready for clients blocked on them (a push to
+  /// a list BLPOP waits on): served, in this order, once the command's
+  /// changes are complete (Redis's ready keys; commands/blocking.hpp).
+  std::vector<std::string> ready = {};
 };
 
 /// Command flags: Redis 7.0's (src/server.h CMD_*), in the order COMMAND
@@ -206,10 +210,13 @@ class KeySpecs {
 
   /// No key specs (a command without keys).
   constexpr KeySpecs() = default;
-  /// One index+range spec (KeySpec's leading fields).
+  /// One index spec written positionally (KeySpec's leading fields): a
+  /// range, or a keynum spec when `keynum_index` >= 0 (so a row may write
+  /// `{"RW access delete", 2, 0, 1, 0, nullptr, 0, 1}` for BLMPOP's keys).
   constexpr KeySpecs(const char* flags, int first, int last_key, int step = 1, int limit = 0,
-                     const char* notes = nullptr)
-      : specs_{KeySpec{flags, first, last_key, step, limit, notes}}, n_(1) {}
+                     const char* notes = nullptr, int keynum_index = -1, int keynum_first = 0)
+      : specs_{KeySpec{flags, first, last_key, step, limit, notes, keynum_index, keynum_first}},
+        n_(1) {}
   /// One spec of any form.
   constexpr KeySpecs(const KeySpec& one) : specs_{one}, n_(1) {}  // NOLINT: implicit by design
   /// Several specs, in order.

@@ -73,7 +73,7 @@ std::string Server::info(std::string_view section) {
     s += "# Clients\r\n";
     line(s, "connected_clients:%zu", static_cast<std::size_t>(active_.count()));
     line(s, "maxclients:%zu", options_.maxclients);
-    line(s, "blocked_clients:0");
+    line(s, "blocked_clients:%lld", static_cast<long long>(keyspace_.blocked_clients()));
     s += "\r\n";
   }
   if (want("memory")) {

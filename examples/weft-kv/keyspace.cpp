@@ -130,6 +130,12 @@ void Shard::erase(Entry* e) noexcept {
   table_.unlink(e);  // the unique_ptr deletes it
 }
 
+void Shard::count_blocked(std::int64_t delta) noexcept {
+  // A read-modify-write: the server that serves a client counts it out
+  // without holding this shard's lock. Relaxed: a statistic.
+  counters_.blocked.fetch_add(delta, std::memory_order_relaxed);
+}
+
 std::size_t Shard::clear() noexcept {
   const std::size_t n = table_.size();
   table_.clear();
@@ -199,6 +205,12 @@ std::int64_t Keyspace::recounted_bytes() {
 std::uint64_t Keyspace::expired() const noexcept {
   std::uint64_t n = 0;
   for (const Shard& s : shards_) n += s.counters().expired.load(std::memory_order_relaxed);
+  return n;
+}
+
+std::int64_t Keyspace::blocked_clients() const noexcept {
+  std::int64_t n = 0;
+  for (const Shard& s : shards_) n += s.counters().blocked.load(std::memory_order_relaxed);
   return n;
 }
 

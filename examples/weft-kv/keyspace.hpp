@@ -87,6 +87,15 @@ enum class StringForm : std::uint8_t {
   unshared_int,
 };
 
+/// The clients blocked on keys of one shard (BLPOP, BZPOPMIN, ...): the
+/// command layer's registry (commands/blocking.hpp) derives from it; the
+/// shard only holds it, guarded by its lock like everything else there, and
+/// keeps it across FLUSHALL (blocked clients stay blocked, as in Redis).
+class BlockedKeys {
+ public:
+  virtual ~BlockedKeys() = default;
+};
+
 /// One key and its value. Owned by a Shard.
 struct Entry {
   Entry* next = nullptr;          // bucket chain
@@ -130,6 +139,9 @@ struct ShardCounters {
   std::atomic<std::int64_t> expires{0};   ///< keys with a TTL
   std::atomic<std::int64_t> bytes{0};     ///< estimated memory of the entries
   std::atomic<std::uint64_t> expired{0};  ///< keys deleted by expiry, lazily or actively
+  /// Clients blocked on keys, counted in their first key's shard; changed
+  /// by fetch_add without the lock (count_blocked).
+  std::atomic<std::int64_t> blocked{0};
 };
 
 /// One shard: a table, the list of its keys with a TTL (for active expiry
@@ -138,6 +150,8 @@ class Shard {
  public:
   /// Guards everything below.
   weft::Mutex mu;
+  /// Clients blocked on this shard's keys; null until the first blocks.
+  std::unique_ptr<BlockedKeys> blocked;
 
   /// The live entry for key, or nullptr. An expired entry is deleted
   /// (lazy expiry) and nullptr returned. `now` is unix_ms(). A found entry
@@ -166,6 +180,10 @@ class Shard {
   void set_expire(Entry* e, std::int64_t at);
   /// Deletes e.
   void erase(Entry* e) noexcept;
+  /// Counts clients that block (+1) or stop blocking (-1) with their first
+  /// key in this shard (INFO's blocked_clients). The one member that does
+  /// not need `mu`.
+  void count_blocked(std::int64_t delta) noexcept;
   /// Deletes every entry; returns how many there were.
   std::size_t clear() noexcept;
   /// The bytes its entries cost now, summed afresh: what counters().bytes
@@ -214,6 +232,8 @@ class Keyspace {
   /// Shard::recount() over all shards, each under its lock: equals bytes()
   /// when nothing runs meanwhile.
   std::int64_t recounted_bytes();
+  /// Clients blocked on keys now (INFO's blocked_clients; Shard::count_blocked).
+  std::int64_t blocked_clients() const noexcept;
 
  private:
   Shard shards_[kShards];

@@ -171,6 +171,9 @@ namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kOutFlush = 64 * 1024;   // write replies once this much is pending
 constexpr std::size_t kOutKeep = 1024 * 1024;  // shrink a reply buffer grown beyond this
+// Input a blocked client may send before it is closed (Redis's
+// client-query-buffer-limit default).
+constexpr std::size_t kHeldMax = std::size_t{1} << 30;
 }  // namespace
 
 void Server::serve(weft::net::TcpStream conn) {
@@ -212,18 +215,61 @@ void Server::serve(weft::net::TcpStream conn) {
       if (out.capacity() > kOutKeep) out.shrink_to_fit();
     }
   };
+  // A blocking command (BLPOP...) parks through this (client.hpp's
+  // BlockWatch): it sends the replies so far, then reads the connection on
+  // a second fiber while the command waits, keeping what arrives in `held`
+  // (parsed after the command, before the next read) and waking the
+  // command if the connection ends.
+  std::string held;
+  struct Watch final : BlockWatch {
+    using Flush = decltype(flush);
+    Watch(Flush& f, weft::net::TcpStream& c, std::string& h) : send(f), conn(c), held(h) {}
+    bool park(std::uint64_t& aof_seq, weft::Event& wake, weft::Deadline deadline) override {
+      send(std::exchange(aof_seq, 0));
+      bool open = true;
+      weft::scope([&](weft::Scope& s) {
+        auto reader = s.spawn([&] {
+          char buf[4096];
+          try {
+            for (std::size_t n; held.size() <= kHeldMax && (n = conn.read(buf, sizeof buf)) != 0;)
+              held.append(buf, n);
+          } catch (const weft::Cancelled&) {
+            return;  // the command stopped waiting first
+          } catch (const std::system_error&) {
+            // Reset: the connection ended.
+          }
+          open = false;
+          wake.set();
+        });
+        wake.wait_until(deadline);
+        reader.cancel();
+      });
+      return open;
+    }
+    Flush& send;
+    weft::net::TcpStream& conn;
+    std::string& held;
+  } watch(flush, conn, held);
+  client.watch = &watch;
+
   try {
     bool open = registered;
     while (open) {
-      const std::span<char> space = parser.prepare(kReadChunk);
+      const std::span<char> space = parser.prepare(std::max(kReadChunk, held.size()));
       std::size_t n = 0;
-      try {
-        const std::uint64_t timeout_s = settings_.timeout_s.load(std::memory_order_relaxed);
-        n = timeout_s == 0 ? conn.read(space.data(), space.size())
-                           : conn.read(space.data(), space.size(),
-                                       weft::Deadline::after(std::chrono::seconds(timeout_s)));
-      } catch (const weft::TimedOut&) {
-        break;  // idle timeout: close without a reply, as Redis does
+      if (!held.empty()) {  // sent while a command was blocked
+        n = held.size();
+        std::memcpy(space.data(), held.data(), n);
+        std::string().swap(held);
+      } else {
+        try {
+          const std::uint64_t timeout_s = settings_.timeout_s.load(std::memory_order_relaxed);
+          n = timeout_s == 0 ? conn.read(space.data(), space.size())
+                             : conn.read(space.data(), space.size(),
+                                         weft::Deadline::after(std::chrono::seconds(timeout_s)));
+        } catch (const weft::TimedOut&) {
+          break;  // idle timeout: close without a reply, as Redis does
+        }
       }
       if (n == 0) open = false;  // peer closed, or shutdown ended our reads
       parser.commit(n);

@@ -11,34 +11,15 @@
 #include <vector>
 
 #include "command.hpp"
+#include "fake_host.hpp"
 #include "resp.hpp"
 #include "weft/weft.hpp"
 
 namespace {
 
-using Args = std::vector<std::string>;
-
-class FakeHost final : public kv::Host {
- public:
-  kv::Keyspace& keyspace() noexcept override { return ks; }
-  void propagate(kv::Context&, std::span<const std::string_view> argv) override {
-    log.emplace_back(argv.begin(), argv.end());
-  }
-  bool loading() const noexcept override { return false; }
-  const kv::Options& options() const noexcept override { return opts; }
-  kv::Settings& settings() noexcept override { return settings_; }
-  std::int64_t used_memory() const noexcept override { return ks.bytes(); }
-  std::string info(std::string_view) override { return "# Fake\r\n"; }
-  std::string client_list(const kv::Client*) override { return ""; }
-  void reset_stats() noexcept override {}
-  void request_shutdown() noexcept override { shutdown = true; }
-
-  kv::Keyspace ks;
-  kv::Options opts;
-  kv::Settings settings_{opts};
-  std::vector<Args> log;
-  bool shutdown = false;
-};
+using kv_test::Args;
+using kv_test::FakeHost;
+using kv_test::run;
 
 // A value of another type, as a list group would define one.
 class FakeList final : public kv::Object {
@@ -50,14 +31,6 @@ class FakeList final : public kv::Object {
   std::unique_ptr<kv::Object> clone() const override { return std::make_unique<FakeList>(*this); }
   std::int64_t bytes_;
 };
-
-std::string run(FakeHost& host, const Args& args) {
-  std::vector<std::string_view> argv(args.begin(), args.end());
-  std::string out;
-  kv::Context ctx{host, nullptr, argv, out, kv::unix_ms()};
-  kv::execute(ctx);
-  return out;
-}
 
 template <class F>
 void on_runtime(F&& f) {

@@ -162,6 +162,7 @@ void key_spec_info(std::string& out, const KeySpec& k) {
 // name, arity, flags, first/last/step, ACL categories, tips, key specs,
 // subcommands (each in the same form).
 void command_info(std::string& out, const Command& cmd) {
+  // In Redis's order (addReplyFlagsForCommand).
   static constexpr std::pair<unsigned, const char*> kFlagNames[] = {
       {kWrite, "write"},
       {kReadonly, "readonly"},

@@ -26,5 +26,9 @@ std::span<const Command> set_commands() noexcept;
 std::span<const Command> server_commands() noexcept;
 /// CONFIG and its parameter table (config.cpp).
 std::span<const Command> config_commands() noexcept;
+/// The list commands, blocking pops included (lists.cpp).
+std::span<const Command> list_commands() noexcept;
+/// The sorted-set commands, blocking pops included (zsets.cpp).
+std::span<const Command> zset_commands() noexcept;
 
 }  // namespace kv::cmd

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "commands/blocking.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
 
@@ -31,8 +32,10 @@ const Table& table() {
              cmd::string_commands(),
              cmd::bitmap_commands(),
              cmd::key_commands(),
+             cmd::list_commands(),
              cmd::hash_commands(),
              cmd::set_commands(),
+             cmd::zset_commands(),
              cmd::server_commands(),
              cmd::config_commands(),
          }) {
@@ -211,6 +214,9 @@ void execute(Context& c) {
       static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
     return err(c, kOom);
   cmd->run(c);
+  // Keys the command made ready that it could not serve under its own locks
+  // (blocking.hpp): served now, before the next command.
+  if (!c.ready.empty()) cmd::blocking::serve_ready(c);
 }
 
 }  // namespace kv

@@ -91,6 +91,47 @@ void scan_reply(Context& c, std::uint64_t cursor, const std::vector<std::string>
   for (const std::string& s : items) Reply::bulk(c.out, s);
 }
 
+namespace {
+// strtod / strtold over the whole of s with Redis's checks (string2d,
+// string2ld).
+template <class T, class Parse>
+bool parse_float(std::string_view s, std::size_t max_len, T& out, Parse parse) {
+  if (s.empty() || s.size() >= max_len) return false;
+  const std::string buf(s);  // NUL-terminated; an embedded NUL stops the parse short
+  if (std::isspace(static_cast<unsigned char>(buf[0]))) return false;
+  char* end = nullptr;
+  errno = 0;
+  const T v = parse(buf.c_str(), &end);
+  if (end != buf.c_str() + buf.size() || std::isnan(v)) return false;
+  if (errno == ERANGE && (std::isinf(v) || v == 0)) return false;
+  out = v;
+  return true;
+}
+}  // namespace
+
+bool parse_double(std::string_view s, double& out) {
+  return parse_float(s, std::string::npos, out,
+                     [](const char* p, char** e) { return std::strtod(p, e); });
+}
+
+bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
+                    std::string_view msg) {
+  if (!parse_ll(arg, out) || out < min) {
+    err(c, msg);
+    return false;
+  }
+  return true;
+}
+
+bool clip_range(long long& start, long long& end, long long len) noexcept {
+  if (start < 0) start += len;
+  if (end < 0) end += len;
+  if (start < 0) start = 0;
+  if (start > end || start >= len) return false;
+  if (end >= len) end = len - 1;
+  return true;
+}
+
 std::string ll_to_string(long long v) {
   char buf[24];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -159,27 +200,44 @@ void note_subcommand(Context& c, const char* full_name) noexcept {
   if (c.client != nullptr) c.client->last_cmd.store(full_name, std::memory_order_relaxed);
 }
 
-MultiLock::MultiLock(Keyspace& ks, std::span<const std::string_view> keys, std::size_t step) {
+MultiLock::MultiLock(Keyspace& ks, std::span<const std::string_view> keys, std::size_t step)
+    : ks_(ks) {
+  std::uint64_t want = 0;
   for (std::size_t i = 0; i < keys.size(); i += step)
-    want_[Keyspace::shard_index(Keyspace::hash(keys[i]))] = true;
-  lock(ks);
+    want |= std::uint64_t{1} << Keyspace::shard_index(Keyspace::hash(keys[i]));
+  lock(want);
 }
 
-MultiLock::MultiLock(Keyspace& ks) {
-  want_.fill(true);
-  lock(ks);
+MultiLock::MultiLock(Keyspace& ks) : ks_(ks) {
+  lock(~std::uint64_t{0});
+}
+
+MultiLock::MultiLock(Keyspace& ks, std::uint64_t shards) : ks_(ks) {
+  lock(shards);
 }
 
 MultiLock::~MultiLock() {
-  for (std::size_t i = n_; i-- > 0;) held_[i]->unlock();
+  unlock();
 }
 
-void MultiLock::lock(Keyspace& ks) {
-  for (std::size_t i = 0; i < Keyspace::kShards; ++i) {
-    if (!want_[i]) continue;
-    weft::Mutex& m = ks.shard(i).mu;
-    m.lock();  // may throw Cancelled: the destructor releases the others
-    held_[n_++] = &m;
+void MultiLock::unlock() noexcept {
+  for (std::uint64_t m = held_; m != 0; m &= m - 1)
+    ks_.shard(static_cast<std::size_t>(__builtin_ctzll(m))).mu.unlock();
+  held_ = 0;
+}
+
+void MultiLock::lock(std::uint64_t want) {
+  try {
+    for (; want != 0; want &= want - 1) {  // lowest index first
+      const auto i = static_cast<std::size_t>(__builtin_ctzll(want));
+      ks_.shard(i).mu.lock();
+      held_ |= std::uint64_t{1} << i;
+    }
+  } catch (...) {
+    // Cancelled while waiting: a constructor that throws runs no
+    // destructor, so release what was taken here.
+    unlock();
+    throw;
   }
 }
 
@@ -212,6 +270,19 @@ bool string_shared(const Entry& e) noexcept {
   long long n = 0;
   return !e.object && e.form() == StringForm::encoded && int_like(e.value, n) && n >= 0 &&
          n < kSharedIntegers;
+}
+
+bool MultiLock::extend(std::size_t i) {
+  const std::uint64_t bit = std::uint64_t{1} << i;
+  if (held_ & bit) return true;
+  weft::Mutex& m = ks_.shard(i).mu;
+  if (held_ < bit) {
+    m.lock();  // after every shard held: the order allows waiting
+  } else if (!m.try_lock()) {
+    return false;
+  }
+  held_ |= bit;
+  return true;
 }
 
 // Sets key to value, dropping any TTL unless keep_ttl. The shard is locked.

@@ -2,7 +2,6 @@
 // parsing, common replies and error texts, and shard locking.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -86,6 +85,22 @@ bool parse_scan_options(Context& c, std::size_t first, bool allow_type, ScanArgs
 /// The reply [cursor, [items...]].
 void scan_reply(Context& c, std::uint64_t cursor, const std::vector<std::string>& items);
 
+/// Redis's string2d: the whole of s is a double as strtod reads it
+/// (decimal, exponent, hex, "inf"), no leading space, not NaN, no overflow
+/// or underflow to 0. False (out unchanged) otherwise.
+bool parse_double(std::string_view s, double& out);
+
+/// An integer argument of at least `min` (Redis's
+/// getRangeLongFromObjectOrReply(min, LONG_MAX) with a message): on a
+/// non-integer or a smaller value replies with `msg` and returns false.
+bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
+                    std::string_view msg);
+
+/// Redis's index sanitising for ranges by position (LRANGE, LTRIM, ZRANGE,
+/// ZREMRANGEBYRANK): negative indexes count from the end, [start, end] is
+/// clipped to [0, len). False when the range is empty.
+bool clip_range(long long& start, long long& end, long long len) noexcept;
+
 /// Decimal text of v.
 std::string ll_to_string(long long v);
 
@@ -144,15 +159,28 @@ class MultiLock {
   MultiLock(Keyspace& ks, std::span<const std::string_view> keys, std::size_t step = 1);
   /// Every shard (FLUSHALL, KEYS-like sweeps that must be atomic).
   explicit MultiLock(Keyspace& ks);
+  /// The shards whose bits are set in `shards` (bit i: shard i).
+  MultiLock(Keyspace& ks, std::uint64_t shards);
   ~MultiLock();
   MultiLock(const MultiLock&) = delete;
   MultiLock& operator=(const MultiLock&) = delete;
 
+  /// The shards held (bit i: shard i).
+  std::uint64_t held() const noexcept { return held_; }
+  /// Adds shard i to the held set when the lock order allows it: waits for
+  /// it if it comes after every shard held, else only takes it if it is
+  /// free now. Returns whether shard i is held (serving blocked clients
+  /// needs a destination shard it learns of late; commands/blocking.hpp).
+  /// @throws weft::Cancelled while waiting (the set is unchanged).
+  bool extend(std::size_t i);
+  /// Releases every shard now (a blocking command before it waits).
+  void unlock() noexcept;
+
  private:
-  void lock(Keyspace& ks);
-  std::array<bool, Keyspace::kShards> want_{};
-  std::array<weft::Mutex*, Keyspace::kShards> held_{};
-  std::size_t n_ = 0;
+  static_assert(Keyspace::kShards == 64, "the shard sets are 64-bit masks");
+  void lock(std::uint64_t want);
+  Keyspace& ks_;
+  std::uint64_t held_ = 0;
 };
 
 /// One key, its hash and its shard, locked for the object's lifetime.
