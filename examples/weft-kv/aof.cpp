@@ -37,9 +37,17 @@
 // writer role taken. Its I/O runs shielded: a write interrupted half way
 // would leave a torn record in the middle of the file.
 //
-// Failures are sticky (as the header says): after a failed write the
-// leader cuts the file back to its last good size (Redis does the same), so
-// the file still ends at a record boundary when it can.
+// Failures (aof.hpp) are not sticky. A round that fails cuts the file back
+// to where the last good round ended (Redis does the same after a short
+// write) and discards its batch: those records join lost_, their waiters
+// get AofWriteError, and on_failure_ lets the server roll its memory back
+// to the file. Nothing is answered before its record is in the file, so
+// discarding never takes back an acknowledged write. Other waiters park on
+// recovered_ instead of leading rounds that would fail again; the
+// background fiber leads a retry round every 100 ms (the records buffered
+// since, or a probe it cuts back), and the first that succeeds ends the
+// failure. Redis instead keeps its unwritten aof_buf, answers the clients
+// and retries (flushAppendOnlyFile), or exits under always.
 //
 // Records are encoded by Reply::command and read back by the connections'
 // RESP parser in its strict grammar (Grammar::records: arrays of bulk
@@ -96,6 +104,20 @@ constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
 // Record limits: the server's request limits, so that every record the
 // server can log is accepted back.
 const ParseLimits kLimits{};
+
+// The probe a retry writes when nothing is buffered, then cuts back: a
+// PING record of 4 KiB (a page: on a full file system a few bytes may
+// still fit where a record would not).
+const std::string& probe_record() {
+  static const std::string* probe = [] {
+    auto* s = new std::string;
+    const std::string pad(4000, 'p');
+    const std::string_view argv[] = {"PING", pad};
+    Reply::command(*s, argv);
+    return s;
+  }();
+  return *probe;
+}
 
 // --- reading records ---------------------------------------------------------
 
@@ -185,11 +207,16 @@ class AofImpl final : public Aof {
       weft::ShieldGuard shield;
       stop_syncer();
       bool failed;
+      std::string why;
       {
         std::lock_guard g(state_mu_);
         failed = failure_.has_value();
+        if (failed) why = failure_message_locked();
       }
-      if (!failed) flush_and_sync();
+      if (!failed)
+        flush_and_sync();
+      else
+        std::fprintf(stderr, "%s (closed while failing)\n", why.c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "weft-kv: AOF: flush at close failed: %s\n", e.what());
     } catch (...) {
@@ -198,7 +225,8 @@ class AofImpl final : public Aof {
   }
 
   void start_syncer() {
-    syncer_ = weft::spawn(weft::FiberOptions{.name = "weft-kv aof fsync"}, [this] { sync_loop(); });
+    syncer_ = weft::spawn(weft::FiberOptions{.name = "weft-kv aof fsync and retry"},
+                          [this] { sync_loop(); });
   }
 
   ReplayResult replay(const std::function<void(std::span<const std::string_view>)>& apply) override;
@@ -209,21 +237,35 @@ class AofImpl final : public Aof {
   void set_policy(FsyncPolicy policy) noexcept override {
     policy_.store(policy, std::memory_order_relaxed);
   }
+  AofStatus status() const override;
+  bool lost(std::uint64_t seq) const override;
+  void discard_unwritten() override;
+  ReplayResult reread(const std::function<void(std::span<const std::string_view>)>& apply) override;
+  void on_failure(std::function<void()> callback) override { on_failure_ = std::move(callback); }
+  bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
 
  private:
   // Makes records <= seq written (and fdatasync'ed if `sync`), leading a
-  // round or following the current one.
-  void commit(std::uint64_t seq, bool sync);
+  // round or following the current one. While failing it waits for the
+  // recovery, unless `retry`: then it leads (or follows) one round and
+  // throws the failure if that round did not end it.
+  void commit(std::uint64_t seq, bool sync, bool retry = false);
   // One round as the writer (the caller holds the role). Returns the last
   // sequence number the round covered. Never throws: I/O errors become the
   // sticky failure; std::bad_alloc while recording one ends the process
   // (noexcept), since the role could not be handed back consistently.
-  std::uint64_t write_round(bool sync) noexcept;
-  // Records the first failure and makes append() drop records from now on
-  // (nothing can become durable any more). Takes state_mu_, then buf_mu_,
-  // one after the other: the two locks are never nested.
-  void fail(std::error_code code, std::string what);
+  std::uint64_t write_round(bool sync, bool probe, bool& failed) noexcept;
+  ReplayResult read_records(const std::function<void(std::span<const std::string_view>)>& apply,
+                            std::uint64_t end, bool repair);
+  bool lost_locked(std::uint64_t seq) const noexcept;
+  // Takes the writer role (waiting for a running round); shielded caller.
+  void take_role();
+  // Records a failure (the first of a run is logged at once); `in_sync`:
+  // an fdatasync failed, so only a successful fdatasync ends it;
+  // `permanent`: the file could not be cut back, nothing can be retried.
+  void fail(std::error_code code, std::string what, bool in_sync, bool permanent = false);
   [[noreturn]] void throw_failure_locked() const;
+  std::string failure_message_locked() const;
   bool covered_locked(std::uint64_t seq, bool sync) const noexcept {
     return (sync ? synced_seq_ : written_seq_).load(std::memory_order_relaxed) >= seq;
   }
@@ -238,10 +280,9 @@ class AofImpl final : public Aof {
   wfs::File file_;  // thread-safe; O_APPEND, so writes never need a position
 
   // --- the append side: guarded by buf_mu_, held for a copy only ----------
-  std::mutex buf_mu_;
+  mutable std::mutex buf_mu_;
   std::string buf_;             // encoded records after the last round's
   std::uint64_t last_seq_ = 0;  // sequence number of the last record appended
-  bool discard_ = false;        // set by a failure: append() stores nothing
   bool replay_allowed_ = true;  // until the first append() or replay()
 
   // --- the commit side: guarded by state_mu_ (never held across I/O) ------
@@ -249,7 +290,27 @@ class AofImpl final : public Aof {
   // Non-null while a leader holds the writer role: the event its round
   // sets when it ends (followers park on it).
   std::shared_ptr<weft::Event> round_;
-  std::optional<std::pair<std::error_code, std::string>> failure_;  // sticky
+  // The current failure: set by a failed write or fdatasync, cleared by
+  // the round that succeeds again (recovery). While set, waiters park on
+  // recovered_ (set at recovery) instead of leading rounds; the background
+  // fiber retries every 100 ms.
+  std::optional<std::pair<std::error_code, std::string>> failure_;
+  bool failure_in_sync_ = false;
+  bool failure_permanent_ = false;  // the file could not be cut back: no retry
+  std::shared_ptr<weft::Event> recovered_;
+  // Sequence ranges [first, last] of records discarded after failed rounds:
+  // they are not in the file and never will be (their waiters get
+  // AofWriteError). Few: one or two per failure.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> lost_;
+  // Called after a failed round, outside every lock (the server rolls its
+  // memory back to the file). Set before the first append.
+  std::function<void()> on_failure_;
+  std::uint64_t retries_ = 0;  // failed retries in the current failure
+  // Every failed write or fdatasync (INFO); relaxed, a statistic.
+  std::atomic<std::uint64_t> errors_{0};
+  // !failure_, readable without state_mu_. Relaxed: a hint for refusing
+  // new writes; waiters synchronise through state_mu_.
+  std::atomic<bool> healthy_{true};
   // Records <= written_seq_ are in the file; <= synced_seq_ also fdatasync'ed
   // (synced_seq_ <= written_seq_). Written under state_mu_ (release); read
   // without it by the fast path of wait_durable (acquire: pairs with that
@@ -280,7 +341,20 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
     }
     replay_allowed_ = false;
   }
-  const std::uint64_t end = file_.size();
+  ReplayResult result = read_records(apply, file_.size(), /*repair=*/true);
+  return result;
+}
+
+ReplayResult AofImpl::reread(const std::function<void(std::span<const std::string_view>)>& apply) {
+  // No round runs meanwhile (the caller holds every shard lock, so nothing
+  // is appended, and discard_unwritten() has just taken and released the
+  // writer role); the file ends at a record boundary.
+  return read_records(apply, size_.load(std::memory_order_relaxed), /*repair=*/false);
+}
+
+ReplayResult AofImpl::read_records(
+    const std::function<void(std::span<const std::string_view>)>& apply, std::uint64_t end,
+    bool repair) {
   RecordReader reader(file_, 0, end);
   ReplayResult result;
   std::vector<std::string_view> argv;
@@ -334,6 +408,7 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
   // pos is the end of the last complete record: the end of the file, or
   // the start of a torn one. A transaction still open goes too.
   const std::uint64_t keep = in_tx ? tx_start : pos;
+  if (!repair) return result;
   if (keep < end) {
     file_.truncate(keep);
     file_.fdatasync();
@@ -369,7 +444,7 @@ std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
   }
   std::lock_guard g(buf_mu_);
   replay_allowed_ = false;
-  if (!discard_) Reply::command(buf_, argv);  // may throw bad_alloc: no sequence number used
+  Reply::command(buf_, argv);  // may throw bad_alloc: no sequence number used
   return ++last_seq_;
 }
 
@@ -388,19 +463,37 @@ void AofImpl::flush_and_sync() {
     std::lock_guard g(buf_mu_);
     last = last_seq_;
   }
-  commit(last, /*sync=*/true);
-  std::lock_guard g(state_mu_);
-  if (failure_) throw_failure_locked();
+  commit(last, /*sync=*/true, /*retry=*/true);
 }
 
-void AofImpl::commit(std::uint64_t seq, bool sync) {
-  for (;;) {
+AofStatus AofImpl::status() const {
+  AofStatus st;
+  {
+    std::lock_guard g(state_mu_);
+    st.ok = !failure_.has_value();
+    if (failure_) st.error = failure_->first.value();
+  }
+  st.errors = errors_.load(std::memory_order_relaxed);
+  std::lock_guard g(buf_mu_);
+  st.buffered = buf_.size();
+  return st;
+}
+
+void AofImpl::commit(std::uint64_t seq, bool sync, bool retry) {
+  for (bool led = false;;) {
     std::shared_ptr<weft::Event> round;
     {
       std::lock_guard g(state_mu_);
-      if (covered_locked(seq, sync)) return;
-      if (failure_) throw_failure_locked();
-      round = round_;  // non-null while a round runs
+      if (!retry && lost_locked(seq)) {
+        throw AofWriteError(
+            failure_ ? failure_->first : std::make_error_code(std::errc::io_error),
+            (failure_ ? failure_->second : std::string("weft-kv: AOF: a write failed")) +
+                " (record " + std::to_string(seq) + " was discarded)");
+      }
+      if (covered_locked(seq, sync) && !(retry && failure_)) return;
+      if (failure_ && (failure_permanent_ || (retry && led))) throw_failure_locked();
+      round = round_;                                        // non-null while a round runs
+      if (!round && failure_ && !retry) round = recovered_;  // wait for the recovery
     }
     if (round) {
       round->wait();  // cancellable: nothing is held
@@ -416,14 +509,24 @@ void AofImpl::commit(std::uint64_t seq, bool sync) {
       if (round_) continue;  // another fiber took the role meanwhile
       round_ = std::move(next);
     }
-    if (write_round(sync) < seq) {
+    led = true;
+    bool failed = false;
+    const std::uint64_t upto = write_round(sync, retry, failed);
+    if (failed && on_failure_) {
+      try {
+        on_failure_();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft-kv: AOF: after a failed write: %s\n", e.what());
+      }
+    }
+    if (upto < seq) {
       throw std::invalid_argument("weft-kv: Aof::wait_durable: sequence number " +
                                   std::to_string(seq) + " was never returned by append()");
     }
   }
 }
 
-std::uint64_t AofImpl::write_round(bool sync) noexcept {
+std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept {
   // Let the fibers that are runnable here now (typically the followers the
   // last round woke, on their way to append their next record) run first:
   // they join this round instead of waiting for the next. Costs nothing
@@ -437,20 +540,30 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   }
   std::optional<std::pair<std::error_code, std::string>> error;
   const std::uint64_t before = size_.load(std::memory_order_relaxed);
-  bool torn = false;  // a failed write may have left part of the batch
   const char* step = "write to";
+  bool in_sync = false;
+  bool probed = false;
   try {
     if (!write_buf_.empty()) {
-      torn = true;
       file_.write_all(write_buf_);
-      torn = false;
+    } else if (probe) {
+      // A retry with nothing to write: a record's worth of bytes (a PING
+      // record, harmless on replay) tells whether the disk takes writes
+      // again; it is cut back below.
+      probed = true;
+      file_.write_all(probe_record());
     }
-    if (sync && (!write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
+    if (sync &&
+        (probed || !write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
       step = "fdatasync of";
+      in_sync = true;
       file_.fdatasync();
     }
+    if (probed) {
+      probed = false;
+      file_.truncate(before);
+    }
   } catch (const std::system_error& e) {
-    // The message gets the code's text appended when thrown (system_error).
     error.emplace(e.code(),
                   std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' failed");
   } catch (const std::exception& e) {
@@ -463,15 +576,27 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
                   std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' interrupted");
   }
   if (error) {
-    if (torn) {
-      // A prefix of the batch may be in the file: cut it so that the file
-      // still ends on a record boundary (replay would cut it anyway).
+    // Cut what this round may have written (a prefix of the batch, or all
+    // of it when the fdatasync failed: after a failed fdatasync the kernel
+    // may have dropped those pages, so they are not trusted), so the file
+    // ends where the last good round left it. The batch is discarded: its
+    // commands were never answered, and the server rolls their effects back
+    // (on_failure_), so memory and file agree.
+    bool cut = true;
+    if (!write_buf_.empty() || probed) {
       try {
         file_.truncate(before);
-      } catch (...) {  // best effort: nothing more can be done
+      } catch (...) {
+        cut = false;  // the file may end inside a record: nothing is retried
       }
     }
-    fail(error->first, std::move(error->second));
+    const std::uint64_t first = written_seq_.load(std::memory_order_relaxed) + 1;
+    if (upto >= first) {
+      std::lock_guard g(state_mu_);
+      lost_.emplace_back(first, upto);
+    }
+    failed = true;
+    fail(error->first, std::move(error->second), in_sync, !cut);
   } else {
     size_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
   }
@@ -480,6 +605,8 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   if (write_buf_.capacity() > kKeepCapacity) std::string().swap(write_buf_);
 
   std::shared_ptr<weft::Event> done;
+  std::shared_ptr<weft::Event> recovered;
+  std::uint64_t retries = 0;
   {
     std::lock_guard g(state_mu_);
     if (!error) {
@@ -490,40 +617,166 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
       if (sync && upto > synced_seq_.load(std::memory_order_relaxed)) {
         synced_seq_.store(upto, std::memory_order_release);
       }
+      // Recovery: everything up to upto is in the file again (and synced,
+      // if an fdatasync had failed).
+      if (failure_ && !failure_permanent_ && (sync || !failure_in_sync_)) {
+        failure_.reset();
+        failure_in_sync_ = false;
+        healthy_.store(true, std::memory_order_relaxed);
+        recovered = std::move(recovered_);
+        retries = std::exchange(retries_, 0);
+      }
     }
     done = std::move(round_);
   }
   done->set();
+  if (recovered) {
+    std::fprintf(stderr,
+                 "weft-kv: AOF: writing to '%s' works again after %llu failed retries; "
+                 "accepting writes\n",
+                 path_.c_str(), static_cast<unsigned long long>(retries));
+    recovered->set();
+  }
   return upto;
 }
 
-void AofImpl::fail(std::error_code code, std::string what) {
+void AofImpl::fail(std::error_code code, std::string what, bool in_sync, bool permanent) {
+  errors_.fetch_add(1, std::memory_order_relaxed);
+  bool first = false;
+  std::string message;
   {
     std::lock_guard g(state_mu_);
-    if (!failure_) failure_.emplace(code, std::move(what));
+    if (!failure_) {
+      first = true;
+      failure_.emplace(code, std::move(what));
+      recovered_ = std::make_shared<weft::Event>();
+      healthy_.store(false, std::memory_order_relaxed);
+    } else {
+      ++retries_;
+    }
+    failure_in_sync_ = failure_in_sync_ || in_sync;
+    if (permanent && !failure_permanent_) {
+      failure_permanent_ = true;
+      first = true;
+    }
+    if (first) message = failure_message_locked();
   }
-  std::lock_guard g(buf_mu_);
-  discard_ = true;
-  std::string().swap(buf_);
+  if (!first) return;
+  if (permanent) {
+    std::fprintf(stderr,
+                 "%s; the file could not be cut back to its last record, so nothing is "
+                 "retried: writes are refused until a restart\n",
+                 message.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "%s; writes are refused (MISCONF) until it works again (retried every "
+                 "100 ms)\n",
+                 message.c_str());
+  }
+}
+
+bool AofImpl::lost_locked(std::uint64_t seq) const noexcept {
+  for (const auto& [first, last] : lost_)
+    if (seq >= first && seq <= last) return true;
+  return false;
+}
+
+bool AofImpl::lost(std::uint64_t seq) const {
+  std::lock_guard g(state_mu_);
+  return lost_locked(seq);
+}
+
+void AofImpl::take_role() {
+  for (;;) {
+    std::shared_ptr<weft::Event> round;
+    {
+      std::lock_guard g(state_mu_);
+      if (!round_) {
+        round_ = std::make_shared<weft::Event>();
+        return;
+      }
+      round = round_;
+    }
+    round->wait();
+  }
+}
+
+void AofImpl::discard_unwritten() {
+  weft::ShieldGuard shield;
+  take_role();
+  std::uint64_t first, last;
+  {
+    std::lock_guard g(buf_mu_);
+    std::string().swap(buf_);
+    last = last_seq_;
+  }
+  std::shared_ptr<weft::Event> done, wake;
+  {
+    std::lock_guard g(state_mu_);
+    first = written_seq_.load(std::memory_order_relaxed) + 1;
+    if (last >= first) lost_.emplace_back(first, last);
+    done = std::move(round_);
+    // Waiters parked for the recovery re-check: theirs may be discarded now.
+    if (recovered_) {
+      wake = std::move(recovered_);
+      recovered_ = std::make_shared<weft::Event>();
+    }
+  }
+  done->set();
+  if (wake) wake->set();
 }
 
 void AofImpl::throw_failure_locked() const {
   throw std::system_error(failure_->first, failure_->second);
 }
 
-// --- everysec ------------------------------------------------------------------
+std::string AofImpl::failure_message_locked() const {
+  if (!failure_) return "weft-kv: AOF: no failure";
+  return failure_->second + ": " + failure_->first.message();
+}
+
+// --- the background fiber: everysec's fdatasync, and retries ------------------
 
 void AofImpl::sync_loop() noexcept {
+  // Wakes every 100 ms (Redis retries a failed AOF write from serverCron
+  // at its default 10 Hz); everysec's fdatasync runs once a second.
+  auto last_sync = std::chrono::steady_clock::now();
   try {
-    while (!stop_.wait_for(std::chrono::seconds(1))) {
-      if (policy_.load(std::memory_order_relaxed) != FsyncPolicy::everysec) continue;
+    while (!stop_.wait_for(std::chrono::milliseconds(100))) {
+      bool failing, permanent, in_sync;
+      {
+        std::lock_guard g(state_mu_);
+        failing = failure_.has_value();
+        permanent = failure_permanent_;
+        in_sync = failure_in_sync_;
+      }
+      if (failing) {
+        if (permanent) continue;
+        std::uint64_t last;
+        {
+          std::lock_guard g(buf_mu_);
+          last = last_seq_;
+        }
+        try {
+          commit(last, policy_.load(std::memory_order_relaxed) != FsyncPolicy::no || in_sync,
+                 /*retry=*/true);
+        } catch (const std::system_error&) {
+          // Still failing (counted, the batch kept); the next second retries.
+        }
+        continue;
+      }
+      if (policy_.load(std::memory_order_relaxed) != FsyncPolicy::everysec ||
+          std::chrono::steady_clock::now() - last_sync < std::chrono::seconds(1))
+        continue;
+      last_sync = std::chrono::steady_clock::now();
       const std::uint64_t target = written_seq_.load(std::memory_order_acquire);
       if (target <= synced_seq_.load(std::memory_order_relaxed)) continue;
       try {
         file_.fdatasync();
       } catch (const std::system_error& e) {
-        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed");
-        return;
+        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed",
+             /*in_sync=*/true);
+        continue;
       }
       std::lock_guard g(state_mu_);
       if (target > synced_seq_.load(std::memory_order_relaxed)) {
@@ -565,7 +818,9 @@ std::unique_ptr<Aof> Aof::open(const std::filesystem::path& dir, FsyncPolicy pol
     throw std::system_error(e.code(), "weft-kv: AOF: cannot open '" + path.native() + "'");
   }
   auto aof = std::make_unique<AofImpl>(path, policy, std::move(file), size);
-  aof->start_syncer();  // idle while the policy is not everysec (CONFIG SET may change it)
+  // Every policy: it also retries after a failure (and CONFIG SET may
+  // change the policy to everysec).
+  aof->start_syncer();
   return aof;
 }
 

@@ -48,6 +48,7 @@ struct Client {
   /// literal: "get", "client|setname"), nullptr before the first.
   std::atomic<const char*> last_cmd{nullptr};
   std::atomic<std::uint64_t> qbuf{0};  ///< bytes buffered, not yet parsed
+  std::atomic<std::uint64_t> omem{0};  ///< reply bytes not yet written
   std::mutex mu;                       ///< guards name
   std::string name;
   /// How a blocked command waits on this connection; null where no

@@ -63,6 +63,13 @@ class Host {
   /// Bytes of memory in use, as INFO's used_memory and maxmemory see it.
   virtual std::int64_t used_memory() const noexcept = 0;
 
+  /// False while write commands are refused (the AOF cannot be written).
+  /// Called for every write, so it is cheap (an atomic load).
+  virtual bool writes_allowed() const noexcept = 0;
+  /// Why writes are refused, as the error reply without its '-' (Redis's
+  /// "MISCONF Errors writing to the AOF file: <strerror>").
+  virtual std::string write_refusal() const = 0;
+
   /// Introspection and administration (INFO, CLIENT LIST, CONFIG
   /// RESETSTAT, SHUTDOWN).
   virtual std::string info(std::string_view section) = 0;

@@ -62,6 +62,8 @@ class FuzzHost final : public kv::Host {
   const kv::Options& options() const noexcept override { return opts; }
   kv::Settings& settings() noexcept override { return settings_; }
   std::int64_t used_memory() const noexcept override { return ks.bytes(); }
+  bool writes_allowed() const noexcept override { return true; }
+  std::string write_refusal() const override { return {}; }
   std::string info(std::string_view) override { return "# Fuzz\r\n"; }
   std::string client_list(const kv::Client*) override { return ""; }
   void reset_stats() noexcept override {}

@@ -6,18 +6,12 @@
 #include <cstdio>
 #include <fstream>
 
+#include "memory.hpp"
 #include "server.hpp"
 
 namespace kv {
 
 namespace {
-
-std::int64_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  long pages = 0, resident = 0;
-  f >> pages >> resident;
-  return static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE);
-}
 
 std::string human_bytes(std::int64_t n) {
   char buf[32];
@@ -77,14 +71,36 @@ std::string Server::info(std::string_view section) {
     s += "\r\n";
   }
   if (want("memory")) {
-    const std::int64_t used = used_memory();
+    // used_memory is the allocator's count of bytes held, as Redis's
+    // (zmalloc_used_memory); maxmemory is checked against used_memory()'s
+    // estimate of data and client buffers (used_memory_dataset + buffers),
+    // which does not include the runtime's own memory.
+    const AllocatorStats a = allocator_stats();
+    const std::int64_t used = a.allocated != 0 ? a.allocated : used_memory();
     const std::int64_t rss = rss_bytes();
+    const auto ratio = [](std::int64_t x, std::int64_t y) {
+      return y > 0 ? static_cast<double>(x) / static_cast<double>(y) : 0.0;
+    };
     s += "# Memory\r\n";
     line(s, "used_memory:%lld", static_cast<long long>(used));
     line(s, "used_memory_human:%s", human_bytes(used).c_str());
     line(s, "used_memory_rss:%lld", static_cast<long long>(rss));
     line(s, "used_memory_rss_human:%s", human_bytes(rss).c_str());
     line(s, "used_memory_dataset:%lld", static_cast<long long>(keyspace_.bytes()));
+    line(s, "used_memory_clients:%lld",
+         static_cast<long long>(stats_.client_buffers.load(std::memory_order_relaxed)));
+    line(s, "allocator_allocated:%lld", static_cast<long long>(a.allocated));
+    line(s, "allocator_active:%lld", static_cast<long long>(a.active));
+    line(s, "allocator_resident:%lld", static_cast<long long>(a.resident));
+    line(s, "allocator_frag_ratio:%.2f", ratio(a.active, a.allocated));
+    line(s, "allocator_frag_bytes:%lld", static_cast<long long>(a.active - a.allocated));
+    line(s, "allocator_rss_ratio:%.2f", ratio(a.resident, a.active));
+    line(s, "allocator_rss_bytes:%lld", static_cast<long long>(a.resident - a.active));
+    line(s, "allocator_mapped:%lld", static_cast<long long>(a.mapped));
+    line(s, "allocator_retained:%lld", static_cast<long long>(a.retained));
+    line(s, "mem_fragmentation_ratio:%.2f", ratio(rss, used));
+    line(s, "mem_fragmentation_bytes:%lld", static_cast<long long>(rss - used));
+    line(s, "mem_allocator:%s", a.name);
     const std::uint64_t maxmemory = settings_.maxmemory.load(std::memory_order_relaxed);
     line(s, "maxmemory:%llu", static_cast<unsigned long long>(maxmemory));
     line(s, "maxmemory_human:%s", human_bytes(static_cast<std::int64_t>(maxmemory)).c_str());
@@ -94,9 +110,23 @@ std::string Server::info(std::string_view section) {
   if (want("persistence")) {
     s += "# Persistence\r\n";
     line(s, "loading:%d", loading_ ? 1 : 0);
+    // Redis 7.0's fields (no rewrite exists yet: its status is always ok),
+    // then weft-kv's count of failed AOF writes and fdatasyncs.
+    const AofStatus st = aof_ != nullptr ? aof_->status() : AofStatus{};
     line(s, "aof_enabled:%d", aof_ != nullptr ? 1 : 0);
-    line(s, "aof_current_size:%llu",
-         static_cast<unsigned long long>(aof_ != nullptr ? aof_->size() : 0));
+    line(s, "aof_rewrite_in_progress:0");
+    line(s, "aof_rewrite_scheduled:0");
+    line(s, "aof_last_rewrite_time_sec:-1");
+    line(s, "aof_current_rewrite_time_sec:-1");
+    line(s, "aof_last_bgrewrite_status:ok");
+    line(s, "aof_rewrites:0");
+    line(s, "aof_rewrites_consecutive_failures:0");
+    line(s, "aof_last_write_status:%s", st.ok ? "ok" : "err");
+    if (aof_ != nullptr) {
+      line(s, "aof_current_size:%llu", static_cast<unsigned long long>(aof_->size()));
+      line(s, "aof_buffer_length:%llu", static_cast<unsigned long long>(st.buffered));
+    }
+    line(s, "aof_write_errors:%llu", static_cast<unsigned long long>(st.errors));
     s += "\r\n";
   }
   if (want("stats")) {
@@ -119,6 +149,12 @@ std::string Server::info(std::string_view section) {
          static_cast<unsigned long long>(stats_.hits.load(std::memory_order_relaxed)));
     line(s, "keyspace_misses:%llu",
          static_cast<unsigned long long>(stats_.misses.load(std::memory_order_relaxed)));
+    line(s, "client_output_buffer_limit_disconnections:%llu",
+         static_cast<unsigned long long>(
+             stats_.output_limit_closed.load(std::memory_order_relaxed)));
+    line(s, "client_write_timeout_disconnections:%llu",
+         static_cast<unsigned long long>(
+             stats_.write_timeout_closed.load(std::memory_order_relaxed)));
     s += "\r\n";
   }
   if (want("keyspace")) {
@@ -191,11 +227,12 @@ std::string Server::client_list(const Client* self) {
     char tail[512];
     std::snprintf(tail, sizeof tail,
                   " age=%lld idle=%lld flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%llu "
-                  "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+                  "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%llu tot-mem=0 "
                   "events=r cmd=%s user=default redir=-1 resp=2\n",
                   static_cast<long long>((now - c->created_ms) / 1000),
                   static_cast<long long>((now - c->last_ms.load(std::memory_order_relaxed)) / 1000),
                   static_cast<unsigned long long>(c->qbuf.load(std::memory_order_relaxed)),
+                  static_cast<unsigned long long>(c->omem.load(std::memory_order_relaxed)),
                   cmdname.c_str());
     s += tail;
   }

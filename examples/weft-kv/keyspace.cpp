@@ -153,6 +153,19 @@ std::int64_t Shard::recount() const noexcept {
   return sum;
 }
 
+void Shard::swap(Shard& other) noexcept {
+  table_.swap(other.table_);
+  expires_.swap(other.expires_);
+  const auto exchange = [](auto& a, auto& b) {
+    const auto t = a.load(std::memory_order_relaxed);
+    a.store(b.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    b.store(t, std::memory_order_relaxed);
+  };
+  exchange(counters_.keys, other.counters_.keys);
+  exchange(counters_.expires, other.counters_.expires);
+  exchange(counters_.bytes, other.counters_.bytes);
+}
+
 std::pair<std::size_t, std::size_t> Shard::expire_sample(std::size_t n, std::int64_t now) {
   std::size_t sampled = 0;
   std::size_t deleted = 0;

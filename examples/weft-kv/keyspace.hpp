@@ -190,6 +190,10 @@ class Shard {
   /// must equal if recharge() followed every change in place (a check for
   /// tests and the fuzz target).
   std::int64_t recount() const noexcept;
+  /// Exchanges the contents (entries, TTL list, counters) with `other`;
+  /// both locked (or unshared). The clients blocked on keys (`blocked`)
+  /// stay where they are: they wait on key names, not on values.
+  void swap(Shard& other) noexcept;
 
   /// Active expiry: samples up to `n` keys with a TTL and deletes the
   /// expired ones; returns {sampled, deleted}.

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include "weft/net.hpp"
 
@@ -25,7 +26,14 @@ const char* const kUsage =
     "  --maxclients N          connections served at once (default 10000)\n"
     "  --maxmemory BYTES       refuse writes above this much data; 0 = no limit\n"
     "                          (suffixes k, kb, m, mb, g, gb as in redis.conf)\n"
-    "  --timeout S             close clients idle for S seconds; 0 = never (default)\n"
+    "  --timeout S             close clients idle for S seconds, or whose reply write\n"
+    "                          makes no progress for S seconds; 0 = never (default)\n"
+    "  --client-output-buffer-limit 'normal HARD SOFT SECONDS'\n"
+    "                          close a client whose pending replies exceed HARD bytes,\n"
+    "                          or SOFT bytes for SECONDS (Redis's syntax; 0 = no limit;\n"
+    "                          default 'normal 0 0 0')\n"
+    "  --write-timeout S       reply writes without progress for S seconds close the\n"
+    "                          client (default: --timeout's value)\n"
     "  --help                  this text\n"
     "Without options it serves an in-memory keyspace on 127.0.0.1:6380.\n";
 
@@ -131,6 +139,23 @@ Options parse_options(std::span<char* const> args, bool* help) {
       o.maxmemory = parse_memory(a, v);
     } else if (a == "--timeout") {
       o.timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
+    } else if (a == "--write-timeout") {
+      o.write_timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
+    } else if (a == "--client-output-buffer-limit") {
+      // "normal <hard> <soft> <seconds>", sizes with redis.conf units.
+      std::vector<std::string_view> w;
+      for (std::size_t i = 0; i < v.size();) {
+        const std::size_t j = std::min(v.find(' ', i), v.size());
+        if (j > i) w.push_back(v.substr(i, j - i));
+        i = j + 1;
+      }
+      if (w.size() != 4 || w[0] != "normal")
+        throw std::invalid_argument(
+            "--client-output-buffer-limit wants 'normal HARD SOFT SECONDS', got '" +
+            std::string(v) + "'");
+      o.output_limit.hard = parse_memory(a, w[1]);
+      o.output_limit.soft = parse_memory(a, w[2]);
+      o.output_limit.soft_seconds = parse_uint(a, w[3], 0, 100LL * 365 * 24 * 3600);
     } else {
       throw std::invalid_argument("unknown option " + std::string(a) + " (see --help)");
     }

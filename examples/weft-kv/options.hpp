@@ -25,6 +25,19 @@ struct Options {
   std::size_t maxclients = 10000;
   std::uint64_t maxmemory = 0;  ///< bytes; 0: no limit
   std::uint64_t timeout_s = 0;  ///< client idle timeout, seconds; 0: none
+  /// Redis's client-output-buffer-limit for normal clients: a client whose
+  /// pending replies exceed `hard` bytes, or stay above `soft` bytes for
+  /// `soft_seconds`, is closed. 0 disables a limit (Redis's default for
+  /// normal clients is 0 0 0).
+  struct OutputLimit {
+    std::uint64_t hard = 0, soft = 0, soft_seconds = 0;
+  } output_limit;
+  /// A reply write that makes no progress for this long closes the client
+  /// (seconds; 0: --timeout's value, and none when that is 0 too).
+  std::uint64_t write_timeout_s = 0;
+  /// Bind retries on EADDRINUSE (a killed predecessor's socket still being
+  /// torn down), 10 ms apart.
+  std::size_t bind_retries = 100;
   ParseLimits limits;
 };
 

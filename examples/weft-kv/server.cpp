@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -17,6 +18,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "memory.hpp"
 #include "weft/signal.hpp"
 
 namespace kv {
@@ -34,6 +36,11 @@ void Server::request_shutdown() noexcept {
 
 std::int64_t Server::used_memory() const noexcept {
   return keyspace_.bytes() + stats_.client_buffers.load(std::memory_order_relaxed);
+}
+
+std::string Server::write_refusal() const {
+  const int e = aof_ != nullptr ? aof_->status().error : 0;
+  return std::string("MISCONF Errors writing to the AOF file: ") + std::strerror(e != 0 ? e : EIO);
 }
 
 void Server::reset_stats() noexcept {
@@ -78,14 +85,14 @@ void Server::run() {
   if (options_.appendonly) {
     aof_ = Aof::open(options_.dir, settings_.appendfsync.load(std::memory_order_relaxed));
     load_aof();
+    aof_->on_failure([this] { roll_back_unlogged(); });
   }
   // Listen before binding: from here on SIGINT/SIGTERM shut us down
   // cleanly; none is lost, even one that arrives before the watcher runs.
   weft::signal::Listener signals_listener({SIGINT, SIGTERM});
   weft::net::BindOptions bo;
   bo.backlog = 4096;
-  auto listener =
-      weft::net::TcpListener::bind(weft::net::Address(options_.bind, options_.port), bo);
+  weft::net::TcpListener listener = bind_listener(bo);
   bound_port_ = listener.local_address().port();
   weft::scope([&](weft::Scope& s) {
     auto signals = s.spawn([&] {
@@ -134,6 +141,39 @@ void Server::run() {
   // 4. Make the AOF durable.
   if (aof_ != nullptr) aof_->flush_and_sync();
   std::fprintf(stderr, "weft-kv: bye\n");
+}
+
+weft::net::TcpListener Server::bind_listener(const weft::net::BindOptions& bo) {
+  // Right after a kill -9 the predecessor's listening socket can outlive
+  // its process for a few tens of ms: under io_uring its ring holds a
+  // reference to the socket (the accept request in flight) until the
+  // kernel's ring teardown runs in a worker thread after the exit. A
+  // bounded retry on EADDRINUSE covers that; a port really in use still
+  // fails, after bind_retries * 10 ms. (SO_REUSEPORT would bind at once,
+  // but the dying socket could then take connections that are lost.)
+  const weft::net::Address addr(options_.bind, options_.port);
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t attempt = 0;; ++attempt) {
+    try {
+      auto l = weft::net::TcpListener::bind(addr, bo);
+      if (attempt != 0) {
+        std::fprintf(stderr, "weft-kv: bound %s after %zu retries (%lld ms)\n",
+                     addr.to_string().c_str(), attempt,
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - start)
+                                                .count()));
+      }
+      return l;
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::address_in_use || attempt >= options_.bind_retries) throw;
+      if (attempt == 0)
+        std::fprintf(stderr,
+                     "weft-kv: %s in use; retrying for up to %zu ms (a killed predecessor's "
+                     "socket may still be closing)\n",
+                     addr.to_string().c_str(), options_.bind_retries * 10);
+    }
+    weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
@@ -206,14 +246,26 @@ void Server::serve(weft::net::TcpStream conn) {
   std::string out;
   std::vector<std::string_view> argv;
   std::uint64_t reported_buffers = 0;
+  // The replies of this batch that logged a record, to be replaced by the
+  // MISCONF error if a failed AOF write discards their records.
+  std::vector<Logged> logged;
+  // Where the reply of the command being executed begins in `out`: 0 again
+  // once a blocking command has sent the replies before it (and its own
+  // reply, appended after it wakes, begins the output).
+  std::size_t reply_at = 0;
+  // Waits for the batch's records, then writes the replies; false when the
+  // client is closed for the write deadline or the output limits.
   auto flush = [&](std::uint64_t seq) {
-    if (seq != 0) aof_->wait_durable(seq);
+    if (seq != 0) wait_logged(out, logged, seq);
+    logged.clear();
     if (!out.empty()) {
-      conn.write_all(out.data(), out.size());
+      if (!write_replies(conn, client, out)) return false;
       stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
       out.clear();
+      reply_at = 0;
       if (out.capacity() > kOutKeep) out.shrink_to_fit();
     }
+    return true;
   };
   // A blocking command (BLPOP...) parks through this (client.hpp's
   // BlockWatch): it sends the replies so far, then reads the connection on
@@ -225,7 +277,8 @@ void Server::serve(weft::net::TcpStream conn) {
     using Flush = decltype(flush);
     Watch(Flush& f, weft::net::TcpStream& c, std::string& h) : send(f), conn(c), held(h) {}
     bool park(std::uint64_t& aof_seq, weft::Event& wake, weft::Deadline deadline) override {
-      send(std::exchange(aof_seq, 0));
+      // Closed for the output limits or the write deadline: it leaves at once.
+      if (!send(std::exchange(aof_seq, 0))) return false;
       bool open = true;
       weft::scope([&](weft::Scope& s) {
         auto reader = s.spawn([&] {
@@ -280,11 +333,20 @@ void Server::serve(weft::net::TcpStream conn) {
       ParseStatus st;
       while ((st = parser.next(argv)) == ParseStatus::complete) {
         ctx.argv = argv;
+        const std::uint64_t seq_before = ctx.aof_seq;
+        reply_at = out.size();
         execute(ctx);
+        // A blocking command that parked sent what came before it and reset
+        // ctx.aof_seq: it logged a record only if it was served (seq != 0).
+        if (ctx.aof_seq != seq_before && ctx.aof_seq != 0)
+          logged.push_back({reply_at, out.size(), ctx.aof_seq});
         ++ncommands;
         if (ctx.close) break;
         if (out.size() >= kOutFlush) {
-          flush(std::exchange(ctx.aof_seq, 0));
+          if (!flush(std::exchange(ctx.aof_seq, 0))) {
+            ctx.close = true;
+            break;
+          }
           ctx.now = unix_ms();
         }
       }
@@ -306,10 +368,10 @@ void Server::serve(weft::net::TcpStream conn) {
                                         std::memory_order_relaxed);
         reported_buffers = buffered;
       }
-      flush(ctx.aof_seq);
+      if (!flush(ctx.aof_seq)) open = false;
     }
   } catch (const std::system_error&) {
-    // Peer reset, or an AOF write failed (the reply was never sent).
+    // Peer reset, or the AOF failed permanently (the reply was never sent).
   } catch (const weft::Cancelled&) {
     // Server stopping after the grace period.
   } catch (const std::exception& e) {
@@ -326,6 +388,126 @@ void Server::serve(weft::net::TcpStream conn) {
   active_.done();
 }
 
+void Server::wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq) {
+  for (;;) {
+    try {
+      aof_->wait_durable(seq);
+      return;
+    } catch (const AofWriteError&) {
+      // Some records of this batch were discarded, their effects rolled
+      // back: their commands are answered with the MISCONF error instead.
+    }
+    const std::string refusal = "-" + write_refusal() + "\r\n";
+    std::string rewritten;
+    std::size_t from = 0;
+    std::uint64_t keep = 0;  // the last record of the batch still to wait for
+    for (Logged& l : logged) {
+      rewritten.append(out, from, l.begin - from);  // replies of other commands
+      const std::size_t at = rewritten.size();
+      if (l.seq != 0 && aof_->lost(l.seq)) {
+        rewritten += refusal;
+        l.seq = 0;
+      } else {
+        rewritten.append(out, l.begin, l.end - l.begin);
+        if (l.seq != 0) keep = l.seq;
+      }
+      from = l.end;
+      l.begin = at;
+      l.end = rewritten.size();
+    }
+    rewritten.append(out, from, std::string::npos);
+    out.swap(rewritten);
+    if (keep == 0) return;
+    seq = keep;
+  }
+}
+
+void Server::roll_back_unlogged() {
+  // One roll-back at a time; each one covers every record discarded so far.
+  weft::ShieldGuard shield;  // half a roll-back would leave memory ahead of the file
+  std::lock_guard serial(rollback_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  // Every shard, in index order (as multi-key commands lock them): no
+  // command runs, so nothing is appended, until memory is the file again.
+  std::array<std::unique_lock<weft::Mutex>, Keyspace::kShards> locks;
+  for (std::size_t i = 0; i < Keyspace::kShards; ++i)
+    locks[i] = std::unique_lock<weft::Mutex>(keyspace_.shard(i).mu);
+  aof_->discard_unwritten();
+  // Replay the file into a fresh keyspace through a host of its own (the
+  // command layer needs nothing else), then swap it in shard by shard.
+  auto fresh = std::make_unique<Keyspace>();
+  ReplayHost host(*fresh, options_, settings_);
+  std::string sink;
+  const ReplayResult r = aof_->reread([&](std::span<const std::string_view> argv) {
+    sink.clear();
+    Context ctx{host, nullptr, argv, sink, unix_ms()};
+    execute(ctx);
+  });
+  for (std::size_t i = 0; i < Keyspace::kShards; ++i) keyspace_.shard(i).swap(fresh->shard(i));
+  for (auto& l : locks) l.unlock();
+  std::fprintf(stderr,
+               "weft-kv: AOF: writes that could not be logged were rolled back: memory reloaded "
+               "from the file (%llu records, %lld keys) in %lld ms\n",
+               static_cast<unsigned long long>(r.commands),
+               static_cast<long long>(keyspace_.keys()),
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - start)
+                                          .count()));
+  // `fresh` (now the old contents) is freed here, after the locks.
+}
+
+bool Server::write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out) {
+  // Redis's client-output-buffer-limit for normal clients
+  // (checkClientOutputBufferLimits): over the hard limit at once, or over
+  // the soft one for soft_seconds. The pending bytes are what is left of
+  // this batch of replies while it is written.
+  const Options::OutputLimit& lim = options_.output_limit;
+  if (lim.hard != 0 && out.size() > lim.hard) {
+    stats_.output_limit_closed.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "weft-kv: client %llu closed for overcoming of output buffer limits (%zu bytes "
+                 "pending, hard limit %llu)\n",
+                 static_cast<unsigned long long>(client.id), out.size(),
+                 static_cast<unsigned long long>(lim.hard));
+    return false;
+  }
+  // Without --write-timeout, the idle timeout (CONFIG SET timeout included).
+  const std::uint64_t write_timeout = options_.write_timeout_s != 0
+                                          ? options_.write_timeout_s
+                                          : settings_.timeout_s.load(std::memory_order_relaxed);
+  weft::Deadline soft_deadline = weft::Deadline::none();
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::size_t pending = out.size() - done;
+    client.omem.store(pending, std::memory_order_relaxed);
+    // The write deadline restarts with every byte of progress.
+    weft::Deadline d = write_timeout != 0
+                           ? weft::Deadline::after(std::chrono::seconds(write_timeout))
+                           : weft::Deadline::none();
+    bool soft = false;
+    if (lim.soft != 0 && pending > lim.soft) {
+      if (soft_deadline.is_none())
+        soft_deadline = weft::Deadline::after(std::chrono::seconds(lim.soft_seconds));
+      if (soft_deadline.when() <= d.when()) {
+        d = soft_deadline;
+        soft = true;
+      }
+    } else {
+      soft_deadline = weft::Deadline::none();
+    }
+    try {
+      done += conn.write(out.data() + done, pending, d);
+    } catch (const weft::TimedOut&) {
+      (soft ? stats_.output_limit_closed : stats_.write_timeout_closed)
+          .fetch_add(1, std::memory_order_relaxed);
+      client.omem.store(0, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  client.omem.store(0, std::memory_order_relaxed);
+  return true;
+}
+
 void Server::cron() {
   // Redis's serverCron at 10 Hz: active expiry (activeExpireCycle: 20 keys
   // per shard and loop, again while more than 10% of a sample had expired,
@@ -335,6 +517,8 @@ void Server::cron() {
   std::int64_t last_ms = unix_ms();
   std::uint64_t samples[16] = {};
   std::size_t nsample = 0;
+  // Peaks since the last release of free memory (see below).
+  std::int64_t peak_bytes = 0, peak_clients = 0;
   for (;;) {
     weft::this_fiber::sleep_for(std::chrono::milliseconds(100));
     const std::int64_t start = unix_ms();
@@ -362,6 +546,20 @@ void Server::cron() {
     }
     last_commands = commands;
     last_ms = now;
+    // When load drops - the dataset halves (FLUSHALL, mass DEL) or most
+    // connections go (after a storm) - hand freed memory back at once
+    // instead of waiting for the allocator's decay (jemalloc: ~1 s;
+    // glibc: never, without malloc_trim).
+    const std::int64_t bytes = keyspace_.bytes();
+    const std::int64_t clients = active_.count();
+    peak_bytes = std::max(peak_bytes, bytes);
+    peak_clients = std::max(peak_clients, clients);
+    if ((peak_bytes > (8 << 20) && bytes < peak_bytes / 2) ||
+        (peak_clients > 100 && clients < peak_clients / 2)) {
+      release_free_memory();
+      peak_bytes = bytes;
+      peak_clients = clients;
+    }
   }
 }
 

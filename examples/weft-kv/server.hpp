@@ -44,6 +44,8 @@ class Server final : public Host {
   Settings& settings() noexcept override { return settings_; }
   void settings_changed(std::string_view name) override;
   std::int64_t used_memory() const noexcept override;
+  bool writes_allowed() const noexcept override { return aof_ == nullptr || aof_->healthy(); }
+  std::string write_refusal() const override;
   std::string info(std::string_view section) override;
   std::string client_list(const Client* self) override;
   void reset_stats() noexcept override;
@@ -61,6 +63,41 @@ class Server final : public Host {
     std::atomic<std::uint64_t> net_out{0};
     std::atomic<std::int64_t> client_buffers{0};
     std::atomic<std::uint64_t> ops_per_sec{0};
+    std::atomic<std::uint64_t> output_limit_closed{0};   ///< client-output-buffer-limit
+    std::atomic<std::uint64_t> write_timeout_closed{0};  ///< reply writes without progress
+  };
+
+  /// A reply in a connection's output that logged an AOF record: where it
+  /// is and the record (0 once answered with MISCONF instead).
+  struct Logged {
+    std::size_t begin, end;
+    std::uint64_t seq;
+  };
+
+  /// The command layer's view of a keyspace being rebuilt from the AOF
+  /// (roll_back_unlogged): loading, nothing propagated.
+  class ReplayHost final : public Host {
+   public:
+    /// `s`: the server's run-time parameters (the encoding thresholds a
+    /// rebuilt value follows, as one rebuilt at start-up would).
+    ReplayHost(Keyspace& ks, const Options& o, Settings& s) : ks_(ks), options_(o), settings_(s) {}
+    Keyspace& keyspace() noexcept override { return ks_; }
+    void propagate(Context&, std::span<const std::string_view>) override {}
+    bool loading() const noexcept override { return true; }
+    const Options& options() const noexcept override { return options_; }
+    Settings& settings() noexcept override { return settings_; }
+    std::int64_t used_memory() const noexcept override { return ks_.bytes(); }
+    bool writes_allowed() const noexcept override { return true; }
+    std::string write_refusal() const override { return {}; }
+    std::string info(std::string_view) override { return {}; }
+    std::string client_list(const Client*) override { return {}; }
+    void reset_stats() noexcept override {}
+    void request_shutdown() noexcept override {}
+
+   private:
+    Keyspace& ks_;
+    const Options& options_;
+    Settings& settings_;
   };
 
   /// A connection being served: its client state and its stream (so that
@@ -71,9 +108,20 @@ class Server final : public Host {
   };
 
   void serve(weft::net::TcpStream conn);
+  /// Writes `out` to the client under the write deadline and the output
+  /// limits. Returns false when the client was closed for them (counted).
+  bool write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out);
   void accept_loop(weft::net::TcpListener& listener, weft::Scope& scope);
+  weft::net::TcpListener bind_listener(const weft::net::BindOptions& bo);
   void cron();
   void load_aof();
+  /// Waits until the batch's records up to `seq` are durable; replies of
+  /// records a failed write discarded become the MISCONF error in `out`.
+  void wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq);
+  /// After a failed AOF write: discards what was not written and rebuilds
+  /// memory from the file, every shard locked meanwhile, so that no effect
+  /// that could not be logged stays applied.
+  void roll_back_unlogged();
 
   Options options_;
   Settings settings_{options_};
@@ -92,6 +140,7 @@ class Server final : public Host {
   /// maxclients counts them, shutdown waits for them.
   weft::WaitGroup active_;
 
+  weft::Mutex rollback_mu_;  // one roll_back_unlogged() at a time
   weft::Event shutdown_;
   std::atomic<bool> stopping_{false};
 };

@@ -95,6 +95,26 @@ TEST(KvCommands, ValuesOfAnotherTypeAreTypedAndAccounted) {
   });
 }
 
+// While the AOF cannot be written, writes (and PING, as in Redis) are
+// refused before they run: nothing is applied, nothing propagated.
+TEST(KvCommands, DispatcherRefusesWritesWhilePersistenceFails) {
+  on_runtime([] {
+    FakeHost h;
+    EXPECT_EQ(run(h, {"SET", "k", "1"}), "+OK\r\n");
+    h.disk_error = true;
+    const std::string misconf =
+        "-MISCONF Errors writing to the AOF file: No space left on device\r\n";
+    EXPECT_EQ(run(h, {"SET", "k", "2"}), misconf);
+    EXPECT_EQ(run(h, {"DEL", "k"}), misconf);
+    EXPECT_EQ(run(h, {"INCR", "k"}), misconf);
+    EXPECT_EQ(run(h, {"PING"}), misconf);
+    EXPECT_EQ(run(h, {"GET", "k"}), "$1\r\n1\r\n");  // reads keep working
+    EXPECT_EQ(h.log.size(), 1u);
+    h.disk_error = false;
+    EXPECT_EQ(run(h, {"DEL", "k"}), ":1\r\n");
+  });
+}
+
 TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
   on_runtime([] {
     FakeHost h;

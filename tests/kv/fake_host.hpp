@@ -19,7 +19,8 @@ using Args = std::vector<std::string>;
 
 /// A Host whose propagate() records each command's arguments in `log`
 /// (guarded by `mu`: blocked clients are served from other fibers), whose
-/// info() is "# Fake\r\n" and whose request_shutdown() sets `shutdown`.
+/// info() is "# Fake\r\n", whose request_shutdown() sets `shutdown` and
+/// which refuses writes with MISCONF while `disk_error` is set.
 class FakeHost final : public kv::Host {
  public:
   kv::Keyspace& keyspace() noexcept override { return ks; }
@@ -31,6 +32,10 @@ class FakeHost final : public kv::Host {
   const kv::Options& options() const noexcept override { return opts; }
   kv::Settings& settings() noexcept override { return settings_; }
   std::int64_t used_memory() const noexcept override { return ks.bytes(); }
+  bool writes_allowed() const noexcept override { return !disk_error; }
+  std::string write_refusal() const override {
+    return "MISCONF Errors writing to the AOF file: No space left on device";
+  }
   std::string info(std::string_view) override { return "# Fake\r\n"; }
   std::string client_list(const kv::Client*) override { return ""; }
   void reset_stats() noexcept override {}
@@ -48,6 +53,7 @@ class FakeHost final : public kv::Host {
   std::mutex mu;
   std::vector<Args> log;
   bool shutdown = false;
+  bool disk_error = false;  ///< writes refused (a failing AOF), with write_refusal()
 };
 
 /// Runs one command as `client` (nullptr: none) and returns its reply.

@@ -84,6 +84,7 @@ constexpr Param kParams[] = {
     {"maxmemory-policy", Kind::fixed, false, 0, 0, nullptr},
     {"databases", Kind::fixed, false, 0, 0, nullptr},
     {"proto-max-bulk-len", Kind::fixed, false, 0, 0, nullptr},
+    {"client-output-buffer-limit", Kind::fixed, false, 0, 0, nullptr},
 };
 
 const Param* find_param(std::string_view name) {
@@ -116,6 +117,10 @@ std::string value_of(Host& host, const Param& p) {
   if (name == "maxclients") return std::to_string(o.maxclients);
   if (name == "maxmemory-policy") return "noeviction";
   if (name == "databases") return "1";
+  if (name == "client-output-buffer-limit")
+    return "normal " + std::to_string(o.output_limit.hard) + " " +
+           std::to_string(o.output_limit.soft) + " " + std::to_string(o.output_limit.soft_seconds) +
+           " slave 268435456 67108864 60 pubsub 33554432 8388608 60";
   return std::to_string(o.limits.max_bulk_len);  // proto-max-bulk-len
 }
 

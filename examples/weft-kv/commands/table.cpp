@@ -64,14 +64,17 @@ void unknown_command(Context& c) {
   // Redis: "unknown command '%.128s', with args beginning with: " then
   // "'%.*s' " per argument while fewer than 128 characters were added,
   // newlines in the text replaced by spaces.
+  // Redis formats with printf's %s, which stops at a NUL byte: so does
+  // this text.
+  const auto c_string = [](std::string_view s) { return s.substr(0, s.find('\0')); };
   std::string args;
   for (std::size_t i = 1; i < c.argv.size() && args.size() < 128; ++i) {
     const std::size_t room = 128 - args.size();
     args += '\'';
-    args += c.argv[i].substr(0, room);
+    args += c_string(c.argv[i]).substr(0, room);
     args += "' ";
   }
-  std::string msg = "ERR unknown command '" + std::string(c.argv[0].substr(0, 128)) +
+  std::string msg = "ERR unknown command '" + std::string(c_string(c.argv[0]).substr(0, 128)) +
                     "', with args beginning with: " + args;
   for (char& ch : msg)
     if (ch == '\r' || ch == '\n') ch = ' ';
@@ -213,6 +216,12 @@ void execute(Context& c) {
   if ((cmd->flags & kDenyOom) && maxmemory != 0 && !c.host.loading() &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
     return err(c, kOom);
+  // Redis refuses writes, and PING, while persisting fails (processCommand:
+  // writeCommandsDeniedByDiskError): nothing is applied that could not be
+  // logged.
+  if (((cmd->flags & kWrite) || std::string_view(cmd->name) == "ping") && !c.host.loading() &&
+      !c.host.writes_allowed())
+    return err(c, c.host.write_refusal());
   cmd->run(c);
   // Keys the command made ready that it could not serve under its own locks
   // (blocking.hpp): served now, before the next command.
