@@ -210,7 +210,7 @@ TEST_F(Blocking, AThousandBlockedClientsAreEachServedOnce) {
 // value per waiter around the time they give up. Whatever wins, each value
 // ends up in exactly one place: a waiter's reply or the list.
 TEST_F(Blocking, WakeUpsRacingTimeoutsLoseAndDuplicateNothing) {
-  constexpr int kRounds = 20;
+  constexpr int kRounds = 60;  // enough that a race lost in 1 round of 20 shows (mutants)
   constexpr int kWaiters = 10;
   on_fibers([&] {
     Client admin(port());

@@ -361,6 +361,39 @@ TEST(Blocking, AClientWhoseConnectionEndsLeavesNoWaiterAndTakesNothing) {
   });
 }
 
+// A waiter served just before its deadline but woken after it (a wake-up
+// that loses the race with the timer) still replies with what it was
+// served: the serving claimed it first, so the element is its, not lost.
+// The watch parks until the deadline has passed whatever wakes it.
+class LateWatch final : public kv::BlockWatch {
+ public:
+  bool park(std::uint64_t& aof_seq, weft::Event& wake, weft::Deadline deadline) override {
+    aof_seq = 0;
+    parked.set();
+    wake.wait_until(deadline);
+    while (!deadline.expired()) weft::this_fiber::sleep_for(std::chrono::milliseconds(1));
+    return true;
+  }
+  weft::Event parked;
+};
+
+TEST(Blocking, AWaiterServedBeforeItsDeadlineButWokenAfterItKeepsWhatItWasServed) {
+  on_runtime([] {
+    FakeHost h;
+    LateWatch watch;
+    auto waiter = weft::spawn([&] {
+      kv::Client client;
+      client.watch = &watch;
+      return run(h, {"BLPOP", "q", "0.2"}, &client);
+    });
+    watch.parked.wait();
+    EXPECT_EQ(run(h, {"RPUSH", "q", "x"}), ":1\r\n");  // well before the deadline
+    EXPECT_EQ(waiter.join(), "*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    EXPECT_EQ(run(h, {"EXISTS", "q"}), ":0\r\n");
+    EXPECT_EQ(h.ks.blocked_clients(), 0);
+  });
+}
+
 TEST(Blocking, TimeoutsParseAsRedisDoes) {
   on_runtime([] {
     FakeHost h;
