@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "command.hpp"
-#include "commands/list.hpp"
 #include "commands/util.hpp"
-#include "commands/zset.hpp"
 #include "common/test_util.hpp"
 #include "fake_host.hpp"
 #include "resp.hpp"
+#include "types/list.hpp"
+#include "types/zset.hpp"
 #include "weft/weft.hpp"
 
 namespace {

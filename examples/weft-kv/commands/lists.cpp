@@ -14,8 +14,8 @@
 
 #include "commands/blocking.hpp"
 #include "commands/groups.hpp"
-#include "commands/list.hpp"
 #include "commands/util.hpp"
+#include "types/list.hpp"
 
 namespace kv::cmd {
 namespace {

@@ -22,7 +22,7 @@
 #include "commands/blocking.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
-#include "commands/zset.hpp"
+#include "types/zset.hpp"
 
 namespace kv::cmd {
 namespace {

@@ -2,7 +2,7 @@
 // src/t_zset.c (zslInsert, zslDeleteNode, zslUpdateScore, zslGetRank,
 // zslGetElementByRank, zsl{First,Last}In{,Lex}Range) step for step, so that
 // ranks, spans and the order of equal scores are Redis's.
-#include "commands/zset.hpp"
+#include "types/zset.hpp"
 
 #include <charconv>
 #include <climits>
