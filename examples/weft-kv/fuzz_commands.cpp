@@ -9,8 +9,9 @@
 //
 // The input is a program. Each command takes a byte choosing an entry of
 // the command table (every command and subcommand there is, so the types
-// added later are fuzzed without a change here; blocking commands are
-// skipped: nothing would wake them), a byte choosing how many arguments
+// added later are fuzzed without a change here; a blocking command runs
+// as a client that may not block: it pops at once or gets the timeout's
+// reply, as in Redis's MULTI), a byte choosing how many arguments
 // beyond the arity's minimum, then one byte per argument choosing its kind:
 // a key of a small pool, a small or extreme integer, a float, a keyword
 // some command parses (EX, WITHSCORES, LIMIT, ...), a glob, a long value,
@@ -131,7 +132,7 @@ class Input {
 };
 
 // Every runnable command and subcommand, as argv[0] (and argv[1]) with its
-// arity; blocking ones left out.
+// arity.
 struct Target {
   std::string name, sub;
   int arity;
@@ -141,13 +142,11 @@ const std::vector<Target>& targets() {
   static const std::vector<Target> all = [] {
     std::vector<Target> v;
     for (const kv::Command& c : kv::command_table()) {
-      if (c.flags & kv::kBlocking) continue;
       if (c.subcommands.empty()) {
         v.push_back({c.name, "", c.arity});
         continue;
       }
       for (const kv::Command& s : c.subcommands) {
-        if (s.flags & kv::kBlocking) continue;
         const std::string_view full = s.name;
         v.push_back({c.name, std::string(full.substr(full.find('|') + 1)), s.arity});
       }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -189,7 +190,7 @@ bool parse_timeout(Context& c, std::string_view arg, weft::Deadline& deadline) {
 bool parse_multi_pop(Context& c, std::size_t at, const char* const (&ends)[2],
                      std::span<const std::string_view>& keys, bool& first_end, long long& count) {
   long long numkeys = 0;
-  if (!parse_at_least(c, c.argv[at], 1, numkeys, "ERR numkeys should be greater than 0"))
+  if (!parse_range(c, c.argv[at], 1, LLONG_MAX, "numkeys should be greater than 0", numkeys))
     return false;
   if (static_cast<unsigned long long>(numkeys) >= c.argv.size() - at - 1) {
     err(c, kSyntax);  // the end would be past the last argument
@@ -207,7 +208,7 @@ bool parse_multi_pop(Context& c, std::size_t at, const char* const (&ends)[2],
   count = -1;
   for (std::size_t j = end_at + 1; j < c.argv.size(); ++j) {
     if (count == -1 && eq_ci(c.argv[j], "count") && j + 1 < c.argv.size()) {
-      if (!parse_at_least(c, c.argv[++j], 1, count, "ERR count should be greater than 0"))
+      if (!parse_range(c, c.argv[++j], 1, LLONG_MAX, "count should be greater than 0", count))
         return false;
     } else {
       err(c, kSyntax);

@@ -118,7 +118,7 @@ void pop_generic(Context& c, bool left) {
   const bool has_count = c.argv.size() == 3;
   long long count = 0;
   if (has_count &&
-      !parse_at_least(c, c.argv[2], 0, count, "ERR value is out of range, must be positive"))
+      !parse_range(c, c.argv[2], 0, LLONG_MAX, "value is out of range, must be positive", count))
     return;
   Locked k(c.host.keyspace(), c.argv[1]);
   Entry* e = k.find(c.now);
@@ -446,9 +446,9 @@ void cmd_lpos(Context& c) {
                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the "
                    "second ... or use negative to start from the end of the list");
     } else if (eq_ci(opt, "count") && more) {
-      if (!parse_at_least(c, c.argv[++j], 0, count, "ERR COUNT can't be negative")) return;
+      if (!parse_range(c, c.argv[++j], 0, LLONG_MAX, "COUNT can't be negative", count)) return;
     } else if (eq_ci(opt, "maxlen") && more) {
-      if (!parse_at_least(c, c.argv[++j], 0, maxlen, "ERR MAXLEN can't be negative")) return;
+      if (!parse_range(c, c.argv[++j], 0, LLONG_MAX, "MAXLEN can't be negative", maxlen)) return;
     } else {
       return err(c, kSyntax);
     }

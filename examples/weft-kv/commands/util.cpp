@@ -114,15 +114,6 @@ bool parse_double(std::string_view s, double& out) {
                      [](const char* p, char** e) { return std::strtod(p, e); });
 }
 
-bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
-                    std::string_view msg) {
-  if (!parse_ll(arg, out) || out < min) {
-    err(c, msg);
-    return false;
-  }
-  return true;
-}
-
 bool clip_range(long long& start, long long& end, long long len) noexcept {
   if (start < 0) start += len;
   if (end < 0) end += len;

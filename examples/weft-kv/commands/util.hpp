@@ -90,12 +90,6 @@ void scan_reply(Context& c, std::uint64_t cursor, const std::vector<std::string>
 /// or underflow to 0. False (out unchanged) otherwise.
 bool parse_double(std::string_view s, double& out);
 
-/// An integer argument of at least `min` (Redis's
-/// getRangeLongFromObjectOrReply(min, LONG_MAX) with a message): on a
-/// non-integer or a smaller value replies with `msg` and returns false.
-bool parse_at_least(Context& c, std::string_view arg, long long min, long long& out,
-                    std::string_view msg);
-
 /// Redis's index sanitising for ranges by position (LRANGE, LTRIM, ZRANGE,
 /// ZREMRANGEBYRANK): negative indexes count from the end, [start, end] is
 /// clipped to [0, len). False when the range is empty.

@@ -28,7 +28,6 @@ namespace kv::cmd {
 namespace {
 
 constexpr std::string_view kNotFloat = "ERR value is not a valid float";
-constexpr std::string_view kMustBePositive = "ERR value is out of range, must be positive";
 
 ZSet& zset_of(Entry* e) noexcept {
   return *static_cast<ZSet*>(e->object.get());
@@ -641,7 +640,7 @@ void zsetop_generic(Context& c, bool store, std::size_t numkeys_at, SetOp op, bo
       withscores = true;
       ++j;
     } else if (card_only && remaining >= 2 && eq_ci(o, "limit")) {
-      if (!parse_at_least(c, c.argv[j + 1], 0, limit, "ERR LIMIT can't be negative")) return;
+      if (!parse_range(c, c.argv[j + 1], 0, LLONG_MAX, "LIMIT can't be negative", limit)) return;
       j += 2;
     } else {
       return err(c, kSyntax);
@@ -783,7 +782,9 @@ void zpop(Context& c, std::string_view key, Shard& sh, Entry* e, bool min, long 
 void zpop_generic(Context& c, bool min) {
   if (c.argv.size() > 3) return err(c, kSyntax);
   long long count = -1;
-  if (c.argv.size() == 3 && !parse_at_least(c, c.argv[2], 0, count, kMustBePositive)) return;
+  if (c.argv.size() == 3 &&
+      !parse_range(c, c.argv[2], 0, LLONG_MAX, "value is out of range, must be positive", count))
+    return;
   Locked k(c.host.keyspace(), c.argv[1]);
   Entry* e = k.find(c.now);
   if (e == nullptr) return Reply::array_header(c.out, 0);
