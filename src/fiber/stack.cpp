@@ -8,7 +8,7 @@
 #include <string>
 #include <system_error>
 
-#include "context/sanitizers.hpp"
+#include "base/sanitizers.hpp"
 
 #if WEFT_ASAN
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, size_t size);

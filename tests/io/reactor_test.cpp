@@ -98,21 +98,27 @@ TEST_P(BackendTest, CreateAllMakesTheRequestedKind) {
   }
 }
 
-TEST_P(BackendTest, WaitHonoursWakeAndTimeout) {
+TEST_P(BackendTest, PollHonoursWakeAndTimeout) {
   weft::Config cfg;
   cfg.io_backend = GetParam();
   auto all = io::Backend::create_all(cfg, 1);
   io::Backend& b = *all.front();
   b.attach();  // this thread is the owner now
-  b.wait(0);   // nothing to do: returns at once
+  // Nothing is in flight here, so no poll may hand back a fiber.
+  weft::detail::FiberList woken_fibers;
+  auto poll = [&](std::int64_t timeout_ns) {
+    b.poll(timeout_ns, woken_fibers);
+    EXPECT_TRUE(woken_fibers.empty());
+  };
+  poll(0);  // nothing to do: returns at once
 
   // A timeout alone ends a wait. (It may end early: "up to timeout_ns";
   // the worker re-checks its timers. epoll_pwait2 on a thread that owned
   // an io_uring before can say EINTR, for instance.)
-  for (int i = 0; i < 3; ++i) b.wait(std::chrono::nanoseconds(20ms).count());
+  for (int i = 0; i < 3; ++i) poll(std::chrono::nanoseconds(20ms).count());
   // wake() before a wait makes that wait return (timeout: none).
   b.wake();
-  b.wait(-1);
+  poll(-1);
   // wake() from another thread ends a blocking wait, many times over.
   for (int i = 0; i < 50; ++i) {
     std::atomic<bool> woken{false};
@@ -121,10 +127,10 @@ TEST_P(BackendTest, WaitHonoursWakeAndTimeout) {
       woken = true;
       b.wake();
     });
-    while (!woken.load()) b.wait(-1);  // a spurious return just waits again
+    while (!woken.load()) poll(-1);  // a spurious return just waits again
     t.join();
   }
-  b.wait(0);
+  poll(0);
 }
 
 TEST(BackendSelectionTest, RuntimeReportsTheBackendInForce) {
@@ -191,6 +197,7 @@ TEST(IoObjectTest, StaleTokensMissRecycledSlots) {
     const std::uint64_t t = token_of(o);
     io::IoObject* found = io::lock_token(t);
     ASSERT_EQ(found, o);
+    found->lock.assert_held();  // lock_token returns it locked
     found->lock.unlock();
     for (std::uint64_t s : stale) EXPECT_EQ(io::lock_token(s), nullptr);
     io::drop_handle(o);
