@@ -95,10 +95,12 @@ std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
 /// regen.sh's normalize(), the same rules.
 std::vector<std::string> normalize(char mode, std::vector<std::string> lines) {
   if (mode == '~') {
-    for (auto& l : lines) {  // drop a leading "<digits>) "
+    for (auto& l : lines) {  // drop a leading " *<digits>) " (redis-cli pads to align)
       std::size_t i = 0;
+      while (i < l.size() && l[i] == ' ') ++i;
+      const std::size_t digits = i;
       while (i < l.size() && l[i] >= '0' && l[i] <= '9') ++i;
-      if (i > 0 && l.compare(i, 2, ") ") == 0) l.erase(0, i + 2);
+      if (i > digits && l.compare(i, 2, ") ") == 0) l.erase(0, i + 2);
     }
     std::sort(lines.begin(), lines.end());  // bytewise, as LC_ALL=C sort
   } else if (mode == '#') {

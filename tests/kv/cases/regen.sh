@@ -13,7 +13,8 @@
 #   > SET k v          a command line, exactly as typed at redis-cli
 #   OK                 the expected output lines (redis-cli --no-raw)
 #   >~ KEYS *          unordered: the reply's lines are compared as a set
-#                      ("N) " numbering stripped, lines sorted bytewise)
+#                      ("N) " numbering, with redis-cli's padding, stripped;
+#                      lines sorted bytewise)
 #   ># PTTL k          shape only: every run of digits becomes '<n>'
 #
 # Each file runs on a freshly flushed server through ONE redis-cli process,
@@ -85,7 +86,7 @@ fi
 # normalize <mode>: the C++ runner's normalisation of one command's output.
 normalize() {
   case $1 in
-    '~') sed -E 's/^[0-9]+\) //' | LC_ALL=C sort ;;
+    '~') sed -E 's/^ *[0-9]+\) //' | LC_ALL=C sort ;;
     '#') sed -E 's/[0-9]+/<n>/g' ;;
     *) cat ;;
   esac
