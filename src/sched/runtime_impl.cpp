@@ -432,7 +432,8 @@ void RuntimeImpl::monitor_main() noexcept {
   // moved while it runs a fiber is running that fiber without a break:
   // past preemption_interval the fiber is flagged (checkpoint() yields),
   // past stall_warning it is reported once. It is also the backstop for
-  // wake-ups: queued work or overdue timers with every worker asleep.
+  // wake-ups (unless Config::wake_backstop is off): queued work or overdue
+  // timers with every worker asleep.
   const std::size_t n = workers_.size();
   struct Sample {
     std::uint64_t switches = ~std::uint64_t{0};
@@ -469,7 +470,9 @@ void RuntimeImpl::monitor_main() noexcept {
         report_stall(w, f, sw, ran);
       }
     }
-    if (idle_count_.load(std::memory_order_relaxed) != 0 &&
+    // The backstop (Config::wake_backstop): off in the wake-path tests, so
+    // that a lost wake-up hangs there instead of costing 5 ms.
+    if (config_.wake_backstop && idle_count_.load(std::memory_order_relaxed) != 0 &&
         searching_.load(std::memory_order_relaxed) == 0 &&
         (has_queued_work() || earliest_timer_tick() <= now_tick())) {
       wake_one_idle();
