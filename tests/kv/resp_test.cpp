@@ -875,9 +875,11 @@ TEST(RespReply, EncodedRequestsParseBack) {
 
 // --- the corpus: tests/kv/corpus -------------------------------------------------
 
+// The build defines WEFT_KV_CORPUS_DIR (tests/kv/CMakeLists.txt); not
+// __FILE__, which ccache's base_dir makes relative to the build directory.
 std::filesystem::path corpus_dir() {
   if (const char* dir = std::getenv("WEFT_KV_CORPUS_DIR")) return dir;
-  return std::filesystem::path(__FILE__).parent_path() / "corpus";
+  return WEFT_KV_CORPUS_DIR;
 }
 
 std::string read_file(const std::filesystem::path& p) {
