@@ -29,8 +29,6 @@
 
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 using namespace std::chrono_literals;
 using weft::Clock;
 using weft::IoBackend;

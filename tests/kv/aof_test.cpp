@@ -28,8 +28,6 @@
 namespace kv {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 using weft::test::random_bytes;
 using weft::test::scaled;
 using weft::test::slurp;

@@ -18,9 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "process/process_util.hpp"
-
-WEFT_WATCHDOG_EVERY_TEST();
+#include "common/process_util.hpp"
 
 namespace {
 

@@ -14,16 +14,14 @@
 #include <variant>
 #include <vector>
 
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
-#include "scope/cancel_util.hpp"
 #include "weft/weft.hpp"
 
 using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 class CombinatorTest : public WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(CombinatorTest);

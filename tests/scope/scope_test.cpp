@@ -17,16 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
-#include "scope/cancel_util.hpp"
 #include "weft/weft.hpp"
 
 using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 /// The message of the exception in `e`.
 std::string message_of(const std::exception_ptr& e) {

@@ -1,5 +1,5 @@
-// Helpers shared by the process and signal tests: a fixture parameterised
-// over the I/O backend, and a way to cancel one particular fiber.
+// Helpers shared by the process and signal tests (tests/process, tests/signal): a fixture
+// parameterised over the I/O backend, and a way to cancel one particular fiber.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -18,8 +18,7 @@ namespace weft::test {
 class BackendTest : public ::testing::TestWithParam<weft::IoBackend> {
  protected:
   weft::Config config(std::size_t workers = 2) const {
-    weft::Config c;
-    c.workers = workers;
+    weft::Config c = workers_config(workers);
     c.io_backend = GetParam();
     return c;
   }

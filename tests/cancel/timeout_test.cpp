@@ -18,16 +18,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
-#include "scope/cancel_util.hpp"
 #include "weft/weft.hpp"
 
 using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 class TimeoutTest : public WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(TimeoutTest);
@@ -594,7 +592,12 @@ TEST_P(TimeoutTest, FromABlockingPoolThread) {
 // CPU loops
 
 TEST_P(TimeoutTest, CpuLoopPollingCheckCancelled) {
-  Runtime rt(config());
+  // The last part needs the monitor's backstop: the timer is armed on the
+  // worker that then spins, and another worker fires it (help_timers) only
+  // once the backstop has woken it (Config::wake_backstop).
+  weft::Config c = config();
+  c.wake_backstop = true;
+  Runtime rt(c);
   rt.block_on([this] {
     const auto give_up = Clock::now() + kPatience;
     auto t0 = Clock::now();

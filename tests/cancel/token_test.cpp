@@ -20,16 +20,14 @@
 #include <thread>
 #include <vector>
 
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
-#include "scope/cancel_util.hpp"
 #include "weft/weft.hpp"
 
 using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 // ---------------------------------------------------------------------------
 // Tree semantics (plain threads: tokens need no runtime)

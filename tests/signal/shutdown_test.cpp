@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "process/process_util.hpp"
+#include "common/process_util.hpp"
 #include "weft/process.hpp"
 
 namespace {
