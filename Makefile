@@ -6,6 +6,9 @@
 #   make clang         = CXX=clang++ make test
 #   make asan | tsan   sanitizer builds (build-asan/, build-tsan/) + ctest
 #   make bench         build build/ and run every build/bench/weft-bench-*
+#   make mutants       the mutant catalogue (tests/mutants/*.patch): each planted bug must make
+#                      its test fail; MUTANTS=pattern runs a subset (scripts/mutants.py)
+#   make test-loaded   the core suites with two CPU-burning processes beside them
 #   make fuzz          libFuzzer (clang++, ASan+UBSan) on weft-kv's RESP parser for
 #                      FUZZ_SECONDS (default 60), seeded from tests/kv/corpus; fails on a crash
 #   make format | format-check | clean
@@ -147,6 +150,16 @@ fuzz:
 	done
 	env $(ASAN_ENV) $(FUZZ_DIR)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
 	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/seeds
+
+# --- mutants ----------------------------------------------------------------
+# Not part of make test or CI (it builds and runs one test per mutant); run it
+# before resolving anything that touches the scheduler, the reactor or
+# cancellation. Mutates the committed tree (HEAD) in build-mutants/.
+MUTANTS ?=
+.PHONY: mutants
+mutants:
+	@$(BOOTSTRAP)
+	scripts/mutants.py $(if $(MUTANTS),--pattern '$(MUTANTS)') $(MUTANTS_ARGS)
 
 # --- formatting -------------------------------------------------------------
 format:
