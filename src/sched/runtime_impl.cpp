@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
+#include <iterator>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -259,12 +260,22 @@ void RuntimeImpl::remove_idle(Worker* w) noexcept {
 }
 
 bool RuntimeImpl::wake_one_idle() noexcept {
+  // Never the caller: a worker that notifies while it is on the idle list is
+  // polling from its own sleep() and will run what it found itself; waking
+  // it would leave the surplus to nobody (a lost wake-up once the monitor's
+  // backstop is off: two fibers woken by one poll then ran one after the
+  // other on the same worker).
+  Worker* const self = current_worker();
   Worker* w = nullptr;
   {
     LockGuard g(idle_lock_);
-    if (idle_.empty()) return false;
-    w = idle_.back();
-    idle_.pop_back();
+    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+      if (*it == self) continue;
+      w = *it;
+      idle_.erase(std::next(it).base());
+      break;
+    }
+    if (w == nullptr) return false;
     w->idle_listed = false;
     idle_count_.fetch_sub(1, std::memory_order_seq_cst);
   }
