@@ -40,6 +40,7 @@ import fnmatch
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -81,9 +82,25 @@ class Mutant:
             self.problem = "the patch must follow the header ('diff --git ...')"
 
 
+# The command running now: it and its children (ninja, the compilers, the
+# test) form a process group of their own, ended with the runner.
+_child = None
+
+
+def _stop(signo, _frame):
+    if _child is not None and _child.poll() is None:
+        os.killpg(_child.pid, signal.SIGKILL)
+    sys.exit(128 + signo)
+
+
 def run(cmd, log=None, env=None, cwd=None, check=False):
-    out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, errors="replace")
+    global _child
+    _child = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace",
+                              start_new_session=True)
+    stdout, _ = _child.communicate()
+    out = subprocess.CompletedProcess(cmd, _child.returncode, stdout)
+    _child = None
     if log is not None:
         with open(log, "a") as f:
             f.write("$ " + " ".join(map(str, cmd)) + "\n" + out.stdout + "\n")
@@ -172,6 +189,8 @@ def main():
     ap.add_argument("--map", default="", help="new=old,...: test names to use instead (old trees)")
     ap.add_argument("--no-filter", action="store_true", help="ignore the '# filter:' lines")
     opts = ap.parse_args()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
 
     files = sorted((ROOT / "tests" / "mutants").glob("*.patch"))
     pat = opts.pattern
