@@ -717,23 +717,37 @@ TEST_P(NotifyTest, NotifyOneWakesOneNotifyAllWakesAll) {
   EXPECT_FALSE(n.wait_for(5ms)) << "notify_all left a permit behind";
 }
 
+// A ping-pong where each notify may come before its wait: a lost permit
+// stops both sides. The test thread watches the rounds go by (bounded)
+// instead of hanging; a stuck pair is then ended by the runtime's shutdown
+// (waits are cancellation points).
 TEST_P(NotifyTest, NotifyBeforeWaitIsNotLost) {
   Runtime rt(config());
   const int rounds = static_cast<int>(scaled(2000, 200));
   weft::Notify ping, pong;
-  rt.block_on([&] {
-    auto other = weft::spawn([&] {
-      for (int i = 0; i < rounds; ++i) {
-        ping.wait();
-        pong.notify_one();
-      }
-    });
+  std::atomic<int> pinged{0}, ponged{0};
+  auto other = rt.spawn([&] {
+    for (int i = 0; i < rounds; ++i) {
+      ping.wait();
+      pinged.fetch_add(1);
+      pong.notify_one();
+    }
+  });
+  auto self = rt.spawn([&] {
     for (int i = 0; i < rounds; ++i) {
       ping.notify_one();  // may run before the other side waits
       pong.wait();
+      ponged.fetch_add(1);
     }
-    other.join();
   });
+  EXPECT_TRUE(eventually([&] { return ponged.load() == rounds; }))
+      << "stuck after " << pinged.load() << " pings and " << ponged.load() << " pongs of " << rounds
+      << ": a notify was lost";
+  if (!HasFailure()) {
+    other.join();
+    self.join();
+  }
+  EXPECT_EQ(pinged.load(), rounds);
 }
 
 // ---------------------------------------------------------------------------
