@@ -606,8 +606,8 @@ TEST_P(TimeoutTest, CpuLoopPollingCheckCancelled) {
     // With yields (works on one worker: the worker runs its timers).
     auto r = move_on_after(20ms, [&] {
       for (;;) {
+        ++spins;  // before the check: the body runs once even if 20 ms passed already
         this_fiber::check_cancelled();
-        ++spins;
         this_fiber::yield();
         if (Clock::now() > give_up) {
           gave_up = true;

@@ -22,16 +22,19 @@
 
 #include "common/io_util.hpp"
 #include "common/test_util.hpp"
+#include "net/accept_hook.hpp"
 #include "weft/weft.hpp"
 
-namespace {
-// accept4 calls still to fail with ECONNABORTED; 0 = pass through.
-std::atomic<int> g_abort_next{0};
-}  // namespace
+namespace weft::test {
+std::atomic<long> g_accept4_calls{0};
+std::atomic<int> g_accept4_abort_next{0};
+}  // namespace weft::test
 
 extern "C" int accept4(int fd, sockaddr* addr, socklen_t* len, int flags) {
+  using weft::test::g_accept4_abort_next;
+  weft::test::g_accept4_calls.fetch_add(1, std::memory_order_relaxed);
   const long c = ::syscall(SYS_accept4, fd, addr, len, flags);
-  if (c >= 0 && g_abort_next.load() > 0 && g_abort_next.fetch_sub(1) > 0) {
+  if (c >= 0 && g_accept4_abort_next.load() > 0 && g_accept4_abort_next.fetch_sub(1) > 0) {
     ::close(static_cast<int>(c));
     errno = ECONNABORTED;
     return -1;
@@ -67,14 +70,14 @@ TEST(AcceptAbort, AbortedConnectionsAreSkippedInAFiber) {
   auto listener = TcpListener::bind(Address::loopback_ipv4(0));
   const Address addr = listener.local_address();
   auto clients = connect_clients(addr, 3);  // queued before the accept
-  g_abort_next.store(2);
+  g_accept4_abort_next.store(2);
   const char got = rt.block_on([&] {
     TcpStream s = listener.accept(Deadline::after(kPatience));
     char id = 0;
     s.read_exact(&id, 1, Deadline::after(kPatience));
     return id;
   });
-  g_abort_next.store(0);
+  g_accept4_abort_next.store(0);
   EXPECT_EQ(got, '2') << "accept should skip the two aborted connections";
 }
 
@@ -83,7 +86,7 @@ TEST(AcceptAbort, AbortedConnectionsAreSkippedInAFiber) {
 TEST(AcceptAbort, AbortedConnectionsAreSkippedOnAPlainThread) {
   auto listener = TcpListener::bind(Address::loopback_ipv4(0));
   const Address addr = listener.local_address();
-  g_abort_next.store(1);
+  g_accept4_abort_next.store(1);
   std::vector<TcpStream> clients;
   std::thread late([&] {
     std::this_thread::sleep_for(20ms);
@@ -97,7 +100,7 @@ TEST(AcceptAbort, AbortedConnectionsAreSkippedOnAPlainThread) {
     ADD_FAILURE() << "accept threw: " << e.what();
   }
   late.join();
-  g_abort_next.store(0);
+  g_accept4_abort_next.store(0);
   EXPECT_EQ(id, '1');
 }
 
