@@ -151,6 +151,12 @@ fuzz:
 	env $(ASAN_ENV) $(FUZZ_DIR)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
 	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/seeds
 
+# --- test-loaded --------------------------------------------------------------
+# The core suites with two CPU-burning processes beside them (scripts/test_loaded.sh).
+.PHONY: test-loaded
+test-loaded: build
+	scripts/test_loaded.sh $(BUILD_DIR) --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
 # --- mutants ----------------------------------------------------------------
 # Not part of make test or CI (it builds and runs one test per mutant); run it
 # before resolving anything that touches the scheduler, the reactor or
