@@ -93,29 +93,40 @@ TEST(WakePath, SpawnFromABusyFiberWakesTheSleepingWorker) {
 // A worker that finished its fiber searches for spin_before_park, then
 // registers as idle and re-checks every queue before it sleeps; a spawn
 // landing between its last search and its registration is seen only by that
-// re-check (notify_work saw no idle worker). Spawning at random moments as
-// the other worker goes to sleep hits that window now and then.
+// re-check (notify_work saw no worker idle, and none searching). The window
+// is a fraction of a microsecond, so the spawns aim at it: every other round
+// measures when, after its child ran, the other worker registers as idle;
+// the rounds between spawn up to 4 us before that moment.
 TEST(WakePath, SpawnRacingAWorkerOnItsWayToSleep) {
   Runtime rt(workers_config(2));
-  const long rounds = scaled(3000, 300);
-  std::atomic<long> lost_round{-1};
+  detail::RuntimeImpl* impl = impl_of(rt);
+  const long rounds = scaled(12000, 1200);
+  std::atomic<long> ran{-1};
+  long lost_round = -1;
   rt.block_on([&] {
     std::mt19937 rng(7);
+    using ns = std::chrono::nanoseconds;
+    auto registered_after = ns(20'000);  // moving average of the measured moment
     for (long round = 0; round < rounds; ++round) {
-      std::atomic<bool> ran{false};
-      auto child = weft::spawn([&] { ran.store(true); });
-      if (!spin_until([&] { return ran.load(); })) {
-        lost_round.store(round);
-        child.join();
+      // Detached: this fiber never parks, so it keeps its worker and every
+      // child runs on the other one.
+      weft::spawn([&ran, round] { ran.store(round); }).detach();
+      if (!spin_until([&] { return ran.load() == round; })) {
+        lost_round = round;
         return;
       }
-      child.join();
-      // The child ran on the other worker, which is now searching, then
-      // going to sleep: spawn the next one somewhere in that transition.
-      spin_for(std::chrono::microseconds(rng() % 60));
+      const auto t_ran = std::chrono::steady_clock::now();
+      if (round % 2 == 0) {
+        if (!spin_until([&] { return impl->idle_workers() == 1; })) return;
+        registered_after = (registered_after * 7 + (std::chrono::steady_clock::now() - t_ran)) / 8;
+      } else {
+        const auto aim = t_ran + registered_after - ns(rng() % 4'000);
+        while (std::chrono::steady_clock::now() < aim) {
+        }
+      }
     }
   });
-  EXPECT_EQ(lost_round.load(), -1) << "a spawn was lost by a worker going to sleep";
+  EXPECT_EQ(lost_round, -1) << "a spawn was lost by a worker going to sleep";
 }
 
 // --- a spawn and an unpark from a plain thread --------------------------------
