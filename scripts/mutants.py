@@ -181,7 +181,8 @@ def run_test(test, gfilter, timeout, log):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pattern", default="",
-                    help="run the mutants whose file name contains PAT (or matches it as a glob)")
+                    help="run the mutants whose file name contains PAT (or matches it as a glob); "
+                         "several patterns separated by commas")
     ap.add_argument("--base", default="HEAD", help="the commit whose tree is mutated (HEAD)")
     ap.add_argument("--timeout", type=int, default=900, help="ctest timeout per run, s (900)")
     ap.add_argument("--check-clean", action="store_true",
@@ -193,10 +194,13 @@ def main():
     signal.signal(signal.SIGINT, _stop)
 
     files = sorted((ROOT / "tests" / "mutants").glob("*.patch"))
+    pats = [p for p in opts.pattern.split(",") if p]
     pat = opts.pattern
-    if pat:
-        glob = any(c in pat for c in "*?[")
-        files = [f for f in files if (fnmatch.fnmatch(f.stem, pat) if glob else pat in f.stem)]
+    if pats:
+        def wanted(stem):
+            return any(fnmatch.fnmatch(stem, p) if any(c in p for c in "*?[") else p in stem
+                       for p in pats)
+        files = [f for f in files if wanted(f.stem)]
     if not files:
         sys.exit(f"mutants: no tests/mutants/*.patch matches '{pat}'")
     mutants = [Mutant(f) for f in files]
