@@ -89,19 +89,27 @@ void stall_until_reported(const StderrCapture& captured, std::size_t want, int s
   }
 }
 
-// A fiber that holds its worker past stall_warning gets exactly one warning,
-// naming it, however many more samples the monitor takes of the same stall.
-TEST(StallWarning, PrintedOncePerStallNamingTheFiber) {
-  weft::Config c = workers_config(2);
+/// Runs body(capture) in a fiber named `name` on a runtime of `workers` with
+/// a 20 ms stall_warning, stderr captured; returns what was printed.
+template <class Body>
+std::string stderr_of_named_fiber(std::size_t workers, const char* name, Body body) {
+  weft::Config c = workers_config(workers);
   c.stall_warning = 20ms;
   Runtime rt(c);
   StderrCapture capture;
   rt.block_on([&] {
-    weft::FiberOptions hog;
-    hog.name = "stuck-in-a-loop";
-    weft::spawn(hog, [&] { stall_until_reported(capture, 1, 5); }).join();
+    weft::FiberOptions o;
+    o.name = name;
+    weft::spawn(o, [&] { body(capture); }).join();
   });
-  const std::string text = capture.text();
+  return capture.text();
+}
+
+// A fiber that holds its worker past stall_warning gets exactly one warning,
+// naming it, however many more samples the monitor takes of the same stall.
+TEST(StallWarning, PrintedOncePerStallNamingTheFiber) {
+  const std::string text = stderr_of_named_fiber(
+      2, "stuck-in-a-loop", [](const StderrCapture& c) { stall_until_reported(c, 1, 5); });
   EXPECT_EQ(count(text, "without a switch"), 1u) << "stderr:\n" << text;
   EXPECT_EQ(count(text, "'stuck-in-a-loop'"), 1u) << "stderr:\n" << text;
 }
@@ -109,20 +117,11 @@ TEST(StallWarning, PrintedOncePerStallNamingTheFiber) {
 // A second stall of the same fiber, after it switched, is a new stall: one
 // more warning.
 TEST(StallWarning, EachStallIsReported) {
-  weft::Config c = workers_config(1);
-  c.stall_warning = 20ms;
-  Runtime rt(c);
-  StderrCapture capture;
-  rt.block_on([&] {
-    weft::FiberOptions hog;
-    hog.name = "stalls-twice";
-    weft::spawn(hog, [&] {
-      stall_until_reported(capture, 1, 2);
-      weft::this_fiber::sleep_for(20ms);  // a switch: the first stall is over
-      stall_until_reported(capture, 2, 2);
-    }).join();
+  const std::string text = stderr_of_named_fiber(1, "stalls-twice", [](const StderrCapture& c) {
+    stall_until_reported(c, 1, 2);
+    weft::this_fiber::sleep_for(20ms);  // a switch: the first stall is over
+    stall_until_reported(c, 2, 2);
   });
-  const std::string text = capture.text();
   EXPECT_EQ(count(text, "'stalls-twice'"), 2u) << "stderr:\n" << text;
 }
 

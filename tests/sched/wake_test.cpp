@@ -66,6 +66,15 @@ std::uint64_t total_sleeps(const Runtime& rt) {
   return n;
 }
 
+/// A fiber that reads `s` a byte at a time until end of stream, counting.
+weft::JoinHandle<void> spawn_byte_counter(Runtime& rt, weft::net::UnixStream s,
+                                          std::atomic<int>& got) {
+  return rt.spawn([&got, s = std::move(s)]() mutable {
+    char c;
+    while (s.read(&c, 1) == 1) got.fetch_add(1);
+  });
+}
+
 constexpr int kRounds = 20;
 
 // --- a spawn from a fiber -----------------------------------------------------
@@ -200,10 +209,7 @@ TEST_P(WakeOnIo, CompletionWakesASleepingWorker) {
   detail::RuntimeImpl* impl = impl_of(rt);
   auto [a, b] = weft::net::UnixStream::pair();
   std::atomic<int> got{0};
-  auto reader = rt.spawn([&, a = std::move(a)]() mutable {
-    char c;
-    while (a.read(&c, 1) == 1) got.fetch_add(1);
-  });
+  auto reader = spawn_byte_counter(rt, std::move(a), got);
   for (int round = 0; round < kRounds; ++round) {
     ASSERT_TRUE(eventually([&] { return impl->idle_workers() == workers(); }));
     const char c = 'x';
@@ -302,10 +308,7 @@ TEST_P(SurplusWake, ASingleWakeUpWakesNoOtherWorker) {
   detail::RuntimeImpl* impl = impl_of(rt);
   auto [a, b] = weft::net::UnixStream::pair();
   std::atomic<int> got{0};
-  auto reader = rt.spawn([&, a = std::move(a)]() mutable {
-    char c;
-    while (a.read(&c, 1) == 1) got.fetch_add(1);
-  });
+  auto reader = spawn_byte_counter(rt, std::move(a), got);
   const int rounds = 100;
   ASSERT_TRUE(eventually([&] { return impl->idle_workers() == 2; }));
   const std::uint64_t before = total_sleeps(rt);
