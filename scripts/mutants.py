@@ -11,13 +11,15 @@ repository root:
     # test: <ctest test name that must fail>
     # target: <cmake target to build, if not the test's name>
     # filter: <optional gtest filter (GTEST_FILTER) to run only the tests that catch it>
+    # repeat: <optional: run the test this many times (GTEST_REPEAT), for a race
+    #          caught in only some runs>
     # why: <optional: what the test checks that catches it>
     diff --git a/src/... b/src/...
 
 What happens: the committed tree at REF (default HEAD: commit what you want
 tested) is exported into build-mutants/src, configured once into
 build-mutants/build (RelWithDebInfo, -Werror, no benchmarks; ccache makes the
-first build cheap). Then for each mutant, in turn: apply the patch (a patch
+first build cheap; --jobs, default 2, as the machine is shared). Then for each mutant, in turn: apply the patch (a patch
 that does not apply is an error), build only its target, run its test through
 ctest (so the test's registered environment applies) with --timeout S, and
 restore the tree. The test must fail: a hang counts as caught (the per-test
@@ -73,11 +75,14 @@ class Mutant:
         self.test = self.fields.get("test", "")
         self.target = self.fields.get("target", "") or self.test
         self.filter = self.fields.get("filter", "")
+        self.repeat = self.fields.get("repeat", "")
         self.problem = None
         if not self.fields.get("mutant"):
             self.problem = "no '# mutant:' line"
         elif not self.test:
             self.problem = "no '# test:' line"
+        elif self.repeat and not (self.repeat.isdigit() and int(self.repeat) > 0):
+            self.problem = "'# repeat:' must be a positive count"
         elif not self.patch.startswith("diff --git"):
             self.problem = "the patch must follow the header ('diff --git ...')"
 
@@ -142,16 +147,20 @@ def restore():
     run(["git", "clean", "-fdq"], cwd=SRC, check=True)
 
 
-def build(target, log):
-    return run(["cmake", "--build", str(BUILD), "--target", target], log=log).returncode == 0
+def build(target, log, jobs):
+    return run(["cmake", "--build", str(BUILD), "--target", target, "-j", str(jobs)],
+               log=log).returncode == 0
 
 
-def run_test(test, gfilter, timeout, log):
+def run_test(test, gfilter, timeout, log, repeat=""):
     """Runs one ctest test; returns (passed, seconds, what failed)."""
     env = dict(os.environ)
     env.pop("GTEST_FILTER", None)
+    env.pop("GTEST_REPEAT", None)
     if gfilter:
         env["GTEST_FILTER"] = gfilter
+    if repeat:
+        env["GTEST_REPEAT"] = repeat
     t0 = time.monotonic()
     out = run(["ctest", "--test-dir", str(BUILD), "-R", f"^{re.escape(test)}$", "--no-tests=error",
                "--output-on-failure", "--timeout", str(timeout)], log=log, env=env)
@@ -185,6 +194,7 @@ def main():
                          "several patterns separated by commas")
     ap.add_argument("--base", default="HEAD", help="the commit whose tree is mutated (HEAD)")
     ap.add_argument("--timeout", type=int, default=900, help="ctest timeout per run, s (900)")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel build jobs (2)")
     ap.add_argument("--check-clean", action="store_true",
                     help="first check that every test passes without its mutant")
     ap.add_argument("--map", default="", help="new=old,...: test names to use instead (old trees)")
@@ -222,7 +232,7 @@ def main():
         for test, target, gfilter in sorted({(m.test, m.target, m.filter) for m in mutants
                                              if not m.problem}):
             log = LOGS / f"clean-{test}.log"
-            if not build(target, log):
+            if not build(target, log, opts.jobs):
                 sys.exit(f"mutants: {target} does not build on the clean tree (see {log})")
             passed, secs, what = run_test(test, gfilter, opts.timeout, log)
             print(f"  clean {test} {gfilter or ''}: {'passes' if passed else 'FAILS: ' + what}"
@@ -233,7 +243,7 @@ def main():
     rows = []
     for m in mutants:
         log = LOGS / f"{m.name}.log"
-        shown = m.test + (f" [{m.filter}]" if m.filter else "")
+        shown = m.test + (f" [{m.filter}]" if m.filter else "") + (f" x{m.repeat}" if m.repeat else "")
         if m.problem:
             rows.append((m.name, shown, "BAD HEADER", "", m.problem))
             print(f"  {m.name}: BAD HEADER: {m.problem}", flush=True)
@@ -246,11 +256,11 @@ def main():
             restore()
             continue
         try:
-            if not build(m.target, log):
+            if not build(m.target, log, opts.jobs):
                 rows.append((m.name, shown, "BUILD FAILED", "", "see " + str(log)))
                 print(f"  {m.name}: BUILD FAILED", flush=True)
                 continue
-            passed, secs, what = run_test(m.test, m.filter, opts.timeout, log)
+            passed, secs, what = run_test(m.test, m.filter, opts.timeout, log, m.repeat)
             result = "caught" if passed is False else ("SURVIVED" if passed else "NO SUCH TEST")
             rows.append((m.name, shown, result, fmt_time(secs), what))
             print(f"  {m.name}: {result} in {fmt_time(secs)} {what}", flush=True)
