@@ -1,5 +1,5 @@
 // weft-bench-chan: channels, select and the contended Mutex, in the shapes of
-// the Go peers in /work/shared/peers/go (chanpingpong, mpmc, mutex) and the
+// the Go peers in ../shared/peers/go (chanpingpong, mpmc, mutex) and the
 // Boost.Fiber peer boost/chanpingpong (threads=1). Every figure is the median
 // of reps runs after one warm-up (the Go peers take 3 runs for pingpong and
 // mpmc and 5 for mutex); every run checks its result and a wrong one exits 1.

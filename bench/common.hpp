@@ -1,7 +1,7 @@
 // Helpers shared by the weft benchmarks: timing, median of repetitions,
 // "name value unit" output, VmRSS, key=value arguments, runtime shape.
 //
-// Conventions follow the peer programs in /work/shared/peers (Go, Boost):
+// Conventions follow the peer programs in ../shared/peers (Go, Boost):
 // one "name value unit" line per result, "#" lines for context, every timing
 // is the median of `reps` runs (default 5) after one warm-up run, and a wrong
 // result exits non-zero.

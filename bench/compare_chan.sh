@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Paired comparison of weft-bench-chan with the peer programs of
-# /work/shared/peers (Go chanpingpong p1/p2, mpmc, mutex; Boost.Fiber
+# ../shared/peers (Go chanpingpong p1/p2, mpmc, mutex; Boost.Fiber
 # chanpingpong threads=1), interleaved for R rounds. Within a round every
 # program runs once (each prints the median of its own runs after a warm-up);
 # odd rounds run weft first, even rounds the peers first. Before each round
@@ -13,15 +13,18 @@
 #   W=build-bench/bench OUT=/tmp/cmp REPS=5 bench/compare_chan.sh 5
 #
 # Environment: W (dir of weft-bench-chan, default <repo>/build-bench/bench),
-# P (peers dir, default /work/shared/peers), REPS (weft reps, default 5),
-# OUT (dir for the raw outputs, default a fresh /tmp/compare_chan.XXXX),
-# QUIET_MAX (s to wait for a quiet machine per round, default 120, 0 = don't).
-# Build the peers first if needed: /work/shared/peers/run_all.sh build
+# P (peers dir, default ../shared/peers from the repository root: see
+# bench/lib.sh), REPS (weft reps, default 5), OUT (dir for the raw
+# outputs, default a fresh /tmp/compare_chan.XXXX), QUIET_MAX (s to wait for
+# a quiet machine per round, default 120, 0 = don't).
+# Build the peers first if needed: <repo>/../shared/peers/run_all.sh build
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
 R=${1:-${R:-5}}
 W=${W:-$HERE/../build-bench/bench}
-P=${P:-/work/shared/peers}
+. "$HERE/lib.sh"
+P=${P:-$(peers_dir "$REPO")}
 REPS=${REPS:-5}
 QUIET_MAX=${QUIET_MAX:-120}
 OUT=${OUT:-$(mktemp -d /tmp/compare_chan.XXXX)}

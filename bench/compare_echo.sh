@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Paired comparison of the weft TCP echo server (examples/echo, weft-echo)
-# with the Go echo server of /work/shared/peers, both driven by the peers'
+# with the Go echo server of ../shared/peers, both driven by the peers'
 # Go load generator `echoload` exactly as run_all.sh's echo section does it:
 # closed loop, 64-byte messages, 1 s warm-up + 5 s measured, -c 50 then
 # -c 1000 on the same server process. Client and server share the machine's
@@ -24,8 +24,8 @@
 #
 # Environment: E (the weft-echo binary, default
 # <repo>/build-bench-echo/examples/weft-echo), P (peers dir, default
-# /work/shared/peers), WORKERS (weft workers, default 2), PORT (first port,
-# default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
+# ../shared/peers from the repository root: see bench/lib.sh), WORKERS
+# (weft workers, default 2), PORT (first port, default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
 # per load, default 5s), CONNS (default "50 1000"), OUT (dir for the raw
 # outputs, default a fresh /tmp/compare_echo.XXXX), QUIET_MAX (s to wait for
 # a quiet machine per round, default 120, 0 = don't), MAX_OTHER (a round in
@@ -42,13 +42,14 @@
 #   scripts/configure.sh build-bench-echo -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 #       -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF
 #   cmake --build build-bench-echo --target weft-echo
-#   /work/shared/peers/run_all.sh build
+#   <repo>/../shared/peers/run_all.sh build
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 R=${1:-${R:-3}}
 E=${E:-$REPO/build-bench-echo/examples/weft-echo}
-P=${P:-/work/shared/peers}
+. "$HERE/lib.sh"
+P=${P:-$(peers_dir "$REPO")}
 WORKERS=${WORKERS:-2}
 PORT=${PORT:-7400}
 DUR=${DUR:-5s}
@@ -101,20 +102,9 @@ RES=$OUT/results.txt   # "round config metric value", config = server.cN
 FAILS=0
 SPID=
 
-cleanup() { # only the server this script started, by its pid
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2>/dev/null
-        wait "$SPID" 2>/dev/null
-        SPID=
-    fi
-}
+cleanup() { kill_server; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-fail() {
-    echo "# round $1 FAILED: $2" | tee -a "$OUT/failures.txt"
-    FAILS=$((FAILS + 1))
-}
 
 # total, idle+iowait, steal and irq+softirq jiffies of all CPUs
 cpu_ticks() { awk '/^cpu /{ print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $9, $7+$8 }' /proc/stat; }
@@ -139,7 +129,6 @@ quiet_gate() {
     echo "# round $1: machine not quiet after ${QUIET_MAX}s, running anyway"
 }
 
-listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_server ROUND NAME PORT: starts the server, sets SPID; non-zero on failure.
 start_server() {

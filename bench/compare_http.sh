@@ -45,6 +45,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+. "$HERE/lib.sh"
 R=${1:-${R:-3}}
 H=${H:-$REPO/build/examples/weft-http-hello}
 NGINX=${NGINX:-$(command -v nginx)}
@@ -118,10 +119,6 @@ cleanup() { # only the server this script started, by its pid (and its children)
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() {
-    echo "# round $1 FAILED: $2" | tee -a "$OUT/failures.txt"
-    FAILS=$((FAILS + 1))
-}
 
 # total, idle+iowait, steal and irq+softirq jiffies of all CPUs
 cpu_ticks() { awk '/^cpu /{ print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $9, $7+$8 }' /proc/stat; }
@@ -153,7 +150,6 @@ quiet_gate() {
     echo "# round $1: machine not quiet after ${QUIET_MAX}s, running anyway"
 }
 
-listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_server ROUND NAME PORT: starts the server, sets SPID; non-zero on failure.
 start_server() {

@@ -56,6 +56,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+. "$HERE/lib.sh"
 R=${1:-${R:-3}}
 KV=${KV:-$REPO/build-bench-kv/examples/weft-kv/weft-kv}
 REDIS=${REDIS:-/usr/bin/redis-server}
@@ -126,20 +127,9 @@ RES=$OUT/results.txt   # "round config metric value", config = server.cC.pP.test
 FAILS=0
 SPID=
 
-cleanup() { # only the server this script started, by its pid
-    if [ -n "$SPID" ]; then
-        kill "$SPID" 2>/dev/null
-        wait "$SPID" 2>/dev/null
-        SPID=
-    fi
-}
+cleanup() { kill_server; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-fail() {
-    echo "# round $1 FAILED: $2" | tee -a "$OUT/failures.txt"
-    FAILS=$((FAILS + 1))
-}
 
 # total, idle+iowait, steal and irq+softirq jiffies of all CPUs
 cpu_ticks() { awk '/^cpu /{ print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6, $9, $7+$8 }' /proc/stat; }
@@ -165,7 +155,6 @@ quiet_gate() {
     echo "# round $1: machine not quiet after ${QUIET_MAX}s, running anyway (load average $(loadavg))"
 }
 
-listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 # start_server ROUND NAME PORT: starts the server, sets SPID; non-zero on failure.
 start_server() {

@@ -12,7 +12,7 @@
 //
 // Median of reps runs after a warm-up. Compare with boost.ctx_fiber_switch_ns
 // (one-way switch, so a round trip is twice that) in
-// /work/shared/peers/README.md. Check: the values summed by the consumer must
+// ../shared/peers/README.md. Check: the values summed by the consumer must
 // equal the closed form, else the program fails.
 //   weft-bench-gen n=10000000 reps=5
 #include "common.hpp"

@@ -64,6 +64,7 @@ struct ParOptions {
 namespace detail {
 
 class Waiter;
+struct Fiber;
 
 /// Ranges the par_* functions take: random access, size known up front
 /// (std::vector, std::array, std::deque, std::span, C arrays,
@@ -123,7 +124,7 @@ class ParJob {
 
  private:
   Runtime* rt_;                  // the Runtime& given, or nullptr: the current runtime
-  const void* cancel_src_;       // the caller's cancellation state (scope/cancel_hook.hpp)
+  const detail::Fiber* caller_;  // the calling fiber, whose cancellation leaves poll; or null
   std::size_t grain_;            // >= 1
   std::size_t max_pending_ = 0;  // exclusive bound on pending_ before a reservation; 0 = none
   bool inline_root_ = false;

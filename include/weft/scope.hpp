@@ -58,16 +58,24 @@ class ScopeState final : public TaskBase::CompletionHook {
   /// Waits, uncancellably, until no child is running.
   void wait_children() noexcept;
 
-  std::exception_ptr first_failure() const noexcept { return first_; }
-  std::vector<std::exception_ptr> take_failures() noexcept { return std::move(failures_); }
+  /// After wait_children(): the first failure recorded, if any.
+  std::exception_ptr first_failure() const noexcept {
+    LockGuard g(lock_);
+    return first_;
+  }
+  /// After wait_children(): every failure recorded, moved out.
+  std::vector<std::exception_ptr> take_failures() noexcept {
+    LockGuard g(lock_);
+    return std::move(failures_);
+  }
 
  private:
   CancelScope& cs_;
-  SpinLock lock_;
-  std::size_t live_ = 0;                      // guarded by lock_
-  void* waiter_ = nullptr;                    // the scope's parked Waiter, guarded by lock_
-  std::exception_ptr first_;                  // guarded by lock_
-  std::vector<std::exception_ptr> failures_;  // guarded by lock_
+  mutable SpinLock lock_;
+  std::size_t live_ WEFT_GUARDED_BY(lock_) = 0;
+  void* waiter_ WEFT_GUARDED_BY(lock_) = nullptr;  // the scope's parked Waiter
+  std::exception_ptr first_ WEFT_GUARDED_BY(lock_);
+  std::vector<std::exception_ptr> failures_ WEFT_GUARDED_BY(lock_);
 };
 
 /// What move_on_after returns for a function returning R.

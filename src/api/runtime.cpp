@@ -4,16 +4,20 @@
 #include <stdexcept>
 #include <thread>
 
+#include "fiber/fiber.hpp"
+#include "io/backend.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "sched/worker.hpp"
 #include "signal/shutdown.hpp"
+#include "weft/cancel.hpp"
 #include "weft/errors.hpp"
 #include "weft/this_fiber.hpp"
 
 namespace weft {
 
-Runtime::Runtime(Config config) : impl_(std::make_unique<detail::RuntimeImpl>(config)) {}
+Runtime::Runtime(Config config)
+    : impl_(std::make_unique<detail::RuntimeImpl>(config, &detail::io::make_reactors)) {}
 
 Runtime::~Runtime() {
   // The watcher stops calling into impl_ before impl_'s shutdown begins,
@@ -102,10 +106,7 @@ void sleep_until(Clock::time_point deadline) {
   // steady_clock is CLOCK_MONOTONIC on Linux, the clock of deadline_ns.
   for (;;) {
     if (detail::monotonic_ns() >= deadline_ns) {
-      // Still a cancellation point when already due.
-      if (detail::current_fiber()->cancel_requested.load(std::memory_order_acquire)) {
-        throw Cancelled();
-      }
+      check_cancelled();  // still a cancellation point when already due
       return;
     }
     detail::Waiter w;

@@ -5,34 +5,12 @@
 #include <new>
 #include <utility>
 
-#include "context/sanitizers.hpp"
-#include "sched/spinlock.hpp"
+#include "base/sanitizers.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
 
 namespace weft::detail {
 namespace {
-
-// TaskBase keeps a bare atomic<bool> (the public header stays free of
-// runtime internals); these give it SpinLock semantics.
-class TaskLock {
- public:
-  explicit TaskLock(std::atomic<bool>& flag) noexcept : flag_(flag) {
-    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (spins < 64) {
-          cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
-    }
-  }
-  ~TaskLock() { flag_.store(false, std::memory_order_release); }
-
- private:
-  std::atomic<bool>& flag_;
-};
 
 void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) noexcept {
   try {
@@ -125,7 +103,7 @@ void TaskBase::complete() noexcept {
   if (hook_ != nullptr) hook_->task_completed(this);
   bool report = false;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     // release: the result (value_/error_) written by run() before is
     // visible to whoever reads finished_ with acquire.
     finished_.store(true, std::memory_order_release);
@@ -142,13 +120,13 @@ void TaskBase::wait(bool cancellable) {
   if (finished_.load(std::memory_order_acquire)) return;
   Waiter w;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     if (finished_.load(std::memory_order_relaxed)) return;
     joiner_ = &w;
   }
   if (w.wait(-1, cancellable) == Waiter::kNotified) return;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     if (joiner_ == &w) joiner_ = nullptr;
   }
   throw Cancelled();
@@ -157,7 +135,7 @@ void TaskBase::wait(bool cancellable) {
 void TaskBase::release_handle(bool detached) noexcept {
   bool report = false;
   {
-    TaskLock g(lock_);
+    LockGuard g(lock_);
     handle_gone_ = true;
     detached_ = detached;
     report = detached && finished_.load(std::memory_order_relaxed) && error_ != nullptr &&

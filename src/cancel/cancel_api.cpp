@@ -3,7 +3,7 @@
 
 #include "fiber/fiber.hpp"
 #include "sched/blocking_pool.hpp"
-#include "sched/worker.hpp"
+#include "sched/current.hpp"
 #include "weft/cancel.hpp"
 #include "weft/detail/task.hpp"
 
@@ -22,9 +22,7 @@ ShieldGuard::~ShieldGuard() {
 namespace this_fiber {
 
 bool is_cancelled() noexcept {
-  if (detail::Fiber* f = detail::current_fiber()) {
-    return f->cancel_requested.load(std::memory_order_acquire);
-  }
+  if (detail::Fiber* f = detail::current_fiber()) return detail::is_cancelled(f);
   if (detail::TaskBase* t = detail::current_blocking_task()) return t->cancel_node().is_cancelled();
   return false;
 }

@@ -9,7 +9,7 @@
 //
 // Waking fibers. A cancelled node marks its bound fiber (cancel_requested)
 // and pins it; after the whole subtree is marked, one heavy barrier
-// (sched/barrier.hpp) orders all the marks against the fibers' waiter
+// (base/asymmetric_barrier.hpp) orders all the marks against the fibers' waiter
 // publications, and the pinned fibers are woken. Cancelling a scope of N
 // parked fibers thus costs one membarrier, not N.
 #include "weft/detail/cancel_node.hpp"
@@ -17,8 +17,8 @@
 #include <new>
 #include <utility>
 
+#include "base/asymmetric_barrier.hpp"
 #include "fiber/fiber.hpp"
-#include "sched/barrier.hpp"
 #include "sched/runtime_impl.hpp"
 
 namespace weft::detail {

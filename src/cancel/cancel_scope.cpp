@@ -4,27 +4,28 @@
 #include <stdexcept>
 
 #include "fiber/fiber.hpp"
+#include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/timer_wheel.hpp"
 #include "sched/waiter.hpp"
-#include "sched/worker.hpp"
 
 namespace weft::detail {
 
-// A timer that cancels a node at its deadline. The wheel fires it under
-// the wheel's lock, where cancelling (callbacks, wake-ups, a membarrier)
-// must not run: the fire callback only hands it to the firing worker, which
-// cancels after unlocking (Worker::defer_after_timers). Two references: the
-// owner's (dropped by disarm) and the wheel's (dropped when the owner
-// removes it unfired, or after the deferred cancel).
-class DeadlineTimer : public TimerEntry {
+// A timer that cancels a node at its deadline. Cancelling (callbacks,
+// wake-ups, a membarrier) must not run under the wheel's lock, so the timer
+// has only an AfterUnlock callback: the thread that fires it cancels once
+// the lock is released. Two references: the owner's (dropped by disarm) and
+// the wheel's (dropped when the owner cancels it unfired, or by the
+// AfterUnlock callback).
+class DeadlineTimer final : public Timer {
  public:
   /// Arms a timer on the calling worker's wheel. Returns null, having
   /// cancelled the node already, if the deadline has passed; null without
   /// cancelling for a deadline beyond the wheel's reach (~12 days).
   static DeadlineTimer* arm(CancelNode* node, std::int64_t deadline_ns) {
-    Worker* w = current_worker();
-    if (w == nullptr) {
+    TimerWheel* wheel = current_timers();
+    RuntimeImpl* rt = current_runtime();
+    if (wheel == nullptr) {
       throw std::logic_error("weft: a cancel scope deadline needs a fiber of a runtime");
     }
     if (deadline_ns <= monotonic_ns()) {
@@ -33,62 +34,51 @@ class DeadlineTimer : public TimerEntry {
       node->cancel();
       return nullptr;
     }
-    RuntimeImpl* rt = w->runtime();
     const std::uint64_t tick = rt->deadline_to_tick(deadline_ns);
     if (tick > rt->now_tick() + TimerWheel::kMaxDelayMs) return nullptr;
-    auto* t = new DeadlineTimer(node);
-    t->when_ms = tick;
-    t->fire = &on_fire;
-    t->after_unlock = &on_deferred;
-    bool inserted;
-    {
-      LockGuard g(w->timers().lock);
-      inserted = w->timers().insert(t);
-    }
-    if (inserted) {
-      t->wheel_ = &w->timers();
-      return t;
-    }
+    auto* t = new DeadlineTimer(node, rt);
+    if (t->Timer::arm(*wheel, tick)) return t;
     delete t;
     node->mark_deadline_fired();
     node->cancel();
     return nullptr;
   }
 
-  /// The owner is done with the timer: removes it if it has not fired.
+  /// Moves an armed timer to an earlier deadline that has not passed, on
+  /// the wheel it is armed on. False, changing nothing, if the timer has
+  /// fired or the deadline's tick has been reached.
+  bool move_earlier(std::int64_t deadline_ns) noexcept {
+    return reset(rt_->deadline_to_tick(deadline_ns));
+  }
+
+  /// The owner is done with the timer: disarms it if it has not fired.
   void disarm() noexcept {
-    bool removed = false;
-    {
-      LockGuard g(wheel_->lock);
-      if (inserted) {
-        wheel_->remove(this);
-        removed = true;
-      }
-    }
     // The owner's reference, and the wheel's if we took the timer out
     // unfired: one decrement, so nothing touches a timer already freed.
-    unref(removed ? 2 : 1);
+    unref(cancel() ? 2 : 1);
   }
 
  private:
-  explicit DeadlineTimer(CancelNode* node) noexcept : node_(node) { node_->add_ref(); }
+  DeadlineTimer(CancelNode* node, RuntimeImpl* rt) noexcept
+      : Timer(nullptr, &on_fired), node_(node), rt_(rt) {
+    node_->add_ref();
+  }
   ~DeadlineTimer() { node_->release(); }
 
   void unref(int n = 1) noexcept {
+    // acq_rel: the last owner sees every write of the other before deleting.
     if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) delete this;
   }
 
-  static void on_fire(TimerEntry* e) noexcept { current_worker()->defer_after_timers(e); }
-
-  static void on_deferred(TimerEntry* e) noexcept {
-    auto* t = static_cast<DeadlineTimer*>(e);
-    t->node_->mark_deadline_fired();
-    t->node_->cancel();
-    t->unref();
+  static void on_fired(Timer* t) noexcept {
+    auto* d = static_cast<DeadlineTimer*>(t);
+    d->node_->mark_deadline_fired();
+    d->node_->cancel();
+    d->unref();
   }
 
   CancelNode* node_;
-  TimerWheel* wheel_ = nullptr;
+  RuntimeImpl* const rt_;
   std::atomic<int> refs_{2};
 };
 
@@ -124,6 +114,12 @@ void CancelScope::cancel_at(std::int64_t deadline_ns) {
   if (timer_deadline_ns_ >= 0 && timer_deadline_ns_ <= deadline_ns) return;
   if (node_->deadline_ns() < 0 || deadline_ns < node_->deadline_ns()) {
     node_->set_deadline_ns(deadline_ns);
+  }
+  // An armed timer moves to the earlier deadline (no allocation); a timer
+  // that has fired, or a deadline already passed, takes a fresh arm().
+  if (timer_ != nullptr && deadline_ns > monotonic_ns() && timer_->move_earlier(deadline_ns)) {
+    timer_deadline_ns_ = deadline_ns;
+    return;
   }
   DeadlineTimer* old = timer_;
   timer_ = DeadlineTimer::arm(node_, deadline_ns);

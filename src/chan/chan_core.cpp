@@ -69,7 +69,7 @@ struct DetachedBuffer {
   }
 };
 
-DetachedBuffer detach_buffer(ChanCore* c) noexcept {
+DetachedBuffer detach_buffer(ChanCore* c) noexcept WEFT_REQUIRES(c->lock) {
   DetachedBuffer r{c->ops, c->buf, c->slots, c->head, c->count, c->first, c->spare};
   c->buf = nullptr;
   c->slots = c->head = c->count = 0;
@@ -77,9 +77,15 @@ DetachedBuffer detach_buffer(ChanCore* c) noexcept {
   return r;
 }
 
+/// detach_buffer() by the last reference: nobody else can reach c, so its
+/// lock is not needed (the analysis cannot know that).
+DetachedBuffer detach_last_buffer(ChanCore* c) noexcept WEFT_NO_THREAD_SAFETY_ANALYSIS {
+  return detach_buffer(c);
+}
+
 /// Marks the channel closed and completes every blocked operation with
-/// closed. Caller holds c->lock.
-void close_locked(ChanCore* c) noexcept {
+/// closed.
+void close_locked(ChanCore* c) noexcept WEFT_REQUIRES(c->lock) {
   if (c->closed) return;
   c->closed = true;
   grant_all(c->receivers, true);
@@ -87,8 +93,9 @@ void close_locked(ChanCore* c) noexcept {
 }
 
 /// The waiting half of a blocking send/recv: `n` is linked and c->lock held.
-/// Waits, cleans up, and maps the outcome.
-ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t deadline_ns) {
+/// Releases the lock, waits, cleans up, and maps the outcome.
+ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t deadline_ns)
+    WEFT_RELEASE(c->lock) {
   c->lock.unlock();
   const Waiter::Result r = n.waiter->wait(deadline_ns);
   if (r == Waiter::kNotified) {
@@ -199,7 +206,7 @@ void chan_release(ChanCore* c, bool is_sender) noexcept {
     }
   }
   if (c->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    { DetachedBuffer rest = detach_buffer(c); }
+    { DetachedBuffer rest = detach_last_buffer(c); }
     delete c;
   }
 }

@@ -11,7 +11,7 @@
 #include <atomic>
 #include <cstddef>
 
-#include "sched/spinlock.hpp"
+#include "base/spinlock.hpp"
 #include "sync/wait_list.hpp"
 #include "weft/detail/chan_core.hpp"
 
@@ -26,25 +26,25 @@ struct ChanCore {
   const bool unbounded;
 
   mutable SpinLock lock;  // mutable: const queries (size, is_closed) take it
-  bool closed = false;
+  bool closed WEFT_GUARDED_BY(lock) = false;
   // `count` buffered values. Bounded channels: a ring of `slots` slots of
   // ops->size bytes (a power of two) from `head`, doubled on demand up to
   // the capacity. Unbounded channels: a list of fixed-size blocks, so a
   // growing buffer never moves what it holds (no O(n) copy under the lock).
-  unsigned char* buf = nullptr;
-  std::size_t slots = 0;
-  std::size_t head = 0;
-  std::size_t count = 0;
+  unsigned char* buf WEFT_GUARDED_BY(lock) = nullptr;
+  std::size_t slots WEFT_GUARDED_BY(lock) = 0;
+  std::size_t head WEFT_GUARDED_BY(lock) = 0;
+  std::size_t count WEFT_GUARDED_BY(lock) = 0;
   struct Block {
     Block* next = nullptr;
     std::size_t begin = 0;  // first live slot
     std::size_t end = 0;    // one past the last live slot
   };
-  Block* first = nullptr;  // unbounded: values in first..last
-  Block* last = nullptr;
-  Block* spare = nullptr;  // one emptied block kept for reuse
-  WaitList senders;        // nodes: slot = the T to move from
-  WaitList receivers;      // nodes: slot = the std::optional<T> to fill
+  Block* first WEFT_GUARDED_BY(lock) = nullptr;  // unbounded: values in first..last
+  Block* last WEFT_GUARDED_BY(lock) = nullptr;
+  Block* spare WEFT_GUARDED_BY(lock) = nullptr;  // one emptied block kept for reuse
+  WaitList senders WEFT_GUARDED_BY(lock);        // nodes: slot = the T to move from
+  WaitList receivers WEFT_GUARDED_BY(lock);      // nodes: slot = the std::optional<T> to fill
 
   std::atomic<std::size_t> sender_refs{1};
   std::atomic<std::size_t> receiver_refs{1};
@@ -61,15 +61,15 @@ struct ChanCore {
     return reinterpret_cast<unsigned char*>(b) + block_header(o) + i * o->size;
   }
   /// Bounded: where the i-th buffered value lives.
-  void* slot_at(std::size_t i) const noexcept {
+  void* slot_at(std::size_t i) const noexcept WEFT_REQUIRES(lock) {
     return buf + ((head + i) & (slots - 1)) * ops->size;
   }
-  bool has_space() const noexcept { return count < capacity; }
+  bool has_space() const noexcept WEFT_REQUIRES(lock) { return count < capacity; }
   /// Moves the T at src to the back. Precondition: has_space().
   /// @throws std::bad_alloc if the ring must grow and cannot (nothing moved).
-  void push_back(void* src);
+  void push_back(void* src) WEFT_REQUIRES(lock);
   /// Moves the front value into the std::optional<T> at dst. count > 0.
-  void pop_front(void* dst) noexcept;
+  void pop_front(void* dst) noexcept WEFT_REQUIRES(lock);
 };
 
 /// True if a node in `l` could be claimed now by someone other than `self`.

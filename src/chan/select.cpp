@@ -58,11 +58,12 @@ Poll poll(SelectOp& op) {
   return Poll::not_ready;
 }
 
-/// Under op.chan's lock: could op complete now, by someone else than `self`?
-bool ready_locked(const SelectOp& op, const Waiter* self) noexcept {
-  const ChanCore* c = op.chan;
+/// Under c's lock: could a send (is_send) or receive on c complete now, by
+/// someone else than `self`?
+bool ready_locked(const ChanCore* c, bool is_send, const Waiter* self) noexcept
+    WEFT_REQUIRES(c->lock) {
   if (c->closed) return true;  // fires or is disabled: either way, poll again
-  if (op.is_send) return has_live_other(c->receivers, self) || c->has_space();
+  if (is_send) return has_live_other(c->receivers, self) || c->has_space();
   return c->count > 0 || has_live_other(c->senders, self);
 }
 
@@ -127,7 +128,7 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
       nd->slot = op.slot;
       ChanCore* c = op.chan;
       c->lock.lock();
-      if (ready_locked(op, &w)) {
+      if (ready_locked(c, op.is_send, &w)) {
         c->lock.unlock();
         aborted = true;
         break;

@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "context/sanitizers.hpp"
+#include "base/sanitizers.hpp"
 
 extern "C" {
 void weft_context_swap(void** save_sp, void* load_sp);

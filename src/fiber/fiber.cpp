@@ -1,23 +1,10 @@
-// Fiber helpers: lifecycle checks and the fatal-error path.
+// Checks of the fiber control block's layout against the storage a task
+// reserves for it (weft/detail/task.hpp).
 #include "fiber/fiber.hpp"
 
-#include <unistd.h>
-
-#include <cstdlib>
-#include <cstring>
-
-#include "sched/assert.hpp"
+#include "weft/detail/task.hpp"
 
 namespace weft::detail {
-
-void fatal(const char* msg) noexcept {
-  // write(2), not stdio: this may run with the runtime in any state.
-  const ssize_t ignored = ::write(2, msg, std::strlen(msg));
-  (void)ignored;
-  const ssize_t ignored2 = ::write(2, "\n", 1);
-  (void)ignored2;
-  std::abort();
-}
 
 static_assert(sizeof(Fiber) <= kFiberStorageBytes, "raise kFiberStorageBytes in task.hpp");
 static_assert(alignof(Fiber) <= 16);

@@ -17,8 +17,9 @@
 //                                                                   by the next context)
 //
 //   created   : initialised, no stack yet, on no queue.
-//   runnable  : on exactly one of: a worker's deque, a worker's LIFO slot, the
-//               injector.
+//   runnable  : on exactly one of: a worker's deque, its LIFO slot or
+//               yielded lists, the injector, or the list a driver's park
+//               hands back (until the worker queues that list).
 //   running   : executing on exactly one worker (Worker::current_).
 //   parked    : switched out; reachable only through the Waiter it parked on
 //               (a primitive's wait queue, a timer, a cancellation request).
@@ -43,10 +44,10 @@
 #include <cstdint>
 #include <string>
 
+#include "base/assert.hpp"
+#include "base/spinlock.hpp"
 #include "context/context.hpp"
 #include "fiber/stack.hpp"
-#include "sched/assert.hpp"
-#include "sched/spinlock.hpp"
 #include "weft/fiber.hpp"
 
 namespace weft::detail {
@@ -87,16 +88,17 @@ struct Fiber {
   std::uint32_t queued_ms = 0;  // worker clock when it joined a yielded list (owner-only)
   std::string name;
 
-  // Intrusive link for the injector queue (guarded by the injector's lock)
-  // or a worker's yielded list (owner-only).
+  // Intrusive link for the injector queue (guarded by the injector's lock),
+  // a worker's yielded list or a driver's woken list (FiberList; owned by
+  // whoever holds the list).
   Fiber* next = nullptr;
   // Registry links (guarded by the registry shard lock; see RuntimeImpl).
   Fiber* reg_prev = nullptr;
   Fiber* reg_next = nullptr;
 
-  // Cancellation (sched/barrier.hpp). A waiting fiber publishes the waiter
-  // it sleeps on in current_waiter, then checks cancel_requested (light
-  // barrier between); a canceller sets cancel_requested, then wakes
+  // Cancellation (base/asymmetric_barrier.hpp; read through is_cancelled()).
+  // A waiting fiber publishes the waiter it sleeps on in current_waiter, then checks
+  // cancel_requested (light barrier between); a canceller sets cancel_requested, then wakes
   // current_waiter under wait_lock (heavy barrier between). A fiber that
   // clears current_waiter and then sees cancel_requested takes wait_lock once
   // to wait out a canceller that may still be touching its waiter.
@@ -124,5 +126,17 @@ struct Fiber {
     state = to;
   }
 };
+
+/// True once cancellation has been requested for f (its innermost cancel
+/// scope, or the runtime's forced cancellation at shutdown); false for
+/// nullptr. The one reading of Fiber::cancel_requested outside the
+/// cancellation machinery: this_fiber::is_cancelled, the I/O and sleep entry
+/// checks, and par_* polling its caller's state from helper fibers all use
+/// it. Any thread, while f is alive. acquire: the flag mirrors the fiber's
+/// scope (cancellation.md); nothing else is published with it, so an
+/// acquire load is enough and costs nothing more than a plain one on x86.
+inline bool is_cancelled(const Fiber* f) noexcept {
+  return f != nullptr && f->cancel_requested.load(std::memory_order_acquire);
+}
 
 }  // namespace weft::detail

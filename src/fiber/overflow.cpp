@@ -10,7 +10,6 @@
 #include <mutex>
 
 #include "fiber/fiber.hpp"
-#include "sched/worker.hpp"
 
 namespace weft::detail {
 namespace {
@@ -18,6 +17,8 @@ namespace {
 constexpr std::size_t kAltStackSize = 64 * 1024;
 struct sigaction g_previous_segv;
 struct sigaction g_previous_bus;
+// Set once, before the handler is installed (call_once orders it).
+RunningFiberFn g_running_fiber = nullptr;
 
 void write_str(const char* s) noexcept {
   const ssize_t ignored = ::write(2, s, std::strlen(s));
@@ -50,10 +51,9 @@ void pass_on(int sig, siginfo_t* info, void* uctx, const struct sigaction& prev)
 }
 
 void on_fault(int sig, siginfo_t* info, void* uctx) {
-  // current_worker() reads a TLS slot the worker thread has already
-  // touched, so no allocation happens here.
-  Worker* w = current_worker();
-  Fiber* f = w != nullptr ? w->current() : nullptr;
+  // The scheduler's current_fiber() reads a TLS slot the worker thread has
+  // already touched, so no allocation happens here.
+  Fiber* f = g_running_fiber();
   if (f != nullptr && info != nullptr) {
     const auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
     const auto guard_lo = reinterpret_cast<std::uintptr_t>(f->stack.mapping);
@@ -91,9 +91,10 @@ void on_fault(int sig, siginfo_t* info, void* uctx) {
 
 }  // namespace
 
-void install_overflow_handler() noexcept {
+void install_overflow_handler(RunningFiberFn running_fiber) noexcept {
   static std::once_flag once;
-  std::call_once(once, [] {
+  std::call_once(once, [running_fiber] {
+    g_running_fiber = running_fiber;
     struct sigaction sa;
     std::memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = &on_fault;

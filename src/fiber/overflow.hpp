@@ -11,8 +11,17 @@
 
 namespace weft::detail {
 
-/// Installs the process-wide handler once. Thread-safe.
-void install_overflow_handler() noexcept;
+struct Fiber;
+
+/// Returns the fiber running on the calling thread, or nullptr. Called from
+/// the signal handler: it must be async-signal-safe (a TLS read).
+using RunningFiberFn = Fiber* (*)() noexcept;
+
+/// Installs the process-wide handler once; `running_fiber` is how it finds
+/// the fiber whose guard page a fault may have hit (the scheduler passes
+/// current_fiber, so this layer needs nothing from it). Later calls change
+/// nothing. Thread-safe.
+void install_overflow_handler(RunningFiberFn running_fiber) noexcept;
 
 /// RAII: gives the calling thread an alternate signal stack (64 KiB) for its
 /// lifetime. Used by every worker thread.

@@ -8,7 +8,7 @@
 #include <string>
 #include <system_error>
 
-#include "context/sanitizers.hpp"
+#include "base/sanitizers.hpp"
 
 #if WEFT_ASAN
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, size_t size);
@@ -146,6 +146,9 @@ Stack StackCache::take(std::size_t size) noexcept {
 
 void StackCache::give(Stack s, std::size_t default_size, StackAllocator& alloc) noexcept {
   if (s.usable_size() == default_size && free_.size() < kMaxCached) {
+    // Above the resident high-water mark: keep the mapping, return the
+    // pages (a failure only means they stay resident).
+    if (free_.size() >= kResident) ::madvise(s.lo, s.usable_size(), MADV_DONTNEED);
     try {
       free_.push_back(s);
       return;

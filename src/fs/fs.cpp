@@ -46,10 +46,12 @@
 #include <system_error>
 #include <utility>
 
+#include "fiber/fiber.hpp"
 #include "io/backend.hpp"
 #include "io/error.hpp"
 #include "io/io_object.hpp"
 #include "io/request.hpp"
+#include "sched/current.hpp"
 #include "weft/fiber.hpp"
 #include "weft/this_fiber.hpp"
 
@@ -507,7 +509,7 @@ bool remove(const path& p, Deadline deadline) {
 }
 
 std::uintmax_t remove_all(const path& p) {
-  io::check_cancelled();
+  if (detail::is_cancelled(detail::current_fiber())) throw Cancelled();
   // Captures copies: if the waiting fiber is cancelled, join() throws and the
   // task runs on without this frame. It reports errors as a value so that a
   // detached task never ends with an exception.

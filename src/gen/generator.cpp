@@ -56,12 +56,12 @@
 #include <string>
 #include <utility>
 
+#include "base/assert.hpp"
+#include "base/sanitizers.hpp"
 #include "context/context.hpp"
-#include "context/sanitizers.hpp"
 #include "fiber/fiber.hpp"
 #include "fiber/stack.hpp"
-#include "sched/assert.hpp"
-#include "sched/worker.hpp"
+#include "sched/current.hpp"
 
 #if WEFT_ASAN
 extern "C" void __asan_unpoison_memory_region(void const volatile* addr, size_t size);

@@ -1,11 +1,11 @@
 // The reactor: one Backend per worker, io_uring or epoll (docs/design/io.md).
 //
-// A fiber's I/O reaches the backend of the worker it runs on through
-// perform() (src/io/perform.cpp routes plain threads elsewhere). The worker
-// owns its backend: it calls wait() when it looks for work (timeout 0), on
-// its fairness ticks, and instead of sleeping on its futex when idle, with
-// the nearest timer as the timeout - so I/O completions, timers and
-// wake-ups from other workers share one wait.
+// A Backend is the I/O half of a worker's driver (sched/driver.hpp): the
+// worker parks on its driver, which polls the backend; the backend hands
+// the fibers whose operations completed back in the driver's list and never
+// schedules anything itself. A fiber's I/O reaches the backend of the
+// worker it runs on through perform() (src/io/perform.cpp routes plain
+// threads elsewhere).
 #pragma once
 
 #include <atomic>
@@ -15,11 +15,15 @@
 
 #include "io/io_object.hpp"
 #include "io/request.hpp"
+#include "sched/driver.hpp"
 #include "weft/config.hpp"
 
 namespace weft::detail::io {
 
-class Backend {
+/// A worker's reactor (sched/driver.hpp's Reactor) that also carries out
+/// requests. The Reactor calls (poll, has_pending, wake, attach) are the
+/// driver's; perform and cancel_fd are the I/O layer's.
+class Backend : public Reactor {
  public:
   /// Resolves Config::io_backend (auto_detect: io_uring if a ring with the
   /// runtime's flags initialises here, else epoll) and creates `count`
@@ -28,26 +32,9 @@ class Backend {
   /// out of file descriptors or memory).
   static std::vector<std::unique_ptr<Backend>> create_all(const Config& config, std::size_t count);
 
-  virtual ~Backend() = default;
-  virtual IoBackend kind() const noexcept = 0;
-
-  /// Owner thread, once, before any other owner call (enables the ring for
-  /// this thread: IORING_SETUP_SINGLE_ISSUER binds it to its submitter).
-  virtual void attach() noexcept = 0;
-
-  /// Owner thread: submits queued requests, dispatches completions and
-  /// readiness (waking the fibers concerned onto this worker), and waits up
-  /// to timeout_ns for at least one event when there is none (0: never
-  /// waits; < 0: until an event or wake()).
-  virtual void wait(std::int64_t timeout_ns) noexcept = 0;
-
-  /// Owner thread: true if wait(0) could find something (requests queued or
-  /// in flight, descriptors registered, messages from other threads).
-  virtual bool has_pending() const noexcept = 0;
-
-  /// Any thread: makes the owner's current blocking wait() return, or its
-  /// next one return at once.
-  virtual void wake() noexcept = 0;
+  /// The backend of the worker whose fiber calls, or nullptr on a plain
+  /// thread (or a worker's scheduler context). Out of line (TLS hazard).
+  static Backend* of_calling_fiber() noexcept;
 
   /// Any thread, with o->lock held: cancels every request in flight on this
   /// backend for o's descriptor `fd` (io_uring; they complete with
@@ -56,7 +43,7 @@ class Backend {
   /// cancel has completed: until then fd cannot be closed, so the cancel
   /// can never hit a later descriptor that reuses the number. epoll: never
   /// called (no requests are in flight in the kernel).
-  virtual void cancel_fd(IoObject* o, int fd) noexcept = 0;
+  virtual void cancel_fd(IoObject* o, int fd) noexcept WEFT_REQUIRES(o->lock) = 0;
 
   /// A fiber running on the owner's worker performs r (on o, which the
   /// caller holds an operation on, or nullptr for path operations) and
@@ -72,21 +59,11 @@ class Backend {
   /// in a cancelled fiber).
   virtual std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns,
                                bool cancellable) = 0;
-
-  /// Counters for Runtime::stats(): requests submitted (io_uring) or
-  /// readiness waits (epoll), and wait() calls that blocked.
-  std::uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_relaxed); }
-  std::uint64_t blocking_waits() const noexcept {
-    return blocking_waits_.load(std::memory_order_relaxed);
-  }
-
- protected:
-  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-  std::atomic<std::uint64_t> submitted_{0};
-  std::atomic<std::uint64_t> blocking_waits_{0};
 };
+
+/// Makes the reactors of a new runtime (RuntimeImpl's ReactorFactory):
+/// Backend::create_all. @throws std::system_error as create_all.
+std::vector<std::unique_ptr<Reactor>> make_reactors(const Config& config, std::size_t count);
 
 /// Creates an io_uring backend; nullptr with errno set if the kernel refuses.
 std::unique_ptr<Backend> make_uring_backend(const Config& config);
@@ -104,8 +81,5 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns,
 /// Runs r on the runtime's blocking pool and waits for it without being
 /// cancellable (the call owns the caller's buffers until it returns).
 std::int64_t perform_blocking(const Request& r);
-
-/// Throws weft::Cancelled if the calling fiber has a cancellation request.
-void check_cancelled();
 
 }  // namespace weft::detail::io

@@ -5,8 +5,8 @@
 // | EPOLLET, with the object's (index, generation) token as user data.
 // Operations are plain non-blocking system calls; on EAGAIN the fiber
 // queues on the object's wait list for that direction and parks. The owner
-// of the epoll dispatches an edge by setting the direction's `ready` flag
-// and granting every waiter, who then retry; an edge nobody waits for sets
+// of the epoll dispatches an edge (in poll(), the driver's) by granting
+// every waiter, who then retry; an edge nobody waits for sets
 // the direction's `ready` flag instead. The flag closes the window between a
 // call's EAGAIN and its waiter being queued: a fiber that finds it set
 // consumes it and retries instead of parking (Go's pollDesc does the same
@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <system_error>
 
+#include "base/futex.hpp"  // timeout_timespec
 #include "io/backend.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
@@ -69,17 +70,12 @@ class EpollBackend final : public Backend {
   }
   void cancel_fd(IoObject*, int) noexcept override {}
 
-  void wait(std::int64_t timeout_ns) noexcept override {
+  void poll(std::int64_t timeout_ns, FiberList& woken) noexcept override {
     epoll_event events[kMaxEvents];
     timespec ts{};
-    timespec* tsp = nullptr;
-    if (timeout_ns >= 0) {
-      ts.tv_sec = timeout_ns / 1'000'000'000;
-      ts.tv_nsec = timeout_ns % 1'000'000'000;
-      tsp = &ts;
-    }
     if (timeout_ns != 0) bump(blocking_waits_);
-    const int n = ::epoll_pwait2(epfd_, events, kMaxEvents, tsp, nullptr);
+    const int n =
+        ::epoll_pwait2(epfd_, events, kMaxEvents, timeout_timespec(timeout_ns, &ts), nullptr);
     for (int i = 0; i < n; ++i) {
       const std::uint64_t token = events[i].data.u64;
       if (token == kWakeToken) {
@@ -89,14 +85,16 @@ class EpollBackend final : public Backend {
       }
       IoObject* o = lock_token(token);
       if (o == nullptr) continue;  // closed and recycled since
+      o->lock.assert_held();       // lock_token returns it locked
       const std::uint32_t ev = events[i].events;
-      // An edge goes to the waiters if there are any (they retry the call);
-      // otherwise it is kept for the next caller (Go's netpollunblock).
+      // An edge goes to the waiters if there are any (they retry the call;
+      // the driver hands them back to the worker); otherwise it is kept for
+      // the next caller (Go's netpollunblock).
       if ((ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) != 0) {
-        if (grant_all(o->waiters[0]) == 0) o->ready[0] = true;
+        if (grant_all(o->waiters[0], false, &woken) == 0) o->ready[0] = true;
       }
       if ((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
-        if (grant_all(o->waiters[1]) == 0) o->ready[1] = true;
+        if (grant_all(o->waiters[1], false, &woken) == 0) o->ready[1] = true;
       }
       o->lock.unlock();
     }

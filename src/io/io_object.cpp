@@ -71,16 +71,16 @@ ObjectTable& table() {
   return *t;
 }
 
-// Lock held. Takes the descriptor for closing if nothing uses it any more.
-int take_fd_if_unused(IoObject* o) noexcept {
+// Takes the descriptor for closing if nothing uses it any more.
+int take_fd_if_unused(IoObject* o) noexcept WEFT_REQUIRES(o->lock) {
   if (!o->closed || o->ops != 0 || o->fd < 0) return -1;
   o->poller = nullptr;  // close(2) removes it from the epoll set
   o->ready[0] = o->ready[1] = false;
   return std::exchange(o->fd, -1);
 }
 
-// Lock held. Recycles when neither handle nor operation is left.
-bool unused(const IoObject* o) noexcept {
+// Recycles when neither handle nor operation is left.
+bool unused(const IoObject* o) noexcept WEFT_REQUIRES(o->lock) {
   return !o->handle && o->ops == 0;
 }
 
@@ -187,7 +187,9 @@ void forget_poller(const Backend* b) noexcept {
   });
 }
 
-IoObject* lock_token(std::uint64_t token) noexcept {
+// Returns with the object's lock held, which the analysis cannot express
+// for a returned object (callers use assert_held()).
+IoObject* lock_token(std::uint64_t token) noexcept WEFT_NO_THREAD_SAFETY_ANALYSIS {
   IoObject* o = table().find(static_cast<std::uint32_t>(token));
   if (o == nullptr) return nullptr;
   o->lock.lock();

@@ -19,7 +19,7 @@
 
 #include <cstdint>
 
-#include "sched/spinlock.hpp"
+#include "base/spinlock.hpp"
 #include "sync/wait_list.hpp"
 
 namespace weft::detail::io {
@@ -36,26 +36,30 @@ struct InflightLink {
 
 struct IoObject {
   SpinLock lock;
-  int fd = -1;            // -1 once closed
-  bool pollable = true;   // socket, pipe, eventfd, pidfd...; false: regular file
-  bool closed = false;    // guarded by lock
-  bool handle = false;    // guarded by lock: the owning handle is alive
-  std::uint32_t ops = 0;  // guarded by lock: operations in progress
-  std::uint32_t index = 0;
-  std::uint32_t gen = 0;  // guarded by lock; bumped when the slot is recycled
+  // -1 once closed. Written under lock; read without it by operations that
+  // hold an operation reference (OpGuard), which keeps it from changing.
+  int fd = -1;
+  bool pollable = true;  // socket, pipe, eventfd, pidfd...; false: regular file
+  bool closed WEFT_GUARDED_BY(lock) = false;
+  bool handle WEFT_GUARDED_BY(lock) = false;    // the owning handle is alive
+  std::uint32_t ops WEFT_GUARDED_BY(lock) = 0;  // operations in progress
+  std::uint32_t index = 0;                      // constant
+  std::uint32_t gen WEFT_GUARDED_BY(lock) = 0;  // bumped when the slot is recycled
 
   // epoll: the backend the descriptor is registered with (lazily, on the
   // first wait) and, per direction (0 = in, 1 = out), whether an edge was
   // reported since a waiter last consumed it, and the waiters.
-  Backend* poller = nullptr;
-  bool ready[2] = {false, false};
-  WaitList waiters[2];
+  Backend* poller WEFT_GUARDED_BY(lock) = nullptr;
+  bool ready[2] WEFT_GUARDED_BY(lock) = {false, false};
+  WaitList waiters[2] WEFT_GUARDED_BY(lock);
 
   // io_uring: requests in flight on this descriptor.
-  InflightLink* inflight = nullptr;
+  InflightLink* inflight WEFT_GUARDED_BY(lock) = nullptr;
 
-  /// epoll user data for this slot's current generation. Lock held.
-  std::uint64_t token() const noexcept { return (std::uint64_t{gen} << 32) | index; }
+  /// epoll user data for this slot's current generation.
+  std::uint64_t token() const noexcept WEFT_REQUIRES(lock) {
+    return (std::uint64_t{gen} << 32) | index;
+  }
 };
 
 /// Wraps fd (which the object now owns) in a new object with one handle.
@@ -84,7 +88,8 @@ void drop_handle(IoObject* o) noexcept;
 void forget_poller(const Backend* b) noexcept;
 
 /// The object whose epoll token is `token`, locked, or nullptr if that slot
-/// has been recycled since.
+/// has been recycled since. (The analysis cannot name the lock of a
+/// returned object: callers assert it with o->lock.assert_held().)
 IoObject* lock_token(std::uint64_t token) noexcept;
 
 /// RAII for begin_op/end_op.

@@ -6,10 +6,12 @@
 #include <cerrno>
 #include <system_error>
 
+#include "fiber/fiber.hpp"
 #include "io/backend.hpp"
+#include "io/fault.hpp"
+#include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
-#include "sched/worker.hpp"
 #include "weft/detail/task.hpp"
 #include "weft/errors.hpp"
 
@@ -55,17 +57,24 @@ struct BlockingSyscall final : TaskBase {
 
 }  // namespace
 
-void check_cancelled() {
-  Fiber* f = current_fiber();
-  if (f != nullptr && f->cancel_requested.load(std::memory_order_acquire)) throw Cancelled();
+Backend* Backend::of_calling_fiber() noexcept {
+  // Every reactor of a runtime is a Backend (make_reactors).
+  return current_fiber() != nullptr ? static_cast<Backend*>(current_reactor()) : nullptr;
+}
+
+std::vector<std::unique_ptr<Reactor>> make_reactors(const Config& config, std::size_t count) {
+  auto backends = Backend::create_all(config, count);
+  std::vector<std::unique_ptr<Reactor>> out;
+  out.reserve(backends.size());
+  for (auto& b : backends) out.push_back(std::move(b));
+  return out;
 }
 
 std::int64_t perform_blocking(const Request& r) {
-  Worker* w = current_worker();
-  if (w == nullptr || w->current() == nullptr) return run_syscall(r);
+  if (current_fiber() == nullptr) return run_syscall(r);
   auto* task = new BlockingSyscall(r);
   try {
-    w->runtime()->spawn_blocking(task);
+    current_runtime()->spawn_blocking(task);
   } catch (...) {
     task->release_handle(false);
     task->drop_runner();
@@ -77,12 +86,12 @@ std::int64_t perform_blocking(const Request& r) {
   return result;
 }
 
-std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
-  if (cancellable) check_cancelled();
-  OpGuard guard(o);
-  if (o != nullptr && !guard) return -EBADF;
-  Worker* w = current_worker();
-  Backend* b = (w != nullptr && w->current() != nullptr) ? w->io() : nullptr;
+namespace {
+
+// perform() once the operation reference is held: on backend b, or on the
+// calling plain thread when b is null.
+std::int64_t dispatch(const Request& r, IoObject* o, Backend* b, std::int64_t deadline_ns,
+                      bool cancellable) {
   std::int64_t n;
   if (b == nullptr) {
     n = perform_on_thread(r, o, deadline_ns);
@@ -95,7 +104,7 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
         // The timer wheel clamps far deadlines (~12 days): an early expiry
         // withdrew the request without transferring anything; reissue it.
         if (deadline_ns < 0 || monotonic_ns() >= deadline_ns) throw;
-        b = current_worker()->io();
+        b = Backend::of_calling_fiber();
       }
     }
     // Kernels that answer a request on a non-blocking descriptor with
@@ -108,9 +117,9 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
       p.poll_events = r.readiness();
       // Each request goes to the ring of the worker the fiber runs on now:
       // it may have moved while it was parked.
-      n = current_worker()->io()->perform(p, o, deadline_ns, cancellable);
+      n = Backend::of_calling_fiber()->perform(p, o, deadline_ns, cancellable);
       if (n < 0) break;
-      n = current_worker()->io()->perform(r, o, deadline_ns, cancellable);
+      n = Backend::of_calling_fiber()->perform(r, o, deadline_ns, cancellable);
     }
   }
   if (o != nullptr && n == -ECANCELED) {
@@ -118,6 +127,42 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
     if (o->closed) n = -EBADF;
   }
   return n;
+}
+
+// Test-only fault injection (fault.hpp): a failure is reported as the
+// operation's result without running it; a short transfer runs with a
+// smaller length; an injected EAGAIN on a pollable descriptor waits for
+// readiness first, as a real one would make the backend do.
+std::int64_t dispatch_with_faults(const Request& r, IoObject* o, Backend* b,
+                                  std::int64_t deadline_ns, bool cancellable) {
+  const std::int64_t f = fault::intercept(r);
+  if (f == 0) return dispatch(r, o, b, deadline_ns, cancellable);
+  if (f == -EAGAIN && o != nullptr && o->pollable && r.op != Op::poll) {
+    Request p;
+    p.op = Op::poll;
+    p.fd = r.fd;
+    p.poll_events = r.readiness();
+    const std::int64_t ready = dispatch(p, o, b, deadline_ns, cancellable);
+    if (ready < 0) return ready;
+    if (b != nullptr) b = Backend::of_calling_fiber();  // the fiber may have moved
+    return dispatch(r, o, b, deadline_ns, cancellable);
+  }
+  if (f < 0) return f;
+  Request shorter = r;
+  shorter.len = static_cast<std::size_t>(f);
+  return dispatch(shorter, o, b, deadline_ns, cancellable);
+}
+
+}  // namespace
+
+std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
+  // A cancellation point even when the call would not block (io.md).
+  if (cancellable && is_cancelled(current_fiber())) throw Cancelled();
+  OpGuard guard(o);
+  if (o != nullptr && !guard) return -EBADF;
+  Backend* b = Backend::of_calling_fiber();
+  if (fault::armed()) return dispatch_with_faults(r, o, b, deadline_ns, cancellable);
+  return dispatch(r, o, b, deadline_ns, cancellable);
 }
 
 std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config, std::size_t count) {

@@ -10,8 +10,9 @@
 // A request lives on its fiber's stack (UringOp). Submission is batched: the
 // SQE is queued and the fiber parks; the worker submits everything queued
 // when it runs out of fibers, on its fairness tick, or once kSubmitBatch
-// are waiting. The owner reaps completions in wait() and claims the
-// request's Waiter: if it wins, the fiber resumes with the result.
+// are waiting. The owner reaps completions in poll() and claims the
+// request's Waiter: if it wins, it completes it into the driver's list of
+// woken fibers (sched/driver.hpp), and the fiber resumes with the result.
 //
 // If the Waiter was won by the deadline or a cancellation instead, the
 // request is still in the kernel and owns the fiber's buffers. The fiber then
@@ -35,10 +36,10 @@
 #include <system_error>
 #include <vector>
 
+#include "base/assert.hpp"
 #include "io/backend.hpp"
-#include "sched/assert.hpp"
+#include "sched/current.hpp"
 #include "sched/waiter.hpp"
-#include "sched/worker.hpp"
 #include "weft/errors.hpp"
 
 namespace weft::detail::io {
@@ -209,23 +210,23 @@ class UringBackend final : public Backend {
     if (!on_owner()) wake();
   }
 
-  void wait(std::int64_t timeout_ns) noexcept override {
-    drain_mail();
+  void poll(std::int64_t timeout_ns, FiberList& woken) noexcept override {
+    drain_mail(woken);
     if (timeout_ns == 0) {
       if (pending_ == 0 && inflight_ == 0) return;
       if (pending_ == 0 && nothing_to_reap()) return;
-      enter(0, nullptr);
+      enter(0, nullptr, &woken);
     } else {
-      arm_wake();
+      arm_wake(&woken);
       __kernel_timespec ts{};
       if (timeout_ns > 0) {
         ts.tv_sec = timeout_ns / 1'000'000'000;
         ts.tv_nsec = timeout_ns % 1'000'000'000;
       }
       bump(blocking_waits_);
-      enter(1, timeout_ns > 0 ? &ts : nullptr);
+      enter(1, timeout_ns > 0 ? &ts : nullptr, &woken);
     }
-    reap();
+    reap(&woken);
   }
 
   std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns,
@@ -242,14 +243,14 @@ class UringBackend final : public Backend {
       if (o->inflight != nullptr) o->inflight->prev = &op.link;
       o->inflight = &op.link;
     }
-    io_uring_sqe* sqe = get_sqe();
+    io_uring_sqe* sqe = get_sqe(nullptr);
     prep(sqe, r);
     op.user_data = reinterpret_cast<std::uintptr_t>(&op) | (std::uint64_t{++tag_} << 48);
     io_uring_sqe_set_data64(sqe, op.user_data);
     ++pending_;
     ++inflight_;
     bump(submitted_);
-    if (pending_ >= kSubmitBatch) enter(0, nullptr);
+    if (pending_ >= kSubmitBatch) enter(0, nullptr, nullptr);
 
     const Waiter::Result how = op.waiter.wait(deadline_ns, cancellable);
     if (how != Waiter::kNotified) abandon(op);
@@ -268,10 +269,7 @@ class UringBackend final : public Backend {
   }
 
  private:
-  bool on_owner() const noexcept {
-    Worker* w = current_worker();
-    return w != nullptr && w->io() == this;
-  }
+  bool on_owner() const noexcept { return current_reactor() == this; }
 
   // Owner: true if an enter could find nothing: no CQE posted and, with
   // IORING_SETUP_TASKRUN_FLAG, no task work the kernel has flagged for us
@@ -284,17 +282,18 @@ class UringBackend final : public Backend {
   }
 
   // Owner. A free SQE, submitting what is queued if the ring is full.
-  io_uring_sqe* get_sqe() noexcept {
+  // `woken` as reap()'s (as in every owner helper below that may reap).
+  io_uring_sqe* get_sqe(FiberList* woken) noexcept {
     for (;;) {
       if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
-      enter(0, nullptr);
-      reap();
+      enter(0, nullptr, woken);
+      reap(woken);
     }
   }
 
   // Owner: submits the queued SQEs and, waiting for wait_nr completions (up
   // to ts), lets the kernel post the completions due to this task.
-  void enter(unsigned wait_nr, __kernel_timespec* ts) noexcept {
+  void enter(unsigned wait_nr, __kernel_timespec* ts, FiberList* woken) noexcept {
     for (;;) {
       int r;
       if (wait_nr == 0) {
@@ -306,7 +305,7 @@ class UringBackend final : public Backend {
       if (r >= 0 || r == -ETIME || r == -EINTR) break;
       if (r == -EAGAIN || r == -EBUSY) {
         // Completion queue full or kernel short of memory: make room.
-        reap();
+        reap(woken);
         continue;
       }
       std::fprintf(stderr, "weft: io_uring_enter failed: %s\n", std::strerror(-r));
@@ -315,17 +314,20 @@ class UringBackend final : public Backend {
     pending_ = io_uring_sq_ready(&ring_);
   }
 
-  void arm_wake() noexcept {
+  void arm_wake(FiberList* woken) noexcept {
     if (wake_armed_) return;
-    io_uring_sqe* sqe = get_sqe();
+    io_uring_sqe* sqe = get_sqe(woken);
     io_uring_prep_read(sqe, wake_fd_, &wake_buf_, sizeof wake_buf_, 0);
     io_uring_sqe_set_data64(sqe, kWakeTag);
     ++pending_;
     wake_armed_ = true;
   }
 
-  // Owner: dispatches every posted completion.
-  void reap() noexcept {
+  // Owner: dispatches every posted completion. From the driver's poll() the
+  // fibers it completes go to `woken`; from a fiber of this worker (a full
+  // ring, an abandon) woken is null and they are unparked the ordinary way,
+  // as any waker running in a fiber does.
+  void reap(FiberList* woken) noexcept {
     io_uring_cqe* cqe;
     unsigned head;
     unsigned seen = 0;
@@ -346,11 +348,11 @@ class UringBackend final : public Backend {
       --inflight_;
       op->res = cqe->res;
       if (op->waiter.claim()) {
-        op->waiter.complete(Waiter::kNotified);  // op may be gone from here on
+        finish_op(op->waiter, woken);  // op may be gone from here on
         continue;
       }
       op->reaped = true;
-      if (op->abandoned) op->final->wake(Waiter::kNotified);
+      if (op->abandoned) wake_final(*op->final, woken);
     }
     io_uring_cq_advance(&ring_, seen);
   }
@@ -360,9 +362,9 @@ class UringBackend final : public Backend {
     Waiter final;
     op.final = &final;
     if (on_owner()) {
-      if (handle_abandon(&op)) return;
-      enter(0, nullptr);  // the cancel should not wait for the next batch
-      reap();             // (which may complete op already)
+      if (handle_abandon(&op, nullptr)) return;
+      enter(0, nullptr, nullptr);  // the cancel should not wait for the next batch
+      reap(nullptr);               // (which may complete op already)
     } else {
       {
         LockGuard g(mail_lock_);
@@ -376,10 +378,10 @@ class UringBackend final : public Backend {
   }
 
   // Owner: true if op is complete (its fiber may go on), else queues the
-  // cancel of its request.
-  bool handle_abandon(UringOp* op) noexcept {
+  // cancel of its request. `woken` as reap()'s.
+  bool handle_abandon(UringOp* op, FiberList* woken) noexcept {
     if (op->reaped) return true;
-    io_uring_sqe* sqe = get_sqe();
+    io_uring_sqe* sqe = get_sqe(woken);
     io_uring_prep_cancel64(sqe, op->user_data, 0);
     io_uring_sqe_set_data64(sqe, kIgnoreTag);
     ++pending_;
@@ -387,7 +389,7 @@ class UringBackend final : public Backend {
     return false;
   }
 
-  void drain_mail() noexcept {
+  void drain_mail(FiberList& woken) noexcept {
     if (!mail_.load(std::memory_order_relaxed)) return;
     UringOp* ops;
     std::vector<std::pair<IoObject*, int>> fds;
@@ -399,15 +401,31 @@ class UringBackend final : public Backend {
     }
     while (ops != nullptr) {
       UringOp* next = ops->next_mail;  // before a wake lets the op go
-      if (handle_abandon(ops)) ops->final->wake(Waiter::kNotified);
+      if (handle_abandon(ops, &woken)) wake_final(*ops->final, &woken);
       ops = next;
     }
     for (auto [o, fd] : fds) {
-      io_uring_sqe* sqe = get_sqe();
+      io_uring_sqe* sqe = get_sqe(&woken);
       io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
       io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(o) | kObjectTag);
       ++pending_;
       ++inflight_;
+    }
+  }
+
+  // A completion's wake-up: into the driver's list when there is one.
+  static void finish_op(Waiter& w, FiberList* woken) noexcept {
+    if (woken != nullptr) {
+      w.complete(Waiter::kNotified, *woken);
+    } else {
+      w.complete(Waiter::kNotified);
+    }
+  }
+  static void wake_final(Waiter& w, FiberList* woken) noexcept {
+    if (woken != nullptr) {
+      w.wake(Waiter::kNotified, *woken);
+    } else {
+      w.wake(Waiter::kNotified);
     }
   }
 
@@ -423,9 +441,9 @@ class UringBackend final : public Backend {
   std::uint16_t tag_ = 0;     // owner: user_data tag counter
 
   SpinLock mail_lock_;
-  std::atomic<bool> mail_{false};                      // hint: the mailbox may be non-empty
-  UringOp* abandoned_ = nullptr;                       // guarded by mail_lock_
-  std::vector<std::pair<IoObject*, int>> cancel_fds_;  // guarded by mail_lock_
+  std::atomic<bool> mail_{false};  // hint: the mailbox may be non-empty
+  UringOp* abandoned_ WEFT_GUARDED_BY(mail_lock_) = nullptr;
+  std::vector<std::pair<IoObject*, int>> cancel_fds_ WEFT_GUARDED_BY(mail_lock_);
 };
 
 }  // namespace

@@ -5,11 +5,11 @@
 #include <string>
 
 #include "io/error.hpp"
-#include "sched/worker.hpp"
 #include "weft/channel.hpp"
 #include "weft/errors.hpp"
 #include "weft/fiber.hpp"
 #include "weft/net.hpp"
+#include "weft/this_fiber.hpp"
 
 namespace weft::net {
 namespace {
@@ -74,7 +74,7 @@ std::vector<Address> resolve(std::string_view host, std::uint16_t port, Deadline
     return {Address(host, port)};  // an IPv6 literal, or invalid_argument
   }
   std::string name(host);
-  if (detail::current_fiber() == nullptr) {
+  if (!this_fiber::in_fiber()) {
     Lookup l = lookup(name, port);
     if (deadline.expired()) throw TimedOut();
     return finish(std::move(l), host);

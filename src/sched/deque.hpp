@@ -6,10 +6,11 @@
 // without the resize: a full deque makes push fail and the worker moves half
 // of it to the injector (Tokio's overflow rule).
 //
-// Roles are types (STYLE.md, Tokio's Local/Steal): the owner thread alone
-// calls push() and pop() (bottom end, LIFO); any thread calls steal() (top
-// end, FIFO). The owner also steals from its own top to take the oldest
-// fiber (fairness).
+// Roles are types (STYLE.md, Tokio's Local/Steal): the deque itself offers
+// no operation, only two handles. Owner (the owning thread alone) pushes and
+// pops at the bottom end (LIFO) and may take the oldest item from the top
+// (fairness, overflow); Stealer (any thread) steals from the top (FIFO).
+// Whoever holds an Owner promises to be the owning thread.
 //
 // Invariants: top <= bottom + 1 at all times (bottom may be top - 1 briefly
 // inside pop); items are in [top, bottom); only CAS on top removes the last
@@ -25,7 +26,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "sched/spinlock.hpp"
+#include "base/spinlock.hpp"  // full_fence
 
 namespace weft::detail {
 
@@ -43,31 +44,79 @@ class ChaseLevDeque {
   ChaseLevDeque(const ChaseLevDeque&) = delete;
   ChaseLevDeque& operator=(const ChaseLevDeque&) = delete;
 
-  /// Owner only. Returns false when full (the item was not added). `stamp`
-  /// is an owner-chosen tag kept beside the item (the worker's coarse clock
-  /// at push time), readable with oldest_stamp().
-  bool push(T item, std::uint32_t stamp = 0) noexcept {
+  /// The owning thread's handle: the bottom end, and the top for its own
+  /// use. Cheap to make (a pointer); make one wherever the owner needs it.
+  class Owner {
+   public:
+    explicit Owner(ChaseLevDeque& d) noexcept : d_(&d) {}
+
+    /// Returns false when full (the item was not added). `stamp` is an
+    /// owner-chosen tag kept beside the item (the worker's coarse clock at
+    /// push time), readable with oldest_stamp().
+    bool push(T item, std::uint32_t stamp = 0) noexcept { return d_->push(item, stamp); }
+    /// Takes the most recently pushed item, or nullptr.
+    T pop() noexcept { return d_->pop(); }
+    /// Takes the oldest item, like Stealer::steal() but without the fence:
+    /// the fence orders a thief against the owner's pop(); the owner does
+    /// not pop concurrently with itself, and the CAS on top still settles
+    /// races with thieves. nullptr when empty or when a thief won.
+    T pop_oldest() noexcept { return d_->template take_top<false>(); }
+    /// The stamp of the oldest item, or false when empty. Racy against
+    /// thieves in a harmless way: the item may be stolen meanwhile, and the
+    /// stamp then belongs to one that is gone (stamps are only read, never
+    /// followed as pointers).
+    bool oldest_stamp(std::uint32_t& out) const noexcept { return d_->oldest_stamp(out); }
+    std::size_t size() const noexcept { return d_->size(); }
+    bool empty() const noexcept { return d_->size() == 0; }
+
+   private:
+    ChaseLevDeque* d_;
+  };
+
+  /// Any thread's handle: the top end.
+  class Stealer {
+   public:
+    explicit Stealer(ChaseLevDeque& d) noexcept : d_(&d) {}
+    explicit Stealer(const ChaseLevDeque& d) noexcept : d_(const_cast<ChaseLevDeque*>(&d)) {}
+
+    /// Takes the oldest item, or nullptr when empty or when it lost a race
+    /// (callers treat both as "nothing here now").
+    T steal() noexcept { return d_->template take_top<true>(); }
+    /// A racy estimate of the number of items.
+    std::size_t size() const noexcept { return d_->size(); }
+    bool empty() const noexcept { return d_->size() == 0; }
+
+   private:
+    ChaseLevDeque* d_;
+  };
+
+  Owner owner() noexcept { return Owner(*this); }
+  Stealer stealer() const noexcept { return Stealer(*this); }
+
+ private:
+  static constexpr std::size_t kMask = Capacity - 1;
+
+  bool push(T item, std::uint32_t stamp) noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    // acquire: pairs with the CAS on top in steal()/pop(), so the slot we are
-    // about to overwrite has really been read by the thief that took it.
+    // acquire: pairs with the CAS on top in take_top()/pop(), so the slot we
+    // are about to overwrite has really been read by the thief that took it.
     const std::int64_t t = top_.load(std::memory_order_acquire);
     if (b - t >= static_cast<std::int64_t>(Capacity)) return false;
     stamps_[static_cast<std::size_t>(b) & kMask] = stamp;
     buffer_[static_cast<std::size_t>(b) & kMask].store(item, std::memory_order_relaxed);
     // release (Lê et al. use a release fence + relaxed store; a release store
     // is equivalent and visible to TSan): publishes the slot and the item's
-    // contents to the acquire load of bottom in steal().
+    // contents to the acquire load of bottom in take_top().
     bottom_.store(b + 1, std::memory_order_release);
     return true;
   }
 
-  /// Owner only. Takes the most recently pushed item, or nullptr.
   T pop() noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
     bottom_.store(b, std::memory_order_relaxed);
     // seq_cst fence: the store of bottom must be ordered before the load of
-    // top (store-load), against the fence in steal(); otherwise owner and a
-    // thief could both see the last item available.
+    // top (store-load), against the fence in take_top(); otherwise owner and
+    // a thief could both see the last item available.
     full_fence();
     std::int64_t t = top_.load(std::memory_order_relaxed);
     if (t > b) {  // empty
@@ -86,20 +135,6 @@ class ChaseLevDeque {
     return item;
   }
 
-  /// Any thread. Takes the oldest item, or nullptr when empty or when it lost
-  /// a race (callers treat both as "nothing here now").
-  T steal() noexcept { return take_top<true>(); }
-
-  /// Owner only: the oldest item, like steal() but without the fence. The
-  /// fence orders a thief against the owner's pop(); the owner does not pop
-  /// concurrently with itself, and the CAS on top still settles races with
-  /// thieves.
-  T steal_own() noexcept { return take_top<false>(); }
-
-  /// Owner only: the stamp of the oldest item, or false when empty. Racy
-  /// against thieves in a harmless way: the item may be stolen meanwhile,
-  /// and the stamp then belongs to one that is gone (stamps are only read,
-  /// never followed as pointers).
   bool oldest_stamp(std::uint32_t& out) const noexcept {
     const std::int64_t t = top_.load(std::memory_order_relaxed);
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
@@ -108,16 +143,11 @@ class ChaseLevDeque {
     return true;
   }
 
-  /// Any thread; a racy estimate (exact for the owner when no thief runs).
   std::size_t size() const noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed);
     const std::int64_t t = top_.load(std::memory_order_relaxed);
     return b > t ? static_cast<std::size_t>(b - t) : 0;
   }
-  bool empty() const noexcept { return size() == 0; }
-
- private:
-  static constexpr std::size_t kMask = Capacity - 1;
 
   template <bool kThief>
   T take_top() noexcept {

@@ -3,17 +3,15 @@
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
-#include <iterator>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "base/assert.hpp"
+#include "base/asymmetric_barrier.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
-#include "io/backend.hpp"
-#include "sched/assert.hpp"
-#include "sched/barrier.hpp"
 #include "sched/waiter.hpp"
 
 namespace weft::detail {
@@ -39,7 +37,7 @@ constexpr std::size_t kMinStack = 16 * 1024;
 constexpr std::size_t kMaxStack = std::size_t{1} << 30;
 }  // namespace
 
-RuntimeImpl::RuntimeImpl(const Config& config)
+RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     : config_(config),
       epoch_ns_(monotonic_ns()),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
@@ -47,16 +45,15 @@ RuntimeImpl::RuntimeImpl(const Config& config)
   config_.validate();
   config_.workers = config_.resolved_workers();
   config_.stack_size = StackAllocator::round_to_page(config_.stack_size);
-  install_overflow_handler();
+  install_overflow_handler(&current_fiber);
   init_asymmetric_barriers();
   const std::size_t n = config_.workers;
   workers_.reserve(n);
   idle_.reserve(n);
-  auto backends = io::Backend::create_all(config_, n);
-  io_backend_ = backends.front()->kind();
+  auto reactors = make_reactors(config_, n);
+  io_backend_ = reactors.front()->kind();
   for (std::size_t i = 0; i < n; ++i) {
-    workers_.push_back(std::make_unique<Worker>(this, static_cast<int>(i)));
-    workers_.back()->set_io(std::move(backends[i]));
+    workers_.push_back(std::make_unique<Worker>(this, static_cast<int>(i), std::move(reactors[i])));
   }
   ignore_sigpipe();
   try {
@@ -260,22 +257,12 @@ void RuntimeImpl::remove_idle(Worker* w) noexcept {
 }
 
 bool RuntimeImpl::wake_one_idle() noexcept {
-  // Never the caller: a worker that notifies while it is on the idle list is
-  // polling from its own sleep() and will run what it found itself; waking
-  // it would leave the surplus to nobody (a lost wake-up once the monitor's
-  // backstop is off: two fibers woken by one poll then ran one after the
-  // other on the same worker).
-  Worker* const self = current_worker();
   Worker* w = nullptr;
   {
     LockGuard g(idle_lock_);
-    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
-      if (*it == self) continue;
-      w = *it;
-      idle_.erase(std::next(it).base());
-      break;
-    }
-    if (w == nullptr) return false;
+    if (idle_.empty()) return false;
+    w = idle_.back();
+    idle_.pop_back();
     w->idle_listed = false;
     idle_count_.fetch_sub(1, std::memory_order_seq_cst);
   }
@@ -306,7 +293,7 @@ std::uint64_t RuntimeImpl::deadline_to_tick(std::int64_t deadline_ns) const noex
 std::uint64_t RuntimeImpl::earliest_timer_tick() const noexcept {
   std::uint64_t best = TimerWheel::kNone;
   for (const auto& w : workers_) {
-    const std::uint64_t t = w->timers().next_expiry_hint();
+    const std::uint64_t t = w->driver().timers().next_expiry_hint();
     if (t < best) best = t;
   }
   return best;
@@ -412,8 +399,8 @@ RuntimeStats RuntimeImpl::stats() const {
     ws.fiber_parks = w->parks_.load(std::memory_order_relaxed);
     ws.sleeps = w->sleeps_.load(std::memory_order_relaxed);
     ws.runnable = w->queued() + w->yielded();
-    ws.io_requests = w->io()->submitted();
-    ws.io_blocking_waits = w->io()->blocking_waits();
+    ws.io_requests = w->driver().reactor().submitted();
+    ws.io_blocking_waits = w->driver().reactor().blocking_waits();
     s.io_requests += ws.io_requests;
     s.fibers_spawned += ws.fibers_spawned;
     s.fibers_completed += ws.fibers_completed;
@@ -442,9 +429,8 @@ void RuntimeImpl::monitor_main() noexcept {
   // Samples every worker each period. A worker whose switch count has not
   // moved while it runs a fiber is running that fiber without a break:
   // past preemption_interval the fiber is flagged (checkpoint() yields),
-  // past stall_warning it is reported once. It is also the backstop for
-  // wake-ups (unless Config::wake_backstop is off): queued work or overdue
-  // timers with every worker asleep.
+  // past stall_warning it is reported once. Then the wake-up backstop runs
+  // (monitor_backstop), unless Config::wake_backstop is off.
   const std::size_t n = workers_.size();
   struct Sample {
     std::uint64_t switches = ~std::uint64_t{0};
@@ -481,13 +467,23 @@ void RuntimeImpl::monitor_main() noexcept {
         report_stall(w, f, sw, ran);
       }
     }
-    // The backstop (Config::wake_backstop): off in the wake-path tests, so
-    // that a lost wake-up hangs there instead of costing 5 ms.
-    if (config_.wake_backstop && idle_count_.load(std::memory_order_relaxed) != 0 &&
-        searching_.load(std::memory_order_relaxed) == 0 &&
-        (has_queued_work() || earliest_timer_tick() <= now_tick())) {
-      wake_one_idle();
-    }
+    monitor_backstop();
+  }
+}
+
+void RuntimeImpl::monitor_backstop() noexcept {
+  // A safety net, not part of the wake-up protocol: queued work or an
+  // overdue timer while workers sleep and none searches means a wake-up
+  // was lost or is late (a sleeper's timeout rounds to the next ms; a
+  // stale timer hint). Waking one idle worker turns such a bug into a delay
+  // of at most one monitor period instead of a hang, which also hides it:
+  // the tests that must catch lost wake-ups run with it off
+  // (Config::wake_backstop), so a lost wake-up hangs there, and are listed
+  // with their mutants in tests/mutants/.
+  if (config_.wake_backstop && idle_count_.load(std::memory_order_relaxed) != 0 &&
+      searching_.load(std::memory_order_relaxed) == 0 &&
+      (has_queued_work() || earliest_timer_tick() <= now_tick())) {
+    wake_one_idle();
   }
 }
 

@@ -25,27 +25,35 @@
 #include <thread>
 #include <vector>
 
+#include "base/spinlock.hpp"
 #include "fiber/fiber.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/stack.hpp"
 #include "sched/blocking_pool.hpp"
-#include "sched/spinlock.hpp"
 #include "sched/worker.hpp"
 #include "weft/config.hpp"
 #include "weft/runtime.hpp"
 
 namespace weft::detail {
 
+/// Makes the `count` reactors of a runtime's workers (the I/O layer's
+/// io::make_reactors; sched/ does not depend on src/io). @throws what the
+/// I/O layer throws when a reactor cannot be created.
+using ReactorFactory = std::vector<std::unique_ptr<Reactor>> (*)(const Config& config,
+                                                                 std::size_t count);
+
 class RuntimeImpl {
  public:
-  explicit RuntimeImpl(const Config& config);
+  /// Starts a runtime: validates config (@throws std::invalid_argument),
+  /// makes the workers' reactors with make_reactors, starts the worker and
+  /// monitor threads (@throws std::system_error).
+  RuntimeImpl(const Config& config, ReactorFactory make_reactors);
   ~RuntimeImpl();
   RuntimeImpl(const RuntimeImpl&) = delete;
   RuntimeImpl& operator=(const RuntimeImpl&) = delete;
 
   /// Creates and queues a fiber for task (see weft::spawn for errors).
   void spawn(TaskBase* task, const FiberOptions& opts, CancelNode* parent_node = nullptr);
-  /// Queues a task on the blocking pool.
   /// Queues task on the blocking pool, its cancellation node attached
   /// under the caller's innermost cancel scope. Errors as BlockingPool::submit.
   void spawn_blocking(TaskBase* task);
@@ -132,7 +140,7 @@ class RuntimeImpl {
  private:
   struct RegistryShard {
     SpinLock lock;
-    Fiber* head = nullptr;
+    Fiber* head WEFT_GUARDED_BY(lock) = nullptr;  // and every reg_prev/reg_next in its list
   };
   static constexpr std::size_t kShards = 64;
   static std::size_t shard_of(const Fiber* f) noexcept {
@@ -140,6 +148,8 @@ class RuntimeImpl {
   }
 
   void monitor_main() noexcept;
+  /// The monitor's wake-up backstop, once per period (see the definition).
+  void monitor_backstop() noexcept;
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
   Config config_;
@@ -150,15 +160,15 @@ class RuntimeImpl {
   std::vector<std::unique_ptr<Worker>> workers_;
 
   SpinLock inject_lock_;
-  Fiber* inject_head_ = nullptr;
-  Fiber* inject_tail_ = nullptr;
+  Fiber* inject_head_ WEFT_GUARDED_BY(inject_lock_) = nullptr;
+  Fiber* inject_tail_ WEFT_GUARDED_BY(inject_lock_) = nullptr;
   // Written under inject_lock_; read without it (relaxed) only as a hint
   // ("is there anything?"). Deciders re-check under the lock, and sleepers
   // rely on notify_work's fence, not on this load's ordering.
   std::atomic<std::size_t> inject_len_{0};
 
   SpinLock idle_lock_;
-  std::vector<Worker*> idle_;  // guarded by idle_lock_
+  std::vector<Worker*> idle_ WEFT_GUARDED_BY(idle_lock_);  // and each Worker::idle_listed
   std::atomic<std::uint32_t> idle_count_{0};
   std::atomic<std::uint32_t> searching_{0};
 
@@ -179,7 +189,7 @@ class RuntimeImpl {
 
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;
-  bool monitor_stop_ = false;  // guarded by monitor_mu_
+  bool monitor_stop_ = false;  // guarded by monitor_mu_ (a std::mutex: not annotated)
   std::thread monitor_;
 
   BlockingPool blocking_;

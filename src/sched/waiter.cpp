@@ -2,9 +2,9 @@
 
 #include <time.h>
 
+#include "base/asymmetric_barrier.hpp"
+#include "base/futex.hpp"
 #include "fiber/fiber.hpp"
-#include "sched/barrier.hpp"
-#include "sched/futex.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/timer_wheel.hpp"
 #include "sched/worker.hpp"
@@ -12,14 +12,29 @@
 namespace weft::detail {
 namespace {
 
-struct WaiterTimer : TimerEntry {
-  Waiter* waiter = nullptr;
+// The timer of a timed fiber wait.
+struct WaiterTimer final : Timer {
+  explicit WaiterTimer(Waiter* w) noexcept : Timer(&fire), waiter(w) {}
+
+  static void fire(Timer* t, FiberList& woken) noexcept {
+    // Runs under the wheel's lock; the waiting fiber cancels this timer
+    // under the same lock before its waiter dies (lifetime rule in
+    // waiter.hpp). The fiber goes to the firing worker's list: the driver
+    // hands it back and the worker queues it.
+    static_cast<WaiterTimer*>(t)->waiter->wake(Waiter::kTimedOut, woken);
+  }
+
+  Waiter* const waiter;
 };
 
-void fire_waiter_timer(TimerEntry* e) noexcept {
-  // Runs under the wheel's lock; the waiting fiber removes this entry under
-  // the same lock before its waiter dies (lifetime rule in waiter.hpp).
-  static_cast<WaiterTimer*>(e)->waiter->wake(Waiter::kTimedOut);
+// The CAS that decides the wait: exactly one caller wins.
+inline bool win(std::atomic<std::uint32_t>& state, Waiter::Result reason) noexcept {
+  std::uint32_t expected = Waiter::kWaiting;
+  // acq_rel: release publishes what the waker did for this waiter (a value
+  // handed over, a dequeue) to the waiting side's acquire in result();
+  // acquire keeps the losers' view consistent.
+  return state.compare_exchange_strong(expected, reason, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -32,21 +47,27 @@ std::int64_t monotonic_ns() noexcept {
 
 Waiter::Waiter() noexcept : fiber_(current_fiber()) {}
 
+inline void Waiter::unpark_waiter(Fiber* f, FiberList* woken) noexcept {
+  if (f == nullptr) {
+    futex_wake(&state_, 1);  // address only: safe even if the waiter left
+  } else if (woken != nullptr) {
+    unpark(f, *woken);
+  } else {
+    unpark(f);
+  }
+}
+
 bool Waiter::wake(Result reason) noexcept {
   Fiber* const f = fiber_;  // read before the CAS: a thread waiter may be gone after it
-  std::uint32_t expected = kWaiting;
-  // acq_rel: release publishes what the waker did for this waiter (a value
-  // handed over, a dequeue) to the waiting side's acquire in result();
-  // acquire keeps the losers' view consistent.
-  if (!state_.compare_exchange_strong(expected, reason, std::memory_order_acq_rel,
-                                      std::memory_order_relaxed)) {
-    return false;
-  }
-  if (f != nullptr) {
-    unpark(f);
-  } else {
-    futex_wake(&state_, 1);  // address only: safe even if the waiter left
-  }
+  if (!win(state_, reason)) return false;
+  unpark_waiter(f, nullptr);
+  return true;
+}
+
+bool Waiter::wake(Result reason, FiberList& woken) noexcept {
+  Fiber* const f = fiber_;  // as above
+  if (!win(state_, reason)) return false;
+  unpark_waiter(f, &woken);
   return true;
 }
 
@@ -63,11 +84,13 @@ void Waiter::complete(Result reason) noexcept {
   Fiber* const f = fiber_;  // read before the store: a thread waiter may be gone after it
   // release publishes what the claimer wrote into the node to result().
   state_.store(reason, std::memory_order_release);
-  if (f != nullptr) {
-    unpark(f);
-  } else {
-    futex_wake(&state_, 1);
-  }
+  unpark_waiter(f, nullptr);
+}
+
+void Waiter::complete(Result reason, FiberList& woken) noexcept {
+  Fiber* const f = fiber_;                          // as above
+  state_.store(reason, std::memory_order_release);  // as above
+  unpark_waiter(f, &woken);
 }
 
 Waiter::Result Waiter::wait(std::int64_t deadline_ns, bool cancellable) noexcept {
@@ -118,21 +141,11 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
     }
   }
 
-  WaiterTimer timer;
-  TimerWheel* wheel = nullptr;
+  WaiterTimer timer(this);
+  bool armed = false;
   if (!self_won && deadline_ns >= 0 && state_.load(std::memory_order_acquire) == kWaiting) {
-    Worker* w = current_worker();
-    timer.waiter = this;
-    timer.fire = &fire_waiter_timer;
-    timer.when_ms = self->runtime->deadline_to_tick(deadline_ns);
-    bool inserted;
-    {
-      LockGuard g(w->timers().lock);
-      inserted = w->timers().insert(&timer);
-    }
-    if (inserted) {
-      wheel = &w->timers();
-    } else {
+    armed = timer.arm(*current_timers(), self->runtime->deadline_to_tick(deadline_ns));
+    if (!armed) {  // the deadline's tick has passed: time out ourselves
       std::uint32_t expected = kWaiting;
       self_won = state_.compare_exchange_strong(expected, kTimedOut, std::memory_order_acq_rel,
                                                 std::memory_order_acquire);
@@ -141,10 +154,9 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
 
   if (!self_won) current_worker()->park_current();
 
-  if (wheel != nullptr) {
-    LockGuard g(wheel->lock);
-    wheel->remove(&timer);
-  }
+  // Whoever woke us, the timer must be out of the wheel (or its fire
+  // finished) before `this` and `timer` die.
+  if (armed) timer.cancel();
   if (cancellable) {
     self->current_waiter.store(nullptr, std::memory_order_relaxed);
     light_barrier();

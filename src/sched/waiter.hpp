@@ -1,4 +1,5 @@
-// The one park mechanism every blocking operation reduces to (DESIGN.md).
+// The one park mechanism every blocking operation reduces to
+// (docs/design/parking.md).
 //
 // A Waiter is an intrusive node that lives on the stack of the fiber (or
 // plain thread) that waits. Whoever wants to wake it - a notifier, a timer, a
@@ -11,10 +12,10 @@
 //   * a primitive's wait queue: the waker holds the queue lock, and the
 //     waiting side unlinks itself under that lock before returning;
 //   * a timer: fired under the timer wheel's lock, and the waiting fiber
-//     cancels its timer (same lock) before returning;
+//     cancels its timer (Timer::cancel, same lock) before returning;
 //   * cancellation: under Fiber::wait_lock; a fiber that clears
 //     Fiber::current_waiter and sees a cancellation request takes that lock
-//     before returning (fiber.hpp, sched/barrier.hpp).
+//     before returning (fiber.hpp, base/asymmetric_barrier.hpp).
 // A fiber's wait() returns only after consuming the winner's unpark, so the
 // winner's unpark never reaches a fiber that has moved on.
 //
@@ -33,6 +34,7 @@
 namespace weft::detail {
 
 struct Fiber;
+class FiberList;
 
 class Waiter {
  public:
@@ -54,6 +56,10 @@ class Waiter {
   /// kCancelled). Returns true if this call won; then it has unparked the
   /// waiting fiber or thread. See the lifetime rule above.
   bool wake(Result reason) noexcept;
+  /// As wake(reason), for the driver's reactor and timer wheel: a fiber this
+  /// makes runnable is prepended to `woken` (unpark(f, woken)) for the
+  /// calling worker to queue, instead of going to a run queue here.
+  bool wake(Result reason, FiberList& woken) noexcept;
 
   /// Wins the waiter without finishing it yet (kWaiting -> kClaimed). True if
   /// this call won; the caller must then call complete() promptly, and until
@@ -64,6 +70,9 @@ class Waiter {
   /// Finishes a claim() with `reason` and unparks the waiting fiber or
   /// thread. The waiter may be gone as soon as this returns.
   void complete(Result reason) noexcept;
+  /// As complete(reason), leaving a fiber it makes runnable in `woken`
+  /// (see wake(reason, woken)).
+  void complete(Result reason, FiberList& woken) noexcept;
 
   /// Waits until woken or until deadline_ns (CLOCK_MONOTONIC ns; < 0: none)
   /// passes, and returns how the wait ended. A fiber is parked (its worker
@@ -87,6 +96,9 @@ class Waiter {
 
  private:
   Result wait_fiber(std::int64_t deadline_ns, bool cancellable) noexcept;
+  /// The winner's unpark: of fiber_ (into *woken if given), or of the
+  /// thread. `f` was read before the winning write (the node may be gone).
+  void unpark_waiter(Fiber* f, FiberList* woken) noexcept;
   Result wait_thread(std::int64_t deadline_ns) noexcept;
 
   Fiber* const fiber_;

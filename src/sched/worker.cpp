@@ -4,11 +4,9 @@
 #include <new>
 #include <utility>
 
+#include "base/assert.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
-#include "io/backend.hpp"
-#include "sched/assert.hpp"
-#include "sched/futex.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/task.hpp"
@@ -32,7 +30,6 @@ constexpr int level_of(Priority p) noexcept {
   return static_cast<int>(p);
 }
 
-// First code of every fiber (Context entry).
 // A fiber leaves the cancellation tree before its joiner (or its scope) can
 // see it finished: its node unbinds and hands the children still running
 // (detached fibers it spawned) to its parent scope.
@@ -46,6 +43,7 @@ void wait_cancel_pins(Fiber* f) noexcept {
   while (f->cancel_pins.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
+// First code of every fiber (Context entry).
 void fiber_entry(void* arg) noexcept {
   Context::on_first_entry();
   current_worker()->after_switch();
@@ -80,6 +78,16 @@ Fiber* current_fiber() noexcept {
   return w != nullptr ? w->current() : nullptr;
 }
 
+Reactor* current_reactor() noexcept {
+  Worker* w = current_worker();
+  return w != nullptr ? &w->driver().reactor() : nullptr;
+}
+
+TimerWheel* current_timers() noexcept {
+  Worker* w = current_worker();
+  return w != nullptr ? &w->driver().timers() : nullptr;
+}
+
 bool local_run_queue_empty() noexcept {
   Worker* w = current_worker();
   return w == nullptr || w->deques_empty();
@@ -89,19 +97,16 @@ FiberId allocate_fiber_id_global() noexcept {
   return g_next_fiber_id.fetch_add(1, std::memory_order_relaxed);
 }
 
-Worker::Worker(RuntimeImpl* rt, int index)
+Worker::Worker(RuntimeImpl* rt, int index, std::unique_ptr<Reactor> reactor)
     : rt_(rt),
       index_(index),
       starve_ms_(static_cast<std::uint32_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(rt->config().preemption_interval)
               .count())),
+      driver_(rt->epoch_ns(), std::move(reactor)),
       rng_(0x9E3779B9u * static_cast<std::uint32_t>(index + 1)) {}
 
 Worker::~Worker() = default;
-
-void Worker::set_io(std::unique_ptr<io::Backend> io) noexcept {
-  io_ = std::move(io);
-}
 
 FiberId Worker::next_fiber_id() noexcept {
   if (id_next_ == id_limit_) {
@@ -121,7 +126,7 @@ std::uint32_t Worker::next_random() noexcept {
 
 std::size_t Worker::queued() const noexcept {
   std::size_t n = 0;
-  for (const auto& q : queues_) n += q.size();
+  for (const auto& q : queues_) n += q.stealer().size();
   return n;
 }
 
@@ -130,16 +135,16 @@ bool Worker::deques_empty() const noexcept {
   // pushes, and it sets the bit first; see pop_local), so only levels with a
   // set bit need their (relaxed, possibly stale) size read.
   for (std::uint32_t mask = nonempty_; mask != 0; mask &= mask - 1) {
-    if (!queues_[__builtin_ctz(mask)].empty()) return false;
+    if (!queues_[__builtin_ctz(mask)].stealer().empty()) return false;
   }
   return true;
 }
 
 void Worker::wake() noexcept {
   // release: pairs with the acquire load in sleep(), so the waker's queued
-  // work is visible once the sleeper sees the word change.
-  futex_word.store(1, std::memory_order_release);
-  io_->wake();
+  // work is visible once the sleeper sees the flag.
+  wake_requested_.store(true, std::memory_order_release);
+  driver_.unpark();
 }
 
 // ---------------------------------------------------------------------------
@@ -153,20 +158,16 @@ Fiber* Worker::pop_local() noexcept {
   for (int level = kLevels - 1; level >= 0; --level) {
     if (level == kNormal && lifo_ != nullptr) return std::exchange(lifo_, nullptr);
     if ((nonempty_ & (1u << level)) == 0) continue;
-    if (Fiber* f = queues_[level].pop()) return f;
+    if (Fiber* f = own(level).pop()) return f;
     if (Fiber* f = take_yielded(level)) return f;
-    if (queues_[level].empty()) nonempty_ &= ~(1u << level);
+    if (own(level).empty()) nonempty_ &= ~(1u << level);
   }
   return nullptr;
 }
 
 Fiber* Worker::take_yielded(int level) noexcept {
-  FiberList& l = yielded_[level];
-  Fiber* f = l.head;
+  Fiber* f = yielded_[level].pop_front();
   if (f == nullptr) return nullptr;
-  l.head = f->next;
-  if (l.head == nullptr) l.tail = nullptr;
-  f->next = nullptr;
   yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   return f;
 }
@@ -189,9 +190,9 @@ Fiber* Worker::take_oldest(int min_level) noexcept {
     const int level = 31 - __builtin_clz(mask);
     mask &= ~(1u << level);
     if (level == kNormal && lifo_ != nullptr) return std::exchange(lifo_, nullptr);
-    if (Fiber* f = queues_[level].steal_own()) return f;
+    if (Fiber* f = own(level).pop_oldest()) return f;
     if (Fiber* f = take_yielded(level)) return f;
-    if (queues_[level].empty()) nonempty_ &= ~(1u << level);
+    if (own(level).empty()) nonempty_ &= ~(1u << level);
   }
   return nullptr;
 }
@@ -217,10 +218,10 @@ Fiber* Worker::take_starved() noexcept {
     const int level = 31 - __builtin_clz(mask);
     mask &= ~(1u << level);
     std::uint32_t stamp = 0;
-    if (queues_[level].oldest_stamp(stamp) && now - stamp >= starve_ms_) {
-      if (Fiber* f = queues_[level].steal_own()) return f;
+    if (own(level).oldest_stamp(stamp) && now - stamp >= starve_ms_) {
+      if (Fiber* f = own(level).pop_oldest()) return f;
     }
-    Fiber* y = yielded_[level].head;
+    Fiber* y = yielded_[level].front();
     if (y != nullptr && now - y->queued_ms >= starve_ms_) return take_yielded(level);
   }
   return nullptr;
@@ -229,8 +230,7 @@ Fiber* Worker::take_starved() noexcept {
 void Worker::maintenance() noexcept {
   coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
   in_maintenance_ = true;
-  poll_own_timers();
-  if (io_->has_pending()) poll_io(0);
+  poll_driver();
   pull_injector();
   if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
     spill_yielded();
@@ -238,59 +238,28 @@ void Worker::maintenance() noexcept {
   in_maintenance_ = false;
 }
 
-bool Worker::poll_own_timers() noexcept {
-  const std::uint64_t now = rt_->now_tick();
-  coarse_ms_ = static_cast<std::uint32_t>(now);
-  if (timers_.next_expiry_hint() > now) return false;
-  timers_.lock.lock();
-  fire_timers(timers_, now);
-  return true;
+void Worker::poll_driver() noexcept {
+  FiberList woken;
+  driver_.park(0, woken);
+  schedule_woken(woken);
 }
 
-void Worker::fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept {
-  // The wheel fires in tick order: batch its wakes so that two sleeps that
-  // come due in one late advance still end in deadline order.
-  collecting_wakes_ = true;
-  wheel.advance(now);
-  wheel.lock.unlock();
-  flush_batched_wakes();
-  while (TimerEntry* e = deferred_timers_) {
-    deferred_timers_ = e->next;
-    e->next = nullptr;
-    e->after_unlock(e);
-  }
-}
-
-void Worker::poll_io(std::int64_t timeout_ns) noexcept {
-  // Completions are reaped in completion order: batch them, so the first to
-  // complete runs first (the deque pops LIFO) and notify_work runs once.
-  const bool nested = collecting_wakes_;
-  collecting_wakes_ = true;
-  io_->wait(timeout_ns);
-  if (!nested) flush_batched_wakes();
-}
-
-void Worker::flush_batched_wakes() noexcept {
-  // The batch was collected by prepending (latest wake first); pushing it in
-  // that order leaves the earliest wake on top of the LIFO-popped deque.
-  collecting_wakes_ = false;
-  Fiber* f = std::exchange(batched_wakes_, nullptr);
-  if (f == nullptr) return;
+void Worker::schedule_woken(FiberList& woken) noexcept {
+  if (woken.empty()) return;
   // Wake a worker only for surplus work (Go's findrunnable keeps one netpoll
   // result and injects the rest): one fiber woken while this worker has
   // nothing else to run is run here next, and the wake-up would be wasted -
-  // an eventfd write to another worker, which then competes for it, or,
-  // from sleep(), where this worker is still on the idle list, often to
-  // itself. Only whom to wake changes: the fibers are queued all the same.
-  // A stale bit in nonempty_ errs towards waking; so does a poll made while
-  // a fiber is current (yield_current's maintenance).
+  // an eventfd write to another worker, which then competes for it. Only
+  // whom to wake changes: the fibers are queued all the same. A stale bit in
+  // nonempty_ errs towards waking; so does a poll made while a fiber is
+  // current (yield_current's maintenance). sleep() queues its list after
+  // leaving the idle list, so the wake cannot pick this worker itself.
   const bool had_work = current_ != nullptr || lifo_ != nullptr || nonempty_ != 0;
-  const bool single = f->next == nullptr;
-  while (f != nullptr) {
-    Fiber* next = std::exchange(f->next, nullptr);
-    push_deque(f);
-    f = next;
-  }
+  const bool single = woken.single();
+  // Newest wake first (driver.hpp): pushing front to back leaves the
+  // earliest on top of the LIFO-popped deque, so timers run in deadline
+  // order and completions in completion order.
+  while (Fiber* f = woken.pop_front()) push_deque(f);
   if (had_work || !single) rt_->notify_work();
 }
 
@@ -311,7 +280,7 @@ void Worker::pull_injector() noexcept {
 
 void Worker::push_deque(Fiber* f) noexcept {
   const int level = level_of(f->priority);
-  auto& q = queues_[level];
+  Deque::Owner q = own(level);
   nonempty_ |= 1u << level;
   if (q.push(f, coarse_ms_)) return;
   // Overflow: move the older half plus f to the injector in one batch
@@ -320,8 +289,8 @@ void Worker::push_deque(Fiber* f) noexcept {
   Fiber* tail = f;
   f->next = nullptr;
   std::size_t n = 1;
-  for (std::size_t i = 0; i < q.kCapacity / 2; ++i) {
-    Fiber* g = q.steal();
+  for (std::size_t i = 0; i < Deque::kCapacity / 2; ++i) {
+    Fiber* g = q.pop_oldest();
     if (g == nullptr) break;
     g->next = nullptr;
     tail->next = g;
@@ -332,11 +301,6 @@ void Worker::push_deque(Fiber* f) noexcept {
 }
 
 void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
-  if (collecting_wakes_) {
-    f->next = batched_wakes_;
-    batched_wakes_ = f;
-    return;
-  }
   if (lifo && f->priority == Priority::normal) {
     f = std::exchange(lifo_, f);
     if (f == nullptr) return;  // the slot is not stealable: nobody to notify
@@ -486,15 +450,8 @@ void Worker::yield_current() noexcept {
   // registers are saved. So no post-switch action is needed.
   self->transition(FiberState::running, FiberState::runnable);
   const int level = level_of(self->priority);
-  FiberList& l = yielded_[level];
-  self->next = nullptr;
   self->queued_ms = coarse_ms_;
-  if (l.tail != nullptr) {
-    l.tail->next = self;
-  } else {
-    l.head = self;
-  }
-  l.tail = self;
+  yielded_[level].push_back(self);
   nonempty_ |= 1u << level;
   yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   switch_away(self, next, PostAction::none);
@@ -524,7 +481,12 @@ void Worker::exit_current() noexcept {
 // ---------------------------------------------------------------------------
 // Waking.
 
-void unpark(Fiber* f) noexcept {
+namespace {
+
+// The park-state half of an unpark: true if the caller now holds f as a
+// runnable fiber and must queue it; false if f had not switched out yet
+// and the notification left here will make it run again by itself.
+bool make_runnable(Fiber* f) noexcept {
   // acquire: pairs with the release of commit_park's CAS (the fiber's saved
   // context must be visible before anyone resumes it).
   std::uint8_t s = f->park.load(std::memory_order_acquire);
@@ -536,23 +498,14 @@ void unpark(Fiber* f) noexcept {
         // commit_park() to act on.
         if (f->park.compare_exchange_weak(s, kNotified, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
-          return;
+          return false;
         }
         break;
       case kParked:
         if (f->park.compare_exchange_weak(s, kRunnable, std::memory_order_acq_rel,
                                           std::memory_order_acquire)) {
           f->transition(FiberState::parked, FiberState::runnable);
-          Worker* w = current_worker();
-          if (w != nullptr && w->runtime() == f->runtime) {
-            w->schedule_local(f, w->in_fiber_code());
-          } else {
-            RuntimeImpl* rt = f->runtime;  // f may end once injected
-            rt->begin_external_wake();
-            rt->inject(f);
-            rt->end_external_wake();
-          }
-          return;
+          return true;
         }
         break;
       default:
@@ -563,12 +516,31 @@ void unpark(Fiber* f) noexcept {
   }
 }
 
+}  // namespace
+
+void unpark(Fiber* f) noexcept {
+  if (!make_runnable(f)) return;
+  Worker* w = current_worker();
+  if (w != nullptr && w->runtime() == f->runtime) {
+    w->schedule_local(f, w->in_fiber_code());
+  } else {
+    RuntimeImpl* rt = f->runtime;  // f may end once injected
+    rt->begin_external_wake();
+    rt->inject(f);
+    rt->end_external_wake();
+  }
+}
+
+void unpark(Fiber* f, FiberList& woken) noexcept {
+  if (make_runnable(f)) woken.push_front(f);
+}
+
 // ---------------------------------------------------------------------------
 // Stealing, searching, sleeping.
 
 Fiber* Worker::steal_half_into(Worker& thief) noexcept {
   for (int level = kLevels - 1; level >= 0; --level) {
-    auto& q = queues_[level];
+    Deque::Stealer q = queues_[static_cast<std::size_t>(level)].stealer();
     const std::size_t size = q.size();
     if (size == 0) continue;
     Fiber* first = q.steal();
@@ -601,17 +573,17 @@ Fiber* Worker::steal_from_others() noexcept {
 }
 
 bool Worker::help_timers() noexcept {
-  // Fire overdue timers of workers that are busy running a long fiber.
+  // Fire overdue timers of workers that are busy running a long fiber; the
+  // fibers they wake run here.
   const std::uint64_t now = rt_->now_tick();
   bool fired = false;
+  FiberList woken;
   for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
-    Worker& other = rt_->worker(i);
-    if (&other == this || other.timers_.next_expiry_hint() > now) continue;
-    if (other.timers_.lock.try_lock()) {
-      fire_timers(other.timers_, now);  // unlocks
-      fired = true;
-    }
+    TimerWheel& wheel = rt_->worker(i).driver_.timers();
+    if (&wheel == &driver_.timers() || wheel.next_expiry_hint() > now) continue;
+    fired |= wheel.try_advance(now, woken);
   }
+  schedule_woken(woken);
   return fired;
 }
 
@@ -620,8 +592,8 @@ Fiber* Worker::find_work() noexcept {
   const std::int64_t give_up = monotonic_ns() + spin_ns;
   bool searching = rt_->try_begin_search();
   for (;;) {
-    poll_own_timers();
-    if (io_->has_pending()) poll_io(0);
+    coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
+    poll_driver();
     pull_injector();
     Fiber* f = pop_local();
     if (f == nullptr && searching) f = steal_from_others();
@@ -642,11 +614,12 @@ Fiber* Worker::find_work() noexcept {
 }
 
 void Worker::sleep() noexcept {
-  futex_word.store(0, std::memory_order_relaxed);
+  wake_requested_.store(false, std::memory_order_relaxed);
   rt_->add_idle(this);  // seq_cst RMW inside: first half of the Dekker pair
   // Re-check after announcing idleness: a producer that pushed before it
   // read the idle count would not wake us (see notify_work).
-  if (rt_->exiting() || rt_->has_queued_work() || timers_.next_expiry_hint() <= rt_->now_tick()) {
+  if (rt_->exiting() || rt_->has_queued_work() ||
+      driver_.timers().next_expiry_hint() <= rt_->now_tick()) {
     rt_->remove_idle(this);
     return;
   }
@@ -658,10 +631,12 @@ void Worker::sleep() noexcept {
     if (timeout < 0) timeout = 0;
   }
   bump(sleeps_);
-  // One wait: a wake-up (futex_word is set before the backend is woken),
-  // I/O, or the timer deadline all end it; the run loop sorts out which.
-  if (futex_word.load(std::memory_order_acquire) == 0) poll_io(timeout);
+  // One wait: a wake-up (wake_requested_ is set before the driver is
+  // unparked), I/O, or the timer deadline all end it.
+  FiberList woken;
+  if (!wake_requested_.load(std::memory_order_acquire)) driver_.park(timeout, woken);
   rt_->remove_idle(this);
+  schedule_woken(woken);
 }
 
 void Worker::run() noexcept {
@@ -669,7 +644,7 @@ void Worker::run() noexcept {
   tls_runtime = rt_;
   sched_ctx_.bind_to_current_thread();
   AltSignalStack alt_stack;
-  io_->attach();
+  driver_.attach();
   while (!rt_->exiting()) {
     Fiber* f = pick_local();
     if (f == nullptr) f = find_work();

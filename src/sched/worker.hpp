@@ -8,9 +8,10 @@
 // pick order: critical deque, high deque, LIFO slot, normal deque, low deque.
 // The owner pops its deques LIFO (work-first, as Cilk: a spawning fiber's
 // children run depth-first, which keeps few stacks alive). To bound
-// starvation, every kFairnessTick-th pick polls the injector and the timer
-// wheel, and takes the *oldest* fiber of a level instead if that one has
-// waited longer than Config::preemption_interval (take_starved).
+// starvation, every kFairnessTick-th pick polls the injector and the driver
+// (a park with timeout 0: due timers, I/O completions), and takes the
+// *oldest* fiber of a level instead if that one has waited longer than
+// Config::preemption_interval (take_starved).
 //
 // Yielders go to a per-level owner-only FIFO (yielded_), behind every fiber
 // already runnable at their level, so yielding fibers go round-robin without
@@ -26,13 +27,17 @@
 // pending post-switch action and run by the incoming context first thing.
 //
 // Idle protocol (Go's proc.go "spinning threads"): a worker out of work first
-// searches (steals half of a random victim's deque, polls the injector and
-// overdue timers) for Config::spin_before_park; at most half the workers
-// search at once. Then it registers as idle, re-checks every queue (the
-// re-check and notify_work's check are the two halves of a Dekker pattern
-// with seq_cst fences), and sleeps in its reactor backend's wait (io_uring
-// or epoll, src/io) until woken, until I/O completes or until the nearest
-// timer is due. Searching and every fairness tick poll the backend too.
+// searches (steals half of a random victim's deque, polls the injector, its
+// driver and other workers' overdue timers) for Config::spin_before_park; at
+// most half the workers search at once. Then it registers as idle,
+// re-checks every queue (the re-check and notify_work's check are the two
+// halves of a Dekker pattern with seq_cst fences), and sleeps in its
+// driver's park (sched/driver.hpp: the reactor's wait, io_uring or epoll)
+// until woken, until I/O completes or until the nearest timer is due.
+//
+// Every fiber the driver or a helped wheel makes runnable comes back as a
+// list, and schedule_woken() is the one place that queues such lists: the
+// surplus-wake rule and the deadline order of timer wake-ups live there.
 #pragma once
 
 #include <array>
@@ -43,14 +48,14 @@
 
 #include "context/context.hpp"
 #include "fiber/fiber.hpp"
+#include "fiber/fiber_list.hpp"
 #include "fiber/stack.hpp"
+#include "sched/current.hpp"
 #include "sched/deque.hpp"
+#include "sched/driver.hpp"
 #include "sched/timer_wheel.hpp"
 
 namespace weft::detail {
-namespace io {
-class Backend;
-}
 
 class RuntimeImpl;
 
@@ -59,15 +64,11 @@ class Worker {
   static constexpr int kLevels = 4;
   static constexpr std::uint32_t kFairnessTick = 61;  // Go checks its global queue every 61 ticks
 
-  Worker(RuntimeImpl* rt, int index);
+  /// A worker of rt, driving `reactor` (its own; see sched/driver.hpp).
+  Worker(RuntimeImpl* rt, int index, std::unique_ptr<Reactor> reactor);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
-
-  /// Gives the worker its reactor backend (before its thread starts).
-  void set_io(std::unique_ptr<io::Backend> io) noexcept;
-  /// This worker's reactor backend (src/io/backend.hpp).
-  io::Backend* io() const noexcept { return io_.get(); }
 
   /// Thread body: runs fibers until the runtime stops.
   void run() noexcept;
@@ -89,7 +90,6 @@ class Worker {
   /// True while a fiber runs user code here (wakes may use the LIFO slot).
   bool in_fiber_code() const noexcept { return current_ != nullptr && !in_maintenance_; }
   StackCache& stacks() noexcept { return stacks_; }
-  TimerWheel& timers() noexcept { return timers_; }
   FiberId next_fiber_id() noexcept;
   bool preempt_requested() const noexcept { return preempt_.load(std::memory_order_relaxed); }
   void bump_spawned() noexcept { bump(spawned_); }
@@ -101,6 +101,11 @@ class Worker {
   // --- any thread --------------------------------------------------------
   RuntimeImpl* runtime() const noexcept { return rt_; }
   int index() const noexcept { return index_; }
+  /// This worker's driver: its reactor and timer wheel. The owner parks on
+  /// it; other threads use its reactor's wake(), its wheel through Timer
+  /// handles, and its timer hint.
+  Driver& driver() noexcept { return driver_; }
+  const Driver& driver() const noexcept { return driver_; }
   /// Moves up to half of the highest non-empty level of this worker's
   /// deques into `thief`'s, returning one fiber for the thief to run.
   Fiber* steal_half_into(Worker& thief) noexcept;
@@ -108,7 +113,7 @@ class Worker {
   std::size_t queued() const noexcept;
   /// Racy: fibers in this worker's yielded lists.
   std::size_t yielded() const noexcept { return yielded_len_.load(std::memory_order_relaxed); }
-  /// Wakes the worker if it sleeps (in its backend's wait).
+  /// Wakes the worker if it sleeps (in its driver's park).
   void wake() noexcept;
 
   // Monitor view (written by the owner with relaxed stores at each switch).
@@ -119,21 +124,20 @@ class Worker {
   // Statistics (owner-written, read by stats()).
   std::atomic<std::uint64_t> spawned_{0}, completed_{0}, steals_{0}, parks_{0}, sleeps_{0};
 
-  // Idle-list membership; guarded by RuntimeImpl's idle lock.
+  // Idle-list membership; guarded by RuntimeImpl's idle lock (which the
+  // analysis cannot name from here: RuntimeImpl's idle functions carry it).
   bool idle_listed = false;
-  std::atomic<std::uint32_t> futex_word{0};
   std::thread thread;
 
  private:
   enum class PostAction : std::uint8_t { none, commit_park, recycle };
-  struct FiberList {  // intrusive FIFO through Fiber::next; owner-only
-    Fiber* head = nullptr;
-    Fiber* tail = nullptr;
-  };
+  using Deque = ChaseLevDeque<Fiber*>;
 
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
+  /// The owner's handle on level's deque (this thread only).
+  Deque::Owner own(int level) noexcept { return queues_[static_cast<std::size_t>(level)].owner(); }
   Fiber* pick_local() noexcept;
   Fiber* pop_local() noexcept;
   Fiber* take_oldest(int min_level) noexcept;
@@ -141,25 +145,12 @@ class Worker {
   Fiber* take_yielded(int level) noexcept;
   void spill_yielded() noexcept;
   void maintenance() noexcept;
-  bool poll_own_timers() noexcept;
-  /// Advances `wheel` (lock held by the caller) to now, then queues the
-  /// fibers its timers woke so that they run in deadline order.
-  void fire_timers(TimerWheel& wheel, std::uint64_t now) noexcept;
-
- public:
-  /// Called from a TimerEntry's fire callback (under the wheel's lock): runs
-  /// e->after_unlock(e) on this worker once fire_timers has released the
-  /// lock and flushed its wakes. e must stay valid until then.
-  void defer_after_timers(TimerEntry* e) noexcept {
-    e->next = deferred_timers_;
-    deferred_timers_ = e;
-  }
-
- private:
-  /// Runs the backend's wait (timeout_ns as Backend::wait) with its wakes
-  /// batched in completion order.
-  void poll_io(std::int64_t timeout_ns) noexcept;
-  void flush_batched_wakes() noexcept;
+  /// Parks on the driver with timeout 0 and queues what it returns.
+  void poll_driver() noexcept;
+  /// Queues the fibers a driver park or a helped wheel made runnable (Go's
+  /// injectglist): the one place such lists enter the run queues. Empties
+  /// `woken`.
+  void schedule_woken(FiberList& woken) noexcept;
   void pull_injector() noexcept;
   void push_deque(Fiber* f) noexcept;
   Fiber* find_work() noexcept;
@@ -183,19 +174,21 @@ class Worker {
   const int index_;
   const std::uint32_t starve_ms_;  // Config::preemption_interval in ms
   // The worker's clock (ms since the runtime's epoch), refreshed on every
-  // maintenance tick and timer poll: cheap stamps for queued fibers.
+  // maintenance tick and search round: cheap stamps for queued fibers.
   std::uint32_t coarse_ms_ = 0;
   Context sched_ctx_;
   Fiber* current_ = nullptr;
-  std::array<ChaseLevDeque<Fiber*>, kLevels> queues_;
+  std::array<Deque, kLevels> queues_;
   Fiber* lifo_ = nullptr;
-  std::array<FiberList, kLevels> yielded_;
+  std::array<FiberList, kLevels> yielded_;     // owner-only FIFOs
   std::atomic<std::uint64_t> yielded_len_{0};  // owner-written; read by stats
   std::uint32_t nonempty_ = 0;                 // bit per level that may hold fibers (see pop_local)
-  TimerWheel timers_;
-  TimerEntry* deferred_timers_ = nullptr;  // see defer_after_timers
+  Driver driver_;
+  // Set by wake() before it wakes the driver; the sleeper clears it before
+  // announcing itself idle and skips its park if it is set by then. So a
+  // wake-up that lands between the two is not slept through.
+  std::atomic<bool> wake_requested_{false};
   StackCache stacks_;
-  std::unique_ptr<io::Backend> io_;
   std::uint32_t ticks_left_ = kFairnessTick;
   /// True on every kFairnessTick-th scheduling decision.
   bool fairness_tick() noexcept {
@@ -204,42 +197,23 @@ class Worker {
     return true;
   }
   std::uint32_t rng_;
+  // True while maintenance() runs on a fiber's behalf (yield, park): wakes
+  // made meanwhile (a deadline's cancellation) go to the deques, not to the
+  // LIFO slot, which belongs to wakes by the running fiber's own code.
   bool in_maintenance_ = false;
-  // While fire_timers or poll_io runs, fibers unparked on this thread
-  // collect here (prepended: latest wake first) instead of going straight to
-  // the LIFO-popped deque; flush_batched_wakes() queues them oldest-on-top.
-  bool collecting_wakes_ = false;
-  Fiber* batched_wakes_ = nullptr;
   PostAction pending_action_ = PostAction::none;
   Fiber* pending_fiber_ = nullptr;
   FiberId id_next_ = 0, id_limit_ = 0;
 };
 
-/// The worker whose thread calls, or nullptr. Out of line on purpose (TLS
-/// hazard): never cache the result across a call that may switch fibers.
-Worker* current_worker() noexcept;
-/// The runtime of the calling thread: a worker's, or a blocking-pool
-/// thread's; nullptr elsewhere.
-RuntimeImpl* current_runtime() noexcept;
-void set_current_runtime(RuntimeImpl* rt) noexcept;
-/// The fiber running on this thread, or nullptr.
-Fiber* current_fiber() noexcept;
-
-/// The probe of lazy binary splitting (A. Tzannes, G. C. Caragea, R. Barua,
-/// U. Vishkin, "Lazy Binary-Splitting: A Run-Time Adaptive Work-Stealing
-/// Scheduler", PPoPP 2010; used by weft/parallel.hpp): true when the calling
-/// fiber's worker has no fiber in its stealable run queues (its deques). A
-/// loop that offered work before (pushed a fiber) sees true again once that
-/// work has been stolen or run, i.e. when a hungry worker would find nothing
-/// here; that is when splitting off more work pays. The LIFO slot and the
-/// yielded lists are not counted: thieves cannot take from them. True outside
-/// a worker (no local queue). Racy by design: a thief may empty a deque just
-/// after a false answer, which only delays a split to the next probe.
-/// Cost: one out-of-line TLS read, the owner's level mask and two relaxed
-/// loads per level that may hold fibers; no locked instruction, no fence.
-bool local_run_queue_empty() noexcept;
-
 /// Wakes a parked fiber (see the protocol in fiber.hpp). Any thread.
 void unpark(Fiber* f) noexcept;
+
+/// As unpark(f), for a driver's reactor and timer wheel: a fiber this makes
+/// runnable is prepended to `woken` instead of being queued; the worker that
+/// parked on the driver queues the list (Worker::schedule_woken). A wake
+/// that reaches f before it has switched out leaves a notification as
+/// unpark() does, and nothing is added. Owner thread of the list.
+void unpark(Fiber* f, FiberList& woken) noexcept;
 
 }  // namespace weft::detail

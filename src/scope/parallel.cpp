@@ -40,17 +40,18 @@
 //   Failures: fail() elects the first exception (failed_ exchange) and
 //     raises stop_, which every leaf polls before each grain; finish()
 //     rethrows it after join(). The caller's cancellation, polled through
-//     scope/cancel_hook.hpp, is recorded as a weft::Cancelled failure.
+//     is_cancelled() on the caller's fiber (fiber/fiber.hpp), is recorded
+//     as a weft::Cancelled failure.
 #include "weft/parallel.hpp"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
+#include "fiber/fiber.hpp"
+#include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
-#include "sched/worker.hpp"
-#include "scope/cancel_hook.hpp"
 #include "weft/errors.hpp"
 #include "weft/this_fiber.hpp"
 
@@ -72,7 +73,7 @@ std::size_t auto_grain(std::size_t n, std::size_t workers) noexcept {
 }  // namespace
 
 ParJob::ParJob(Runtime* rt, std::size_t n, const ParOptions& opts)
-    : rt_(rt), cancel_src_(nullptr), grain_(1) {
+    : rt_(rt), caller_(nullptr), grain_(1) {
   RuntimeImpl* current = current_runtime();
   std::size_t workers = 1;
   if (rt != nullptr) {
@@ -95,8 +96,11 @@ ParJob::ParJob(Runtime* rt, std::size_t n, const ParOptions& opts)
         "weft::ParOptions::stack_size must be 0 or between 16 KiB and 1 GiB, got " +
         std::to_string(opts.stack_size));
   }
-  cancel_src_ = cancel_source();
-  if (cancel_pending(cancel_src_)) throw Cancelled();
+  // The caller, if a fiber: helpers poll its cancellation (it outlives
+  // them, since join() waits for every helper). Plain and blocking-pool
+  // threads cannot be cancelled here.
+  caller_ = current_fiber();
+  if (is_cancelled(caller_)) throw Cancelled();
   grain_ = opts.grain != 0 ? opts.grain : auto_grain(n, workers);
   split_enabled_ = workers > 1 && opts.max_fibers != 1;
   // Working leaves = (pending_ - 1) + (1 if the caller works inline); a
@@ -114,7 +118,7 @@ ParJob::Step ParJob::before_grain(std::size_t remaining) noexcept {
   // relaxed: stop_ is only a hint to stop early; the failure itself reaches
   // the caller through the leaf_done()/join() chain.
   if (stop_.load(std::memory_order_relaxed)) return Step::stop;
-  if (cancel_pending(cancel_src_)) {
+  if (is_cancelled(caller_)) {
     if (!failed_.load(std::memory_order_relaxed)) fail(std::make_exception_ptr(Cancelled()));
     stop_.store(true, std::memory_order_relaxed);
     return Step::stop;
@@ -173,7 +177,7 @@ void ParJob::join() noexcept {
   // this drops the last reference, every leaf's writes are visible now.
   if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) return;
   // Not cancellable: the helpers point into this frame, so the wait must
-  // finish. The caller's cancellation reaches them through cancel_src_ and
+  // finish. The caller's cancellation reaches them through caller_ and
   // makes them stop at their next grain instead. The waker's release CAS
   // pairs with the acquire in Waiter::result().
   w.wait(-1, /*cancellable=*/false);

@@ -85,6 +85,7 @@ bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
     const Waiter::Result r = detail::wait_queued(
         queue_lock_, waiters_, n, deadline_ns,
         [&] {
+          queue_lock_.assert_held();  // on_abandon runs under the lock (wait_queued)
           // relaxed: under queue_lock_, like every other change of kParked.
           if (detail::empty(waiters_)) state_.fetch_and(~kParked, std::memory_order_relaxed);
         },

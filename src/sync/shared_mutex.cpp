@@ -51,8 +51,10 @@ bool SharedMutex::lock_impl(bool exclusive, std::int64_t deadline_ns) {
   WaitNode n(&w);
   n.count = exclusive ? kWriter : kReader;
   // Leaving may unblock the readers queued behind a departing writer.
-  const Waiter::Result r =
-      detail::wait_queued(lock_, waiters_, n, deadline_ns, [&] { admit_locked(); });
+  const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, deadline_ns, [&] {
+    lock_.assert_held();  // on_abandon runs under the lock (wait_queued)
+    admit_locked();
+  });
   return r == Waiter::kNotified || detail::abandoned(r);
 }
 

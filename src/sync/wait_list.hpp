@@ -13,7 +13,7 @@
 
 #include <cstdint>
 
-#include "sched/spinlock.hpp"
+#include "base/spinlock.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/wait_list.hpp"
 #include "weft/errors.hpp"
@@ -110,16 +110,23 @@ inline WaitNode* first_live(WaitList& l) noexcept {
 }
 
 /// Claims, grants and completes every node (closing, releasing all).
-/// `closed` is recorded in each node. Returns how many were woken.
-inline std::size_t grant_all(WaitList& l, bool closed = false) noexcept {
-  std::size_t woken = 0;
+/// `closed` is recorded in each node. Fibers made runnable go to *woken if
+/// given (a driver's reactor: sched/driver.hpp), else are unparked. Returns
+/// how many were woken.
+inline std::size_t grant_all(WaitList& l, bool closed = false,
+                             FiberList* woken = nullptr) noexcept {
+  std::size_t n_woken = 0;
   while (WaitNode* n = claim_front(l)) {
     n->granted = true;
     n->closed = closed;
-    n->waiter->complete(Waiter::kNotified);
-    ++woken;
+    if (woken != nullptr) {
+      n->waiter->complete(Waiter::kNotified, *woken);
+    } else {
+      n->waiter->complete(Waiter::kNotified);
+    }
+    ++n_woken;
   }
-  return woken;
+  return n_woken;
 }
 
 /// Claims the first claimable node, marks it granted and completes it.
@@ -140,7 +147,8 @@ inline bool grant_one(WaitList& l) noexcept {
 /// Returns the Waiter's result; the lock is not held on return.
 template <class OnAbandon>
 Waiter::Result wait_queued(SpinLock& lock, WaitList& l, WaitNode& n, std::int64_t deadline_ns,
-                           OnAbandon on_abandon, bool front = false, bool cancellable = true) {
+                           OnAbandon on_abandon, bool front = false, bool cancellable = true)
+    WEFT_RELEASE(lock) {
   if (front) {
     push_front(l, &n);
   } else {
@@ -158,7 +166,7 @@ Waiter::Result wait_queued(SpinLock& lock, WaitList& l, WaitNode& n, std::int64_
 
 /// wait_queued() without clean-up.
 inline Waiter::Result wait_queued(SpinLock& lock, WaitList& l, WaitNode& n,
-                                  std::int64_t deadline_ns) {
+                                  std::int64_t deadline_ns) WEFT_RELEASE(lock) {
   return wait_queued(lock, l, n, deadline_ns, [] {});
 }
 
@@ -172,7 +180,8 @@ inline bool abandoned(Waiter::Result r) {
 /// Waits on `l` for a grant without request data (events, counters).
 /// Precondition: `lock` held; it is released. True if granted, false on
 /// timeout. @throws weft::Cancelled if the fiber is cancelled.
-inline bool wait_for_grant(SpinLock& lock, WaitList& l, std::int64_t deadline_ns) {
+inline bool wait_for_grant(SpinLock& lock, WaitList& l, std::int64_t deadline_ns)
+    WEFT_RELEASE(lock) {
   Waiter w;
   WaitNode n(&w);
   const Waiter::Result r = wait_queued(lock, l, n, deadline_ns);

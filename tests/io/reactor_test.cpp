@@ -96,12 +96,13 @@ TEST_P(BackendTest, CreateAllMakesTheRequestedKind) {
   }
 }
 
-// The backend's wait contract, driven from an owner thread while this
+// The backend's poll contract, driven from an owner thread while this
 // thread checks each step (bounded) instead of hanging on a broken one:
-// wait(0) returns; a timeout alone ends a wait; a wake() before a wait
+// poll(0) returns; a timeout alone ends a poll; a wake() before a poll
 // makes it return (a wake-up is never lost); wake() from another thread
-// ends a blocking wait, many times over. Blocking waits are counted.
-TEST_P(BackendTest, WaitHonoursWakeAndTimeout) {
+// ends a blocking poll, many times over; no poll hands back a fiber
+// (nothing is in flight). Blocking polls are counted.
+TEST_P(BackendTest, PollHonoursWakeAndTimeout) {
   weft::Config cfg;
   cfg.io_backend = GetParam();
   auto all = io::Backend::create_all(cfg, 1);
@@ -110,35 +111,41 @@ TEST_P(BackendTest, WaitHonoursWakeAndTimeout) {
   std::atomic<int> go{0};    // how far the owner may go
   std::atomic<bool> woken{false};
   constexpr int kWakes = 50;
+  std::atomic<int> fibers{0};  // handed back by a poll: none may be
   std::thread owner([&] {
     b.attach();  // this thread is the owner now
-    b.wait(0);   // nothing to do: returns at once
+    weft::detail::FiberList woken_fibers;
+    auto poll = [&](std::int64_t timeout_ns) {
+      b.poll(timeout_ns, woken_fibers);
+      while (woken_fibers.pop_front() != nullptr) fibers.fetch_add(1);
+    };
+    poll(0);  // nothing to do: returns at once
     step = 1;
     // A timeout alone ends a wait. (It may end early: "up to timeout_ns";
     // the worker re-checks its timers. epoll_pwait2 on a thread that owned
     // an io_uring before can say EINTR, for instance.)
-    for (int i = 0; i < 3; ++i) b.wait(std::chrono::nanoseconds(20ms).count());
+    for (int i = 0; i < 3; ++i) poll(std::chrono::nanoseconds(20ms).count());
     step = 2;
     while (go.load() < 3) std::this_thread::yield();
-    b.wait(-1);  // woken before it began
+    poll(-1);  // woken before it began
     step = 3;
     for (int i = 0; i < kWakes; ++i) {
-      while (!woken.exchange(false)) b.wait(-1);  // a spurious return just waits again
+      while (!woken.exchange(false)) poll(-1);  // a spurious return just waits again
       step = 4 + i;
     }
-    b.wait(0);
+    poll(0);
   });
   const std::uint64_t waits0 = b.blocking_waits();
-  EXPECT_TRUE(eventually([&] { return step.load() >= 2; })) << "wait(0) or a timed wait hung";
+  EXPECT_TRUE(eventually([&] { return step.load() >= 2; })) << "poll(0) or a timed poll hung";
   b.wake();
   go = 3;
-  EXPECT_TRUE(eventually([&] { return step.load() >= 3; })) << "a wake() before the wait was lost";
+  EXPECT_TRUE(eventually([&] { return step.load() >= 3; })) << "a wake() before the poll was lost";
   for (int i = 0; i < kWakes && !HasFailure(); ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(100 * (i % 10)));
     woken = true;
     b.wake();
     EXPECT_TRUE(eventually([&] { return step.load() >= 4 + i; }))
-        << "wake() " << i << " from another thread did not end the wait";
+        << "wake() " << i << " from another thread did not end the poll";
   }
   while (step.load() < 3 + kWakes) {  // only when broken: let the owner finish
     go = 3;
@@ -147,7 +154,8 @@ TEST_P(BackendTest, WaitHonoursWakeAndTimeout) {
     std::this_thread::sleep_for(1ms);
   }
   owner.join();
-  // The timed and the blocking waits were counted (not wait(0)).
+  EXPECT_EQ(fibers.load(), 0) << "a poll with nothing in flight handed back fibers";
+  // The timed and the blocking polls were counted (not poll(0)).
   EXPECT_GE(b.blocking_waits() - waits0, static_cast<std::uint64_t>(kWakes));
 }
 
@@ -215,6 +223,7 @@ TEST(IoObjectTest, StaleTokensMissRecycledSlots) {
     const std::uint64_t t = token_of(o);
     io::IoObject* found = io::lock_token(t);
     ASSERT_EQ(found, o);
+    found->lock.assert_held();  // lock_token returns it locked
     found->lock.unlock();
     for (std::uint64_t s : stale) EXPECT_EQ(io::lock_token(s), nullptr);
     io::drop_handle(o);

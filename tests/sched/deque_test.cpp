@@ -1,6 +1,6 @@
 // Unit tests of the bounded Chase-Lev deque (src/sched/deque.hpp): owner
 // push/pop at the bottom, thieves steal from the top; every item is taken
-// exactly once even under concurrent stealing.
+// exactly once even under concurrent stealing. The two roles are two types.
 #include "sched/deque.hpp"
 
 #include <gtest/gtest.h>
@@ -18,43 +18,62 @@ namespace {
 
 using weft::detail::ChaseLevDeque;
 
+// Roles are types: a thief's handle cannot push or pop, the owner's does not
+// steal, and the deque itself offers no operation but its two handles.
+using Deque = ChaseLevDeque<int*, 8>;
+template <class H>
+concept CanPush = requires(H h, int* p) {
+  h.push(p);
+};
+template <class H>
+concept CanPop = requires(H h) {
+  h.pop();
+};
+template <class H>
+concept CanSteal = requires(H h) {
+  h.steal();
+};
+static_assert(CanPush<Deque::Owner> && CanPop<Deque::Owner> && !CanSteal<Deque::Owner>);
+static_assert(CanSteal<Deque::Stealer> && !CanPush<Deque::Stealer> && !CanPop<Deque::Stealer>);
+static_assert(!CanPush<Deque&> && !CanPop<Deque&> && !CanSteal<Deque&>);
+
 TEST(ChaseLevDeque, StartsEmpty) {
   ChaseLevDeque<int*, 8> d;
-  EXPECT_TRUE(d.empty());
-  EXPECT_EQ(d.size(), 0u);
-  EXPECT_EQ(d.pop(), nullptr);
-  EXPECT_EQ(d.steal(), nullptr);
+  EXPECT_TRUE(d.stealer().empty());
+  EXPECT_EQ(d.stealer().size(), 0u);
+  EXPECT_EQ(d.owner().pop(), nullptr);
+  EXPECT_EQ(d.stealer().steal(), nullptr);
 }
 
 TEST(ChaseLevDeque, OwnerPopIsLifoStealIsFifo) {
   int items[6];
   ChaseLevDeque<int*, 8> d;
-  for (int& i : items) ASSERT_TRUE(d.push(&i));
-  EXPECT_EQ(d.size(), 6u);
-  EXPECT_EQ(d.pop(), &items[5]);
-  EXPECT_EQ(d.pop(), &items[4]);
-  EXPECT_EQ(d.steal(), &items[0]);
-  EXPECT_EQ(d.steal(), &items[1]);
-  EXPECT_EQ(d.size(), 2u);
-  EXPECT_EQ(d.pop(), &items[3]);
-  EXPECT_EQ(d.steal(), &items[2]);
-  EXPECT_EQ(d.pop(), nullptr);
-  EXPECT_EQ(d.steal(), nullptr);
-  EXPECT_TRUE(d.empty());
+  for (int& i : items) ASSERT_TRUE(d.owner().push(&i));
+  EXPECT_EQ(d.stealer().size(), 6u);
+  EXPECT_EQ(d.owner().pop(), &items[5]);
+  EXPECT_EQ(d.owner().pop(), &items[4]);
+  EXPECT_EQ(d.stealer().steal(), &items[0]);
+  EXPECT_EQ(d.stealer().steal(), &items[1]);
+  EXPECT_EQ(d.stealer().size(), 2u);
+  EXPECT_EQ(d.owner().pop(), &items[3]);
+  EXPECT_EQ(d.stealer().steal(), &items[2]);
+  EXPECT_EQ(d.owner().pop(), nullptr);
+  EXPECT_EQ(d.stealer().steal(), nullptr);
+  EXPECT_TRUE(d.stealer().empty());
 }
 
 TEST(ChaseLevDeque, PushFailsWhenFullAndRecoversAfterwards) {
   constexpr std::size_t kCap = 8;
   std::vector<int> items(kCap + 1);
   ChaseLevDeque<int*, kCap> d;
-  for (std::size_t i = 0; i < kCap; ++i) ASSERT_TRUE(d.push(&items[i])) << i;
-  EXPECT_FALSE(d.push(&items[kCap])) << "push into a full deque must fail";
-  EXPECT_EQ(d.size(), kCap);
-  EXPECT_EQ(d.steal(), &items[0]);
-  EXPECT_TRUE(d.push(&items[kCap])) << "a slot freed by steal must be reusable";
-  EXPECT_EQ(d.pop(), &items[kCap]);
-  for (std::size_t i = kCap - 1; i >= 1; --i) EXPECT_EQ(d.pop(), &items[i]);
-  EXPECT_TRUE(d.empty());
+  for (std::size_t i = 0; i < kCap; ++i) ASSERT_TRUE(d.owner().push(&items[i])) << i;
+  EXPECT_FALSE(d.owner().push(&items[kCap])) << "push into a full deque must fail";
+  EXPECT_EQ(d.stealer().size(), kCap);
+  EXPECT_EQ(d.stealer().steal(), &items[0]);
+  EXPECT_TRUE(d.owner().push(&items[kCap])) << "a slot freed by steal must be reusable";
+  EXPECT_EQ(d.owner().pop(), &items[kCap]);
+  for (std::size_t i = kCap - 1; i >= 1; --i) EXPECT_EQ(d.owner().pop(), &items[i]);
+  EXPECT_TRUE(d.stealer().empty());
 }
 
 TEST(ChaseLevDeque, WrapsAroundManyTimes) {
@@ -63,15 +82,15 @@ TEST(ChaseLevDeque, WrapsAroundManyTimes) {
   ChaseLevDeque<int*, kCap> d;
   std::size_t next_in = 0, next_steal = 0;
   // Keep 3 items inside while indices run far past the capacity.
-  for (; next_in < 3; ++next_in) ASSERT_TRUE(d.push(&items[next_in]));
+  for (; next_in < 3; ++next_in) ASSERT_TRUE(d.owner().push(&items[next_in]));
   while (next_in < items.size()) {
-    ASSERT_TRUE(d.push(&items[next_in++]));
-    ASSERT_EQ(d.steal(), &items[next_steal++]);
+    ASSERT_TRUE(d.owner().push(&items[next_in++]));
+    ASSERT_EQ(d.stealer().steal(), &items[next_steal++]);
   }
-  EXPECT_EQ(d.pop(), &items[999]);
-  EXPECT_EQ(d.pop(), &items[998]);
-  EXPECT_EQ(d.pop(), &items[997]);
-  EXPECT_EQ(d.pop(), nullptr);
+  EXPECT_EQ(d.owner().pop(), &items[999]);
+  EXPECT_EQ(d.owner().pop(), &items[998]);
+  EXPECT_EQ(d.owner().pop(), &items[997]);
+  EXPECT_EQ(d.owner().pop(), nullptr);
 }
 
 /// One owner pushing (and popping some back), `thieves` threads stealing.
@@ -100,10 +119,10 @@ void owner_and_thieves(int thieves, std::size_t total) {
         // Read the flag before stealing: if the owner was done and the deque
         // is then seen empty, nothing can appear any more.
         const bool done = owner_done.load(std::memory_order_acquire);
-        if (int* p = d.steal()) {
+        if (int* p = d.stealer().steal()) {
           take(p);
           stolen.fetch_add(1, std::memory_order_relaxed);
-        } else if (done && d.empty()) {
+        } else if (done && d.stealer().empty()) {
           return;
         }
       }
@@ -115,21 +134,21 @@ void owner_and_thieves(int thieves, std::size_t total) {
   std::size_t popped = 0;
   std::mt19937 rng(99);
   for (std::size_t i = 0; i < total; ++i) {
-    while (!d.push(&items[i])) {
+    while (!d.owner().push(&items[i])) {
       // Full: take one back ourselves (the runtime moves work elsewhere).
-      if (int* p = d.pop()) {
+      if (int* p = d.owner().pop()) {
         take(p);
         ++popped;
       }
     }
     if (rng() % 3 == 0) {
-      if (int* p = d.pop()) {
+      if (int* p = d.owner().pop()) {
         take(p);
         ++popped;
       }
     }
   }
-  while (int* p = d.pop()) {
+  while (int* p = d.owner().pop()) {
     take(p);
     ++popped;
   }
@@ -145,7 +164,7 @@ void owner_and_thieves(int thieves, std::size_t total) {
   EXPECT_EQ(missing, 0u) << "items never taken";
   EXPECT_EQ(duplicated, 0u) << "items taken more than once";
   EXPECT_EQ(popped + stolen.load(), total);
-  EXPECT_TRUE(d.empty());
+  EXPECT_TRUE(d.stealer().empty());
 }
 
 TEST(ChaseLevDeque, OneOwnerThreeThievesTakeEveryItemExactlyOnce) {
@@ -169,18 +188,18 @@ TEST(ChaseLevDeque, LastItemRaceBetweenOwnerAndThieves) {
   for (int t = 0; t < 2; ++t) {
     thieves.emplace_back([&] {
       while (!stop.load(std::memory_order_relaxed)) {
-        if (int* p = d.steal()) taken[p - items.data()].fetch_add(1);
+        if (int* p = d.stealer().steal()) taken[p - items.data()].fetch_add(1);
       }
     });
   }
   for (int i = 0; i < rounds; ++i) {
-    if (!d.push(&items[i])) {
+    if (!d.owner().push(&items[i])) {
       ADD_FAILURE() << "push into an empty deque failed";
       break;
     }
-    if (int* p = d.pop()) taken[p - items.data()].fetch_add(1);
+    if (int* p = d.owner().pop()) taken[p - items.data()].fetch_add(1);
     // Whoever won, the deque is empty again before the next round.
-    while (!d.empty()) {
+    while (!d.stealer().empty()) {
     }
   }
   stop = true;

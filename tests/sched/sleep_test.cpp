@@ -184,6 +184,42 @@ TEST(SleepOneWorker, ASleepingFiberDoesNotBlockItsWorker) {
   EXPECT_EQ(events, (std::vector<std::string>{"yielder done", "sleeper woke"}));
 }
 
+// Timers that come due together are handed to the worker as one list by
+// its driver's park (sched/driver.hpp), and the worker queues that list in
+// one place: they must still run in deadline order. One worker, and the
+// root fiber spins (no switch) past every deadline, so all of them fire in
+// a single advance of the wheel; the sleepers were spawned in shuffled
+// order, so arming order says nothing about deadline order.
+TEST(SleepOneWorker, TimersDueTogetherRunInDeadlineOrder) {
+  Runtime rt(weft::test::workers_config(1));
+  constexpr int kFibers = 6;
+  std::vector<int> slots(kFibers);
+  for (int i = 0; i < kFibers; ++i) slots[i] = i;
+  std::shuffle(slots.begin(), slots.end(), std::mt19937(42));
+  std::vector<int> wake_order;  // one worker: no concurrent access
+  rt.block_on([&] {
+    const auto base = Clock::now() + 20ms;
+    int armed = 0;
+    std::vector<JoinHandle<void>> hs;
+    for (int slot : slots) {
+      hs.push_back(weft::spawn([&, slot, base] {
+        ++armed;
+        weft::this_fiber::sleep_until(base + slot * 3ms);
+        wake_order.push_back(slot);
+      }));
+    }
+    // One worker: when the yields stop, every sleeper has run up to its
+    // park (its timer is armed).
+    while (armed < kFibers) weft::this_fiber::yield();
+    while (Clock::now() < base + kFibers * 3ms + 2ms) {
+      // Spin without switching: every deadline passes meanwhile.
+    }
+    for (auto& h : hs) h.join();
+  });
+  EXPECT_EQ(wake_order, (std::vector<int>{0, 1, 2, 3, 4, 5}))
+      << "timers fired in one advance ran out of deadline order";
+}
+
 TEST_P(Sleep, PlainThreadJoinWaitsForASleepingFiber) {
   Runtime rt(config());
   const auto start = Clock::now();

@@ -1,6 +1,8 @@
-// Unit tests of the hierarchical timer wheel (src/sched/timer_wheel.hpp):
-// entries fire in tick order, never before their tick, always by the first
-// advance that reaches it; removed entries never fire.
+// Unit tests of the hierarchical timer wheel and its Timer handle
+// (src/sched/timer_wheel.hpp): timers fire in tick order, never before their
+// tick, always by the first advance that reaches it; cancelled timers never
+// fire; reset moves an armed timer; AfterUnlock callbacks run in order,
+// outside the wheel's lock.
 #include "sched/timer_wheel.hpp"
 
 #include <gtest/gtest.h>
@@ -18,22 +20,23 @@
 
 namespace {
 
-using weft::detail::LockGuard;
-using weft::detail::TimerEntry;
+using weft::detail::FiberList;
 using weft::detail::TimerWheel;
-
-struct Timer {
-  TimerEntry entry;  // first member: &entry == this
-  int id = 0;
-};
 
 /// Fire log; the wheel is driven from the test thread only.
 std::vector<std::pair<int, std::uint64_t>>* g_fired = nullptr;
 std::uint64_t g_now = 0;
 
-void on_fire(TimerEntry* e) noexcept {
-  auto* t = reinterpret_cast<Timer*>(e);
-  g_fired->emplace_back(t->id, g_now);
+void on_fire(weft::detail::Timer* t, FiberList& woken) noexcept;
+
+struct Timer : weft::detail::Timer {
+  Timer() noexcept : weft::detail::Timer(&on_fire) {}
+  int id = 0;
+  std::uint64_t when = 0;  // the tick asked for
+};
+
+void on_fire(weft::detail::Timer* t, FiberList&) noexcept {
+  g_fired->emplace_back(static_cast<Timer*>(t)->id, g_now);
 }
 
 class TimerWheelTest : public ::testing::Test {
@@ -48,22 +51,16 @@ class TimerWheelTest : public ::testing::Test {
     timers_.push_back(std::make_unique<Timer>());
     Timer* t = timers_.back().get();
     t->id = id;
-    t->entry.when_ms = when;
-    t->entry.fire = &on_fire;
+    t->when = when;
     return t;
   }
-  bool insert(Timer* t) {
-    LockGuard g(wheel_.lock);
-    return wheel_.insert(&t->entry);
-  }
-  void remove(Timer* t) {
-    LockGuard g(wheel_.lock);
-    wheel_.remove(&t->entry);
-  }
+  bool insert(Timer* t) { return t->arm(wheel_, t->when); }
+  bool remove(Timer* t) { return t->cancel(); }
   void advance(std::uint64_t now) {
     g_now = now;
-    LockGuard g(wheel_.lock);
-    wheel_.advance(now);
+    FiberList woken;
+    wheel_.advance(now, woken);
+    EXPECT_TRUE(woken.empty());  // these timers wake no fiber
   }
   std::vector<int> fired_ids() const {
     std::vector<int> ids;
@@ -144,13 +141,13 @@ TEST_F(TimerWheelTest, RemovedEntriesNeverFire) {
   Timer* c = make(3, 300);
   Timer* d = make(4, 70000);
   for (Timer* t : {a, b, c, d}) ASSERT_TRUE(insert(t));
-  remove(b);
-  remove(d);
-  remove(d);  // twice: harmless
+  EXPECT_TRUE(remove(b)) << "cancel of an armed timer says it was armed";
+  EXPECT_TRUE(remove(d));
+  EXPECT_FALSE(remove(d)) << "a second cancel finds it disarmed";
   EXPECT_EQ(wheel_.size(), 2u);
   advance(100000);
   EXPECT_EQ(fired_ids(), (std::vector<int>{1, 3}));
-  remove(a);  // after it fired: harmless
+  EXPECT_FALSE(remove(a)) << "cancel after firing says it fired";
   EXPECT_EQ(wheel_.size(), 0u);
 }
 
@@ -196,11 +193,69 @@ TEST_F(TimerWheelTest, VeryLongDelaysAreClampedNotLost) {
   advance(5);
   Timer* t = make(1, 5 + (std::uint64_t{1} << 40));
   ASSERT_TRUE(insert(t));
-  EXPECT_EQ(t->entry.when_ms, 5 + TimerWheel::kMaxDelayMs) << "delay not clamped";
   advance(5 + TimerWheel::kMaxDelayMs - 1);
   EXPECT_TRUE(fired_.empty()) << "fired before its (clamped) tick";
   advance(5 + TimerWheel::kMaxDelayMs);
   EXPECT_EQ(fired_ids(), std::vector<int>{1});
+}
+
+TEST_F(TimerWheelTest, ResetMovesOnlyAnArmedTimerToATickNotReached) {
+  Timer* t = make(1, 100);
+  ASSERT_TRUE(insert(t));
+  advance(10);
+  EXPECT_TRUE(t->reset(40)) << "an armed timer moves";
+  EXPECT_FALSE(t->reset(10)) << "a tick already reached is refused";
+  EXPECT_FALSE(t->reset(5));
+  advance(39);
+  EXPECT_TRUE(fired_.empty()) << "fired before its new tick";
+  advance(40);
+  EXPECT_EQ(fired_ids(), std::vector<int>{1});
+  EXPECT_FALSE(t->reset(200)) << "a fired timer is not re-armed by reset";
+  advance(300);
+  EXPECT_EQ(fired_.size(), 1u);
+  // A later tick works as well as an earlier one; a cancelled timer stays so.
+  Timer* u = make(2, 400);
+  ASSERT_TRUE(insert(u));
+  EXPECT_TRUE(u->reset(5000));
+  advance(4999);
+  EXPECT_EQ(fired_.size(), 1u);
+  EXPECT_TRUE(remove(u));
+  EXPECT_FALSE(u->reset(6000));
+  advance(10000);
+  EXPECT_EQ(fired_.size(), 1u);
+  EXPECT_EQ(wheel_.size(), 0u);
+}
+
+/// A timer that only has an AfterUnlock callback: it runs once the wheel's
+/// lock is released (it takes that lock here, through size(), which would
+/// deadlock under it), in tick order, on the advancing thread.
+struct LateTimer : weft::detail::Timer {
+  LateTimer(int i, TimerWheel* w, std::vector<int>* l) noexcept
+      : weft::detail::Timer(nullptr, &after), id(i), wheel(w), log(l) {}
+  static void after(weft::detail::Timer* t) noexcept {
+    auto* self = static_cast<LateTimer*>(t);
+    self->seen_size = self->wheel->size();
+    self->log->push_back(self->id);
+  }
+  int id;
+  TimerWheel* wheel;
+  std::vector<int>* log;
+  std::size_t seen_size = 99;
+};
+
+TEST_F(TimerWheelTest, AfterUnlockCallbacksRunInTickOrderOutsideTheLock) {
+  std::vector<int> log;
+  LateTimer a(1, &wheel_, &log), b(2, &wheel_, &log), c(3, &wheel_, &log);
+  ASSERT_TRUE(c.arm(wheel_, 300));
+  ASSERT_TRUE(a.arm(wheel_, 5));
+  ASSERT_TRUE(b.arm(wheel_, 70));
+  Timer* plain = make(4, 100000);
+  ASSERT_TRUE(insert(plain));
+  advance(1000);
+  EXPECT_EQ(log, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(a.seen_size, 1u) << "only the unfired timer is left when the callbacks run";
+  EXPECT_FALSE(a.cancel()) << "fired";
+  EXPECT_TRUE(remove(plain));
 }
 
 /// Randomized model check: random inserts, removes and advances (including
@@ -220,7 +275,8 @@ TEST_F(TimerWheelTest, MatchesAModelUnderRandomOperations) {
       const auto r = rng() % 100;
       if (r < 45) {
         const int level = static_cast<int>(rng() % 5);
-        const std::uint64_t when = now + 1 + rng() % (std::uint64_t{64} << (6 * level));
+        // Below kMaxDelayMs: this model does not clamp.
+        const std::uint64_t when = now + 1 + rng() % (std::uint64_t{63} << (6 * level));
         Timer* t = make(next_id, when);
         ASSERT_TRUE(insert(t));
         live[next_id++] = t;
@@ -235,7 +291,7 @@ TEST_F(TimerWheelTest, MatchesAModelUnderRandomOperations) {
         // Expected: every live entry with when <= now, in tick order.
         std::vector<std::pair<std::uint64_t, int>> due;
         for (auto& [id, t] : live) {
-          if (t->entry.when_ms <= now) due.emplace_back(t->entry.when_ms, id);
+          if (t->when <= now) due.emplace_back(t->when, id);
         }
         std::sort(due.begin(), due.end());
         fired_.clear();
@@ -244,7 +300,7 @@ TEST_F(TimerWheelTest, MatchesAModelUnderRandomOperations) {
         std::vector<std::uint64_t> fired_ticks;
         for (auto& [id, at] : fired_) {
           ASSERT_TRUE(live.count(id)) << "a removed or already fired timer fired: " << id;
-          fired_ticks.push_back(live[id]->entry.when_ms);
+          fired_ticks.push_back(live[id]->when);
           live.erase(id);
         }
         std::vector<std::uint64_t> due_ticks;

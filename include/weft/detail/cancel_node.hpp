@@ -124,8 +124,7 @@ class CancelNode {
   CancelNode* detach_keep_parent(CancelNode* heir, bool heir_is_parent) noexcept;
   // Unlinks the attached children (and, if asked, the callbacks) and
   // returns the children, each with a reference, chained by work_next_.
-  // Requires lock_ held.
-  CancelNode* take_children(bool drop_callbacks) noexcept;
+  CancelNode* take_children(bool drop_callbacks) noexcept WEFT_REQUIRES(lock_);
   static void release_parent(CancelNode* p) noexcept {
     if (p != nullptr) p->release();
   }
@@ -134,10 +133,10 @@ class CancelNode {
   std::atomic<bool> cancelled_{false};  // written under lock_
   std::atomic<bool> deadline_fired_{false};
   SpinLock lock_;
-  CancelLink* head_ = nullptr;            // children and callbacks, guarded by lock_
-  CancelLink* running_ = nullptr;         // callback being invoked, guarded by lock_
-  const void* running_thread_ = nullptr;  // identifies the invoking thread
-  Fiber* fiber_ = nullptr;                // guarded by lock_
+  CancelLink* head_ WEFT_GUARDED_BY(lock_) = nullptr;            // children and callbacks
+  CancelLink* running_ WEFT_GUARDED_BY(lock_) = nullptr;         // callback being invoked
+  const void* running_thread_ WEFT_GUARDED_BY(lock_) = nullptr;  // the invoking thread
+  Fiber* fiber_ WEFT_GUARDED_BY(lock_) = nullptr;
   CancelNode* parent_ = nullptr;     // changes only under lock_ (and a reference moves with it)
   CancelNode* work_next_ = nullptr;  // the canceller's work list
   CancelLink link_;                  // our entry in parent_'s list

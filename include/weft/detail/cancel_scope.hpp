@@ -65,8 +65,8 @@ class CancelScope {
   SharedCancelNode* node_ = nullptr;
   CancelNode* prev_ = nullptr;
   SpinLock timer_lock_;
-  DeadlineTimer* timer_ = nullptr;  // guarded by timer_lock_
-  std::int64_t timer_deadline_ns_ = -1;
+  DeadlineTimer* timer_ WEFT_GUARDED_BY(timer_lock_) = nullptr;
+  std::int64_t timer_deadline_ns_ WEFT_GUARDED_BY(timer_lock_) = -1;
   Kind kind_;
   bool open_ = false;
   bool cancelled_here_ = false;

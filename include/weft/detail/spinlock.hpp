@@ -7,7 +7,10 @@
 #pragma once
 
 #include <atomic>
+#include <cstdlib>
 #include <thread>
+
+#include "weft/detail/thread_annotations.hpp"
 
 namespace weft::detail {
 
@@ -19,19 +22,27 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-class SpinLock {
+class WEFT_CAPABILITY("mutex") SpinLock {
  public:
-  void lock() noexcept {
+  void lock() noexcept WEFT_ACQUIRE() {
     // acquire pairs with the release in unlock(): the critical section of
     // the previous holder happens-before ours.
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
     lock_contended();
   }
-  bool try_lock() noexcept {
+  bool try_lock() noexcept WEFT_TRY_ACQUIRE(true) {
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept WEFT_RELEASE() { locked_.store(false, std::memory_order_release); }
+  /// Tells the lock analysis that the caller holds this lock, where it
+  /// cannot see that itself (a callback run under a lock taken elsewhere).
+  /// Checks in debug builds that the lock is held by someone.
+  void assert_held() const noexcept WEFT_ASSERT_CAPABILITY(this) {
+#ifndef NDEBUG
+    if (!locked_.load(std::memory_order_relaxed)) std::abort();
+#endif
+  }
 
  private:
   /// Test-and-test-and-set with exponential backoff (1, 2, 4 .. 64 pauses
@@ -59,10 +70,10 @@ class SpinLock {
 
 /// std::lock_guard without including <mutex> everywhere.
 template <class L>
-class LockGuard {
+class WEFT_SCOPED_CAPABILITY LockGuard {
  public:
-  explicit LockGuard(L& l) noexcept : l_(l) { l_.lock(); }
-  ~LockGuard() { l_.unlock(); }
+  explicit LockGuard(L& l) noexcept WEFT_ACQUIRE(l) : l_(l) { l_.lock(); }
+  ~LockGuard() WEFT_RELEASE() { l_.unlock(); }
   LockGuard(const LockGuard&) = delete;
   LockGuard& operator=(const LockGuard&) = delete;
 

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "weft/detail/cancel_node.hpp"
+#include "weft/detail/spinlock.hpp"
 
 namespace weft::detail {
 
@@ -121,10 +122,10 @@ class TaskBase {
   // Guards joiner_ against complete(): the joiner registers and removes its
   // waiter under it, complete() wakes it under it (waiter lifetime rule,
   // see sched/waiter.hpp).
-  std::atomic<bool> lock_{false};
-  bool handle_gone_ = false;  // guarded by lock_
-  bool detached_ = false;     // guarded by lock_
-  Waiter* joiner_ = nullptr;  // guarded by lock_
+  SpinLock lock_;
+  bool handle_gone_ WEFT_GUARDED_BY(lock_) = false;
+  bool detached_ WEFT_GUARDED_BY(lock_) = false;
+  Waiter* joiner_ WEFT_GUARDED_BY(lock_) = nullptr;
   LocalStore* locals_ = nullptr;
   std::uint64_t fiber_id_ = 0;
   alignas(16) unsigned char fiber_storage_[kFiberStorageBytes];

@@ -3,7 +3,7 @@
 
 #include <atomic>
 
-#include "context/sanitizers.hpp"
+#include "base/sanitizers.hpp"
 #include "weft/detail/spinlock.hpp"
 
 namespace weft::detail {

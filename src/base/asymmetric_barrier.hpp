@@ -14,7 +14,7 @@
 
 #include <atomic>
 
-#include "sched/spinlock.hpp"
+#include "base/spinlock.hpp"
 
 namespace weft::detail {
 

@@ -1,4 +1,4 @@
-#include "sched/barrier.hpp"
+#include "base/asymmetric_barrier.hpp"
 
 #include <linux/membarrier.h>
 #include <sys/syscall.h>

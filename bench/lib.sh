@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Helpers sourced by bench/compare_*.sh.
+
+# peers_dir REPO prints the folder of the peer benchmarks (Go, Boost.Fiber,
+# redis): ../shared/peers relative to the repository root, never an absolute
+# path. A git work tree that is not the main one (its ../shared does not
+# exist) looks relative to the main work tree's root instead. If neither
+# exists it prints the first, for the caller's "missing ..." message.
+peers_dir() {
+    local repo=$1 common
+    if [ -d "$repo/../shared/peers" ]; then
+        (cd "$repo/../shared/peers" && pwd)
+        return
+    fi
+    common=$(git -C "$repo" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)
+    if [ -n "$common" ] && [ -d "$(dirname "$common")/../shared/peers" ]; then
+        (cd "$(dirname "$common")/../shared/peers" && pwd)
+        return
+    fi
+    echo "$repo/../shared/peers"
+}
+
+# kill_server: stops the server the script started (pid in SPID), and only
+# that one.
+kill_server() {
+    if [ -n "$SPID" ]; then
+        kill "$SPID" 2>/dev/null
+        wait "$SPID" 2>/dev/null
+        SPID=
+    fi
+}
+
+# fail ROUND MESSAGE: records a failure in $OUT/failures.txt, counts it in
+# FAILS.
+fail() {
+    echo "# round $1 FAILED: $2" | tee -a "$OUT/failures.txt"
+    FAILS=$((FAILS + 1))
+}
+
+# listening PORT: true if something listens on TCP PORT.
+listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
