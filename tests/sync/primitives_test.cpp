@@ -386,6 +386,67 @@ TEST_P(CondVarTest, WaitersAreWokenInFifoOrder) {
   EXPECT_EQ(order.get(), (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
+// notify_one must skip a waiter that was cancelled (or timed out) but has
+// not yet run to unlink itself: its node is still first in the queue while
+// its Waiter is already claimed. On one worker the notifying fiber cancels
+// the first waiter and notifies before that waiter can run (no switch in
+// between); the second waiter must be the one woken. A notify spent on the
+// dead node is lost, and the second waiter would wait forever.
+TEST(CondVarOneWorker, NotifyOneSkipsAWaiterCancelledButNotYetUnlinked) {
+  Runtime rt(weft::test::workers_config(1));
+  rt.block_on([] {
+    weft::Mutex m;
+    weft::CondVar cv;
+    int waiting = 0;  // under m
+    bool go = false;  // under m
+    bool first_cancelled = false;
+    bool second_woken = false;
+    weft::CancellationSource src;
+    auto until_waiting = [&](int n) {
+      for (;;) {
+        {
+          std::lock_guard g(m);
+          if (waiting >= n) return;  // queued: wait() queues before it unlocks m
+        }
+        weft::this_fiber::yield();
+      }
+    };
+    auto first = weft::spawn([&] {
+      try {
+        weft::with_cancellation(src.token(), [&] {
+          std::unique_lock lk(m);
+          ++waiting;
+          cv.wait(lk);
+        });
+      } catch (const weft::Cancelled&) {
+        first_cancelled = true;
+      }
+    });
+    until_waiting(1);
+    auto second = weft::spawn([&] {
+      std::unique_lock lk(m);
+      ++waiting;
+      while (!go) cv.wait(lk);
+      second_woken = true;
+    });
+    until_waiting(2);
+    src.cancel();  // claims the first waiter; it is queued, its node still linked
+    {
+      std::lock_guard g(m);  // free: both waiters released it in wait()
+      go = true;
+    }
+    cv.notify_one();
+    first.join();
+    EXPECT_TRUE(first_cancelled);
+    // One worker: the second runs at this fiber's next switches if it was
+    // woken; a count of switches, not a time.
+    for (int i = 0; i < 100 && !second_woken; ++i) weft::this_fiber::yield();
+    EXPECT_TRUE(second_woken) << "notify_one was spent on the cancelled waiter's node";
+    if (!second_woken) cv.notify_all();  // let the test end
+    second.join();
+  });
+}
+
 TEST(CondVarBasics, NotifyWithoutWaitersIsNotRemembered) {
   weft::Mutex m;
   weft::CondVar cv;
