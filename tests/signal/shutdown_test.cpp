@@ -101,6 +101,12 @@ Ended run_child(const std::string& mode, weft::IoBackend backend) {
   return e;
 }
 
+// The child ended by exit(code), not by a signal.
+void expect_exit_code(const Ended& e, int code) {
+  EXPECT_TRUE(e.exited) << "killed by signal " << e.signo;
+  EXPECT_EQ(e.code, code);
+}
+
 // A fiber that refuses to end when cancelled: once cancelled it runs
 // on_cancel() and then blocks its worker thread forever. (It makes no
 // further weft calls: the runtime's destructor cancels it again every
@@ -311,45 +317,31 @@ using ShutdownTest = weft::test::BackendTest;
 WEFT_INSTANTIATE_BACKENDS(ShutdownTest);
 
 TEST_P(ShutdownTest, FirstSignalCancelsAllFibers) {
-  const Ended e = run_child("drain", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, kDrained);
+  expect_exit_code(run_child("drain", GetParam()), kDrained);
 }
 
 TEST_P(ShutdownTest, GracePeriodEndsAStuckProcess) {
-  const Ended e = run_child("grace", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGTERM);
+  expect_exit_code(run_child("grace", GetParam()), 128 + SIGTERM);
 }
 
 TEST_P(ShutdownTest, GracePeriodAppliesDuringRuntimeDestruction) {
-  const Ended e = run_child("grace_in_destructor", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGTERM);
+  expect_exit_code(run_child("grace_in_destructor", GetParam()), 128 + SIGTERM);
 }
 
 TEST_P(ShutdownTest, SecondSignalExitsAtOnce) {
-  const Ended e = run_child("second_signal", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGINT);
+  expect_exit_code(run_child("second_signal", GetParam()), 128 + SIGINT);
 }
 
 TEST_P(ShutdownTest, SignalWithNoFiberAliveOnlyArmsTheSecondSignal) {
-  const Ended e = run_child("no_fiber_alive", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGINT);
+  expect_exit_code(run_child("no_fiber_alive", GetParam()), 128 + SIGINT);
 }
 
 TEST_P(ShutdownTest, SecondCallReplacesTheFirst) {
-  const Ended e = run_child("replaced", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGTERM);
+  expect_exit_code(run_child("replaced", GetParam()), 128 + SIGTERM);
 }
 
 TEST_P(ShutdownTest, EarlierHandlerIsReplacedNotChained) {
-  const Ended e = run_child("handler_replaced", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, kDrained);
+  expect_exit_code(run_child("handler_replaced", GetParam()), kDrained);
 }
 
 TEST(ShutdownApi, RejectsBadArguments) {
@@ -360,9 +352,7 @@ TEST(ShutdownApi, RejectsBadArguments) {
 }
 
 TEST(ProcessPristine, WriteToGoneChildIsEpipeWithoutRuntime) {
-  const Ended e = run_child("epipe_plain_thread", weft::IoBackend::epoll);
-  EXPECT_TRUE(e.exited) << "killed by signal " << e.signo;
-  EXPECT_EQ(e.code, kDrained);
+  expect_exit_code(run_child("epipe_plain_thread", weft::IoBackend::epoll), kDrained);
 }
 
 }  // namespace
