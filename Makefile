@@ -6,6 +6,9 @@
 #   make clang         = CXX=clang++ make test
 #   make asan | tsan   sanitizer builds (build-asan/, build-tsan/) + ctest
 #   make bench         build build/ and run every build/bench/weft-bench-*
+#   make mutants       the mutant catalogue (tests/mutants/*.patch): each planted bug must make
+#                      its test fail; MUTANTS=pattern runs a subset (scripts/mutants.py)
+#   make test-loaded   the core suites with two CPU-burning processes beside them
 #   make fuzz          libFuzzer (clang++, ASan+UBSan) on weft-kv's RESP parser and, at the
 #                      same time, on its command layer, each for FUZZ_SECONDS (default 60);
 #                      the parser seeded from tests/kv/corpus; fails on a crash
@@ -176,6 +179,22 @@ fuzz: fuzz-build
 	echo "== fuzz_parser (exit $$prc):"; tail -n 30 $(FUZZ_DIR)/parser.log; \
 	echo "== fuzz_commands (exit $$crc):"; tail -n 30 $(FUZZ_CMD_DIR)/commands.log; \
 	[ $$prc -eq 0 ] && [ $$crc -eq 0 ]
+
+# --- test-loaded --------------------------------------------------------------
+# The core suites with two CPU-burning processes beside them (scripts/test_loaded.sh).
+.PHONY: test-loaded
+test-loaded: build
+	scripts/test_loaded.sh $(BUILD_DIR) --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
+# --- mutants ----------------------------------------------------------------
+# Not part of make test or CI (it builds and runs one test per mutant); run it
+# before resolving anything that touches the scheduler, the reactor or
+# cancellation. Mutates the committed tree (HEAD) in build-mutants/.
+MUTANTS ?=
+.PHONY: mutants
+mutants:
+	@$(BOOTSTRAP)
+	scripts/mutants.py $(if $(MUTANTS),--pattern '$(MUTANTS)') $(MUTANTS_ARGS)
 
 # --- formatting -------------------------------------------------------------
 format:

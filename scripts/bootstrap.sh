@@ -30,7 +30,7 @@ packages=(
   redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
   libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
   abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
-  python3       # the C ABI driven through Python's ctypes (weft_test_capi_python)
+  python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
 )
 
 for arg in "$@"; do

@@ -16,6 +16,8 @@
 #                      ("N) " numbering, with redis-cli's padding, stripped;
 #                      lines sorted bytewise)
 #   ># PTTL k          shape only: every run of digits becomes '<n>'
+#   >- TTL k           a TTL in seconds, recorded as is; the runner accepts
+#                      one more or one less (a second boundary may pass)
 #
 # Each file runs on a freshly flushed server through ONE redis-cli process,
 # fed on stdin (non-interactive, so redis-cli prints nothing but replies).
@@ -97,7 +99,7 @@ for file in "${files[@]}"; do
   input=""
   commands=0
   for line in "${lines[@]}"; do
-    if [[ $line =~ ^\>[~#]?\ (.+)$ ]]; then
+    if [[ $line =~ ^\>[~#-]?\ (.+)$ ]]; then
       input+="${BASH_REMATCH[1]}"$'\n'"ECHO $marker"$'\n'
       commands=$((commands + 1))
     elif [[ $line == '>'* ]]; then
@@ -115,7 +117,7 @@ for file in "${files[@]}"; do
   lineno=0
   for line in "${lines[@]}"; do
     lineno=$((lineno + 1))
-    if [[ $line =~ ^\>([~#]?)\ (.+)$ ]]; then
+    if [[ $line =~ ^\>([~#-]?)\ (.+)$ ]]; then
       mode=${BASH_REMATCH[1]}
       result+="$line"$'\n'
       reply=()
