@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <string>
@@ -137,6 +138,7 @@ Stack StackCache::take(std::size_t size) noexcept {
   if (free_.empty() || free_.back().usable_size() != size) return Stack{};
   Stack s = free_.back();
   free_.pop_back();
+  if (trimmed_end_ > free_.size()) trimmed_end_ = free_.size();
 #if WEFT_ASAN
   // The previous fiber's frames may have left poisoned redzones behind.
   __asan_unpoison_memory_region(s.lo, s.usable_size());
@@ -146,9 +148,6 @@ Stack StackCache::take(std::size_t size) noexcept {
 
 void StackCache::give(Stack s, std::size_t default_size, StackAllocator& alloc) noexcept {
   if (s.usable_size() == default_size && free_.size() < kMaxCached) {
-    // Above the resident high-water mark: keep the mapping, return the
-    // pages (a failure only means they stay resident).
-    if (free_.size() >= kResident) ::madvise(s.lo, s.usable_size(), MADV_DONTNEED);
     try {
       free_.push_back(s);
       return;
@@ -158,9 +157,20 @@ void StackCache::give(Stack s, std::size_t default_size, StackAllocator& alloc) 
   alloc.release(s);
 }
 
+std::size_t StackCache::trim() noexcept {
+  const std::size_t from = std::max(kResident, trimmed_end_);
+  std::size_t n = 0;
+  for (std::size_t i = from; i < free_.size(); ++i, ++n) {
+    ::madvise(free_[i].lo, free_[i].usable_size(), MADV_DONTNEED);
+  }
+  if (free_.size() > trimmed_end_) trimmed_end_ = free_.size();
+  return n;
+}
+
 void StackCache::drain(StackAllocator& alloc) noexcept {
   for (auto& s : free_) alloc.release(s);
   free_.clear();
+  trimmed_end_ = 0;
 }
 
 }  // namespace weft::detail

@@ -82,11 +82,15 @@ class StackAllocator {
 };
 
 /// Per-worker cache of free stacks of the runtime's default size. Owner-only.
-/// The first kResident cached stacks keep their pages (reuse costs no page
-/// faults); stacks cached beyond that have their pages returned to the
-/// kernel (madvise MADV_DONTNEED) and keep only their mapping, so that
-/// after a burst of fibers (a connection storm) the memory comes back
-/// while the mappings stay reusable.
+/// Stacks go in and come out LIFO with their pages resident, so a burst of
+/// spawns and joins reuses warm stacks and costs no page faults (on this
+/// kind of VM a fresh page costs ~2.5 us, and MADV_DONTNEED a TLB
+/// shoot-down IPI). Memory comes back when the burst is over: trim(),
+/// called by the worker when it runs out of work, returns the pages of the
+/// cached stacks above the resident high-water mark (kResident) to the
+/// kernel (madvise MADV_DONTNEED) and keeps their mappings for reuse. The
+/// same policy as Go's heap (free spans are scavenged in the background,
+/// not on free) and jemalloc's decay.
 class StackCache {
  public:
   static constexpr std::size_t kMaxCached = 512;
@@ -98,15 +102,25 @@ class StackCache {
 
   /// A cached stack of exactly `size` usable bytes, or an empty Stack.
   Stack take(std::size_t size) noexcept;
-  /// Keeps s for reuse when it has `default_size` and there is room; else
-  /// unmaps it through `alloc`.
+  /// Keeps s for reuse, pages resident, when it has `default_size` and
+  /// there is room; else unmaps it through `alloc`.
   void give(Stack s, std::size_t default_size, StackAllocator& alloc) noexcept;
+  /// Returns the pages of every cached stack above the first kResident to
+  /// the kernel (a failed madvise only leaves them resident). Each stack is
+  /// trimmed once while it stays cached: a second trim() without new gives
+  /// makes no system call.
+  /// @return the number of stacks trimmed by this call.
+  std::size_t trim() noexcept;
   /// Unmaps everything.
   void drain(StackAllocator& alloc) noexcept;
   std::size_t size() const noexcept { return free_.size(); }
 
  private:
   std::vector<Stack> free_;
+  // free_[kResident, trimmed_end_) have had their pages returned; stacks
+  // given since sit above trimmed_end_, resident. take() pops from the top,
+  // so the band only shrinks from above.
+  std::size_t trimmed_end_ = 0;
 };
 
 }  // namespace weft::detail

@@ -609,6 +609,10 @@ Fiber* Worker::find_work() noexcept {
     if (!searching) searching = rt_->try_begin_search();
   }
   if (searching) rt_->end_search();
+  // Out of work for a whole spin: a burst (if any) is over, so give the
+  // pages of the stacks it left cached back to the kernel now, off every
+  // fiber's path (StackCache explains the policy).
+  stacks_.trim();
   sleep();
   return nullptr;
 }

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -266,6 +267,40 @@ inline std::string workers_name(const ::testing::TestParamInfo<std::size_t>& inf
 inline void expect_no_live_fibers(const weft::Runtime& rt) {
   bool drained = eventually([&] { return rt.stats().fibers_alive == 0; });
   EXPECT_TRUE(drained) << "fibers_alive = " << rt.stats().fibers_alive;
+}
+
+/// Number of lines in /proc/self/maps: the process's kernel mappings (VMAs).
+inline std::size_t map_count() {
+  std::ifstream maps("/proc/self/maps");
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(maps, line)) ++n;
+  return n;
+}
+
+/// A "<key>: <n> kB" line of /proc/self/status, in KiB; -1 if absent.
+inline long status_kib(const std::string& key) {
+  std::ifstream status("/proc/self/status");
+  std::string k;
+  while (status >> k) {
+    if (k == key) {
+      long v = 0;
+      status >> v;
+      return v;
+    }
+  }
+  return -1;
+}
+
+/// Resident set size in KiB.
+inline long rss_kib() {
+  return status_kib("VmRSS:");
+}
+
+/// Mapped address space in KiB. Unlike the mapping count it sees leaked
+/// stacks: adjacent stacks guarded with MADV_GUARD_INSTALL merge into one VMA.
+inline long vm_size_kib() {
+  return status_kib("VmSize:");
 }
 
 /// Test name suffix for a Strategy parameter.

@@ -3,6 +3,7 @@
 #include "fiber/stack.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <cerrno>
 #include <cinttypes>
@@ -160,6 +161,60 @@ TEST(StackCache, IsBounded) {
   }
   EXPECT_EQ(cache.size(), StackCache::kMaxCached);
   EXPECT_EQ(alloc.live_stacks(), StackCache::kMaxCached);
+  cache.drain(alloc);
+  EXPECT_EQ(alloc.live_stacks(), 0u);
+}
+
+// Whether the page holding p is resident (mincore).
+bool resident(const void* p) {
+  const std::size_t page = StackAllocator::page_size();
+  auto* base = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) & ~(page - 1));
+  unsigned char v = 0;
+  EXPECT_EQ(mincore(base, page, &v), 0) << std::strerror(errno);
+  return (v & 1) != 0;
+}
+
+// A stack with its top page written, as a fiber that ran on it leaves it.
+Stack touched_stack(StackAllocator& alloc, std::size_t size) {
+  Stack s = alloc.allocate(size);
+  static_cast<volatile char*>(s.hi)[-64] = 1;
+  return s;
+}
+
+// give() keeps pages resident (reuse in a burst costs no page fault); trim()
+// returns the pages of the stacks above kResident, once each.
+TEST(StackCache, TrimReturnsThePagesAboveTheResidentMarkOnce) {
+  StackAllocator alloc(GuardMode::none);
+  StackCache cache;
+  constexpr std::size_t kDefault = 64 * 1024;
+  constexpr std::size_t kExtra = 8;
+  std::vector<void*> tops;
+  for (std::size_t i = 0; i < StackCache::kResident + kExtra; ++i) {
+    Stack s = touched_stack(alloc, kDefault);
+    tops.push_back(static_cast<char*>(s.hi) - 64);
+    cache.give(s, kDefault, alloc);
+  }
+  for (std::size_t i = 0; i < tops.size(); ++i) {
+    EXPECT_TRUE(resident(tops[i])) << "give() dropped the pages of cached stack " << i;
+  }
+  EXPECT_EQ(cache.trim(), kExtra);
+  for (std::size_t i = 0; i < tops.size(); ++i) {
+    EXPECT_EQ(resident(tops[i]), i < StackCache::kResident) << "cached stack " << i;
+  }
+  EXPECT_EQ(cache.trim(), 0u) << "a trimmed stack was trimmed again";
+  // Take the top (trimmed) stack, give back a warm one: only it is trimmed.
+  Stack top = cache.take(kDefault);
+  ASSERT_TRUE(top);
+  cache.give(touched_stack(alloc, kDefault), kDefault, alloc);
+  EXPECT_EQ(cache.trim(), 1u);
+  // Below the mark nothing is trimmed.
+  while (cache.size() > StackCache::kResident - 1) {
+    Stack s = cache.take(kDefault);
+    alloc.release(s);
+  }
+  cache.give(touched_stack(alloc, kDefault), kDefault, alloc);
+  EXPECT_EQ(cache.trim(), 0u);
+  alloc.release(top);
   cache.drain(alloc);
   EXPECT_EQ(alloc.live_stacks(), 0u);
 }

@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <cstddef>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -21,40 +20,6 @@ struct Tracker {
   ~Tracker() { dtors_->fetch_add(1, std::memory_order_relaxed); }
   std::atomic<int>* dtors_;
 };
-
-/// Number of lines in /proc/self/maps: the process's kernel mappings (VMAs).
-inline std::size_t map_count() {
-  std::ifstream maps("/proc/self/maps");
-  std::size_t n = 0;
-  std::string line;
-  while (std::getline(maps, line)) ++n;
-  return n;
-}
-
-/// A "<key>: <n> kB" line of /proc/self/status, in KiB; -1 if absent.
-inline long status_kib(const std::string& key) {
-  std::ifstream status("/proc/self/status");
-  std::string k;
-  while (status >> k) {
-    if (k == key) {
-      long v = 0;
-      status >> v;
-      return v;
-    }
-  }
-  return -1;
-}
-
-/// Resident set size in KiB.
-inline long rss_kib() {
-  return status_kib("VmRSS:");
-}
-
-/// Mapped address space in KiB. Unlike the mapping count it sees leaked
-/// stacks: adjacent stacks guarded with MADV_GUARD_INSTALL merge into one VMA.
-inline long vm_size_kib() {
-  return status_kib("VmSize:");
-}
 
 /// GeneratorOptions with only the stack size set (GCC 12's -Wextra warns
 /// about designated initializers that skip members).

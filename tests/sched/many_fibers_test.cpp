@@ -1,6 +1,7 @@
 // Large numbers of fibers: spawn and join 100,000 of them.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <vector>
@@ -52,6 +53,46 @@ TEST_P(ManyFibers, HundredThousandSpawnedAndJoined) {
   auto stats = rt.stats();
   EXPECT_GE(stats.fibers_spawned, n);
   expect_no_live_fibers(rt);
+}
+
+// Stack memory comes back after a burst: 400 fibers, each with 32 KiB of
+// its stack written, all alive at once on one worker; once they have ended
+// and the worker is idle, the stacks its cache holds above the resident mark
+// have given their pages back (StackCache::trim), so RSS drops by at least
+// half of what the burst added. Without the trim it never drops.
+TEST(StackMemory, ReturnedAfterABurstOnceTheWorkerIsIdle) {
+  weft::Config c = weft::test::workers_config(1);
+  constexpr int kFibers = 400;
+  constexpr std::size_t kTouched = 32 * 1024;
+  Runtime rt(c);
+  const long before = weft::test::rss_kib();
+  long peak = 0;
+  rt.block_on([&] {
+    weft::Event release;
+    std::vector<JoinHandle<void>> hs;
+    std::atomic<int> ready{0};
+    for (int i = 0; i < kFibers; ++i) {
+      hs.push_back(weft::spawn([&] {
+        volatile char buf[kTouched];
+        for (std::size_t j = 0; j < kTouched; j += 512) buf[j] = 1;
+        ready.fetch_add(1, std::memory_order_relaxed);
+        release.wait();
+        (void)buf[0];
+      }));
+    }
+    EXPECT_TRUE(weft::test::eventually([&] { return ready.load() == kFibers; }));
+    peak = weft::test::rss_kib();
+    release.set();
+    for (auto& h : hs) h.join();
+  });
+  const long added = peak - before;
+  ASSERT_GT(added, static_cast<long>(kFibers) * 16) << "the burst did not touch its stacks";
+  long after = peak;
+  EXPECT_TRUE(weft::test::eventually([&] {
+    after = weft::test::rss_kib();
+    return peak - after >= added / 2;
+  })) << "RSS "
+      << before << " KiB before, " << peak << " at the peak, " << after << " after the burst ended";
 }
 
 // All 100,000 alive at once (unguarded stacks: one mapping each at most).
