@@ -2,8 +2,9 @@
 //
 // Every I/O test runs on both backends: suites derive from IoTest and are
 // instantiated with WEFT_INSTANTIATE_IO (io_uring and epoll, 1 and 2
-// workers) or WEFT_INSTANTIATE_IO_BACKENDS (both backends, 2 workers; for
-// the heavy ones). WEFT_IO_RUNTIME(rt) builds the runtime and asserts that
+// workers), WEFT_INSTANTIATE_IO_WORKERS (1, 2 and 4 workers: the suites of
+// the user-facing APIs) or WEFT_INSTANTIATE_IO_BACKENDS (both backends, 2
+// workers; for the heavy ones). WEFT_IO_RUNTIME(rt) builds the runtime and asserts that
 // the requested backend is the one in force, so a silent fallback from
 // io_uring to epoll cannot make the io_uring half of the matrix test epoll.
 //
@@ -266,6 +267,20 @@ class TempDir {
                         ::weft::test::IoParam{::weft::IoBackend::io_uring, 2}, \
                         ::weft::test::IoParam{::weft::IoBackend::epoll, 1},    \
                         ::weft::test::IoParam{::weft::IoBackend::epoll, 2}),   \
+      ::weft::test::io_param_name)
+
+/// Both backends, 1, 2 and 4 workers: the suites of the user-facing APIs
+/// (TLS, IPC, files, signal forwarding), where 4 workers on 2 cores adds
+/// the preemption of a worker mid-operation that 2 workers rarely see.
+#define WEFT_INSTANTIATE_IO_WORKERS(Suite)                                     \
+  INSTANTIATE_TEST_SUITE_P(                                                    \
+      Io, Suite,                                                               \
+      ::testing::Values(::weft::test::IoParam{::weft::IoBackend::io_uring, 1}, \
+                        ::weft::test::IoParam{::weft::IoBackend::io_uring, 2}, \
+                        ::weft::test::IoParam{::weft::IoBackend::io_uring, 4}, \
+                        ::weft::test::IoParam{::weft::IoBackend::epoll, 1},    \
+                        ::weft::test::IoParam{::weft::IoBackend::epoll, 2},    \
+                        ::weft::test::IoParam{::weft::IoBackend::epoll, 4}),   \
       ::weft::test::io_param_name)
 
 /// Both backends, 2 workers (heavy tests).

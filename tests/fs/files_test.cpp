@@ -29,7 +29,7 @@ namespace fs = weft::fs;
 using weft::test::message_of;
 
 class FilesTest : public IoTest {};
-WEFT_INSTANTIATE_IO(FilesTest);
+WEFT_INSTANTIATE_IO_WORKERS(FilesTest);
 
 TEST_P(FilesTest, SeekTellAndSetLen) {
   WEFT_IO_RUNTIME(rt);

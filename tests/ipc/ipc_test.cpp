@@ -63,7 +63,7 @@ static_assert(!ipc::Codec<U64Codec, std::string>);
 using weft::test::message_of;
 
 class IpcTest : public IoTest {};
-WEFT_INSTANTIATE_IO(IpcTest);
+WEFT_INSTANTIATE_IO_WORKERS(IpcTest);
 
 TEST_P(IpcTest, BytesJsonAndUserCodecsRoundTrip) {
   WEFT_IO_RUNTIME(rt);
@@ -130,6 +130,35 @@ TEST_P(IpcTest, ClosePropagatesBothWays) {
     // Dropping every sender closes too.
     { auto gone = std::move(btx); }
     EXPECT_EQ(arx.recv(), std::nullopt);
+  });
+}
+
+// The receiver holds the peer to this end's own max_frame, at the exact
+// boundary: a raw peer's frame of max_frame bytes arrives, one of
+// max_frame + 1 ends the channel with the limit error (not only frames
+// beyond the 1 GiB hard cap).
+TEST_P(IpcTest, ReceiverRefusesAFrameOneByteOverItsLimit) {
+  WEFT_IO_RUNTIME(rt);
+  rt.block_on([&] {
+    ipc::Options o;
+    o.max_frame = 1000;
+    auto [a, b] = UnixStream::pair();
+    auto [atx, arx] = ipc::channel<std::string>(std::move(a), o);
+    auto frame = [](std::uint32_t len) {
+      std::string f = {static_cast<char>(len), static_cast<char>(len >> 8),
+                       static_cast<char>(len >> 16), static_cast<char>(len >> 24)};
+      f.append(len, 'y');
+      return f;
+    };
+    const std::string ok = frame(1000);
+    b.write_all(ok.data(), ok.size(), kPatience);
+    EXPECT_EQ(arx.recv(), std::optional<std::string>(std::string(1000, 'y')));
+    const std::string over = frame(1001);
+    b.write_all(over.data(), over.size(), kPatience);
+    EXPECT_EQ(arx.recv(), std::nullopt);
+    EXPECT_EQ(arx.error(),
+              std::optional<std::string>(
+                  "weft: ipc: the peer sent a frame of 1001 bytes, over the limit of 1000 bytes"));
   });
 }
 

@@ -23,7 +23,7 @@ namespace process = weft::process;
 using weft::test::message_of;
 
 class ForwardTest : public IoTest {};
-WEFT_INSTANTIATE_IO_BACKENDS(ForwardTest);
+WEFT_INSTANTIATE_IO_WORKERS(ForwardTest);
 
 std::string read_line(process::Pipe& p) {
   std::string s;

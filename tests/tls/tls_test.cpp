@@ -95,7 +95,7 @@ tls::ClientOptions client_options() {
 using weft::test::message_of;
 
 class TlsTest : public IoTest {};
-WEFT_INSTANTIATE_IO(TlsTest);
+WEFT_INSTANTIATE_IO_WORKERS(TlsTest);
 
 class TlsHeavyTest : public IoTest {};
 WEFT_INSTANTIATE_IO_BACKENDS(TlsHeavyTest);
