@@ -187,7 +187,7 @@ TEST_F(Transactions, WatchAbortsExactlyWhenTheKeyChanged) {
 TEST_F(Transactions, ConcurrentTransfersPreserveTheTotal) {
   constexpr int kClients = 50;
   constexpr int kAccounts = 16;
-  constexpr int kTransfers = 60;
+  constexpr int kTransfers = 200;
   constexpr long long kInitial = 1000;
   {
     Client c(port());
@@ -197,24 +197,37 @@ TEST_F(Transactions, ConcurrentTransfersPreserveTheTotal) {
   }
   const long long total = kInitial * kAccounts;
   std::atomic<int> watched_aborts{0};
+  std::atomic<int> movers_left{kClients - kClients / 10};
   run_clients(kClients, [&](Client& c, int id) {
     std::mt19937 rng(static_cast<unsigned>(id) * 7919u + 1u);
     const auto acct = [&] { return "acct:" + std::to_string(rng() % kAccounts); };
-    if (id % 10 == 9) {  // observers
-      for (int round = 0; round < kTransfers; ++round) {
+    if (id % 10 == 9) {
+      // Observers, until the last transfer: every balance in one
+      // transaction, then in one MGET (atomic on its own, so it catches a
+      // transaction that others can see half done).
+      std::vector<std::string> mget = {"MGET"};
+      for (int i = 0; i < kAccounts; ++i) mget.push_back("acct:" + std::to_string(i));
+      const auto total_of = [&](const Reply& all) {
+        long long sum = 0;
+        for (const Reply& r : all.elements) sum += std::stoll(r.str);
+        check_.check(all.elements.size() == kAccounts && sum == total,
+                     "saw a total of " + std::to_string(sum) + " in " + all.describe());
+      };
+      for (int round = 0; movers_left.load() > 0 || round < 10; ++round) {
         std::string batch = encode({"MULTI"});
         for (int i = 0; i < kAccounts; ++i) batch += encode({"GET", "acct:" + std::to_string(i)});
         batch += encode({"EXEC"});
         c.send(batch);
         for (int i = 0; i <= kAccounts; ++i) c.read_reply();  // +OK, QUEUED...
-        const Reply all = c.read_reply();
-        long long sum = 0;
-        for (const Reply& r : all.elements) sum += std::stoll(r.str);
-        check_.check(all.elements.size() == kAccounts && sum == total,
-                     "a transaction saw a total of " + std::to_string(sum));
+        total_of(c.read_reply());
+        total_of(c.call(mget));
       }
       return;
     }
+    struct Done {
+      std::atomic<int>& left;
+      ~Done() { left.fetch_sub(1); }
+    } done{movers_left};
     for (int t = 0; t < kTransfers; ++t) {
       std::string from = acct(), to = acct();
       const std::string amount = std::to_string(rng() % 50);
