@@ -6,6 +6,7 @@
 // 50 clients that must preserve the total, seen atomically from outside.
 #include <gtest/gtest.h>
 
+#include <charconv>
 #include <chrono>
 #include <functional>
 #include <random>
@@ -22,6 +23,15 @@ using kv::itest::encode;
 using kv::itest::Reply;
 using kv::itest::SharedServerTest;
 using weft::test::Checker;
+
+// A decimal integer (0 if it is not one). std::from_chars, not std::stoll:
+// stoll saves and restores errno, a thread-local that fibers moving between
+// workers share with whatever else ran on that thread (TSan reports it).
+long long to_ll(const std::string& s) {
+  long long v = 0;
+  std::from_chars(s.data(), s.data() + s.size(), v);
+  return v;
+}
 
 class Transactions : public SharedServerTest {
  protected:
@@ -209,7 +219,7 @@ TEST_F(Transactions, ConcurrentTransfersPreserveTheTotal) {
       for (int i = 0; i < kAccounts; ++i) mget.push_back("acct:" + std::to_string(i));
       const auto total_of = [&](const Reply& all) {
         long long sum = 0;
-        for (const Reply& r : all.elements) sum += std::stoll(r.str);
+        for (const Reply& r : all.elements) sum += to_ll(r.str);
         check_.check(all.elements.size() == kAccounts && sum == total,
                      "saw a total of " + std::to_string(sum) + " in " + all.describe());
       };
@@ -242,9 +252,9 @@ TEST_F(Transactions, ConcurrentTransfersPreserveTheTotal) {
         // Optimistic: read, then write only if nothing changed meanwhile.
         for (;;) {
           c.call({"WATCH", from, to});
-          const long long a = std::stoll(c.call({"GET", from}).str);
-          const long long b = std::stoll(c.call({"GET", to}).str);
-          const long long x = std::stoll(amount);
+          const long long a = to_ll(c.call({"GET", from}).str);
+          const long long b = to_ll(c.call({"GET", to}).str);
+          const long long x = to_ll(amount);
           c.send(encode({"MULTI"}) + encode({"SET", from, std::to_string(from == to ? a : a - x)}) +
                  encode({"SET", to, std::to_string(from == to ? b : b + x)}) + encode({"EXEC"}));
           for (int i = 0; i < 3; ++i) c.read_reply();
@@ -264,7 +274,7 @@ TEST_F(Transactions, ConcurrentTransfersPreserveTheTotal) {
   std::vector<std::string> mget = {"MGET"};
   for (int i = 0; i < kAccounts; ++i) mget.push_back("acct:" + std::to_string(i));
   long long sum = 0;
-  for (const Reply& r : c.call(mget).elements) sum += std::stoll(r.str);
+  for (const Reply& r : c.call(mget).elements) sum += to_ll(r.str);
   EXPECT_EQ(sum, total);
   std::printf("[ info ] %d WATCH aborts retried\n", watched_aborts.load());
 }
