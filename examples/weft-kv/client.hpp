@@ -6,11 +6,16 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "weft/deadline.hpp"
 #include "weft/sync.hpp"
 
 namespace kv {
+
+struct Command;
+struct Context;
+struct Subscriber;
 
 /// The connection's side of a blocked command (BLPOP, BZPOPMIN, ...;
 /// commands/blocking.hpp): what the server core does while the
@@ -29,6 +34,30 @@ class BlockWatch {
   /// @throws weft::Cancelled; std::system_error when the replies cannot
   /// be sent or the AOF failed.
   virtual bool park(std::uint64_t& aof_seq, weft::Event& wake, weft::Deadline deadline) = 0;
+};
+
+/// The connection's side of publish/subscribe (pubsub.hpp), implemented by
+/// the server core for each connection: once a client subscribes, its
+/// replies and the messages published to it share one outbox, written by a
+/// fiber of the connection's own, so that a publisher never waits for it.
+class PubSubLink {
+ public:
+  virtual ~PubSubLink() = default;
+  /// The client's subscriptions; with `create`, its outbox and writer are
+  /// made on the first call, else null until then. @throws std::bad_alloc.
+  virtual Subscriber* subscriber(bool create) = 0;
+  /// Moves the replies in ctx.out into the outbox (after their AOF
+  /// records, ctx.aof_seq, are durable), so that what is appended to the
+  /// outbox next comes after them. Does nothing before subscriber().
+  /// @throws std::system_error when the AOF failed.
+  virtual void sync(Context& ctx) = 0;
+};
+
+/// A command queued by MULTI: its table row (a subcommand's when it is one)
+/// and its arguments.
+struct QueuedCommand {
+  const Command* cmd = nullptr;
+  std::vector<std::string> argv;
 };
 
 /// One connected client. Created and owned by the connection's fiber (the
@@ -55,6 +84,24 @@ struct Client {
   /// connection can wait (AOF replay, tests): blocking commands then
   /// answer as if their timeout had passed, as Redis does in MULTI.
   BlockWatch* watch = nullptr;
+
+  /// Publish/subscribe: how this connection receives messages (null where
+  /// none can: AOF replay, tests) and its subscriptions, channels and
+  /// patterns (> 0: RESP2's subscribed mode). Connection fiber only.
+  PubSubLink* pubsub = nullptr;
+  std::size_t subscriptions = 0;
+
+  /// MULTI's state (connection fiber only): in a transaction, its queue,
+  /// whether a command failed to queue (EXEC then answers EXECABORT) and
+  /// the union of the queued commands' flags (EXEC's own checks).
+  bool in_multi = false;
+  bool multi_failed = false;
+  unsigned multi_flags = 0;
+  std::vector<QueuedCommand> queued;
+  /// WATCH: the watched keys, and the flag their shards set when one of
+  /// them changes (Shard::watch; read by EXEC under every shard lock).
+  std::vector<std::string> watched;
+  std::atomic<bool> watch_dirty{false};
 };
 
 }  // namespace kv

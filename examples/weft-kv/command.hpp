@@ -20,6 +20,7 @@
 #include "client.hpp"
 #include "keyspace.hpp"
 #include "options.hpp"
+#include "pubsub.hpp"
 #include "settings.hpp"
 
 namespace kv {
@@ -76,6 +77,10 @@ class Host {
   virtual std::string client_list(const Client* self) = 0;
   virtual void reset_stats() noexcept = 0;
   virtual void request_shutdown() noexcept = 0;
+
+  /// The publish/subscribe registry; null where there is none (AOF
+  /// replay, tests without one): PUBLISH then reaches nobody.
+  virtual PubSub* pubsub() noexcept { return nullptr; }
 };
 
 /// What a command handler sees: its arguments, where its reply goes, the
@@ -93,6 +98,12 @@ struct Context {
   /// a list BLPOP waits on): served, in this order, once the command's
   /// changes are complete (Redis's ready keys; commands/blocking.hpp).
   std::vector<std::string> ready = {};
+  /// True while EXEC runs the queued commands: every shard is locked by
+  /// this fiber, and the replies are parts of EXEC's.
+  bool in_exec = false;
+  /// True while this fiber holds the pubsub registry's lock exclusively
+  /// (an EXEC with pubsub commands): they must not take it again.
+  bool pubsub_locked = false;
 };
 
 /// Command flags: Redis 7.0's (src/server.h CMD_*), in the order COMMAND
@@ -319,5 +330,20 @@ bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
 /// the handler. Appends exactly one reply to ctx.out. Thread/fiber-safe.
 /// @throws std::bad_alloc; weft::Cancelled (a handler waiting for a lock).
 void execute(Context& ctx);
+
+/// Signals the keys of a propagated write (`argv`, as Host::propagate
+/// gets it, the shards still locked) to their watchers (WATCH): what a
+/// command changed in place reaches them this way. Cheap while nobody
+/// watches. Host implementations call it from propagate().
+void signal_modified_keys(Keyspace& ks, std::span<const std::string_view> argv) noexcept;
+
+/// Runs `cmd` (already looked up and checked: EXEC's queued commands) and
+/// serves the keys it made ready. @throws as execute().
+void run_command(Context& ctx, const Command& cmd);
+
+/// What the command layer keeps for a client that must go when its
+/// connection ends: its watched keys and its subscriptions. The server
+/// core calls it once the connection's last command has run.
+void client_closed(Host& host, Client& client) noexcept;
 
 }  // namespace kv

@@ -149,6 +149,8 @@ std::string Server::info(std::string_view section) {
          static_cast<unsigned long long>(stats_.hits.load(std::memory_order_relaxed)));
     line(s, "keyspace_misses:%llu",
          static_cast<unsigned long long>(stats_.misses.load(std::memory_order_relaxed)));
+    line(s, "pubsub_channels:%zu", pubsub_.channel_count());
+    line(s, "pubsub_patterns:%zu", pubsub_.pattern_count());
     line(s, "client_output_buffer_limit_disconnections:%llu",
          static_cast<unsigned long long>(
              stats_.output_limit_closed.load(std::memory_order_relaxed)));

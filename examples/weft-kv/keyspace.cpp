@@ -77,6 +77,7 @@ void Shard::recharge(Entry* e) noexcept {
 
 Entry* Shard::insert(std::string_view key, std::uint64_t h) {
   Entry* e = table_.insert(key, h);
+  signal_modified(key);
   e->access_clock = lru_clock(unix_ms());
   bump(counters_.keys, 1);
   recharge(e);
@@ -84,6 +85,7 @@ Entry* Shard::insert(std::string_view key, std::uint64_t h) {
 }
 
 void Shard::assign(Entry* e, std::string_view value, StringForm form) {
+  signal_modified(e->key);
   e->value.assign(value);
   e->object.reset();
   e->set_form(form);
@@ -91,18 +93,21 @@ void Shard::assign(Entry* e, std::string_view value, StringForm form) {
 }
 
 void Shard::assign(Entry* e, std::unique_ptr<Object> object) noexcept {
+  signal_modified(e->key);
   std::string().swap(e->value);
   e->object = std::move(object);
   recharge(e);
 }
 
 void Shard::append(Entry* e, std::string_view tail) {
+  signal_modified(e->key);
   e->value.append(tail);
   e->set_form(StringForm::raw);
   recharge(e);
 }
 
 void Shard::set_expire(Entry* e, std::int64_t at) {
+  signal_modified(e->key);
   if (at >= 0 && e->expire_at < 0) {
     expires_.push_back(e);  // may throw: nothing changed yet
     e->expire_slot = static_cast<std::uint32_t>(expires_.size() - 1);
@@ -118,6 +123,7 @@ void Shard::set_expire(Entry* e, std::int64_t at) {
 }
 
 void Shard::erase(Entry* e) noexcept {
+  signal_modified(e->key);
   if (e->expire_at >= 0) {
     Entry* last = expires_.back();
     expires_[e->expire_slot] = last;
@@ -137,6 +143,10 @@ void Shard::count_blocked(std::int64_t delta) noexcept {
 }
 
 std::size_t Shard::clear() noexcept {
+  // Redis's touchAllWatchedKeysInDb: only the watched keys that existed.
+  for (const auto& [key, flags] : watched_)
+    if (table_.find(key, Keyspace::hash(key)) != nullptr)
+      for (std::atomic<bool>* f : flags) f->store(true, std::memory_order_relaxed);
   const std::size_t n = table_.size();
   table_.clear();
   expires_.clear();
@@ -145,6 +155,29 @@ std::size_t Shard::clear() noexcept {
   counters_.expires.store(0, std::memory_order_relaxed);
   counters_.bytes.store(0, std::memory_order_relaxed);
   return n;
+}
+
+void Shard::watch(std::string_view key, std::atomic<bool>* dirty) {
+  auto it = watched_.find(std::string(key));
+  if (it == watched_.end())
+    it = watched_.emplace(std::string(key), std::vector<std::atomic<bool>*>{}).first;
+  it->second.push_back(dirty);
+}
+
+void Shard::unwatch(std::string_view key, std::atomic<bool>* dirty) noexcept {
+  const auto it = watched_.find(std::string(key));
+  if (it == watched_.end()) return;
+  auto& v = it->second;
+  std::erase(v, dirty);
+  if (v.empty()) watched_.erase(it);
+}
+
+void Shard::touch_watchers(std::string_view key) noexcept {
+  // The flags are read by their clients' EXEC under this shard's lock (EXEC
+  // locks every shard), which orders them: relaxed is enough.
+  const auto it = watched_.find(std::string(key));
+  if (it == watched_.end()) return;
+  for (std::atomic<bool>* f : it->second) f->store(true, std::memory_order_relaxed);
 }
 
 std::int64_t Shard::recount() const noexcept {

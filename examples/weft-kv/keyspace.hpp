@@ -25,10 +25,12 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "dict.hpp"
 #include "weft/sync.hpp"
+#include "weft/this_fiber.hpp"
 
 namespace kv {
 
@@ -144,12 +146,56 @@ struct ShardCounters {
   std::atomic<std::int64_t> blocked{0};
 };
 
+/// A shard's lock: a weft::Mutex that the fiber holding it may lock again
+/// (it counts the depth). EXEC holds every shard while the queued commands
+/// run, and each of them locks its shards as it would alone; only the
+/// owning fiber can see its own id in `owner_`, so a relaxed load is
+/// enough to tell (another fiber reads either 0 or some other id).
+class ShardMutex {
+ public:
+  /// Locks (or re-enters, on the owning fiber). @throws weft::Cancelled
+  /// while waiting.
+  void lock() {
+    if (reenter()) return;
+    m_.lock();
+    own();
+  }
+  /// Locks if free now (or re-enters); false otherwise.
+  bool try_lock() noexcept {
+    if (reenter()) return true;
+    if (!m_.try_lock()) return false;
+    own();
+    return true;
+  }
+  /// Leaves one level; the last unlocks.
+  void unlock() noexcept {
+    if (--depth_ != 0) return;
+    owner_.store(0, std::memory_order_relaxed);
+    m_.unlock();
+  }
+
+ private:
+  bool reenter() noexcept {
+    const weft::FiberId me = weft::this_fiber::id();
+    if (me == 0 || owner_.load(std::memory_order_relaxed) != me) return false;
+    ++depth_;
+    return true;
+  }
+  void own() noexcept {
+    owner_.store(weft::this_fiber::id(), std::memory_order_relaxed);
+    depth_ = 1;
+  }
+  weft::Mutex m_;
+  std::atomic<weft::FiberId> owner_{0};  // the holder's fiber id (0: none, or a thread)
+  std::uint32_t depth_ = 0;              // guarded by m_
+};
+
 /// One shard: a table, the list of its keys with a TTL (for active expiry
 /// sampling) and a weft::Mutex. Every member function requires `mu` held.
 class Shard {
  public:
   /// Guards everything below.
-  weft::Mutex mu;
+  ShardMutex mu;
   /// Clients blocked on this shard's keys; null until the first blocks.
   std::unique_ptr<BlockedKeys> blocked;
 
@@ -195,6 +241,21 @@ class Shard {
   /// stay where they are: they wait on key names, not on values.
   void swap(Shard& other) noexcept;
 
+  /// WATCH: from now on `dirty` is set whenever `key` changes (written,
+  /// deleted, expired, given or cleared a TTL, flushed while present),
+  /// until unwatch(). A flag may watch a key once.
+  /// @throws std::bad_alloc.
+  void watch(std::string_view key, std::atomic<bool>* dirty);
+  void unwatch(std::string_view key, std::atomic<bool>* dirty) noexcept;
+  /// Sets the dirty flags watching `key` (Redis's touchWatchedKey). insert,
+  /// assign, append, set_expire, erase and clear call it; a change in place
+  /// (an element added to a set) is signalled when it is propagated
+  /// (kv::signal_modified_keys), as only real changes are.
+  void signal_modified(std::string_view key) noexcept {
+    if (!watched_.empty()) [[unlikely]]
+      touch_watchers(key);
+  }
+
   /// Active expiry: samples up to `n` keys with a TTL and deletes the
   /// expired ones; returns {sampled, deleted}.
   std::pair<std::size_t, std::size_t> expire_sample(std::size_t n, std::int64_t now);
@@ -208,7 +269,10 @@ class Shard {
 
  private:
   static std::int64_t cost(const Entry& e) noexcept;
+  void touch_watchers(std::string_view key) noexcept;
   Table table_;
+  /// Watched keys of this shard and the flags watching them.
+  std::unordered_map<std::string, std::vector<std::atomic<bool>*>> watched_;
   std::vector<Entry*> expires_;  // keys with a TTL, in no order
   std::minstd_rand rng_{0x5eed};
   ShardCounters counters_;
@@ -239,8 +303,15 @@ class Keyspace {
   /// Clients blocked on keys now (INFO's blocked_clients; Shard::count_blocked).
   std::int64_t blocked_clients() const noexcept;
 
+  /// (key, client) pairs watched now (WATCH), kept by the command layer:
+  /// while 0, a write need not look for watchers. Relaxed: WATCH counts
+  /// with the key's shard locked and a write reads it with that shard
+  /// locked, so the shard's mutex orders the two.
+  std::atomic<std::int64_t>& watchers() noexcept { return watchers_; }
+
  private:
   Shard shards_[kShards];
+  std::atomic<std::int64_t> watchers_{0};
 };
 
 /// Redis's glob match (src/util.c stringmatchlen): `*`, `?`, `[...]` with

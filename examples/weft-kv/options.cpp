@@ -28,10 +28,11 @@ const char* const kUsage =
     "                          (suffixes k, kb, m, mb, g, gb as in redis.conf)\n"
     "  --timeout S             close clients idle for S seconds, or whose reply write\n"
     "                          makes no progress for S seconds; 0 = never (default)\n"
-    "  --client-output-buffer-limit 'normal HARD SOFT SECONDS'\n"
+    "  --client-output-buffer-limit 'CLASS HARD SOFT SECONDS ...'\n"
     "                          close a client whose pending replies exceed HARD bytes,\n"
     "                          or SOFT bytes for SECONDS (Redis's syntax; 0 = no limit;\n"
-    "                          default 'normal 0 0 0')\n"
+    "                          CLASS normal or pubsub; default\n"
+    "                          'normal 0 0 0 pubsub 32mb 8mb 60')\n"
     "  --write-timeout S       reply writes without progress for S seconds close the\n"
     "                          client (default: --timeout's value)\n"
     "  --help                  this text\n"
@@ -142,20 +143,27 @@ Options parse_options(std::span<char* const> args, bool* help) {
     } else if (a == "--write-timeout") {
       o.write_timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
     } else if (a == "--client-output-buffer-limit") {
-      // "normal <hard> <soft> <seconds>", sizes with redis.conf units.
+      // "<class> <hard> <soft> <seconds>", one or more groups, sizes with
+      // redis.conf units; the classes weft-kv has are normal and pubsub.
       std::vector<std::string_view> w;
       for (std::size_t i = 0; i < v.size();) {
         const std::size_t j = std::min(v.find(' ', i), v.size());
         if (j > i) w.push_back(v.substr(i, j - i));
         i = j + 1;
       }
-      if (w.size() != 4 || w[0] != "normal")
+      if (w.empty() || w.size() % 4 != 0)
         throw std::invalid_argument(
-            "--client-output-buffer-limit wants 'normal HARD SOFT SECONDS', got '" +
+            "--client-output-buffer-limit wants 'normal|pubsub HARD SOFT SECONDS ...', got '" +
             std::string(v) + "'");
-      o.output_limit.hard = parse_memory(a, w[1]);
-      o.output_limit.soft = parse_memory(a, w[2]);
-      o.output_limit.soft_seconds = parse_uint(a, w[3], 0, 100LL * 365 * 24 * 3600);
+      for (std::size_t g = 0; g < w.size(); g += 4) {
+        if (w[g] != "normal" && w[g] != "pubsub")
+          throw std::invalid_argument("--client-output-buffer-limit: unknown class '" +
+                                      std::string(w[g]) + "' (normal or pubsub)");
+        Options::OutputLimit& lim = w[g] == "normal" ? o.output_limit : o.pubsub_limit;
+        lim.hard = parse_memory(a, w[g + 1]);
+        lim.soft = parse_memory(a, w[g + 2]);
+        lim.soft_seconds = parse_uint(a, w[g + 3], 0, 100LL * 365 * 24 * 3600);
+      }
     } else {
       throw std::invalid_argument("unknown option " + std::string(a) + " (see --help)");
     }

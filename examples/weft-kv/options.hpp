@@ -32,6 +32,11 @@ struct Options {
   struct OutputLimit {
     std::uint64_t hard = 0, soft = 0, soft_seconds = 0;
   } output_limit;
+  /// The same limits for clients subscribed to a channel or pattern
+  /// (Redis's class pubsub; its default 32mb 8mb 60). Messages queue for
+  /// such a client without stalling the publisher; over the limits the
+  /// client is closed, logged and counted.
+  OutputLimit pubsub_limit{32ull << 20, 8ull << 20, 60};
   /// A reply write that makes no progress for this long closes the client
   /// (seconds; 0: --timeout's value, and none when that is 0 too).
   std::uint64_t write_timeout_s = 0;

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <stdexcept>
 #include <system_error>
 
@@ -55,6 +56,7 @@ void Server::settings_changed(std::string_view name) {
 }
 
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {
+  signal_modified_keys(keyspace_, argv);
   if (aof_ == nullptr || loading_) return;
   ctx.aof_seq = std::max(ctx.aof_seq, aof_->append(argv));
 }
@@ -255,12 +257,22 @@ void Server::serve(weft::net::TcpStream conn) {
   std::size_t reply_at = 0;
   // Waits for the batch's records, then writes the replies; false when the
   // client is closed for the write deadline or the output limits.
+  // Once the client has subscribed, its replies go to its outbox (the
+  // messages published to it are there too) and a writer fiber of the
+  // connection's scope writes them (pubsub.hpp).
+  std::unique_ptr<Outbox> box;
+  Subscriber sub;
+  weft::Scope* conn_scope = nullptr;
   auto flush = [&](std::uint64_t seq) {
     if (seq != 0) wait_logged(out, logged, seq);
     logged.clear();
     if (!out.empty()) {
-      if (!write_replies(conn, client, out)) return false;
-      stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
+      if (box != nullptr) {
+        if (!box->push(out, unix_ms())) return false;
+      } else {
+        if (!write_replies(conn, client, out)) return false;
+        stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
+      }
       out.clear();
       reply_at = 0;
       if (out.capacity() > kOutKeep) out.shrink_to_fit();
@@ -305,71 +317,129 @@ void Server::serve(weft::net::TcpStream conn) {
   } watch(flush, conn, held);
   client.watch = &watch;
 
-  try {
-    bool open = registered;
-    while (open) {
-      const std::span<char> space = parser.prepare(std::max(kReadChunk, held.size()));
-      std::size_t n = 0;
-      if (!held.empty()) {  // sent while a command was blocked
-        n = held.size();
-        std::memcpy(space.data(), held.data(), n);
-        std::string().swap(held);
-      } else {
-        try {
-          const std::uint64_t timeout_s = settings_.timeout_s.load(std::memory_order_relaxed);
-          n = timeout_s == 0 ? conn.read(space.data(), space.size())
-                             : conn.read(space.data(), space.size(),
-                                         weft::Deadline::after(std::chrono::seconds(timeout_s)));
-        } catch (const weft::TimedOut&) {
-          break;  // idle timeout: close without a reply, as Redis does
-        }
+  // Publish/subscribe (client.hpp's PubSubLink): the first subscription
+  // makes the outbox and starts the writer.
+  struct Link final : PubSubLink {
+    using Flush = decltype(flush);
+    using Make = std::function<void()>;
+    Link(Flush& f, std::unique_ptr<Outbox>& b, Subscriber& s, Make m)
+        : send(f), box(b), sub(s), make(std::move(m)) {}
+    Subscriber* subscriber(bool create) override {
+      if (box == nullptr) {
+        if (!create) return nullptr;
+        make();
       }
-      if (n == 0) open = false;  // peer closed, or shutdown ended our reads
-      parser.commit(n);
-      stats_.net_in.fetch_add(n, std::memory_order_relaxed);
-
-      Context ctx{*this, &client, {}, out, unix_ms()};
-      std::uint64_t ncommands = 0;
-      ParseStatus st;
-      while ((st = parser.next(argv)) == ParseStatus::complete) {
-        ctx.argv = argv;
-        const std::uint64_t seq_before = ctx.aof_seq;
-        reply_at = out.size();
-        execute(ctx);
-        // A blocking command that parked sent what came before it and reset
-        // ctx.aof_seq: it logged a record only if it was served (seq != 0).
-        if (ctx.aof_seq != seq_before && ctx.aof_seq != 0)
-          logged.push_back({reply_at, out.size(), ctx.aof_seq});
-        ++ncommands;
-        if (ctx.close) break;
-        if (out.size() >= kOutFlush) {
-          if (!flush(std::exchange(ctx.aof_seq, 0))) {
-            ctx.close = true;
-            break;
-          }
-          ctx.now = unix_ms();
-        }
-      }
-      if (st == ParseStatus::error) {
-        out += '-';
-        out += parser.error();
-        out += "\r\n";
-        open = false;
-      }
-      if (ctx.close) open = false;
-      stats_.commands.fetch_add(ncommands, std::memory_order_relaxed);
-      if (ctx.hits != 0) stats_.hits.fetch_add(ctx.hits, std::memory_order_relaxed);
-      if (ctx.misses != 0) stats_.misses.fetch_add(ctx.misses, std::memory_order_relaxed);
-      client.last_ms.store(ctx.now, std::memory_order_relaxed);
-      const std::uint64_t buffered = parser.buffered();
-      client.qbuf.store(buffered, std::memory_order_relaxed);
-      if (buffered != reported_buffers) {
-        stats_.client_buffers.fetch_add(static_cast<std::int64_t>(buffered - reported_buffers),
-                                        std::memory_order_relaxed);
-        reported_buffers = buffered;
-      }
-      if (!flush(ctx.aof_seq)) open = false;
+      return &sub;
     }
+    void sync(Context& ctx) override {
+      // False: the outbox closed (over its limits); the connection is ending.
+      if (box != nullptr) (void)send(std::exchange(ctx.aof_seq, 0));
+    }
+    Flush& send;
+    std::unique_ptr<Outbox>& box;
+    Subscriber& sub;
+    Make make;
+  } link(flush, box, sub, [&] {
+    box = std::make_unique<Outbox>(options_.pubsub_limit, [this, &conn, &client] {
+      // Redis: "Client ... scheduled to be closed ASAP for overcoming of
+      // output buffer limits."; its reads end, then the connection.
+      stats_.output_limit_closed.fetch_add(1, std::memory_order_relaxed);
+      std::fprintf(stderr,
+                   "weft-kv: client %llu closed for overcoming of output buffer limits (pubsub "
+                   "class: hard %llu, soft %llu for %llu s)\n",
+                   static_cast<unsigned long long>(client.id),
+                   static_cast<unsigned long long>(options_.pubsub_limit.hard),
+                   static_cast<unsigned long long>(options_.pubsub_limit.soft),
+                   static_cast<unsigned long long>(options_.pubsub_limit.soft_seconds));
+      try {
+        conn.shutdown(weft::net::Shutdown::both);
+      } catch (const std::system_error&) {
+        // Not connected any more: it is ending anyway.
+      }
+    });
+    sub.client_id = client.id;
+    sub.box = box.get();
+    conn_scope->spawn([this, &conn, &client, b = box.get()] { write_outbox(conn, client, *b); });
+  });
+  client.pubsub = &link;
+
+  try {
+    weft::scope([&](weft::Scope& scope) {
+      conn_scope = &scope;
+      // However the loop ends, the writer ends with it.
+      struct CloseBox {
+        std::unique_ptr<Outbox>& b;
+        ~CloseBox() {
+          if (b != nullptr) b->close(/*drain=*/true);
+        }
+      } close_box{box};
+      bool open = registered;
+      while (open) {
+        const std::span<char> space = parser.prepare(std::max(kReadChunk, held.size()));
+        std::size_t n = 0;
+        if (!held.empty()) {  // sent while a command was blocked
+          n = held.size();
+          std::memcpy(space.data(), held.data(), n);
+          std::string().swap(held);
+        } else {
+          try {
+            // Subscribed clients are never idle (Redis's clientsCronHandleTimeout).
+            const std::uint64_t timeout_s =
+                client.subscriptions > 0 ? 0 : settings_.timeout_s.load(std::memory_order_relaxed);
+            n = timeout_s == 0 ? conn.read(space.data(), space.size())
+                               : conn.read(space.data(), space.size(),
+                                           weft::Deadline::after(std::chrono::seconds(timeout_s)));
+          } catch (const weft::TimedOut&) {
+            break;  // idle timeout: close without a reply, as Redis does
+          }
+        }
+        if (n == 0) open = false;  // peer closed, or shutdown ended our reads
+        parser.commit(n);
+        stats_.net_in.fetch_add(n, std::memory_order_relaxed);
+
+        Context ctx{*this, &client, {}, out, unix_ms()};
+        std::uint64_t ncommands = 0;
+        ParseStatus st;
+        while ((st = parser.next(argv)) == ParseStatus::complete) {
+          ctx.argv = argv;
+          const std::uint64_t seq_before = ctx.aof_seq;
+          reply_at = out.size();
+          execute(ctx);
+          // A blocking command that parked sent what came before it and reset
+          // ctx.aof_seq: it logged a record only if it was served (seq != 0).
+          if (ctx.aof_seq != seq_before && ctx.aof_seq != 0)
+            logged.push_back({reply_at, out.size(), ctx.aof_seq});
+          ++ncommands;
+          if (ctx.close) break;
+          if (out.size() >= kOutFlush) {
+            if (!flush(std::exchange(ctx.aof_seq, 0))) {
+              ctx.close = true;
+              break;
+            }
+            ctx.now = unix_ms();
+          }
+        }
+        if (st == ParseStatus::error) {
+          out += '-';
+          out += parser.error();
+          out += "\r\n";
+          open = false;
+        }
+        if (ctx.close) open = false;
+        stats_.commands.fetch_add(ncommands, std::memory_order_relaxed);
+        if (ctx.hits != 0) stats_.hits.fetch_add(ctx.hits, std::memory_order_relaxed);
+        if (ctx.misses != 0) stats_.misses.fetch_add(ctx.misses, std::memory_order_relaxed);
+        client.last_ms.store(ctx.now, std::memory_order_relaxed);
+        const std::uint64_t buffered = parser.buffered();
+        client.qbuf.store(buffered, std::memory_order_relaxed);
+        if (buffered != reported_buffers) {
+          stats_.client_buffers.fetch_add(static_cast<std::int64_t>(buffered - reported_buffers),
+                                          std::memory_order_relaxed);
+          reported_buffers = buffered;
+        }
+        if (!flush(ctx.aof_seq)) open = false;
+      }
+    });
   } catch (const std::system_error&) {
     // Peer reset, or the AOF failed permanently (the reply was never sent).
   } catch (const weft::Cancelled&) {
@@ -378,6 +448,9 @@ void Server::serve(weft::net::TcpStream conn) {
     std::fprintf(stderr, "weft-kv: client %llu: %s\n", static_cast<unsigned long long>(client.id),
                  e.what());
   }
+  // Its watched keys and subscriptions go before the outbox and the stream
+  // do: no other client touches them after this.
+  client_closed(*this, client);
   stats_.client_buffers.fetch_sub(static_cast<std::int64_t>(reported_buffers),
                                   std::memory_order_relaxed);
   if (registered) {
@@ -386,6 +459,48 @@ void Server::serve(weft::net::TcpStream conn) {
   }
   conn.close();
   active_.done();
+}
+
+void Server::write_outbox(weft::net::TcpStream& conn, Client& client, Outbox& box) {
+  std::string chunk;
+  // Draining (the connection ended) to a peer that takes nothing: given up
+  // after 5 s of bounded waits without progress.
+  int stalls = 0;
+  try {
+    while (box.take(chunk)) {
+      client.omem.store(box.pending(), std::memory_order_relaxed);
+      for (std::size_t done = 0; done < chunk.size();) {
+        std::size_t n = 0;
+        try {
+          // A bounded wait, so that an outbox closed while the socket is
+          // full (over its limits, or the connection ending) ends it.
+          n = conn.write(chunk.data() + done, chunk.size() - done,
+                         weft::Deadline::after(std::chrono::milliseconds(100)));
+        } catch (const weft::TimedOut&) {
+          if (box.closed() || (box.draining() && ++stalls > 50)) {
+            client.omem.store(0, std::memory_order_relaxed);
+            return;
+          }
+          continue;
+        }
+        stalls = 0;
+        done += n;
+        box.wrote(n);
+        stats_.net_out.fetch_add(n, std::memory_order_relaxed);
+      }
+      client.omem.store(box.pending(), std::memory_order_relaxed);
+    }
+  } catch (const weft::Cancelled&) {
+    // The connection's scope ends.
+  } catch (const std::system_error&) {
+    // The peer is gone: end the connection's reads too.
+    box.close();
+    try {
+      conn.shutdown(weft::net::Shutdown::both);
+    } catch (const std::system_error&) {
+    }
+  }
+  client.omem.store(0, std::memory_order_relaxed);
 }
 
 void Server::wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq) {
@@ -429,9 +544,9 @@ void Server::roll_back_unlogged() {
   const auto start = std::chrono::steady_clock::now();
   // Every shard, in index order (as multi-key commands lock them): no
   // command runs, so nothing is appended, until memory is the file again.
-  std::array<std::unique_lock<weft::Mutex>, Keyspace::kShards> locks;
+  std::array<std::unique_lock<ShardMutex>, Keyspace::kShards> locks;
   for (std::size_t i = 0; i < Keyspace::kShards; ++i)
-    locks[i] = std::unique_lock<weft::Mutex>(keyspace_.shard(i).mu);
+    locks[i] = std::unique_lock<ShardMutex>(keyspace_.shard(i).mu);
   aof_->discard_unwritten();
   // Replay the file into a fresh keyspace through a host of its own (the
   // command layer needs nothing else), then swap it in shard by shard.

@@ -17,6 +17,7 @@
 #include "command.hpp"
 #include "keyspace.hpp"
 #include "options.hpp"
+#include "pubsub.hpp"
 #include "weft/net.hpp"
 #include "weft/weft.hpp"
 
@@ -50,6 +51,7 @@ class Server final : public Host {
   std::string client_list(const Client* self) override;
   void reset_stats() noexcept override;
   void request_shutdown() noexcept override;
+  PubSub* pubsub() noexcept override { return &pubsub_; }
 
  private:
   /// Counters INFO shows; relaxed atomics (statistics, ordered by nothing).
@@ -111,6 +113,9 @@ class Server final : public Host {
   /// Writes `out` to the client under the write deadline and the output
   /// limits. Returns false when the client was closed for them (counted).
   bool write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out);
+  /// A subscribed client's writer fiber: writes what its outbox gathers
+  /// until the outbox closes or the peer goes.
+  void write_outbox(weft::net::TcpStream& conn, Client& client, Outbox& box);
   void accept_loop(weft::net::TcpListener& listener, weft::Scope& scope);
   weft::net::TcpListener bind_listener(const weft::net::BindOptions& bo);
   void cron();
@@ -127,6 +132,7 @@ class Server final : public Host {
   Settings settings_{options_};
   weft::Runtime& runtime_;
   Keyspace keyspace_;
+  PubSub pubsub_;
   std::unique_ptr<Aof> aof_;
   bool loading_ = false;
   std::int64_t start_ms_ = 0;

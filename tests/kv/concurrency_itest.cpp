@@ -22,24 +22,8 @@ using weft::test::Checker;
 
 class Concurrency : public SharedServerTest {
  protected:
-  // Runs body(client, id) for n clients at once, each on its own fiber and
-  // connection; exceptions are recorded in the checker.
   void run_clients(int n, const std::function<void(Client&, int)>& body) {
-    weft::Runtime rt(weft::test::workers_config(2));
-    rt.block_on([&] {
-      std::vector<weft::JoinHandle<void>> fibers;
-      for (int id = 0; id < n; ++id) {
-        fibers.push_back(weft::spawn([&, id] {
-          try {
-            Client c(port());
-            body(c, id);
-          } catch (const std::exception& e) {
-            check_.check(false, "client " + std::to_string(id) + ": " + e.what());
-          }
-        }));
-      }
-      for (auto& f : fibers) f.join();
-    });
+    kv::itest::run_clients(port(), n, check_, body);
   }
   Checker check_;
 };

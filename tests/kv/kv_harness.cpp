@@ -592,6 +592,25 @@ void SharedServerTest::TearDownTestSuite() {
   server_.reset();
 }
 
+void run_clients(std::uint16_t port, int n, weft::test::Checker& check,
+                 const std::function<void(Client&, int)>& body) {
+  weft::Runtime rt(weft::test::workers_config(2));
+  rt.block_on([&] {
+    std::vector<weft::JoinHandle<void>> fibers;
+    for (int id = 0; id < n; ++id) {
+      fibers.push_back(weft::spawn([&, id] {
+        try {
+          Client c(port);
+          body(c, id);
+        } catch (const std::exception& e) {
+          check.check(false, "client " + std::to_string(id) + ": " + e.what());
+        }
+      }));
+    }
+    for (auto& f : fibers) f.join();
+  });
+}
+
 void SharedServerTest::SetUp() {
   KV_REQUIRE_SERVER();
   ASSERT_TRUE(start_error_.empty()) << start_error_;

@@ -251,6 +251,12 @@ class Client {
   std::size_t pos_ = 0;
 };
 
+/// Runs body(client, id) for n clients at once, each on its own fiber and
+/// connection to 127.0.0.1:port, in a runtime of 2 workers; a client's
+/// exception is recorded in `check` (with its id) and ends only it.
+void run_clients(std::uint16_t port, int n, weft::test::Checker& check,
+                 const std::function<void(Client&, int)>& body);
+
 /// INFO's reply, parsed: the section headers in order ("Server", ...)
 /// and every `field:value` line.
 struct Info {

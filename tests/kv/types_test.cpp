@@ -481,9 +481,19 @@ TEST(MultiLock, ExtendKeepsTheLockOrder) {
     kv::cmd::MultiLock lock(ks, std::uint64_t{1} << 10);
     EXPECT_TRUE(lock.extend(20));  // after every held shard: waits if needed
     EXPECT_TRUE(lock.extend(10));  // held already
-    ks.shard(5).mu.lock();         // before a held one and busy: refused
+    // Before a held one and busy (held by another fiber: the shard lock
+    // lets its own holder reenter): refused.
+    weft::Event taken, release;
+    auto holder = weft::spawn([&] {
+      ks.shard(5).mu.lock();
+      taken.set();
+      release.wait();
+      ks.shard(5).mu.unlock();
+    });
+    taken.wait();
     EXPECT_FALSE(lock.extend(5));
-    ks.shard(5).mu.unlock();
+    release.set();
+    holder.join();
     EXPECT_TRUE(lock.extend(5));  // free now: taken
     EXPECT_EQ(lock.held(),
               (std::uint64_t{1} << 5) | (std::uint64_t{1} << 10) | (std::uint64_t{1} << 20));

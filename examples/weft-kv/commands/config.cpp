@@ -120,7 +120,8 @@ std::string value_of(Host& host, const Param& p) {
   if (name == "client-output-buffer-limit")
     return "normal " + std::to_string(o.output_limit.hard) + " " +
            std::to_string(o.output_limit.soft) + " " + std::to_string(o.output_limit.soft_seconds) +
-           " slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+           " slave 268435456 67108864 60 pubsub " + std::to_string(o.pubsub_limit.hard) + " " +
+           std::to_string(o.pubsub_limit.soft) + " " + std::to_string(o.pubsub_limit.soft_seconds);
   return std::to_string(o.limits.max_bulk_len);  // proto-max-bulk-len
 }
 

@@ -13,6 +13,12 @@ namespace {
 
 void cmd_ping(Context& c) {
   if (c.argv.size() > 2) return arity_error(c, "ping");
+  if (c.client != nullptr && c.client->subscriptions > 0) {
+    // RESP2's subscribed mode: ["pong", message or ""] (Redis's pingCommand).
+    Reply::array_header(c.out, 2);
+    Reply::bulk(c.out, "pong");
+    return Reply::bulk(c.out, c.argv.size() == 2 ? c.argv[1] : std::string_view());
+  }
   if (c.argv.size() == 2) return Reply::bulk(c.out, c.argv[1]);
   c.out += "+PONG\r\n";
 }

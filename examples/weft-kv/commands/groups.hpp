@@ -30,5 +30,9 @@ std::span<const Command> config_commands() noexcept;
 std::span<const Command> list_commands() noexcept;
 /// The sorted-set commands, blocking pops included (zsets.cpp).
 std::span<const Command> zset_commands() noexcept;
+/// SUBSCRIBE, PSUBSCRIBE, their UNSUBSCRIBEs, PUBLISH, PUBSUB (pubsub.cpp).
+std::span<const Command> pubsub_commands() noexcept;
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH (transaction.cpp).
+std::span<const Command> transaction_commands() noexcept;
 
 }  // namespace kv::cmd

@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <cstdio>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "commands/blocking.hpp"
 #include "commands/groups.hpp"
+#include "commands/transaction.hpp"
 #include "commands/util.hpp"
+#include "weft/cancel.hpp"
 
 namespace kv {
 namespace {
@@ -38,6 +41,8 @@ const Table& table() {
              cmd::zset_commands(),
              cmd::server_commands(),
              cmd::config_commands(),
+             cmd::pubsub_commands(),
+             cmd::transaction_commands(),
          }) {
       tab->all.insert(tab->all.end(), group.begin(), group.end());
     }
@@ -195,34 +200,114 @@ bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
 }
 
 void execute(Context& c) {
+  Client* const cl = c.client;
+  // In MULTI, a command refused before it is queued fails the transaction
+  // (Redis's flagTransaction): EXEC then answers EXECABORT.
+  const bool queuing = cl != nullptr && cl->in_multi && !c.in_exec;
   const Command* cmd = find_command(c.argv[0]);
-  if (cmd == nullptr || c.argv[0].find('|') != std::string_view::npos) return unknown_command(c);
+  if (cmd == nullptr || c.argv[0].find('|') != std::string_view::npos) {
+    if (queuing) cl->multi_failed = true;
+    return unknown_command(c);
+  }
+  const bool is_exec = std::string_view(cmd->name) == "exec";
+  // Redis's rejectCommand: EXEC itself refused discards the transaction
+  // and answers EXECABORT with the reason (without its "ERR ").
+  const auto refuse = [&](std::string_view e) {
+    if (is_exec) {
+      if (cl != nullptr) cmd::transaction::discard(c.host, *cl);
+      if (e.substr(0, 4) == "ERR ") e.remove_prefix(4);
+      return err(c, "EXECABORT Transaction discarded because of: " + std::string(e));
+    }
+    if (queuing) cl->multi_failed = true;
+    err(c, e);
+  };
   if (!cmd->subcommands.empty() && c.argv.size() > 1) {
     // A container (Redis's lookupCommand): argv[1] names the subcommand.
     const Command* sub = find_subcommand(*cmd, c.argv[1]);
     if (sub == nullptr) {
       std::string upper(c.argv[0]);
       for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-      return err(c, "ERR unknown subcommand '" + std::string(c.argv[1].substr(0, 128)) + "'. Try " +
-                        upper + " HELP.");
+      return refuse("ERR unknown subcommand '" + std::string(c.argv[1].substr(0, 128)) + "'. Try " +
+                    upper + " HELP.");
     }
     cmd = sub;
   }
   const auto argc = static_cast<int>(c.argv.size());
-  if ((cmd->arity > 0 && argc != cmd->arity) || argc < -cmd->arity)
+  if ((cmd->arity > 0 && argc != cmd->arity) || argc < -cmd->arity) {
+    if (is_exec) return refuse("ERR wrong number of arguments for 'exec' command");
+    if (queuing) cl->multi_failed = true;
     return cmd::arity_error(c, cmd->name);
-  if (c.client != nullptr) c.client->last_cmd.store(cmd->name, std::memory_order_relaxed);
+  }
+  if (cl != nullptr) cl->last_cmd.store(cmd->name, std::memory_order_relaxed);
+  const std::string_view name(cmd->name);
+  if (queuing && (cmd->flags & kNoMulti))
+    return refuse("ERR Command not allowed inside a transaction");
+  // EXEC is refused as its queued commands would be (Redis's processCommand
+  // folds their flags in).
+  const unsigned flags = cmd->flags | (is_exec && cl != nullptr ? cl->multi_flags : 0u);
   const std::uint64_t maxmemory = c.host.settings().maxmemory.load(std::memory_order_relaxed);
-  if ((cmd->flags & kDenyOom) && maxmemory != 0 && !c.host.loading() &&
+  // In MULTI every queued command counts as one that uses memory (the queue
+  // does), but DISCARD, EXEC and QUIT are never refused for it.
+  const bool oom_checked =
+      (flags & kDenyOom) || (queuing && !is_exec && name != "discard" && name != "quit");
+  if (oom_checked && maxmemory != 0 && !c.host.loading() && !c.in_exec &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
-    return err(c, kOom);
+    return refuse(kOom);
   // Redis refuses writes, and PING, while persisting fails (processCommand:
   // writeCommandsDeniedByDiskError): nothing is applied that could not be
   // logged.
-  if (((cmd->flags & kWrite) || std::string_view(cmd->name) == "ping") && !c.host.loading() &&
+  if (((flags & kWrite) || name == "ping") && !c.host.loading() && !c.in_exec &&
       !c.host.writes_allowed())
-    return err(c, c.host.write_refusal());
-  cmd->run(c);
+    return refuse(c.host.write_refusal());
+  // RESP2's subscribed mode (processCommand): only these, until the last
+  // subscription goes.
+  if (cl != nullptr && cl->subscriptions > 0 && !c.in_exec && name != "ping" &&
+      name != "subscribe" && name != "unsubscribe" && name != "psubscribe" &&
+      name != "punsubscribe" && name != "quit")
+    return refuse("ERR Can't execute '" + std::string(name) +
+                  "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed "
+                  "in this context");
+  if (queuing && !is_exec && name != "discard" && name != "multi" && name != "watch" &&
+      name != "quit") {
+    cl->queued.push_back({cmd, std::vector<std::string>(c.argv.begin(), c.argv.end())});
+    cl->multi_flags |= cmd->flags;
+    c.out += "+QUEUED\r\n";
+    return;
+  }
+  run_command(c, *cmd);
+}
+
+void client_closed(Host& host, Client& client) noexcept {
+  // Shielded: a connection ending while the server stops still lets go of
+  // what other clients' commands would otherwise touch.
+  weft::ShieldGuard shield;
+  try {
+    cmd::transaction::discard(host, client);
+    if (client.pubsub != nullptr && host.pubsub() != nullptr)
+      if (Subscriber* sub = client.pubsub->subscriber(false)) host.pubsub()->remove_all(*sub);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "weft-kv: client %llu: cleanup failed: %s\n",
+                 static_cast<unsigned long long>(client.id), e.what());
+  }
+  client.subscriptions = 0;
+}
+
+void signal_modified_keys(Keyspace& ks, std::span<const std::string_view> argv) noexcept {
+  if (ks.watchers().load(std::memory_order_relaxed) == 0) return;
+  const Command* cmd = find_command(argv[0]);
+  if (cmd == nullptr) return;
+  try {
+    std::vector<std::size_t> at;
+    if (!key_positions(*cmd, argv, at)) return;
+    for (const std::size_t i : at) ks.shard_of(Keyspace::hash(argv[i])).signal_modified(argv[i]);
+  } catch (const std::bad_alloc&) {
+    // No room to list the keys: a watcher might miss this change. Mark
+    // nothing rather than fail a write that is already applied.
+  }
+}
+
+void run_command(Context& c, const Command& cmd) {
+  cmd.run(c);
   // Keys the command made ready that it could not serve under its own locks
   // (blocking.hpp): served now, before the next command.
   if (!c.ready.empty()) cmd::blocking::serve_ready(c);

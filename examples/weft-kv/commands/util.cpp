@@ -266,7 +266,7 @@ bool string_shared(const Entry& e) noexcept {
 bool MultiLock::extend(std::size_t i) {
   const std::uint64_t bit = std::uint64_t{1} << i;
   if (held_ & bit) return true;
-  weft::Mutex& m = ks_.shard(i).mu;
+  ShardMutex& m = ks_.shard(i).mu;
   if (held_ < bit) {
     m.lock();  // after every shard held: the order allows waiting
   } else if (!m.try_lock()) {

@@ -184,7 +184,7 @@ struct Locked {
   std::string_view key;
   std::uint64_t h;
   Shard& shard;
-  std::lock_guard<weft::Mutex> lock;
+  std::lock_guard<ShardMutex> lock;
 
   /// The live entry (lazily expiring it), or nullptr.
   Entry* find(std::int64_t now) noexcept { return shard.find(key, h, now); }
