@@ -4,9 +4,73 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace weft {
+
+/// A configuration value that does not parse, has the wrong type, is out of
+/// range, or names no setting; or a configuration file that cannot be read
+/// or is not valid TOML. what() names all of it, e.g.
+/// `weft: /etc/weft.toml:3: workers: must be an integer in 0..1024 (0 = one
+/// per core), got 5000`.
+class ConfigError : public std::invalid_argument {
+ public:
+  /// `key`: the setting ("" when the error is about the whole file);
+  /// `where`: the environment variable, "path:line", "path" or
+  /// "Config::<key>"; `allowed`: the allowed values ("" if not about one).
+  ConfigError(const std::string& message, std::string key, std::string where, std::string allowed)
+      : std::invalid_argument(message),
+        key_(std::move(key)),
+        where_(std::move(where)),
+        allowed_(std::move(allowed)) {}
+  /// The setting's schema key ("workers"), or "" for a file-level error.
+  const std::string& key() const noexcept { return key_; }
+  /// The environment variable, "file:line", file, or "Config::<key>".
+  const std::string& where() const noexcept { return where_; }
+  /// The allowed values as in docs/configuration.md, or "".
+  const std::string& allowed() const noexcept { return allowed_; }
+
+ private:
+  std::string key_;
+  std::string where_;
+  std::string allowed_;
+};
+
+/// One entry of the configuration schema (Config::schema()): the single
+/// description of a setting from which validation, the three sources
+/// (API field, WEFT_* variable, TOML key), describe() and
+/// docs/configuration.md all work.
+struct ConfigSetting {
+  std::string key;           ///< TOML key and Config field name, e.g. "stack_size"
+  std::string env;           ///< environment variable, e.g. "WEFT_STACK_SIZE"
+  std::string type;          ///< "count", "bytes", "duration", "bool" or "enum"
+  std::string unit;          ///< unit of a bare number: "bytes", "ms", "us", or ""
+  std::string default_text;  ///< default as written in TOML, e.g. "256K"
+  std::string allowed;       ///< allowed values, e.g. "a size in 16K..1G bytes"
+  std::string description;   ///< what it does (one paragraph)
+  /// True if a running Runtime can change it (Runtime::set_<key>).
+  bool runtime_changeable = false;
+};
+
+/// Where a setting's value came from (Config::describe()).
+enum class ConfigSource {
+  default_value,  ///< the schema default
+  file,           ///< a TOML file (where = "path:line")
+  env,            ///< an environment variable (where = its name)
+  api,            ///< set in code, through the Config field or a Runtime setter
+  derived,        ///< computed by the runtime (where = how)
+};
+
+/// The origin of one setting's value as loaded (Config::origins).
+struct ConfigOrigin {
+  ConfigSource source = ConfigSource::default_value;
+  std::string where;   ///< file:line, variable name, or how it was derived
+  std::string loaded;  ///< the value as loaded, formatted as in TOML
+};
 
 /// How the runtime places fibers on workers.
 enum class Strategy {
@@ -32,6 +96,8 @@ enum class IoBackend {
 
 /// Settings a Runtime is built from. Plain aggregate: set fields, then hand it
 /// to Runtime, which calls validate(). Not thread-safe to mutate while shared.
+/// Every field is described once in the schema (schema(); the generated
+/// docs/configuration.md lists keys, variables, units, ranges and defaults).
 struct Config {
   /// Worker threads running fibers. 0 means std::thread::hardware_concurrency().
   /// Allowed: 0..1024. Env: WEFT_WORKERS.
@@ -55,6 +121,7 @@ struct Config {
 
   /// A worker stuck on one fiber longer than this gets one warning on stderr
   /// naming the fiber. Allowed: 10 ms..1 h. Env: WEFT_STALL_WARN_MS.
+  /// Changeable at run time: Runtime::set_stall_warning.
   std::chrono::nanoseconds stall_warning = std::chrono::seconds(1);
 
   /// Scheduling strategy. Env: WEFT_STRATEGY (work_stealing|single_threaded).
@@ -65,12 +132,13 @@ struct Config {
   std::size_t max_blocking_threads = 512;
 
   /// A blocking-pool thread idle this long exits. Allowed: 1 ms..1 h.
+  /// Env: WEFT_BLOCKING_KEEP_ALIVE_MS.
   std::chrono::nanoseconds blocking_keep_alive = std::chrono::seconds(10);
 
   /// How long an idle worker keeps looking for work (stealing, polling) before
   /// it sleeps on its futex. Cross-core futex wake-ups cost ~25 us on the VMs
   /// we measure on, so a short spin saves latency. Allowed: 0..10 ms.
-  /// Env: WEFT_SPIN_US.
+  /// Env: WEFT_SPIN_US. Changeable at run time: Runtime::set_spin_before_park.
   std::chrono::nanoseconds spin_before_park = std::chrono::microseconds(20);
 
   /// I/O backend. Env: WEFT_IO_BACKEND (auto|io_uring|epoll).
@@ -82,17 +150,53 @@ struct Config {
   /// Env: WEFT_IO_URING_ENTRIES.
   std::uint32_t io_uring_entries = 1024;
 
-  /// Reads the WEFT_* variables named above over the defaults.
-  /// @throws std::invalid_argument naming the variable and its allowed range
-  ///         when a value does not parse or is out of range.
+  /// Where each setting's value came from, filled by from_env() and
+  /// from_file() (and by Runtime for the values it derives); describe()
+  /// reads it. Not a setting: leave it alone. Empty in a Config built in
+  /// code, where every value is either the default or set through the API.
+  std::vector<ConfigOrigin> origins = {};
+
+  /// The defaults, then the TOML file named by WEFT_CONFIG if that variable
+  /// is set, then the WEFT_* variables of the schema (docs/configuration.md).
+  /// Precedence: what the caller then assigns (the API) > environment >
+  /// file > default.
+  /// @throws ConfigError naming the variable (or file and line), the value
+  ///         and the allowed range when a value does not parse, is out of
+  ///         range or the file is unreadable or not valid TOML.
   static Config from_env();
 
-  /// Checks every field. @throws std::invalid_argument naming the field and
-  /// its allowed range.
+  /// The defaults, then the TOML file at `path`, then the WEFT_* variables
+  /// over it (environment > file). WEFT_CONFIG is not read.
+  /// The file holds top-level `key = value` pairs, keys as in
+  /// docs/configuration.md. @throws ConfigError as from_env(), also for an
+  /// unknown key or a value of the wrong TOML type (naming file and line).
+  static Config from_file(const std::string& path);
+
+  /// Checks every field against the schema. @throws ConfigError naming the
+  /// field ("Config::workers"), its value and its allowed range.
   void validate() const;
 
   /// workers with 0 resolved to the hardware concurrency (at least 1).
   std::size_t resolved_workers() const;
+
+  /// Records that the runtime computed `key`'s current value itself (the
+  /// worker count from the CPUs allowed, the stack size rounded to pages):
+  /// describe() then reports `derived: why`. Used by Runtime.
+  /// @throws std::invalid_argument if no setting is named key.
+  void note_derived(std::string_view key, std::string why);
+
+  /// One line per setting, in schema order: `key = value  (source)`, the
+  /// source being `default`, `env WEFT_X`, `file path:line`, `api` (the
+  /// value differs from what was loaded), or `derived: why`. Values print
+  /// as they would be written in a TOML file. Allocates; does not validate.
+  std::string describe() const;
+
+  /// Every setting, in the order of docs/configuration.md. Static storage.
+  static const std::vector<ConfigSetting>& schema();
+
+  /// docs/configuration.md as generated from schema() (a test compares the
+  /// two; `make config-doc` rewrites the file).
+  static std::string reference_markdown();
 };
 
 }  // namespace weft

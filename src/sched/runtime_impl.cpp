@@ -39,12 +39,26 @@ constexpr std::size_t kMaxStack = std::size_t{1} << 30;
 
 RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     : config_(config),
+      stall_warning_ns_(config.stall_warning.count()),
+      spin_before_park_ns_(config.spin_before_park.count()),
       epoch_ns_(monotonic_ns()),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
       blocking_(this, config.max_blocking_threads, config.blocking_keep_alive) {
   config_.validate();
-  config_.workers = config_.resolved_workers();
-  config_.stack_size = StackAllocator::round_to_page(config_.stack_size);
+  if (config_.workers == 0 || config_.strategy == Strategy::single_threaded) {
+    const std::size_t asked = config_.workers;
+    config_.workers = config_.resolved_workers();
+    if (config_.workers != asked) {
+      config_.note_derived("workers", config_.strategy == Strategy::single_threaded
+                                          ? "strategy single_threaded"
+                                          : "hardware concurrency");
+    }
+  }
+  if (const std::size_t rounded = StackAllocator::round_to_page(config_.stack_size);
+      rounded != config_.stack_size) {
+    config_.stack_size = rounded;
+    config_.note_derived("stack_size", "rounded up to the page size");
+  }
   install_overflow_handler(&current_fiber);
   init_asymmetric_barriers();
   const std::size_t n = config_.workers;
@@ -462,7 +476,7 @@ void RuntimeImpl::monitor_main() noexcept {
       if (ran >= config_.preemption_interval.count()) {
         w.preempt_.store(true, std::memory_order_relaxed);
       }
-      if (!s.warned && ran >= config_.stall_warning.count()) {
+      if (!s.warned && ran >= stall_warning_ns()) {
         s.warned = true;
         report_stall(w, f, sw, ran);
       }

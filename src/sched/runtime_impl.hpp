@@ -64,6 +64,21 @@ class RuntimeImpl {
   CancelNode* spawn_parent_node(Fiber* parent) noexcept;
 
   const Config& config() const noexcept { return config_; }
+  /// The settings a running runtime can change (Config::schema(),
+  /// runtime_changeable), in ns. Relaxed: each is a lone tunable read afresh
+  /// on every use; no other data is published with it.
+  std::int64_t stall_warning_ns() const noexcept {
+    return stall_warning_ns_.load(std::memory_order_relaxed);
+  }
+  std::int64_t spin_before_park_ns() const noexcept {
+    return spin_before_park_ns_.load(std::memory_order_relaxed);
+  }
+  void set_stall_warning_ns(std::int64_t ns) noexcept {
+    stall_warning_ns_.store(ns, std::memory_order_relaxed);
+  }
+  void set_spin_before_park_ns(std::int64_t ns) noexcept {
+    spin_before_park_ns_.store(ns, std::memory_order_relaxed);
+  }
   /// The resolved I/O backend of every worker.
   IoBackend io_backend() const noexcept { return io_backend_; }
   std::size_t worker_count() const noexcept { return workers_.size(); }
@@ -153,6 +168,8 @@ class RuntimeImpl {
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
   Config config_;
+  std::atomic<std::int64_t> stall_warning_ns_;
+  std::atomic<std::int64_t> spin_before_park_ns_;
   IoBackend io_backend_ = IoBackend::epoll;
   std::atomic<std::uint32_t> external_wakes_{0};
   const std::int64_t epoch_ns_;

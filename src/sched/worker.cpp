@@ -588,7 +588,7 @@ bool Worker::help_timers() noexcept {
 }
 
 Fiber* Worker::find_work() noexcept {
-  const std::int64_t spin_ns = rt_->config().spin_before_park.count();
+  const std::int64_t spin_ns = rt_->spin_before_park_ns();
   const std::int64_t give_up = monotonic_ns() + spin_ns;
   bool searching = rt_->try_begin_search();
   for (;;) {
