@@ -99,7 +99,10 @@ enum class IoBackend {
 /// Every field is described once in the schema (schema(); the generated
 /// docs/configuration.md lists keys, variables, units, ranges and defaults).
 struct Config {
-  /// Worker threads running fibers. 0 means std::thread::hardware_concurrency().
+  /// Worker threads running fibers. 0 means one per CPU the process may use:
+  /// the CPUs of its affinity mask, bounded by the tightest CPU bandwidth
+  /// limit (cgroup v2 cpu.max, v1 cpu.cfs_quota_us) of its cgroup and every
+  /// ancestor, rounded up (src/sched/cpu_budget.hpp).
   /// Allowed: 0..1024. Env: WEFT_WORKERS.
   std::size_t workers = 0;
 
@@ -176,7 +179,8 @@ struct Config {
   /// field ("Config::workers"), its value and its allowed range.
   void validate() const;
 
-  /// workers with 0 resolved to the hardware concurrency (at least 1).
+  /// workers with 0 resolved as Runtime does (affinity mask and cgroup CPU
+  /// limits, 1..1024), 1 for Strategy::single_threaded. Reads /proc.
   std::size_t resolved_workers() const;
 
   /// Records that the runtime computed `key`'s current value itself (the

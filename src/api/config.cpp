@@ -24,9 +24,10 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
+
+#include "sched/cpu_budget.hpp"
 
 namespace weft {
 namespace {
@@ -78,7 +79,10 @@ const std::vector<Entry>& entries() {
        false,
        {},
        "(0 = one per allowed CPU)",
-       "Worker threads running fibers. 0 picks one per CPU the process may use.",
+       "Worker threads running fibers. 0 picks one per CPU the process may use: the CPUs of "
+       "its affinity mask, bounded by the tightest CPU bandwidth limit (cgroup v2 cpu.max, v1 "
+       "cpu.cfs_quota_us) of its cgroup and every ancestor, rounded up. Config::describe() says "
+       "which.",
        false,
        [](const Config& c) { return clamp_size(c.workers); },
        [](Config& c, std::int64_t v) { c.workers = static_cast<std::size_t>(v); }},
@@ -607,8 +611,7 @@ void Config::validate() const {
 std::size_t Config::resolved_workers() const {
   if (strategy == Strategy::single_threaded) return 1;
   if (workers != 0) return workers;
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : hw;
+  return detail::cpu_budget().workers;
 }
 
 void Config::note_derived(std::string_view key, std::string why) {

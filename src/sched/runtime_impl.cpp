@@ -12,6 +12,7 @@
 #include "base/asymmetric_barrier.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
+#include "sched/cpu_budget.hpp"
 #include "sched/waiter.hpp"
 
 namespace weft::detail {
@@ -45,14 +46,15 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
       blocking_(this, config.max_blocking_threads, config.blocking_keep_alive) {
   config_.validate();
-  if (config_.workers == 0 || config_.strategy == Strategy::single_threaded) {
-    const std::size_t asked = config_.workers;
-    config_.workers = config_.resolved_workers();
-    if (config_.workers != asked) {
-      config_.note_derived("workers", config_.strategy == Strategy::single_threaded
-                                          ? "strategy single_threaded"
-                                          : "hardware concurrency");
+  if (config_.strategy == Strategy::single_threaded) {
+    if (config_.workers != 1) {
+      config_.workers = 1;
+      config_.note_derived("workers", "strategy single_threaded");
     }
+  } else if (config_.workers == 0) {
+    CpuBudget budget = cpu_budget();
+    config_.workers = budget.workers;
+    config_.note_derived("workers", std::move(budget.why));
   }
   if (const std::size_t rounded = StackAllocator::round_to_page(config_.stack_size);
       rounded != config_.stack_size) {

@@ -12,6 +12,7 @@
 
 #include "api/config_util.hpp"
 #include "common/test_util.hpp"
+#include "sched/cpu_budget.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -132,7 +133,7 @@ TEST(ConfigValidate, ResolvedWorkers) {
   c.workers = 3;
   EXPECT_EQ(c.resolved_workers(), 3u);
   c.workers = 0;
-  const std::size_t hw = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  const std::size_t hw = weft::detail::cpu_budget().workers;  // affinity and cgroup limits
   EXPECT_EQ(c.resolved_workers(), hw);
 }
 
@@ -256,7 +257,7 @@ TEST(RuntimeConfig, ReportsResolvedConfig) {
   }
   {
     weft::Runtime rt(weft::test::workers_config(0));
-    const std::size_t hw = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+    const std::size_t hw = weft::detail::cpu_budget().workers;  // affinity and cgroup limits
     EXPECT_EQ(rt.workers(), hw);
     EXPECT_EQ(rt.config().workers, hw) << "config() must report the resolved worker count";
   }
