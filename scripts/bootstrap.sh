@@ -17,6 +17,9 @@ packages=(
   clang
   clang-format
   liburing-dev
+  libssl-dev # weft::tls (OpenSSL 3)
+  openssl # the real TLS peer of tests/tls (s_server, s_client) and their certificates
+  nlohmann-json3-dev # weft::ipc's JSON codec and the JSON snapshots
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
@@ -27,6 +30,8 @@ packages=(
   redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
   libtomlplusplus-dev # toml++: the configuration file parser (Config::from_file, WEFT_CONFIG)
   libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
+  abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
+  python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
 )
 
 for arg in "$@"; do

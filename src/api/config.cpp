@@ -197,6 +197,22 @@ const std::vector<Entry>& entries() {
        true,
        [](const Config& c) { return std::int64_t{c.spin_before_park.count()}; },
        [](Config& c, std::int64_t v) { c.spin_before_park = ns(v); }},
+      {"wake_backstop",
+       "WEFT_WAKE_BACKSTOP",
+       Kind::flag,
+       0,
+       0,
+       1,
+       false,
+       {},
+       "",
+       "For tests; leave it on in programs. On, the monitor thread wakes an idle worker when a "
+       "fiber is queued or a timer is overdue and no worker searches (a backstop that also hides "
+       "a lost wake-up as a few ms of latency); off, a lost wake-up hangs, which the runtime's "
+       "wake-path tests want to see.",
+       false,
+       [](const Config& c) { return std::int64_t{c.wake_backstop}; },
+       [](Config& c, std::int64_t v) { c.wake_backstop = v != 0; }},
       {"io_backend",
        "WEFT_IO_BACKEND",
        Kind::choice,

@@ -64,6 +64,7 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "max_blocking_threads = 7\n"
       "blocking_keep_alive = \"2s\"\n"
       "spin_before_park = 50\n"  // us
+      "wake_backstop = false\n"
       "io_backend = \"epoll\"\n"
       "io_uring_entries = 64\n");
   const Config c = Config::from_file(path);
@@ -76,6 +77,7 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_EQ(c.max_blocking_threads, 7u);
   EXPECT_EQ(c.blocking_keep_alive, 2s);
   EXPECT_EQ(c.spin_before_park, 50us);
+  EXPECT_FALSE(c.wake_backstop);
   EXPECT_EQ(c.io_backend, weft::IoBackend::epoll);
   EXPECT_EQ(c.io_uring_entries, 64u);
   EXPECT_EQ(c.describe(), "workers = 3  (file " + path + ":1)\n" + "stack_size = \"64K\"  (file " +
@@ -86,8 +88,9 @@ TEST_F(ConfigFile, ReadsEveryKind) {
                               "max_blocking_threads = 7  (file " + path + ":7)\n" +
                               "blocking_keep_alive = \"2s\"  (file " + path + ":8)\n" +
                               "spin_before_park = \"50us\"  (file " + path + ":9)\n" +
-                              "io_backend = \"epoll\"  (file " + path + ":10)\n" +
-                              "io_uring_entries = 64  (file " + path + ":11)\n");
+                              "wake_backstop = false  (file " + path + ":10)\n" +
+                              "io_backend = \"epoll\"  (file " + path + ":11)\n" +
+                              "io_uring_entries = 64  (file " + path + ":12)\n");
 }
 
 TEST_F(ConfigFile, PrecedenceApiOverEnvOverFile) {
