@@ -24,8 +24,6 @@ using weft::Clock;
 using weft::test::kPatience;
 using weft::test::WorkersTest;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 using weft::test::message_of;
 
 class SelectorTest : public WorkersTest {};

@@ -25,8 +25,6 @@ using namespace std::chrono_literals;
 using weft::test::IoTest;
 using Clock = std::chrono::steady_clock;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 /// A non-blocking pipe, closed on destruction.
 struct Pipe {
   int fd[2] = {-1, -1};

@@ -26,8 +26,6 @@ using weft::test::kPatience;
 using weft::test::TempDir;
 namespace fs = weft::fs;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 using weft::test::message_of;
 
 class FilesTest : public IoTest {};

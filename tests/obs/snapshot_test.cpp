@@ -26,8 +26,6 @@ using weft::test::eventually;
 using weft::test::message_of;
 using weft::test::WorkersTest;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 class SnapshotTest : public WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(SnapshotTest);
 

@@ -20,8 +20,6 @@ using weft::test::IoTest;
 using weft::test::kPatience;
 namespace process = weft::process;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 using weft::test::message_of;
 
 class ForwardTest : public IoTest {};

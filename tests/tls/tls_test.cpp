@@ -35,8 +35,6 @@ using weft::test::TempDir;
 namespace tls = weft::tls;
 namespace process = weft::process;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 // --- certificates, generated once per test binary with the openssl CLI ----
 
 void sh(const std::string& cmd) {
