@@ -284,15 +284,22 @@ void test_deadlines(void) {
   weft_runtime_free(rt);
 }
 
-static void* sleep_3ms(void* arg) {
+static atomic_int shield_entered, shield_release, shield_inner, shield_after, shield_flag;
+/* Sleeps in 1 ms steps until the test releases it (after it cancelled the
+ * fiber): every sleep must complete (0), none cut short by the cancel. */
+static void* shielded_sleeps(void* arg) {
   (void)arg;
-  return (void*)(intptr_t)weft_sleep_ns(3 * MS);
+  atomic_store(&shield_entered, 1);
+  while (!atomic_load(&shield_release)) {
+    const int rc = weft_sleep_ns(MS);
+    if (rc != 0) return (void*)(intptr_t)rc;
+  }
+  return NULL;
 }
-static atomic_int shield_inner, shield_after, shield_flag;
 static void* shielded(void* arg) {
   (void)arg;
   void* r = (void*)1;
-  if (weft_shield(sleep_3ms, NULL, &r) != 0) return (void*)1;
+  if (weft_shield(shielded_sleeps, NULL, &r) != 0) return (void*)1;
   atomic_store(&shield_inner, (int)(intptr_t)r);
   atomic_store(&shield_flag, weft_is_cancelled());
   atomic_store(&shield_after, weft_sleep_ns(MS));
@@ -304,10 +311,14 @@ void test_shield(void) {
   atomic_store(&shield_inner, 1);
   weft_fiber* f = NULL;
   REQUIRE_OK(weft_spawn(rt, shielded, NULL, &f));
-  weft_sleep_ns(MS);
-  weft_cancel(f); /* while it sleeps inside the shield */
+  /* Cancelled while it sleeps inside the shield, whatever the load: the
+   * shielded body runs until released, and is released only after. */
+  for (int i = 0; i < 120000 && !atomic_load(&shield_entered); ++i) weft_sleep_ns(MS);
+  CHECK(atomic_load(&shield_entered));
+  weft_cancel(f);
+  atomic_store(&shield_release, 1);
   CHECK_EQ(weft_join(f, NULL), 0);
-  CHECK_EQ(atomic_load(&shield_inner), 0); /* the shielded sleep completed */
+  CHECK_EQ(atomic_load(&shield_inner), 0); /* no shielded sleep was cut short */
   CHECK_EQ(atomic_load(&shield_flag), 1);
   CHECK_EQ(atomic_load(&shield_after), -ECANCELED);
   void* r = NULL;

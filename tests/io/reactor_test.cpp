@@ -394,11 +394,14 @@ TEST_P(ReactorTest, CloseWakesWaitersOnEveryWorker) {
     for (int round = 0; round < 20; ++round) {
       RawPair p;
       io::IoObject* o = io::adopt(p.release(0), true);
+      // Read once here: a waiter that starts after the close must not read
+      // o->fd while the last operation's end resets it under o->lock (TSan).
+      const int fd = o->fd;
       std::vector<JoinHandle<std::int64_t>> hs;
       for (int i = 0; i < 6; ++i) {
-        hs.push_back(weft::spawn([o] {
+        hs.push_back(weft::spawn([o, fd] {
           char c;
-          return io::perform(recv_request(o->fd, &c, 1), o, ns_from_now(kPatience));
+          return io::perform(recv_request(fd, &c, 1), o, ns_from_now(kPatience));
         }));
       }
       weft::this_fiber::sleep_for(2ms);

@@ -323,7 +323,11 @@ TEST_P(SnapshotTest, RuntimeTreeShowsFibersShieldsAndBlockingTasks) {
 }
 
 TEST_P(SnapshotTest, LimitsBoundDepthAndCount) {
-  weft::Runtime rt(config());
+  weft::Config cfg = config();
+  // ASan's redzones make each level's frames several times larger: 64
+  // levels overflowed the default 256 KiB stack under ASan (workers_1).
+  if (weft::test::kSanitized) cfg.stack_size = std::size_t{1} << 20;
+  weft::Runtime rt(cfg);
   rt.block_on([] {
     // A chain of 200 sources: depth stops at max_depth, the rest omitted.
     std::vector<weft::CancellationSource> chain;

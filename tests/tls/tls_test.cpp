@@ -514,9 +514,9 @@ TEST_P(TlsHeavyTest, FullDuplexBothDirectionsAtOnce) {
     TcpPair p = tcp_pair();
     tls::Stream s = tls::Stream::server(std::move(p.server), sctx);
     tls::Stream c = tls::Stream::client(std::move(p.client), cctx, "localhost");
-    auto pump = [total](tls::Stream& from_to, std::uint64_t seed_out, std::uint64_t seed_in) {
+    auto pump = [](tls::Stream& from_to, std::uint64_t seed_out, std::uint64_t seed_in) {
       // A writer fiber and a reader fiber on the same stream.
-      auto writer = weft::spawn([&from_to, total, seed_out] {
+      auto writer = weft::spawn([&from_to, seed_out] {
         ByteStream bs(seed_out);
         std::vector<unsigned char> chunk(70000);
         for (std::size_t sent = 0; sent < total;) {
@@ -526,7 +526,7 @@ TEST_P(TlsHeavyTest, FullDuplexBothDirectionsAtOnce) {
           sent += n;
         }
       });
-      auto reader = weft::spawn([&from_to, total, seed_in] {
+      auto reader = weft::spawn([&from_to, seed_in] {
         ByteStream bs(seed_in);
         std::vector<unsigned char> buf(50000);
         std::size_t got = 0;
