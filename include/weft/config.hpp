@@ -106,6 +106,13 @@ struct Config {
   /// Allowed: 0..1024. Env: WEFT_WORKERS.
   std::size_t workers = 0;
 
+  /// Pin each worker thread to one CPU of the affinity mask the Runtime was
+  /// created with: worker i to the i-th allowed CPU in ascending order,
+  /// wrapping when there are more workers than CPUs. The blocking pool's
+  /// threads (and the monitor) stay on the whole mask. Off by default: the
+  /// kernel places the workers. Env: WEFT_PIN_WORKERS (0/1).
+  bool pin_workers = false;
+
   /// Default fiber stack size in bytes (fibers may override it per spawn).
   /// Reserved with MAP_NORESERVE: only touched pages cost memory. Rounded up
   /// to the page size. Allowed: 16 KiB..1 GiB. Env: WEFT_STACK_SIZE (bytes,
@@ -116,6 +123,23 @@ struct Config {
   /// reported (SIGSEGV handler naming the fiber) instead of corrupting memory.
   /// Env: WEFT_GUARD_PAGES (0/1).
   bool guard_pages = true;
+
+  /// At most this many fibers alive at once (spawned and not yet ended);
+  /// 0 = no limit. A spawn past it throws weft::ResourceExhausted (EAGAIN)
+  /// and starts nothing. A fiber stops counting when its function has
+  /// returned, before join() returns. Allowed: 0..1000000000.
+  /// Env: WEFT_MAX_FIBERS.
+  std::size_t max_fibers = 0;
+
+  /// At most this many bytes of stack for the fibers alive at once: the sum
+  /// of their stack sizes (page-rounded Config::stack_size or
+  /// FiberOptions::stack_size), which bounds the stack memory they can
+  /// commit (MAP_NORESERVE: untouched pages cost nothing, so the resident
+  /// figure is lower). Free stacks kept in the workers' caches are not
+  /// counted. 0 = no limit. A spawn past it throws weft::ResourceExhausted
+  /// (EAGAIN) and starts nothing. Allowed: 0..64 TiB.
+  /// Env: WEFT_MAX_STACK_MEMORY (bytes, or with a K/M/G suffix).
+  std::size_t max_stack_memory = 0;
 
   /// A fiber running longer than this without switching is flagged, and its
   /// next this_fiber::checkpoint() yields. Allowed: 1 ms..60 s.

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <exception>
 #include <fstream>
+#include <new>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -195,22 +196,53 @@ std::string format_cpus(double cpus) {
 
 }  // namespace
 
-std::size_t affinity_cpu_count() noexcept {
+std::vector<int> affinity_cpus() {
+  std::vector<int> cpus;
   for (std::size_t n = 1024; n <= (std::size_t{1} << 20); n *= 2) {
     cpu_set_t* set = CPU_ALLOC(n);
-    if (set == nullptr) return 1;
+    if (set == nullptr) throw std::bad_alloc();
     const std::size_t size = CPU_ALLOC_SIZE(n);
     CPU_ZERO_S(size, set);
     if (sched_getaffinity(0, size, set) == 0) {
-      const int count = CPU_COUNT_S(size, set);
+      try {
+        for (std::size_t cpu = 0; cpu < n; ++cpu) {
+          if (CPU_ISSET_S(cpu, size, set)) cpus.push_back(static_cast<int>(cpu));
+        }
+      } catch (...) {
+        CPU_FREE(set);
+        throw;
+      }
       CPU_FREE(set);
-      return count > 0 ? static_cast<std::size_t>(count) : 1;
+      return cpus;
     }
     const int err = errno;
     CPU_FREE(set);
-    if (err != EINVAL) return 1;
+    if (err != EINVAL) return cpus;
   }
-  return 1;
+  return cpus;
+}
+
+std::size_t affinity_cpu_count() noexcept {
+  try {
+    const std::size_t n = affinity_cpus().size();
+    return n > 0 ? n : 1;
+  } catch (...) {
+    return 1;
+  }
+}
+
+int set_thread_affinity(pthread_t thread, const std::vector<int>& cpus) noexcept {
+  int highest = 0;
+  for (int cpu : cpus) highest = cpu > highest ? cpu : highest;
+  const auto n = static_cast<std::size_t>(highest) + 1;
+  cpu_set_t* set = CPU_ALLOC(n);
+  if (set == nullptr) return ENOMEM;
+  const std::size_t size = CPU_ALLOC_SIZE(n);
+  CPU_ZERO_S(size, set);
+  for (int cpu : cpus) CPU_SET_S(static_cast<std::size_t>(cpu), size, set);
+  const int err = pthread_setaffinity_np(thread, size, set);
+  CPU_FREE(set);
+  return err;
 }
 
 CpuBudget cpu_budget(const CpuBudgetSources& sources) {

@@ -22,8 +22,11 @@
 // limit still leaves bursts that one more worker can use.
 #pragma once
 
+#include <pthread.h>
+
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace weft::detail {
 
@@ -49,8 +52,17 @@ struct CpuBudget {
 /// read imposes no limit. Allocates; any thread.
 CpuBudget cpu_budget(const CpuBudgetSources& sources = {});
 
-/// CPUs in the calling thread's affinity mask (at least 1), sized for any
-/// number of CPUs (CPU_ALLOC, grown while the kernel says EINVAL).
+/// The CPU numbers of the calling thread's affinity mask, ascending; sized
+/// for any number of CPUs (CPU_ALLOC, grown while the kernel says EINVAL).
+/// Empty if the mask cannot be read. @throws std::bad_alloc.
+std::vector<int> affinity_cpus();
+
+/// CPUs in the calling thread's affinity mask (at least 1).
 std::size_t affinity_cpu_count() noexcept;
+
+/// Sets the affinity mask of `thread` to exactly `cpus` (not empty).
+/// Returns 0, or the errno of pthread_setaffinity_np (EINVAL: no CPU of
+/// `cpus` is online or allowed by the thread's cpuset), ENOMEM.
+int set_thread_affinity(pthread_t thread, const std::vector<int>& cpus) noexcept;
 
 }  // namespace weft::detail

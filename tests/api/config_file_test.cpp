@@ -56,8 +56,11 @@ class ConfigFile : public weft::test::CleanEnvTest {
 TEST_F(ConfigFile, ReadsEveryKind) {
   const std::string path = write(
       "workers = 3\n"
+      "pin_workers = true\n"
       "stack_size = \"64K\"\n"
       "guard_pages = false\n"
+      "max_fibers = 5000\n"
+      "max_stack_memory = \"512M\"\n"
       "preemption_interval = \"5ms\"\n"
       "stall_warning = 250\n"  // bare number: the setting's unit, ms
       "strategy = \"work_stealing\"\n"
@@ -69,8 +72,11 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "io_uring_entries = 64\n");
   const Config c = Config::from_file(path);
   EXPECT_EQ(c.workers, 3u);
+  EXPECT_TRUE(c.pin_workers);
   EXPECT_EQ(c.stack_size, 64u * 1024);
   EXPECT_FALSE(c.guard_pages);
+  EXPECT_EQ(c.max_fibers, 5000u);
+  EXPECT_EQ(c.max_stack_memory, 512u * 1024 * 1024);
   EXPECT_EQ(c.preemption_interval, 5ms);
   EXPECT_EQ(c.stall_warning, 250ms);
   EXPECT_EQ(c.strategy, weft::Strategy::work_stealing);
@@ -80,17 +86,43 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_FALSE(c.wake_backstop);
   EXPECT_EQ(c.io_backend, weft::IoBackend::epoll);
   EXPECT_EQ(c.io_uring_entries, 64u);
-  EXPECT_EQ(c.describe(), "workers = 3  (file " + path + ":1)\n" + "stack_size = \"64K\"  (file " +
-                              path + ":2)\n" + "guard_pages = false  (file " + path + ":3)\n" +
-                              "preemption_interval = \"5ms\"  (file " + path + ":4)\n" +
-                              "stall_warning = \"250ms\"  (file " + path + ":5)\n" +
-                              "strategy = \"work_stealing\"  (file " + path + ":6)\n" +
-                              "max_blocking_threads = 7  (file " + path + ":7)\n" +
-                              "blocking_keep_alive = \"2s\"  (file " + path + ":8)\n" +
-                              "spin_before_park = \"50us\"  (file " + path + ":9)\n" +
-                              "wake_backstop = false  (file " + path + ":10)\n" +
-                              "io_backend = \"epoll\"  (file " + path + ":11)\n" +
-                              "io_uring_entries = 64  (file " + path + ":12)\n");
+  EXPECT_EQ(c.describe(), "workers = 3  (file " + path + ":1)\n" + "pin_workers = true  (file " +
+                              path + ":2)\n" + "stack_size = \"64K\"  (file " + path + ":3)\n" +
+                              "guard_pages = false  (file " + path + ":4)\n" +
+                              "max_fibers = 5000  (file " + path + ":5)\n" +
+                              "max_stack_memory = \"512M\"  (file " + path + ":6)\n" +
+                              "preemption_interval = \"5ms\"  (file " + path + ":7)\n" +
+                              "stall_warning = \"250ms\"  (file " + path + ":8)\n" +
+                              "strategy = \"work_stealing\"  (file " + path + ":9)\n" +
+                              "max_blocking_threads = 7  (file " + path + ":10)\n" +
+                              "blocking_keep_alive = \"2s\"  (file " + path + ":11)\n" +
+                              "spin_before_park = \"50us\"  (file " + path + ":12)\n" +
+                              "wake_backstop = false  (file " + path + ":13)\n" +
+                              "io_backend = \"epoll\"  (file " + path + ":14)\n" +
+                              "io_uring_entries = 64  (file " + path + ":15)\n");
+}
+
+TEST_F(ConfigFile, LimitsFromTheEnvironmentAndTheirErrors) {
+  set("WEFT_MAX_FIBERS", "100000");
+  set("WEFT_MAX_STACK_MEMORY", "2G");
+  set("WEFT_PIN_WORKERS", "1");
+  Config c = Config::from_env();
+  EXPECT_EQ(c.max_fibers, 100000u);
+  EXPECT_EQ(c.max_stack_memory, 2u * 1024 * 1024 * 1024);
+  EXPECT_TRUE(c.pin_workers);
+  set("WEFT_MAX_FIBERS", "-1");
+  EXPECT_EQ(message_of([] { (void)Config::from_env(); }),
+            "weft: WEFT_MAX_FIBERS: must be an integer in 0..1000000000 (0 = no limit), got '-1'");
+  set("WEFT_MAX_FIBERS", "0");
+  set("WEFT_MAX_STACK_MEMORY", "65537G");
+  EXPECT_EQ(message_of([] { (void)Config::from_env(); }),
+            "weft: WEFT_MAX_STACK_MEMORY: must be a size in 0..65536G bytes (suffixes K, M, G) "
+            "(0 = no limit), got '65537G'");
+  c = Config{};
+  c.max_fibers = 1'000'000'001;
+  EXPECT_EQ(message_of([&] { c.validate(); }),
+            "weft: Config::max_fibers: must be an integer in 0..1000000000 (0 = no limit), got "
+            "1000000001");
 }
 
 TEST_F(ConfigFile, PrecedenceApiOverEnvOverFile) {
@@ -127,7 +159,11 @@ TEST_F(ConfigFile, DescribeOfCodeBuiltConfig) {
   Config c;
   c.workers = 2;
   const std::string d = c.describe();
-  EXPECT_EQ(d.rfind("workers = 2  (api)\nstack_size = \"256K\"  (default)\n", 0), 0u) << d;
+  EXPECT_EQ(d.rfind("workers = 2  (api)\npin_workers = false  (default)\n"
+                    "stack_size = \"256K\"  (default)\n",
+                    0),
+            0u)
+      << d;
 }
 
 // --- every error path of the file parser, with the exact message -------------
