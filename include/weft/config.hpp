@@ -141,6 +141,34 @@ struct Config {
   /// Env: WEFT_MAX_STACK_MEMORY (bytes, or with a K/M/G suffix).
   std::size_t max_stack_memory = 0;
 
+  /// The deadline of a channel or synchronisation wait made without one
+  /// (Channel send/recv, select, Selector, Mutex, SharedMutex, Semaphore,
+  /// CondVar, Event, Notify, Barrier, WaitGroup, Latch...), measured from
+  /// when the call starts to wait; 0 = none. Past it the call throws
+  /// weft::TimedOut (it has no timed-out result of its own to return). A
+  /// call's own deadline always wins; weft::no_deadline opts a call out.
+  /// Applies on the runtime's fibers and spawn_blocking threads; join(),
+  /// sleeps, process and signal waits are not covered.
+  /// Allowed: 0..24 h. Env: WEFT_DEFAULT_TIMEOUT_MS.
+  std::chrono::nanoseconds default_operation_timeout{0};
+
+  /// The deadline of each wait of a weft::net call made without one
+  /// (connect, read, write, send, recv...; not accept, where a server waits
+  /// for clients without limit), so it bounds how long the peer may stay
+  /// silent, not a whole read_exact or write_all that keeps making
+  /// progress; 0 = none. Past it the call throws weft::TimedOut. A call's
+  /// own deadline wins; weft::no_deadline opts a call out. Allowed: 0..24 h.
+  /// Env: WEFT_NETWORK_TIMEOUT_MS.
+  std::chrono::nanoseconds network_timeout{0};
+
+  /// The deadline of each wait of a weft::fs call made without one; 0 =
+  /// none. Past it the call throws weft::TimedOut. A call's own deadline
+  /// wins; weft::no_deadline opts a call out. Only waits that a deadline
+  /// can end are bounded: on the epoll backend file operations run on the
+  /// blocking pool to completion, so neither applies there. Allowed: 0..24 h.
+  /// Env: WEFT_IO_TIMEOUT_MS.
+  std::chrono::nanoseconds io_timeout{0};
+
   /// A fiber running longer than this without switching is flagged, and its
   /// next this_fiber::checkpoint() yields. Allowed: 1 ms..60 s.
   /// Env: WEFT_PREEMPT_MS.

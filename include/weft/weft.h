@@ -35,7 +35,11 @@
  *   weft_last_error() gives the detailed message of the calling fiber's
  *   last failure.
  * - Timeouts are int64_t nanoseconds: -1 (WEFT_NO_TIMEOUT) waits without
- *   limit, 0 never waits (-EAGAIN if the call would have to), > 0 waits at
+ *   limit - unless the runtime has a default timeout for the call
+ *   (WEFT_DEFAULT_TIMEOUT_MS for channel and sync waits,
+ *   WEFT_NETWORK_TIMEOUT_MS, WEFT_IO_TIMEOUT_MS; none by default: see
+ *   docs/configuration.md), which then ends it with -ETIMEDOUT -, 0 never
+ *   waits (-EAGAIN if the call would have to), > 0 waits at
  *   most that long (-ETIMEDOUT), < -1 is -EINVAL. Deadlines are absolute
  *   CLOCK_MONOTONIC nanoseconds (weft_now_ns()), -1 (WEFT_NO_DEADLINE) for
  *   none. Timers have a resolution of 1 ms in fibers and never fire early.

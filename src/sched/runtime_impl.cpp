@@ -15,7 +15,9 @@
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
 #include "sched/cpu_budget.hpp"
+#include "sched/current.hpp"
 #include "sched/waiter.hpp"
+#include "weft/detail/deadline.hpp"
 #include "weft/errors.hpp"
 
 namespace weft::detail {
@@ -191,6 +193,27 @@ void RuntimeImpl::admit_fiber(std::size_t stack_bytes) {
     live_fibers_.fetch_sub(1, std::memory_order_relaxed);
     throw_stack_limit(config_.max_stack_memory, bytes, stack_bytes);
   }
+}
+
+EffectiveDeadline effective_deadline(std::int64_t deadline_ns, TimeoutKind kind) noexcept {
+  if (deadline_ns != kNoDeadline) return {deadline_ns, false};
+  const RuntimeImpl* rt = current_runtime();
+  if (rt == nullptr) return {deadline_ns, false};
+  const Config& c = rt->config();  // immutable once the runtime runs
+  std::int64_t timeout = 0;
+  switch (kind) {
+    case TimeoutKind::operation:
+      timeout = c.default_operation_timeout.count();
+      break;
+    case TimeoutKind::network:
+      timeout = c.network_timeout.count();
+      break;
+    case TimeoutKind::io:
+      timeout = c.io_timeout.count();
+      break;
+  }
+  if (timeout <= 0) return {deadline_ns, false};
+  return {monotonic_ns() + timeout, true};
 }
 
 void RuntimeImpl::unpin_current_thread() const noexcept {

@@ -61,6 +61,9 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "guard_pages = false\n"
       "max_fibers = 5000\n"
       "max_stack_memory = \"512M\"\n"
+      "default_operation_timeout = \"2s\"\n"
+      "network_timeout = 30000\n"  // ms
+      "io_timeout = \"500ms\"\n"
       "preemption_interval = \"5ms\"\n"
       "stall_warning = 250\n"  // bare number: the setting's unit, ms
       "strategy = \"work_stealing\"\n"
@@ -77,6 +80,9 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_FALSE(c.guard_pages);
   EXPECT_EQ(c.max_fibers, 5000u);
   EXPECT_EQ(c.max_stack_memory, 512u * 1024 * 1024);
+  EXPECT_EQ(c.default_operation_timeout, 2s);
+  EXPECT_EQ(c.network_timeout, 30s);
+  EXPECT_EQ(c.io_timeout, 500ms);
   EXPECT_EQ(c.preemption_interval, 5ms);
   EXPECT_EQ(c.stall_warning, 250ms);
   EXPECT_EQ(c.strategy, weft::Strategy::work_stealing);
@@ -86,20 +92,22 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_FALSE(c.wake_backstop);
   EXPECT_EQ(c.io_backend, weft::IoBackend::epoll);
   EXPECT_EQ(c.io_uring_entries, 64u);
-  EXPECT_EQ(c.describe(), "workers = 3  (file " + path + ":1)\n" + "pin_workers = true  (file " +
-                              path + ":2)\n" + "stack_size = \"64K\"  (file " + path + ":3)\n" +
-                              "guard_pages = false  (file " + path + ":4)\n" +
-                              "max_fibers = 5000  (file " + path + ":5)\n" +
-                              "max_stack_memory = \"512M\"  (file " + path + ":6)\n" +
-                              "preemption_interval = \"5ms\"  (file " + path + ":7)\n" +
-                              "stall_warning = \"250ms\"  (file " + path + ":8)\n" +
-                              "strategy = \"work_stealing\"  (file " + path + ":9)\n" +
-                              "max_blocking_threads = 7  (file " + path + ":10)\n" +
-                              "blocking_keep_alive = \"2s\"  (file " + path + ":11)\n" +
-                              "spin_before_park = \"50us\"  (file " + path + ":12)\n" +
-                              "wake_backstop = false  (file " + path + ":13)\n" +
-                              "io_backend = \"epoll\"  (file " + path + ":14)\n" +
-                              "io_uring_entries = 64  (file " + path + ":15)\n");
+  EXPECT_EQ(
+      c.describe(),
+      "workers = 3  (file " + path + ":1)\n" + "pin_workers = true  (file " + path + ":2)\n" +
+          "stack_size = \"64K\"  (file " + path + ":3)\n" + "guard_pages = false  (file " + path +
+          ":4)\n" + "max_fibers = 5000  (file " + path + ":5)\n" +
+          "max_stack_memory = \"512M\"  (file " + path + ":6)\n" +
+          "default_operation_timeout = \"2s\"  (file " + path + ":7)\n" +
+          "network_timeout = \"30s\"  (file " + path + ":8)\n" + "io_timeout = \"500ms\"  (file " +
+          path + ":9)\n" + "preemption_interval = \"5ms\"  (file " + path + ":10)\n" +
+          "stall_warning = \"250ms\"  (file " + path + ":11)\n" +
+          "strategy = \"work_stealing\"  (file " + path + ":12)\n" +
+          "max_blocking_threads = 7  (file " + path + ":13)\n" +
+          "blocking_keep_alive = \"2s\"  (file " + path + ":14)\n" +
+          "spin_before_park = \"50us\"  (file " + path + ":15)\n" +
+          "wake_backstop = false  (file " + path + ":16)\n" + "io_backend = \"epoll\"  (file " +
+          path + ":17)\n" + "io_uring_entries = 64  (file " + path + ":18)\n");
 }
 
 TEST_F(ConfigFile, LimitsFromTheEnvironmentAndTheirErrors) {
