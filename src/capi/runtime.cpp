@@ -60,6 +60,17 @@ constexpr std::size_t kConfigV1 =
 constexpr std::size_t kLimitsV1 =
     offsetof(weft_limits, max_stack_memory) + sizeof(weft_limits::max_stack_memory);
 
+// The *_init functions' source: the environment's values, or the
+// defaults if a WEFT_* variable is invalid (weft_runtime_new, which reads
+// the environment again, reports it).
+Config env_or_defaults() noexcept {
+  try {
+    return Config::from_env();
+  } catch (...) {
+    return Config{};
+  }
+}
+
 int to_options(const weft_spawn_options* o, FiberOptions& out) {
   if (o == nullptr) return 0;
   if (o->struct_size < kSpawnOptionsV1) {
@@ -88,13 +99,7 @@ extern "C" {
 
 void weft_config_init(weft_config* cfg) {
   if (cfg == nullptr) return;
-  weft::Config c;
-  try {
-    c = weft::Config::from_env();
-  } catch (...) {
-    // An invalid WEFT_* variable: the defaults here, and weft_runtime_new
-    // (which reads the environment again) reports it.
-  }
+  const weft::Config c = weft::capi::env_or_defaults();
   cfg->struct_size = sizeof(weft_config);
   cfg->workers = static_cast<uint32_t>(c.workers);
   cfg->stack_size = c.stack_size;
@@ -106,12 +111,7 @@ int weft_runtime_new(const weft_config* cfg, weft_runtime** out) {
 
 void weft_limits_init(weft_limits* limits) {
   if (limits == nullptr) return;
-  weft::Config c;
-  try {
-    c = weft::Config::from_env();
-  } catch (...) {
-    // As weft_config_init: weft_runtime_new_ex reports the variable.
-  }
+  const weft::Config c = weft::capi::env_or_defaults();
   limits->struct_size = sizeof(weft_limits);
   limits->max_fibers = c.max_fibers;
   limits->max_stack_memory = c.max_stack_memory;

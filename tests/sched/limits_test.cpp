@@ -32,6 +32,17 @@ JoinHandle<int> spawn_waiter(weft::Event& gate, std::size_t stack_size = 0) {
   });
 }
 
+// Fills the room left: `n` waiters, then one spawn (with `extra_stack`)
+// that must be refused; releases and joins them.
+void fill_refuse_release(weft::Event& gate, int n, std::size_t extra_stack = 0) {
+  gate.reset();
+  std::vector<JoinHandle<int>> waiters;
+  for (int i = 0; i < n; ++i) waiters.push_back(spawn_waiter(gate));
+  EXPECT_THROW((void)spawn_waiter(gate, extra_stack), ResourceExhausted);
+  gate.set();
+  for (auto& h : waiters) EXPECT_EQ(h.join(), 7);
+}
+
 void expect_exhausted(const ResourceExhausted& e, const std::string& limit, std::uint64_t value,
                       const std::string& text) {
   EXPECT_EQ(e.code(), std::make_error_code(std::errc::resource_unavailable_try_again));
@@ -64,13 +75,7 @@ TEST_P(Limits, MaxFibersAtTheBoundaryAndOnePast) {
     for (auto& h : waiters) EXPECT_EQ(h.join(), 7);
     // Each joined fiber frees its slot before join() returns: the root can
     // fill all 7 again, at once.
-    for (int round = 0; round < 3; ++round) {
-      gate.reset();
-      for (int i = 0; i < 7; ++i) waiters[static_cast<std::size_t>(i)] = spawn_waiter(gate);
-      EXPECT_THROW((void)spawn_waiter(gate), ResourceExhausted);
-      gate.set();
-      for (auto& h : waiters) EXPECT_EQ(h.join(), 7);
-    }
+    for (int round = 0; round < 3; ++round) fill_refuse_release(gate, 7);
   });
 }
 
@@ -117,12 +122,7 @@ TEST_P(Limits, MaxStackMemoryAtTheBoundaryAndOnePast) {
     gate.set();
     for (auto& h : waiters) EXPECT_EQ(h.join(), 7);
     // Freed at join: three default stacks fit again, and exactly.
-    gate.reset();
-    waiters.clear();
-    for (int i = 0; i < 3; ++i) waiters.push_back(spawn_waiter(gate));
-    EXPECT_THROW((void)spawn_waiter(gate, 16 * 1024), ResourceExhausted);
-    gate.set();
-    for (auto& h : waiters) EXPECT_EQ(h.join(), 7);
+    fill_refuse_release(gate, 3, 16 * 1024);
   });
 }
 
