@@ -12,6 +12,7 @@
 #   make fuzz          libFuzzer (clang++, ASan+UBSan) on weft-kv's RESP parser and, at the
 #                      same time, on its command layer, each for FUZZ_SECONDS (default 60);
 #                      the parser seeded from tests/kv/corpus; fails on a crash
+#   make config-doc    regenerate docs/configuration.md from the configuration schema
 #   make format | format-check | clean
 #
 # A build directory is (re)configured only when needed: see scripts/configure.sh.
@@ -117,6 +118,15 @@ asan: build-asan
 
 tsan: build-tsan
 	env $(TSAN_ENV) $(TSAN_WRAP) $(CTEST) --test-dir $(TSAN_DIR)
+
+# docs/configuration.md is generated from the schema in src/api/config.cpp;
+# weft_test_api's ConfigDoc.UpToDate fails when it is stale.
+.PHONY: config-doc
+config-doc:
+	@$(BOOTSTRAP)
+	@scripts/configure.sh $(BUILD_DIR) $(CMAKE_COMMON)
+	cmake --build $(BUILD_DIR) --target weft_test_api -j $(NPROC)
+	WEFT_WRITE_CONFIG_DOC=1 $(BUILD_DIR)/tests/weft_test_api --gtest_filter=ConfigDoc.UpToDate
 
 # Runs every benchmark program in turn; fails if any fails (each exits
 # non-zero on a wrong result) or if there are none.

@@ -28,6 +28,7 @@ packages=(
   procps
   redis-tools # redis-cli and redis-benchmark: weft-kv's integration tests and make demo
   redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
+  libtomlplusplus-dev # toml++: the configuration file parser (Config::from_file, WEFT_CONFIG)
   libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
   abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
   python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py

@@ -37,8 +37,9 @@ namespace detail {
 /// Starts a fiber running `task` on the current runtime (the one whose fiber
 /// or blocking thread calls it). Takes ownership of the runner's reference.
 /// @throws std::logic_error outside a runtime; std::system_error when no
-/// stack can be had (memory, vm.max_map_count); std::invalid_argument for a
-/// bad stack size. On throw the task has not been started.
+/// stack can be had (memory, vm.max_map_count) or a limit is reached
+/// (weft::ResourceExhausted); std::invalid_argument for a bad stack size.
+/// On throw the task has not been started.
 void spawn_task(TaskBase* task, const FiberOptions& opts);
 /// spawn_task with the child's cancellation node attached under `parent`
 /// (instead of the caller's innermost scope) and `hook` told when it
@@ -158,7 +159,9 @@ auto make_task_and_start(F&& fn, Start&& start) {
 /// (stacks are pooled per worker).
 /// @throws std::logic_error outside a runtime; std::system_error (ENOMEM)
 /// when no stack can be mapped, naming vm.max_map_count when that is the
-/// limit hit; std::invalid_argument for a bad FiberOptions::stack_size.
+/// limit hit; weft::ResourceExhausted (a std::system_error, EAGAIN) when
+/// Config::max_fibers or Config::max_stack_memory would be exceeded, having
+/// started nothing; std::invalid_argument for a bad FiberOptions::stack_size.
 template <class F>
 auto spawn(const FiberOptions& opts, F&& fn) {
   return detail::make_task_and_start(std::forward<F>(fn),

@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -99,8 +100,25 @@ class Runtime {
   /// Counters; see RuntimeStats.
   RuntimeStats stats() const;
 
-  /// The validated configuration in force (workers resolved).
+  /// The validated configuration the runtime was built with (workers
+  /// resolved). Settings changed since through the setters below are not
+  /// in it: describe() shows the values in force.
   const Config& config() const noexcept;
+
+  /// Config::describe() of the configuration in force: config() with the
+  /// settings changed at run time, each with its source ("api" for a
+  /// setter's value). Any thread.
+  std::string describe() const;
+
+  /// Changes Config::stall_warning of the running runtime; the monitor uses
+  /// the new threshold from its next sample on. Any thread.
+  /// @throws ConfigError (naming Config::stall_warning and the allowed
+  ///         range) if out of range; nothing changes then.
+  void set_stall_warning(std::chrono::nanoseconds threshold);
+
+  /// Changes Config::spin_before_park; each worker uses it from its next
+  /// search for work on. Any thread. @throws ConfigError if out of range.
+  void set_spin_before_park(std::chrono::nanoseconds spin);
 
   /// Number of worker threads.
   std::size_t workers() const noexcept;

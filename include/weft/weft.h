@@ -22,7 +22,8 @@
  *                 waited, or before: every blocking call is a cancellation
  *                 point, and a cancelled call has done nothing
  *     -ETIMEDOUT  the timeout passed first (nothing was done)
- *     -EAGAIN     timeout_ns was 0 and the call would have had to wait
+ *     -EAGAIN     timeout_ns was 0 and the call would have had to wait;
+ *                 from a spawn: a limit of weft_limits was reached
  *     -EPIPE      the channel is closed (send), or closed and drained (recv)
  *     -ENOMEM     out of memory, or no fiber stack could be mapped
  *     -EPERM      the call needs a fiber (or a runtime) and the caller is a
@@ -34,7 +35,11 @@
  *   weft_last_error() gives the detailed message of the calling fiber's
  *   last failure.
  * - Timeouts are int64_t nanoseconds: -1 (WEFT_NO_TIMEOUT) waits without
- *   limit, 0 never waits (-EAGAIN if the call would have to), > 0 waits at
+ *   limit - unless the runtime has a default timeout for the call
+ *   (WEFT_DEFAULT_TIMEOUT_MS for channel and sync waits,
+ *   WEFT_NETWORK_TIMEOUT_MS, WEFT_IO_TIMEOUT_MS; none by default: see
+ *   docs/configuration.md), which then ends it with -ETIMEDOUT -, 0 never
+ *   waits (-EAGAIN if the call would have to), > 0 waits at
  *   most that long (-ETIMEDOUT), < -1 is -EINVAL. Deadlines are absolute
  *   CLOCK_MONOTONIC nanoseconds (weft_now_ns()), -1 (WEFT_NO_DEADLINE) for
  *   none. Timers have a resolution of 1 ms in fibers and never fire early.
@@ -123,6 +128,28 @@ void weft_config_init(weft_config* cfg);
  *  or the errno of a failed thread or io_uring creation. Any thread. */
 int weft_runtime_new(const weft_config* cfg, weft_runtime** out);
 
+/** Limits of a runtime (weft_runtime_new_ex): weft::Config's max_fibers
+ *  and max_stack_memory. A spawn past one fails with -EAGAIN, starting
+ *  nothing; weft_last_error() names the limit and its value. May grow: new
+ *  fields are appended, after struct_size. (A struct of its own, not more
+ *  fields of weft_config: a program built against the older weft.h calls
+ *  weft_config_init with the smaller weft_config.) */
+typedef struct weft_limits {
+  uint32_t struct_size;      /**< sizeof(weft_limits) as the caller compiled it */
+  uint64_t max_fibers;       /**< fibers alive at once; 0: no limit. 0..1e9 */
+  uint64_t max_stack_memory; /**< bytes: sum of the stack sizes of the fibers
+                                  alive; 0: no limit. 0..64 TiB */
+} weft_limits;
+
+/** Fills *limits with the defaults (no limits), with WEFT_MAX_FIBERS and
+ *  WEFT_MAX_STACK_MEMORY applied; an invalid value is left at the default
+ *  here and reported by weft_runtime_new_ex. limits NULL: does nothing. */
+void weft_limits_init(weft_limits* limits);
+
+/** weft_runtime_new with limits (NULL: weft_limits_init's values).
+ *  -EINVAL also for a limit out of range or struct_size too small. */
+int weft_runtime_new_ex(const weft_config* cfg, const weft_limits* limits, weft_runtime** out);
+
 /** Shuts rt down and frees it: every fiber still alive is cancelled (its
  *  blocking calls return -ECANCELED; shielded ones after a 1 s grace
  *  period), then waited for; fibers spawned meanwhile start cancelled;
@@ -171,7 +198,8 @@ void weft_spawn_options_init(weft_spawn_options* opts);
  *  On success *out is the fiber's handle, which must be given back to
  *  exactly one of weft_join or weft_detach; out NULL detaches at once.
  *  Returns 0, or -EINVAL (fn NULL), -EPERM, -ENOMEM (no stack could be
- *  mapped: weft_last_error() says why, e.g. vm.max_map_count). A fiber
+ *  mapped: weft_last_error() says why, e.g. vm.max_map_count), -EAGAIN (a
+ *  limit of weft_limits was reached: nothing was started). A fiber
  *  spawned while rt shuts down starts cancelled. Costs no system call in
  *  the steady state. */
 int weft_spawn(weft_runtime* rt, void* (*fn)(void*), void* arg, weft_fiber** out);

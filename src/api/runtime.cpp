@@ -46,6 +46,27 @@ IoBackend Runtime::io_backend() const noexcept {
   return impl_->io_backend();
 }
 
+std::string Runtime::describe() const {
+  Config live = impl_->config();
+  live.stall_warning = std::chrono::nanoseconds(impl_->stall_warning_ns());
+  live.spin_before_park = std::chrono::nanoseconds(impl_->spin_before_park_ns());
+  return live.describe();
+}
+
+void Runtime::set_stall_warning(std::chrono::nanoseconds threshold) {
+  Config check = impl_->config();
+  check.stall_warning = threshold;
+  check.validate();
+  impl_->set_stall_warning_ns(threshold.count());
+}
+
+void Runtime::set_spin_before_park(std::chrono::nanoseconds spin) {
+  Config check = impl_->config();
+  check.spin_before_park = spin;
+  check.validate();
+  impl_->set_spin_before_park_ns(spin.count());
+}
+
 std::size_t Runtime::workers() const noexcept {
   return impl_->worker_count();
 }

@@ -88,7 +88,8 @@ const char* weft_strerror(int err) {
     case ETIMEDOUT:
       return "timed out: the timeout or deadline passed first, and the call did nothing";
     case EAGAIN:
-      return "would wait: the call was asked not to wait (timeout 0) and could not complete";
+      return "would wait: the call was asked not to wait (timeout 0) and could not complete; "
+             "or a spawn reached a runtime limit (max_fibers, max_stack_memory)";
     case EPIPE:
       return "closed: the channel is closed (and drained), or the peer closed the connection";
     case ENOTRECOVERABLE:

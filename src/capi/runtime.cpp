@@ -56,6 +56,20 @@ constexpr std::size_t kSpawnOptionsV1 =
     offsetof(weft_spawn_options, name) + sizeof(weft_spawn_options::name);
 constexpr std::size_t kConfigV1 =
     offsetof(weft_config, stack_size) + sizeof(weft_config::stack_size);
+// v1's weft_limits ends with max_stack_memory.
+constexpr std::size_t kLimitsV1 =
+    offsetof(weft_limits, max_stack_memory) + sizeof(weft_limits::max_stack_memory);
+
+// The *_init functions' source: the environment's values, or the
+// defaults if a WEFT_* variable is invalid (weft_runtime_new, which reads
+// the environment again, reports it).
+Config env_or_defaults() noexcept {
+  try {
+    return Config::from_env();
+  } catch (...) {
+    return Config{};
+  }
+}
 
 int to_options(const weft_spawn_options* o, FiberOptions& out) {
   if (o == nullptr) return 0;
@@ -85,23 +99,33 @@ extern "C" {
 
 void weft_config_init(weft_config* cfg) {
   if (cfg == nullptr) return;
-  weft::Config c;
-  try {
-    c = weft::Config::from_env();
-  } catch (...) {
-    // An invalid WEFT_* variable: the defaults here, and weft_runtime_new
-    // (which reads the environment again) reports it.
-  }
+  const weft::Config c = weft::capi::env_or_defaults();
   cfg->struct_size = sizeof(weft_config);
   cfg->workers = static_cast<uint32_t>(c.workers);
   cfg->stack_size = c.stack_size;
 }
 
 int weft_runtime_new(const weft_config* cfg, weft_runtime** out) {
+  return weft_runtime_new_ex(cfg, nullptr, out);
+}
+
+void weft_limits_init(weft_limits* limits) {
+  if (limits == nullptr) return;
+  const weft::Config c = weft::capi::env_or_defaults();
+  limits->struct_size = sizeof(weft_limits);
+  limits->max_fibers = c.max_fibers;
+  limits->max_stack_memory = c.max_stack_memory;
+}
+
+int weft_runtime_new_ex(const weft_config* cfg, const weft_limits* limits, weft_runtime** out) {
   if (out == nullptr) return -EINVAL;
   *out = nullptr;
   if (cfg != nullptr && cfg->struct_size < weft::capi::kConfigV1) {
     weft::capi::set_last_error("weft: weft_config.struct_size is too small (use weft_config_init)");
+    return -EINVAL;
+  }
+  if (limits != nullptr && limits->struct_size < weft::capi::kLimitsV1) {
+    weft::capi::set_last_error("weft: weft_limits.struct_size is too small (use weft_limits_init)");
     return -EINVAL;
   }
   return guarded([&] {
@@ -109,6 +133,10 @@ int weft_runtime_new(const weft_config* cfg, weft_runtime** out) {
     if (cfg != nullptr) {
       c.workers = cfg->workers;
       c.stack_size = cfg->stack_size;
+    }
+    if (limits != nullptr) {
+      c.max_fibers = static_cast<std::size_t>(limits->max_fibers);
+      c.max_stack_memory = static_cast<std::size_t>(limits->max_stack_memory);
     }
     *out = new weft_runtime(c);
     return 0;

@@ -89,7 +89,7 @@ int weft_scope_new(weft_scope** out) {
             weft::scope([s](weft::Scope& sc) {
               s->scope = &sc;
               s->opened.set();
-              weft::shield([s] { s->close.wait(); });
+              weft::shield([s] { s->close.wait_until(weft::no_deadline); });
             });
           } catch (...) {
             s->opened.set();  // if the scope failed to open, waiters see scope == nullptr
@@ -105,7 +105,7 @@ int weft_scope_new(weft_scope** out) {
   }
   // The keeper publishes the scope before it can block: an uncancellable
   // wait here is short.
-  weft::shield([s] { s->opened.wait(); });
+  weft::shield([s] { s->opened.wait_until(weft::no_deadline); });
   if (s->scope == nullptr) {
     const int err = weft::capi::join_keeper(s);
     delete s;

@@ -97,7 +97,8 @@ void close_locked(ChanCore* c) noexcept WEFT_REQUIRES(c->lock) {
 ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t deadline_ns)
     WEFT_RELEASE(c->lock) {
   c->lock.unlock();
-  const Waiter::Result r = n.waiter->wait(deadline_ns);
+  const EffectiveDeadline d = effective_deadline(deadline_ns, TimeoutKind::operation);
+  const Waiter::Result r = n.waiter->wait(d.ns);
   if (r == Waiter::kNotified) {
     // The claimer unlinked the node and filled it before completing.
     return n.closed ? ChannelStatus::closed : ChannelStatus::ok;
@@ -107,6 +108,7 @@ ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t dead
     remove(q, &n);
   }
   if (r == Waiter::kCancelled) throw Cancelled();
+  if (d.from_default) throw TimedOut();  // the caller has no timed_out to expect
   return ChannelStatus::timed_out;
 }
 

@@ -69,7 +69,8 @@ bool ready_locked(const ChanCore* c, bool is_send, const Waiter* self) noexcept
 
 }  // namespace
 
-std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int64_t deadline_ns) {
+std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default,
+                        const std::int64_t own_deadline_ns) {
   constexpr std::size_t kInline = 16;
   std::uint32_t order_inline[kInline];
   std::vector<std::uint32_t> order_heap;
@@ -93,6 +94,10 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
     return std::launder(reinterpret_cast<WaitNode*>(node_mem + i * sizeof(WaitNode)));
   };
 
+  // The deadline to wait with: the caller's, or the runtime's default
+  // operation timeout, taken when the select first has to wait.
+  EffectiveDeadline deadline{own_deadline_ns, false};
+  bool deadline_taken = false;
   for (;;) {
     // 1. Poll in a random order: the first ready case wins (fairness).
     shuffle(order, n);
@@ -112,8 +117,15 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
       }
     }
     if (has_default) return n;
-    if (enabled == 0 && deadline_ns < 0) return select_all_closed;
-    if (deadline_ns >= 0 && monotonic_ns() >= deadline_ns) return n + 1;
+    if (enabled == 0 && own_deadline_ns < 0) return select_all_closed;
+    if (!deadline_taken) {
+      deadline = effective_deadline(own_deadline_ns, TimeoutKind::operation);
+      deadline_taken = true;
+    }
+    if (deadline.ns >= 0 && monotonic_ns() >= deadline.ns) {
+      if (deadline.from_default) throw TimedOut();
+      return n + 1;
+    }
 
     // 2. Register one node per enabled op, in a random order.
     Waiter w;
@@ -144,7 +156,7 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
     } else {
       // All registered, or a counterpart already claimed us: wait consumes
       // the winner's unpark (or times out / is cancelled).
-      r = w.wait(deadline_ns);
+      r = w.wait(deadline.ns);
     }
 
     // 3. Unlink every node that is still linked; find the one that fired.
@@ -171,7 +183,10 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
       if (fired < n && (!ops[fired].closed || ops[fired].fire_on_closed)) return fired;
       continue;  // closed under a case that is disabled by closure: poll again
     }
-    if (r == Waiter::kTimedOut) return n + 1;
+    if (r == Waiter::kTimedOut) {
+      if (deadline.from_default) throw TimedOut();  // select() without a timeout case
+      return n + 1;
+    }
     if (r == Waiter::kCancelled) throw Cancelled();
     // Self-aborted: a case turned ready while registering; poll again.
   }

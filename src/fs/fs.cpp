@@ -52,6 +52,7 @@
 #include "io/io_object.hpp"
 #include "io/request.hpp"
 #include "sched/current.hpp"
+#include "sched/waiter.hpp"
 #include "weft/fiber.hpp"
 #include "weft/this_fiber.hpp"
 
@@ -85,8 +86,10 @@ auto naming(const char* op, const path& p, F&& fn) -> decltype(fn()) {
   }
 }
 
+// Every wait of weft::fs goes through here or path_op: without a deadline
+// of its own, it gets Config::io_timeout.
 std::int64_t perform(const io::Request& r, io::IoObject* o, Deadline d) {
-  return io::perform(r, o, d.ns());
+  return io::perform(r, o, detail::effective_deadline(d.ns(), detail::TimeoutKind::io).ns);
 }
 
 // One read or write request on a File's object: >= 0 or -errno.
@@ -181,7 +184,8 @@ std::int64_t path_op(io::Op op, const path& p, int flags, unsigned mode, Deadlin
   r.path = p.c_str();
   r.flags = flags;
   r.mode = mode;
-  return io::perform(r, nullptr, d.ns(), cancellable);
+  return io::perform(r, nullptr, detail::effective_deadline(d.ns(), detail::TimeoutKind::io).ns,
+                     cancellable);
 }
 
 std::int64_t rename_raw(const path& from, const path& to, Deadline d) {

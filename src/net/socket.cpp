@@ -11,6 +11,7 @@
 
 #include "io/backend.hpp"
 #include "io/error.hpp"
+#include "sched/waiter.hpp"
 #include "weft/errors.hpp"
 #include "weft/net.hpp"
 #include "weft/this_fiber.hpp"
@@ -57,8 +58,14 @@ socklen_t unix_address(std::string_view path, sockaddr_un& sun) {
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
 }
 
+// Every wait of weft::net goes through here. Without a deadline of its
+// own, a wait gets Config::network_timeout - except accept: a server waits
+// for clients as long as it likes.
 std::int64_t run(detail::io::IoObject* obj, const Request& r, Deadline d) {
-  return detail::io::perform(r, obj, d.ns());
+  const std::int64_t deadline_ns =
+      r.op == Op::accept ? d.ns()
+                         : detail::effective_deadline(d.ns(), detail::TimeoutKind::network).ns;
+  return detail::io::perform(r, obj, deadline_ns);
 }
 
 // A recv/send of one buffer, or a recvmsg/sendmsg of msg, on fd: the result

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "fiber/fls.hpp"
+#include "sched/runtime_impl.hpp"
 #include "sched/worker.hpp"
 #include "weft/detail/task.hpp"
 
@@ -57,6 +58,7 @@ void BlockingPool::submit(TaskBase* task) {
 
 void BlockingPool::thread_main() noexcept {
   set_current_runtime(rt_);
+  rt_->unpin_current_thread();  // started by a pinned worker: back to the whole mask
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     while (queue_.empty() && !shutdown_) {

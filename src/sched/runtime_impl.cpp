@@ -1,18 +1,24 @@
 #include "sched/runtime_impl.hpp"
 
+#include <cerrno>
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <utility>
 
 #include "base/assert.hpp"
 #include "base/asymmetric_barrier.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
+#include "sched/cpu_budget.hpp"
+#include "sched/current.hpp"
 #include "sched/waiter.hpp"
+#include "weft/detail/deadline.hpp"
+#include "weft/errors.hpp"
 
 namespace weft::detail {
 
@@ -39,12 +45,37 @@ constexpr std::size_t kMaxStack = std::size_t{1} << 30;
 
 RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     : config_(config),
+      stall_warning_ns_(config.stall_warning.count()),
+      spin_before_park_ns_(config.spin_before_park.count()),
+      limits_on_(config.max_fibers != 0 || config.max_stack_memory != 0),
+      fiber_cap_(config.max_fibers != 0 ? config.max_fibers : UINT64_MAX),
+      stack_cap_(config.max_stack_memory != 0 ? config.max_stack_memory : UINT64_MAX),
       epoch_ns_(monotonic_ns()),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
       blocking_(this, config.max_blocking_threads, config.blocking_keep_alive) {
   config_.validate();
-  config_.workers = config_.resolved_workers();
-  config_.stack_size = StackAllocator::round_to_page(config_.stack_size);
+  if (config_.strategy == Strategy::single_threaded) {
+    if (config_.workers != 1) {
+      config_.workers = 1;
+      config_.note_derived("workers", "strategy single_threaded");
+    }
+  } else if (config_.workers == 0) {
+    CpuBudget budget = cpu_budget();
+    config_.workers = budget.workers;
+    config_.note_derived("workers", std::move(budget.why));
+  }
+  if (const std::size_t rounded = StackAllocator::round_to_page(config_.stack_size);
+      rounded != config_.stack_size) {
+    config_.stack_size = rounded;
+    config_.note_derived("stack_size", "rounded up to the page size");
+  }
+  if (config_.pin_workers) {
+    allowed_cpus_ = affinity_cpus();
+    if (allowed_cpus_.empty()) {
+      throw std::system_error(errno, std::system_category(),
+                              "weft: pin_workers: cannot read the affinity mask");
+    }
+  }
   install_overflow_handler(&current_fiber);
   init_asymmetric_barriers();
   const std::size_t n = config_.workers;
@@ -57,9 +88,20 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
   }
   ignore_sigpipe();
   try {
-    for (auto& w : workers_) {
-      Worker* raw = w.get();
-      w->thread = std::thread([raw] { raw->run(); });
+    for (std::size_t i = 0; i < n; ++i) {
+      Worker* raw = workers_[i].get();
+      raw->thread = std::thread([raw] { raw->run(); });
+      if (!allowed_cpus_.empty()) {
+        // Worker i on the i-th allowed CPU. Set from here, so that a
+        // failure reaches the caller; the worker may run a moment on the
+        // whole mask before, which only costs it a migration.
+        const int cpu = allowed_cpus_[i % allowed_cpus_.size()];
+        if (const int err = set_thread_affinity(raw->thread.native_handle(), {cpu}); err != 0) {
+          throw std::system_error(err, std::system_category(),
+                                  "weft: pin_workers: cannot pin worker " + std::to_string(i) +
+                                      " to CPU " + std::to_string(cpu));
+        }
+      }
     }
     monitor_ = std::thread([this] { monitor_main(); });
   } catch (...) {
@@ -109,6 +151,75 @@ RuntimeImpl::~RuntimeImpl() {
   while (external_wakes_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
+namespace {
+
+// The refusals of admit_fiber, out of line so that the admission itself
+// stays a few instructions (the messages need a frame and strings).
+[[noreturn, gnu::noinline, gnu::cold]] void throw_fiber_limit(std::uint64_t max,
+                                                              std::uint64_t alive) {
+  throw ResourceExhausted("max_fibers", max,
+                          "weft: cannot spawn: max_fibers is " + std::to_string(max) + " and " +
+                              std::to_string(alive) +
+                              " fibers are alive (Config::max_fibers, WEFT_MAX_FIBERS)");
+}
+
+[[noreturn, gnu::noinline, gnu::cold]] void throw_stack_limit(std::uint64_t max,
+                                                              std::uint64_t bytes,
+                                                              std::size_t need) {
+  throw ResourceExhausted("max_stack_memory", max,
+                          "weft: cannot spawn: max_stack_memory is " + std::to_string(max) +
+                              " bytes, the stacks of the fibers alive take " +
+                              std::to_string(bytes) + " and this fiber's needs " +
+                              std::to_string(need) +
+                              " (Config::max_stack_memory, WEFT_MAX_STACK_MEMORY)");
+}
+
+}  // namespace
+
+void RuntimeImpl::admit_fiber(std::size_t stack_bytes) {
+  if (!limits_on_) return;
+  // Count first, then compare (one RMW per counter, no loop) and take a
+  // refused fiber back out. So a spawn racing a refused one at the limit
+  // may see its provisional count and be refused too: only at the limit,
+  // where one of them would be anyway. relaxed: see retire_fiber.
+  const std::uint64_t alive = live_fibers_.fetch_add(1, std::memory_order_relaxed);
+  if (alive >= fiber_cap_) [[unlikely]] {
+    live_fibers_.fetch_sub(1, std::memory_order_relaxed);
+    throw_fiber_limit(config_.max_fibers, alive);
+  }
+  const std::uint64_t bytes = live_stack_bytes_.fetch_add(stack_bytes, std::memory_order_relaxed);
+  if (bytes + stack_bytes > stack_cap_) [[unlikely]] {
+    live_stack_bytes_.fetch_sub(stack_bytes, std::memory_order_relaxed);
+    live_fibers_.fetch_sub(1, std::memory_order_relaxed);
+    throw_stack_limit(config_.max_stack_memory, bytes, stack_bytes);
+  }
+}
+
+EffectiveDeadline effective_deadline(std::int64_t deadline_ns, TimeoutKind kind) noexcept {
+  if (deadline_ns != kNoDeadline) return {deadline_ns, false};
+  const RuntimeImpl* rt = current_runtime();
+  if (rt == nullptr) return {deadline_ns, false};
+  const Config& c = rt->config();  // immutable once the runtime runs
+  std::int64_t timeout = 0;
+  switch (kind) {
+    case TimeoutKind::operation:
+      timeout = c.default_operation_timeout.count();
+      break;
+    case TimeoutKind::network:
+      timeout = c.network_timeout.count();
+      break;
+    case TimeoutKind::io:
+      timeout = c.io_timeout.count();
+      break;
+  }
+  if (timeout <= 0) return {deadline_ns, false};
+  return {monotonic_ns() + timeout, true};
+}
+
+void RuntimeImpl::unpin_current_thread() const noexcept {
+  if (!allowed_cpus_.empty()) set_thread_affinity(pthread_self(), allowed_cpus_);
+}
+
 void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* parent_node) {
   if (closed_.load(std::memory_order_acquire)) {
     throw std::logic_error("weft: spawn on a runtime that has shut down");
@@ -128,12 +239,14 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() != this) w = nullptr;
   stacks_.check_budget();  // throws std::system_error naming vm.max_map_count
+  admit_fiber(size);       // throws ResourceExhausted (max_fibers, max_stack_memory)
 
   Fiber* f = new (task->fiber_storage()) Fiber();
   try {
     f->name = opts.name;
   } catch (...) {
     f->~Fiber();
+    retire_fiber(size);
     throw;
   }
   f->locals = std::exchange(task->locals(), nullptr);  // FLS hook
@@ -462,7 +575,7 @@ void RuntimeImpl::monitor_main() noexcept {
       if (ran >= config_.preemption_interval.count()) {
         w.preempt_.store(true, std::memory_order_relaxed);
       }
-      if (!s.warned && ran >= config_.stall_warning.count()) {
+      if (!s.warned && ran >= stall_warning_ns()) {
         s.warned = true;
         report_stall(w, f, sw, ran);
       }

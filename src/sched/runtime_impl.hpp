@@ -64,6 +64,44 @@ class RuntimeImpl {
   CancelNode* spawn_parent_node(Fiber* parent) noexcept;
 
   const Config& config() const noexcept { return config_; }
+  /// The settings a running runtime can change (Config::schema(),
+  /// runtime_changeable), in ns. Relaxed: each is a lone tunable read afresh
+  /// on every use; no other data is published with it.
+  std::int64_t stall_warning_ns() const noexcept {
+    return stall_warning_ns_.load(std::memory_order_relaxed);
+  }
+  std::int64_t spin_before_park_ns() const noexcept {
+    return spin_before_park_ns_.load(std::memory_order_relaxed);
+  }
+  void set_stall_warning_ns(std::int64_t ns) noexcept {
+    stall_warning_ns_.store(ns, std::memory_order_relaxed);
+  }
+  void set_spin_before_park_ns(std::int64_t ns) noexcept {
+    spin_before_park_ns_.store(ns, std::memory_order_relaxed);
+  }
+  /// Admits one more fiber with a stack of `stack_bytes` against
+  /// Config::max_fibers and Config::max_stack_memory, counting it; a no-op
+  /// when neither is set. @throws ResourceExhausted naming the limit and
+  /// its value, having counted nothing. Any thread.
+  void admit_fiber(std::size_t stack_bytes);
+  /// Stops counting a fiber admit_fiber counted: its function has returned
+  /// (before its joiner can wake), it could not start, or its spawn failed
+  /// after admission. Any thread.
+  void retire_fiber(std::size_t stack_bytes) noexcept {
+    if (!limits_on_) return;
+    // relaxed: counts that publish nothing. A joiner that saw this fiber
+    // complete (TaskBase::complete, which follows this call) and then
+    // spawns reads, in admit_fiber's RMW, a value no older than these
+    // (RMWs read the latest value in modification order).
+    live_fibers_.fetch_sub(1, std::memory_order_relaxed);
+    live_stack_bytes_.fetch_sub(stack_bytes, std::memory_order_relaxed);
+  }
+  /// Puts the calling thread back on the whole affinity mask the runtime
+  /// started with, when Config::pin_workers pinned the workers: a thread a
+  /// pinned worker creates (a blocking-pool thread) inherits its one CPU.
+  /// A no-op otherwise. Best effort: never throws.
+  void unpin_current_thread() const noexcept;
+
   /// The resolved I/O backend of every worker.
   IoBackend io_backend() const noexcept { return io_backend_; }
   std::size_t worker_count() const noexcept { return workers_.size(); }
@@ -153,7 +191,19 @@ class RuntimeImpl {
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
   Config config_;
+  std::atomic<std::int64_t> stall_warning_ns_;
+  std::atomic<std::int64_t> spin_before_park_ns_;
   IoBackend io_backend_ = IoBackend::epoll;
+  // Limits (admit_fiber/retire_fiber). limits_on_ is fixed at construction:
+  // without limits a spawn touches neither counter.
+  const bool limits_on_;
+  const std::uint64_t fiber_cap_;                   // max_fibers, or UINT64_MAX for none
+  const std::uint64_t stack_cap_;                   // max_stack_memory, or UINT64_MAX for none
+  std::atomic<std::uint64_t> live_fibers_{0};       // admitted, not yet retired
+  std::atomic<std::uint64_t> live_stack_bytes_{0};  // their stack sizes
+  // Config::pin_workers: the affinity mask at construction (ascending CPU
+  // numbers); empty when the workers are not pinned. Immutable after.
+  std::vector<int> allowed_cpus_;
   std::atomic<std::uint32_t> external_wakes_{0};
   const std::int64_t epoch_ns_;
   StackAllocator stacks_;

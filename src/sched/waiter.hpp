@@ -111,4 +111,22 @@ class Waiter {
 /// CLOCK_MONOTONIC now, in ns (the clock of every deadline_ns).
 std::int64_t monotonic_ns() noexcept;
 
+/// Which default timeout of the runtime a wait falls under
+/// (Config::default_operation_timeout, network_timeout, io_timeout).
+enum class TimeoutKind : std::uint8_t { operation, network, io };
+
+/// A wait's deadline once the runtime's default timeout is applied.
+struct EffectiveDeadline {
+  std::int64_t ns;    ///< the deadline to wait with (< 0: none)
+  bool from_default;  ///< ns is the default timeout's: its expiry throws TimedOut
+};
+
+/// `deadline_ns`, unless it is kNoDeadline (the caller gave none;
+/// kNeverDeadline is an explicit none and stays) and the calling thread
+/// belongs to a runtime (a worker or a blocking-pool thread) with a default
+/// timeout of `kind`: then now + that timeout, from_default set. Reads the
+/// clock only then. Call it once per operation, when it is about to wait,
+/// so that the timeout runs from the start of the wait.
+EffectiveDeadline effective_deadline(std::int64_t deadline_ns, TimeoutKind kind) noexcept;
+
 }  // namespace weft::detail

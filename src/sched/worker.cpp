@@ -52,6 +52,9 @@ void fiber_entry(void* arg) noexcept {
   // FLS hook: destroy the fiber's values on the fiber, before join() can return.
   fls_end(f->locals, f->task);
   leave_cancel_tree(f);
+  // Before the joiner can wake: a fiber that joined this one and spawns at
+  // once must find the slot free (max_fibers, max_stack_memory).
+  f->runtime->retire_fiber(f->stack_size);
   f->task->complete();  // may wake the joiner into this worker's LIFO slot
   current_worker()->exit_current();
 }
@@ -336,6 +339,7 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
       TaskBase* task = f->task;
       task->error() = std::current_exception();
       leave_cancel_tree(f);
+      rt_->retire_fiber(f->stack_size);
       task->complete();
       rt_->unregister_fiber(f);
       wait_cancel_pins(f);
@@ -588,7 +592,7 @@ bool Worker::help_timers() noexcept {
 }
 
 Fiber* Worker::find_work() noexcept {
-  const std::int64_t spin_ns = rt_->config().spin_before_park.count();
+  const std::int64_t spin_ns = rt_->spin_before_park_ns();
   const std::int64_t give_up = monotonic_ns() + spin_ns;
   bool searching = rt_->try_begin_search();
   for (;;) {

@@ -27,7 +27,7 @@ Barrier::Result Barrier::arrive_impl(std::int64_t deadline_ns) {
   Waiter w;
   WaitNode n(&w);
   bool withdrawn = false;
-  const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, deadline_ns, [&] {
+  const Waiter::Result r = detail::wait_queued_op(lock_, waiters_, n, deadline_ns, [&] {
     // Still in our generation: withdraw the arrival. Otherwise the
     // generation completed counting us, so we did pass the barrier.
     lock_.assert_held();  // on_abandon runs under the lock (wait_queued)

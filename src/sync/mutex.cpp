@@ -32,7 +32,13 @@ bool Mutex::try_lock() noexcept {
 }
 
 bool Mutex::lock_slow(std::int64_t deadline_ns) {
-  return lock_slow(deadline_ns, true);
+  // Taken once: a waiter woken and overtaken queues again (below) with the
+  // same deadline, not a fresh default timeout.
+  const detail::EffectiveDeadline d =
+      detail::effective_deadline(deadline_ns, detail::TimeoutKind::operation);
+  if (lock_slow(d.ns, true)) return true;
+  if (d.from_default) throw TimedOut();
+  return false;
 }
 
 bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
@@ -146,7 +152,9 @@ bool CondVar::wait_impl(std::unique_lock<Mutex>& lock, std::int64_t deadline_ns)
   detail::push_back(waiters_, &n);
   lock_.unlock();
   m->unlock();
-  const Waiter::Result r = w.wait(deadline_ns);
+  const detail::EffectiveDeadline d =
+      detail::effective_deadline(deadline_ns, detail::TimeoutKind::operation);
+  const Waiter::Result r = w.wait(d.ns);
   if (r != Waiter::kNotified) {
     LockGuard g(lock_);
     detail::remove(waiters_, &n);
@@ -155,6 +163,7 @@ bool CondVar::wait_impl(std::unique_lock<Mutex>& lock, std::int64_t deadline_ns)
   // propagates with the mutex held, as the caller's unique_lock expects.
   if (!m->try_lock()) m->lock_slow(detail::kNoDeadline, false);
   if (r == Waiter::kNotified) return true;
+  if (r == Waiter::kTimedOut && d.from_default) throw TimedOut();
   return detail::abandoned(r);
 }
 

@@ -55,7 +55,7 @@ bool Semaphore::acquire_impl(std::int64_t n, std::int64_t deadline_ns) {
   WaitNode node(&w);
   node.count = n;
   // A large request leaving the front may let smaller ones behind it in.
-  const Waiter::Result r = detail::wait_queued(lock_, waiters_, node, deadline_ns, [&] {
+  const Waiter::Result r = detail::wait_queued_op(lock_, waiters_, node, deadline_ns, [&] {
     lock_.assert_held();  // on_abandon runs under the lock (wait_queued)
     admit(permits_, waiters_);
   });

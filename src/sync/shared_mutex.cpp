@@ -51,7 +51,7 @@ bool SharedMutex::lock_impl(bool exclusive, std::int64_t deadline_ns) {
   WaitNode n(&w);
   n.count = exclusive ? kWriter : kReader;
   // Leaving may unblock the readers queued behind a departing writer.
-  const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, deadline_ns, [&] {
+  const Waiter::Result r = detail::wait_queued_op(lock_, waiters_, n, deadline_ns, [&] {
     lock_.assert_held();  // on_abandon runs under the lock (wait_queued)
     admit_locked();
   });

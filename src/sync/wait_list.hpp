@@ -170,6 +170,24 @@ inline Waiter::Result wait_queued(SpinLock& lock, WaitList& l, WaitNode& n,
   return wait_queued(lock, l, n, deadline_ns, [] {});
 }
 
+/// wait_queued() for a blocking operation of a synchronisation primitive
+/// (not for the reactor's or signals' waits, which use wait_queued): a
+/// cancellable wait without a deadline gets the runtime's default operation
+/// timeout (Config::default_operation_timeout), whose expiry throws
+/// weft::TimedOut once the clean-up is done - the operation has no
+/// timed-out result of its own to return. Non-cancellable waits (clean-up
+/// code) never get it.
+template <class OnAbandon>
+Waiter::Result wait_queued_op(SpinLock& lock, WaitList& l, WaitNode& n, std::int64_t deadline_ns,
+                              OnAbandon on_abandon, bool front = false, bool cancellable = true)
+    WEFT_RELEASE(lock) {
+  const EffectiveDeadline d = cancellable ? effective_deadline(deadline_ns, TimeoutKind::operation)
+                                          : EffectiveDeadline{deadline_ns, false};
+  const Waiter::Result r = wait_queued(lock, l, n, d.ns, on_abandon, front, cancellable);
+  if (r == Waiter::kTimedOut && d.from_default) throw TimedOut();
+  return r;
+}
+
 /// Maps a non-notified wait outcome: throws Cancelled for kCancelled,
 /// returns false for kTimedOut.
 inline bool abandoned(Waiter::Result r) {
@@ -179,12 +197,13 @@ inline bool abandoned(Waiter::Result r) {
 
 /// Waits on `l` for a grant without request data (events, counters).
 /// Precondition: `lock` held; it is released. True if granted, false on
-/// timeout. @throws weft::Cancelled if the fiber is cancelled.
+/// timeout. @throws weft::Cancelled if the fiber is cancelled; weft::TimedOut
+/// if the default operation timeout ran out (wait_queued_op).
 inline bool wait_for_grant(SpinLock& lock, WaitList& l, std::int64_t deadline_ns)
     WEFT_RELEASE(lock) {
   Waiter w;
   WaitNode n(&w);
-  const Waiter::Result r = wait_queued(lock, l, n, deadline_ns);
+  const Waiter::Result r = wait_queued_op(lock, l, n, deadline_ns, [] {});
   return r == Waiter::kNotified || abandoned(r);
 }
 

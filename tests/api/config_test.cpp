@@ -10,34 +10,20 @@
 #include <thread>
 #include <vector>
 
+#include "api/config_util.hpp"
 #include "common/test_util.hpp"
+#include "sched/cpu_budget.hpp"
 #include "weft/weft.hpp"
-
-extern char** environ;
 
 namespace {
 
 using namespace std::chrono_literals;
 using weft::Config;
+using weft::test::message_of;
 
 constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * KiB;
 constexpr std::size_t GiB = 1024 * MiB;
-
-/// Runs fn, which must throw E, and returns the message ("" if it did not).
-template <class E, class F>
-std::string message_of(F&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
 
 #define EXPECT_INVALID_MENTIONING(expr, word)                                    \
   do {                                                                           \
@@ -148,29 +134,14 @@ TEST(ConfigValidate, ResolvedWorkers) {
   c.workers = 3;
   EXPECT_EQ(c.resolved_workers(), 3u);
   c.workers = 0;
-  const std::size_t hw = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  const std::size_t hw = weft::detail::cpu_budget().workers;  // affinity and cgroup limits
   EXPECT_EQ(c.resolved_workers(), hw);
 }
 
 // ---------------------------------------------------------------------------
 // Config::from_env
 
-/// Clears every WEFT_* variable before and after each test so that tests do
-/// not see each other's (or the caller's) settings.
-class ConfigFromEnv : public ::testing::Test {
- protected:
-  void SetUp() override { clear(); }
-  void TearDown() override { clear(); }
-  static void clear() {
-    std::vector<std::string> names;
-    for (char** e = environ; *e != nullptr; ++e) {
-      std::string kv = *e;
-      if (kv.rfind("WEFT_", 0) == 0) names.push_back(kv.substr(0, kv.find('=')));
-    }
-    for (const auto& n : names) unsetenv(n.c_str());
-  }
-  static void set(const char* name, const char* value) { ASSERT_EQ(setenv(name, value, 1), 0); }
-};
+class ConfigFromEnv : public weft::test::CleanEnvTest {};
 
 TEST_F(ConfigFromEnv, NothingSetGivesDefaults) {
   Config c = Config::from_env();
@@ -299,7 +270,7 @@ TEST(RuntimeConfig, ReportsResolvedConfig) {
   }
   {
     weft::Runtime rt(weft::test::workers_config(0));
-    const std::size_t hw = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+    const std::size_t hw = weft::detail::cpu_budget().workers;  // affinity and cgroup limits
     EXPECT_EQ(rt.workers(), hw);
     EXPECT_EQ(rt.config().workers, hw) << "config() must report the resolved worker count";
   }

@@ -24,6 +24,7 @@ void test_version_and_errors(void) {
   CHECK(strstr(weft_strerror(-ETIMEDOUT), "timed out") != NULL);
   CHECK(strstr(weft_strerror(-EPIPE), "closed") != NULL);
   CHECK(strstr(weft_strerror(-EAGAIN), "wait") != NULL);
+  CHECK(strstr(weft_strerror(-EAGAIN), "max_fibers") != NULL);
   CHECK(strcmp(weft_strerror(-EINVAL), "Invalid argument") == 0);
   CHECK(strcmp(weft_strerror(-ECONNREFUSED), "Connection refused") == 0);
   CHECK(strcmp(weft_strerror(-123456), "unknown error") == 0);
@@ -70,6 +71,57 @@ void test_config_and_runtime_errors(void) {
   CHECK(rt != NULL);
   weft_runtime_free(rt);
   weft_runtime_free(NULL);
+}
+
+/* Waits until channel arg is closed. */
+static void* wait_for_close(void* arg) {
+  int v = 0;
+  return (void*)(intptr_t)weft_chan_recv((weft_chan*)arg, &v, WEFT_NO_TIMEOUT);
+}
+
+/* weft_limits: a spawn past max_fibers fails with -EAGAIN and names the
+ * limit; once a fiber has ended the next spawn succeeds; bad limits are
+ * -EINVAL. */
+void test_limits(void) {
+  weft_limits lim;
+  weft_limits_init(&lim);
+  CHECK_EQ(lim.struct_size, sizeof lim);
+  CHECK_EQ(lim.max_fibers, 0);
+  CHECK_EQ(lim.max_stack_memory, 0);
+  weft_limits_init(NULL);
+
+  weft_runtime* rt = NULL;
+  weft_limits small = lim;
+  small.struct_size = 4;
+  CHECK_EQ(weft_runtime_new_ex(NULL, &small, &rt), -EINVAL);
+  CHECK(strstr(weft_last_error(), "weft_limits.struct_size") != NULL);
+  weft_limits bad = lim;
+  bad.max_fibers = 2000000000;
+  CHECK_EQ(weft_runtime_new_ex(NULL, &bad, &rt), -EINVAL);
+  CHECK(strstr(weft_last_error(), "max_fibers") != NULL);
+  CHECK(rt == NULL);
+
+  setenv("WEFT_MAX_STACK_MEMORY", "1M", 1);
+  weft_limits_init(&lim);
+  unsetenv("WEFT_MAX_STACK_MEMORY");
+  CHECK_EQ(lim.max_stack_memory, 1024 * 1024);
+  lim.max_stack_memory = 0;
+  lim.max_fibers = 3;
+  REQUIRE_OK(weft_runtime_new_ex(NULL, &lim, &rt));
+  weft_chan* gate = NULL;
+  REQUIRE_OK(weft_chan_new(sizeof(int), 0, &gate));
+  weft_fiber* f[3] = {NULL, NULL, NULL};
+  for (int i = 0; i < 3; ++i) REQUIRE_OK(weft_spawn(rt, wait_for_close, gate, &f[i]));
+  weft_fiber* extra = (weft_fiber*)gate; /* must be set to NULL on failure */
+  CHECK_EQ(weft_spawn(rt, wait_for_close, gate, &extra), -EAGAIN);
+  CHECK(extra == NULL);
+  CHECK(strstr(weft_last_error(), "max_fibers is 3") != NULL);
+  weft_chan_close(gate);
+  for (int i = 0; i < 3; ++i) REQUIRE_OK(weft_join(f[i], NULL));
+  REQUIRE_OK(weft_spawn(rt, wait_for_close, gate, &extra)); /* room again */
+  REQUIRE_OK(weft_join(extra, NULL));
+  weft_chan_free(gate);
+  weft_runtime_free(rt);
 }
 
 static void* add_one(void* arg) {

@@ -6,6 +6,7 @@
 #define WEFT_CAPI_TESTS(X)            \
   X(version_and_errors)               \
   X(config_and_runtime_errors)        \
+  X(limits)                           \
   X(spawn_join)                       \
   X(spawn_options)                    \
   X(join_reports_exceptions)          \
