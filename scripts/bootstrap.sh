@@ -25,6 +25,7 @@ packages=(
   procps
   redis-tools # redis-cli and redis-benchmark: weft-kv's integration tests and make demo
   redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
+  prometheus # promtool: tests/obs checks weft's /metrics page with `promtool check metrics`
 )
 
 for arg in "$@"; do

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "base/sanitizers.hpp"
+#include "obs/metrics.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
 
@@ -60,9 +61,7 @@ thread_local TaskBlockCache tls_task_blocks;
 
 constexpr bool kPoolTasks = !(WEFT_ASAN || WEFT_TSAN);
 
-}  // namespace
-
-void* TaskBase::operator new(std::size_t size) {
+void* allocate_block(std::size_t size) {
   if constexpr (kPoolTasks) {
     const std::size_t c = (size - 1) / kClassBytes;
     if (c < kClasses) {
@@ -77,7 +76,18 @@ void* TaskBase::operator new(std::size_t size) {
   return ::operator new(size);
 }
 
+}  // namespace
+
+void* TaskBase::operator new(std::size_t size) {
+  // weft_memory_task_block_bytes: blocks in use (cached free blocks are
+  // not counted).
+  void* p = allocate_block(size);
+  obs::add(obs::Counter::task_block_alloc_bytes, size);
+  return p;
+}
+
 void TaskBase::operator delete(void* p, std::size_t size) noexcept {
+  obs::add(obs::Counter::task_block_free_bytes, size);
   if constexpr (kPoolTasks) {
     const std::size_t c = (size - 1) / kClassBytes;
     if (c < kClasses) {

@@ -74,7 +74,16 @@ struct Fiber {
   // itself around a generator resume; read by the overflow handler on the
   // thread running the fiber.
   const Stack* generator_stack = nullptr;
-  std::size_t stack_size = 0;  // usable bytes wanted
+  // Usable stack bytes wanted (at most 1 GiB: RuntimeImpl::spawn checks),
+  // 32 bits so that the sampled-latency stamp below shares its word.
+  std::uint32_t stack_size = 0;
+  // Sampled metrics (obs/metrics.hpp), 0 when not sampled. runnable_stamp:
+  // when a worker queued it, in the units of latency_stamp() (written by
+  // the queuing worker, read by the one that runs it: the run queue's
+  // hand-off orders them). started_ns: its first switch-in, CLOCK_MONOTONIC
+  // ns (written and read by whoever holds it running).
+  std::uint32_t runnable_stamp = 0;
+  std::int64_t started_ns = 0;
   RuntimeImpl* runtime = nullptr;
   TaskBase* task = nullptr;  // the owning task; the runner's reference is ours
   // Fiber-local values (fiber/fls.hpp): null until the fiber holds one. Only
@@ -126,6 +135,14 @@ struct Fiber {
     state = to;
   }
 };
+
+/// A 32-bit stamp of CLOCK_MONOTONIC ns for Fiber::runnable_stamp: units of
+/// 1024 ns, never 0; differences of two stamps are exact (mod 2^32 units,
+/// ~73 minutes, far above any queueing delay) to within one unit.
+inline std::uint32_t latency_stamp(std::int64_t now_ns) noexcept {
+  const auto s = static_cast<std::uint32_t>(static_cast<std::uint64_t>(now_ns) >> 10);
+  return s != 0 ? s : 1;
+}
 
 /// True once cancellation has been requested for f (its innermost cancel
 /// scope, or the runtime's forced cancellation at shutdown); false for

@@ -11,6 +11,7 @@
 
 #include "io/backend.hpp"
 #include "io/error.hpp"
+#include "obs/metrics.hpp"
 #include "weft/errors.hpp"
 #include "weft/net.hpp"
 #include "weft/this_fiber.hpp"
@@ -71,7 +72,13 @@ std::size_t transfer(detail::io::IoObject* obj, Op op, int fd, const void* buf, 
   r.buf = const_cast<void*>(buf);
   r.len = len;
   r.msg = msg;
-  return static_cast<std::size_t>(check(run(obj, r, d), what));
+  const auto n = static_cast<std::size_t>(check(run(obj, r, d), what));
+  if (obj != nullptr && obj->tcp.load(std::memory_order_relaxed)) {
+    const bool in = op == Op::recv || op == Op::recvmsg;
+    detail::obs::add(
+        in ? detail::obs::Counter::tcp_received_bytes : detail::obs::Counter::tcp_sent_bytes, n);
+  }
+  return n;
 }
 
 // connect(2) through the reactor; closes nothing (the caller's Socket owns fd).
@@ -228,6 +235,7 @@ TcpStream TcpStream::connect(const Address& addr, Deadline d) {
   TcpStream s(new_socket(addr.family(), SOCK_STREAM));
   connect_fd(s.obj_, s.fd_, addr.sockaddr_ptr(), addr.sockaddr_len(), d,
              ("connect to " + addr.to_string()).c_str());
+  detail::io::mark_tcp(s.obj_);
   return s;
 }
 
@@ -286,7 +294,9 @@ TcpListener TcpListener::bind(const Address& addr, const BindOptions& o) {
 }
 
 TcpStream TcpListener::accept(Deadline d) {
-  return TcpStream(accept_fd(obj_, fd_, d));
+  TcpStream s(accept_fd(obj_, fd_, d));
+  detail::io::mark_tcp(s.obj_);
+  return s;
 }
 
 Address TcpListener::local_address() const {

@@ -34,7 +34,7 @@ void ignore_sigpipe() noexcept {
 }
 
 constexpr std::size_t kMinStack = 16 * 1024;
-constexpr std::size_t kMaxStack = std::size_t{1} << 30;
+constexpr std::size_t kMaxStack = std::size_t{1} << 30;  // Fiber::stack_size holds it
 }  // namespace
 
 RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
@@ -70,6 +70,7 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     }
     throw;
   }
+  obs::register_source(this);
 }
 
 RuntimeImpl::~RuntimeImpl() {
@@ -102,6 +103,7 @@ RuntimeImpl::~RuntimeImpl() {
   }
   // Step 6.
   blocking_.shutdown();
+  obs::unregister_source(this);  // keeps this runtime's counts in the totals
   // A plain thread that unparked one of our fibers may still be inside
   // notify_work, waking a worker (an eventfd write). The fiber it woke was
   // alive when it began (so that began before step 2 ended): wait it out
@@ -137,7 +139,7 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     throw;
   }
   f->locals = std::exchange(task->locals(), nullptr);  // FLS hook
-  f->stack_size = size;
+  f->stack_size = static_cast<std::uint32_t>(size);    // <= kMaxStack
   f->runtime = this;
   f->task = task;
   f->priority = opts.priority;
@@ -423,6 +425,35 @@ RuntimeStats RuntimeImpl::stats() const {
   return s;
 }
 
+void RuntimeImpl::collect(obs::RuntimeTotals& out) const noexcept {
+  const std::int64_t now = monotonic_ns();
+  out.fibers_spawned = spawned_outside_.load(std::memory_order_relaxed);
+  for (const auto& w : workers_) {
+    out.fibers_spawned += w->spawned_.load(std::memory_order_relaxed);
+    out.fibers_completed += w->completed_.load(std::memory_order_relaxed);
+    out.steal_attempts += w->steal_attempts_.load(std::memory_order_relaxed);
+    out.steals += w->steal_successes_.load(std::memory_order_relaxed);
+    out.stolen_fibers += w->steals_.load(std::memory_order_relaxed);
+    out.fiber_parks += w->parks_.load(std::memory_order_relaxed);
+    out.worker_parks += w->sleeps_.load(std::memory_order_relaxed);
+    out.noop_unparks += w->noop_unparks_.load(std::memory_order_relaxed);
+    out.busy_ns += w->busy_ns(now);
+    out.queued += w->queued() + w->yielded();
+  }
+  out.fibers_active =
+      out.fibers_spawned > out.fibers_completed ? out.fibers_spawned - out.fibers_completed : 0;
+  out.injector = injector_size();
+  out.queued += out.injector;
+  out.stalls = stalls_.load(std::memory_order_relaxed);
+  // The pool's lock is a std::mutex held only briefly by its threads.
+  out.blocking_threads = blocking_.threads();
+  out.blocking_queued = blocking_.queued();
+  out.blocking_tasks = blocking_.completed();
+  out.stack_reserved_bytes = stacks_.reserved_bytes();
+  out.stacks_live = stacks_.live_stacks();
+  out.workers = workers_.size();
+}
+
 // --- monitor ----------------------------------------------------------------
 
 void RuntimeImpl::monitor_main() noexcept {
@@ -504,6 +535,7 @@ void RuntimeImpl::report_stall(Worker& w, Fiber* f, std::uint64_t switches,
     id = f->id;
     std::snprintf(name, sizeof(name), "%s", f->name.c_str());
   }
+  stalls_.store(stalls_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   std::fprintf(stderr,
                "weft: worker %d has run fiber %" PRIu64 " '%s' for %" PRId64
                " ms without a switch; other fibers queued on it are stalled "

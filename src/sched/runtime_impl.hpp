@@ -29,6 +29,7 @@
 #include "fiber/fiber.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/stack.hpp"
+#include "obs/metrics.hpp"
 #include "sched/blocking_pool.hpp"
 #include "sched/worker.hpp"
 #include "weft/config.hpp"
@@ -42,7 +43,7 @@ namespace weft::detail {
 using ReactorFactory = std::vector<std::unique_ptr<Reactor>> (*)(const Config& config,
                                                                  std::size_t count);
 
-class RuntimeImpl {
+class RuntimeImpl final : public obs::Source {
  public:
   /// Starts a runtime: validates config (@throws std::invalid_argument),
   /// makes the workers' reactors with make_reactors, starts the worker and
@@ -113,6 +114,11 @@ class RuntimeImpl {
 
   RuntimeStats stats() const;
   std::uint64_t alive() const noexcept;
+
+  /// The metrics registry's view of this runtime (obs::Source): its
+  /// workers' counts, queues, blocking pool and stacks. Registered from the
+  /// end of the constructor to the end of the destructor's step 6.
+  void collect(obs::RuntimeTotals& out) const noexcept override;
 
   /// Cancels every fiber of this runtime alive now, outside shields (the
   /// root's children: Runtime::shutdown_on_signals); fibers spawned later
@@ -186,6 +192,7 @@ class RuntimeImpl {
   std::atomic<bool> closed_{false};
   std::atomic<bool> exiting_{false};
   std::atomic<std::uint64_t> spawned_outside_{0};
+  std::atomic<std::uint64_t> stalls_{0};  // written by the monitor thread only
 
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;

@@ -10,6 +10,7 @@
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/errors.hpp"
 
 namespace weft::detail {
 namespace {
@@ -43,12 +44,25 @@ void wait_cancel_pins(Fiber* f) noexcept {
   while (f->cancel_pins.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
+// weft_fiber_cancelled_total: a fiber whose function ended with
+// weft::Cancelled. Only fibers that ended with an exception pay for the
+// rethrow.
+void count_cancelled(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Cancelled&) {
+    obs::add(obs::Counter::fiber_cancelled);
+  } catch (...) {
+  }
+}
+
 // First code of every fiber (Context entry).
 void fiber_entry(void* arg) noexcept {
   Context::on_first_entry();
   current_worker()->after_switch();
   auto* f = static_cast<Fiber*>(arg);
   f->task->run();
+  if (f->task->error()) count_cancelled(f->task->error());
   // FLS hook: destroy the fiber's values on the fiber, before join() can return.
   fls_end(f->locals, f->task);
   leave_cancel_tree(f);
@@ -138,6 +152,53 @@ bool Worker::deques_empty() const noexcept {
     if (!queues_[__builtin_ctz(mask)].stealer().empty()) return false;
   }
   return true;
+}
+
+std::uint64_t Worker::busy_ns(std::int64_t now_ns) const noexcept {
+  const std::int64_t start = start_ns_.load(std::memory_order_relaxed);
+  if (start == 0) return 0;
+  const std::int64_t stop = stop_ns_.load(std::memory_order_relaxed);
+  const std::int64_t end = stop != 0 ? stop : now_ns;
+  // Seqlock read (the owner's writes are in note_idle): idle_ns_ and
+  // sleep_since_ns_ from one moment, so a park that ends meanwhile is
+  // counted once. acquire on the first load pairs with the owner's release
+  // store of the even value; the acquire fence orders the data loads
+  // before the re-check.
+  std::uint64_t idle = 0;
+  std::int64_t since = 0;
+  for (;;) {
+    const std::uint32_t s1 = idle_seq_.load(std::memory_order_acquire);
+    idle = idle_ns_.load(std::memory_order_relaxed);
+    since = sleep_since_ns_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if ((s1 & 1) == 0 && idle_seq_.load(std::memory_order_relaxed) == s1) break;
+    cpu_relax();
+  }
+  if (since != 0 && stop == 0 && end > since) idle += static_cast<std::uint64_t>(end - since);
+  const std::int64_t span = end - start;
+  return span > 0 && static_cast<std::uint64_t>(span) > idle
+             ? static_cast<std::uint64_t>(span) - idle
+             : 0;
+}
+
+void Worker::note_idle(std::int64_t since_ns, std::uint64_t add_ns) noexcept {
+  // Seqlock write (owner only): odd while the two words change. The release
+  // fence keeps the data stores after the odd value; the release store of
+  // the even value publishes them (pairs with busy_ns()'s acquire load).
+  const std::uint32_t s = idle_seq_.load(std::memory_order_relaxed);
+  idle_seq_.store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  sleep_since_ns_.store(since_ns, std::memory_order_relaxed);
+  idle_ns_.store(idle_ns_.load(std::memory_order_relaxed) + add_ns, std::memory_order_relaxed);
+  idle_seq_.store(s + 2, std::memory_order_release);
+}
+
+void Worker::stamp_runnable(Fiber* f) noexcept {
+  // Scheduling latency, sampled: the fiber's first queuing on a worker
+  // since it last ran (a fiber re-queued on overflow or stolen keeps it).
+  if (f->runnable_stamp == 0 && metrics_->sample(obs::Hist::sched_latency)) {
+    f->runnable_stamp = latency_stamp(monotonic_ns());
+  }
 }
 
 void Worker::wake() noexcept {
@@ -279,6 +340,7 @@ void Worker::pull_injector() noexcept {
 }
 
 void Worker::push_deque(Fiber* f) noexcept {
+  stamp_runnable(f);
   const int level = level_of(f->priority);
   Deque::Owner q = own(level);
   nonempty_ |= 1u << level;
@@ -302,6 +364,7 @@ void Worker::push_deque(Fiber* f) noexcept {
 
 void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
   if (lifo && f->priority == Priority::normal) {
+    stamp_runnable(f);
     f = std::exchange(lifo_, f);
     if (f == nullptr) return;  // the slot is not stealable: nobody to notify
   }
@@ -321,6 +384,20 @@ void Worker::begin_run(Fiber* f) noexcept {
   running.store(f, std::memory_order_relaxed);
   switch_count.store(switch_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   preempt_.store(false, std::memory_order_relaxed);
+  // Sampled histograms: a stamped fiber's wait in the run queue, and the
+  // start of a timed slice (ended in switch_away).
+  if (f->runnable_stamp != 0) {
+    const std::uint32_t units = latency_stamp(monotonic_ns()) - f->runnable_stamp;
+    metrics_->observe(obs::Hist::sched_latency, std::uint64_t{units} << 10);
+    f->runnable_stamp = 0;
+  }
+  if (metrics_->sample(obs::Hist::run_slice)) slice_start_ns_ = monotonic_ns();
+}
+
+void Worker::end_slice() noexcept {
+  metrics_->observe(obs::Hist::run_slice,
+                    static_cast<std::uint64_t>(monotonic_ns() - slice_start_ns_));
+  slice_start_ns_ = 0;
 }
 
 bool Worker::ensure_stack(Fiber* f) noexcept {
@@ -348,6 +425,7 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
   }
   f->stack = s;
   f->ctx.make(s.lo, s.usable_size(), &fiber_entry, f);
+  if (metrics_->sample(obs::Hist::fiber_execution)) f->started_ns = monotonic_ns();
   return true;
 }
 
@@ -357,6 +435,7 @@ Fiber* Worker::startable(Fiber* f) noexcept {
 }
 
 void Worker::switch_away(Fiber* self, Fiber* next, PostAction action) noexcept {
+  if (slice_start_ns_ != 0) end_slice();
   if (next != nullptr && !next->stack) next = startable(next);
   pending_action_ = action;
   pending_fiber_ = self;
@@ -425,6 +504,7 @@ void Worker::recycle(Fiber* f) noexcept {
 void Worker::resume(Fiber* f) noexcept {
   f = startable(f);
   if (f == nullptr) return;
+  woke_idle_ = false;
   pending_action_ = PostAction::none;
   begin_run(f);
   sched_ctx_.switch_to(f->ctx);
@@ -451,6 +531,7 @@ void Worker::yield_current() noexcept {
   self->transition(FiberState::running, FiberState::runnable);
   const int level = level_of(self->priority);
   self->queued_ms = coarse_ms_;
+  stamp_runnable(self);
   yielded_[level].push_back(self);
   nonempty_ |= 1u << level;
   yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -473,6 +554,10 @@ void Worker::park_current() noexcept {
 
 void Worker::exit_current() noexcept {
   Fiber* self = current_;
+  if (self->started_ns != 0) {
+    metrics_->observe(obs::Hist::fiber_execution,
+                      static_cast<std::uint64_t>(monotonic_ns() - self->started_ns));
+  }
   self->transition(FiberState::running, FiberState::finished);
   switch_away(self, pick_local(), PostAction::recycle);
   __builtin_unreachable();
@@ -567,7 +652,11 @@ Fiber* Worker::steal_from_others() noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     Worker& victim = rt_->worker((start + i) % n);
     if (&victim == this) continue;
-    if (Fiber* f = victim.steal_half_into(*this)) return f;
+    bump(steal_attempts_);
+    if (Fiber* f = victim.steal_half_into(*this)) {
+      bump(steal_successes_);
+      return f;
+    }
   }
   return nullptr;
 }
@@ -630,11 +719,20 @@ void Worker::sleep() noexcept {
     timeout = due - monotonic_ns();
     if (timeout < 0) timeout = 0;
   }
-  bump(sleeps_);
   // One wait: a wake-up (wake_requested_ is set before the driver is
   // unparked), I/O, or the timer deadline all end it.
   FiberList woken;
-  if (!wake_requested_.load(std::memory_order_acquire)) driver_.park(timeout, woken);
+  if (!wake_requested_.load(std::memory_order_acquire)) {
+    bump(sleeps_);
+    // A worker woken from its last sleep that ran nothing since.
+    if (woke_idle_) bump(noop_unparks_);
+    const std::int64_t t0 = monotonic_ns();
+    note_idle(t0, 0);
+    driver_.park(timeout, woken);
+    const std::int64_t t1 = monotonic_ns();
+    note_idle(0, static_cast<std::uint64_t>(t1 - t0));
+    woke_idle_ = true;
+  }
   rt_->remove_idle(this);
   schedule_woken(woken);
 }
@@ -642,6 +740,8 @@ void Worker::sleep() noexcept {
 void Worker::run() noexcept {
   tls_worker = this;
   tls_runtime = rt_;
+  metrics_ = &obs::local();
+  start_ns_.store(monotonic_ns(), std::memory_order_relaxed);
   sched_ctx_.bind_to_current_thread();
   AltSignalStack alt_stack;
   driver_.attach();
@@ -651,6 +751,7 @@ void Worker::run() noexcept {
     if (f != nullptr) resume(f);
   }
   stacks_.drain(rt_->stack_allocator());
+  stop_ns_.store(monotonic_ns(), std::memory_order_relaxed);
   tls_worker = nullptr;
   tls_runtime = nullptr;
 }
