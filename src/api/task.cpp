@@ -9,6 +9,7 @@
 #include "obs/metrics.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 
 namespace weft::detail {
 namespace {
@@ -19,14 +20,14 @@ void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) 
   } catch (const Cancelled&) {
     // Cancellation is an expected end, not a lost error.
   } catch (const std::exception& ex) {
-    std::fprintf(
-        stderr, "weft: fiber %llu ended with an uncaught exception: %s (its handle was detached)\n",
-        static_cast<unsigned long long>(fiber_id), ex.what());
+    log::logf(log::Level::error,
+              "weft: fiber %llu ended with an uncaught exception: %s (its handle was detached)",
+              static_cast<unsigned long long>(fiber_id), ex.what());
   } catch (...) {
-    std::fprintf(stderr,
-                 "weft: fiber %llu ended with an uncaught exception of a non-std type (its handle "
-                 "was detached)\n",
-                 static_cast<unsigned long long>(fiber_id));
+    log::logf(log::Level::error,
+              "weft: fiber %llu ended with an uncaught exception of a non-std type (its handle "
+              "was detached)",
+              static_cast<unsigned long long>(fiber_id));
   }
 }
 

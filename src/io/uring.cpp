@@ -41,6 +41,7 @@
 #include "sched/current.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 
 namespace weft::detail::io {
 namespace {
@@ -308,7 +309,7 @@ class UringBackend final : public Backend {
         reap(woken);
         continue;
       }
-      std::fprintf(stderr, "weft: io_uring_enter failed: %s\n", std::strerror(-r));
+      log::logf(log::Level::error, "weft: io_uring_enter failed: %s", std::strerror(-r));
       fatal("weft: io_uring submission failed");
     }
     pending_ = io_uring_sq_ready(&ring_);

@@ -13,6 +13,7 @@
 #include "io/error.hpp"
 #include "obs/metrics.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 #include "weft/net.hpp"
 #include "weft/this_fiber.hpp"
 
@@ -111,8 +112,9 @@ int accept_fd(detail::io::IoObject* obj, int fd, Deadline d) {
     if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;  // that peer gave up
     if (!out_of_resources(err)) throw_errno(err, "accept");
     if (!logged.exchange(true, std::memory_order_relaxed)) {
-      std::fprintf(stderr, "weft: accept: %s; backing off and retrying (logged once per process)\n",
-                   std::strerror(err));
+      log::logf(log::Level::warn,
+                "weft: accept: %s; backing off and retrying (logged once per process)",
+                std::strerror(err));
     }
     if (d.expired()) throw TimedOut();
     const auto pause = std::min<std::chrono::nanoseconds>(backoff, d.remaining());

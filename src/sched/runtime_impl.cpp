@@ -12,7 +12,9 @@
 #include "base/asymmetric_barrier.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
+#include "obs/backtrace.hpp"
 #include "sched/waiter.hpp"
+#include "weft/log.hpp"
 
 namespace weft::detail {
 
@@ -33,6 +35,27 @@ void ignore_sigpipe() noexcept {
   }
 }
 
+// What the stall sampler's handler checks on the worker's thread before
+// taking the stack: the stalled fiber still runs there, without a switch
+// since the monitor saw it. Signal-safe: TLS and relaxed atomics only.
+struct StallTarget {
+  const Worker* worker;
+  const Fiber* fiber;
+  std::uint64_t switches;
+};
+
+bool still_stalled(const void* arg) noexcept {
+  const auto* t = static_cast<const StallTarget*>(arg);
+  const Worker* w = current_worker();
+  return w == t->worker && w->running.load(std::memory_order_relaxed) == t->fiber &&
+         w->switch_count.load(std::memory_order_relaxed) == t->switches;
+}
+
+// Stall backtraces: at most one per runtime per kStallTraceGapNs, and the
+// monitor waits at most kStallTracePatience for the worker's answer.
+constexpr std::int64_t kStallTraceGapNs = 1'000'000'000;
+constexpr std::chrono::milliseconds kStallTracePatience{100};
+
 constexpr std::size_t kMinStack = 16 * 1024;
 constexpr std::size_t kMaxStack = std::size_t{1} << 30;  // Fiber::stack_size holds it
 }  // namespace
@@ -46,6 +69,7 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
   config_.workers = config_.resolved_workers();
   config_.stack_size = StackAllocator::round_to_page(config_.stack_size);
   install_overflow_handler(&current_fiber);
+  obs::install_sample_handler();
   init_asymmetric_barriers();
   const std::size_t n = config_.workers;
   workers_.reserve(n);
@@ -536,11 +560,34 @@ void RuntimeImpl::report_stall(Worker& w, Fiber* f, std::uint64_t switches,
     std::snprintf(name, sizeof(name), "%s", f->name.c_str());
   }
   stalls_.store(stalls_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  std::fprintf(stderr,
-               "weft: worker %d has run fiber %" PRIu64 " '%s' for %" PRId64
-               " ms without a switch; other fibers queued on it are stalled "
-               "(blocking call? use weft::spawn_blocking, or call this_fiber::checkpoint())\n",
-               w.index(), id, name, ran_ns / 1'000'000);
+  // The fiber's stack, taken on its worker (obs/backtrace.hpp), rate-limited.
+  std::string trace;
+  const std::int64_t now = monotonic_ns();
+  if (last_stall_trace_ns_ != 0 && now - last_stall_trace_ns_ < kStallTraceGapNs) {
+    trace = "  (backtrace skipped: at most one a second)\n";
+  } else {
+    last_stall_trace_ns_ = now;
+    const StallTarget target{&w, f, switches};
+    obs::RawBacktrace bt;
+    try {
+      if (obs::sample_thread(w.thread.native_handle(), &still_stalled, &target, kStallTracePatience,
+                             bt)) {
+        trace = "  backtrace of the stalled fiber (innermost first):\n";
+        obs::symbolize(bt, trace);
+      } else {
+        trace = "  (no backtrace: the fiber switched meanwhile, or the worker did not answer)\n";
+      }
+    } catch (...) {
+      trace.clear();  // out of memory: the warning alone
+    }
+  }
+  // One log line per report: the backtrace's lines are escaped into it in
+  // the text format (\n), a JSON string in the JSON format.
+  log::logf(log::Level::warn,
+            "weft: worker %d has run fiber %" PRIu64 " '%s' for %" PRId64
+            " ms without a switch; other fibers queued on it are stalled "
+            "(blocking call? use weft::spawn_blocking, or call this_fiber::checkpoint())\n%s",
+            w.index(), id, name, ran_ns / 1'000'000, trace.c_str());
 }
 
 }  // namespace weft::detail

@@ -193,6 +193,7 @@ class RuntimeImpl final : public obs::Source {
   std::atomic<bool> exiting_{false};
   std::atomic<std::uint64_t> spawned_outside_{0};
   std::atomic<std::uint64_t> stalls_{0};  // written by the monitor thread only
+  std::int64_t last_stall_trace_ns_ = 0;  // monitor thread only: rate limit of stall backtraces
 
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;

@@ -162,15 +162,15 @@ std::uint64_t Worker::busy_ns(std::int64_t now_ns) const noexcept {
   // Seqlock read (the owner's writes are in note_idle): idle_ns_ and
   // sleep_since_ns_ from one moment, so a park that ends meanwhile is
   // counted once. acquire on the first load pairs with the owner's release
-  // store of the even value; the acquire fence orders the data loads
-  // before the re-check.
+  // store of the even value; the data loads are acquire so that the
+  // re-check cannot move before them (no fence: TSan does not model them),
+  // and a value from a newer write carries the odd store with it.
   std::uint64_t idle = 0;
   std::int64_t since = 0;
   for (;;) {
     const std::uint32_t s1 = idle_seq_.load(std::memory_order_acquire);
-    idle = idle_ns_.load(std::memory_order_relaxed);
-    since = sleep_since_ns_.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    idle = idle_ns_.load(std::memory_order_acquire);
+    since = sleep_since_ns_.load(std::memory_order_acquire);
     if ((s1 & 1) == 0 && idle_seq_.load(std::memory_order_relaxed) == s1) break;
     cpu_relax();
   }
@@ -182,14 +182,14 @@ std::uint64_t Worker::busy_ns(std::int64_t now_ns) const noexcept {
 }
 
 void Worker::note_idle(std::int64_t since_ns, std::uint64_t add_ns) noexcept {
-  // Seqlock write (owner only): odd while the two words change. The release
-  // fence keeps the data stores after the odd value; the release store of
-  // the even value publishes them (pairs with busy_ns()'s acquire load).
+  // Seqlock write (owner only): odd while the two words change. The data
+  // stores are release so that the odd value cannot move after them; the
+  // release store of the even value publishes them (pairs with busy_ns()'s
+  // acquire load).
   const std::uint32_t s = idle_seq_.load(std::memory_order_relaxed);
   idle_seq_.store(s + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  sleep_since_ns_.store(since_ns, std::memory_order_relaxed);
-  idle_ns_.store(idle_ns_.load(std::memory_order_relaxed) + add_ns, std::memory_order_relaxed);
+  sleep_since_ns_.store(since_ns, std::memory_order_release);
+  idle_ns_.store(idle_ns_.load(std::memory_order_relaxed) + add_ns, std::memory_order_release);
   idle_seq_.store(s + 2, std::memory_order_release);
 }
 
