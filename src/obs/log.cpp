@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 
 #include "fiber/fiber.hpp"
 #include "sched/current.hpp"
@@ -118,22 +119,17 @@ void put_time(Line& line) noexcept {
             tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000);
 }
 
-const char* upper(Level l) noexcept {
-  switch (l) {
-    case Level::trace:
-      return "TRACE";
-    case Level::debug:
-      return "DEBUG";
-    case Level::info:
-      return "INFO ";
-    case Level::warn:
-      return "WARN ";
-    case Level::error:
-      return "ERROR";
-    case Level::off:
-      break;
-  }
-  return "OFF  ";
+// Each level's name (to_string) and its fixed-width form in text lines.
+struct LevelNames {
+  const char* lower;
+  const char* column;
+};
+constexpr LevelNames kLevelNames[] = {{"trace", "TRACE"}, {"debug", "DEBUG"}, {"info", "INFO "},
+                                      {"warn", "WARN "},  {"error", "ERROR"}, {"off", "OFF  "}};
+
+const LevelNames& names_of(Level l) noexcept {
+  const auto i = static_cast<std::size_t>(l);
+  return kLevelNames[i < std::size(kLevelNames) ? i : std::size(kLevelNames) - 1];
 }
 
 void emit(Level l, std::string_view message) noexcept {
@@ -169,7 +165,7 @@ void emit(Level l, std::string_view message) noexcept {
   } else {
     put_time(line);
     line.put(' ');
-    line.put(upper(l));
+    line.put(names_of(l).column);
     if (w != nullptr) {
       line.putf(" worker=%d", w->index());
     } else {
@@ -230,21 +226,7 @@ void ensure_init() noexcept {
 }  // namespace
 
 const char* to_string(Level l) noexcept {
-  switch (l) {
-    case Level::trace:
-      return "trace";
-    case Level::debug:
-      return "debug";
-    case Level::info:
-      return "info";
-    case Level::warn:
-      return "warn";
-    case Level::error:
-      return "error";
-    case Level::off:
-      return "off";
-  }
-  return "off";
+  return names_of(l).lower;
 }
 
 std::optional<Level> parse_level(std::string_view s) noexcept {

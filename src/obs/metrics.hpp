@@ -33,7 +33,8 @@
 // merge by adding their counts and Prometheus gets fixed `le` bounds.
 // Timing an event costs two clock reads (~20 ns each with the vDSO's TSC
 // clock), too much for a 14 ns yield: the scheduler's and the I/O layer's
-// histograms time one event in sample_period() (default 64) per thread;
+// histograms time one event in sample_period() (default 64) per worker or
+// thread;
 // their _count is then the number of timed events, not of events (the
 // counters count every event). Slow paths (a send that blocked, a TCP
 // connection's life) time every event.
@@ -78,7 +79,9 @@ inline constexpr std::size_t kCounters = static_cast<std::size_t>(Counter::kCoun
 inline constexpr std::size_t kIoOps = 18;
 
 /// Histograms kept per thread. The first kSampled are timed for one event
-/// in sample_period().
+/// in sample_period(): the scheduler's two by their worker's own countdown
+/// (Worker::begin_sample: one switch-in in the period times its slice and
+/// stamps the next fiber queued), the other two by Shard::sample().
 enum class Hist : std::uint8_t {
   sched_latency,      // runnable (queued on a worker) -> running; sampled
   run_slice,          // a fiber's run from switch-in to switch-out; sampled

@@ -193,12 +193,29 @@ void Worker::note_idle(std::int64_t since_ns, std::uint64_t add_ns) noexcept {
   idle_seq_.store(s + 2, std::memory_order_release);
 }
 
-void Worker::stamp_runnable(Fiber* f) noexcept {
-  // Scheduling latency, sampled: the fiber's first queuing on a worker
-  // since it last ran (a fiber re-queued on overflow or stolen keeps it).
-  if (f->runnable_stamp == 0 && metrics_->sample(obs::Hist::sched_latency)) {
-    f->runnable_stamp = latency_stamp(monotonic_ns());
-  }
+// The sampled scheduler histograms (obs/metrics.hpp). The hot paths only
+// test a flag or count down a worker field (a few instructions per switch:
+// measured with callgrind, see docs/benchmarks.md); the work is in these
+// out-of-line functions, run once per sample period.
+
+[[gnu::noinline, gnu::cold]] void Worker::begin_sample() noexcept {
+  sample_left_ = obs::Shard::sample_period();
+  slice_start_ns_ = monotonic_ns();  // this slice is timed (ended in switch_away)
+  stamp_next_ = true;                // and the next fiber queued here is stamped
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::stamp_runnable_now(Fiber* f) noexcept {
+  // The fiber's first queuing since it last ran (a fiber re-queued on
+  // overflow, or stolen, keeps its stamp). With a period of 1 every
+  // queuing is stamped.
+  stamp_next_ = obs::Shard::sample_period() == 1;
+  if (f->runnable_stamp == 0) f->runnable_stamp = latency_stamp(monotonic_ns());
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::observe_latency(Fiber* f) noexcept {
+  const std::uint32_t units = latency_stamp(monotonic_ns()) - f->runnable_stamp;
+  metrics_->observe(obs::Hist::sched_latency, std::uint64_t{units} << 10);
+  f->runnable_stamp = 0;
 }
 
 void Worker::wake() noexcept {
@@ -375,7 +392,9 @@ void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
 // ---------------------------------------------------------------------------
 // Switching.
 
-void Worker::begin_run(Fiber* f) noexcept {
+// Always inlined into its two callers (switch_away, resume): outlined, its
+// call costs more than its body on the yield path (callgrind).
+[[gnu::always_inline]] inline void Worker::begin_run(Fiber* f) noexcept {
   f->transition(FiberState::runnable, FiberState::running);
   // relaxed: the fiber's queue hand-off (release push / acquire pop) already
   // ordered everything before; only this thread reads it until it parks.
@@ -384,17 +403,13 @@ void Worker::begin_run(Fiber* f) noexcept {
   running.store(f, std::memory_order_relaxed);
   switch_count.store(switch_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   preempt_.store(false, std::memory_order_relaxed);
-  // Sampled histograms: a stamped fiber's wait in the run queue, and the
-  // start of a timed slice (ended in switch_away).
-  if (f->runnable_stamp != 0) {
-    const std::uint32_t units = latency_stamp(monotonic_ns()) - f->runnable_stamp;
-    metrics_->observe(obs::Hist::sched_latency, std::uint64_t{units} << 10);
-    f->runnable_stamp = 0;
-  }
-  if (metrics_->sample(obs::Hist::run_slice)) slice_start_ns_ = monotonic_ns();
+  // Sampled histograms: a stamped fiber's wait in the run queue, and every
+  // sample_period()-th slice.
+  if (__builtin_expect(f->runnable_stamp != 0, 0)) observe_latency(f);
+  if (__builtin_expect(--sample_left_ == 0, 0)) begin_sample();
 }
 
-void Worker::end_slice() noexcept {
+[[gnu::noinline, gnu::cold]] void Worker::end_slice() noexcept {
   metrics_->observe(obs::Hist::run_slice,
                     static_cast<std::uint64_t>(monotonic_ns() - slice_start_ns_));
   slice_start_ns_ = 0;
@@ -435,7 +450,7 @@ Fiber* Worker::startable(Fiber* f) noexcept {
 }
 
 void Worker::switch_away(Fiber* self, Fiber* next, PostAction action) noexcept {
-  if (slice_start_ns_ != 0) end_slice();
+  if (__builtin_expect(slice_start_ns_ != 0, 0)) end_slice();
   if (next != nullptr && !next->stack) next = startable(next);
   pending_action_ = action;
   pending_fiber_ = self;

@@ -177,8 +177,17 @@ class Worker {
   Fiber* startable(Fiber* f) noexcept;
   void switch_away(Fiber* self, Fiber* next, PostAction action) noexcept;
   void commit_park(Fiber* f) noexcept;
-  /// Owner: stamps f for the sampled scheduling-latency histogram.
-  void stamp_runnable(Fiber* f) noexcept;
+  /// Owner, f being queued here: stamps it for the scheduling-latency
+  /// histogram when the sampler asked for one (stamp_next_).
+  void stamp_runnable(Fiber* f) noexcept {
+    if (__builtin_expect(stamp_next_, 0)) stamp_runnable_now(f);
+  }
+  void stamp_runnable_now(Fiber* f) noexcept;
+  /// Owner: a sampled switch-in: times this slice, stamps the next fiber
+  /// queued, restarts the countdown.
+  void begin_sample() noexcept;
+  /// Owner: records the run-queue wait of f, which carries a stamp.
+  void observe_latency(Fiber* f) noexcept;
   /// Owner: ends the sampled run slice in progress.
   void end_slice() noexcept;
   /// Owner: sets sleep_since_ns_ and adds add_ns to idle_ns_ (a seqlock
@@ -224,11 +233,15 @@ class Worker {
 
   // Metrics. metrics_ is this thread's shard (obs/metrics.hpp), set when
   // run() starts: the worker never changes thread, so its paths use it
-  // without the TLS lookup. slice_start_ns_ is the start of the sampled run
-  // slice in progress (0: none); woke_idle_ is set by a sleep's wake-up and
-  // cleared when a fiber runs (noop_unparks_). Owner-only.
+  // without the TLS lookup. sample_left_ counts switch-ins down to the next
+  // sampled one (begin_sample), which times its slice (slice_start_ns_, 0
+  // when none is timed) and stamps the next fiber queued here
+  // (stamp_next_). woke_idle_ is set by a sleep's wake-up and cleared when
+  // a fiber runs (noop_unparks_). Owner-only.
   obs::Shard* metrics_ = nullptr;
   std::int64_t slice_start_ns_ = 0;
+  std::uint32_t sample_left_ = 1;
+  bool stamp_next_ = false;
   bool woke_idle_ = false;
   // Time accounting for busy_ns(): written by the owner around each
   // blocking park (relaxed stores; readers only need each value, not an

@@ -14,50 +14,13 @@
 #include <vector>
 
 #include "common/test_util.hpp"
+#include "obs/capture.hpp"
 #include "weft/weft.hpp"
 
 namespace weft {
 namespace {
 
-/// Everything written to fd 2 while it lives.
-class CaptureFd2 {
- public:
-  CaptureFd2() : file_(std::tmpfile()) {
-    std::fflush(stderr);
-    saved_ = ::dup(2);
-    ::dup2(::fileno(file_), 2);
-  }
-  ~CaptureFd2() {
-    restore();
-    std::fclose(file_);
-  }
-  std::vector<std::string> lines() {
-    restore();
-    std::fseek(file_, 0, SEEK_SET);
-    std::vector<std::string> out;
-    std::string cur;
-    for (int c; (c = std::fgetc(file_)) != EOF;) {
-      if (c == '\n') {
-        out.push_back(cur);
-        cur.clear();
-      } else {
-        cur += static_cast<char>(c);
-      }
-    }
-    if (!cur.empty()) out.push_back(cur + "<no newline>");
-    return out;
-  }
-
- private:
-  void restore() {
-    if (saved_ < 0) return;
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    saved_ = -1;
-  }
-  std::FILE* file_;
-  int saved_ = -1;
-};
+using test::CaptureFd2;
 
 /// Restores the process-wide settings after a test.
 struct SettingsGuard {

@@ -15,6 +15,7 @@
 
 #include "common/test_util.hpp"
 #include "obs/backtrace.hpp"
+#include "obs/capture.hpp"
 #include "weft/weft.hpp"
 
 // External linkage and no inlining: the frame must exist and have a name.
@@ -31,37 +32,7 @@ namespace weft_stall_test {
 namespace weft {
 namespace {
 
-/// Everything written to fd 2 while it lives.
-class CaptureStderr {
- public:
-  CaptureStderr() {
-    std::fflush(stderr);
-    saved_ = ::dup(2);
-    std::FILE* f = std::tmpfile();
-    file_ = f;
-    ::dup2(::fileno(f), 2);
-  }
-  ~CaptureStderr() { restore(); }
-  std::string text() {
-    restore();
-    std::fseek(file_, 0, SEEK_SET);
-    std::string out;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, file_)) > 0;) out.append(buf, n);
-    return out;
-  }
-
- private:
-  void restore() {
-    if (saved_ < 0) return;
-    std::fflush(stderr);
-    ::dup2(saved_, 2);
-    ::close(saved_);
-    saved_ = -1;
-  }
-  int saved_ = -1;
-  std::FILE* file_ = nullptr;
-};
+using CaptureStderr = test::CaptureFd2;
 
 TEST(StallReport, NamesTheFunctionTheFiberIsStuckIn) {
   Config c = test::workers_config(1);
