@@ -12,7 +12,7 @@
 # better; for req/s >1 is better).
 #
 #   bench/compare_builds.sh A B [R]     # R rounds, default 5
-#   A=/work/wt/x-base/build-bench B=build-bench bench/compare_builds.sh
+#   A=../x-base/build-bench B=build-bench bench/compare_builds.sh
 #
 # A and B are build directories configured with benches and examples
 # (RelWithDebInfo): they hold bench/weft-bench-{yield,spawn,skynet,chan},

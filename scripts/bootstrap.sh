@@ -25,6 +25,7 @@ packages=(
   procps
   redis-tools # redis-cli and redis-benchmark: weft-kv's integration tests and make demo
   redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
+  libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
   libdw-dev # elfutils: symbols and source lines of backtraces (src/obs/backtrace.cpp)
   prometheus # promtool: tests/obs checks weft's /metrics page with `promtool check metrics`
 )

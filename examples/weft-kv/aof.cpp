@@ -37,13 +37,24 @@
 // writer role taken. Its I/O runs shielded: a write interrupted half way
 // would leave a torn record in the middle of the file.
 //
-// Failures are sticky (as the header says): after a failed write the
-// leader cuts the file back to its last good size (Redis does the same), so
-// the file still ends at a record boundary when it can.
+// Failures (aof.hpp) are not sticky. A round that fails cuts the file back
+// to where the last good round ended (Redis does the same after a short
+// write) and discards its batch: those records join lost_, their waiters
+// get AofWriteError, and on_failure_ lets the server roll its memory back
+// to the file. Nothing is answered before its record is in the file, so
+// discarding never takes back an acknowledged write. Other waiters park on
+// recovered_ instead of leading rounds that would fail again; the
+// background fiber leads a retry round every 100 ms (the records buffered
+// since, or a probe it cuts back), and the first that succeeds ends the
+// failure. Redis instead keeps its unwritten aof_buf, answers the clients
+// and retries (flushAppendOnlyFile), or exits under always.
 //
-// Replay reads through a sliding window (FileWindow) and a parser that
-// works on whatever prefix of a record the window holds, telling complete /
-// incomplete (with the least number of bytes it needs) / malformed (where).
+// Records are encoded by Reply::command and read back by the connections'
+// RESP parser in its strict grammar (Grammar::records: arrays of bulk
+// strings, every CRLF checked), fed a chunk at a time, so the file and the
+// wire share one encoder and one parser. The parser tells complete /
+// incomplete (with the least number of bytes the record needs, so a
+// record that cannot fit in the file is known torn at once) / malformed.
 // Torn tails are told from corruption by one rule: cutting the file at the
 // start of a bad record is allowed only if no well-formed record starts
 // anywhere after it (Redis cuts only for an early end of file and refuses
@@ -94,94 +105,65 @@ constexpr std::size_t kKeepCapacity = std::size_t{4} << 20;
 // server can log is accepted back.
 const ParseLimits kLimits{};
 
-// --- encoding ----------------------------------------------------------------
-
-void append_number(std::string& out, char prefix, std::size_t n) {
-  char buf[24];
-  buf[0] = prefix;
-  const auto [end, ec] = std::to_chars(buf + 1, buf + sizeof buf - 2, n);
-  (void)ec;  // 20 digits always fit
-  end[0] = '\r';
-  end[1] = '\n';
-  out.append(buf, static_cast<std::size_t>(end + 2 - buf));
+// The probe a retry writes when nothing is buffered, then cuts back: a
+// PING record of 4 KiB (a page: on a full file system a few bytes may
+// still fit where a record would not).
+const std::string& probe_record() {
+  static const std::string* probe = [] {
+    auto* s = new std::string;
+    const std::string pad(4000, 'p');
+    const std::string_view argv[] = {"PING", pad};
+    Reply::command(*s, argv);
+    return s;
+  }();
+  return *probe;
 }
 
-void encode(std::string& out, std::span<const std::string_view> argv) {
-  append_number(out, '*', argv.size());
-  for (std::string_view a : argv) {
-    append_number(out, '$', a.size());
-    out.append(a);
-    out.append("\r\n", 2);
-  }
-}
+// --- reading records ---------------------------------------------------------
 
-// --- parsing -----------------------------------------------------------------
+// Reads records from the file through the RESP parser (Grammar::records),
+// a chunk at a time: memory is bounded by the largest record.
+class RecordReader {
+ public:
+  RecordReader(wfs::File& f, std::uint64_t from, std::uint64_t size)
+      : f_(f), parser_(kLimits, Grammar::records), fed_(from), size_(size) {}
 
-struct Parsed {
-  enum Kind { complete, incomplete, malformed } kind;
-  // complete: the record's length; incomplete: the least number of bytes
-  // the record needs in all (> the bytes given); malformed: the offset, in
-  // the record, of the first byte that cannot belong to a record.
-  std::size_t n;
-  const char* why = "";  // malformed: what was expected
-};
+  enum class Status { complete, end, torn, malformed };
 
-// Parses "<prefix><decimal>\r\n" at in[i]: the value in `value`, i moved
-// past it. Returns nullopt on success, else how parsing ended.
-std::optional<Parsed> parse_header(std::string_view in, std::size_t& i, char prefix,
-                                   std::size_t max, std::size_t& value) {
-  if (i == in.size()) return Parsed{Parsed::incomplete, i + 1};
-  if (in[i] != prefix) {
-    return Parsed{Parsed::malformed, i, prefix == '*' ? "'*'" : "'$'"};
-  }
-  std::size_t j = i + 1;
-  std::size_t v = 0;
-  for (; j < in.size() && in[j] >= '0' && in[j] <= '9'; ++j) {
-    v = v * 10 + static_cast<std::size_t>(in[j] - '0');
-    if (v > max) return Parsed{Parsed::malformed, j, "a length within the limits"};
-  }
-  if (j == in.size()) return Parsed{Parsed::incomplete, j + 1};
-  if (j == i + 1) return Parsed{Parsed::malformed, j, "a digit"};
-  if (in[j] != '\r') return Parsed{Parsed::malformed, j, "'\\r'"};
-  if (j + 1 == in.size()) return Parsed{Parsed::incomplete, j + 2};
-  if (in[j + 1] != '\n') return Parsed{Parsed::malformed, j + 1, "'\\n'"};
-  value = v;
-  i = j + 2;
-  return std::nullopt;
-}
-
-// Parses one record at the start of `in` (which may hold only a prefix of
-// it). On complete, argv holds views into `in`.
-Parsed parse_record(std::string_view in, std::vector<std::string_view>& argv) {
-  argv.clear();
-  std::size_t i = 0;
-  std::size_t argc = 0;
-  if (auto r = parse_header(in, i, '*', kLimits.max_multibulk_len, argc)) return *r;
-  if (argc == 0) return Parsed{Parsed::malformed, i - 3, "an argument count of at least 1"};
-  for (std::size_t k = 0; k < argc; ++k) {
-    std::size_t len = 0;
-    if (auto r = parse_header(in, i, '$', kLimits.max_bulk_len, len)) {
-      // Each argument still to come needs at least "$0\r\n\r\n".
-      if (r->kind == Parsed::incomplete) r->n += (argc - k - 1) * 6;
-      return *r;
-    }
-    const std::size_t need = i + len + 2 + (argc - k - 1) * 6;
-    if (in.size() < i + len + 2) {
-      // The \r\n after the data may already be visibly wrong.
-      if (in.size() > i + len && in[i + len] != '\r') {
-        return Parsed{Parsed::malformed, i + len, "'\\r' after the argument"};
+  // The next record: complete (argv holds it until the next call), end
+  // (the file ends after the last record), torn (the file ends inside a
+  // record) or malformed (error() says why). start() is where it begins.
+  Status next(std::vector<std::string_view>& argv) {
+    for (;;) {
+      start_ = fed_ - parser_.buffered();
+      const ParseStatus st = parser_.next(argv);
+      if (st == ParseStatus::complete) return Status::complete;
+      if (st == ParseStatus::error) return Status::malformed;
+      if (start_ == size_) return Status::end;
+      // A record that cannot fit in the file is torn: no need to read on.
+      if (fed_ >= size_ || start_ + parser_.needed() > size_) return Status::torn;
+      const std::span<char> room = parser_.prepare(kChunk);
+      const std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(room.size(), size_ - fed_));
+      const std::size_t n = f_.pread(room.data(), want, fed_);
+      if (n == 0) {
+        size_ = fed_;  // the file shrank meanwhile
+        continue;
       }
-      return Parsed{Parsed::incomplete, need};
+      parser_.commit(n);
+      fed_ += n;
     }
-    if (in[i + len] != '\r') return Parsed{Parsed::malformed, i + len, "'\\r' after the argument"};
-    if (in[i + len + 1] != '\n') {
-      return Parsed{Parsed::malformed, i + len + 1, "'\\n' after the argument"};
-    }
-    argv.push_back(in.substr(i, len));
-    i += len + 2;
   }
-  return Parsed{Parsed::complete, i};
-}
+  std::uint64_t start() const noexcept { return start_; }
+  const std::string& error() const noexcept { return parser_.error(); }
+
+ private:
+  wfs::File& f_;
+  RequestParser parser_;
+  std::uint64_t fed_;   // file offset of the next byte to read
+  std::uint64_t size_;  // bytes in the file
+  std::uint64_t start_ = 0;
+};
 
 bool is_command(std::span<const std::string_view> argv, std::string_view name) {
   if (argv.size() != 1 || argv[0].size() != name.size()) return false;
@@ -192,73 +174,23 @@ bool is_command(std::span<const std::string_view> argv, std::string_view name) {
   return true;
 }
 
-// The file through a sliding window: holds bytes [base_, base_ + len_).
-// Bytes before the offset last asked for may be dropped on the next read.
-class FileWindow {
- public:
-  FileWindow(wfs::File& f, std::uint64_t size) : f_(f), size_(size) {}
-
-  /// The file's size (lowered if reading ends early: a file that shrank).
-  std::uint64_t size() const noexcept { return size_; }
-
-  /// The bytes held from `from` (>= every earlier `from`) on, after reading
-  /// so that there are at least `want` of them, or up to end of file.
-  std::string_view view(std::uint64_t from, std::size_t want) {
-    assert(from >= base_ && from <= base_ + len_);
-    want = static_cast<std::size_t>(std::min<std::uint64_t>(want, size_ - from));
-    std::size_t off = static_cast<std::size_t>(from - base_);
-    if (len_ - off < want) {
-      // Keep only what is still needed, then read at least a chunk more.
-      std::memmove(data_.data(), data_.data() + off, len_ - off);
-      len_ -= off;
-      base_ = from;
-      off = 0;
-      const std::size_t cap = std::max(want, len_ + kChunk);
-      if (data_.size() < cap) data_.resize(cap);
-      while (len_ < want) {
-        const std::size_t n = f_.pread(data_.data() + len_, data_.size() - len_, base_ + len_);
-        if (n == 0) {
-          size_ = base_ + len_;
-          break;
-        }
-        len_ += n;
-      }
-    }
-    return {data_.data() + off, len_ - off};
-  }
-
- private:
-  wfs::File& f_;
-  std::uint64_t size_;
-  std::uint64_t base_ = 0;
-  std::size_t len_ = 0;
-  std::string data_;
-};
-
 // True if a complete, well-formed record starts at some offset in
-// [from, end of file). Reads the rest of the file through `win`.
-bool record_follows(FileWindow& win, std::uint64_t from) {
+// [from, size): a candidate at every '*'.
+bool record_follows(wfs::File& f, std::uint64_t from, std::uint64_t size) {
+  std::string chunk(kChunk, '\0');
   std::vector<std::string_view> scratch;
-  std::uint64_t p = from;
-  while (p < win.size()) {
-    std::string_view v = win.view(p, kChunk);
-    const void* star = std::memchr(v.data(), '*', v.size());
-    if (star == nullptr) {
-      p += v.size();
-      continue;
+  for (std::uint64_t p = from; p < size;) {
+    const std::size_t n = f.pread(
+        chunk.data(), static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size - p)), p);
+    if (n == 0) return false;
+    for (std::size_t i = 0; i < n; ++i) {
+      const void* star = std::memchr(chunk.data() + i, '*', n - i);
+      if (star == nullptr) break;
+      i = static_cast<std::size_t>(static_cast<const char*>(star) - chunk.data());
+      RecordReader candidate(f, p + i, size);
+      if (candidate.next(scratch) == RecordReader::Status::complete) return true;
     }
-    p += static_cast<std::size_t>(static_cast<const char*>(star) - v.data());
-    std::size_t want = kChunk;
-    for (;;) {
-      v = win.view(p, want);
-      const Parsed r = parse_record(v, scratch);
-      if (r.kind == Parsed::complete) return true;
-      if (r.kind == Parsed::malformed) break;
-      // Incomplete: read more only if the record can still fit in the file.
-      if (p + v.size() >= win.size() || p + r.n > win.size()) break;
-      want = std::max(r.n, v.size() + 1);
-    }
-    ++p;
+    p += n;
   }
   return false;
 }
@@ -275,11 +207,16 @@ class AofImpl final : public Aof {
       weft::ShieldGuard shield;
       stop_syncer();
       bool failed;
+      std::string why;
       {
         std::lock_guard g(state_mu_);
         failed = failure_.has_value();
+        if (failed) why = failure_message_locked();
       }
-      if (!failed) flush_and_sync();
+      if (!failed)
+        flush_and_sync();
+      else
+        std::fprintf(stderr, "%s (closed while failing)\n", why.c_str());
     } catch (const std::exception& e) {
       std::fprintf(stderr, "weft-kv: AOF: flush at close failed: %s\n", e.what());
     } catch (...) {
@@ -288,7 +225,8 @@ class AofImpl final : public Aof {
   }
 
   void start_syncer() {
-    syncer_ = weft::spawn(weft::FiberOptions{.name = "weft-kv aof fsync"}, [this] { sync_loop(); });
+    syncer_ = weft::spawn(weft::FiberOptions{.name = "weft-kv aof fsync and retry"},
+                          [this] { sync_loop(); });
   }
 
   ReplayResult replay(const std::function<void(std::span<const std::string_view>)>& apply) override;
@@ -296,21 +234,35 @@ class AofImpl final : public Aof {
   void wait_durable(std::uint64_t seq) override;
   void flush_and_sync() override;
   std::uint64_t size() const override { return size_.load(std::memory_order_relaxed); }
+  AofStatus status() const override;
+  bool lost(std::uint64_t seq) const override;
+  void discard_unwritten() override;
+  ReplayResult reread(const std::function<void(std::span<const std::string_view>)>& apply) override;
+  void on_failure(std::function<void()> callback) override { on_failure_ = std::move(callback); }
+  bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
 
  private:
   // Makes records <= seq written (and fdatasync'ed if `sync`), leading a
-  // round or following the current one.
-  void commit(std::uint64_t seq, bool sync);
+  // round or following the current one. While failing it waits for the
+  // recovery, unless `retry`: then it leads (or follows) one round and
+  // throws the failure if that round did not end it.
+  void commit(std::uint64_t seq, bool sync, bool retry = false);
   // One round as the writer (the caller holds the role). Returns the last
   // sequence number the round covered. Never throws: I/O errors become the
   // sticky failure; std::bad_alloc while recording one ends the process
   // (noexcept), since the role could not be handed back consistently.
-  std::uint64_t write_round(bool sync) noexcept;
-  // Records the first failure and makes append() drop records from now on
-  // (nothing can become durable any more). Takes state_mu_, then buf_mu_,
-  // one after the other: the two locks are never nested.
-  void fail(std::error_code code, std::string what);
+  std::uint64_t write_round(bool sync, bool probe, bool& failed) noexcept;
+  ReplayResult read_records(const std::function<void(std::span<const std::string_view>)>& apply,
+                            std::uint64_t end, bool repair);
+  bool lost_locked(std::uint64_t seq) const noexcept;
+  // Takes the writer role (waiting for a running round); shielded caller.
+  void take_role();
+  // Records a failure (the first of a run is logged at once); `in_sync`:
+  // an fdatasync failed, so only a successful fdatasync ends it;
+  // `permanent`: the file could not be cut back, nothing can be retried.
+  void fail(std::error_code code, std::string what, bool in_sync, bool permanent = false);
   [[noreturn]] void throw_failure_locked() const;
+  std::string failure_message_locked() const;
   bool covered_locked(std::uint64_t seq, bool sync) const noexcept {
     return (sync ? synced_seq_ : written_seq_).load(std::memory_order_relaxed) >= seq;
   }
@@ -323,10 +275,9 @@ class AofImpl final : public Aof {
   wfs::File file_;  // thread-safe; O_APPEND, so writes never need a position
 
   // --- the append side: guarded by buf_mu_, held for a copy only ----------
-  std::mutex buf_mu_;
+  mutable std::mutex buf_mu_;
   std::string buf_;             // encoded records after the last round's
   std::uint64_t last_seq_ = 0;  // sequence number of the last record appended
-  bool discard_ = false;        // set by a failure: append() stores nothing
   bool replay_allowed_ = true;  // until the first append() or replay()
 
   // --- the commit side: guarded by state_mu_ (never held across I/O) ------
@@ -334,7 +285,27 @@ class AofImpl final : public Aof {
   // Non-null while a leader holds the writer role: the event its round
   // sets when it ends (followers park on it).
   std::shared_ptr<weft::Event> round_;
-  std::optional<std::pair<std::error_code, std::string>> failure_;  // sticky
+  // The current failure: set by a failed write or fdatasync, cleared by
+  // the round that succeeds again (recovery). While set, waiters park on
+  // recovered_ (set at recovery) instead of leading rounds; the background
+  // fiber retries every 100 ms.
+  std::optional<std::pair<std::error_code, std::string>> failure_;
+  bool failure_in_sync_ = false;
+  bool failure_permanent_ = false;  // the file could not be cut back: no retry
+  std::shared_ptr<weft::Event> recovered_;
+  // Sequence ranges [first, last] of records discarded after failed rounds:
+  // they are not in the file and never will be (their waiters get
+  // AofWriteError). Few: one or two per failure.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> lost_;
+  // Called after a failed round, outside every lock (the server rolls its
+  // memory back to the file). Set before the first append.
+  std::function<void()> on_failure_;
+  std::uint64_t retries_ = 0;  // failed retries in the current failure
+  // Every failed write or fdatasync (INFO); relaxed, a statistic.
+  std::atomic<std::uint64_t> errors_{0};
+  // !failure_, readable without state_mu_. Relaxed: a hint for refusing
+  // new writes; waiters synchronise through state_mu_.
+  std::atomic<bool> healthy_{true};
   // Records <= written_seq_ are in the file; <= synced_seq_ also fdatasync'ed
   // (synced_seq_ <= written_seq_). Written under state_mu_ (release); read
   // without it by the fast path of wait_durable (acquire: pairs with that
@@ -365,7 +336,21 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
     }
     replay_allowed_ = false;
   }
-  FileWindow win(file_, file_.size());
+  ReplayResult result = read_records(apply, file_.size(), /*repair=*/true);
+  return result;
+}
+
+ReplayResult AofImpl::reread(const std::function<void(std::span<const std::string_view>)>& apply) {
+  // No round runs meanwhile (the caller holds every shard lock, so nothing
+  // is appended, and discard_unwritten() has just taken and released the
+  // writer role); the file ends at a record boundary.
+  return read_records(apply, size_.load(std::memory_order_relaxed), /*repair=*/false);
+}
+
+ReplayResult AofImpl::read_records(
+    const std::function<void(std::span<const std::string_view>)>& apply, std::uint64_t end,
+    bool repair) {
+  RecordReader reader(file_, 0, end);
   ReplayResult result;
   std::vector<std::string_view> argv;
 
@@ -375,35 +360,24 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
   std::vector<std::vector<std::string>> tx;
   std::vector<std::string_view> tx_argv;
 
-  std::uint64_t pos = 0;  // start of the next record
-  std::size_t want = kChunk;
+  std::uint64_t pos = 0;  // end of the last complete record
   std::string malformed;  // why, for a malformed tail
-  while (pos < win.size()) {
-    const std::string_view v = win.view(pos, want);
-    const Parsed r = parse_record(v, argv);
-    if (r.kind == Parsed::incomplete) {
-      if (pos + v.size() >= win.size() || pos + r.n > win.size()) {
-        // The file ends inside this record: a torn tail.
-        break;
-      }
-      want = std::max(r.n, v.size() + 1);
-      continue;
-    }
-    if (r.kind == Parsed::malformed) {
+  for (;;) {
+    const RecordReader::Status st = reader.next(argv);
+    pos = reader.start();
+    if (st == RecordReader::Status::end || st == RecordReader::Status::torn) break;
+    if (st == RecordReader::Status::malformed) {
       // A torn tail only if nothing well-formed follows.
-      const std::uint64_t bad = pos + r.n;
-      if (record_follows(win, pos + 1)) {
+      if (record_follows(file_, pos + 1, end)) {
         throw AofFormatError(pos, "weft-kv: AOF '" + path_.native() +
                                       "': malformed record at offset " + std::to_string(pos) +
-                                      " (expected " + r.why + " at offset " + std::to_string(bad) +
+                                      " (" + reader.error() +
                                       ") followed by well-formed ones: the file is corrupt; "
                                       "repair it (as redis-check-aof does) or move it away");
       }
-      malformed =
-          std::string(" (malformed: expected ") + r.why + " at offset " + std::to_string(bad) + ")";
+      malformed = " (malformed: " + reader.error() + ")";
       break;
     }
-    want = kChunk;
     const std::span<const std::string_view> rec(argv);
     if (in_tx) {
       tx.emplace_back(rec.begin(), rec.end());
@@ -424,13 +398,12 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
       apply(rec);
       ++result.commands;
     }
-    pos += r.n;
   }
 
   // pos is the end of the last complete record: the end of the file, or
   // the start of a torn one. A transaction still open goes too.
-  const std::uint64_t end = win.size();
   const std::uint64_t keep = in_tx ? tx_start : pos;
+  if (!repair) return result;
   if (keep < end) {
     file_.truncate(keep);
     file_.fdatasync();
@@ -466,7 +439,7 @@ std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
   }
   std::lock_guard g(buf_mu_);
   replay_allowed_ = false;
-  if (!discard_) encode(buf_, argv);  // may throw bad_alloc: no sequence number used
+  Reply::command(buf_, argv);  // may throw bad_alloc: no sequence number used
   return ++last_seq_;
 }
 
@@ -485,19 +458,37 @@ void AofImpl::flush_and_sync() {
     std::lock_guard g(buf_mu_);
     last = last_seq_;
   }
-  commit(last, /*sync=*/true);
-  std::lock_guard g(state_mu_);
-  if (failure_) throw_failure_locked();
+  commit(last, /*sync=*/true, /*retry=*/true);
 }
 
-void AofImpl::commit(std::uint64_t seq, bool sync) {
-  for (;;) {
+AofStatus AofImpl::status() const {
+  AofStatus st;
+  {
+    std::lock_guard g(state_mu_);
+    st.ok = !failure_.has_value();
+    if (failure_) st.error = failure_->first.value();
+  }
+  st.errors = errors_.load(std::memory_order_relaxed);
+  std::lock_guard g(buf_mu_);
+  st.buffered = buf_.size();
+  return st;
+}
+
+void AofImpl::commit(std::uint64_t seq, bool sync, bool retry) {
+  for (bool led = false;;) {
     std::shared_ptr<weft::Event> round;
     {
       std::lock_guard g(state_mu_);
-      if (covered_locked(seq, sync)) return;
-      if (failure_) throw_failure_locked();
-      round = round_;  // non-null while a round runs
+      if (!retry && lost_locked(seq)) {
+        throw AofWriteError(
+            failure_ ? failure_->first : std::make_error_code(std::errc::io_error),
+            (failure_ ? failure_->second : std::string("weft-kv: AOF: a write failed")) +
+                " (record " + std::to_string(seq) + " was discarded)");
+      }
+      if (covered_locked(seq, sync) && !(retry && failure_)) return;
+      if (failure_ && (failure_permanent_ || (retry && led))) throw_failure_locked();
+      round = round_;                                        // non-null while a round runs
+      if (!round && failure_ && !retry) round = recovered_;  // wait for the recovery
     }
     if (round) {
       round->wait();  // cancellable: nothing is held
@@ -513,14 +504,24 @@ void AofImpl::commit(std::uint64_t seq, bool sync) {
       if (round_) continue;  // another fiber took the role meanwhile
       round_ = std::move(next);
     }
-    if (write_round(sync) < seq) {
+    led = true;
+    bool failed = false;
+    const std::uint64_t upto = write_round(sync, retry, failed);
+    if (failed && on_failure_) {
+      try {
+        on_failure_();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "weft-kv: AOF: after a failed write: %s\n", e.what());
+      }
+    }
+    if (upto < seq) {
       throw std::invalid_argument("weft-kv: Aof::wait_durable: sequence number " +
                                   std::to_string(seq) + " was never returned by append()");
     }
   }
 }
 
-std::uint64_t AofImpl::write_round(bool sync) noexcept {
+std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept {
   // Let the fibers that are runnable here now (typically the followers the
   // last round woke, on their way to append their next record) run first:
   // they join this round instead of waiting for the next. Costs nothing
@@ -534,20 +535,30 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   }
   std::optional<std::pair<std::error_code, std::string>> error;
   const std::uint64_t before = size_.load(std::memory_order_relaxed);
-  bool torn = false;  // a failed write may have left part of the batch
   const char* step = "write to";
+  bool in_sync = false;
+  bool probed = false;
   try {
     if (!write_buf_.empty()) {
-      torn = true;
       file_.write_all(write_buf_);
-      torn = false;
+    } else if (probe) {
+      // A retry with nothing to write: a record's worth of bytes (a PING
+      // record, harmless on replay) tells whether the disk takes writes
+      // again; it is cut back below.
+      probed = true;
+      file_.write_all(probe_record());
     }
-    if (sync && (!write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
+    if (sync &&
+        (probed || !write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
       step = "fdatasync of";
+      in_sync = true;
       file_.fdatasync();
     }
+    if (probed) {
+      probed = false;
+      file_.truncate(before);
+    }
   } catch (const std::system_error& e) {
-    // The message gets the code's text appended when thrown (system_error).
     error.emplace(e.code(),
                   std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' failed");
   } catch (const std::exception& e) {
@@ -560,15 +571,27 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
                   std::string("weft-kv: AOF: ") + step + " '" + path_.native() + "' interrupted");
   }
   if (error) {
-    if (torn) {
-      // A prefix of the batch may be in the file: cut it so that the file
-      // still ends on a record boundary (replay would cut it anyway).
+    // Cut what this round may have written (a prefix of the batch, or all
+    // of it when the fdatasync failed: after a failed fdatasync the kernel
+    // may have dropped those pages, so they are not trusted), so the file
+    // ends where the last good round left it. The batch is discarded: its
+    // commands were never answered, and the server rolls their effects back
+    // (on_failure_), so memory and file agree.
+    bool cut = true;
+    if (!write_buf_.empty() || probed) {
       try {
         file_.truncate(before);
-      } catch (...) {  // best effort: nothing more can be done
+      } catch (...) {
+        cut = false;  // the file may end inside a record: nothing is retried
       }
     }
-    fail(error->first, std::move(error->second));
+    const std::uint64_t first = written_seq_.load(std::memory_order_relaxed) + 1;
+    if (upto >= first) {
+      std::lock_guard g(state_mu_);
+      lost_.emplace_back(first, upto);
+    }
+    failed = true;
+    fail(error->first, std::move(error->second), in_sync, !cut);
   } else {
     size_.fetch_add(write_buf_.size(), std::memory_order_relaxed);
   }
@@ -577,6 +600,8 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
   if (write_buf_.capacity() > kKeepCapacity) std::string().swap(write_buf_);
 
   std::shared_ptr<weft::Event> done;
+  std::shared_ptr<weft::Event> recovered;
+  std::uint64_t retries = 0;
   {
     std::lock_guard g(state_mu_);
     if (!error) {
@@ -587,39 +612,165 @@ std::uint64_t AofImpl::write_round(bool sync) noexcept {
       if (sync && upto > synced_seq_.load(std::memory_order_relaxed)) {
         synced_seq_.store(upto, std::memory_order_release);
       }
+      // Recovery: everything up to upto is in the file again (and synced,
+      // if an fdatasync had failed).
+      if (failure_ && !failure_permanent_ && (sync || !failure_in_sync_)) {
+        failure_.reset();
+        failure_in_sync_ = false;
+        healthy_.store(true, std::memory_order_relaxed);
+        recovered = std::move(recovered_);
+        retries = std::exchange(retries_, 0);
+      }
     }
     done = std::move(round_);
   }
   done->set();
+  if (recovered) {
+    std::fprintf(stderr,
+                 "weft-kv: AOF: writing to '%s' works again after %llu failed retries; "
+                 "accepting writes\n",
+                 path_.c_str(), static_cast<unsigned long long>(retries));
+    recovered->set();
+  }
   return upto;
 }
 
-void AofImpl::fail(std::error_code code, std::string what) {
+void AofImpl::fail(std::error_code code, std::string what, bool in_sync, bool permanent) {
+  errors_.fetch_add(1, std::memory_order_relaxed);
+  bool first = false;
+  std::string message;
   {
     std::lock_guard g(state_mu_);
-    if (!failure_) failure_.emplace(code, std::move(what));
+    if (!failure_) {
+      first = true;
+      failure_.emplace(code, std::move(what));
+      recovered_ = std::make_shared<weft::Event>();
+      healthy_.store(false, std::memory_order_relaxed);
+    } else {
+      ++retries_;
+    }
+    failure_in_sync_ = failure_in_sync_ || in_sync;
+    if (permanent && !failure_permanent_) {
+      failure_permanent_ = true;
+      first = true;
+    }
+    if (first) message = failure_message_locked();
   }
-  std::lock_guard g(buf_mu_);
-  discard_ = true;
-  std::string().swap(buf_);
+  if (!first) return;
+  if (permanent) {
+    std::fprintf(stderr,
+                 "%s; the file could not be cut back to its last record, so nothing is "
+                 "retried: writes are refused until a restart\n",
+                 message.c_str());
+  } else {
+    std::fprintf(stderr,
+                 "%s; writes are refused (MISCONF) until it works again (retried every "
+                 "100 ms)\n",
+                 message.c_str());
+  }
+}
+
+bool AofImpl::lost_locked(std::uint64_t seq) const noexcept {
+  for (const auto& [first, last] : lost_)
+    if (seq >= first && seq <= last) return true;
+  return false;
+}
+
+bool AofImpl::lost(std::uint64_t seq) const {
+  std::lock_guard g(state_mu_);
+  return lost_locked(seq);
+}
+
+void AofImpl::take_role() {
+  for (;;) {
+    std::shared_ptr<weft::Event> round;
+    {
+      std::lock_guard g(state_mu_);
+      if (!round_) {
+        round_ = std::make_shared<weft::Event>();
+        return;
+      }
+      round = round_;
+    }
+    round->wait();
+  }
+}
+
+void AofImpl::discard_unwritten() {
+  weft::ShieldGuard shield;
+  take_role();
+  std::uint64_t first, last;
+  {
+    std::lock_guard g(buf_mu_);
+    std::string().swap(buf_);
+    last = last_seq_;
+  }
+  std::shared_ptr<weft::Event> done, wake;
+  {
+    std::lock_guard g(state_mu_);
+    first = written_seq_.load(std::memory_order_relaxed) + 1;
+    if (last >= first) lost_.emplace_back(first, last);
+    done = std::move(round_);
+    // Waiters parked for the recovery re-check: theirs may be discarded now.
+    if (recovered_) {
+      wake = std::move(recovered_);
+      recovered_ = std::make_shared<weft::Event>();
+    }
+  }
+  done->set();
+  if (wake) wake->set();
 }
 
 void AofImpl::throw_failure_locked() const {
   throw std::system_error(failure_->first, failure_->second);
 }
 
-// --- everysec ------------------------------------------------------------------
+std::string AofImpl::failure_message_locked() const {
+  if (!failure_) return "weft-kv: AOF: no failure";
+  return failure_->second + ": " + failure_->first.message();
+}
+
+// --- the background fiber: everysec's fdatasync, and retries ------------------
 
 void AofImpl::sync_loop() noexcept {
+  // Wakes every 100 ms (Redis retries a failed AOF write from serverCron
+  // at its default 10 Hz); everysec's fdatasync runs once a second.
+  auto last_sync = std::chrono::steady_clock::now();
   try {
-    while (!stop_.wait_for(std::chrono::seconds(1))) {
+    while (!stop_.wait_for(std::chrono::milliseconds(100))) {
+      bool failing, permanent, in_sync;
+      {
+        std::lock_guard g(state_mu_);
+        failing = failure_.has_value();
+        permanent = failure_permanent_;
+        in_sync = failure_in_sync_;
+      }
+      if (failing) {
+        if (permanent) continue;
+        std::uint64_t last;
+        {
+          std::lock_guard g(buf_mu_);
+          last = last_seq_;
+        }
+        try {
+          commit(last, policy_ != FsyncPolicy::no || in_sync, /*retry=*/true);
+        } catch (const std::system_error&) {
+          // Still failing (counted, the batch kept); the next second retries.
+        }
+        continue;
+      }
+      if (policy_ != FsyncPolicy::everysec ||
+          std::chrono::steady_clock::now() - last_sync < std::chrono::seconds(1))
+        continue;
+      last_sync = std::chrono::steady_clock::now();
       const std::uint64_t target = written_seq_.load(std::memory_order_acquire);
       if (target <= synced_seq_.load(std::memory_order_relaxed)) continue;
       try {
         file_.fdatasync();
       } catch (const std::system_error& e) {
-        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed");
-        return;
+        fail(e.code(), "weft-kv: AOF: fdatasync of '" + path_.native() + "' failed",
+             /*in_sync=*/true);
+        continue;
       }
       std::lock_guard g(state_mu_);
       if (target > synced_seq_.load(std::memory_order_relaxed)) {
@@ -661,7 +812,7 @@ std::unique_ptr<Aof> Aof::open(const std::filesystem::path& dir, FsyncPolicy pol
     throw std::system_error(e.code(), "weft-kv: AOF: cannot open '" + path.native() + "'");
   }
   auto aof = std::make_unique<AofImpl>(path, policy, std::move(file), size);
-  if (policy == FsyncPolicy::everysec) aof->start_syncer();
+  aof->start_syncer();  // every policy: it also retries after a failure
   return aof;
 }
 

@@ -63,15 +63,40 @@ class AofFormatError : public std::runtime_error {
   std::uint64_t offset_;
 };
 
+/// Thrown by Aof::wait_durable() for a record that a failed write
+/// discarded: it is not in the file and never will be; code() is the
+/// failure's errno (ENOSPC, EIO, ...).
+class AofWriteError : public std::system_error {
+ public:
+  using std::system_error::system_error;
+};
+
+/// The AOF's health, for INFO persistence and the MISCONF check.
+struct AofStatus {
+  bool ok = true;              ///< false while a write or fdatasync keeps failing
+  int error = 0;               ///< the errno of the current failure (ENOSPC, EIO, ...)
+  std::uint64_t errors = 0;    ///< failed writes and fdatasyncs since open()
+  std::uint64_t buffered = 0;  ///< bytes appended and not yet written
+};
+
 /// An append-only file. Thread- and fiber-safe: append() and wait_durable()
 /// may be called from any fiber of the runtime concurrently (and from plain
 /// threads); replay() must run alone, before the first append().
 ///
-/// Failures are sticky: once a write or an fdatasync has failed, every
-/// wait_durable() for a record not durable before the failure, and every
-/// flush_and_sync(), throws the same std::system_error, and append() drops
-/// what it is given (nothing could become durable any more). Open a new Aof
-/// to recover.
+/// Failures (ENOSPC, EIO, EDQUOT on write or fdatasync) are logged on
+/// stderr at once and reported by status() until they end. A group-commit
+/// round that fails cuts the file back to the end of the last good round
+/// (after a failed fdatasync too: the kernel may have dropped those pages)
+/// and discards its batch: wait_durable() for those records throws
+/// AofWriteError, lost() says which they are, and the on_failure()
+/// callback lets the server roll its memory back to the file (with
+/// discard_unwritten() and reread()). A background fiber retries every 100
+/// ms (buffered records, or a 4 KiB probe that is cut back); the first
+/// round that succeeds (with fdatasync, if an fdatasync had failed) ends
+/// the failure. everysec's background fdatasync failing discards nothing
+/// (its records were written, and answered); it is retried the same way.
+/// If the file cannot even be cut back, the failure is permanent: nothing
+/// is retried and every waiter gets the error.
 class Aof {
  public:
   /// Opens (creating it when missing, mode 0644 before the umask)
@@ -79,7 +104,8 @@ class Aof {
   /// durable. `dir` must exist. With FsyncPolicy::everysec it starts the
   /// background fiber that fdatasyncs once per second (it ends in
   /// flush_and_sync(), in the destructor, or when the scope of the fiber
-  /// that called open() is cancelled, e.g. at runtime shutdown). Must be
+  /// that called open() is cancelled, e.g. at runtime shutdown); with any
+  /// policy that fiber also retries after a failure. Must be
   /// called on a fiber of a weft::Runtime.
   /// @throws std::system_error whose code() is the errno (ENOENT for a
   /// missing `dir`, EISDIR if appendonly.aof is a directory, EACCES, ...)
@@ -135,23 +161,49 @@ class Aof {
   /// throws weft::Cancelled (its record stays buffered and is written by the
   /// next writer); a fiber that is writing finishes the write first (it is
   /// shielded), then throws weft::Cancelled at its next blocking call.
-  /// @throws std::system_error when a write or fdatasync failed, now or
-  /// earlier (sticky; the server then refuses writes, as Redis does with
-  /// MISCONF); std::invalid_argument if `seq` was never returned by
-  /// append(); weft::Cancelled.
+  /// While the AOF is failing it parks until the recovery (see the class
+  /// comment). @throws AofWriteError if record `seq` was discarded by a
+  /// failed write; std::system_error after a permanent failure;
+  /// std::invalid_argument if `seq` was never returned by append();
+  /// weft::Cancelled.
   virtual void wait_durable(std::uint64_t seq) = 0;
 
+  /// True if record `seq` was discarded after a failed write (it is not in
+  /// the file and never will be). Thread-safe.
+  virtual bool lost(std::uint64_t seq) const = 0;
+
+  /// Sets what to call (on the fiber that led the round, after it, outside
+  /// every lock) when a group-commit round fails. Call before append().
+  virtual void on_failure(std::function<void()> callback) = 0;
+
+  /// Waits for any running round and discards every record appended and
+  /// not written (they become lost()). For the server's roll-back, called
+  /// with every keyspace shard locked so that nothing is appended.
+  virtual void discard_unwritten() = 0;
+
+  /// Reads the file's records again from the start, as replay() does but
+  /// without repairing anything, to rebuild memory from what the file
+  /// holds. Call after discard_unwritten(), with appends stopped.
+  /// @throws std::system_error, AofFormatError, whatever `apply` throws.
+  virtual ReplayResult reread(
+      const std::function<void(std::span<const std::string_view> argv)>& apply) = 0;
+
   /// Writes everything buffered and fdatasyncs it, whatever the policy;
-  /// stops the everysec fiber (later records are still written by
+  /// stops the background fiber (later records are still written by
   /// wait_durable(), and synced by the next flush_and_sync()). For shutdown.
   /// Idempotent: with nothing new since the last call it does no I/O. Not
-  /// interrupted by cancellation.
-  /// @throws std::system_error after a write or fdatasync failure (sticky).
+  /// interrupted by cancellation. While failing it makes one more attempt.
+  /// @throws std::system_error if that write or fdatasync fails.
   virtual void flush_and_sync() = 0;
 
   /// Bytes in the file: its size after replay() plus what has been written
   /// since (buffered records not included). A snapshot; thread-safe.
   virtual std::uint64_t size() const = 0;
+
+  /// Health and counters (a snapshot); thread-safe.
+  virtual AofStatus status() const = 0;
+  /// status().ok, as one atomic load (for a check on every write).
+  virtual bool healthy() const noexcept = 0;
 };
 
 }  // namespace kv

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 
 namespace kv {
 
@@ -94,9 +95,20 @@ void Table::rehash(std::size_t n) {
 
 // --- Shard ------------------------------------------------------------------
 
-void Shard::note_size(std::int64_t delta) noexcept {
-  counters_.bytes.store(counters_.bytes.load(std::memory_order_relaxed) + delta,
-                        std::memory_order_relaxed);
+const char* type_name(Type t) noexcept {
+  switch (t) {
+    case Type::string:
+      return "string";
+    case Type::list:
+      return "list";
+    case Type::set:
+      return "set";
+    case Type::zset:
+      return "zset";
+    case Type::hash:
+      return "hash";
+  }
+  return "none";
 }
 
 namespace {
@@ -116,22 +128,39 @@ Entry* Shard::find(std::string_view key, std::uint64_t h, std::int64_t now) noex
   return e;
 }
 
+std::int64_t Shard::cost(const Entry& e) noexcept {
+  return kEntryOverhead + static_cast<std::int64_t>(e.key.size() + e.value.size()) +
+         (e.object ? e.object->bytes() : 0);
+}
+
+void Shard::recharge(Entry* e) noexcept {
+  const std::int64_t now = cost(*e);
+  bump(counters_.bytes, now - e->charged);
+  e->charged = now;
+}
+
 Entry* Shard::insert(std::string_view key, std::uint64_t h) {
   Entry* e = table_.insert(key, h);
   bump(counters_.keys, 1);
-  note_size(kEntryOverhead + static_cast<std::int64_t>(key.size()));
+  recharge(e);
   return e;
 }
 
 void Shard::assign(Entry* e, std::string_view value) {
-  const auto before = static_cast<std::int64_t>(e->value.size());
   e->value.assign(value);
-  note_size(static_cast<std::int64_t>(value.size()) - before);
+  e->object.reset();
+  recharge(e);
+}
+
+void Shard::assign(Entry* e, std::unique_ptr<Object> object) noexcept {
+  std::string().swap(e->value);
+  e->object = std::move(object);
+  recharge(e);
 }
 
 void Shard::append(Entry* e, std::string_view tail) {
   e->value.append(tail);
-  note_size(static_cast<std::int64_t>(tail.size()));
+  recharge(e);
 }
 
 void Shard::set_expire(Entry* e, std::int64_t at) {
@@ -157,7 +186,7 @@ void Shard::erase(Entry* e) noexcept {
     expires_.pop_back();
     bump(counters_.expires, -1);
   }
-  note_size(-(kEntryOverhead + static_cast<std::int64_t>(e->key.size() + e->value.size())));
+  bump(counters_.bytes, -e->charged);
   bump(counters_.keys, -1);
   table_.unlink(e);  // the unique_ptr deletes it
 }
@@ -171,6 +200,19 @@ std::size_t Shard::clear() noexcept {
   counters_.expires.store(0, std::memory_order_relaxed);
   counters_.bytes.store(0, std::memory_order_relaxed);
   return n;
+}
+
+void Shard::swap(Shard& other) noexcept {
+  table_.swap(other.table_);
+  expires_.swap(other.expires_);
+  const auto exchange = [](auto& a, auto& b) {
+    const auto t = a.load(std::memory_order_relaxed);
+    a.store(b.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    b.store(t, std::memory_order_relaxed);
+  };
+  exchange(counters_.keys, other.counters_.keys);
+  exchange(counters_.expires, other.counters_.expires);
+  exchange(counters_.bytes, other.counters_.bytes);
 }
 
 std::pair<std::size_t, std::size_t> Shard::expire_sample(std::size_t n, std::int64_t now) {

@@ -1,12 +1,20 @@
-// weft-kv: the keyspace — a hash map of string keys to string values with
-// optional expiry, split into shards that each have a weft::Mutex.
+// weft-kv: the keyspace — a hash map of string keys to values of any
+// Redis type with optional expiry, split into shards that each have a
+// weft::Mutex.
 //
 // Each shard is a chained hash table with a power-of-two bucket array, so
 // SCAN can use Redis's reverse-binary cursor (src/dict.c, dictScan): a key
 // present during a whole scan is returned at least once even if the table
 // grows or shrinks between calls. Expiry follows Redis (src/expire.c): lazy,
 // on access, plus active: a cron samples keys that have a TTL and deletes the
-// expired ones, repeating while more than a quarter of a sample had expired.
+// expired ones, repeating while more than 10% of a sample had expired
+// (Redis 7's ACTIVE_EXPIRE_CYCLE_ACCEPTABLE_STALE; the loop is
+// Server::cron's).
+//
+// Values. A string lives in Entry::value, inline (the common case costs no
+// extra allocation). Every other type is an Object subclass that the
+// command group owning the type defines (a list, a hash, ...), held by
+// Entry::object; the keyspace only stores, accounts and deletes it.
 #pragma once
 
 #include <atomic>
@@ -26,14 +34,40 @@ namespace kv {
 /// expiry times are absolute Unix ms so that they survive a restart (AOF).
 std::int64_t unix_ms() noexcept;
 
+/// The type of a value, as TYPE names it (type_name()).
+enum class Type : std::uint8_t { string, list, set, zset, hash };
+
+/// TYPE's reply for a type: "string", "list", "set", "zset", "hash".
+const char* type_name(Type t) noexcept;
+
+/// A value of a type other than string. The command group that owns the
+/// type subclasses it; the keyspace deletes it with its entry and charges
+/// bytes() to used_memory (see Shard::recharge). Accessed only with its
+/// shard's lock held.
+class Object {
+ public:
+  virtual ~Object() = default;
+  /// The Redis type (never Type::string).
+  virtual Type type() const noexcept = 0;
+  /// Estimated bytes held beyond the Entry (elements, nodes, headers).
+  virtual std::int64_t bytes() const noexcept = 0;
+  /// OBJECT ENCODING's name for the current representation ("listpack",
+  /// "quicklist", "hashtable", "skiplist", "intset").
+  virtual const char* encoding() const noexcept = 0;
+};
+
 /// One key and its value. Owned by a Shard.
 struct Entry {
   Entry* next = nullptr;          // bucket chain
   std::uint64_t hash = 0;         // Keyspace::hash(key)
   std::int64_t expire_at = -1;    // Unix ms; -1: no expiry
   std::uint32_t expire_slot = 0;  // index in Shard::expires_ while expire_at >= 0
+  std::int64_t charged = 0;       // bytes counted in ShardCounters::bytes for it
   std::string key;
-  std::string value;
+  std::string value;               ///< the value while type() == Type::string
+  std::unique_ptr<Object> object;  ///< the value of any other type, else null
+
+  Type type() const noexcept { return object ? object->type() : Type::string; }
 };
 
 /// A chained hash table with 2^k buckets (k >= 2). Not thread-safe: its
@@ -57,6 +91,11 @@ class Table {
   std::size_t size() const noexcept { return size_; }
   /// Deletes every entry and shrinks to the initial size.
   void clear() noexcept;
+  /// Exchanges the contents with `other`.
+  void swap(Table& other) noexcept {
+    buckets_.swap(other.buckets_);
+    std::swap(size_, other.size_);
+  }
 
   /// Calls fn(Entry&) for the entries of the buckets that cursor `v` covers
   /// and returns the next cursor, 0 when the scan is complete (Redis's
@@ -110,16 +149,25 @@ class Shard {
   /// Inserts key with an empty value and no TTL; key must be absent.
   /// @throws std::bad_alloc.
   Entry* insert(std::string_view key, std::uint64_t h);
-  /// Replaces e's value (keeps its TTL). @throws std::bad_alloc (unchanged).
+  /// Makes e a string with this value (keeps its TTL; drops an object).
+  /// @throws std::bad_alloc (unchanged).
   void assign(Entry* e, std::string_view value);
-  /// Appends to e's value. @throws std::bad_alloc (unchanged).
+  /// Makes e hold `object` (keeps its TTL; drops the string value).
+  void assign(Entry* e, std::unique_ptr<Object> object) noexcept;
+  /// Appends to e's string value. @throws std::bad_alloc (unchanged).
   void append(Entry* e, std::string_view tail);
+  /// Charges e's current size to the shard's byte count: call after
+  /// changing e->object in place (an element added or removed).
+  void recharge(Entry* e) noexcept;
   /// Sets (at >= 0, Unix ms) or removes (at = -1) e's expiry.
   void set_expire(Entry* e, std::int64_t at);
   /// Deletes e.
   void erase(Entry* e) noexcept;
   /// Deletes every entry; returns how many there were.
   std::size_t clear() noexcept;
+  /// Exchanges the contents (entries, TTL list, counters) with `other`;
+  /// both locked (or unshared).
+  void swap(Shard& other) noexcept;
 
   /// Active expiry: samples up to `n` keys with a TTL and deletes the
   /// expired ones; returns {sampled, deleted}.
@@ -133,7 +181,7 @@ class Shard {
   static constexpr std::int64_t kEntryOverhead = 96;
 
  private:
-  void note_size(std::int64_t delta) noexcept;
+  static std::int64_t cost(const Entry& e) noexcept;
   Table table_;
   std::vector<Entry*> expires_;  // keys with a TTL, in no order
   std::minstd_rand rng_{0x5eed};

@@ -6,8 +6,18 @@
 #include <cstdio>
 #include <exception>
 #include <span>
+#include <string_view>
 
 #include "server.hpp"
+
+// jemalloc's options when the executable links it (CMakeLists.txt; ignored
+// by glibc's malloc): a background thread returns freed pages after about
+// a second (Redis enables jemalloc's background thread too), so RSS comes
+// back down after a connection storm or a FLUSHALL.
+extern "C" {
+// NOLINTNEXTLINE: the name is jemalloc's interface.
+const char* malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
 
 int main(int argc, char** argv) {
   kv::Options options;
@@ -52,7 +62,9 @@ int main(int argc, char** argv) {
       server.run();
     });
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "weft-kv: %s\n", e.what());
+    // Our own errors already say where they come from ("weft-kv: AOF: ...").
+    const std::string_view what = e.what();
+    std::fprintf(stderr, "%s%s\n", what.starts_with("weft-kv: ") ? "" : "weft-kv: ", e.what());
     return 1;
   }
   return 0;

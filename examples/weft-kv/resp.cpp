@@ -77,6 +77,11 @@ constexpr const char* kTooBigCount = "ERR Protocol error: too big mbulk count st
 constexpr const char* kInvalidCount = "ERR Protocol error: invalid multibulk length";
 constexpr const char* kTooBigBulkCount = "ERR Protocol error: too big bulk count string";
 constexpr const char* kInvalidBulkLen = "ERR Protocol error: invalid bulk length";
+// Grammar::records only.
+constexpr const char* kExpectedArray = "ERR Protocol error: expected '*'";
+constexpr const char* kExpectedBulk = "ERR Protocol error: expected '$'";
+constexpr const char* kExpectedLf = "ERR Protocol error: expected '\\n' after '\\r'";
+constexpr const char* kExpectedBulkEnd = "ERR Protocol error: expected CRLF after the bulk data";
 
 [[noreturn]] void fatal(const char* message) noexcept {
   std::fputs(message, stderr);
@@ -261,7 +266,13 @@ void append_number_line(std::string& out, char type, Int v) {
 
 // --- RequestParser: the buffer ----------------------------------------------
 
-RequestParser::RequestParser(ParseLimits limits) : limits_(limits) {}
+RequestParser::RequestParser(ParseLimits limits, Grammar grammar)
+    : limits_(limits), grammar_(grammar) {}
+
+std::size_t RequestParser::needed() const noexcept {
+  if (state_ == State::bulk_data) return line_ + bulk_len_ + 2;
+  return end_ - pos_ + 1;
+}
 
 std::span<char> RequestParser::prepare(std::size_t min_bytes) {
   check_invariants();
@@ -338,6 +349,8 @@ ParseStatus RequestParser::next(std::vector<std::string_view>& argv) {
         if (request[0] == '*') {
           state_ = State::multibulk_count;
           scanned_ = 1;
+        } else if (grammar_ == Grammar::records) {
+          return fail(kExpectedArray);
         } else {
           state_ = State::inline_line;
           scanned_ = 0;
@@ -352,8 +365,12 @@ ParseStatus RequestParser::next(std::vector<std::string_view>& argv) {
         break;
       case State::bulk_data:
         if (have - line_ < 2 || have - line_ - 2 < bulk_len_) return ParseStatus::incomplete;
+        if (grammar_ == Grammar::records &&
+            (request[line_ + bulk_len_] != '\r' || request[line_ + bulk_len_ + 1] != '\n')) {
+          return fail(kExpectedBulkEnd);
+        }
         args_.emplace_back(line_, bulk_len_);
-        line_ += bulk_len_ + 2;  // the two bytes after the bulk are not checked (Redis)
+        line_ += bulk_len_ + 2;  // requests: the two bytes are not checked (Redis)
         if (--elements_left_ == 0) return finish(argv, line_);
         state_ = State::bulk_header;
         scanned_ = line_;
@@ -404,7 +421,17 @@ std::optional<ParseStatus> RequestParser::parse_header(char* request, std::size_
   const bool count_line = state_ == State::multibulk_count;
   const std::size_t window = window_end(line_, have, limits_.max_inline_len);
   std::size_t cr = window;
-  if (!stalled_ && scanned_ < window) {
+  if (grammar_ == Grammar::records) {
+    // Strict: the digits, then '\r'; any other byte is an error at once
+    // (so a zero-filled block is told from a record still arriving).
+    if (have == line_) return ParseStatus::incomplete;
+    if (!count_line && request[line_] != '$') return fail(kExpectedBulk);
+    std::size_t i = std::max(scanned_, line_ + 1);
+    while (i < window && request[i] >= '0' && request[i] <= '9') ++i;
+    scanned_ = i;
+    if (i < window && request[i] != '\r') return fail(count_line ? kInvalidCount : kInvalidBulkLen);
+    cr = i;
+  } else if (!stalled_ && scanned_ < window) {
     bool nul = false;
     cr = scanned_ + find_terminator(request + scanned_, window - scanned_, '\r', nul);
     stalled_ = nul;
@@ -416,6 +443,7 @@ std::optional<ParseStatus> RequestParser::parse_header(char* request, std::size_
     return ParseStatus::incomplete;
   }
   if (cr + 1 >= have) return ParseStatus::incomplete;  // Redis wants the byte after '\r' too
+  if (grammar_ == Grammar::records && request[cr + 1] != '\n') return fail(kExpectedLf);
 
   if (!count_line && request[line_] != '$') {
     // Redis formats the byte with %c and turns CR and LF into spaces (a NUL
@@ -432,6 +460,7 @@ std::optional<ParseStatus> RequestParser::parse_header(char* request, std::size_
         (value > 0 && static_cast<std::uint64_t>(value) > limits_.max_multibulk_len)) {
       return fail(kInvalidCount);
     }
+    if (value <= 0 && grammar_ == Grammar::records) return fail(kInvalidCount);
     if (value <= 0) {  // *0, *-1, ...: no command, as in Redis
       pos_ += next_line;
       state_ = State::request_start;
@@ -539,6 +568,15 @@ void Reply::null_array(std::string& out) {
 
 void Reply::array_header(std::string& out, std::size_t n) {
   append_number_line(out, '*', n);
+}
+
+void Reply::command(std::string& out, std::span<const std::string_view> argv) {
+  // Reserved up front, so a std::bad_alloc leaves `out` unchanged.
+  std::size_t total = 24;
+  for (std::string_view a : argv) total += a.size() + 26;
+  out.reserve(out.size() + total);
+  array_header(out, argv.size());
+  for (std::string_view a : argv) bulk(out, a);
 }
 
 }  // namespace kv

@@ -34,6 +34,18 @@ struct ParseLimits {
   std::size_t max_inline_len = std::size_t{64} << 10;
 };
 
+/// What RequestParser accepts.
+enum class Grammar {
+  /// Requests as Redis 7 reads them from a client: multibulk and inline,
+  /// with Redis's leniencies (the byte after each '\r' and the two after a
+  /// bulk are not checked; `*0` and blank lines are skipped).
+  requests,
+  /// Records of an append-only file: multibulk arrays of bulk strings
+  /// only, every CRLF checked, at least one element. Anything else is a
+  /// protocol error; a NUL ends no line (it is just a wrong byte).
+  records,
+};
+
 /// Result of RequestParser::next().
 enum class ParseStatus {
   complete,    ///< one command is in argv
@@ -62,7 +74,7 @@ enum class ParseStatus {
 class RequestParser {
  public:
   /// A parser with an empty buffer; nothing is allocated before prepare().
-  explicit RequestParser(ParseLimits limits = {});
+  explicit RequestParser(ParseLimits limits = {}, Grammar grammar = Grammar::requests);
 
   /// Writable space of at least `min_bytes` bytes at the end of the buffered
   /// input: all the free space there, so a caller may read as much as fits.
@@ -93,6 +105,13 @@ class RequestParser {
   /// empty requests): the unparsed rest and any partly received request.
   std::size_t buffered() const noexcept { return end_ - pos_; }
 
+  /// After next() returned incomplete: the least number of bytes the
+  /// request being parsed needs in all, counted from its first byte (its
+  /// whole length once a bulk header announced the last missing bytes,
+  /// else buffered() + 1). A reader of a file of known size uses it to
+  /// tell a record that cannot fit from one that needs another read.
+  std::size_t needed() const noexcept;
+
  private:
   // What the parser expects next. The request being parsed always starts at
   // pos_; every offset below is relative to pos_, so compaction (which moves
@@ -118,6 +137,7 @@ class RequestParser {
   void check_invariants() const noexcept;
 
   ParseLimits limits_;
+  Grammar grammar_;
   std::unique_ptr<char[]> buf_;  // capacity_ bytes, not value-initialised
   std::size_t capacity_ = 0;
   std::size_t pos_ = 0;            // first unconsumed byte: start of the request being parsed
@@ -156,6 +176,9 @@ struct Reply {
   static void null_array(std::string& out);
   /// `*n\r\n`; the caller appends the n elements.
   static void array_header(std::string& out, std::size_t n);
+  /// A command as a client sends it and as the AOF stores it: an array of
+  /// bulk strings, one per argument (what RequestParser parses back).
+  static void command(std::string& out, std::span<const std::string_view> argv);
 };
 
 }  // namespace kv

@@ -1,10 +1,12 @@
-// weft-kv server: options, connections, cron, INFO, shutdown. See server.hpp.
+// weft-kv server core: connections, cron, AOF loading, shutdown. INFO and
+// CLIENT LIST are in info.cpp. See server.hpp.
 #include "server.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -16,136 +18,10 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "memory.hpp"
 #include "weft/signal.hpp"
 
 namespace kv {
-
-// --- options ----------------------------------------------------------------
-
-const char* const kUsage =
-    "usage: weft-kv [options]\n"
-    "  --bind ADDR             IP address to listen on (default 127.0.0.1)\n"
-    "  --port N                TCP port, 1..65535 (default 6380)\n"
-    "  --workers N             worker threads (default: one per core)\n"
-    "  --io auto|io_uring|epoll  I/O backend (default auto)\n"
-    "  --appendonly yes|no     keep an append-only file (default no)\n"
-    "  --appendfsync always|everysec|no  when to fsync it (default everysec)\n"
-    "  --dir PATH              directory of appendonly.aof (default .)\n"
-    "  --maxclients N          connections served at once (default 10000)\n"
-    "  --maxmemory BYTES       refuse writes above this much data; 0 = no limit\n"
-    "                          (suffixes k, kb, m, mb, g, gb as in redis.conf)\n"
-    "  --timeout S             close clients idle for S seconds; 0 = never (default)\n"
-    "  --help                  this text\n"
-    "Without options it serves an in-memory keyspace on 127.0.0.1:6380.\n";
-
-namespace {
-
-std::uint64_t parse_uint(std::string_view flag, std::string_view v, std::uint64_t lo,
-                         std::uint64_t hi) {
-  std::uint64_t x = 0;
-  const auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-  if (ec != std::errc() || p != v.data() + v.size() || v.empty() || x < lo || x > hi) {
-    throw std::invalid_argument(std::string(flag) + " wants an integer in " + std::to_string(lo) +
-                                ".." + std::to_string(hi) + ", got '" + std::string(v) + "'");
-  }
-  return x;
-}
-
-// redis.conf memory units: k=1000, kb=1024, m, mb, g, gb (case-insensitive).
-std::uint64_t parse_memory(std::string_view flag, std::string_view v) {
-  std::size_t digits = 0;
-  while (digits < v.size() && v[digits] >= '0' && v[digits] <= '9') ++digits;
-  std::string unit(v.substr(digits));
-  for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::uint64_t mul = 1;
-  if (unit.empty() || unit == "b")
-    mul = 1;
-  else if (unit == "k")
-    mul = 1000;
-  else if (unit == "kb")
-    mul = 1024;
-  else if (unit == "m")
-    mul = 1000 * 1000;
-  else if (unit == "mb")
-    mul = 1024 * 1024;
-  else if (unit == "g")
-    mul = 1000 * 1000 * 1000;
-  else if (unit == "gb")
-    mul = 1024ull * 1024 * 1024;
-  else
-    throw std::invalid_argument(std::string(flag) + ": unknown unit '" + unit +
-                                "' (use k, kb, m, mb, g or gb)");
-  const std::uint64_t n = parse_uint(flag, v.substr(0, digits), 0, UINT64_MAX / mul);
-  return n * mul;
-}
-
-bool parse_yes_no(std::string_view flag, std::string_view v) {
-  if (v == "yes") return true;
-  if (v == "no") return false;
-  throw std::invalid_argument(std::string(flag) + " wants yes or no, got '" + std::string(v) + "'");
-}
-
-}  // namespace
-
-Options parse_options(std::span<char* const> args, bool* help) {
-  Options o;
-  *help = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    if (a == "--help" || a == "-h") {
-      *help = true;
-      return o;
-    }
-    if (i + 1 >= args.size()) throw std::invalid_argument("missing value after " + std::string(a));
-    const std::string_view v = args[++i];
-    if (a == "--bind") {
-      if (!weft::net::Address::try_parse(std::string(v) + ":0") &&
-          !weft::net::Address::try_parse("[" + std::string(v) + "]:0"))
-        throw std::invalid_argument("--bind wants an IP address, got '" + std::string(v) + "'");
-      o.bind = v;
-    } else if (a == "--port") {
-      o.port = static_cast<std::uint16_t>(parse_uint(a, v, 1, 65535));
-    } else if (a == "--workers") {
-      o.workers = parse_uint(a, v, 1, 1024);
-    } else if (a == "--io") {
-      if (v == "auto")
-        o.io = weft::IoBackend::auto_detect;
-      else if (v == "io_uring")
-        o.io = weft::IoBackend::io_uring;
-      else if (v == "epoll")
-        o.io = weft::IoBackend::epoll;
-      else
-        throw std::invalid_argument("--io wants auto, io_uring or epoll, got '" + std::string(v) +
-                                    "'");
-    } else if (a == "--appendonly") {
-      o.appendonly = parse_yes_no(a, v);
-    } else if (a == "--appendfsync") {
-      if (v == "always")
-        o.appendfsync = FsyncPolicy::always;
-      else if (v == "everysec")
-        o.appendfsync = FsyncPolicy::everysec;
-      else if (v == "no")
-        o.appendfsync = FsyncPolicy::no;
-      else
-        throw std::invalid_argument("--appendfsync wants always, everysec or no, got '" +
-                                    std::string(v) + "'");
-    } else if (a == "--dir") {
-      std::error_code ec;
-      if (v.empty() || !std::filesystem::is_directory(v, ec))
-        throw std::invalid_argument("--dir: '" + std::string(v) + "' is not a directory");
-      o.dir = v;
-    } else if (a == "--maxclients") {
-      o.maxclients = parse_uint(a, v, 1, 1000000);
-    } else if (a == "--maxmemory") {
-      o.maxmemory = parse_memory(a, v);
-    } else if (a == "--timeout") {
-      o.timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
-    } else {
-      throw std::invalid_argument("unknown option " + std::string(a) + " (see --help)");
-    }
-  }
-  return o;
-}
 
 // --- server -----------------------------------------------------------------
 
@@ -159,7 +35,18 @@ void Server::request_shutdown() noexcept {
 }
 
 std::int64_t Server::used_memory() const noexcept {
-  return keyspace_.bytes() + stats.client_buffers.load(std::memory_order_relaxed);
+  return keyspace_.bytes() + stats_.client_buffers.load(std::memory_order_relaxed);
+}
+
+std::string Server::write_refusal() const {
+  const int e = aof_ != nullptr ? aof_->status().error : 0;
+  return std::string("MISCONF Errors writing to the AOF file: ") + std::strerror(e != 0 ? e : EIO);
+}
+
+void Server::reset_stats() noexcept {
+  for (auto* c : {&stats_.commands, &stats_.connections, &stats_.rejected, &stats_.hits,
+                  &stats_.misses, &stats_.net_in, &stats_.net_out})
+    c->store(0, std::memory_order_relaxed);
 }
 
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {
@@ -193,14 +80,14 @@ void Server::run() {
   if (options_.appendonly) {
     aof_ = Aof::open(options_.dir, options_.appendfsync);
     load_aof();
+    aof_->on_failure([this] { roll_back_unlogged(); });
   }
   // Listen before binding: from here on SIGINT/SIGTERM shut us down
   // cleanly; none is lost, even one that arrives before the watcher runs.
   weft::signal::Listener signals_listener({SIGINT, SIGTERM});
   weft::net::BindOptions bo;
   bo.backlog = 4096;
-  auto listener =
-      weft::net::TcpListener::bind(weft::net::Address(options_.bind, options_.port), bo);
+  weft::net::TcpListener listener = bind_listener(bo);
   bound_port_ = listener.local_address().port();
   weft::scope([&](weft::Scope& s) {
     auto signals = s.spawn([&] {
@@ -230,15 +117,18 @@ void Server::run() {
     // (a blocked read returns end-of-stream), so each one executes the
     // commands buffered, writes the replies and closes.
     {
-      std::lock_guard lk(clients_mu_);
-      for (Client* c : clients_) ::shutdown(c->fd, SHUT_RD);
+      std::lock_guard lk(connections_mu_);
+      for (Connection* c : connections_) {
+        try {
+          c->stream->shutdown(weft::net::Shutdown::read);
+        } catch (const std::system_error&) {
+          // ENOTCONN: the peer is gone already; its read ends by itself.
+        }
+      }
     }
-    const auto limit = weft::Deadline::after(std::chrono::seconds(5));
-    while (nclients_.load() != 0 && !limit.expired())
-      weft::this_fiber::sleep_for(std::chrono::milliseconds(2));
-    if (nclients_.load() != 0)
-      std::fprintf(stderr, "weft-kv: %zu connections still busy after 5 s; closing them\n",
-                   nclients_.load());
+    if (!active_.wait_for(std::chrono::seconds(5)))
+      std::fprintf(stderr, "weft-kv: %lld connections still busy after 5 s; closing them\n",
+                   static_cast<long long>(active_.count()));
     // 3. Stop the cron, the signal watcher and any straggler.
     signals.cancel();
     s.cancel();
@@ -246,6 +136,39 @@ void Server::run() {
   // 4. Make the AOF durable.
   if (aof_ != nullptr) aof_->flush_and_sync();
   std::fprintf(stderr, "weft-kv: bye\n");
+}
+
+weft::net::TcpListener Server::bind_listener(const weft::net::BindOptions& bo) {
+  // Right after a kill -9 the predecessor's listening socket can outlive
+  // its process for a few tens of ms: under io_uring its ring holds a
+  // reference to the socket (the accept request in flight) until the
+  // kernel's ring teardown runs in a worker thread after the exit. A
+  // bounded retry on EADDRINUSE covers that; a port really in use still
+  // fails, after bind_retries * 10 ms. (SO_REUSEPORT would bind at once,
+  // but the dying socket could then take connections that are lost.)
+  const weft::net::Address addr(options_.bind, options_.port);
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t attempt = 0;; ++attempt) {
+    try {
+      auto l = weft::net::TcpListener::bind(addr, bo);
+      if (attempt != 0) {
+        std::fprintf(stderr, "weft-kv: bound %s after %zu retries (%lld ms)\n",
+                     addr.to_string().c_str(), attempt,
+                     static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - start)
+                                                .count()));
+      }
+      return l;
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::address_in_use || attempt >= options_.bind_retries) throw;
+      if (attempt == 0)
+        std::fprintf(stderr,
+                     "weft-kv: %s in use; retrying for up to %zu ms (a killed predecessor's "
+                     "socket may still be closing)\n",
+                     addr.to_string().c_str(), options_.bind_retries * 10);
+    }
+    weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
@@ -260,18 +183,20 @@ void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
       weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
       continue;
     }
-    stats.connections.fetch_add(1, std::memory_order_relaxed);
-    if (nclients_.load(std::memory_order_relaxed) >= options_.maxclients) {
-      stats.rejected.fetch_add(1, std::memory_order_relaxed);
+    stats_.connections.fetch_add(1, std::memory_order_relaxed);
+    if (static_cast<std::size_t>(active_.count()) >= options_.maxclients) {
+      stats_.rejected.fetch_add(1, std::memory_order_relaxed);
       static constexpr std::string_view kFull = "-ERR max number of clients reached\r\n";
       ::send(conn.native_handle(), kFull.data(), kFull.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       continue;  // conn closes here
     }
-    nclients_.fetch_add(1, std::memory_order_relaxed);
+    // Counted before the fiber starts, so shutdown's wait covers it; the
+    // fiber's last act is done().
+    active_.add(1);
     try {
       scope.spawn([this, c = std::move(conn)]() mutable { serve(std::move(c)); });
     } catch (...) {
-      nclients_.fetch_sub(1, std::memory_order_relaxed);
+      active_.done();
       throw;
     }
   }
@@ -284,7 +209,9 @@ constexpr std::size_t kOutKeep = 1024 * 1024;  // shrink a reply buffer grown be
 }  // namespace
 
 void Server::serve(weft::net::TcpStream conn) {
-  Client client;
+  Connection self;
+  self.stream = &conn;
+  Client& client = self.client;
   client.id = next_client_id_.fetch_add(1, std::memory_order_relaxed);
   client.fd = conn.native_handle();
   client.created_ms = unix_ms();
@@ -298,9 +225,11 @@ void Server::serve(weft::net::TcpStream conn) {
   }
   bool registered = false;
   {
-    std::lock_guard lk(clients_mu_);
+    // Registered only while not stopping: shutdown ends the reads of every
+    // registered connection under the same lock, so none is missed.
+    std::lock_guard lk(connections_mu_);
     if (!stopping_.load()) {
-      clients_.push_back(&client);
+      connections_.push_back(&self);
       registered = true;
     }
   }
@@ -309,14 +238,21 @@ void Server::serve(weft::net::TcpStream conn) {
   std::string out;
   std::vector<std::string_view> argv;
   std::uint64_t reported_buffers = 0;
+  // The replies of this batch that logged a record, to be replaced by the
+  // MISCONF error if a failed AOF write discards their records.
+  std::vector<Logged> logged;
+  // Waits for the batch's records, then writes the replies; false when the
+  // client is closed for the write deadline or the output limits.
   auto flush = [&](std::uint64_t seq) {
-    if (seq != 0) aof_->wait_durable(seq);
+    if (seq != 0) wait_logged(out, logged, seq);
+    logged.clear();
     if (!out.empty()) {
-      conn.write_all(out.data(), out.size());
-      stats.net_out.fetch_add(out.size(), std::memory_order_relaxed);
+      if (!write_replies(conn, client, out)) return false;
+      stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
       out.clear();
       if (out.capacity() > kOutKeep) out.shrink_to_fit();
     }
+    return true;
   };
   try {
     bool open = registered;
@@ -333,18 +269,24 @@ void Server::serve(weft::net::TcpStream conn) {
       }
       if (n == 0) open = false;  // peer closed, or shutdown ended our reads
       parser.commit(n);
-      stats.net_in.fetch_add(n, std::memory_order_relaxed);
+      stats_.net_in.fetch_add(n, std::memory_order_relaxed);
 
       Context ctx{*this, &client, {}, out, unix_ms()};
       std::uint64_t ncommands = 0;
       ParseStatus st;
       while ((st = parser.next(argv)) == ParseStatus::complete) {
         ctx.argv = argv;
+        const std::uint64_t seq_before = ctx.aof_seq;
+        const std::size_t reply_at = out.size();
         execute(ctx);
+        if (ctx.aof_seq != seq_before) logged.push_back({reply_at, out.size(), ctx.aof_seq});
         ++ncommands;
         if (ctx.close) break;
         if (out.size() >= kOutFlush) {
-          flush(std::exchange(ctx.aof_seq, 0));
+          if (!flush(std::exchange(ctx.aof_seq, 0))) {
+            ctx.close = true;
+            break;
+          }
           ctx.now = unix_ms();
         }
       }
@@ -355,46 +297,166 @@ void Server::serve(weft::net::TcpStream conn) {
         open = false;
       }
       if (ctx.close) open = false;
-      stats.commands.fetch_add(ncommands, std::memory_order_relaxed);
-      if (ctx.hits != 0) stats.hits.fetch_add(ctx.hits, std::memory_order_relaxed);
-      if (ctx.misses != 0) stats.misses.fetch_add(ctx.misses, std::memory_order_relaxed);
+      stats_.commands.fetch_add(ncommands, std::memory_order_relaxed);
+      if (ctx.hits != 0) stats_.hits.fetch_add(ctx.hits, std::memory_order_relaxed);
+      if (ctx.misses != 0) stats_.misses.fetch_add(ctx.misses, std::memory_order_relaxed);
       client.last_ms.store(ctx.now, std::memory_order_relaxed);
       const std::uint64_t buffered = parser.buffered();
       client.qbuf.store(buffered, std::memory_order_relaxed);
       if (buffered != reported_buffers) {
-        stats.client_buffers.fetch_add(static_cast<std::int64_t>(buffered - reported_buffers),
-                                       std::memory_order_relaxed);
+        stats_.client_buffers.fetch_add(static_cast<std::int64_t>(buffered - reported_buffers),
+                                        std::memory_order_relaxed);
         reported_buffers = buffered;
       }
-      flush(ctx.aof_seq);
+      if (!flush(ctx.aof_seq)) open = false;
     }
   } catch (const std::system_error&) {
-    // Peer reset, or an AOF write failed (the reply was never sent).
+    // Peer reset, or the AOF failed permanently (the reply was never sent).
   } catch (const weft::Cancelled&) {
     // Server stopping after the grace period.
   } catch (const std::exception& e) {
     std::fprintf(stderr, "weft-kv: client %llu: %s\n", static_cast<unsigned long long>(client.id),
                  e.what());
   }
-  stats.client_buffers.fetch_sub(static_cast<std::int64_t>(reported_buffers),
-                                 std::memory_order_relaxed);
+  stats_.client_buffers.fetch_sub(static_cast<std::int64_t>(reported_buffers),
+                                  std::memory_order_relaxed);
   if (registered) {
-    std::lock_guard lk(clients_mu_);
-    clients_.erase(std::find(clients_.begin(), clients_.end(), &client));
+    std::lock_guard lk(connections_mu_);
+    connections_.erase(std::find(connections_.begin(), connections_.end(), &self));
   }
   conn.close();
-  nclients_.fetch_sub(1, std::memory_order_relaxed);
+  active_.done();
+}
+
+void Server::wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq) {
+  for (;;) {
+    try {
+      aof_->wait_durable(seq);
+      return;
+    } catch (const AofWriteError&) {
+      // Some records of this batch were discarded, their effects rolled
+      // back: their commands are answered with the MISCONF error instead.
+    }
+    const std::string refusal = "-" + write_refusal() + "\r\n";
+    std::string rewritten;
+    std::size_t from = 0;
+    std::uint64_t keep = 0;  // the last record of the batch still to wait for
+    for (Logged& l : logged) {
+      rewritten.append(out, from, l.begin - from);  // replies of other commands
+      const std::size_t at = rewritten.size();
+      if (l.seq != 0 && aof_->lost(l.seq)) {
+        rewritten += refusal;
+        l.seq = 0;
+      } else {
+        rewritten.append(out, l.begin, l.end - l.begin);
+        if (l.seq != 0) keep = l.seq;
+      }
+      from = l.end;
+      l.begin = at;
+      l.end = rewritten.size();
+    }
+    rewritten.append(out, from, std::string::npos);
+    out.swap(rewritten);
+    if (keep == 0) return;
+    seq = keep;
+  }
+}
+
+void Server::roll_back_unlogged() {
+  // One roll-back at a time; each one covers every record discarded so far.
+  weft::ShieldGuard shield;  // half a roll-back would leave memory ahead of the file
+  std::lock_guard serial(rollback_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  // Every shard, in index order (as multi-key commands lock them): no
+  // command runs, so nothing is appended, until memory is the file again.
+  std::array<std::unique_lock<weft::Mutex>, Keyspace::kShards> locks;
+  for (std::size_t i = 0; i < Keyspace::kShards; ++i)
+    locks[i] = std::unique_lock<weft::Mutex>(keyspace_.shard(i).mu);
+  aof_->discard_unwritten();
+  // Replay the file into a fresh keyspace through a host of its own (the
+  // command layer needs nothing else), then swap it in shard by shard.
+  auto fresh = std::make_unique<Keyspace>();
+  ReplayHost host(*fresh, options_);
+  std::string sink;
+  const ReplayResult r = aof_->reread([&](std::span<const std::string_view> argv) {
+    sink.clear();
+    Context ctx{host, nullptr, argv, sink, unix_ms()};
+    execute(ctx);
+  });
+  for (std::size_t i = 0; i < Keyspace::kShards; ++i) keyspace_.shard(i).swap(fresh->shard(i));
+  for (auto& l : locks) l.unlock();
+  std::fprintf(stderr,
+               "weft-kv: AOF: writes that could not be logged were rolled back: memory reloaded "
+               "from the file (%llu records, %lld keys) in %lld ms\n",
+               static_cast<unsigned long long>(r.commands),
+               static_cast<long long>(keyspace_.keys()),
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - start)
+                                          .count()));
+  // `fresh` (now the old contents) is freed here, after the locks.
+}
+
+bool Server::write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out) {
+  // Redis's client-output-buffer-limit for normal clients
+  // (checkClientOutputBufferLimits): over the hard limit at once, or over
+  // the soft one for soft_seconds. The pending bytes are what is left of
+  // this batch of replies while it is written.
+  const Options::OutputLimit& lim = options_.output_limit;
+  if (lim.hard != 0 && out.size() > lim.hard) {
+    stats_.output_limit_closed.fetch_add(1, std::memory_order_relaxed);
+    std::fprintf(stderr,
+                 "weft-kv: client %llu closed for overcoming of output buffer limits (%zu bytes "
+                 "pending, hard limit %llu)\n",
+                 static_cast<unsigned long long>(client.id), out.size(),
+                 static_cast<unsigned long long>(lim.hard));
+    return false;
+  }
+  const std::uint64_t write_timeout =
+      options_.write_timeout_s != 0 ? options_.write_timeout_s : options_.timeout_s;
+  weft::Deadline soft_deadline = weft::Deadline::none();
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const std::size_t pending = out.size() - done;
+    client.omem.store(pending, std::memory_order_relaxed);
+    // The write deadline restarts with every byte of progress.
+    weft::Deadline d = write_timeout != 0
+                           ? weft::Deadline::after(std::chrono::seconds(write_timeout))
+                           : weft::Deadline::none();
+    bool soft = false;
+    if (lim.soft != 0 && pending > lim.soft) {
+      if (soft_deadline.is_none())
+        soft_deadline = weft::Deadline::after(std::chrono::seconds(lim.soft_seconds));
+      if (soft_deadline.when() <= d.when()) {
+        d = soft_deadline;
+        soft = true;
+      }
+    } else {
+      soft_deadline = weft::Deadline::none();
+    }
+    try {
+      done += conn.write(out.data() + done, pending, d);
+    } catch (const weft::TimedOut&) {
+      (soft ? stats_.output_limit_closed : stats_.write_timeout_closed)
+          .fetch_add(1, std::memory_order_relaxed);
+      client.omem.store(0, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  client.omem.store(0, std::memory_order_relaxed);
+  return true;
 }
 
 void Server::cron() {
   // Redis's serverCron at 10 Hz: active expiry (activeExpireCycle: 20 keys
   // per shard and loop, again while more than 10% of a sample had expired,
-  // within 25 ms) and the ops/sec sample.
+  // within 25 ms; keyspace.hpp) and the ops/sec sample.
   constexpr std::size_t kSample = 20;
-  std::uint64_t last_commands = stats.commands.load();
+  std::uint64_t last_commands = stats_.commands.load();
   std::int64_t last_ms = unix_ms();
   std::uint64_t samples[16] = {};
   std::size_t nsample = 0;
+  // Peaks since the last release of free memory (see below).
+  std::int64_t peak_bytes = 0, peak_clients = 0;
   for (;;) {
     weft::this_fiber::sleep_for(std::chrono::milliseconds(100));
     const std::int64_t start = unix_ms();
@@ -411,211 +473,32 @@ void Server::cron() {
         weft::this_fiber::yield();
       }
     }
-    const std::uint64_t commands = stats.commands.load(std::memory_order_relaxed);
+    const std::uint64_t commands = stats_.commands.load(std::memory_order_relaxed);
     const std::int64_t now = unix_ms();
     if (now > last_ms) {
       samples[nsample++ % 16] = (commands - last_commands) * 1000 / std::uint64_t(now - last_ms);
       std::uint64_t sum = 0;
       const std::size_t k = std::min<std::size_t>(nsample, 16);
       for (std::size_t j = 0; j < k; ++j) sum += samples[j];
-      stats.ops_per_sec.store(sum / k, std::memory_order_relaxed);
+      stats_.ops_per_sec.store(sum / k, std::memory_order_relaxed);
     }
     last_commands = commands;
     last_ms = now;
-  }
-}
-
-// --- INFO and CLIENT LIST ---------------------------------------------------
-
-namespace {
-
-std::int64_t rss_bytes() {
-  std::ifstream f("/proc/self/statm");
-  long pages = 0, resident = 0;
-  f >> pages >> resident;
-  return static_cast<std::int64_t>(resident) * ::sysconf(_SC_PAGESIZE);
-}
-
-std::string human_bytes(std::int64_t n) {
-  char buf[32];
-  const double d = static_cast<double>(n);
-  if (n < 1024)
-    std::snprintf(buf, sizeof buf, "%lldB", static_cast<long long>(n));
-  else if (n < 1024 * 1024)
-    std::snprintf(buf, sizeof buf, "%.2fK", d / 1024);
-  else if (n < 1024LL * 1024 * 1024)
-    std::snprintf(buf, sizeof buf, "%.2fM", d / (1024 * 1024));
-  else
-    std::snprintf(buf, sizeof buf, "%.2fG", d / (1024.0 * 1024 * 1024));
-  return buf;
-}
-
-// Appends one printf-formatted INFO line and its CRLF (the compiler checks
-// the format against the arguments).
-__attribute__((format(printf, 2, 3))) void line(std::string& s, const char* fmt, ...) {
-  char buf[256];
-  va_list ap;
-  va_start(ap, fmt);
-  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  if (n > 0) s.append(buf, static_cast<std::size_t>(std::min<int>(n, sizeof buf - 1)));
-  s += "\r\n";
-}
-
-}  // namespace
-
-std::string Server::info(std::string_view section) {
-  std::string s;
-  const bool all = section == "all" || section == "everything";
-  const bool dflt = section.empty() || section == "default" || all;
-  auto want = [&](std::string_view name) { return dflt || section == name; };
-  const std::int64_t now = unix_ms();
-  if (want("server")) {
-    s += "# Server\r\n";
-    line(s, "redis_version:7.0.0");
-    line(s, "redis_mode:standalone");
-    line(s, "server_name:weft-kv");
-    line(s, "weft_kv_version:0.1.0");
-    line(s, "os:Linux");
-    line(s, "multiplexing_api:%s",
-         runtime_.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
-    line(s, "process_id:%ld", static_cast<long>(::getpid()));
-    line(s, "tcp_port:%u", unsigned{bound_port_});
-    line(s, "uptime_in_seconds:%lld", static_cast<long long>((now - start_ms_) / 1000));
-    line(s, "uptime_in_days:%lld", static_cast<long long>((now - start_ms_) / 86400000));
-    line(s, "executable:weft-kv");
-    s += "\r\n";
-  }
-  if (want("clients")) {
-    s += "# Clients\r\n";
-    line(s, "connected_clients:%zu", nclients_.load(std::memory_order_relaxed));
-    line(s, "maxclients:%zu", options_.maxclients);
-    line(s, "blocked_clients:0");
-    s += "\r\n";
-  }
-  if (want("memory")) {
-    const std::int64_t used = used_memory();
-    const std::int64_t rss = rss_bytes();
-    s += "# Memory\r\n";
-    line(s, "used_memory:%lld", static_cast<long long>(used));
-    line(s, "used_memory_human:%s", human_bytes(used).c_str());
-    line(s, "used_memory_rss:%lld", static_cast<long long>(rss));
-    line(s, "used_memory_rss_human:%s", human_bytes(rss).c_str());
-    line(s, "used_memory_dataset:%lld", static_cast<long long>(keyspace_.bytes()));
-    line(s, "maxmemory:%llu", static_cast<unsigned long long>(options_.maxmemory));
-    line(s, "maxmemory_human:%s",
-         human_bytes(static_cast<std::int64_t>(options_.maxmemory)).c_str());
-    line(s, "maxmemory_policy:noeviction");
-    s += "\r\n";
-  }
-  if (want("persistence")) {
-    s += "# Persistence\r\n";
-    line(s, "loading:%d", loading_ ? 1 : 0);
-    line(s, "aof_enabled:%d", aof_ != nullptr ? 1 : 0);
-    line(s, "aof_current_size:%llu",
-         static_cast<unsigned long long>(aof_ != nullptr ? aof_->size() : 0));
-    s += "\r\n";
-  }
-  if (want("stats")) {
-    s += "# Stats\r\n";
-    line(s, "total_connections_received:%llu",
-         static_cast<unsigned long long>(stats.connections.load(std::memory_order_relaxed)));
-    line(s, "total_commands_processed:%llu",
-         static_cast<unsigned long long>(stats.commands.load(std::memory_order_relaxed)));
-    line(s, "instantaneous_ops_per_sec:%llu",
-         static_cast<unsigned long long>(stats.ops_per_sec.load(std::memory_order_relaxed)));
-    line(s, "total_net_input_bytes:%llu",
-         static_cast<unsigned long long>(stats.net_in.load(std::memory_order_relaxed)));
-    line(s, "total_net_output_bytes:%llu",
-         static_cast<unsigned long long>(stats.net_out.load(std::memory_order_relaxed)));
-    line(s, "rejected_connections:%llu",
-         static_cast<unsigned long long>(stats.rejected.load(std::memory_order_relaxed)));
-    line(s, "expired_keys:%llu", static_cast<unsigned long long>(keyspace_.expired()));
-    line(s, "evicted_keys:0");
-    line(s, "keyspace_hits:%llu",
-         static_cast<unsigned long long>(stats.hits.load(std::memory_order_relaxed)));
-    line(s, "keyspace_misses:%llu",
-         static_cast<unsigned long long>(stats.misses.load(std::memory_order_relaxed)));
-    s += "\r\n";
-  }
-  if (want("keyspace")) {
-    s += "# Keyspace\r\n";
-    const std::int64_t keys = keyspace_.keys();
-    if (keys > 0) {
-      line(s, "db0:keys=%lld,expires=%lld,avg_ttl=0", static_cast<long long>(keys),
-           static_cast<long long>(keyspace_.expires()));
+    // When load drops - the dataset halves (FLUSHALL, mass DEL) or most
+    // connections go (after a storm) - hand freed memory back at once
+    // instead of waiting for the allocator's decay (jemalloc: ~1 s;
+    // glibc: never, without malloc_trim).
+    const std::int64_t bytes = keyspace_.bytes();
+    const std::int64_t clients = active_.count();
+    peak_bytes = std::max(peak_bytes, bytes);
+    peak_clients = std::max(peak_clients, clients);
+    if ((peak_bytes > (8 << 20) && bytes < peak_bytes / 2) ||
+        (peak_clients > 100 && clients < peak_clients / 2)) {
+      release_free_memory();
+      peak_bytes = bytes;
+      peak_clients = clients;
     }
-    s += "\r\n";
   }
-  if (all || section == "weft") {
-    const weft::RuntimeStats rs = runtime_.stats();
-    s += "# Weft\r\n";
-    line(s, "weft_workers:%zu", runtime_.workers());
-    line(s, "weft_io_backend:%s",
-         runtime_.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
-    line(s, "weft_fibers_alive:%llu", static_cast<unsigned long long>(rs.fibers_alive));
-    line(s, "weft_fibers_spawned:%llu", static_cast<unsigned long long>(rs.fibers_spawned));
-    line(s, "weft_fibers_completed:%llu", static_cast<unsigned long long>(rs.fibers_completed));
-    line(s, "weft_fibers_runnable:%llu", static_cast<unsigned long long>(rs.fibers_runnable));
-    line(s, "weft_fibers_parked:%llu", static_cast<unsigned long long>(rs.fibers_parked));
-    line(s, "weft_fiber_parks:%llu", static_cast<unsigned long long>(rs.fiber_parks));
-    line(s, "weft_steals:%llu", static_cast<unsigned long long>(rs.steals));
-    line(s, "weft_injector_depth:%llu", static_cast<unsigned long long>(rs.injector_depth));
-    line(s, "weft_io_requests:%llu", static_cast<unsigned long long>(rs.io_requests));
-    line(s, "weft_blocking_threads:%llu", static_cast<unsigned long long>(rs.blocking_threads));
-    line(s, "weft_blocking_tasks:%llu", static_cast<unsigned long long>(rs.blocking_tasks));
-    for (std::size_t i = 0; i < rs.workers.size(); ++i) {
-      const weft::WorkerStats& w = rs.workers[i];
-      line(s,
-           "weft_worker%zu:switches=%llu,steals=%llu,parks=%llu,sleeps=%llu,runnable=%llu,"
-           "io_requests=%llu",
-           i, static_cast<unsigned long long>(w.switches),
-           static_cast<unsigned long long>(w.steals),
-           static_cast<unsigned long long>(w.fiber_parks),
-           static_cast<unsigned long long>(w.sleeps), static_cast<unsigned long long>(w.runnable),
-           static_cast<unsigned long long>(w.io_requests));
-    }
-    s += "\r\n";
-  }
-  if (s.size() >= 2) s.resize(s.size() - 2);  // no blank line after the last section
-  return s;
-}
-
-std::string Server::client_list(const Client* self) {
-  std::string s;
-  const std::int64_t now = unix_ms();
-  std::lock_guard lk(clients_mu_);
-  for (Client* c : clients_) {
-    std::string name;
-    {
-      std::lock_guard nl(c->mu);
-      name = c->name;
-    }
-    const char* cmd = c->last_cmd.load(std::memory_order_relaxed);
-    // The client running CLIENT LIST is in the middle of it.
-    const std::string cmdname = c == self ? "client|list" : cmd != nullptr ? cmd : "NULL";
-    // The name may be long: only the fixed-width parts go through snprintf.
-    char head[128];
-    std::snprintf(head, sizeof head, "id=%llu addr=", static_cast<unsigned long long>(c->id));
-    s += head;
-    s += c->addr;
-    s += " laddr=";
-    s += c->laddr;
-    std::snprintf(head, sizeof head, " fd=%d name=", c->fd);
-    s += head;
-    s += name;
-    char tail[512];
-    std::snprintf(tail, sizeof tail,
-                  " age=%lld idle=%lld flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%llu "
-                  "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-                  "events=r cmd=%s user=default redir=-1 resp=2\n",
-                  static_cast<long long>((now - c->created_ms) / 1000),
-                  static_cast<long long>((now - c->last_ms.load(std::memory_order_relaxed)) / 1000),
-                  static_cast<unsigned long long>(c->qbuf.load(std::memory_order_relaxed)),
-                  cmdname.c_str());
-    s += tail;
-  }
-  return s;
 }
 
 }  // namespace kv

@@ -1,9 +1,10 @@
-// weft-kv: the server — options, clients, command execution, cron, shutdown.
+// weft-kv: the server core — connections, the AOF, the cron and shutdown.
+// It implements the Host interface the command layer (command.hpp) uses
+// and knows nothing of individual commands.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -12,131 +13,44 @@
 #include <vector>
 
 #include "aof.hpp"
+#include "client.hpp"
+#include "command.hpp"
 #include "keyspace.hpp"
-#include "resp.hpp"
+#include "options.hpp"
 #include "weft/net.hpp"
 #include "weft/weft.hpp"
 
 namespace kv {
 
-/// Command-line options (see main.cpp's --help).
-struct Options {
-  std::string bind = "127.0.0.1";
-  std::uint16_t port = 6380;
-  std::size_t workers = 0;  ///< 0: weft's default (one per core)
-  weft::IoBackend io = weft::IoBackend::auto_detect;
-  bool appendonly = false;
-  FsyncPolicy appendfsync = FsyncPolicy::everysec;
-  std::filesystem::path dir = ".";
-  std::size_t maxclients = 10000;
-  std::uint64_t maxmemory = 0;  ///< bytes; 0: no limit
-  std::uint64_t timeout_s = 0;  ///< client idle timeout, seconds; 0: none
-  ParseLimits limits;
-};
-
-/// Parses argv into Options. On a bad flag or value throws
-/// std::invalid_argument with a message naming the flag; `--help` sets
-/// `*help` and returns.
-Options parse_options(std::span<char* const> args, bool* help);
-
-/// The --help text.
-extern const char* const kUsage;
-
-/// One connected client, as CLIENT LIST shows it. Fields other fibers read
-/// are atomics or guarded by `mu`.
-struct Client {
-  std::uint64_t id = 0;
-  std::string addr;   ///< peer ip:port
-  std::string laddr;  ///< local ip:port
-  int fd = -1;
-  std::int64_t created_ms = 0;
-  std::atomic<std::int64_t> last_ms{0};  ///< last command, Unix ms
-  /// The last command's full name as CLIENT LIST shows it (a string
-  /// literal: "get", "client|setname"), nullptr before the first.
-  std::atomic<const char*> last_cmd{nullptr};
-  std::atomic<std::uint64_t> qbuf{0};  ///< bytes buffered, not yet parsed
-  std::mutex mu;                       ///< guards name
-  std::string name;
-};
-
-class Server;
-
-/// What a command handler sees.
-struct Context {
-  Server& server;
-  Client* client;  ///< nullptr during AOF replay
-  std::span<const std::string_view> argv;
-  std::string& out;           ///< the reply goes here
-  std::int64_t now;           ///< unix_ms() at dispatch
-  std::uint64_t aof_seq = 0;  ///< highest AOF record this command appended
-  bool close = false;         ///< close the connection after the reply (QUIT)
-  std::uint64_t hits = 0, misses = 0;
-};
-
-/// Flags of a command (Redis's command flags, the ones we use).
-enum CommandFlags : unsigned {
-  kWrite = 1,
-  kReadonly = 2,
-  kDenyOom = 4,
-  kFast = 8,
-  kAdmin = 16,
-  kLoading = 32,  ///< allowed while loading
-  kStale = 64,
-  kNoScript = 128,
-};
-
-/// One entry of the command table.
-struct Command {
-  const char* name;  ///< lower case
-  int arity;         ///< Redis arity: N exact, -N at least N (argv[0] counted)
-  unsigned flags;
-  int first_key, last_key, key_step;
-  void (*run)(Context&);
-};
-
-/// The command table, in a stable order (COMMAND's output and last_cmd).
-std::span<const Command> commands() noexcept;
-
 /// The server. Create on a fiber of the runtime that serves it; run() until
 /// it shuts down.
-class Server {
+class Server final : public Host {
  public:
   Server(Options options, weft::Runtime& runtime);
-  ~Server();
+  ~Server() override;
 
   /// Replays the AOF (when enabled), binds, serves until SIGINT/SIGTERM or
   /// SHUTDOWN, then shuts down cleanly: stops accepting, lets each
-  /// connection finish the commands it has read, fsyncs the AOF. Call on a
-  /// fiber. @throws std::system_error if the port cannot be bound or the AOF
-  /// cannot be opened; weft::Cancelled if cancelled.
+  /// connection finish the commands it has read (at most 5 s), fsyncs the
+  /// AOF. Call on a fiber. @throws std::system_error if the port cannot be
+  /// bound or the AOF cannot be opened; weft::Cancelled if cancelled.
   void run();
 
-  /// Executes one command (argv[0] is its name, any case) and appends its
-  /// reply to ctx.out. Thread/fiber-safe.
-  void execute(Context& ctx);
+  // Host (command.hpp).
+  Keyspace& keyspace() noexcept override { return keyspace_; }
+  void propagate(Context& ctx, std::span<const std::string_view> argv) override;
+  bool loading() const noexcept override { return loading_; }
+  const Options& options() const noexcept override { return options_; }
+  std::int64_t used_memory() const noexcept override;
+  bool writes_allowed() const noexcept override { return aof_ == nullptr || aof_->healthy(); }
+  std::string write_refusal() const override;
+  std::string info(std::string_view section) override;
+  std::string client_list(const Client* self) override;
+  void reset_stats() noexcept override;
+  void request_shutdown() noexcept override;
 
-  /// Asks run() to shut down (SHUTDOWN, signals). Thread-safe.
-  void request_shutdown() noexcept;
-
-  Keyspace& keyspace() noexcept { return keyspace_; }
-  const Options& options() const noexcept { return options_; }
-  weft::Runtime& runtime() noexcept { return runtime_; }
-  Aof* aof() noexcept { return aof_.get(); }
-  bool loading() const noexcept { return loading_; }
-
-  /// Appends `argv` to the AOF if enabled and not loading; call with the
-  /// affected shard locks held. Records the sequence in ctx.
-  void propagate(Context& ctx, std::span<const std::string_view> argv);
-
-  /// Used memory estimate, bytes (keyspace + clients' buffers).
-  std::int64_t used_memory() const noexcept;
-
-  /// Text of INFO [section].
-  std::string info(std::string_view section);
-  /// Text of CLIENT LIST, as `self` (the asking client, or nullptr) sees it.
-  std::string client_list(const Client* self);
-
-  /// Statistics (INFO stats), relaxed atomics.
+ private:
+  /// Counters INFO shows; relaxed atomics (statistics, ordered by nothing).
   struct Stats {
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> rejected{0};
@@ -147,13 +61,61 @@ class Server {
     std::atomic<std::uint64_t> net_out{0};
     std::atomic<std::int64_t> client_buffers{0};
     std::atomic<std::uint64_t> ops_per_sec{0};
-  } stats;
+    std::atomic<std::uint64_t> output_limit_closed{0};   ///< client-output-buffer-limit
+    std::atomic<std::uint64_t> write_timeout_closed{0};  ///< reply writes without progress
+  };
 
- private:
+  /// A reply in a connection's output that logged an AOF record: where it
+  /// is and the record (0 once answered with MISCONF instead).
+  struct Logged {
+    std::size_t begin, end;
+    std::uint64_t seq;
+  };
+
+  /// The command layer's view of a keyspace being rebuilt from the AOF
+  /// (roll_back_unlogged): loading, nothing propagated.
+  class ReplayHost final : public Host {
+   public:
+    ReplayHost(Keyspace& ks, const Options& o) : ks_(ks), options_(o) {}
+    Keyspace& keyspace() noexcept override { return ks_; }
+    void propagate(Context&, std::span<const std::string_view>) override {}
+    bool loading() const noexcept override { return true; }
+    const Options& options() const noexcept override { return options_; }
+    std::int64_t used_memory() const noexcept override { return ks_.bytes(); }
+    bool writes_allowed() const noexcept override { return true; }
+    std::string write_refusal() const override { return {}; }
+    std::string info(std::string_view) override { return {}; }
+    std::string client_list(const Client*) override { return {}; }
+    void reset_stats() noexcept override {}
+    void request_shutdown() noexcept override {}
+
+   private:
+    Keyspace& ks_;
+    const Options& options_;
+  };
+
+  /// A connection being served: its client state and its stream (so that
+  /// shutdown can end its reads). Registered in connections_ while served.
+  struct Connection {
+    Client client;
+    weft::net::TcpStream* stream = nullptr;
+  };
+
   void serve(weft::net::TcpStream conn);
+  /// Writes `out` to the client under the write deadline and the output
+  /// limits. Returns false when the client was closed for them (counted).
+  bool write_replies(weft::net::TcpStream& conn, Client& client, std::string_view out);
   void accept_loop(weft::net::TcpListener& listener, weft::Scope& scope);
+  weft::net::TcpListener bind_listener(const weft::net::BindOptions& bo);
   void cron();
   void load_aof();
+  /// Waits until the batch's records up to `seq` are durable; replies of
+  /// records a failed write discarded become the MISCONF error in `out`.
+  void wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq);
+  /// After a failed AOF write: discards what was not written and rebuilds
+  /// memory from the file, every shard locked meanwhile, so that no effect
+  /// that could not be logged stays applied.
+  void roll_back_unlogged();
 
   Options options_;
   weft::Runtime& runtime_;
@@ -162,12 +124,16 @@ class Server {
   bool loading_ = false;
   std::int64_t start_ms_ = 0;
   std::uint16_t bound_port_ = 0;
+  Stats stats_;
 
-  std::mutex clients_mu_;  // guards clients_ (short critical sections only)
-  std::vector<Client*> clients_;
+  std::mutex connections_mu_;  // guards connections_ (short critical sections only)
+  std::vector<Connection*> connections_;
   std::atomic<std::uint64_t> next_client_id_{1};
-  std::atomic<std::size_t> nclients_{0};
+  /// Connections accepted and not yet finished (served or being set up):
+  /// maxclients counts them, shutdown waits for them.
+  weft::WaitGroup active_;
 
+  weft::Mutex rollback_mu_;  // one roll_back_unlogged() at a time
   weft::Event shutdown_;
   std::atomic<bool> stopping_{false};
 };

@@ -148,6 +148,9 @@ Stack StackCache::take(std::size_t size) noexcept {
 
 void StackCache::give(Stack s, std::size_t default_size, StackAllocator& alloc) noexcept {
   if (s.usable_size() == default_size && free_.size() < kMaxCached) {
+    // Above the resident high-water mark: keep the mapping, return the
+    // pages (a failure only means they stay resident).
+    if (free_.size() >= kResident) ::madvise(s.lo, s.usable_size(), MADV_DONTNEED);
     try {
       free_.push_back(s);
       return;

@@ -89,9 +89,15 @@ class StackAllocator {
 };
 
 /// Per-worker cache of free stacks of the runtime's default size. Owner-only.
+/// The first kResident cached stacks keep their pages (reuse costs no page
+/// faults); stacks cached beyond that have their pages returned to the
+/// kernel (madvise MADV_DONTNEED) and keep only their mapping, so that
+/// after a burst of fibers (a connection storm) the memory comes back
+/// while the mappings stay reusable.
 class StackCache {
  public:
   static constexpr std::size_t kMaxCached = 512;
+  static constexpr std::size_t kResident = 64;
 
   StackCache() = default;
   StackCache(const StackCache&) = delete;

@@ -8,6 +8,7 @@
 
 #include "fiber/fiber.hpp"
 #include "io/backend.hpp"
+#include "io/fault.hpp"
 #include "obs/metrics.hpp"
 #include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
@@ -130,13 +131,12 @@ std::int64_t perform_blocking(const Request& r) {
   return result;
 }
 
-std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
-  // A cancellation point even when the call would not block (io.md).
-  if (cancellable && is_cancelled(current_fiber())) throw Cancelled();
-  IoMetrics metrics(r.op);
-  OpGuard guard(o);
-  if (o != nullptr && !guard) return -EBADF;
-  Backend* b = Backend::of_calling_fiber();
+namespace {
+
+// perform() once the operation reference is held: on backend b, or on the
+// calling plain thread when b is null.
+std::int64_t dispatch(const Request& r, IoObject* o, Backend* b, std::int64_t deadline_ns,
+                      bool cancellable) {
   std::int64_t n;
   if (b == nullptr) {
     n = perform_on_thread(r, o, deadline_ns);
@@ -171,7 +171,44 @@ std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bo
     LockGuard g(o->lock);
     if (o->closed) n = -EBADF;
   }
-  return metrics.done(n);
+  return n;
+}
+
+// Test-only fault injection (fault.hpp): a failure is reported as the
+// operation's result without running it; a short transfer runs with a
+// smaller length; an injected EAGAIN on a pollable descriptor waits for
+// readiness first, as a real one would make the backend do.
+std::int64_t dispatch_with_faults(const Request& r, IoObject* o, Backend* b,
+                                  std::int64_t deadline_ns, bool cancellable) {
+  const std::int64_t f = fault::intercept(r);
+  if (f == 0) return dispatch(r, o, b, deadline_ns, cancellable);
+  if (f == -EAGAIN && o != nullptr && o->pollable && r.op != Op::poll) {
+    Request p;
+    p.op = Op::poll;
+    p.fd = r.fd;
+    p.poll_events = r.readiness();
+    const std::int64_t ready = dispatch(p, o, b, deadline_ns, cancellable);
+    if (ready < 0) return ready;
+    if (b != nullptr) b = Backend::of_calling_fiber();  // the fiber may have moved
+    return dispatch(r, o, b, deadline_ns, cancellable);
+  }
+  if (f < 0) return f;
+  Request shorter = r;
+  shorter.len = static_cast<std::size_t>(f);
+  return dispatch(shorter, o, b, deadline_ns, cancellable);
+}
+
+}  // namespace
+
+std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
+  // A cancellation point even when the call would not block (io.md).
+  if (cancellable && is_cancelled(current_fiber())) throw Cancelled();
+  IoMetrics metrics(r.op);
+  OpGuard guard(o);
+  if (o != nullptr && !guard) return -EBADF;
+  Backend* b = Backend::of_calling_fiber();
+  if (fault::armed()) return metrics.done(dispatch_with_faults(r, o, b, deadline_ns, cancellable));
+  return metrics.done(dispatch(r, o, b, deadline_ns, cancellable));
 }
 
 std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config, std::size_t count) {

@@ -15,10 +15,11 @@
 // Rejected: the reactor and the wheel waking fibers straight into the
 // worker that polls them, with thread-local flags telling the worker it is
 // being re-entered from inside its own wait so that it batches instead of
-// scheduling (weft's first design: Worker::collecting_wakes_,
-// batched_wakes_, defer_after_timers). It worked, but every waker had to
-// know about the batch, and the next users of the wait (metrics, tracing, a
-// thread-per-core scheduler) would have had to thread through it too.
+// scheduling (weft's first design: a per-worker "collecting" flag, a
+// buffer of batched wakes and a deferral flag for timer wake-ups). It
+// worked, but every waker had to know about the batch, and the next users
+// of the wait (metrics, tracing, a thread-per-core scheduler) would have
+// had to thread through it too.
 //
 // Chosen: the wait returns its result. Driver::park(timeout, woken) fires
 // the worker's due timers, polls its reactor (waiting up to `timeout` when

@@ -24,6 +24,8 @@
 
 #include "common/test_util.hpp"
 #include "fs/fs_test_util.hpp"
+#include "io/fault.hpp"
+#include "weft/this_fiber.hpp"
 
 namespace kv {
 namespace {
@@ -658,7 +660,10 @@ TEST_P(AofTest, OpenFailuresAreSystemErrorsNamingThePath) {
 // A write that fails (appendonly.aof is /dev/full: ENOSPC) fails every
 // later wait_durable and flush_and_sync too, and append keeps working
 // (dropping what it is given).
-TEST_P(AofTest, WriteFailuresAreSticky) {
+// A file that cannot be cut back after a failed write (/dev/full: ENOSPC
+// on write, ftruncate refused) is a permanent failure: a retry could
+// duplicate records, so every waiter gets the error, none hangs.
+TEST_P(AofTest, FailuresThatCannotBeCutBackArePermanent) {
   if (!std::filesystem::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
   std::filesystem::create_symlink("/dev/full", file());
   for (FsyncPolicy policy : {FsyncPolicy::always, FsyncPolicy::everysec, FsyncPolicy::no}) {
@@ -673,8 +678,12 @@ TEST_P(AofTest, WriteFailuresAreSticky) {
         ADD_FAILURE() << "no error";
       } catch (const std::system_error& e) {
         EXPECT_EQ(std::string(e.what()),
-                  "weft-kv: AOF: write to '" + file().native() + "' failed: " + e.code().message());
+                  "weft-kv: AOF: write to '" + file().native() +
+                      "' failed (record 1 was discarded): " + e.code().message());
       }
+      EXPECT_FALSE(aof->status().ok);
+      EXPECT_FALSE(aof->healthy());
+      EXPECT_EQ(aof->status().error, ENOSPC);
       const std::uint64_t s2 = append(*aof, {"SET", "b", "2"});
       EXPECT_EQ(s2, s1 + 1);
       WEFT_EXPECT_ERRNO(aof->wait_durable(s2), std::errc::no_space_on_device);
@@ -693,8 +702,100 @@ TEST_P(AofTest, WriteFailuresAreSticky) {
       }
       for (auto& h : hs) EXPECT_EQ(h.join(), 1);
       ::testing::internal::CaptureStderr();
-      aof.reset();  // no flush attempt, no message
-      EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+      aof.reset();  // no flush attempt; says what it could not write
+      EXPECT_NE(::testing::internal::GetCapturedStderr().find("closed while failing"),
+                std::string::npos);
+    });
+  }
+}
+
+// Injected ENOSPC or EIO at each write and fdatasync site (the group
+// commit's write, its fdatasync under always, everysec's background
+// fdatasync), each policy: the waiters of a failed batch get AofWriteError
+// (their records are lost(), never written), the others return once their
+// records are in the file; the status says err until a retry on the timer
+// succeeds. The file then holds exactly the acknowledged records, each
+// once.
+TEST_P(AofTest, WriteAndFsyncFailuresAreRetriedAndLoseNothing) {
+  namespace fault = weft::detail::io::fault;
+  struct Case {
+    const char* name;
+    FsyncPolicy policy;
+    std::string rule;
+    std::uint64_t min_errors = 1;
+  };
+  const std::string path = "path=*/appendonly.aof";
+  const std::vector<Case> cases = {
+      {"write ENOSPC, always", FsyncPolicy::always,
+       "op=write,errno=ENOSPC,after=1,count=2," + path},
+      {"write EIO, everysec", FsyncPolicy::everysec, "op=write,errno=EIO,after=1,count=2," + path},
+      {"write EDQUOT, no", FsyncPolicy::no, "op=write,errno=EDQUOT,after=1,count=2," + path},
+      {"short writes, always", FsyncPolicy::always, "op=write,short=7,after=1,count=50," + path, 0},
+      {"fdatasync EIO, always", FsyncPolicy::always, "op=fsync,errno=EIO,after=1,count=2," + path},
+      {"background fdatasync EIO, everysec", FsyncPolicy::everysec,
+       "op=fsync,errno=EIO,count=2," + path},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.name);
+    std::filesystem::remove(file());
+    fault::clear();
+    for (std::size_t at = 0; at < k.rule.size();) {
+      const std::size_t semi = std::min(k.rule.find(';', at), k.rule.size());
+      if (!fault::add(fault::parse_rule(k.rule.substr(at, semi - at))))
+        GTEST_SKIP() << "fault injection compiled out";
+      at = semi + 1;
+    }
+    std::vector<Args> want;
+    run([&] {
+      auto aof = Aof::open(dir_.path(), k.policy);
+      aof->replay([](auto) {});
+      // The first record goes through (after=1 lets one write pass).
+      want.push_back({"SET", "k0", "v0"});
+      aof->wait_durable(append(*aof, want.back()));
+      // Then batches of 20 concurrent writers until the faults are used
+      // up: some land in failed rounds.
+      const auto until = std::chrono::steady_clock::now() + weft::test::kPatience;
+      int next = 1;
+      do {
+        std::vector<std::pair<Args, weft::JoinHandle<bool>>> hs;
+        for (int i = 0; i < 20; ++i, ++next) {
+          Args rec = {"SET", "k" + std::to_string(next), std::string(100, 'a' + next % 26)};
+          hs.emplace_back(rec, weft::spawn([&aof, rec] {
+                            const std::uint64_t seq = append(*aof, rec);
+                            try {
+                              aof->wait_durable(seq);
+                              return true;
+                            } catch (const kv::AofWriteError&) {
+                              EXPECT_TRUE(aof->lost(seq));
+                              return false;
+                            }
+                          }));
+        }
+        for (auto& [rec, h] : hs)
+          if (h.join()) want.push_back(rec);
+        if (!aof->healthy()) weft::this_fiber::sleep_for(std::chrono::milliseconds(300));
+      } while ((aof->status().errors < k.min_errors || !aof->healthy()) &&
+               std::chrono::steady_clock::now() < until);
+      if (k.policy == FsyncPolicy::everysec) {
+        // The background fdatasync fails and is retried too.
+        const auto until = std::chrono::steady_clock::now() + weft::test::kPatience;
+        while (aof->status().errors < 2 && std::chrono::steady_clock::now() < until)
+          weft::this_fiber::sleep_for(std::chrono::milliseconds(50));
+        while (!aof->healthy() && std::chrono::steady_clock::now() < until)
+          weft::this_fiber::sleep_for(std::chrono::milliseconds(50));
+      }
+      EXPECT_TRUE(aof->healthy()) << k.name;
+      EXPECT_GE(aof->status().errors, k.min_errors) << k.name;
+      aof->flush_and_sync();
+    });
+    fault::clear();
+    run([&] {
+      Replayed r = replay(dir_.path());
+      EXPECT_EQ(r.result.truncated_bytes, 0u);
+      std::vector<Args> got = r.records, expect = want;
+      std::sort(got.begin(), got.end());  // concurrent writers: any order
+      std::sort(expect.begin(), expect.end());
+      EXPECT_EQ(got, expect) << k.name;
     });
   }
 }

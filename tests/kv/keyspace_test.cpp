@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "server.hpp"
+#include "options.hpp"
 
 namespace {
 

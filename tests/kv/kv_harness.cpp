@@ -179,7 +179,8 @@ std::vector<std::string> split_lines(std::string_view text) {
 
 // --- Server ------------------------------------------------------------------------------
 
-Server::Server(ServerConfig config) : config_(std::move(config)) {
+Server::Server(ServerConfig config, ServerEnv env)
+    : config_(std::move(config)), env_(std::move(env)) {
   if (target().binary.empty())
     throw std::runtime_error("no server under test: " + target().missing);
   // 2,000-connection tests need descriptors on both sides; the server
@@ -227,17 +228,19 @@ std::vector<std::string> Server::arguments(std::uint16_t port) const {
   return a;
 }
 
-void Server::start() {
+void Server::start(std::uint16_t fixed_port, const std::function<void()>& after_spawn) {
   std::string failures;
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    port_ = free_port();
+  for (int attempt = 0; attempt < (fixed_port != 0 ? 1 : 5); ++attempt) {
+    port_ = fixed_port != 0 ? fixed_port : free_port();
     const std::size_t log_from = log_size();
     Command cmd("/bin/sh");
     cmd.arg("-c").arg("exec \"$0\" \"$@\" >>\"$WEFT_KV_ITEST_LOG\" 2>&1").arg(target().binary);
     const auto args = arguments(port_);
     cmd.args(std::span<const std::string>(args));
     cmd.env("WEFT_KV_ITEST_LOG", log_path_.string()).std_in(Stdio::null);
+    for (const auto& [name, value] : env_) cmd.env(name, value);
     child_ = cmd.spawn();
+    if (after_spawn) after_spawn();
 
     const Deadline give_up(kPatience);
     while (!give_up.expired()) {
@@ -291,6 +294,18 @@ void Server::restart() {
     child_.wait(kPatience);
   }
   start();
+}
+
+void Server::kill_and_restart_on_same_port() {
+  // The new process is spawned first and the old one killed right after:
+  // the new one binds within milliseconds of the kill, before the kernel
+  // has necessarily released the old listening socket ("at once", as a
+  // supervisor restarting a crashed server would, only faster).
+  weft::process::Child old = std::move(child_);
+  start(port_, [&] {
+    if (old && !old.try_wait()) old.kill(SIGKILL);
+  });
+  if (old) old.wait(kPatience);
 }
 
 // --- Reply -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -122,6 +123,9 @@ struct ServerConfig {
   std::filesystem::path dir;
 };
 
+/// Environment variables for a server process (e.g. WEFT_FAULTS).
+using ServerEnv = std::vector<std::pair<std::string, std::string>>;
+
 /// A running server under test. Move-free: tests hold it by value or in a
 /// unique_ptr.
 class Server {
@@ -129,7 +133,7 @@ class Server {
   /// Starts the server and waits until it answers PING.
   /// @throws std::runtime_error with the server's log when it does not come
   /// up within kPatience or keeps exiting.
-  explicit Server(ServerConfig config = {});
+  explicit Server(ServerConfig config = {}, ServerEnv env = {});
   /// Kills (SIGKILL) and reaps the server if it still runs.
   ~Server();
   Server(const Server&) = delete;
@@ -156,12 +160,23 @@ class Server {
   /// on a new port, once the previous process has ended (kills it with
   /// SIGKILL first if not).
   void restart();
+  /// Kills the server with SIGKILL and at once (before the old process is
+  /// reaped) starts it again on the same port, with no retry on another
+  /// one, as a supervisor restarting a crashed server would.
+  /// @throws std::runtime_error with the log if it does not answer PING.
+  void kill_and_restart_on_same_port();
+  /// The configuration and environment, to change before restart().
+  ServerConfig& config() noexcept { return config_; }
+  ServerEnv& env() noexcept { return env_; }
 
  private:
-  void start();
+  // fixed_port != 0: that port, one attempt. after_spawn runs right after
+  // the process is spawned, before it is waited for.
+  void start(std::uint16_t fixed_port = 0, const std::function<void()>& after_spawn = {});
   std::vector<std::string> arguments(std::uint16_t port) const;
 
   ServerConfig config_;
+  ServerEnv env_;
   std::unique_ptr<weft::test::TempDir> own_dir_;
   weft::test::TempDir log_dir_;
   std::filesystem::path dir_;

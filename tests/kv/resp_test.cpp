@@ -876,8 +876,10 @@ TEST(RespReply, EncodedRequestsParseBack) {
 // --- the corpus: tests/kv/corpus -------------------------------------------------
 
 std::filesystem::path corpus_dir() {
+  // The build passes the directory: __FILE__ is relative when ccache
+  // rewrites paths under its base_dir.
   if (const char* dir = std::getenv("WEFT_KV_CORPUS_DIR")) return dir;
-  return std::filesystem::path(__FILE__).parent_path() / "corpus";
+  return WEFT_KV_CORPUS_DIR;
 }
 
 std::string read_file(const std::filesystem::path& p) {

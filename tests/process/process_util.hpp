@@ -1,5 +1,6 @@
-// Helpers shared by the process and signal tests: a fixture parameterised
-// over the I/O backend, and a way to cancel one particular fiber.
+// Helpers shared by the process and signal tests (tests/process,
+// tests/signal): a fixture parameterised over the I/O backend, and a way to
+// cancel one particular fiber.
 #pragma once
 
 #include <gtest/gtest.h>

@@ -427,7 +427,10 @@ TEST_P(SharedMutexTest, ATimedOutWriterLetsTheReadersBehindItIn) {
   Runtime rt(config());
   weft::SharedMutex m;
   m.lock_shared();  // R1 (the test thread) holds it shared throughout
-  auto writer = rt.spawn([&] { return m.try_lock_for(50ms); });
+  // Long enough for the reader to queue behind the writer on a loaded
+  // machine (with 50 ms the writer timed out before the check that it had
+  // parked, at load average 15).
+  auto writer = rt.spawn([&] { return m.try_lock_for(500ms); });
   settle_parked(rt, 1);
   std::atomic<bool> reader_in{false};
   auto reader = rt.spawn([&] {
@@ -435,6 +438,7 @@ TEST_P(SharedMutexTest, ATimedOutWriterLetsTheReadersBehindItIn) {
     reader_in = true;
     m.unlock_shared();
   });
+  settle_parked(rt, 2);  // the reader waits behind the writer
   EXPECT_FALSE(writer.join()) << "the writer got in while a reader held the lock";
   EXPECT_TRUE(eventually([&] { return reader_in.load(); }))
       << "a reader queued behind a writer that timed out is stuck";

@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "cancel/cancel_util.hpp"
 #include "common/test_util.hpp"
-#include "scope/cancel_util.hpp"
 #include "weft/weft.hpp"
 
 using namespace std::chrono_literals;

@@ -1,4 +1,4 @@
-// Helpers shared by the cancellation and scope tests (tests/scope).
+// Helpers shared by the cancellation and scope tests (tests/cancel, tests/scope).
 #pragma once
 
 #include <atomic>

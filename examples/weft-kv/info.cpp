@@ -1,0 +1,242 @@
+// weft-kv: INFO and CLIENT LIST, the server's introspection texts.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <fstream>
+
+#include "memory.hpp"
+#include "server.hpp"
+
+namespace kv {
+
+namespace {
+
+std::string human_bytes(std::int64_t n) {
+  char buf[32];
+  const double d = static_cast<double>(n);
+  if (n < 1024)
+    std::snprintf(buf, sizeof buf, "%lldB", static_cast<long long>(n));
+  else if (n < 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.2fK", d / 1024);
+  else if (n < 1024LL * 1024 * 1024)
+    std::snprintf(buf, sizeof buf, "%.2fM", d / (1024 * 1024));
+  else
+    std::snprintf(buf, sizeof buf, "%.2fG", d / (1024.0 * 1024 * 1024));
+  return buf;
+}
+
+// Appends one printf-formatted INFO line and its CRLF (the compiler checks
+// the format against the arguments).
+__attribute__((format(printf, 2, 3))) void line(std::string& s, const char* fmt, ...) {
+  char buf[256];
+  va_list ap;
+  va_start(ap, fmt);
+  const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n > 0) s.append(buf, static_cast<std::size_t>(std::min<int>(n, sizeof buf - 1)));
+  s += "\r\n";
+}
+
+}  // namespace
+
+std::string Server::info(std::string_view section) {
+  std::string s;
+  const bool all = section == "all" || section == "everything";
+  const bool dflt = section.empty() || section == "default" || all;
+  auto want = [&](std::string_view name) { return dflt || section == name; };
+  const std::int64_t now = unix_ms();
+  if (want("server")) {
+    s += "# Server\r\n";
+    line(s, "redis_version:7.0.0");
+    line(s, "redis_mode:standalone");
+    line(s, "server_name:weft-kv");
+    line(s, "weft_kv_version:0.1.0");
+    line(s, "os:Linux");
+    line(s, "multiplexing_api:%s",
+         runtime_.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
+    line(s, "process_id:%ld", static_cast<long>(::getpid()));
+    line(s, "tcp_port:%u", unsigned{bound_port_});
+    line(s, "uptime_in_seconds:%lld", static_cast<long long>((now - start_ms_) / 1000));
+    line(s, "uptime_in_days:%lld", static_cast<long long>((now - start_ms_) / 86400000));
+    line(s, "executable:weft-kv");
+    s += "\r\n";
+  }
+  if (want("clients")) {
+    s += "# Clients\r\n";
+    line(s, "connected_clients:%zu", static_cast<std::size_t>(active_.count()));
+    line(s, "maxclients:%zu", options_.maxclients);
+    line(s, "blocked_clients:0");
+    s += "\r\n";
+  }
+  if (want("memory")) {
+    // used_memory is the allocator's count of bytes held, as Redis's
+    // (zmalloc_used_memory); maxmemory is checked against used_memory()'s
+    // estimate of data and client buffers (used_memory_dataset + buffers),
+    // which does not include the runtime's own memory.
+    const AllocatorStats a = allocator_stats();
+    const std::int64_t used = a.allocated != 0 ? a.allocated : used_memory();
+    const std::int64_t rss = rss_bytes();
+    const auto ratio = [](std::int64_t x, std::int64_t y) {
+      return y > 0 ? static_cast<double>(x) / static_cast<double>(y) : 0.0;
+    };
+    s += "# Memory\r\n";
+    line(s, "used_memory:%lld", static_cast<long long>(used));
+    line(s, "used_memory_human:%s", human_bytes(used).c_str());
+    line(s, "used_memory_rss:%lld", static_cast<long long>(rss));
+    line(s, "used_memory_rss_human:%s", human_bytes(rss).c_str());
+    line(s, "used_memory_dataset:%lld", static_cast<long long>(keyspace_.bytes()));
+    line(s, "used_memory_clients:%lld",
+         static_cast<long long>(stats_.client_buffers.load(std::memory_order_relaxed)));
+    line(s, "allocator_allocated:%lld", static_cast<long long>(a.allocated));
+    line(s, "allocator_active:%lld", static_cast<long long>(a.active));
+    line(s, "allocator_resident:%lld", static_cast<long long>(a.resident));
+    line(s, "allocator_frag_ratio:%.2f", ratio(a.active, a.allocated));
+    line(s, "allocator_frag_bytes:%lld", static_cast<long long>(a.active - a.allocated));
+    line(s, "allocator_rss_ratio:%.2f", ratio(a.resident, a.active));
+    line(s, "allocator_rss_bytes:%lld", static_cast<long long>(a.resident - a.active));
+    line(s, "allocator_mapped:%lld", static_cast<long long>(a.mapped));
+    line(s, "allocator_retained:%lld", static_cast<long long>(a.retained));
+    line(s, "mem_fragmentation_ratio:%.2f", ratio(rss, used));
+    line(s, "mem_fragmentation_bytes:%lld", static_cast<long long>(rss - used));
+    line(s, "mem_allocator:%s", a.name);
+    line(s, "maxmemory:%llu", static_cast<unsigned long long>(options_.maxmemory));
+    line(s, "maxmemory_human:%s",
+         human_bytes(static_cast<std::int64_t>(options_.maxmemory)).c_str());
+    line(s, "maxmemory_policy:noeviction");
+    s += "\r\n";
+  }
+  if (want("persistence")) {
+    s += "# Persistence\r\n";
+    line(s, "loading:%d", loading_ ? 1 : 0);
+    // Redis 7.0's fields (no rewrite exists yet: its status is always ok),
+    // then weft-kv's count of failed AOF writes and fdatasyncs.
+    const AofStatus st = aof_ != nullptr ? aof_->status() : AofStatus{};
+    line(s, "aof_enabled:%d", aof_ != nullptr ? 1 : 0);
+    line(s, "aof_rewrite_in_progress:0");
+    line(s, "aof_rewrite_scheduled:0");
+    line(s, "aof_last_rewrite_time_sec:-1");
+    line(s, "aof_current_rewrite_time_sec:-1");
+    line(s, "aof_last_bgrewrite_status:ok");
+    line(s, "aof_rewrites:0");
+    line(s, "aof_rewrites_consecutive_failures:0");
+    line(s, "aof_last_write_status:%s", st.ok ? "ok" : "err");
+    if (aof_ != nullptr) {
+      line(s, "aof_current_size:%llu", static_cast<unsigned long long>(aof_->size()));
+      line(s, "aof_buffer_length:%llu", static_cast<unsigned long long>(st.buffered));
+    }
+    line(s, "aof_write_errors:%llu", static_cast<unsigned long long>(st.errors));
+    s += "\r\n";
+  }
+  if (want("stats")) {
+    s += "# Stats\r\n";
+    line(s, "total_connections_received:%llu",
+         static_cast<unsigned long long>(stats_.connections.load(std::memory_order_relaxed)));
+    line(s, "total_commands_processed:%llu",
+         static_cast<unsigned long long>(stats_.commands.load(std::memory_order_relaxed)));
+    line(s, "instantaneous_ops_per_sec:%llu",
+         static_cast<unsigned long long>(stats_.ops_per_sec.load(std::memory_order_relaxed)));
+    line(s, "total_net_input_bytes:%llu",
+         static_cast<unsigned long long>(stats_.net_in.load(std::memory_order_relaxed)));
+    line(s, "total_net_output_bytes:%llu",
+         static_cast<unsigned long long>(stats_.net_out.load(std::memory_order_relaxed)));
+    line(s, "rejected_connections:%llu",
+         static_cast<unsigned long long>(stats_.rejected.load(std::memory_order_relaxed)));
+    line(s, "expired_keys:%llu", static_cast<unsigned long long>(keyspace_.expired()));
+    line(s, "evicted_keys:0");
+    line(s, "keyspace_hits:%llu",
+         static_cast<unsigned long long>(stats_.hits.load(std::memory_order_relaxed)));
+    line(s, "keyspace_misses:%llu",
+         static_cast<unsigned long long>(stats_.misses.load(std::memory_order_relaxed)));
+    line(s, "client_output_buffer_limit_disconnections:%llu",
+         static_cast<unsigned long long>(
+             stats_.output_limit_closed.load(std::memory_order_relaxed)));
+    line(s, "client_write_timeout_disconnections:%llu",
+         static_cast<unsigned long long>(
+             stats_.write_timeout_closed.load(std::memory_order_relaxed)));
+    s += "\r\n";
+  }
+  if (want("keyspace")) {
+    s += "# Keyspace\r\n";
+    const std::int64_t keys = keyspace_.keys();
+    if (keys > 0) {
+      line(s, "db0:keys=%lld,expires=%lld,avg_ttl=0", static_cast<long long>(keys),
+           static_cast<long long>(keyspace_.expires()));
+    }
+    s += "\r\n";
+  }
+  if (all || section == "weft") {
+    const weft::RuntimeStats rs = runtime_.stats();
+    s += "# Weft\r\n";
+    line(s, "weft_workers:%zu", runtime_.workers());
+    line(s, "weft_io_backend:%s",
+         runtime_.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
+    line(s, "weft_fibers_alive:%llu", static_cast<unsigned long long>(rs.fibers_alive));
+    line(s, "weft_fibers_spawned:%llu", static_cast<unsigned long long>(rs.fibers_spawned));
+    line(s, "weft_fibers_completed:%llu", static_cast<unsigned long long>(rs.fibers_completed));
+    line(s, "weft_fibers_runnable:%llu", static_cast<unsigned long long>(rs.fibers_runnable));
+    line(s, "weft_fibers_parked:%llu", static_cast<unsigned long long>(rs.fibers_parked));
+    line(s, "weft_fiber_parks:%llu", static_cast<unsigned long long>(rs.fiber_parks));
+    line(s, "weft_steals:%llu", static_cast<unsigned long long>(rs.steals));
+    line(s, "weft_injector_depth:%llu", static_cast<unsigned long long>(rs.injector_depth));
+    line(s, "weft_io_requests:%llu", static_cast<unsigned long long>(rs.io_requests));
+    line(s, "weft_blocking_threads:%llu", static_cast<unsigned long long>(rs.blocking_threads));
+    line(s, "weft_blocking_tasks:%llu", static_cast<unsigned long long>(rs.blocking_tasks));
+    for (std::size_t i = 0; i < rs.workers.size(); ++i) {
+      const weft::WorkerStats& w = rs.workers[i];
+      line(s,
+           "weft_worker%zu:switches=%llu,steals=%llu,parks=%llu,sleeps=%llu,runnable=%llu,"
+           "io_requests=%llu",
+           i, static_cast<unsigned long long>(w.switches),
+           static_cast<unsigned long long>(w.steals),
+           static_cast<unsigned long long>(w.fiber_parks),
+           static_cast<unsigned long long>(w.sleeps), static_cast<unsigned long long>(w.runnable),
+           static_cast<unsigned long long>(w.io_requests));
+    }
+    s += "\r\n";
+  }
+  if (s.size() >= 2) s.resize(s.size() - 2);  // no blank line after the last section
+  return s;
+}
+
+std::string Server::client_list(const Client* self) {
+  std::string s;
+  const std::int64_t now = unix_ms();
+  std::lock_guard lk(connections_mu_);
+  for (Connection* conn : connections_) {
+    Client* c = &conn->client;
+    std::string name;
+    {
+      std::lock_guard nl(c->mu);
+      name = c->name;
+    }
+    const char* cmd = c->last_cmd.load(std::memory_order_relaxed);
+    // The client running CLIENT LIST is in the middle of it.
+    const std::string cmdname = c == self ? "client|list" : cmd != nullptr ? cmd : "NULL";
+    // The name may be long: only the fixed-width parts go through snprintf.
+    char head[128];
+    std::snprintf(head, sizeof head, "id=%llu addr=", static_cast<unsigned long long>(c->id));
+    s += head;
+    s += c->addr;
+    s += " laddr=";
+    s += c->laddr;
+    std::snprintf(head, sizeof head, " fd=%d name=", c->fd);
+    s += head;
+    s += name;
+    char tail[512];
+    std::snprintf(tail, sizeof tail,
+                  " age=%lld idle=%lld flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%llu "
+                  "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%llu tot-mem=0 "
+                  "events=r cmd=%s user=default redir=-1 resp=2\n",
+                  static_cast<long long>((now - c->created_ms) / 1000),
+                  static_cast<long long>((now - c->last_ms.load(std::memory_order_relaxed)) / 1000),
+                  static_cast<unsigned long long>(c->qbuf.load(std::memory_order_relaxed)),
+                  static_cast<unsigned long long>(c->omem.load(std::memory_order_relaxed)),
+                  cmdname.c_str());
+    s += tail;
+  }
+  return s;
+}
+
+}  // namespace kv

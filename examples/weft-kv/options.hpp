@@ -1,0 +1,55 @@
+// weft-kv: command-line options.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+
+#include "aof.hpp"
+#include "resp.hpp"
+#include "weft/config.hpp"
+
+namespace kv {
+
+/// Command-line options (see kUsage).
+struct Options {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 6380;
+  std::size_t workers = 0;  ///< 0: weft's default (one per core)
+  weft::IoBackend io = weft::IoBackend::auto_detect;
+  bool appendonly = false;
+  FsyncPolicy appendfsync = FsyncPolicy::everysec;
+  std::filesystem::path dir = ".";
+  std::size_t maxclients = 10000;
+  std::uint64_t maxmemory = 0;  ///< bytes; 0: no limit
+  std::uint64_t timeout_s = 0;  ///< client idle timeout, seconds; 0: none
+  /// Redis's client-output-buffer-limit for normal clients: a client whose
+  /// pending replies exceed `hard` bytes, or stay above `soft` bytes for
+  /// `soft_seconds`, is closed. 0 disables a limit (Redis's default for
+  /// normal clients is 0 0 0).
+  struct OutputLimit {
+    std::uint64_t hard = 0, soft = 0, soft_seconds = 0;
+  } output_limit;
+  /// A reply write that makes no progress for this long closes the client
+  /// (seconds; 0: --timeout's value, and none when that is 0 too).
+  std::uint64_t write_timeout_s = 0;
+  /// Bind retries on EADDRINUSE (a killed predecessor's socket still being
+  /// torn down), 10 ms apart.
+  std::size_t bind_retries = 100;
+  ParseLimits limits;
+};
+
+/// Parses argv (without the program name) into Options. On a bad flag or
+/// value throws std::invalid_argument with a message naming the flag;
+/// `--help` sets `*help` and returns.
+Options parse_options(std::span<char* const> args, bool* help);
+
+/// The --help text.
+extern const char* const kUsage;
+
+/// Redis's name for an fsync policy ("always", "everysec", "no").
+const char* fsync_policy_name(FsyncPolicy p) noexcept;
+
+}  // namespace kv
