@@ -6,8 +6,12 @@
 #   make clang         = CXX=clang++ make test
 #   make asan | tsan   sanitizer builds (build-asan/, build-tsan/) + ctest
 #   make bench         build build/ and run every build/bench/weft-bench-*
-#   make fuzz          libFuzzer (clang++, ASan+UBSan) on weft-kv's RESP parser for
-#                      FUZZ_SECONDS (default 60), seeded from tests/kv/corpus; fails on a crash
+#   make mutants       the mutant catalogue (tests/mutants/*.patch): each planted bug must make
+#                      its test fail; MUTANTS=pattern runs a subset (scripts/mutants.py)
+#   make test-loaded   the core suites with two CPU-burning processes beside them
+#   make fuzz          libFuzzer (clang++, ASan+UBSan) on weft-kv's RESP parser and, at the
+#                      same time, on its command layer, each for FUZZ_SECONDS (default 60);
+#                      the parser seeded from tests/kv/corpus; fails on a crash
 #   make format | format-check | clean
 #
 # A build directory is (re)configured only when needed: see scripts/configure.sh.
@@ -71,7 +75,7 @@ FUZZ_FLAGS   := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined -Wall -Wextra -Wpedantic -Werror
 
 FORMAT_DIRS  := $(wildcard src include tests bench examples)
-FORMAT_FILES  = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) 2>/dev/null | sort)
+FORMAT_FILES  = $(shell find $(FORMAT_DIRS) -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.c' \) 2>/dev/null | sort)
 
 .PHONY: all demo test clang asan tsan bench format format-check clean build build-asan build-tsan
 
@@ -128,25 +132,69 @@ bench: build
 	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi; \
 	echo "bench: $$ran programs OK"
 
-# Fuzzes the RESP request parser (examples/weft-kv/fuzz_parser.cpp) for
-# FUZZ_SECONDS. The seeds are copies of tests/kv/corpus/{valid,malformed} in
-# $(FUZZ_DIR)/seeds (libFuzzer adds what it finds there, so the checked-in
-# corpus stays as it is); a crash, a leak, UB or a broken invariant stops it
-# with a non-zero exit and leaves the input in $(FUZZ_DIR)/artifacts/.
-.PHONY: fuzz
-fuzz:
+# Two libFuzzer targets, run side by side for FUZZ_SECONDS each (one core
+# each, so the step takes FUZZ_SECONDS, not twice that):
+#  - the RESP request parser (examples/weft-kv/fuzz_parser.cpp), built
+#    straight from its two sources into $(FUZZ_DIR). Its seeds are copies of
+#    tests/kv/corpus/{valid,malformed} in $(FUZZ_DIR)/seeds (libFuzzer adds
+#    what it finds there, so the checked-in corpus stays as it is);
+#  - the command layer (examples/weft-kv/fuzz_commands.cpp: random valid
+#    commands of every type against one keyspace), which needs the weft
+#    runtime and weft-kv-core compiled for fuzzing: a CMake build in
+#    $(FUZZ_CMD_DIR) (clang, ASan+UBSan, -fsanitize=fuzzer-no-link).
+# A crash, a leak, UB or a broken invariant stops a fuzzer with a non-zero
+# exit and leaves the input in its artifacts/ directory.
+FUZZ_CMD_DIR := build-fuzz-commands
+FUZZ_CMD_CC  := $(subst clang++,clang,$(FUZZ_CXX))
+
+.PHONY: fuzz fuzz-build
+fuzz-build:
 	@$(BOOTSTRAP)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -Iexamples/weft-kv examples/weft-kv/fuzz_parser.cpp \
 	  examples/weft-kv/resp.cpp -o $(FUZZ_DIR)/fuzz_parser
+	@scripts/configure.sh $(FUZZ_CMD_DIR) -G Ninja -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) \
+	  -DCMAKE_C_COMPILER=$(FUZZ_CMD_CC) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON \
+	  -DWEFT_SANITIZE=address -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF -DWEFT_KV_FUZZ=ON \
+	  -DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link -DCMAKE_C_FLAGS=-fsanitize=fuzzer-no-link
+	cmake --build $(FUZZ_CMD_DIR) -j $(NPROC) --target fuzz_commands
+
+fuzz: fuzz-build
 	@rm -rf $(FUZZ_DIR)/seeds && mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/artifacts
 	@for kind in valid malformed; do \
 	  for f in tests/kv/corpus/$$kind/*.bin; do \
 	    cp "$$f" "$(FUZZ_DIR)/seeds/$${kind}_$$(basename "$$f")" || exit 1; \
 	  done; \
 	done
+	@rm -rf $(FUZZ_CMD_DIR)/corpus && mkdir -p $(FUZZ_CMD_DIR)/corpus $(FUZZ_CMD_DIR)/artifacts
+	@set -u; \
 	env $(ASAN_ENV) $(FUZZ_DIR)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -timeout=30 \
-	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/seeds
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/seeds \
+	  > $(FUZZ_DIR)/parser.log 2>&1 & parser=$$!; \
+	env $(ASAN_ENV) $(FUZZ_CMD_DIR)/examples/weft-kv/fuzz_commands -max_total_time=$(FUZZ_SECONDS) \
+	  -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_CMD_DIR)/artifacts/ $(FUZZ_CMD_DIR)/corpus \
+	  > $(FUZZ_CMD_DIR)/commands.log 2>&1 & commands=$$!; \
+	wait $$parser; prc=$$?; wait $$commands; crc=$$?; \
+	echo "== fuzz_parser (exit $$prc):"; tail -n 30 $(FUZZ_DIR)/parser.log; \
+	echo "== fuzz_commands (exit $$crc):"; tail -n 30 $(FUZZ_CMD_DIR)/commands.log; \
+	[ $$prc -eq 0 ] && [ $$crc -eq 0 ]
+
+# --- test-loaded --------------------------------------------------------------
+# The core suites with two CPU-burning processes beside them (scripts/test_loaded.sh).
+.PHONY: test-loaded
+test-loaded: build
+	scripts/test_loaded.sh $(BUILD_DIR) --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
+# --- mutants ----------------------------------------------------------------
+# Not part of make test or CI (it builds and runs one test per mutant); run it
+# before resolving anything that touches the scheduler, the reactor or
+# cancellation. Mutates the committed tree (HEAD) in build-mutants/.
+MUTANTS ?=
+.PHONY: mutants
+mutants:
+	@$(BOOTSTRAP)
+	scripts/mutants.py $(if $(MUTANTS),--pattern '$(MUTANTS)') $(MUTANTS_ARGS)
 
 # --- formatting -------------------------------------------------------------
 format:

@@ -8,13 +8,22 @@
 # and --dir OUT), `weft-kv --io io_uring --workers 2` and
 # `weft-kv --io epoll --workers 2`. The start of the order rotates with the
 # round (round 1: redis uring epoll, round 2: uring epoll redis, ...). On
-# each server process the loads run in this order: for -c 50 then -c 1000,
-# for -P 1 then -P 16, the tests ping_inline, ping_mbulk, set, get (that is
-# `-t ping,set,get`), each test its own redis-benchmark run
+# each server process the loads run in this order: for each -c, for -P 1
+# then -P 16, redis-benchmark's default test list in its own order —
+# ping_inline ping_mbulk set get incr lpush rpush lpop rpop sadd hset spop
+# zadd zpopmin lrange_100 lrange_300 lrange_500 lrange_600 mset — each test
+# its own redis-benchmark run
 #   redis-benchmark -p P --csv -t TEST -c C -P PIPE -n N -r 100000
 # so that the server's CPU time (utime+stime of /proc/PID/stat, all its
-# threads) can be charged to one test. N is N1 for -P 1 and N16 for -P 16.
-# GET reads the keyspace the SET before it filled (same -r on every server).
+# threads) can be charged to one test. N is N1 for -P 1 and N16 for -P 16;
+# the LRANGE tests, whose replies are 100 to 600 elements, use NL1 / NL16
+# (a run of `-t lrange_N` first fills the list with LPUSH, in the same run:
+# its CPU time is charged to the LRANGE row, its req/s and latencies are
+# the LRANGE requests' own). GET reads the keyspace the SET before it
+# filled, SPOP pops what SADD added, ZPOPMIN what ZADD added, LPOP and RPOP
+# what LPUSH and RPUSH pushed (same -r on every server). A test whose
+# command the server does not have (COMMAND INFO answers nil; weft-kv
+# before lists and sorted sets) is not run; its rows say "unsupported".
 # Before each round the script waits (up to QUIET_MAX s) until no compiler
 # runs and the CPUs are < 15 % busy over 1 s. At the end: per (config, test,
 # server) the median (min..max) over the clean rounds of req/s, p50 and p99
@@ -26,17 +35,19 @@
 # <= MAX_OTHER % of the CPUs during each of its loads; the script runs rounds
 # until R are clean.
 #
-#   bench/compare_kv.sh [R]          # R clean rounds, default 3 (~3 min a round)
+#   bench/compare_kv.sh [R]          # R clean rounds, default 3
 #   KV=build/examples/weft-kv/weft-kv OUT=/tmp/cmp_kv bench/compare_kv.sh 5
+#   CONNS="50 1000" TESTS="ping_inline ping_mbulk set get" bench/compare_kv.sh   # series K's set
 #
 # Environment: KV (the weft-kv binary, default
 # <repo>/build-bench-kv/examples/weft-kv/weft-kv), REDIS (default
 # /usr/bin/redis-server), RB (redis-benchmark, default from PATH), WORKERS
 # (weft workers, default 2), PORT (first port, default 7600; round r, server
-# s uses PORT + 10*r + s), CONNS (default "50 1000"), PIPES (default "1 16"),
-# TESTS (default "ping_inline ping_mbulk set get"), N1 / N16 (requests per
-# test at -P 1 / at any other -P, default 200000 / 2000000), KEYSPACE (-r,
-# default 100000), LOAD_TIMEOUT (s per redis-benchmark run, default 180),
+# s uses PORT + 10*r + s), CONNS (default "50"), PIPES (default "1 16"),
+# TESTS (default: the list above), N1 / N16 (requests per test at -P 1 / at
+# any other -P, default 200000 / 2000000), NL1 / NL16 (the same for the
+# LRANGE tests, default 20000 / 100000), KEYSPACE (-r, default 100000),
+# LOAD_TIMEOUT (s per redis-benchmark run, default 180),
 # OUT (dir for the raw outputs, default a fresh /tmp/compare_kv.XXXX),
 # QUIET_MAX (s to wait for a quiet machine per round, default 120, 0 =
 # don't), MAX_OTHER (a round in which other processes used more than this %
@@ -45,9 +56,10 @@
 # such a load is left out of the summary, listed, and another round is run;
 # default 10, 100 = keep every run), ATTEMPTS (at most this many rounds in
 # all, to get R clean ones; default 3*R).
-# Exit status: 0 when every load ran, every server behaved and R rounds were
-# clean; 1 otherwise (see OUT/failures.txt); 2 on a usage or setup error.
-# Goals not met do not change the exit status; the tables say so.
+# Exit status: 0 when every load ran (or was unsupported), every server
+# behaved and R rounds were clean; 1 otherwise (see OUT/failures.txt); 2 on
+# a usage or setup error. Goals not met do not change the exit status; the
+# tables say so.
 #
 # Build first if needed:
 #   cmake -S . -B build-bench-kv -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BUILD_TESTS=OFF
@@ -63,11 +75,14 @@ REDIS=${REDIS:-/usr/bin/redis-server}
 RB=${RB:-$(command -v redis-benchmark)}
 WORKERS=${WORKERS:-2}
 PORT=${PORT:-7600}
-CONNS=${CONNS:-50 1000}
+CONNS=${CONNS:-50}
 PIPES=${PIPES:-1 16}
-TESTS=${TESTS:-ping_inline ping_mbulk set get}
+ALL_TESTS="ping_inline ping_mbulk set get incr lpush rpush lpop rpop sadd hset spop zadd zpopmin lrange_100 lrange_300 lrange_500 lrange_600 mset"
+TESTS=${TESTS:-$ALL_TESTS}
 N1=${N1:-200000}
 N16=${N16:-2000000}
+NL1=${NL1:-20000}
+NL16=${NL16:-100000}
 KEYSPACE=${KEYSPACE:-100000}
 LOAD_TIMEOUT=${LOAD_TIMEOUT:-180}
 QUIET_MAX=${QUIET_MAX:-120}
@@ -80,13 +95,22 @@ ATTEMPTS=${ATTEMPTS:-$((3 * R))}
 [[ $ATTEMPTS =~ ^[1-9][0-9]*$ ]] && [ "$ATTEMPTS" -ge "$R" ] || { echo "ATTEMPTS=$ATTEMPTS: want >= R=$R" >&2; exit 2; }
 [[ $PORT =~ ^[0-9]+$ ]] && [ $((PORT + 10 * ATTEMPTS + 2)) -le 65535 ] && [ "$PORT" -ge 1024 ] ||
     { echo "PORT=$PORT: want 1024..$((65535 - 10 * ATTEMPTS - 2))" >&2; exit 2; }
-for v in N1 N16 KEYSPACE LOAD_TIMEOUT WORKERS; do
+for v in N1 N16 NL1 NL16 KEYSPACE LOAD_TIMEOUT WORKERS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v=${!v}: want a positive integer" >&2; exit 2; }
 done
 for p in $PIPES; do [[ $p =~ ^[1-9][0-9]*$ ]] || { echo "PIPES: '$p' is not a positive integer" >&2; exit 2; }; done
 for t in $TESTS; do
-    case $t in ping_inline|ping_mbulk|set|get) ;; *) echo "TESTS: '$t' is not one of ping_inline ping_mbulk set get" >&2; exit 2 ;; esac
+    case " $ALL_TESTS " in *" $t "*) ;; *) echo "TESTS: '$t' is not one of $ALL_TESTS" >&2; exit 2 ;; esac
 done
+
+# command_of TEST: the command a test sends (to ask the server whether it has it).
+command_of() {
+    case $1 in
+        ping_*) echo ping ;;
+        lrange_*) echo lrange ;;
+        *) echo "$1" ;;
+    esac
+}
 
 missing=0
 [ -x "$KV" ] || { echo "missing $KV; build it with:
@@ -228,8 +252,15 @@ load_once() {
     local round=$1 name=$2 port=$3 c=$4 pipe=$5 test=$6 file=$7 n=$N16 out rc c0 c1 t0 t1 i0 i1 s0 s1 q0 q1 cli
     local cfg=$name.c$c.p$pipe.$test want
     [ "$pipe" -eq 1 ] && n=$N1
+    case $test in lrange_*) n=$NL16; [ "$pipe" -eq 1 ] && n=$NL1 ;; esac
     want=$(echo "$test" | tr a-z A-Z)
     : >"$file"
+    # A command the server lacks: recorded as unsupported, not run.
+    if [ -z "$(timeout 5 redis-cli -p "$port" COMMAND INFO "$(command_of "$test")" 2>/dev/null | head -n 1)" ]; then
+        echo "$round $cfg unsupported 1" >"$file"
+        printf 'round %s %-26s unsupported by %s' "$round" "$cfg" "$name"
+        return 0
+    fi
     c0=$(proc_cpu "$SPID"); read -r t0 i0 s0 q0 < <(cpu_ticks)
     # `times` after redis-benchmark: its CPU time (as a child of that bash) on fd 3.
     out=$(timeout -k 5 "$LOAD_TIMEOUT" bash -c '"$@"; rc=$?; times >&3; exit $rc' redis-benchmark \
@@ -251,7 +282,10 @@ load_once() {
     # "PING_INLINE","123.45","avg ms","min ms","p50 ms","p95 ms","p99 ms","max ms"
     if ! printf '%s\n' "$out" | tr -d '\r"' | awk -F, -v r="$round" -v cfg="$cfg" -v want="$want" -v n="$n" '
         NR == 1 { if ($1 != "test" || $2 != "rps" || $5 != "p50_latency_ms" || $7 != "p99_latency_ms") exit 1; next }
-        $1 == want && NF == 8 && $2 > 0 { rows++
+        # LRANGE runs first fill their list: "LPUSH (needed to benchmark LRANGE)".
+        index($1, "(needed to benchmark") > 0 { next }
+        { split($1, name, " ") }
+        name[1] == want && NF == 8 && $2 > 0 { rows++
             printf "%s %s rps %s\n%s %s avg_us %.1f\n%s %s p50_us %.1f\n%s %s p99_us %.1f\n%s %s max_us %.1f\n%s %s requests %d\n",
                 r, cfg, $2, r, cfg, 1000 * $3, r, cfg, 1000 * $5, r, cfg, 1000 * $7, r, cfg, 1000 * $8, r, cfg, n; next }
         { exit 1 }
@@ -283,6 +317,7 @@ load() {
     local try other
     for try in $(seq "$LOAD_TRIES"); do
         load_once "$@" "$OUT/load.tmp" || return 1
+        if grep -q ' unsupported ' "$OUT/load.tmp"; then echo; break; fi
         other=$(awk '$3 == "other_cpu_pct" { print $4 }' "$OUT/load.tmp")
         if awk -v o="$other" -v x="$MAX_OTHER" 'BEGIN { exit !(o <= x) }' || [ "$try" -eq "$LOAD_TRIES" ]; then
             echo
@@ -344,6 +379,7 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 conns, pipes, tests = sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
 max_other = float(sys.argv[5])
 busy = {}  # round -> worst other_cpu_pct of its loads
+unsupported = set(cfg for r, cfg, metric, v in rows if metric == "unsupported")
 for r, cfg, metric, v in rows:
     if metric == "other_cpu_pct":
         busy[int(r)] = max(busy.get(int(r), 0.0), float(v))
@@ -365,10 +401,10 @@ def per_req(cfg, metric):  # CPU us per request, per round
 def med(xs):
     xs = list(xs)
     return st.median(xs) if xs else None
-def mm(xs, f):
+def mm(xs, f, k=None):
     xs = list(xs)
     if not xs:
-        return "(missing)"
+        return "unsupported" if k in unsupported else "(missing)"
     return "%s (%s..%s)" % (f % st.median(xs), f % min(xs), f % max(xs))
 names = {"redis": "redis-server", "uring": "weft io_uring", "epoll": "weft epoll"}
 configs = [(c, p, t) for c in conns for p in pipes for t in tests]
@@ -384,7 +420,7 @@ for c, p, t in configs:
         k = key(s, c, p, t)
         rps = get(k, "rps")
         print("| %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (label(c, p, t), names[s],
-              mm(rps.values(), "%.0f"), mm(get(k, "p50_us").values(), "%.0f"),
+              mm(rps.values(), "%.0f", k), mm(get(k, "p50_us").values(), "%.0f"),
               mm(get(k, "p99_us").values(), "%.0f"), mm(per_req(k, "srv_cpu_s").values(), "%.2f"),
               mm(per_req(k, "cli_cpu_s").values(), "%.2f"), mm(get(k, "other_cpu_pct").values(), "%.1f"),
               len(rps)))
@@ -408,7 +444,11 @@ for c, p, t in configs:
         goal = "req/s >= %.1fx, p99 <= redis" % bound
         ntot += 1
         if not rounds:
-            print("| %s | %s | (missing) | | | | %s | | |" % (label(c, p, t), names[s], goal)); bad += 1; continue
+            why = "unsupported" if w in unsupported or g in unsupported else "(missing)"
+            print("| %s | %s | %s | | | | %s | | |" % (label(c, p, t), names[s], why, goal))
+            if why == "(missing)":
+                bad += 1
+            continue
         ok = [ratio["rps"][r] >= bound and ratio["p99_us"][r] <= 1.0 for r in rounds]
         mr, mp = st.median(ratio["rps"].values()), st.median(ratio["p99_us"].values())
         ratios[(s, c, p, t)] = (mr, mp)
@@ -420,7 +460,9 @@ for c, p, t in configs:
               mm(ratio["p99_us"].values(), "%.2f"), mm(ratio["cpu"].values(), "%.2f"), goal,
               sum(ok), len(rounds), met))
 print()
-print("# goals met (on the medians of the per-round ratios): %d of %d rows" % (nmet, ntot))
+nsup = sum(1 for c, p, t in configs for s in ("uring", "epoll")
+           if key(s, c, p, t) in unsupported or key("redis", c, p, t) in unsupported)
+print("# goals met (on the medians of the per-round ratios): %d of %d rows (%d rows unsupported)" % (nmet, ntot, nsup))
 print()
 # Compact: medians, and the per-round ratio medians in brackets.
 def f0(x):

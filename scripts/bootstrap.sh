@@ -17,6 +17,9 @@ packages=(
   clang
   clang-format
   liburing-dev
+  libssl-dev # weft::tls (OpenSSL 3)
+  openssl # the real TLS peer of tests/tls (s_server, s_client) and their certificates
+  nlohmann-json3-dev # weft::ipc's JSON codec and the JSON snapshots
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
@@ -28,6 +31,8 @@ packages=(
   libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
   libdw-dev # elfutils: symbols and source lines of backtraces (src/obs/backtrace.cpp)
   prometheus # promtool: tests/obs checks weft's /metrics page with `promtool check metrics`
+  abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
+  python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
 )
 
 for arg in "$@"; do

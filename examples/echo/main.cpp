@@ -1,9 +1,12 @@
 // weft-echo: a TCP echo server, one fiber per connection.
 //
 //   weft-echo --port P [--bind ADDR] [--workers N] [--io auto|io_uring|epoll]
+//             [--tls CERT.pem KEY.pem]
 //
 // Every connection gets a fiber that reads what arrives and writes it back
-// until the peer closes. SIGINT/SIGTERM shut it down: every fiber is
+// until the peer closes. With --tls the connections are TLS (weft::tls):
+// the handshake has 10 s to complete, and a peer that fails it is dropped
+// with the reason on stderr. SIGINT/SIGTERM shut it down: every fiber is
 // cancelled (blocked reads and the accept throw weft::Cancelled) and the
 // process exits 0 once they have ended. Built on the public API only; used
 // by bench/compare_echo.sh against Go's echo server.
@@ -12,10 +15,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "weft/net.hpp"
+#include "weft/tls.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -24,10 +29,12 @@ namespace {
   if (error != nullptr) std::fprintf(stderr, "weft-echo: %s\n", error);
   std::fprintf(error != nullptr ? stderr : stdout,
                "usage: weft-echo --port P [--bind ADDR] [--workers N] [--io auto|io_uring|epoll]\n"
-               "  --port P      TCP port to listen on (1..65535)\n"
+               "                 [--tls CERT.pem KEY.pem]\n"
+               "  --port P      TCP port to listen on (0..65535; 0 picks a free one)\n"
                "  --bind ADDR   IP address to bind (default 127.0.0.1)\n"
                "  --workers N   worker threads (default: one per core)\n"
-               "  --io KIND     I/O backend (default auto: io_uring when available)\n");
+               "  --io KIND     I/O backend (default auto: io_uring when available)\n"
+               "  --tls C K     serve TLS with certificate chain C and private key K (PEM)\n");
   std::exit(error != nullptr ? 2 : 0);
 }
 
@@ -57,11 +64,31 @@ void serve(weft::net::TcpStream conn) {
   }
 }
 
+void serve_tls(weft::net::TcpStream conn, const weft::tls::Context& ctx) {
+  conn.set_nodelay(true);
+  char buf[16 * 1024];
+  try {
+    weft::tls::Stream s = weft::tls::Stream::server(std::move(conn), ctx);
+    s.handshake(std::chrono::seconds(10));
+    for (;;) {
+      const std::size_t n = s.read(buf, sizeof buf);
+      if (n == 0) return;
+      s.write_all(buf, n);
+    }
+  } catch (const weft::tls::Error& e) {
+    std::fprintf(stderr, "weft-echo: %s\n", e.what());
+  } catch (const weft::TimedOut& e) {
+    std::fprintf(stderr, "weft-echo: %s\n", e.what());
+  } catch (const std::system_error&) {
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   long port = -1;
   std::string bind = "127.0.0.1";
+  std::string cert, key;
   weft::Config config;
   try {
     config = weft::Config::from_env();
@@ -75,7 +102,11 @@ int main(int argc, char** argv) {
     if (i + 1 >= argc) usage(("missing value after " + std::string(a)).c_str());
     const char* v = argv[++i];
     if (a == "--port") {
-      port = number("--port", v, 1, 65535);
+      port = number("--port", v, 0, 65535);
+    } else if (a == "--tls") {
+      if (i + 1 >= argc) usage("--tls wants CERT.pem KEY.pem");
+      cert = v;
+      key = argv[++i];
     } else if (a == "--bind") {
       bind = v;
     } else if (a == "--workers") {
@@ -104,16 +135,38 @@ int main(int argc, char** argv) {
     usage(e.what());
   }
 
+  std::optional<weft::tls::Context> tls;
+  if (!cert.empty()) {
+    try {
+      weft::tls::ServerOptions o;
+      o.cert_chain_file = cert;
+      o.key_file = key;
+      tls = weft::tls::Context::server(o);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "weft-echo: %s\n", e.what());
+      return 2;
+    }
+  }
+
   try {
     weft::Runtime rt(config);
     rt.shutdown_on_signals({SIGINT, SIGTERM}, std::chrono::seconds(2));
     rt.block_on([&] {
       auto listener = weft::net::TcpListener::bind(addr);
-      std::printf("weft-echo: listening on %s (%zu workers, %s)\n",
+      std::printf("weft-echo: listening on %s (%zu workers, %s%s)\n",
                   listener.local_address().to_string().c_str(), rt.workers(),
-                  rt.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
+                  rt.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll",
+                  tls ? ", tls" : "");
       std::fflush(stdout);
-      for (;;) weft::spawn([c = listener.accept()]() mutable { serve(std::move(c)); }).detach();
+      for (;;) {
+        if (tls) {
+          weft::spawn([c = listener.accept(), &tls]() mutable {
+            serve_tls(std::move(c), *tls);
+          }).detach();
+        } else {
+          weft::spawn([c = listener.accept()]() mutable { serve(std::move(c)); }).detach();
+        }
+      }
     });
   } catch (const weft::Cancelled&) {
     return 0;

@@ -234,6 +234,9 @@ class AofImpl final : public Aof {
   void wait_durable(std::uint64_t seq) override;
   void flush_and_sync() override;
   std::uint64_t size() const override { return size_.load(std::memory_order_relaxed); }
+  void set_policy(FsyncPolicy policy) noexcept override {
+    policy_.store(policy, std::memory_order_relaxed);
+  }
   AofStatus status() const override;
   bool lost(std::uint64_t seq) const override;
   void discard_unwritten() override;
@@ -271,7 +274,9 @@ class AofImpl final : public Aof {
 
   // Immutable after open().
   const std::filesystem::path path_;
-  const FsyncPolicy policy_;
+  // Relaxed: CONFIG SET's new policy applies to the rounds that start
+  // after it; nothing else is ordered by it.
+  std::atomic<FsyncPolicy> policy_;
   wfs::File file_;  // thread-safe; O_APPEND, so writes never need a position
 
   // --- the append side: guarded by buf_mu_, held for a copy only ----------
@@ -444,7 +449,7 @@ std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
 }
 
 void AofImpl::wait_durable(std::uint64_t seq) {
-  const bool sync = policy_ == FsyncPolicy::always;
+  const bool sync = policy_.load(std::memory_order_relaxed) == FsyncPolicy::always;
   // acquire: pairs with the release store of the round that covered seq.
   if ((sync ? synced_seq_ : written_seq_).load(std::memory_order_acquire) >= seq) return;
   commit(seq, sync);
@@ -753,13 +758,14 @@ void AofImpl::sync_loop() noexcept {
           last = last_seq_;
         }
         try {
-          commit(last, policy_ != FsyncPolicy::no || in_sync, /*retry=*/true);
+          commit(last, policy_.load(std::memory_order_relaxed) != FsyncPolicy::no || in_sync,
+                 /*retry=*/true);
         } catch (const std::system_error&) {
           // Still failing (counted, the batch kept); the next second retries.
         }
         continue;
       }
-      if (policy_ != FsyncPolicy::everysec ||
+      if (policy_.load(std::memory_order_relaxed) != FsyncPolicy::everysec ||
           std::chrono::steady_clock::now() - last_sync < std::chrono::seconds(1))
         continue;
       last_sync = std::chrono::steady_clock::now();
@@ -812,7 +818,9 @@ std::unique_ptr<Aof> Aof::open(const std::filesystem::path& dir, FsyncPolicy pol
     throw std::system_error(e.code(), "weft-kv: AOF: cannot open '" + path.native() + "'");
   }
   auto aof = std::make_unique<AofImpl>(path, policy, std::move(file), size);
-  aof->start_syncer();  // every policy: it also retries after a failure
+  // Every policy: it also retries after a failure (and CONFIG SET may
+  // change the policy to everysec).
+  aof->start_syncer();
   return aof;
 }
 

@@ -101,8 +101,9 @@ class Aof {
  public:
   /// Opens (creating it when missing, mode 0644 before the umask)
   /// `dir / "appendonly.aof"` and fsyncs `dir` so that a new file's name is
-  /// durable. `dir` must exist. With FsyncPolicy::everysec it starts the
-  /// background fiber that fdatasyncs once per second (it ends in
+  /// durable. `dir` must exist. It starts the background fiber that
+  /// fdatasyncs once per second while the policy is FsyncPolicy::everysec
+  /// (it ends in
   /// flush_and_sync(), in the destructor, or when the scope of the fiber
   /// that called open() is cancelled, e.g. at runtime shutdown); with any
   /// policy that fiber also retries after a failure. Must be
@@ -195,6 +196,11 @@ class Aof {
   /// interrupted by cancellation. While failing it makes one more attempt.
   /// @throws std::system_error if that write or fdatasync fails.
   virtual void flush_and_sync() = 0;
+
+  /// Changes the fsync policy from the next wait_durable() on (CONFIG SET
+  /// appendfsync). Records written before are fdatasync'ed by the next
+  /// round that syncs. Thread-safe.
+  virtual void set_policy(FsyncPolicy policy) noexcept = 0;
 
   /// Bytes in the file: its size after replay() plus what has been written
   /// since (buffered records not included). A snapshot; thread-safe.

@@ -67,7 +67,7 @@ std::string Server::info(std::string_view section) {
     s += "# Clients\r\n";
     line(s, "connected_clients:%zu", static_cast<std::size_t>(active_.count()));
     line(s, "maxclients:%zu", options_.maxclients);
-    line(s, "blocked_clients:0");
+    line(s, "blocked_clients:%lld", static_cast<long long>(keyspace_.blocked_clients()));
     s += "\r\n";
   }
   if (want("memory")) {
@@ -101,9 +101,9 @@ std::string Server::info(std::string_view section) {
     line(s, "mem_fragmentation_ratio:%.2f", ratio(rss, used));
     line(s, "mem_fragmentation_bytes:%lld", static_cast<long long>(rss - used));
     line(s, "mem_allocator:%s", a.name);
-    line(s, "maxmemory:%llu", static_cast<unsigned long long>(options_.maxmemory));
-    line(s, "maxmemory_human:%s",
-         human_bytes(static_cast<std::int64_t>(options_.maxmemory)).c_str());
+    const std::uint64_t maxmemory = settings_.maxmemory.load(std::memory_order_relaxed);
+    line(s, "maxmemory:%llu", static_cast<unsigned long long>(maxmemory));
+    line(s, "maxmemory_human:%s", human_bytes(static_cast<std::int64_t>(maxmemory)).c_str());
     line(s, "maxmemory_policy:noeviction");
     s += "\r\n";
   }

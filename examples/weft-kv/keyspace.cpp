@@ -1,9 +1,11 @@
 // weft-kv keyspace: see keyspace.hpp.
 #include "keyspace.hpp"
 
+#include <cctype>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 namespace kv {
 
@@ -14,83 +16,15 @@ std::int64_t unix_ms() noexcept {
 
 // --- Table ------------------------------------------------------------------
 
-namespace {
-constexpr std::size_t kMinBuckets = 4;
-}
-
-Table::Table() : buckets_(kMinBuckets, nullptr) {}
-
-Table::~Table() {
-  clear();
-}
-
-std::uint64_t Table::reverse_bits(std::uint64_t v) noexcept {
-  v = ((v >> 1) & 0x5555555555555555ull) | ((v & 0x5555555555555555ull) << 1);
-  v = ((v >> 2) & 0x3333333333333333ull) | ((v & 0x3333333333333333ull) << 2);
-  v = ((v >> 4) & 0x0F0F0F0F0F0F0F0Full) | ((v & 0x0F0F0F0F0F0F0F0Full) << 4);
-  return __builtin_bswap64(v);
-}
-
-Entry* Table::find(std::string_view key, std::uint64_t h) const noexcept {
-  for (Entry* e = buckets_[h & (buckets_.size() - 1)]; e != nullptr; e = e->next) {
-    if (e->hash == h && e->key == key) return e;
-  }
-  return nullptr;
+std::uint64_t hash_bytes(std::string_view s) noexcept {
+  return std::hash<std::string_view>{}(s);
 }
 
 Entry* Table::insert(std::string_view key, std::uint64_t h) {
-  if (size_ + 1 > buckets_.size()) rehash(buckets_.size() * 2);
   auto e = std::make_unique<Entry>();
   e->hash = h;
   e->key.assign(key);
-  Entry*& head = buckets_[h & (buckets_.size() - 1)];
-  e->next = head;
-  head = e.release();
-  ++size_;
-  return head;
-}
-
-std::unique_ptr<Entry> Table::unlink(Entry* e) noexcept {
-  Entry** link = &buckets_[e->hash & (buckets_.size() - 1)];
-  while (*link != e) link = &(*link)->next;
-  *link = e->next;
-  e->next = nullptr;
-  --size_;
-  if (buckets_.size() > kMinBuckets && size_ * 8 < buckets_.size()) {
-    try {
-      rehash(buckets_.size() / 2);
-    } catch (const std::bad_alloc&) {
-      // Keep the larger array: shrinking is an optimisation.
-    }
-  }
-  return std::unique_ptr<Entry>(e);
-}
-
-void Table::clear() noexcept {
-  for (Entry*& head : buckets_) {
-    while (head != nullptr) {
-      Entry* next = head->next;
-      delete head;
-      head = next;
-    }
-  }
-  size_ = 0;
-  std::vector<Entry*> small(kMinBuckets, nullptr);
-  buckets_.swap(small);
-}
-
-void Table::rehash(std::size_t n) {
-  std::vector<Entry*> fresh(n, nullptr);  // may throw: table unchanged
-  for (Entry* head : buckets_) {
-    while (head != nullptr) {
-      Entry* next = head->next;
-      Entry*& slot = fresh[head->hash & (n - 1)];
-      head->next = slot;
-      slot = head;
-      head = next;
-    }
-  }
-  buckets_.swap(fresh);
+  return Dict<Entry>::insert(std::move(e));
 }
 
 // --- Shard ------------------------------------------------------------------
@@ -117,14 +51,16 @@ void bump(std::atomic<std::int64_t>& c, std::int64_t d) noexcept {
 }
 }  // namespace
 
-Entry* Shard::find(std::string_view key, std::uint64_t h, std::int64_t now) noexcept {
+Entry* Shard::find(std::string_view key, std::uint64_t h, std::int64_t now, bool touch) noexcept {
   Entry* e = table_.find(key, h);
-  if (e != nullptr && e->expire_at >= 0 && e->expire_at <= now) {
+  if (e == nullptr) return nullptr;
+  if (e->expire_at >= 0 && e->expire_at <= now) {
     erase(e);
     counters_.expired.store(counters_.expired.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
     return nullptr;
   }
+  if (touch) e->access_clock = lru_clock(now);
   return e;
 }
 
@@ -141,14 +77,16 @@ void Shard::recharge(Entry* e) noexcept {
 
 Entry* Shard::insert(std::string_view key, std::uint64_t h) {
   Entry* e = table_.insert(key, h);
+  e->access_clock = lru_clock(unix_ms());
   bump(counters_.keys, 1);
   recharge(e);
   return e;
 }
 
-void Shard::assign(Entry* e, std::string_view value) {
+void Shard::assign(Entry* e, std::string_view value, StringForm form) {
   e->value.assign(value);
   e->object.reset();
+  e->set_form(form);
   recharge(e);
 }
 
@@ -160,6 +98,7 @@ void Shard::assign(Entry* e, std::unique_ptr<Object> object) noexcept {
 
 void Shard::append(Entry* e, std::string_view tail) {
   e->value.append(tail);
+  e->set_form(StringForm::raw);
   recharge(e);
 }
 
@@ -191,6 +130,12 @@ void Shard::erase(Entry* e) noexcept {
   table_.unlink(e);  // the unique_ptr deletes it
 }
 
+void Shard::count_blocked(std::int64_t delta) noexcept {
+  // A read-modify-write: the server that serves a client counts it out
+  // without holding this shard's lock. Relaxed: a statistic.
+  counters_.blocked.fetch_add(delta, std::memory_order_relaxed);
+}
+
 std::size_t Shard::clear() noexcept {
   const std::size_t n = table_.size();
   table_.clear();
@@ -200,6 +145,12 @@ std::size_t Shard::clear() noexcept {
   counters_.expires.store(0, std::memory_order_relaxed);
   counters_.bytes.store(0, std::memory_order_relaxed);
   return n;
+}
+
+std::int64_t Shard::recount() const noexcept {
+  std::int64_t sum = 0;
+  table_.for_each([&](const Entry& e) { sum += cost(e); });
+  return sum;
 }
 
 void Shard::swap(Shard& other) noexcept {
@@ -234,7 +185,7 @@ std::pair<std::size_t, std::size_t> Shard::expire_sample(std::size_t n, std::int
 // --- Keyspace ---------------------------------------------------------------
 
 std::uint64_t Keyspace::hash(std::string_view key) noexcept {
-  return std::hash<std::string_view>{}(key);
+  return hash_bytes(key);
 }
 
 std::int64_t Keyspace::keys() const noexcept {
@@ -255,15 +206,34 @@ std::int64_t Keyspace::bytes() const noexcept {
   return n;
 }
 
+std::int64_t Keyspace::recounted_bytes() {
+  std::int64_t n = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard lk(s.mu);
+    n += s.recount();
+  }
+  return n;
+}
+
 std::uint64_t Keyspace::expired() const noexcept {
   std::uint64_t n = 0;
   for (const Shard& s : shards_) n += s.counters().expired.load(std::memory_order_relaxed);
   return n;
 }
 
+std::int64_t Keyspace::blocked_clients() const noexcept {
+  std::int64_t n = 0;
+  for (const Shard& s : shards_) n += s.counters().blocked.load(std::memory_order_relaxed);
+  return n;
+}
+
 // --- glob -------------------------------------------------------------------
 
-bool glob_match(std::string_view p, std::string_view s) noexcept {
+bool glob_match(std::string_view p, std::string_view s, bool nocase) noexcept {
+  const auto fold = [nocase](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return nocase ? static_cast<unsigned char>(std::tolower(u)) : u;
+  };
   // Iterative matcher with single-star backtracking: on a mismatch, retry
   // from the last '*' one character further (linear in practice, no
   // recursion, so a hostile pattern cannot overflow the fiber's stack).
@@ -292,20 +262,20 @@ bool glob_match(std::string_view p, std::string_view s) noexcept {
           ++q;
         }
         bool matched = false;
-        const auto ch = static_cast<unsigned char>(s[si]);
+        const auto ch = fold(s[si]);
         while (q < p.size() && p[q] != ']') {
           if (p[q] == '\\' && q + 1 < p.size()) {
             ++q;
-            if (static_cast<unsigned char>(p[q]) == ch) matched = true;
+            if (fold(p[q]) == ch) matched = true;
             ++q;
           } else if (q + 2 < p.size() && p[q + 1] == '-') {  // even [a-]: a range to ']'
-            auto lo = static_cast<unsigned char>(p[q]);
-            auto hi = static_cast<unsigned char>(p[q + 2]);
+            auto lo = fold(p[q]);
+            auto hi = fold(p[q + 2]);
             if (lo > hi) std::swap(lo, hi);
             if (ch >= lo && ch <= hi) matched = true;
             q += 3;
           } else {
-            if (static_cast<unsigned char>(p[q]) == ch) matched = true;
+            if (fold(p[q]) == ch) matched = true;
             ++q;
           }
         }
@@ -319,7 +289,7 @@ bool glob_match(std::string_view p, std::string_view s) noexcept {
       } else {
         std::size_t q = pi;
         if (c == '\\' && q + 1 < p.size()) ++q;
-        if (p[q] == s[si]) {
+        if (fold(p[q]) == fold(s[si])) {
           pi = q + 1;
           ++si;
           continue;

@@ -20,12 +20,14 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "dict.hpp"
 #include "weft/sync.hpp"
 
 namespace kv {
@@ -54,6 +56,44 @@ class Object {
   /// OBJECT ENCODING's name for the current representation ("listpack",
   /// "quicklist", "hashtable", "skiplist", "intset").
   virtual const char* encoding() const noexcept = 0;
+  /// A deep copy with the same encoding (COPY; Redis's *TypeDup).
+  /// @throws std::bad_alloc.
+  virtual std::unique_ptr<Object> clone() const = 0;
+  /// A set (Type::set) calls visit(member) for each member, in any order;
+  /// other types visit nothing. The sorted-set operations (ZUNIONSTORE,
+  /// ZINTER, ...) read a set as a sorted set whose scores are all 1, as
+  /// Redis does.
+  virtual void for_each_member(const std::function<void(std::string_view)>& visit) const {
+    (void)visit;
+  }
+};
+
+/// How a string value came to be, which decides what OBJECT ENCODING and
+/// OBJECT REFCOUNT report for it, as Redis's object.c would (Redis keeps
+/// the encoding in the object; weft-kv keeps the text and this tag).
+enum class StringForm : std::uint8_t {
+  /// Stored through tryObjectEncoding (SET, MSET, GETSET, APPEND to a new
+  /// key, INCR...): "int" for a canonical integer of at most 20 characters
+  /// (shared, refcount INT_MAX, when 0..9999), else "embstr" up to 44
+  /// bytes, else "raw".
+  encoded,
+  /// Created as a plain string (INCRBYFLOAT's result): "embstr" up to 44
+  /// bytes, else "raw".
+  plain,
+  /// Changed in place (APPEND to an existing value, SETRANGE, SETBIT,
+  /// BITOP's result, BITFIELD): "raw".
+  raw,
+  /// A copy of an "int" value (COPY): "int", never shared (refcount 1).
+  unshared_int,
+};
+
+/// The clients blocked on keys of one shard (BLPOP, BZPOPMIN, ...): the
+/// command layer's registry (commands/blocking.hpp) derives from it; the
+/// shard only holds it, guarded by its lock like everything else there, and
+/// keeps it across FLUSHALL (blocked clients stay blocked, as in Redis).
+class BlockedKeys {
+ public:
+  virtual ~BlockedKeys() = default;
 };
 
 /// One key and its value. Owned by a Shard.
@@ -62,65 +102,34 @@ struct Entry {
   std::uint64_t hash = 0;         // Keyspace::hash(key)
   std::int64_t expire_at = -1;    // Unix ms; -1: no expiry
   std::uint32_t expire_slot = 0;  // index in Shard::expires_ while expire_at >= 0
-  std::int64_t charged = 0;       // bytes counted in ShardCounters::bytes for it
+  /// Redis's LRU clock at the last access (lru_clock(); OBJECT IDLETIME).
+  std::uint32_t access_clock : 24 = 0;
+  /// StringForm of `value` while type() == Type::string.
+  std::uint32_t string_form : 8 = 0;
+  std::int64_t charged = 0;  // bytes counted in ShardCounters::bytes for it
   std::string key;
   std::string value;               ///< the value while type() == Type::string
   std::unique_ptr<Object> object;  ///< the value of any other type, else null
 
   Type type() const noexcept { return object ? object->type() : Type::string; }
+  StringForm form() const noexcept { return static_cast<StringForm>(string_form); }
+  void set_form(StringForm f) noexcept { string_form = static_cast<std::uint32_t>(f); }
 };
 
-/// A chained hash table with 2^k buckets (k >= 2). Not thread-safe: its
-/// Shard's mutex guards it.
-class Table {
+/// Redis's LRU clock (LRU_CLOCK): seconds, 24 bits, wrapping every ~194 days.
+inline std::uint32_t lru_clock(std::int64_t unix_ms) noexcept {
+  return static_cast<std::uint32_t>(unix_ms / 1000) & 0xFFFFFFu;
+}
+
+/// The keyspace's table: a Dict of Entries (dict.hpp: power-of-two
+/// buckets, Redis's scan cursor). Not thread-safe: its Shard's mutex
+/// guards it.
+class Table : public Dict<Entry> {
  public:
-  Table();
-  ~Table();
-  Table(const Table&) = delete;
-  Table& operator=(const Table&) = delete;
-
-  /// The entry for `key` (whose hash is `h`), or nullptr.
-  Entry* find(std::string_view key, std::uint64_t h) const noexcept;
-  /// Adds a new entry; `key` must be absent. May grow the bucket array
-  /// (doubling at load factor 1). @throws std::bad_alloc (table unchanged).
+  using Dict<Entry>::insert;
+  /// Adds a new entry for `key` (hash `h`, absent), with an empty string
+  /// value and no TTL. @throws std::bad_alloc (table unchanged).
   Entry* insert(std::string_view key, std::uint64_t h);
-  /// Unlinks and returns `e` (the caller deletes it). May shrink the array
-  /// (halving at load factor 1/8).
-  std::unique_ptr<Entry> unlink(Entry* e) noexcept;
-  /// Number of entries.
-  std::size_t size() const noexcept { return size_; }
-  /// Deletes every entry and shrinks to the initial size.
-  void clear() noexcept;
-  /// Exchanges the contents with `other`.
-  void swap(Table& other) noexcept {
-    buckets_.swap(other.buckets_);
-    std::swap(size_, other.size_);
-  }
-
-  /// Calls fn(Entry&) for the entries of the buckets that cursor `v` covers
-  /// and returns the next cursor, 0 when the scan is complete (Redis's
-  /// dictScan: reverse-binary increment of the masked bits).
-  template <class F>
-  std::uint64_t scan(std::uint64_t v, F&& fn) {
-    const std::uint64_t mask = buckets_.size() - 1;
-    for (Entry* e = buckets_[v & mask]; e != nullptr; e = e->next) fn(*e);
-    v |= ~mask;
-    v = reverse_bits(v);
-    ++v;
-    return reverse_bits(v);
-  }
-  /// Calls fn(Entry&) for every entry; fn must not change the table.
-  template <class F>
-  void for_each(F&& fn) const {
-    for (Entry* head : buckets_)
-      for (Entry* e = head; e != nullptr; e = e->next) fn(*e);
-  }
-
- private:
-  static std::uint64_t reverse_bits(std::uint64_t v) noexcept;
-  void rehash(std::size_t n);
-  std::vector<Entry*> buckets_;
-  std::size_t size_ = 0;
 };
 
 /// Counters a shard keeps (read by INFO without the lock, hence relaxed
@@ -130,6 +139,9 @@ struct ShardCounters {
   std::atomic<std::int64_t> expires{0};   ///< keys with a TTL
   std::atomic<std::int64_t> bytes{0};     ///< estimated memory of the entries
   std::atomic<std::uint64_t> expired{0};  ///< keys deleted by expiry, lazily or actively
+  /// Clients blocked on keys, counted in their first key's shard; changed
+  /// by fetch_add without the lock (count_blocked).
+  std::atomic<std::int64_t> blocked{0};
 };
 
 /// One shard: a table, the list of its keys with a TTL (for active expiry
@@ -138,23 +150,28 @@ class Shard {
  public:
   /// Guards everything below.
   weft::Mutex mu;
+  /// Clients blocked on this shard's keys; null until the first blocks.
+  std::unique_ptr<BlockedKeys> blocked;
 
   /// The live entry for key, or nullptr. An expired entry is deleted
-  /// (lazy expiry) and nullptr returned. `now` is unix_ms().
-  Entry* find(std::string_view key, std::uint64_t h, std::int64_t now) noexcept;
+  /// (lazy expiry) and nullptr returned. `now` is unix_ms(). A found entry
+  /// counts as accessed (OBJECT IDLETIME) unless `touch` is false (Redis's
+  /// LOOKUP_NOTOUCH: TYPE, TTL, EXISTS, OBJECT).
+  Entry* find(std::string_view key, std::uint64_t h, std::int64_t now, bool touch = true) noexcept;
   /// Like find() but without expiring (for replay and EXISTS-like peeks).
   Entry* find_raw(std::string_view key, std::uint64_t h) const noexcept {
     return table_.find(key, h);
   }
-  /// Inserts key with an empty value and no TTL; key must be absent.
-  /// @throws std::bad_alloc.
+  /// Inserts key with an empty value and no TTL, accessed now; key must be
+  /// absent. @throws std::bad_alloc.
   Entry* insert(std::string_view key, std::uint64_t h);
   /// Makes e a string with this value (keeps its TTL; drops an object).
   /// @throws std::bad_alloc (unchanged).
-  void assign(Entry* e, std::string_view value);
+  void assign(Entry* e, std::string_view value, StringForm form = StringForm::encoded);
   /// Makes e hold `object` (keeps its TTL; drops the string value).
   void assign(Entry* e, std::unique_ptr<Object> object) noexcept;
-  /// Appends to e's string value. @throws std::bad_alloc (unchanged).
+  /// Appends to e's string value (now StringForm::raw). @throws
+  /// std::bad_alloc (unchanged).
   void append(Entry* e, std::string_view tail);
   /// Charges e's current size to the shard's byte count: call after
   /// changing e->object in place (an element added or removed).
@@ -163,10 +180,19 @@ class Shard {
   void set_expire(Entry* e, std::int64_t at);
   /// Deletes e.
   void erase(Entry* e) noexcept;
+  /// Counts clients that block (+1) or stop blocking (-1) with their first
+  /// key in this shard (INFO's blocked_clients). The one member that does
+  /// not need `mu`.
+  void count_blocked(std::int64_t delta) noexcept;
   /// Deletes every entry; returns how many there were.
   std::size_t clear() noexcept;
+  /// The bytes its entries cost now, summed afresh: what counters().bytes
+  /// must equal if recharge() followed every change in place (a check for
+  /// tests and the fuzz target).
+  std::int64_t recount() const noexcept;
   /// Exchanges the contents (entries, TTL list, counters) with `other`;
-  /// both locked (or unshared).
+  /// both locked (or unshared). The clients blocked on keys (`blocked`)
+  /// stay where they are: they wait on key names, not on values.
   void swap(Shard& other) noexcept;
 
   /// Active expiry: samples up to `n` keys with a TTL and deletes the
@@ -207,13 +233,19 @@ class Keyspace {
   std::int64_t expires() const noexcept;
   std::int64_t bytes() const noexcept;
   std::uint64_t expired() const noexcept;
+  /// Shard::recount() over all shards, each under its lock: equals bytes()
+  /// when nothing runs meanwhile.
+  std::int64_t recounted_bytes();
+  /// Clients blocked on keys now (INFO's blocked_clients; Shard::count_blocked).
+  std::int64_t blocked_clients() const noexcept;
 
  private:
   Shard shards_[kShards];
 };
 
 /// Redis's glob match (src/util.c stringmatchlen): `*`, `?`, `[...]` with
-/// `^` negation and `a-z` ranges, and `\` escapes. Case-sensitive.
-bool glob_match(std::string_view pattern, std::string_view text) noexcept;
+/// `^` negation and `a-z` ranges, and `\` escapes. Case-sensitive unless
+/// `nocase` (ASCII letters).
+bool glob_match(std::string_view pattern, std::string_view text, bool nocase = false) noexcept;
 
 }  // namespace kv

@@ -49,6 +49,11 @@ void Server::reset_stats() noexcept {
     c->store(0, std::memory_order_relaxed);
 }
 
+void Server::settings_changed(std::string_view name) {
+  if (name == "appendfsync" && aof_ != nullptr)
+    aof_->set_policy(settings_.appendfsync.load(std::memory_order_relaxed));
+}
+
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {
   if (aof_ == nullptr || loading_) return;
   ctx.aof_seq = std::max(ctx.aof_seq, aof_->append(argv));
@@ -78,7 +83,7 @@ void Server::load_aof() {
 void Server::run() {
   start_ms_ = unix_ms();
   if (options_.appendonly) {
-    aof_ = Aof::open(options_.dir, options_.appendfsync);
+    aof_ = Aof::open(options_.dir, settings_.appendfsync.load(std::memory_order_relaxed));
     load_aof();
     aof_->on_failure([this] { roll_back_unlogged(); });
   }
@@ -206,6 +211,9 @@ namespace {
 constexpr std::size_t kReadChunk = 16 * 1024;
 constexpr std::size_t kOutFlush = 64 * 1024;   // write replies once this much is pending
 constexpr std::size_t kOutKeep = 1024 * 1024;  // shrink a reply buffer grown beyond this
+// Input a blocked client may send before it is closed (Redis's
+// client-query-buffer-limit default).
+constexpr std::size_t kHeldMax = std::size_t{1} << 30;
 }  // namespace
 
 void Server::serve(weft::net::TcpStream conn) {
@@ -241,6 +249,10 @@ void Server::serve(weft::net::TcpStream conn) {
   // The replies of this batch that logged a record, to be replaced by the
   // MISCONF error if a failed AOF write discards their records.
   std::vector<Logged> logged;
+  // Where the reply of the command being executed begins in `out`: 0 again
+  // once a blocking command has sent the replies before it (and its own
+  // reply, appended after it wakes, begins the output).
+  std::size_t reply_at = 0;
   // Waits for the batch's records, then writes the replies; false when the
   // client is closed for the write deadline or the output limits.
   auto flush = [&](std::uint64_t seq) {
@@ -250,22 +262,67 @@ void Server::serve(weft::net::TcpStream conn) {
       if (!write_replies(conn, client, out)) return false;
       stats_.net_out.fetch_add(out.size(), std::memory_order_relaxed);
       out.clear();
+      reply_at = 0;
       if (out.capacity() > kOutKeep) out.shrink_to_fit();
     }
     return true;
   };
+  // A blocking command (BLPOP...) parks through this (client.hpp's
+  // BlockWatch): it sends the replies so far, then reads the connection on
+  // a second fiber while the command waits, keeping what arrives in `held`
+  // (parsed after the command, before the next read) and waking the
+  // command if the connection ends.
+  std::string held;
+  struct Watch final : BlockWatch {
+    using Flush = decltype(flush);
+    Watch(Flush& f, weft::net::TcpStream& c, std::string& h) : send(f), conn(c), held(h) {}
+    bool park(std::uint64_t& aof_seq, weft::Event& wake, weft::Deadline deadline) override {
+      // Closed for the output limits or the write deadline: it leaves at once.
+      if (!send(std::exchange(aof_seq, 0))) return false;
+      bool open = true;
+      weft::scope([&](weft::Scope& s) {
+        auto reader = s.spawn([&] {
+          char buf[4096];
+          try {
+            for (std::size_t n; held.size() <= kHeldMax && (n = conn.read(buf, sizeof buf)) != 0;)
+              held.append(buf, n);
+          } catch (const weft::Cancelled&) {
+            return;  // the command stopped waiting first
+          } catch (const std::system_error&) {
+            // Reset: the connection ended.
+          }
+          open = false;
+          wake.set();
+        });
+        wake.wait_until(deadline);
+        reader.cancel();
+      });
+      return open;
+    }
+    Flush& send;
+    weft::net::TcpStream& conn;
+    std::string& held;
+  } watch(flush, conn, held);
+  client.watch = &watch;
+
   try {
     bool open = registered;
     while (open) {
-      const std::span<char> space = parser.prepare(kReadChunk);
+      const std::span<char> space = parser.prepare(std::max(kReadChunk, held.size()));
       std::size_t n = 0;
-      try {
-        n = options_.timeout_s == 0
-                ? conn.read(space.data(), space.size())
-                : conn.read(space.data(), space.size(),
-                            weft::Deadline::after(std::chrono::seconds(options_.timeout_s)));
-      } catch (const weft::TimedOut&) {
-        break;  // idle timeout: close without a reply, as Redis does
+      if (!held.empty()) {  // sent while a command was blocked
+        n = held.size();
+        std::memcpy(space.data(), held.data(), n);
+        std::string().swap(held);
+      } else {
+        try {
+          const std::uint64_t timeout_s = settings_.timeout_s.load(std::memory_order_relaxed);
+          n = timeout_s == 0 ? conn.read(space.data(), space.size())
+                             : conn.read(space.data(), space.size(),
+                                         weft::Deadline::after(std::chrono::seconds(timeout_s)));
+        } catch (const weft::TimedOut&) {
+          break;  // idle timeout: close without a reply, as Redis does
+        }
       }
       if (n == 0) open = false;  // peer closed, or shutdown ended our reads
       parser.commit(n);
@@ -277,9 +334,12 @@ void Server::serve(weft::net::TcpStream conn) {
       while ((st = parser.next(argv)) == ParseStatus::complete) {
         ctx.argv = argv;
         const std::uint64_t seq_before = ctx.aof_seq;
-        const std::size_t reply_at = out.size();
+        reply_at = out.size();
         execute(ctx);
-        if (ctx.aof_seq != seq_before) logged.push_back({reply_at, out.size(), ctx.aof_seq});
+        // A blocking command that parked sent what came before it and reset
+        // ctx.aof_seq: it logged a record only if it was served (seq != 0).
+        if (ctx.aof_seq != seq_before && ctx.aof_seq != 0)
+          logged.push_back({reply_at, out.size(), ctx.aof_seq});
         ++ncommands;
         if (ctx.close) break;
         if (out.size() >= kOutFlush) {
@@ -376,7 +436,7 @@ void Server::roll_back_unlogged() {
   // Replay the file into a fresh keyspace through a host of its own (the
   // command layer needs nothing else), then swap it in shard by shard.
   auto fresh = std::make_unique<Keyspace>();
-  ReplayHost host(*fresh, options_);
+  ReplayHost host(*fresh, options_, settings_);
   std::string sink;
   const ReplayResult r = aof_->reread([&](std::span<const std::string_view> argv) {
     sink.clear();
@@ -411,8 +471,10 @@ bool Server::write_replies(weft::net::TcpStream& conn, Client& client, std::stri
                  static_cast<unsigned long long>(lim.hard));
     return false;
   }
-  const std::uint64_t write_timeout =
-      options_.write_timeout_s != 0 ? options_.write_timeout_s : options_.timeout_s;
+  // Without --write-timeout, the idle timeout (CONFIG SET timeout included).
+  const std::uint64_t write_timeout = options_.write_timeout_s != 0
+                                          ? options_.write_timeout_s
+                                          : settings_.timeout_s.load(std::memory_order_relaxed);
   weft::Deadline soft_deadline = weft::Deadline::none();
   std::size_t done = 0;
   while (done < out.size()) {

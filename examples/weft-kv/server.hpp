@@ -41,6 +41,8 @@ class Server final : public Host {
   void propagate(Context& ctx, std::span<const std::string_view> argv) override;
   bool loading() const noexcept override { return loading_; }
   const Options& options() const noexcept override { return options_; }
+  Settings& settings() noexcept override { return settings_; }
+  void settings_changed(std::string_view name) override;
   std::int64_t used_memory() const noexcept override;
   bool writes_allowed() const noexcept override { return aof_ == nullptr || aof_->healthy(); }
   std::string write_refusal() const override;
@@ -76,11 +78,14 @@ class Server final : public Host {
   /// (roll_back_unlogged): loading, nothing propagated.
   class ReplayHost final : public Host {
    public:
-    ReplayHost(Keyspace& ks, const Options& o) : ks_(ks), options_(o) {}
+    /// `s`: the server's run-time parameters (the encoding thresholds a
+    /// rebuilt value follows, as one rebuilt at start-up would).
+    ReplayHost(Keyspace& ks, const Options& o, Settings& s) : ks_(ks), options_(o), settings_(s) {}
     Keyspace& keyspace() noexcept override { return ks_; }
     void propagate(Context&, std::span<const std::string_view>) override {}
     bool loading() const noexcept override { return true; }
     const Options& options() const noexcept override { return options_; }
+    Settings& settings() noexcept override { return settings_; }
     std::int64_t used_memory() const noexcept override { return ks_.bytes(); }
     bool writes_allowed() const noexcept override { return true; }
     std::string write_refusal() const override { return {}; }
@@ -92,6 +97,7 @@ class Server final : public Host {
    private:
     Keyspace& ks_;
     const Options& options_;
+    Settings& settings_;
   };
 
   /// A connection being served: its client state and its stream (so that
@@ -118,6 +124,7 @@ class Server final : public Host {
   void roll_back_unlogged();
 
   Options options_;
+  Settings settings_{options_};
   weft::Runtime& runtime_;
   Keyspace keyspace_;
   std::unique_ptr<Aof> aof_;

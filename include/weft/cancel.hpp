@@ -74,11 +74,12 @@ class CancellationToken {
 class CancellationSource {
  public:
   /// A root source: only cancel() cancels it. @throws std::bad_alloc.
-  CancellationSource() : node_(detail::SharedCancelNode::create()) {}
+  CancellationSource()
+      : node_(detail::SharedCancelNode::create(detail::CancelNode::Kind::source)) {}
   /// A child of `parent`: cancelled when parent is (at once if it already
   /// is). A default-constructed parent makes a root. @throws std::bad_alloc.
   explicit CancellationSource(const CancellationToken& parent)
-      : node_(detail::SharedCancelNode::create()) {
+      : node_(detail::SharedCancelNode::create(detail::CancelNode::Kind::source)) {
     node_->attach(parent.node());
   }
   CancellationSource(CancellationSource&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}

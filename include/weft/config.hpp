@@ -73,6 +73,18 @@ struct Config {
   /// Env: WEFT_SPIN_US.
   std::chrono::nanoseconds spin_before_park = std::chrono::microseconds(20);
 
+  /// For tests; leave it on in programs. On, the monitor thread is a
+  /// backstop for wake-ups: every min(preemption_interval / 2, 5 ms), if a
+  /// worker sleeps while no worker searches and a fiber is queued or a timer
+  /// is overdue, it wakes one. That covers a timer armed on a worker that
+  /// then runs one fiber for long without switching (nobody else knows the
+  /// timer is due), and it also hides a lost wake-up in the scheduler as a
+  /// few milliseconds of latency. Off, the monitor only flags and reports
+  /// stalls (preemption_interval, stall_warning): a lost wake-up then hangs,
+  /// which is what the runtime's own wake-path tests want to see.
+  /// Env: WEFT_WAKE_BACKSTOP (0/1).
+  bool wake_backstop = true;
+
   /// I/O backend. Env: WEFT_IO_BACKEND (auto|io_uring|epoll).
   IoBackend io_backend = IoBackend::auto_detect;
 

@@ -63,6 +63,8 @@ template <class T>
 class [[nodiscard]] JoinHandle {
  public:
   JoinHandle() = default;
+  /// Adopts `task`: one reference the handle now owns (made by spawn, or
+  /// given up by release()).
   explicit JoinHandle(detail::ResultTask<T>* task) noexcept : task_(task) {}
   JoinHandle(JoinHandle&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
   JoinHandle& operator=(JoinHandle&& other) noexcept {
@@ -114,6 +116,17 @@ class [[nodiscard]] JoinHandle {
 
   /// False once joined, detached or moved from.
   bool joinable() const noexcept { return task_ != nullptr; }
+
+  /// Gives up this handle's ownership without detaching (like
+  /// std::unique_ptr::release) and returns the task; the handle is empty
+  /// afterwards. The pointer must later be adopted by exactly one
+  /// JoinHandle (the explicit constructor) that joins or detaches it;
+  /// until then the fiber's result is kept. For layers that keep a handle
+  /// in a pointer-sized slot, such as the C ABI (weft.h). Never throws.
+  [[nodiscard]] detail::ResultTask<T>* release() noexcept { return std::exchange(task_, nullptr); }
+  /// Internal: the shared state (selecting on a join, state queries in
+  /// weft/selector.hpp); nullptr for an empty handle.
+  detail::TaskBase* task_base() const noexcept { return task_; }
 
  private:
   void reset(bool detached) noexcept {

@@ -34,6 +34,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <iterator>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -227,6 +230,22 @@ class File {
   /// append-only or immutable inode; EIO, ...); weft::Cancelled.
   void truncate(std::uint64_t size, Deadline deadline = {});
 
+  /// set_len(size) is truncate(size): sets the file's length, growing it
+  /// with a hole or cutting it (Rust's File::set_len). Errors as truncate().
+  void set_len(std::uint64_t size, Deadline deadline = {}) { truncate(size, deadline); }
+
+  /// Where seek() counts from.
+  enum class Whence { start, current, end };
+  /// Moves the file position (lseek(2); never waits, so no deadline) and
+  /// returns the new position from the start. Seeking past the end is
+  /// allowed (a write there leaves a hole). Shared with read()/write() of
+  /// every fiber using this File.
+  /// @throws std::system_error (EINVAL for a position before the start,
+  /// ESPIPE for a pipe, EBADF once closed); weft::Cancelled.
+  std::uint64_t seek(std::int64_t offset, Whence whence = Whence::start);
+  /// The current file position (seek(0, Whence::current)).
+  std::uint64_t tell() { return seek(0, Whence::current); }
+
   /// The file's size in bytes. Throws like stat().
   std::uint64_t size(Deadline deadline = {});
   /// The open file's metadata (fstat). @throws std::system_error (EBADF
@@ -333,5 +352,105 @@ Metadata symlink_metadata(const std::filesystem::path& path, Deadline deadline =
 /// @throws std::system_error for other errors (EACCES on a parent, ...);
 /// weft::TimedOut; weft::Cancelled.
 bool exists(const std::filesystem::path& path, Deadline deadline = {});
+
+// --- directories, links, permissions, copies (src/fs/dir.cpp) ----------------
+//
+// These run their system calls on the runtime's blocking pool from a fiber
+// (there is no io_uring opcode for getdents, readlink, symlink, fchmodat or
+// copy_file_range in liburing 2.3), directly on a plain thread. Like file
+// operations on the epoll backend, a call runs to completion once started:
+// cancellation is checked before it starts, and a cancelled fiber stops
+// waiting for it (weft::Cancelled) while it finishes in the background.
+
+/// One entry of a directory listing.
+struct DirEntry {
+  std::string name;                   ///< the file name alone
+  std::filesystem::path path;         ///< the directory's path / name
+  FileType type = FileType::unknown;  ///< the entry itself (a symlink is a symlink)
+};
+
+/// A directory being listed, lazily: each next() returns one entry, and a
+/// block of entries (up to 32 KiB of getdents64 records) is read from the
+/// kernel only when the previous block is used up, so a huge directory
+/// costs one block of memory. "." and ".." are skipped; the order is the
+/// file system's. Move-only; owns the directory's descriptor. Range-for
+/// works (for (const DirEntry& e : weft::fs::read_dir(p))).
+class ReadDir {
+ public:
+  ReadDir() = default;
+  ReadDir(ReadDir&&) noexcept;
+  ReadDir& operator=(ReadDir&&) noexcept;
+  ReadDir(const ReadDir&) = delete;
+  ReadDir& operator=(const ReadDir&) = delete;
+  ~ReadDir();
+
+  /// The next entry, or empty at the end. @throws std::system_error naming
+  /// the directory (EIO, ...); weft::Cancelled.
+  std::optional<DirEntry> next();
+
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = DirEntry;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const DirEntry*;
+    using reference = const DirEntry&;
+    iterator() = default;
+    explicit iterator(ReadDir* d) : dir_(d) { ++*this; }
+    const DirEntry& operator*() const { return *cur_; }
+    const DirEntry* operator->() const { return &*cur_; }
+    iterator& operator++() {
+      cur_ = dir_->next();
+      if (!cur_) dir_ = nullptr;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept {
+      return a.dir_ == b.dir_;
+    }
+
+   private:
+    ReadDir* dir_ = nullptr;
+    std::optional<DirEntry> cur_;
+  };
+  iterator begin() { return iterator(this); }
+  iterator end() { return iterator(); }
+
+  struct State;
+
+ private:
+  friend ReadDir read_dir(const std::filesystem::path& path);
+  std::unique_ptr<State> state_;
+};
+
+/// Opens the directory at `path` for listing (see ReadDir).
+/// @throws std::system_error ("weft: read_dir '<path>'": ENOENT, ENOTDIR,
+/// EACCES, ...); weft::Cancelled.
+ReadDir read_dir(const std::filesystem::path& path);
+
+/// Copies the regular file `from` to `to` (copy_file_range(2), in the
+/// kernel) with `from`'s permission bits, and returns the bytes copied. An
+/// existing `to` is replaced only with overwrite = true (else EEXIST).
+/// @throws std::system_error ("weft: copy_file '<from>' -> '<to>'":
+/// ENOENT, EEXIST, EISDIR, ENOSPC, ...); weft::Cancelled.
+std::uint64_t copy_file(const std::filesystem::path& from, const std::filesystem::path& to,
+                        bool overwrite = false);
+
+/// Creates a symbolic link at `link` pointing to `target` (which need not
+/// exist). @throws std::system_error ("weft: symlink '<target>' ->
+/// '<link>'": EEXIST, ENOENT, ...); weft::Cancelled.
+void symlink(const std::filesystem::path& target, const std::filesystem::path& link);
+
+/// The target of the symbolic link at `path` (not resolved further).
+/// @throws std::system_error ("weft: read_link '<path>'": EINVAL if it is
+/// not a symlink, ENOENT, ...); weft::Cancelled.
+std::filesystem::path read_link(const std::filesystem::path& path);
+
+/// Sets the permission bits (07777: rwx for user/group/other, setuid,
+/// setgid, sticky) of `path`, following symlinks (chmod(2)).
+/// @throws std::invalid_argument for bits outside 07777;
+/// std::system_error ("weft: set_permissions '<path>'": ENOENT, EPERM,
+/// ...); weft::Cancelled.
+void set_permissions(const std::filesystem::path& path, std::uint32_t permissions);
 
 }  // namespace weft::fs

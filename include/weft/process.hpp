@@ -38,6 +38,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -213,6 +214,15 @@ class Child {
   /// signal number), std::logic_error for an empty handle.
   void kill(int signo = SIGKILL);
 
+  /// Sends `signo` to the child's whole process group: the child and every
+  /// process it started that stayed in the group (grandchildren included).
+  /// Only for a child started with Command::process_group(). Does nothing
+  /// once the child has been reaped (its group id could be reused).
+  /// @throws std::logic_error ("weft: Child::kill_group needs
+  /// Command::process_group()"); std::system_error (EINVAL for a bad
+  /// signal number).
+  void kill_group(int signo = SIGKILL);
+
   /// How long a cancelled wait() waits after SIGTERM before SIGKILL.
   /// @throws std::invalid_argument if negative.
   void set_kill_grace(std::chrono::nanoseconds grace);
@@ -233,10 +243,14 @@ class Child {
   void require() const;
   std::optional<ExitStatus> reap_if_exited();
   void wait_exit(std::int64_t deadline_ns, bool cancellable);
-  void terminate() noexcept;  // SIGTERM, grace, SIGKILL, reap; never cancellable
-  void release() noexcept;    // kill + reap if needed, then close the pidfd
+  void terminate() noexcept;            // SIGTERM, grace, SIGKILL, reap; never cancellable
+  void release() noexcept;              // kill + reap if needed, then close the pidfd
+  void signal_all(int signo) noexcept;  // the group if it has one, else the child
+  void stop_forwarding() noexcept;
 
   pid_t pid_ = -1;
+  bool group_ = false;            // leads its own process group (pgid == pid_)
+  std::uint64_t forwarding_ = 0;  // signal subscription id (0: none)
   int pidfd_ = -1;
   detail::io::IoObject* pidfd_obj_ = nullptr;
   std::optional<ExitStatus> status_;
@@ -285,6 +299,25 @@ class Command {
   Command& std_out(Stdio s);
   Command& std_err(Stdio s);
 
+  /// Forwards `signals` to the child while it runs (seed 001 §3.4): each
+  /// one this process receives is sent on to the child (to its process
+  /// group with process_group()). weft then handles those signals for the
+  /// rest of the process (weft/signal.hpp: their default action, e.g.
+  /// terminating on SIGTERM, no longer runs; use Runtime::shutdown_on_signals
+  /// or signal::wait as well to act on them here). Forwarding stops when
+  /// the child is reaped or its Child destroyed. Replaces an earlier list.
+  /// @throws std::invalid_argument for an empty list or a signal that
+  /// cannot be handled ("weft: Command::forward_signals: ...", as
+  /// weft::signal::wait).
+  Command& forward_signals(std::initializer_list<int> signals);
+
+  /// Starts the child in a new process group of its own (setpgid(0, 0)),
+  /// so that Child::kill_group(), forwarded signals, a cancelled wait()'s
+  /// termination and ~Child's SIGKILL reach every process it starts too.
+  /// The child also leaves the terminal's foreground group: a Ctrl-C then
+  /// reaches it only through forward_signals().
+  Command& process_group(bool on = true);
+
   /// The kill grace period of spawned children (see Child::wait).
   /// @throws std::invalid_argument if negative.
   Command& kill_grace(std::chrono::nanoseconds grace);
@@ -322,6 +355,8 @@ class Command {
   Stdio out_ = Stdio::inherit;
   Stdio err_ = Stdio::inherit;
   std::chrono::nanoseconds grace_ = std::chrono::seconds(2);
+  std::uint64_t forward_ = 0;  // signals to forward: bit (s - 1) for signal s
+  bool group_ = false;
 };
 
 }  // namespace weft::process

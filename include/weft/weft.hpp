@@ -8,6 +8,7 @@
 #include "weft/config.hpp"
 #include "weft/deadline.hpp"
 #include "weft/errors.hpp"
+#include "weft/fd.hpp"
 #include "weft/fiber.hpp"
 #include "weft/fls.hpp"
 #include "weft/fs.hpp"

@@ -65,6 +65,16 @@ unsigned long long env_number(const char* name, unsigned long long lo, unsigned 
   return v;
 }
 
+// A boolean variable: 1/on/true/yes or 0/off/false/no; fallback if unset.
+bool env_flag(const char* name, bool fallback) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return fallback;
+  const std::string v = text;
+  if (v == "1" || v == "on" || v == "true" || v == "yes") return true;
+  if (v == "0" || v == "off" || v == "false" || v == "no") return false;
+  bad(std::string("environment variable ") + name, "0 or 1", "'" + v + "'");
+}
+
 }  // namespace
 
 Config Config::from_env() {
@@ -73,16 +83,8 @@ Config Config::from_env() {
                          false, c.workers);
   c.stack_size = env_number("WEFT_STACK_SIZE", kMinStack, kMaxStack,
                             "a size in 16K..1G bytes (suffixes K, M, G)", true, c.stack_size);
-  if (const char* g = std::getenv("WEFT_GUARD_PAGES")) {
-    const std::string v = g;
-    if (v == "1" || v == "on" || v == "true" || v == "yes") {
-      c.guard_pages = true;
-    } else if (v == "0" || v == "off" || v == "false" || v == "no") {
-      c.guard_pages = false;
-    } else {
-      bad("environment variable WEFT_GUARD_PAGES", "0 or 1", "'" + v + "'");
-    }
-  }
+  c.guard_pages = env_flag("WEFT_GUARD_PAGES", c.guard_pages);
+  c.wake_backstop = env_flag("WEFT_WAKE_BACKSTOP", c.wake_backstop);
   c.preemption_interval = std::chrono::milliseconds(env_number(
       "WEFT_PREEMPT_MS", 1, 60'000, "an integer in 1..60000 (ms)", false,
       static_cast<unsigned long long>(

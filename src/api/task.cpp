@@ -8,6 +8,7 @@
 #include "base/sanitizers.hpp"
 #include "obs/metrics.hpp"
 #include "sched/waiter.hpp"
+#include "weft/detail/chan_core.hpp"
 #include "weft/errors.hpp"
 #include "weft/log.hpp"
 
@@ -108,11 +109,48 @@ void TaskBase::operator delete(void* p, std::size_t size) noexcept {
   ::operator delete(p);
 }
 
+TaskBase::~TaskBase() {
+  if (locals_ != nullptr) fls_destroy_store(locals_);  // never reached a fiber or thread
+  if (done_ != nullptr) {
+    chan_release(done_, true);
+    chan_release(done_, false);
+  }
+}
+
+ChanCore* TaskBase::done_channel() {
+  {
+    LockGuard g(lock_);
+    if (done_ != nullptr) return done_;
+  }
+  // Allocated outside the lock; nothing is ever sent on it: complete()
+  // closes it, which is what a select's receive case waits for.
+  ChanCore* c = chan_create(&kValueOps<char>, 0, false);
+  ChanCore* done;
+  bool finished = false;
+  {
+    LockGuard g(lock_);
+    if (done_ == nullptr) {
+      done_ = std::exchange(c, nullptr);
+      finished = finished_.load(std::memory_order_relaxed);
+    }
+    done = done_;  // ours, or another caller's installed first
+  }
+  if (c != nullptr) {
+    chan_release(c, true);
+    chan_release(c, false);
+  }
+  // complete() reads done_ under the same lock after setting finished_: if
+  // it ran before we installed the channel, we close it here.
+  if (finished) chan_close(done);
+  return done;
+}
+
 void TaskBase::complete() noexcept {
   // The hook first: it reads error_, which the joiner may move out once
   // finished_ is published.
   if (hook_ != nullptr) hook_->task_completed(this);
   bool report = false;
+  ChanCore* done = nullptr;
   {
     LockGuard g(lock_);
     // release: the result (value_/error_) written by run() before is
@@ -123,7 +161,9 @@ void TaskBase::complete() noexcept {
     }
     // A scope child's error is the scope's to rethrow: not lost.
     report = handle_gone_ && detached_ && error_ != nullptr && hook_ == nullptr;
+    done = done_;
   }
+  if (done != nullptr) chan_close(done);  // selects on the join fire
   if (report) report_lost_exception(fiber_id_, error_);
 }
 

@@ -280,8 +280,27 @@ bool CancelNode::bind_fiber(Fiber* f) noexcept {
   return cancelled;
 }
 
-SharedCancelNode* SharedCancelNode::create() {
-  return new SharedCancelNode();
+CancelNode::Inspection CancelNode::inspect(CancelNode** out, std::size_t capacity) noexcept {
+  Inspection r;
+  LockGuard g(lock_);
+  r.cancelled = cancelled_.load(std::memory_order_relaxed);
+  // fiber_ is valid under our lock: a fiber unbinds under it before it ends.
+  r.bound_fiber = fiber_ != nullptr ? fiber_->id : 0;
+  for (CancelLink* l = head_; l != nullptr; l = l->next) {
+    if (l->child == nullptr) {
+      ++r.callbacks;
+      continue;
+    }
+    ++r.children;
+    // A child whose last reference is gone is about to unlink itself: it
+    // is counted, not taken (as in take_children).
+    if (r.taken < capacity && l->child->try_add_ref()) out[r.taken++] = l->child;
+  }
+  return r;
+}
+
+SharedCancelNode* SharedCancelNode::create(Kind kind) {
+  return new SharedCancelNode(kind);
 }
 
 bool SharedCancelNode::try_add_ref() noexcept {

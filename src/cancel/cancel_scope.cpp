@@ -85,7 +85,9 @@ class DeadlineTimer final : public Timer {
 CancelScope::CancelScope(Kind kind, std::int64_t deadline_ns)
     : fiber_(current_fiber()), kind_(kind) {
   if (fiber_ == nullptr) throw std::logic_error("weft: a cancel scope must be opened on a fiber");
-  node_ = SharedCancelNode::create();
+  node_ = SharedCancelNode::create(kind == Kind::shield ? CancelNode::Kind::shield
+                                                        : CancelNode::Kind::scope);
+  node_->set_opener(fiber_->id);
   prev_ = fiber_->cancel_scope;
   if (kind == Kind::nested) {
     node_->attach(prev_);

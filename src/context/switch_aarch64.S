@@ -15,6 +15,7 @@
  */
         .text
         .globl  weft_context_swap
+        .hidden weft_context_swap  // internal: not exported from libweft.so
         .type   weft_context_swap, %function
         .p2align 4
 weft_context_swap:
@@ -55,6 +56,7 @@ weft_context_swap:
         .size   weft_context_swap, .-weft_context_swap
 
         .globl  weft_context_trampoline
+        .hidden weft_context_trampoline  // internal: not exported from libweft.so
         .type   weft_context_trampoline, %function
         .p2align 4
 weft_context_trampoline:

@@ -20,6 +20,7 @@
  */
         .text
         .globl  weft_context_swap
+        .hidden weft_context_swap  // internal: not exported from libweft.so
         .type   weft_context_swap, @function
         .p2align 4
 weft_context_swap:
@@ -69,6 +70,7 @@ weft_context_swap:
  * alignment. The entry function never returns; ud2 traps if it does. The
  * undefined return address ends unwinding and backtraces at this frame. */
         .globl  weft_context_trampoline
+        .hidden weft_context_trampoline  // internal: not exported from libweft.so
         .type   weft_context_trampoline, @function
         .p2align 4
 weft_context_trampoline:

@@ -2,6 +2,7 @@
 #include "obs/backtrace.hpp"
 
 #include <cxxabi.h>
+#include <dlfcn.h>
 #include <elfutils/libdwfl.h>
 #include <execinfo.h>
 #include <signal.h>
@@ -75,6 +76,51 @@ void install() noexcept {
   }
 }
 
+// libdw's functions, loaded with dlopen at the first symbolization rather
+// than linked: libweft.so and the Blood runtime's self-contained archive
+// (which a C program links with -lpthread -ldl -lm alone) then carry no
+// dependency on elfutils. Without libdw.so.1 the names come from dladdr:
+// exported symbols only, no static functions, no file:line.
+struct Libdw {
+  decltype(&dwfl_begin) begin = nullptr;
+  decltype(&dwfl_end) end = nullptr;
+  decltype(&dwfl_linux_proc_report) proc_report = nullptr;
+  decltype(&dwfl_report_end) report_end = nullptr;
+  decltype(&dwfl_addrmodule) addrmodule = nullptr;
+  decltype(&dwfl_module_addrinfo) module_addrinfo = nullptr;
+  decltype(&dwfl_module_getsrc) module_getsrc = nullptr;
+  decltype(&dwfl_lineinfo) lineinfo = nullptr;
+  decltype(&dwfl_module_info) module_info = nullptr;
+  decltype(&dwfl_linux_proc_find_elf) proc_find_elf = nullptr;
+  decltype(&dwfl_standard_find_debuginfo) find_debuginfo = nullptr;
+  bool ok = false;
+};
+
+template <class F>
+bool bind(void* lib, const char* name, F& f) noexcept {
+  f = reinterpret_cast<F>(::dlsym(lib, name));
+  return f != nullptr;
+}
+
+const Libdw& libdw() noexcept {
+  static const Libdw dw = [] {
+    Libdw d;
+    void* lib = ::dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return d;  // kept loaded for the process's life
+    d.ok = bind(lib, "dwfl_begin", d.begin) && bind(lib, "dwfl_end", d.end) &&
+           bind(lib, "dwfl_linux_proc_report", d.proc_report) &&
+           bind(lib, "dwfl_report_end", d.report_end) &&
+           bind(lib, "dwfl_addrmodule", d.addrmodule) &&
+           bind(lib, "dwfl_module_addrinfo", d.module_addrinfo) &&
+           bind(lib, "dwfl_module_getsrc", d.module_getsrc) &&
+           bind(lib, "dwfl_lineinfo", d.lineinfo) && bind(lib, "dwfl_module_info", d.module_info) &&
+           bind(lib, "dwfl_linux_proc_find_elf", d.proc_find_elf) &&
+           bind(lib, "dwfl_standard_find_debuginfo", d.find_debuginfo);
+    return d;
+  }();
+  return dw;
+}
+
 std::string demangle(const char* name) {
   int status = 0;
   char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
@@ -128,17 +174,18 @@ bool sample_thread(pthread_t t, bool (*still)(const void* arg), const void* arg,
 }
 
 void symbolize(const RawBacktrace& bt, std::string& out) {
-  static const Dwfl_Callbacks callbacks = {
-      .find_elf = dwfl_linux_proc_find_elf,
-      .find_debuginfo = dwfl_standard_find_debuginfo,
-      .section_address = nullptr,
-      .debuginfo_path = nullptr,
-  };
-  Dwfl* dwfl = dwfl_begin(&callbacks);
-  if (dwfl != nullptr && (dwfl_linux_proc_report(dwfl, ::getpid()) != 0 ||
-                          dwfl_report_end(dwfl, nullptr, nullptr) != 0)) {
-    dwfl_end(dwfl);
-    dwfl = nullptr;
+  const Libdw& dw = libdw();
+  Dwfl* dwfl = nullptr;
+  Dwfl_Callbacks callbacks{};
+  if (dw.ok) {
+    callbacks.find_elf = dw.proc_find_elf;
+    callbacks.find_debuginfo = dw.find_debuginfo;
+    dwfl = dw.begin(&callbacks);
+    if (dwfl != nullptr &&
+        (dw.proc_report(dwfl, ::getpid()) != 0 || dw.report_end(dwfl, nullptr, nullptr) != 0)) {
+      dw.end(dwfl);
+      dwfl = nullptr;
+    }
   }
   for (int i = 0; i < bt.count; ++i) {
     const auto addr = reinterpret_cast<std::uintptr_t>(bt.frames[i]);
@@ -147,12 +194,18 @@ void symbolize(const RawBacktrace& bt, std::string& out) {
     char head[48];
     std::snprintf(head, sizeof head, "    #%-2d 0x%016" PRIxPTR " ", i, addr);
     out += head;
-    Dwfl_Module* m = dwfl != nullptr ? dwfl_addrmodule(dwfl, pc) : nullptr;
+    Dwfl_Module* m = dwfl != nullptr ? dw.addrmodule(dwfl, pc) : nullptr;
     GElf_Off offset = 0;
     GElf_Sym sym;
     const char* name = m != nullptr
-                           ? dwfl_module_addrinfo(m, pc, &offset, &sym, nullptr, nullptr, nullptr)
+                           ? dw.module_addrinfo(m, pc, &offset, &sym, nullptr, nullptr, nullptr)
                            : nullptr;
+    Dl_info info{};
+    if (dwfl == nullptr && ::dladdr(reinterpret_cast<void*>(pc), &info) != 0 &&
+        info.dli_sname != nullptr) {
+      name = info.dli_sname;
+      offset = pc - reinterpret_cast<std::uintptr_t>(info.dli_saddr);
+    }
     if (name != nullptr) {
       out += demangle(name);
       char off[24];
@@ -161,27 +214,28 @@ void symbolize(const RawBacktrace& bt, std::string& out) {
     } else {
       out += "??";
     }
+    const char* file = nullptr;
+    int line = 0;
     if (m != nullptr) {
-      int line = 0;
-      const char* file = nullptr;
-      if (Dwfl_Line* l = dwfl_module_getsrc(m, pc))
-        file = dwfl_lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
-      if (file != nullptr) {
-        out += " (";
-        out += file;
-        out += ':';
-        out += std::to_string(line);
-        out += ')';
-      } else if (const char* mod = dwfl_module_info(m, nullptr, nullptr, nullptr, nullptr, nullptr,
-                                                    nullptr, nullptr)) {
-        out += " (";
-        out += mod;
-        out += ')';
-      }
+      if (Dwfl_Line* l = dw.module_getsrc(m, pc))
+        file = dw.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+    }
+    if (file != nullptr) {
+      out += " (";
+      out += file;
+      out += ':';
+      out += std::to_string(line);
+      out += ')';
+    } else if (const char* mod = m != nullptr ? dw.module_info(m, nullptr, nullptr, nullptr,
+                                                               nullptr, nullptr, nullptr, nullptr)
+                                              : info.dli_fname) {
+      out += " (";
+      out += mod;
+      out += ')';
     }
     out += '\n';
   }
-  if (dwfl != nullptr) dwfl_end(dwfl);
+  if (dwfl != nullptr) dw.end(dwfl);
 }
 
 }  // namespace weft::detail::obs

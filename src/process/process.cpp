@@ -358,6 +358,8 @@ void Pipe::write_all(const void* buf, std::size_t len, Deadline deadline) {
 
 Child::Child(Child&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
+      group_(std::exchange(other.group_, false)),
+      forwarding_(std::exchange(other.forwarding_, 0)),
       pidfd_(std::exchange(other.pidfd_, -1)),
       pidfd_obj_(std::exchange(other.pidfd_obj_, nullptr)),
       status_(std::exchange(other.status_, std::nullopt)),
@@ -370,6 +372,8 @@ Child& Child::operator=(Child&& other) noexcept {
   if (this != &other) {
     release();
     pid_ = std::exchange(other.pid_, -1);
+    group_ = std::exchange(other.group_, false);
+    forwarding_ = std::exchange(other.forwarding_, 0);
     pidfd_ = std::exchange(other.pidfd_, -1);
     pidfd_obj_ = std::exchange(other.pidfd_obj_, nullptr);
     status_ = std::exchange(other.status_, std::nullopt);
@@ -385,10 +389,24 @@ Child::~Child() {
   release();
 }
 
+void Child::stop_forwarding() noexcept {
+  // Once this returns the dispatcher no longer runs the callback, which
+  // uses pidfd_ and pid_: only then may the pidfd close.
+  if (forwarding_ != 0) detail::sig::unsubscribe(std::exchange(forwarding_, 0));
+}
+
+void Child::signal_all(int signo) noexcept {
+  // The group while the leader is unreaped: its zombie holds the id, so the
+  // group id cannot name another group yet.
+  if (group_ && !status_) ::kill(-pid_, signo);
+  pidfd_send_signal(pidfd_, signo);
+}
+
 void Child::release() noexcept {
+  stop_forwarding();
   if (pidfd_obj_ == nullptr) return;
   if (!status_) {
-    pidfd_send_signal(pidfd_, SIGKILL);
+    signal_all(SIGKILL);
     try {
       while (!reap_if_exited()) wait_exit(detail::kNoDeadline, false);
     } catch (...) {
@@ -412,6 +430,7 @@ std::optional<ExitStatus> Child::reap_if_exited() {
     if (errno != EINTR) io::throw_errno(errno, "waitid(" + describe(pid_) + ")");
   }
   if (info.si_pid == 0) return std::nullopt;  // still running
+  stop_forwarding();
   switch (info.si_code) {
     case CLD_EXITED:
       status_ = ExitStatus::exited(info.si_status);
@@ -438,14 +457,14 @@ void Child::wait_exit(std::int64_t deadline_ns, bool cancellable) {
 void Child::terminate() noexcept {
   try {
     if (reap_if_exited()) return;
-    pidfd_send_signal(pidfd_, SIGTERM);
+    signal_all(SIGTERM);
     const std::int64_t until = Deadline::after(grace_).ns();
     try {
       while (!reap_if_exited()) wait_exit(until, false);
       return;
     } catch (const TimedOut&) {
     }
-    pidfd_send_signal(pidfd_, SIGKILL);
+    signal_all(SIGKILL);
     while (!reap_if_exited()) wait_exit(detail::kNoDeadline, false);
   } catch (...) {
     // As in release(): nothing more can be done; ~Child tries again.
@@ -484,6 +503,16 @@ void Child::kill(int signo) {
   require();
   if (pidfd_send_signal(pidfd_, signo) != 0 && errno != ESRCH) {
     io::throw_errno(errno, "kill(" + describe(pid_) + ", " + std::to_string(signo) + ")");
+  }
+}
+
+void Child::kill_group(int signo) {
+  require();
+  if (!group_) throw std::logic_error("weft: Child::kill_group needs Command::process_group()");
+  if (status_) return;
+  if (::kill(-pid_, signo) != 0 && errno != ESRCH) {
+    io::throw_errno(
+        errno, "kill(process group " + std::to_string(pid_) + ", " + std::to_string(signo) + ")");
   }
 }
 
@@ -547,6 +576,16 @@ Command& Command::std_err(Stdio s) {
   return *this;
 }
 
+Command& Command::forward_signals(std::initializer_list<int> signals) {
+  forward_ = detail::sig::validated(signals, "Command::forward_signals").bits;
+  return *this;
+}
+
+Command& Command::process_group(bool on) {
+  group_ = on;
+  return *this;
+}
+
 Command& Command::kill_grace(std::chrono::nanoseconds grace) {
   check_grace(grace);
   grace_ = grace;
@@ -585,7 +624,12 @@ Child Command::spawn_with(Stdio in, Stdio out, Stdio err) const {
   sigfillset(&all);
   ::posix_spawnattr_setsigmask(&attr.attr, &none);
   ::posix_spawnattr_setsigdefault(&attr.attr, &all);
-  ::posix_spawnattr_setflags(&attr.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  short spawn_flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (group_) {
+    ::posix_spawnattr_setpgroup(&attr.attr, 0);  // a new group, led by the child
+    spawn_flags |= POSIX_SPAWN_SETPGROUP;
+  }
+  ::posix_spawnattr_setflags(&attr.attr, spawn_flags);
 
   std::vector<char*> argv;
   argv.reserve(args_.size() + 2);
@@ -642,6 +686,17 @@ Child Command::spawn_with(Stdio in, Stdio out, Stdio err) const {
   child.pid_ = pid;
   child.pidfd_ = pidfd;
   child.grace_ = grace_;
+  child.group_ = group_;
+  if (forward_ != 0) {
+    // On the dispatcher thread: async-signal-safe work only, and nothing
+    // that can outlive the Child (stop_forwarding() waits it out).
+    const bool group = group_;
+    child.forwarding_ =
+        detail::sig::subscribe(detail::sig::SigSet{forward_}, [pid, pidfd, group](int s) {
+          if (group) ::kill(-pid, s);
+          pidfd_send_signal(pidfd, s);
+        });
+  }
   // From here on ~Child kills and reaps if anything throws.
   Pipe* ends[3] = {&child.in_, &child.out_, &child.err_};
   for (int i = 0; i < 3; ++i) {

@@ -485,7 +485,7 @@ void RuntimeImpl::monitor_main() noexcept {
   // moved while it runs a fiber is running that fiber without a break:
   // past preemption_interval the fiber is flagged (checkpoint() yields),
   // past stall_warning it is reported once. Then the wake-up backstop runs
-  // (monitor_backstop).
+  // (monitor_backstop), unless Config::wake_backstop is off.
   const std::size_t n = workers_.size();
   struct Sample {
     std::uint64_t switches = ~std::uint64_t{0};
@@ -532,9 +532,10 @@ void RuntimeImpl::monitor_backstop() noexcept {
   // was lost or is late (a sleeper's timeout rounds to the next ms; a
   // stale timer hint). Waking one idle worker turns such a bug into a delay
   // of at most one monitor period instead of a hang, which also hides it:
-  // the tests that must catch lost wake-ups are listed with their mutants
-  // in tests/mutants/.
-  if (idle_count_.load(std::memory_order_relaxed) != 0 &&
+  // the tests that must catch lost wake-ups run with it off
+  // (Config::wake_backstop), so a lost wake-up hangs there, and are listed
+  // with their mutants in tests/mutants/.
+  if (config_.wake_backstop && idle_count_.load(std::memory_order_relaxed) != 0 &&
       searching_.load(std::memory_order_relaxed) == 0 &&
       (has_queued_work() || earliest_timer_tick() <= now_tick())) {
     wake_one_idle();

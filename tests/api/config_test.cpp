@@ -56,6 +56,7 @@ TEST(ConfigValidate, DefaultsAreValid) {
   EXPECT_EQ(c.stack_size, 256 * KiB);
   EXPECT_TRUE(c.guard_pages);
   EXPECT_EQ(c.strategy, weft::Strategy::work_stealing);
+  EXPECT_TRUE(c.wake_backstop);  // off only in tests
 }
 
 TEST(ConfigValidate, Workers) {
@@ -182,6 +183,7 @@ TEST_F(ConfigFromEnv, NothingSetGivesDefaults) {
   EXPECT_EQ(c.strategy, d.strategy);
   EXPECT_EQ(c.max_blocking_threads, d.max_blocking_threads);
   EXPECT_EQ(c.spin_before_park, d.spin_before_park);
+  EXPECT_EQ(c.wake_backstop, d.wake_backstop);
 }
 
 TEST_F(ConfigFromEnv, Workers) {
@@ -226,6 +228,17 @@ TEST_F(ConfigFromEnv, GuardPages) {
   EXPECT_TRUE(Config::from_env().guard_pages);
   set("WEFT_GUARD_PAGES", "maybe");
   EXPECT_INVALID_MENTIONING(Config::from_env(), "WEFT_GUARD_PAGES");
+}
+
+TEST_F(ConfigFromEnv, WakeBackstop) {
+  set("WEFT_WAKE_BACKSTOP", "0");
+  EXPECT_FALSE(Config::from_env().wake_backstop);
+  set("WEFT_WAKE_BACKSTOP", "off");
+  EXPECT_FALSE(Config::from_env().wake_backstop);
+  set("WEFT_WAKE_BACKSTOP", "1");
+  EXPECT_TRUE(Config::from_env().wake_backstop);
+  set("WEFT_WAKE_BACKSTOP", "2");
+  EXPECT_INVALID_MENTIONING(Config::from_env(), "WEFT_WAKE_BACKSTOP");
 }
 
 TEST_F(ConfigFromEnv, Strategy) {

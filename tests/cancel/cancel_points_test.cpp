@@ -40,8 +40,6 @@ using namespace std::chrono_literals;
 namespace weft::test {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 // The deadline of the move_on_after / fail_after deliveries: long enough
 // that the victim is normally parked before it passes (checked, but only
 // reported, since a slow machine may not get there in time), short enough

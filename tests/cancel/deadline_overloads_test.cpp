@@ -11,8 +11,6 @@ using namespace std::chrono_literals;
 namespace weft::test {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 // Each timed call is given a short Deadline; none may return before it.
 TEST(DeadlineOverloads, EveryTimedWaitHonoursADeadline) {
   Runtime rt(workers_config(2));

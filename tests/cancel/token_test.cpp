@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "cancel/cancel_util.hpp"
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
 #include "weft/weft.hpp"
 
@@ -28,8 +28,6 @@ using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 // ---------------------------------------------------------------------------
 // Tree semantics (plain threads: tokens need no runtime)

@@ -21,9 +21,6 @@
 
 namespace {
 
-// Every test of this binary runs under a Watchdog (a hang aborts naming the test).
-WEFT_WATCHDOG_EVERY_TEST();
-
 using namespace std::chrono_literals;
 using weft::ChannelStatus;
 using weft::Clock;

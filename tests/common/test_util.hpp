@@ -3,9 +3,11 @@
 // Rules every test follows (DESIGN.md "Conventions"): a test asserts
 // behaviour, never an upper bound on elapsed time. Waits for something that
 // must eventually happen are bounded by generous deadlines (kPatience) only so
-// that a broken runtime fails instead of hanging; a Watchdog aborts the whole
-// binary with a message if a test is stuck in a call that cannot be bounded
-// otherwise (a join that never returns, a destructor that never ends).
+// that a broken runtime fails instead of hanging. Every test runs under a
+// watchdog that names it if it hangs (common/test_main.cpp, the main() of
+// every test binary); a Watchdog here guards one call that cannot be bounded
+// otherwise (a join that never returns, a destructor that never ends) with a
+// message of its own.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -88,6 +90,17 @@ inline std::string current_message() {
   } catch (...) {
     return "<not a std::exception>";
   }
+}
+
+/// The what() of the exception fn throws, or "<no exception>": for tests
+/// of exact error messages.
+inline std::string message_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "<no exception>";
 }
 
 /// Thread-safe collector of failed checks made inside fibers, reported once
@@ -177,23 +190,6 @@ class Watchdog {
   std::thread thread_;
 };
 
-/// Runs every test of the binary that uses it under a Watchdog named after
-/// the test, so a hang in a recv/lock/join aborts with the test's name
-/// instead of blocking CI. Use once per test binary, at namespace scope:
-/// WEFT_WATCHDOG_EVERY_TEST();
-class WatchdogPerTest : public ::testing::EmptyTestEventListener {
-  void OnTestStart(const ::testing::TestInfo& t) override {
-    wd_ = std::make_unique<Watchdog>(std::string(t.test_suite_name()) + "." + t.name());
-  }
-  void OnTestEnd(const ::testing::TestInfo&) override { wd_.reset(); }
-  std::unique_ptr<Watchdog> wd_;
-};
-#define WEFT_WATCHDOG_EVERY_TEST()                                                             \
-  [[maybe_unused]] const bool weft_watchdog_installed_ = [] {                                  \
-    ::testing::UnitTest::GetInstance()->listeners().Append(new ::weft::test::WatchdogPerTest); \
-    return true;                                                                               \
-  }()
-
 /// Waits until at least n fibers of rt are parked, then a little more.
 /// Checked again after the pause: the count is a racy snapshot in which a
 /// fiber in transit between run queues also looks parked.
@@ -205,10 +201,35 @@ inline void settle_parked(const Runtime& rt, std::uint64_t n) {
   }
 }
 
-/// A config with `workers` workers and everything else at its default
-/// (never from the environment).
-inline weft::Config workers_config(std::size_t workers) {
+/// True in the binaries of the suites that test wake-up paths (sched, chan,
+/// sync, io, cancel, scope): tests/CMakeLists.txt defines
+/// WEFT_TEST_BACKSTOP_FREE for them.
+#ifdef WEFT_TEST_BACKSTOP_FREE
+inline constexpr bool kBackstopFreeSuite = true;
+#else
+inline constexpr bool kBackstopFreeSuite = false;
+#endif
+
+/// Config::wake_backstop for the runtimes of this binary: off in the
+/// backstop-free suites, so that a lost wake-up hangs (and the per-test
+/// watchdog of tests/common/test_main.cpp names the test) instead of costing
+/// the monitor's 5 ms; WEFT_WAKE_BACKSTOP=0/1 overrides it either way.
+inline bool test_wake_backstop() {
+  if (std::getenv("WEFT_WAKE_BACKSTOP") != nullptr) return weft::Config::from_env().wake_backstop;
+  return !kBackstopFreeSuite;
+}
+
+/// The config every test starts from: defaults (never the other WEFT_*
+/// variables of the environment), with test_wake_backstop().
+inline weft::Config base_config() {
   weft::Config c;
+  c.wake_backstop = test_wake_backstop();
+  return c;
+}
+
+/// base_config() with `workers` workers.
+inline weft::Config workers_config(std::size_t workers) {
+  weft::Config c = base_config();
   c.workers = workers;
   return c;
 }

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -49,15 +52,50 @@ TEST(StackAllocator, AllocatesUsableAlignedStacks) {
   }
 }
 
+// The mapping of /proc/self/smaps that contains `addr`: its Rss in KiB and
+// its VmFlags ("nr": mapped with MAP_NORESERVE). Rss -1 if not found.
+struct Mapping {
+  long rss_kib = -1;
+  std::string flags;
+};
+Mapping mapping_of(const void* addr) {
+  const auto a = reinterpret_cast<std::uintptr_t>(addr);
+  std::ifstream in("/proc/self/smaps");
+  Mapping m;
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    std::uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 &&
+        line.find(':') > line.find(' ')) {  // a header line: "lo-hi perms ..."
+      if (inside) break;
+      inside = lo <= a && a < hi;
+      continue;
+    }
+    if (!inside) continue;
+    if (line.rfind("Rss:", 0) == 0) m.rss_kib = std::stol(line.substr(4));
+    if (line.rfind("VmFlags:", 0) == 0) m.flags = line.substr(8) + " ";
+  }
+  return m;
+}
+
 TEST(StackAllocator, HugeStacksOnlyReserveAddressSpace) {
-  // 1 GiB (the largest allowed) must be cheap thanks to MAP_NORESERVE.
+  // 1 GiB (the largest allowed) must be cheap: the mapping is made with
+  // MAP_NORESERVE (no swap is reserved for it: VmFlags "nr"), and a stack
+  // costs only the pages it touches.
   StackAllocator alloc(GuardMode::madvise);
   std::vector<Stack> stacks;
   for (int i = 0; i < 4; ++i) stacks.push_back(alloc.allocate(std::size_t{1} << 30));
   for (auto& s : stacks) {
     static_cast<char*>(s.hi)[-1] = 1;  // touch one page
-    alloc.release(s);
+    const Mapping m = mapping_of(static_cast<char*>(s.hi) - 1);
+    ASSERT_GE(m.rss_kib, 0) << "no mapping holds the stack";
+    EXPECT_NE(m.flags.find(" nr "), std::string::npos) << "not MAP_NORESERVE: " << m.flags;
+    // A page or two (transparent huge pages could make it 2 MiB), never
+    // the gigabyte.
+    EXPECT_LE(m.rss_kib, 4096) << "a 1 GiB stack with one page touched costs " << m.rss_kib
+                               << " KiB";
   }
+  for (auto& s : stacks) alloc.release(s);
 }
 
 TEST(StackAllocator, MapCountBudgetFailsWithAClearError) {

@@ -115,16 +115,26 @@ TEST_P(ThisFiber, SpawnBlockingThreadIsNotAFiber) {
   EXPECT_EQ(std::get<2>(r), -1);
 }
 
-TEST_P(ThisFiber, SleepPastDeadlinesReturn) {
-  Runtime rt(config());
+// "A deadline in the past returns at once after a yield-free check": with
+// one worker, a sibling queued behind the sleeper must not run before the
+// sleeper's past-deadline sleeps have all returned.
+TEST(ThisFiberOneWorker, SleepPastDeadlinesReturnWithoutYielding) {
+  Runtime rt(weft::test::workers_config(1));
   rt.block_on([] {
+    std::atomic<bool> sibling_ran{false};
+    auto sibling = weft::spawn([&] { sibling_ran.store(true); });
     auto start = weft::Clock::now();
-    tf::sleep_until(start - 1h);
-    tf::sleep_until(start);
-    tf::sleep_for(0ns);
-    tf::sleep_for(-1s);
-    tf::sleep_until(weft::Clock::time_point::min());
-    SUCCEED();
+    for (int i = 0; i < 100; ++i) {
+      tf::sleep_until(start - 1h);
+      tf::sleep_until(start);
+      tf::sleep_for(0ns);
+      tf::sleep_for(-1s);
+      tf::sleep_until(weft::Clock::time_point::min());
+      tf::sleep_until(weft::Deadline::after(-1s));
+    }
+    EXPECT_FALSE(sibling_ran.load()) << "a sleep with a past deadline yielded";
+    sibling.join();
+    EXPECT_TRUE(sibling_ran.load());
   });
 }
 

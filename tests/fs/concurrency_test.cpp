@@ -10,8 +10,6 @@
 namespace weft::test {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 namespace fs = weft::fs;
 using fs::OpenMode;
 using Names = std::vector<std::string>;

@@ -16,8 +16,6 @@
 namespace weft::test {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 namespace fs = weft::fs;
 using fs::OpenMode;
 using namespace std::chrono_literals;

@@ -14,8 +14,6 @@
 namespace weft::test {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 namespace fs = weft::fs;
 using namespace std::chrono_literals;
 using Names = std::vector<std::string>;

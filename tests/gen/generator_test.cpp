@@ -26,7 +26,6 @@ using weft::test::collect;
 using weft::test::gen_stack;
 
 // Once for the whole weft_test_gen binary.
-WEFT_WATCHDOG_EVERY_TEST();
 
 static_assert(std::input_iterator<Generator<int>::iterator>);
 static_assert(std::ranges::input_range<Generator<int>>);

@@ -29,8 +29,6 @@
 
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 using namespace std::chrono_literals;
 using weft::Clock;
 using weft::IoBackend;
@@ -98,39 +96,67 @@ TEST_P(BackendTest, CreateAllMakesTheRequestedKind) {
   }
 }
 
+// The backend's poll contract, driven from an owner thread while this
+// thread checks each step (bounded) instead of hanging on a broken one:
+// poll(0) returns; a timeout alone ends a poll; a wake() before a poll
+// makes it return (a wake-up is never lost); wake() from another thread
+// ends a blocking poll, many times over; no poll hands back a fiber
+// (nothing is in flight). Blocking polls are counted.
 TEST_P(BackendTest, PollHonoursWakeAndTimeout) {
   weft::Config cfg;
   cfg.io_backend = GetParam();
   auto all = io::Backend::create_all(cfg, 1);
   io::Backend& b = *all.front();
-  b.attach();  // this thread is the owner now
-  // Nothing is in flight here, so no poll may hand back a fiber.
-  weft::detail::FiberList woken_fibers;
-  auto poll = [&](std::int64_t timeout_ns) {
-    b.poll(timeout_ns, woken_fibers);
-    EXPECT_TRUE(woken_fibers.empty());
-  };
-  poll(0);  // nothing to do: returns at once
-
-  // A timeout alone ends a wait. (It may end early: "up to timeout_ns";
-  // the worker re-checks its timers. epoll_pwait2 on a thread that owned
-  // an io_uring before can say EINTR, for instance.)
-  for (int i = 0; i < 3; ++i) poll(std::chrono::nanoseconds(20ms).count());
-  // wake() before a wait makes that wait return (timeout: none).
+  std::atomic<int> step{0};  // the owner's progress
+  std::atomic<int> go{0};    // how far the owner may go
+  std::atomic<bool> woken{false};
+  constexpr int kWakes = 50;
+  std::atomic<int> fibers{0};  // handed back by a poll: none may be
+  std::thread owner([&] {
+    b.attach();  // this thread is the owner now
+    weft::detail::FiberList woken_fibers;
+    auto poll = [&](std::int64_t timeout_ns) {
+      b.poll(timeout_ns, woken_fibers);
+      while (woken_fibers.pop_front() != nullptr) fibers.fetch_add(1);
+    };
+    poll(0);  // nothing to do: returns at once
+    step = 1;
+    // A timeout alone ends a wait. (It may end early: "up to timeout_ns";
+    // the worker re-checks its timers. epoll_pwait2 on a thread that owned
+    // an io_uring before can say EINTR, for instance.)
+    for (int i = 0; i < 3; ++i) poll(std::chrono::nanoseconds(20ms).count());
+    step = 2;
+    while (go.load() < 3) std::this_thread::yield();
+    poll(-1);  // woken before it began
+    step = 3;
+    for (int i = 0; i < kWakes; ++i) {
+      while (!woken.exchange(false)) poll(-1);  // a spurious return just waits again
+      step = 4 + i;
+    }
+    poll(0);
+  });
+  const std::uint64_t waits0 = b.blocking_waits();
+  EXPECT_TRUE(eventually([&] { return step.load() >= 2; })) << "poll(0) or a timed poll hung";
   b.wake();
-  poll(-1);
-  // wake() from another thread ends a blocking wait, many times over.
-  for (int i = 0; i < 50; ++i) {
-    std::atomic<bool> woken{false};
-    std::thread t([&] {
-      std::this_thread::sleep_for(std::chrono::microseconds(100 * (i % 10)));
-      woken = true;
-      b.wake();
-    });
-    while (!woken.load()) poll(-1);  // a spurious return just waits again
-    t.join();
+  go = 3;
+  EXPECT_TRUE(eventually([&] { return step.load() >= 3; })) << "a wake() before the poll was lost";
+  for (int i = 0; i < kWakes && !HasFailure(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(100 * (i % 10)));
+    woken = true;
+    b.wake();
+    EXPECT_TRUE(eventually([&] { return step.load() >= 4 + i; }))
+        << "wake() " << i << " from another thread did not end the poll";
   }
-  poll(0);
+  while (step.load() < 3 + kWakes) {  // only when broken: let the owner finish
+    go = 3;
+    woken = true;
+    b.wake();
+    std::this_thread::sleep_for(1ms);
+  }
+  owner.join();
+  EXPECT_EQ(fibers.load(), 0) << "a poll with nothing in flight handed back fibers";
+  // The timed and the blocking polls were counted (not poll(0)).
+  EXPECT_GE(b.blocking_waits() - waits0, static_cast<std::uint64_t>(kWakes));
 }
 
 TEST(BackendSelectionTest, RuntimeReportsTheBackendInForce) {
@@ -368,11 +394,14 @@ TEST_P(ReactorTest, CloseWakesWaitersOnEveryWorker) {
     for (int round = 0; round < 20; ++round) {
       RawPair p;
       io::IoObject* o = io::adopt(p.release(0), true);
+      // Read once here: a waiter that starts after the close must not read
+      // o->fd while the last operation's end resets it under o->lock (TSan).
+      const int fd = o->fd;
       std::vector<JoinHandle<std::int64_t>> hs;
       for (int i = 0; i < 6; ++i) {
-        hs.push_back(weft::spawn([o] {
+        hs.push_back(weft::spawn([o, fd] {
           char c;
-          return io::perform(recv_request(o->fd, &c, 1), o, ns_from_now(kPatience));
+          return io::perform(recv_request(fd, &c, 1), o, ns_from_now(kPatience));
         }));
       }
       weft::this_fiber::sleep_for(2ms);
@@ -515,26 +544,37 @@ TEST_P(ReactorTest, TimersFireWhileIoIsPending) {
   });
 }
 
+// Ping-pong across workers that keep drifting to sleep in their backends'
+// waits: every round must complete (the test thread watches, bounded; a
+// stuck pair is ended by the runtime's shutdown, waits being cancellation
+// points).
 TEST_P(ReactorTest, UnparkAcrossWorkersWhileTheOwnerSleeps) {
   WEFT_IO_RUNTIME(rt);
   const int rounds = static_cast<int>(scaled(200, 30));
-  rt.block_on([&] {
-    weft::Event ping, pong;
-    auto other = weft::spawn([&] {
-      for (int i = 0; i < rounds; ++i) {
-        ping.wait();
-        ping.reset();
-        pong.set();
-      }
-    });
+  weft::Event ping, pong;
+  std::atomic<int> done{0};
+  auto other = rt.spawn([&] {
+    for (int i = 0; i < rounds; ++i) {
+      ping.wait();
+      ping.reset();
+      pong.set();
+    }
+  });
+  auto self = rt.spawn([&] {
     for (int i = 0; i < rounds; ++i) {
       if (i % 4 == 0) weft::this_fiber::sleep_for(1ms);  // both workers drift to sleep
       ping.set();
       pong.wait();
       pong.reset();
+      done.fetch_add(1);
     }
-    other.join();
   });
+  EXPECT_TRUE(eventually([&] { return done.load() == rounds; }))
+      << "stuck after " << done.load() << " of " << rounds << " rounds: a wake-up was lost";
+  if (!HasFailure()) {
+    other.join();
+    self.join();
+  }
 }
 
 }  // namespace

@@ -9,6 +9,9 @@
 //   OK                 expected output lines of `redis-cli --no-raw`
 //   >~ KEYS *          unordered: "N) " numbering stripped, lines sorted
 //   ># PTTL k          shape only: each run of digits becomes '<n>'
+//   >- TTL k           a TTL in seconds: the integer may differ from the one
+//                      recorded by one (a second boundary may pass between
+//                      two commands on a slow machine)
 //
 // Why `redis-cli --no-raw` on stdin: it is what users type, it exercises
 // redis-cli's own handshake (it sends COMMAND DOCS first), and --no-raw
@@ -42,7 +45,7 @@ constexpr const char* kMarker = "--itest-reply-end--";
 
 struct CaseCommand {
   int line = 0;
-  char mode = ' ';  // ' ' exact, '~' unordered, '#' digits masked
+  char mode = ' ';  // ' ' exact, '~' unordered, '#' digits masked, '-' TTL within 1
   std::string text;
   std::vector<std::string> expected;
 };
@@ -54,14 +57,14 @@ std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
   std::string line;
   int lineno = 0;
   bool in_block = false;
-  // A command line: '>', an optional mode ('~' or '#'), a space, the
+  // A command line: '>', an optional mode ('~', '#' or '-'), a space, the
   // command. (No std::regex: g++ 12's -Wmaybe-uninitialized misfires on it
   // under ASan.)
   auto command = [](const std::string& l, char& mode, std::string& text) {
     if (l.empty() || l[0] != '>') return false;
     std::size_t i = 1;
     mode = ' ';
-    if (i < l.size() && (l[i] == '~' || l[i] == '#')) mode = l[i++];
+    if (i < l.size() && (l[i] == '~' || l[i] == '#' || l[i] == '-')) mode = l[i++];
     if (i >= l.size() || l[i] != ' ' || i + 1 >= l.size()) return false;
     text = l.substr(i + 1);
     return true;
@@ -95,10 +98,12 @@ std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
 /// regen.sh's normalize(), the same rules.
 std::vector<std::string> normalize(char mode, std::vector<std::string> lines) {
   if (mode == '~') {
-    for (auto& l : lines) {  // drop a leading "<digits>) "
+    for (auto& l : lines) {  // drop a leading " *<digits>) " (redis-cli pads to align)
       std::size_t i = 0;
+      while (i < l.size() && l[i] == ' ') ++i;
+      const std::size_t digits = i;
       while (i < l.size() && l[i] >= '0' && l[i] <= '9') ++i;
-      if (i > 0 && l.compare(i, 2, ") ") == 0) l.erase(0, i + 2);
+      if (i > digits && l.compare(i, 2, ") ") == 0) l.erase(0, i + 2);
     }
     std::sort(lines.begin(), lines.end());  // bytewise, as LC_ALL=C sort
   } else if (mode == '#') {
@@ -116,6 +121,26 @@ std::vector<std::string> normalize(char mode, std::vector<std::string> lines) {
     }
   }
   return lines;
+}
+
+/// For mode '-': both are one line "(integer) N" and the numbers differ by
+/// at most one; otherwise exact equality.
+bool matches(char mode, const std::vector<std::string>& got, const std::vector<std::string>& want) {
+  if (mode != '-' || got.size() != 1 || want.size() != 1) return got == want;
+  const std::string prefix = "(integer) ";
+  auto value = [&](const std::string& l, long& v) {
+    if (l.rfind(prefix, 0) != 0) return false;
+    try {
+      std::size_t used = 0;
+      v = std::stol(l.substr(prefix.size()), &used);
+      return used == l.size() - prefix.size();
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  long g = 0, w = 0;
+  if (!value(got[0], g) || !value(want[0], w)) return got == want;
+  return g >= w - 1 && g <= w + 1;
 }
 
 std::string indent(const std::vector<std::string>& lines) {
@@ -176,7 +201,7 @@ TEST_P(CaseFile, RepliesMatchRedis) {
       break;
     }
     const auto got = normalize(c.mode, blocks[i]);
-    if (got != c.expected) {
+    if (!matches(c.mode, got, c.expected)) {
       ++failures;
       ADD_FAILURE() << path.filename().string() << ":" << c.line << ": > " << c.text
                     << "\n  expected:\n"
@@ -205,6 +230,12 @@ TEST(CaseFormat, NormalizationRules) {
   EXPECT_EQ(normalize('#', {"(integer) 99998"}), std::vector<std::string>{"(integer) <n>"});
   EXPECT_EQ(normalize('#', {"1) \"17\""}), std::vector<std::string>{"<n>) \"<n>\""});
   EXPECT_EQ(normalize(' ', {"2) b", "1) a"}), (std::vector<std::string>{"2) b", "1) a"}));
+  EXPECT_TRUE(matches('-', {"(integer) 99"}, {"(integer) 100"}));
+  EXPECT_TRUE(matches('-', {"(integer) 101"}, {"(integer) 100"}));
+  EXPECT_FALSE(matches('-', {"(integer) 98"}, {"(integer) 100"}));
+  EXPECT_FALSE(matches('-', {"(integer) -1"}, {"(integer) 100"}));
+  EXPECT_FALSE(matches('-', {"\"100\""}, {"(integer) 100"}));
+  EXPECT_FALSE(matches(' ', {"(integer) 99"}, {"(integer) 100"}));
 }
 
 TEST(CaseFormat, EveryCaseFileParsesAndHasExpectations) {

@@ -11,37 +11,15 @@
 #include <vector>
 
 #include "command.hpp"
+#include "fake_host.hpp"
 #include "resp.hpp"
 #include "weft/weft.hpp"
 
 namespace {
 
-using Args = std::vector<std::string>;
-
-class FakeHost final : public kv::Host {
- public:
-  kv::Keyspace& keyspace() noexcept override { return ks; }
-  void propagate(kv::Context&, std::span<const std::string_view> argv) override {
-    log.emplace_back(argv.begin(), argv.end());
-  }
-  bool loading() const noexcept override { return false; }
-  const kv::Options& options() const noexcept override { return opts; }
-  std::int64_t used_memory() const noexcept override { return ks.bytes(); }
-  bool writes_allowed() const noexcept override { return !disk_error; }
-  std::string write_refusal() const override {
-    return "MISCONF Errors writing to the AOF file: No space left on device";
-  }
-  std::string info(std::string_view) override { return "# Fake\r\n"; }
-  std::string client_list(const kv::Client*) override { return ""; }
-  void reset_stats() noexcept override {}
-  void request_shutdown() noexcept override { shutdown = true; }
-
-  kv::Keyspace ks;
-  kv::Options opts;
-  std::vector<Args> log;
-  bool shutdown = false;
-  bool disk_error = false;
-};
+using kv_test::Args;
+using kv_test::FakeHost;
+using kv_test::run;
 
 // A value of another type, as a list group would define one.
 class FakeList final : public kv::Object {
@@ -50,16 +28,9 @@ class FakeList final : public kv::Object {
   kv::Type type() const noexcept override { return kv::Type::list; }
   std::int64_t bytes() const noexcept override { return bytes_; }
   const char* encoding() const noexcept override { return "listpack"; }
+  std::unique_ptr<kv::Object> clone() const override { return std::make_unique<FakeList>(*this); }
   std::int64_t bytes_;
 };
-
-std::string run(FakeHost& host, const Args& args) {
-  std::vector<std::string_view> argv(args.begin(), args.end());
-  std::string out;
-  kv::Context ctx{host, nullptr, argv, out, kv::unix_ms()};
-  kv::execute(ctx);
-  return out;
-}
 
 template <class F>
 void on_runtime(F&& f) {
@@ -147,7 +118,7 @@ TEST(KvCommands, DispatcherRefusesWritesWhilePersistenceFails) {
 TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
   on_runtime([] {
     FakeHost h;
-    h.opts.maxmemory = 1;
+    h.settings_.maxmemory = 1;
     EXPECT_EQ(run(h, {"SET", "k", "v"}), "+OK\r\n");  // at 0 bytes used: allowed
     EXPECT_EQ(run(h, {"SET", "k", "v"}),
               "-OOM command not allowed when used memory > 'maxmemory'.\r\n");
@@ -156,6 +127,96 @@ TEST(KvCommands, DispatcherRefusesDenyOomCommandsAboveMaxmemory) {
     EXPECT_EQ(kv::find_command("mset")->key_step(), 2);
     EXPECT_EQ(kv::find_command("mset")->last_key(), -1);
     EXPECT_EQ(kv::find_command("nosuch"), nullptr);
+  });
+}
+
+}  // namespace
+
+namespace {
+
+TEST(KvCommands, WritesOfEveryTypeKeepTheByteCountExact) {
+  on_runtime([] {
+    FakeHost h;
+    h.settings_.hash_max_listpack_entries = 3;
+    h.settings_.set_max_intset_entries = 3;
+    const std::vector<Args> script = {
+        {"HSET", "h", "a", "1", "b", "2"},
+        {"HSET", "h", "c", "3", "d", std::string(100, 'x')},  // converts
+        {"HDEL", "h", "a"},
+        {"HINCRBY", "h", "n", "5"},
+        {"HINCRBYFLOAT", "h", "f", "1.5"},
+        {"SADD", "s", "1", "2"},
+        {"SADD", "s", "3", "4"},  // converts
+        {"SREM", "s", "1"},
+        {"SPOP", "s"},
+        {"SADD", "t", "x", "y", "z"},
+        {"SMOVE", "t", "u", "x"},
+        {"SUNIONSTORE", "v", "s", "t", "u"},
+        {"SINTERSTORE", "w", "s", "v"},
+        {"SETRANGE", "str", "10", "abc"},
+        {"SETBIT", "str", "200", "1"},
+        {"APPEND", "str", "tail"},
+        {"BITOP", "OR", "b", "str", "str"},
+        {"BITFIELD", "bf", "SET", "u8", "100", "7"},
+        {"INCRBYFLOAT", "fl", "2.5"},
+        {"MSETNX", "m1", "a", "m2", "b"},
+        {"RENAME", "h", "h2"},
+        {"COPY", "h2", "h3"},
+        {"COPY", "v", "v2"},
+        {"GETEX", "m1", "EX", "100"},
+        {"HDEL", "h3", "b", "c", "d", "n", "f"},  // empties: the key goes
+    };
+    for (const Args& a : script) {
+      const std::string r = run(h, a);
+      ASSERT_NE(r[0], '-') << a[0] << ": " << r;
+      ASSERT_EQ(h.ks.bytes(), h.ks.recounted_bytes()) << "after " << a[0];
+    }
+    EXPECT_EQ(run(h, {"EXISTS", "h3"}), ":0\r\n");
+    EXPECT_EQ(run(h, {"FLUSHALL"}), "+OK\r\n");
+    EXPECT_EQ(h.ks.bytes(), 0);
+  });
+}
+
+TEST(KvCommands, NewWritesArePropagatedInDeterministicForms) {
+  on_runtime([] {
+    FakeHost h;
+    run(h, {"SET", "f", "1"});
+    run(h, {"INCRBYFLOAT", "f", "0.5"});
+    run(h, {"MSETNX", "a", "1", "b", "2"});
+    run(h, {"HINCRBY", "h", "x", "2"});
+    run(h, {"HINCRBYFLOAT", "h", "y", "0.25"});
+    run(h, {"HMSET", "h", "z", "1"});
+    run(h, {"HSETNX", "h", "w", "1"});
+    run(h, {"SADD", "s", "only"});
+    run(h, {"SPOP", "s"});
+    run(h, {"SADD", "s", "1", "2"});
+    run(h, {"SPOP", "s", "5"});
+    run(h, {"SETBIT", "bits", "3", "0"});  // creates the key: logged
+    run(h, {"SETBIT", "bits", "3", "0"});  // changes nothing: not logged
+    run(h, {"SREM", "nosuch", "x"});       // changes nothing: not logged
+    const std::vector<Args> want = {
+        {"SET", "f", "1"},
+        {"SET", "f", "1.5", "KEEPTTL"},
+        {"MSET", "a", "1", "b", "2"},
+        {"HSET", "h", "x", "2"},
+        {"HSET", "h", "y", "0.25"},
+        {"HSET", "h", "z", "1"},
+        {"HSET", "h", "w", "1"},
+        {"SADD", "s", "only"},
+        {"SREM", "s", "only"},
+        {"SADD", "s", "1", "2"},
+        {"DEL", "s"},
+        {"SETBIT", "bits", "3", "0"},
+    };
+    EXPECT_EQ(h.log, want);
+    h.log.clear();
+    const std::int64_t now = kv::unix_ms();
+    run(h, {"GETEX", "a", "PX", "100000"});
+    ASSERT_EQ(h.log.size(), 1u);
+    EXPECT_EQ(h.log[0][0], "PEXPIREAT");
+    EXPECT_GE(std::stoll(h.log[0][2]), now + 100000);
+    run(h, {"GETEX", "a", "PERSIST"});
+    EXPECT_EQ(h.log.back(), (Args{"PERSIST", "a"}));
   });
 }
 

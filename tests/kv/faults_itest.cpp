@@ -262,6 +262,38 @@ bool only_control_left(Client& control) {
       [&] { return kv::itest::info(control, "clients").integer("connected_clients") == 1; });
 }
 
+// A push whose AOF write fails is rolled back together with the pop it
+// served: the blocked client gets the MISCONF error in place of the
+// element, the pusher gets it too, and the list is empty again. The
+// BLPOP comes after a pipelined SET, so its reply is not at the start of
+// the output it began in (the SET's reply was sent when it parked): the
+// MISCONF rewrite must find the served reply where it is now.
+TEST(Faults, AServedPopIsRolledBackWithThePushThatServedIt) {
+  KV_REQUIRE_SERVER();
+  KV_WEFT_KV_ONLY("fault injection is weft's (WEFT_FAULTS)");
+  // The first AOF write (the SET's record) passes, every later one fails.
+  Server server(ServerConfig{{{"appendonly", "yes"}, {"appendfsync", "always"}}, {}},
+                {{"WEFT_FAULTS", "op=write,path=*appendonly.aof,errno=ENOSPC,after=1"}});
+  Client control(server.port());
+  Client blocked(server.port());
+  blocked.send_command({"SET", "a", "1"});
+  blocked.send_command({"BLPOP", "q", "0"});
+  EXPECT_EQ(blocked.read_reply().describe(), "+OK");
+  ASSERT_TRUE(eventually(
+      [&] { return kv::itest::info(control, "clients").integer("blocked_clients") == 1; }));
+  const auto misconf = [](const Reply& r) {
+    return r.is_error() && r.str.rfind("MISCONF Errors writing to the AOF file: ", 0) == 0;
+  };
+  const Reply pushed = control.call({"RPUSH", "q", "x"});
+  EXPECT_TRUE(misconf(pushed)) << pushed.describe();
+  const Reply served = blocked.read_reply();
+  EXPECT_TRUE(misconf(served)) << served.describe();
+  // Reads are served: the push and the pop are both undone, the SET stays.
+  EXPECT_EQ(control.call({"LLEN", "q"}).describe(), ":0");
+  EXPECT_EQ(blocked.call({"GET", "a"}).describe(), "\"1\"");
+  EXPECT_EQ(kv::itest::info(control, "clients").integer("blocked_clients"), 0);
+}
+
 // A client that pipelines big GETs and never reads: its replies fill the
 // socket, the server's write makes no progress, and --timeout closes it.
 TEST(Faults, ClientThatStopsReadingIsClosedByTheTimeout) {

@@ -139,9 +139,6 @@ void escape_into(std::string& out, std::string_view s) {
 
 }  // namespace
 
-// A test stuck in a call that no deadline bounds aborts with its name.
-WEFT_WATCHDOG_EVERY_TEST();
-
 const Target& target() {
   static const Target t = read_target();
   return t;

@@ -875,6 +875,8 @@ TEST(RespReply, EncodedRequestsParseBack) {
 
 // --- the corpus: tests/kv/corpus -------------------------------------------------
 
+// The build defines WEFT_KV_CORPUS_DIR (tests/kv/CMakeLists.txt); not
+// __FILE__, which ccache's base_dir makes relative to the build directory.
 std::filesystem::path corpus_dir() {
   // The build passes the directory: __FILE__ is relative when ccache
   // rewrites paths under its base_dir.

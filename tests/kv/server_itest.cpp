@@ -37,8 +37,18 @@ TEST_F(ServerInfo, HasTheRedisSectionsAndFields) {
   // Intentional difference: Redis counts its allocator's bytes, never 0;
   // weft-kv's used_memory estimates data and buffered input only, so an
   // empty server reports 0. Both must count data: see UsedMemoryCountsData.
-  EXPECT_GE(info.integer("used_memory"), 0);
-  EXPECT_GE(info.integer("total_commands_processed"), 0);
+  EXPECT_TRUE(info.has("used_memory"));
+  EXPECT_TRUE(info.has("total_commands_processed"));
+}
+
+// total_commands_processed counts every command: between two INFOs, five
+// PINGs and the first INFO itself (a command counts once it has run).
+TEST_F(ServerInfo, TotalCommandsProcessedCountsEachCommand) {
+  Client c(port());
+  const std::int64_t before = kv::itest::info(c, "stats").integer("total_commands_processed");
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(c.call({"PING"}).describe(), "+PONG");
+  const std::int64_t after = kv::itest::info(c, "stats").integer("total_commands_processed");
+  EXPECT_EQ(after - before, 6);
 }
 
 TEST_F(ServerInfo, UsedMemoryCountsData) {

@@ -18,9 +18,7 @@
 #include <thread>
 #include <vector>
 
-#include "process/process_util.hpp"
-
-WEFT_WATCHDOG_EVERY_TEST();
+#include "common/process_util.hpp"
 
 namespace {
 
@@ -446,6 +444,54 @@ TEST_P(ProcessTest, DestructorKillsAndReaps) {
   }
   h.join();
   for (auto& p : pids) EXPECT_TRUE(reaped(p)) << p;
+}
+
+// The pid of this process's child whose command line is exactly `argv`
+// (NUL-separated, as in /proc/<pid>/cmdline), or -1.
+pid_t child_with_cmdline(const std::string& argv) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (slurp(e.path() / "cmdline") != argv) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string pid, comm, state;
+    long ppid = 0;
+    stat >> pid >> comm >> state >> ppid;
+    if (ppid == ::getpid()) return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+// Command::status(deadline): "on TimedOut the child is killed and reaped".
+// A watcher thread learns the child's pid from /proc while status() waits;
+// after the TimedOut the child must be gone (no process, no zombie), from a
+// fiber and from a plain thread.
+TEST_P(ProcessTest, StatusDeadlineKillsAndReapsTheChild) {
+  weft::Runtime rt(config());
+  auto run = [&](const char* where) {
+    const std::string seconds = std::to_string(3000 + ::getpid() % 1000);  // unique enough
+    std::atomic<pid_t> pid{-1};
+    std::atomic<bool> done{false};
+    std::thread watcher([&] {
+      while (!done.load() && pid.load() < 0) {
+        pid.store(child_with_cmdline(std::string("/bin/sleep") + '\0' + seconds + '\0'));
+        std::this_thread::sleep_for(1ms);
+      }
+    });
+    EXPECT_THROW(Command("/bin/sleep").arg(seconds).status(weft::Deadline::after(300ms)),
+                 weft::TimedOut);
+    done.store(true);
+    watcher.join();
+    ASSERT_GT(pid.load(), 0) << where << ": the child was never seen";
+    if (!reaped(pid.load())) {
+      ADD_FAILURE() << where << ": child " << pid.load() << " still there after TimedOut";
+      ::kill(pid.load(), SIGKILL);  // only when broken: leave nothing behind
+      int st;
+      ::waitpid(pid.load(), &st, 0);
+    }
+  };
+  rt.block_on([&] { run("fiber"); });
+  run("thread");
 }
 
 TEST_P(ProcessTest, ManyConcurrentChildren) {

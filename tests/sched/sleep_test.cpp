@@ -23,18 +23,18 @@ using weft::test::Checker;
 class Sleep : public weft::test::WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(Sleep);
 
-// Wake order is only defined for wake-ups that are apart in time: timers
-// that are already due together (the worker was descheduled: on these shared
-// VMs even a plain 10 ms nanosleep sometimes returns 20-30 ms late) are
-// handed out as one batch, most recently woken first. So the order is
-// checked over a few attempts, and must hold in at least one of them; a
-// scheduler that really orders sleepers wrongly fails every attempt. The
-// never-early property is checked on every attempt.
-constexpr int kOrderAttempts = 5;
+// Wake order. The timer wheel fires in deadline order, and timers that come
+// due together (the worker was descheduled: on these shared VMs even a
+// plain 10 ms nanosleep sometimes returns 20-30 ms late) are handed out as
+// one batch that runs earliest first. On one worker the fibers then run,
+// and record their wake-ups, one after the other: the order must hold in
+// every attempt, however late the wake-ups. With more workers two fibers
+// woken in one batch may run in parallel and record in either order, so
+// there only "never early" is checked (the order is the same wheel's).
+constexpr int kOrderAttempts = 3;
 
 TEST_P(Sleep, FibersWakeInOrderOfTheirDurationsAndNeverEarly) {
   Runtime rt(config());
-  std::vector<std::vector<int>> orders;
   for (int attempt = 0; attempt < kOrderAttempts; ++attempt) {
     std::mutex mu;
     std::vector<int> wake_order;
@@ -63,11 +63,10 @@ TEST_P(Sleep, FibersWakeInOrderOfTheirDurationsAndNeverEarly) {
     for (auto [ms, slept] : measured) {
       EXPECT_GE(slept, std::chrono::milliseconds(ms)) << "sleep_for(" << ms << "ms) woke early";
     }
-    orders.push_back(wake_order);
-    if (wake_order == std::vector<int>{10, 20, 30}) break;
+    if (workers() == 1) {
+      EXPECT_EQ(wake_order, (std::vector<int>{10, 20, 30})) << "attempt " << attempt;
+    }
   }
-  EXPECT_EQ(orders.back(), (std::vector<int>{10, 20, 30}))
-      << "wrong wake order in all " << orders.size() << " attempts";
 }
 
 TEST_P(Sleep, SleepUntilWakesInDeadlineOrder) {
@@ -76,11 +75,10 @@ TEST_P(Sleep, SleepUntilWakesInDeadlineOrder) {
   std::vector<int> want(kFibers);
   for (int i = 0; i < kFibers; ++i) want[i] = i;
   std::vector<int> slots = want;
-  std::vector<int> wake_order;
   for (int attempt = 0; attempt < kOrderAttempts; ++attempt) {
     std::shuffle(slots.begin(), slots.end(), std::mt19937(7 + attempt));
     std::mutex mu;
-    wake_order.clear();
+    std::vector<int> wake_order;
     rt.block_on([&] {
       // Deadlines 10 ms apart from a common base, spawned in shuffled order.
       const auto base = Clock::now() + 20ms;
@@ -97,9 +95,10 @@ TEST_P(Sleep, SleepUntilWakesInDeadlineOrder) {
       }
       for (auto& h : hs) EXPECT_TRUE(h.join()) << "sleep_until woke before its deadline";
     });
-    if (wake_order == want) break;
+    if (workers() == 1) {
+      EXPECT_EQ(wake_order, want) << "attempt " << attempt;
+    }
   }
-  EXPECT_EQ(wake_order, want) << "wrong wake order in all " << kOrderAttempts << " attempts";
 }
 
 TEST_P(Sleep, ManyShortSleepsNeverWakeEarly) {

@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "cancel/cancel_util.hpp"
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
 #include "weft/weft.hpp"
 
@@ -22,8 +22,6 @@ using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 class CombinatorTest : public WorkersTest {};
 WEFT_INSTANTIATE_WORKERS(CombinatorTest);

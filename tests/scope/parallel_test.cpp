@@ -92,8 +92,6 @@ using weft::test::kPatience;
 using weft::test::scaled;
 using weft_par_test::Counting;
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 // ---------------------------------------------------------------------------
 // Helpers
 

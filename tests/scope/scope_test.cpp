@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "cancel/cancel_util.hpp"
+#include "common/cancel_util.hpp"
 #include "common/test_util.hpp"
 #include "weft/weft.hpp"
 
@@ -25,8 +25,6 @@ using namespace std::chrono_literals;
 
 namespace weft::test {
 namespace {
-
-WEFT_WATCHDOG_EVERY_TEST();
 
 /// The message of the exception in `e`.
 std::string message_of(const std::exception_ptr& e) {

@@ -13,17 +13,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
-#include "process/process_util.hpp"
+#include "common/process_util.hpp"
 #include "weft/process.hpp"
+#include "weft/signal.hpp"
 
 namespace {
 
@@ -33,6 +36,13 @@ constexpr int kDrained = 42;    // the child's code for "everything went as plan
 constexpr int kUnexpected = 3;  // the child's code for "something else happened"
 constexpr const char* kModeVar = "WEFT_SHUTDOWN_CHILD";
 constexpr const char* kBackendVar = "WEFT_SHUTDOWN_BACKEND";
+
+// Threads of this process now.
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
 
 struct Ended {
   bool exited = false;
@@ -89,6 +99,12 @@ Ended run_child(const std::string& mode, weft::IoBackend backend) {
   e.code = e.exited ? WEXITSTATUS(st) : -1;
   e.signo = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
   return e;
+}
+
+// The child ended by exit(code), not by a signal.
+void expect_exit_code(const Ended& e, int code) {
+  EXPECT_TRUE(e.exited) << "killed by signal " << e.signo;
+  EXPECT_EQ(e.code, code);
 }
 
 // A fiber that refuses to end when cancelled: once cancelled it runs
@@ -189,6 +205,80 @@ int scenario(const std::string& mode, weft::IoBackend backend) {
     for (;;) ::poll(nullptr, 0, 1000);  // see run_root
   }
 
+  if (mode == "no_fiber_alive") {
+    // A signal with no fiber alive cancels nothing and does not end the
+    // process; fibers spawned after it run to completion, uncancelled; a
+    // second signal ends the process at once.
+    weft::Runtime rt(cfg);
+    rt.shutdown_on_signals({SIGINT, SIGTERM}, std::chrono::hours(1));
+    const std::size_t threads = thread_count();
+    ::kill(::getpid(), SIGTERM);
+    // The watcher has seen it once its grace timer thread exists.
+    if (!weft::test::eventually([&] { return thread_count() > threads; })) {
+      return kUnexpected;
+    }
+    bool cancelled = false;
+    try {
+      run_root(rt, [] {
+        auto child = weft::spawn([] { weft::this_fiber::sleep_for(20ms); });
+        weft::this_fiber::sleep_for(20ms);
+        child.join();
+      });
+    } catch (const weft::Cancelled&) {
+      cancelled = true;
+    }
+    if (cancelled) return kUnexpected;
+    ::kill(::getpid(), SIGINT);
+    for (int i = 0; i < 2000; ++i) ::poll(nullptr, 0, 1);  // see run_root
+    return kUnexpected;  // the second signal should have ended the process
+  }
+
+  if (mode == "replaced") {
+    // A second shutdown_on_signals replaces the first one's signals and
+    // grace: SIGUSR1 (the first call's) no longer cancels anything; SIGTERM
+    // does, and the second call's 200 ms grace ends the stuck process.
+    static std::atomic<bool> sigterm_sent{false};
+    weft::Runtime rt(cfg);
+    rt.shutdown_on_signals({SIGUSR1}, std::chrono::hours(1));
+    rt.shutdown_on_signals({SIGTERM}, 200ms);
+    try {
+      run_root(rt, [] {
+        stubborn_fiber([] {
+          if (!sigterm_sent.load()) ::_exit(kUnexpected);  // cancelled by SIGUSR1
+        });
+        ::kill(::getpid(), SIGUSR1);
+        weft::this_fiber::sleep_for(100ms);  // time for a stale watcher to act
+        sigterm_sent.store(true);
+        ::kill(::getpid(), SIGTERM);
+        weft::this_fiber::sleep_for(1h);
+      });
+    } catch (const weft::Cancelled&) {
+    }
+    for (;;) ::poll(nullptr, 0, 1000);  // see run_root
+  }
+
+  if (mode == "handler_replaced") {
+    // weft's handler replaces an earlier one (signal.hpp): the program's
+    // own handler no longer runs, and weft's waiter sees the signal.
+    static std::atomic<int> own_handler_runs{0};
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { own_handler_runs.fetch_add(1); };
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGUSR2, &sa, nullptr);
+    weft::Runtime rt(cfg);
+    int got = 0;
+    run_root(rt, [&] {
+      auto waiter = weft::spawn([] { return weft::signal::wait({SIGUSR2}); });
+      weft::this_fiber::sleep_for(50ms);  // the waiter is waiting
+      ::kill(::getpid(), SIGUSR2);
+      got = waiter.join();
+    });
+    struct sigaction now {};
+    ::sigaction(SIGUSR2, nullptr, &now);
+    const bool replaced = now.sa_handler != sa.sa_handler;
+    return got == SIGUSR2 && own_handler_runs.load() == 0 && replaced ? kDrained : kUnexpected;
+  }
+
   if (mode == "epipe_plain_thread") {
     // No runtime, SIGPIPE at its default: writing to a child that is gone
     // must give EPIPE, not kill this process.
@@ -227,27 +317,31 @@ using ShutdownTest = weft::test::BackendTest;
 WEFT_INSTANTIATE_BACKENDS(ShutdownTest);
 
 TEST_P(ShutdownTest, FirstSignalCancelsAllFibers) {
-  const Ended e = run_child("drain", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, kDrained);
+  expect_exit_code(run_child("drain", GetParam()), kDrained);
 }
 
 TEST_P(ShutdownTest, GracePeriodEndsAStuckProcess) {
-  const Ended e = run_child("grace", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGTERM);
+  expect_exit_code(run_child("grace", GetParam()), 128 + SIGTERM);
 }
 
 TEST_P(ShutdownTest, GracePeriodAppliesDuringRuntimeDestruction) {
-  const Ended e = run_child("grace_in_destructor", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGTERM);
+  expect_exit_code(run_child("grace_in_destructor", GetParam()), 128 + SIGTERM);
 }
 
 TEST_P(ShutdownTest, SecondSignalExitsAtOnce) {
-  const Ended e = run_child("second_signal", GetParam());
-  EXPECT_TRUE(e.exited) << "signal " << e.signo;
-  EXPECT_EQ(e.code, 128 + SIGINT);
+  expect_exit_code(run_child("second_signal", GetParam()), 128 + SIGINT);
+}
+
+TEST_P(ShutdownTest, SignalWithNoFiberAliveOnlyArmsTheSecondSignal) {
+  expect_exit_code(run_child("no_fiber_alive", GetParam()), 128 + SIGINT);
+}
+
+TEST_P(ShutdownTest, SecondCallReplacesTheFirst) {
+  expect_exit_code(run_child("replaced", GetParam()), 128 + SIGTERM);
+}
+
+TEST_P(ShutdownTest, EarlierHandlerIsReplacedNotChained) {
+  expect_exit_code(run_child("handler_replaced", GetParam()), kDrained);
 }
 
 TEST(ShutdownApi, RejectsBadArguments) {
@@ -258,9 +352,7 @@ TEST(ShutdownApi, RejectsBadArguments) {
 }
 
 TEST(ProcessPristine, WriteToGoneChildIsEpipeWithoutRuntime) {
-  const Ended e = run_child("epipe_plain_thread", weft::IoBackend::epoll);
-  EXPECT_TRUE(e.exited) << "killed by signal " << e.signo;
-  EXPECT_EQ(e.code, kDrained);
+  expect_exit_code(run_child("epipe_plain_thread", weft::IoBackend::epoll), kDrained);
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "process/process_util.hpp"
+#include "common/process_util.hpp"
 #include "signal/signal_impl.hpp"
 
 namespace {

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
-#include <filesystem>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -95,6 +94,10 @@ void word_array(std::string& out, std::string_view words, Add add) {
   for (std::string_view w : list) add(out, w);
 }
 
+void simple_words(std::string& out, std::string_view words) {
+  word_array(out, words, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
+}
+
 // One part of a key spec: `name` [type <type> spec [<field> <n> ...]].
 void key_search(std::string& out, const char* name, const char* type,
                 std::initializer_list<std::pair<const char*, int>> fields) {
@@ -110,140 +113,220 @@ void key_search(std::string& out, const char* name, const char* type,
   }
 }
 
+// One key spec as Redis 7.0's addReplyCommandKeySpecs prints it.
+void key_spec_info(std::string& out, const KeySpec& k) {
+  Reply::array_header(out, k.notes != nullptr ? 8 : 6);
+  if (k.notes != nullptr) {
+    Reply::bulk(out, "notes");
+    Reply::bulk(out, k.notes);
+  }
+  Reply::bulk(out, "flags");
+  simple_words(out, k.flags);
+  switch (k.begin) {
+    case KeySpec::Begin::index:
+      key_search(out, "begin_search", "index", {{"index", k.first}});
+      break;
+    case KeySpec::Begin::keyword:
+      Reply::bulk(out, "begin_search");
+      Reply::array_header(out, 4);
+      Reply::bulk(out, "type");
+      Reply::bulk(out, "keyword");
+      Reply::bulk(out, "spec");
+      Reply::array_header(out, 4);
+      Reply::bulk(out, "keyword");
+      Reply::bulk(out, k.keyword);
+      Reply::bulk(out, "startfrom");
+      Reply::integer(out, k.first);
+      break;
+    case KeySpec::Begin::unknown:
+      key_search(out, "begin_search", "unknown", {});
+      break;
+  }
+  switch (k.find()) {
+    case KeySpec::Find::range:
+      key_search(out, "find_keys", "range",
+                 {{"lastkey", k.last_key}, {"keystep", k.step}, {"limit", k.limit}});
+      break;
+    case KeySpec::Find::keynum:
+      key_search(
+          out, "find_keys", "keynum",
+          {{"keynumidx", k.keynum_index}, {"firstkey", k.keynum_first}, {"keystep", k.step}});
+      break;
+    case KeySpec::Find::unknown:
+      key_search(out, "find_keys", "unknown", {});
+      break;
+  }
+}
+
 // COMMAND INFO's reply for one command (Redis 7.0's addReplyCommandInfo):
 // name, arity, flags, first/last/step, ACL categories, tips, key specs,
-// subcommands (not listed: CLIENT, COMMAND and CONFIG report none).
+// subcommands (each in the same form).
 void command_info(std::string& out, const Command& cmd) {
+  // In Redis's order (addReplyFlagsForCommand).
   static constexpr std::pair<unsigned, const char*> kFlagNames[] = {
-      {kWrite, "write"},          {kReadonly, "readonly"},
-      {kDenyOom, "denyoom"},      {kAdmin, "admin"},
-      {kNoScript, "noscript"},    {kLoading, "loading"},
-      {kStale, "stale"},          {kFast, "fast"},
-      {kNoAuth, "no_auth"},       {kNoMulti, "no_multi"},
+      {kWrite, "write"},
+      {kReadonly, "readonly"},
+      {kDenyOom, "denyoom"},
+      {kAdmin, "admin"},
+      {kPubSub, "pubsub"},
+      {kNoScript, "noscript"},
+      {kBlocking, "blocking"},
+      {kLoading, "loading"},
+      {kStale, "stale"},
+      {kSkipMonitor, "skip_monitor"},
+      {kSkipSlowlog, "skip_slowlog"},
+      {kAsking, "asking"},
+      {kFast, "fast"},
+      {kNoAuth, "no_auth"},
+      {kNoMandatoryKeys, "no_mandatory_keys"},
+      {kNoAsyncLoading, "no_async_loading"},
+      {kNoMulti, "no_multi"},
+      {kMovableKeys, "movablekeys"},
       {kAllowBusy, "allow_busy"},
   };
+  const unsigned flags = cmd.all_flags();
+  const KeySpecs specs = cmd.key_specs();
+  const LegacyKeyRange range = legacy_key_range(specs);
   Reply::array_header(out, 10);
   Reply::bulk(out, cmd.name);
   Reply::integer(out, cmd.arity);
   std::size_t nflags = 0;
-  for (const auto& [bit, name] : kFlagNames) nflags += (cmd.flags & bit) != 0;
+  for (const auto& [bit, name] : kFlagNames) nflags += (flags & bit) != 0;
   Reply::array_header(out, nflags);
   for (const auto& [bit, name] : kFlagNames)
-    if (cmd.flags & bit) Reply::simple(out, name);
-  Reply::integer(out, cmd.first_key());
-  Reply::integer(out, cmd.last_key());
-  Reply::integer(out, cmd.key_step());
-  word_array(out, cmd.acl, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
+    if (flags & bit) Reply::simple(out, name);
+  Reply::integer(out, range.first);
+  Reply::integer(out, range.last);
+  Reply::integer(out, range.step);
+  simple_words(out, cmd.acl);
   word_array(out, cmd.tips, [](std::string& o, std::string_view w) { Reply::bulk(o, w); });
-  if (cmd.keys.first == 0) {
-    Reply::array_header(out, 0);
-  } else {
-    const KeySpec& k = cmd.keys;
-    Reply::array_header(out, 1);
-    Reply::array_header(out, k.notes != nullptr ? 8 : 6);
-    if (k.notes != nullptr) {
-      Reply::bulk(out, "notes");
-      Reply::bulk(out, k.notes);
-    }
-    Reply::bulk(out, "flags");
-    word_array(out, k.flags, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
-    key_search(out, "begin_search", "index", {{"index", k.first}});
-    key_search(out, "find_keys", "range",
-               {{"lastkey", k.last_key}, {"keystep", k.step}, {"limit", k.limit}});
-  }
-  Reply::array_header(out, 0);  // subcommands
+  Reply::array_header(out, specs.size());
+  for (const KeySpec& k : specs) key_spec_info(out, k);
+  Reply::array_header(out, cmd.subcommands.size());
+  for (const Command& sub : cmd.subcommands) command_info(out, sub);
 }
 
 void cmd_command(Context& c) {
   const auto table = command_table();
-  // COMMAND, and COMMAND INFO without names: every command.
-  if (c.argv.size() == 1 || (c.argv.size() == 2 && eq_ci(c.argv[1], "info"))) {
-    if (c.argv.size() == 2) note_subcommand(c, "command|info");
-    Reply::array_header(c.out, table.size());
-    for (const Command& cmd : table) command_info(c.out, cmd);
-    return;
-  }
-  const std::string_view sub = c.argv[1];
-  if (eq_ci(sub, "count")) {
-    note_subcommand(c, "command|count");
-    return Reply::integer(c.out, static_cast<std::int64_t>(table.size()));
-  }
-  if (eq_ci(sub, "info")) {
-    note_subcommand(c, "command|info");
-    Reply::array_header(c.out, c.argv.size() - 2);
-    for (std::size_t i = 2; i < c.argv.size(); ++i) {
-      const Command* cmd = find_command(c.argv[i]);
-      if (cmd == nullptr)
-        Reply::null_array(c.out);
-      else
-        command_info(c.out, *cmd);
-    }
-    return;
-  }
-  if (eq_ci(sub, "list")) {
-    note_subcommand(c, "command|list");
-    Reply::array_header(c.out, table.size());
-    for (const Command& cmd : table) Reply::bulk(c.out, cmd.name);
-    return;
-  }
-  err(c, "ERR unknown subcommand '" + std::string(sub).substr(0, 128) + "'. Try COMMAND HELP.");
+  Reply::array_header(c.out, table.size());
+  for (const Command& cmd : table) command_info(c.out, cmd);
 }
 
-void cmd_config(Context& c) {
-  const std::string_view sub = c.argv[1];
-  if (eq_ci(sub, "get")) {
-    note_subcommand(c, "config|get");
-    if (c.argv.size() < 3) return arity_error(c, "config|get");
-    const Options& o = c.host.options();
-    const std::pair<const char*, std::string> params[] = {
-        {"bind", o.bind},
-        {"port", std::to_string(o.port)},
-        {"save", ""},
-        {"appendonly", o.appendonly ? "yes" : "no"},
-        {"appendfsync", fsync_policy_name(o.appendfsync)},
-        {"dir", std::filesystem::absolute(o.dir).string()},
-        {"maxclients", std::to_string(o.maxclients)},
-        {"maxmemory", std::to_string(o.maxmemory)},
-        {"maxmemory-policy", "noeviction"},
-        {"timeout", std::to_string(o.timeout_s)},
-        {"client-output-buffer-limit",
-         "normal " + std::to_string(o.output_limit.hard) + " " +
-             std::to_string(o.output_limit.soft) + " " +
-             std::to_string(o.output_limit.soft_seconds) +
-             " slave 268435456 67108864 60 pubsub 33554432 8388608 60"},
-        {"databases", "1"},
-        {"proto-max-bulk-len", std::to_string(o.limits.max_bulk_len)},
-    };
-    std::vector<const std::pair<const char*, std::string>*> hits;
-    for (const auto& p : params) {
-      for (std::size_t i = 2; i < c.argv.size(); ++i) {
-        std::string pat(c.argv[i]);
-        for (char& ch : pat) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (glob_match(pat, p.first)) {
-          hits.push_back(&p);
-          break;
+void cmd_command_count(Context& c) {
+  Reply::integer(c.out, static_cast<std::int64_t>(command_table().size()));
+}
+
+void cmd_command_info(Context& c) {
+  if (c.argv.size() == 2) return cmd_command(c);
+  Reply::array_header(c.out, c.argv.size() - 2);
+  for (std::size_t i = 2; i < c.argv.size(); ++i) {
+    const Command* cmd = find_command(c.argv[i]);
+    if (cmd == nullptr)
+      Reply::null_array(c.out);
+    else
+      command_info(c.out, *cmd);
+  }
+}
+
+// COMMAND LIST [FILTERBY MODULE name | ACLCAT cat | PATTERN pattern]:
+// every command and subcommand by full name (Redis 7.0's commandListCommand).
+void cmd_command_list(Context& c) {
+  enum class Filter { none, module, aclcat, pattern } filter = Filter::none;
+  std::string arg;
+  if (c.argv.size() > 2) {
+    if (c.argv.size() != 5 || !eq_ci(c.argv[2], "filterby")) return err(c, kSyntax);
+    arg = c.argv[4];
+    if (eq_ci(c.argv[3], "module"))
+      filter = Filter::module;
+    else if (eq_ci(c.argv[3], "aclcat"))
+      filter = Filter::aclcat;
+    else if (eq_ci(c.argv[3], "pattern"))
+      filter = Filter::pattern;
+    else
+      return err(c, kSyntax);
+  }
+  std::string lower_cat = "@" + arg;
+  for (char& ch : lower_cat) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  auto keep = [&](const Command& cmd) {
+    switch (filter) {
+      case Filter::none:
+        return true;
+      case Filter::module:
+        return false;  // no modules
+      case Filter::aclcat: {
+        const std::string_view acl = cmd.acl;
+        for (std::size_t i = 0; i < acl.size();) {
+          const std::size_t j = std::min(acl.find(' ', i), acl.size());
+          if (acl.substr(i, j - i) == lower_cat) return true;
+          i = j + 1;
         }
+        return false;
       }
+      case Filter::pattern:
+        return glob_match(arg, cmd.name, /*nocase=*/true);
     }
-    Reply::array_header(c.out, hits.size() * 2);
-    for (const auto* p : hits) {
-      Reply::bulk(c.out, p->first);
-      Reply::bulk(c.out, p->second);
+    return false;
+  };
+  std::vector<const char*> names;
+  for (const Command& cmd : command_table()) {
+    if (keep(cmd)) names.push_back(cmd.name);
+    for (const Command& sub : cmd.subcommands)
+      if (keep(sub)) names.push_back(sub.name);
+  }
+  Reply::array_header(c.out, names.size());
+  for (const char* n : names) Reply::bulk(c.out, n);
+}
+
+// COMMAND GETKEYS command arg...: the keys its key specs find (Redis 7.0's
+// getKeysSubcommandImpl, key specs only).
+void cmd_command_getkeys(Context& c) {
+  const auto target = c.argv.subspan(2);
+  const Command* cmd = find_command(target[0]);
+  if (cmd != nullptr && !cmd->subcommands.empty() && target.size() > 1) {
+    const Command* sub = nullptr;
+    for (const Command& s : cmd->subcommands) {
+      const std::string_view full = s.name;
+      if (eq_ci(target[1], full.substr(full.find('|') + 1))) sub = &s;
     }
-    return;
+    cmd = sub;
   }
-  if (eq_ci(sub, "set")) {
-    note_subcommand(c, "config|set");
-    if (c.argv.size() < 4) return arity_error(c, "config|set");
-    return err(c, "ERR Unknown option or number of arguments for CONFIG SET - '" +
-                      std::string(c.argv[2]) + "'");
+  if (cmd == nullptr || target[0].find('|') != std::string_view::npos)
+    return err(c, "ERR Invalid command specified");
+  if (cmd->key_specs().empty()) return err(c, "ERR The command has no key arguments");
+  const auto argc = static_cast<int>(target.size());
+  if ((cmd->arity > 0 && cmd->arity != argc) || argc < -cmd->arity)
+    return err(c, "ERR Invalid number of arguments specified for command");
+  std::vector<std::size_t> keys;
+  if (!key_positions(*cmd, target, keys)) {
+    if (cmd->flags & kNoMandatoryKeys) return Reply::array_header(c.out, 0);
+    return err(c, "ERR Invalid arguments specified for command");
   }
-  if (eq_ci(sub, "resetstat")) {
-    note_subcommand(c, "config|resetstat");
-    c.host.reset_stats();
-    return ok(c);
-  }
-  err(c, "ERR unknown subcommand '" + std::string(sub).substr(0, 128) + "'. Try CONFIG HELP.");
+  Reply::array_header(c.out, keys.size());
+  for (std::size_t i : keys) Reply::bulk(c.out, target[i]);
+}
+
+// Redis's text, less DOCS: weft-kv has no COMMAND DOCS, so that redis-cli
+// falls back to its built-in hints (an empty DOCS reply would leave it
+// with none).
+void cmd_command_help(Context& c) {
+  static constexpr std::string_view kLines[] = {
+      "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "(no subcommand)",
+      "    Return details about all Redis commands.",
+      "COUNT",
+      "    Return the total number of commands in this Redis server.",
+      "LIST",
+      "    Return a list of all commands in this Redis server.",
+      "INFO [<command-name> ...]",
+      "    Return details about multiple Redis commands.",
+      "    If no command names are given, documentation details for all",
+      "    commands are returned.",
+      "GETKEYS <full-command>",
+      "    Return the keys from a full Redis command.",
+      "HELP",
+      "    Prints this help.",
+  };
+  help_reply(c, kLines);
 }
 
 void cmd_time(Context& c) {
@@ -262,6 +345,25 @@ void cmd_shutdown(Context& c) {
 }  // namespace
 
 std::span<const Command> server_commands() noexcept {
+  static constexpr Command kCommand[] = {
+      {"command|count", 2, kLoading | kStale, "@slow @connection", "", {}, cmd_command_count},
+      {"command|info",
+       -2,
+       kLoading | kStale,
+       "@slow @connection",
+       "nondeterministic_output_order",
+       {},
+       cmd_command_info},
+      {"command|list",
+       -2,
+       kLoading | kStale,
+       "@slow @connection",
+       "nondeterministic_output_order",
+       {},
+       cmd_command_list},
+      {"command|getkeys", -4, kLoading | kStale, "@slow @connection", "", {}, cmd_command_getkeys},
+      {"command|help", 2, kLoading | kStale, "@slow @connection", "", {}, cmd_command_help},
+  };
   static constexpr Command kTable[] = {
       {"info",
        -1,
@@ -277,8 +379,9 @@ std::span<const Command> server_commands() noexcept {
        "@slow @connection",
        "nondeterministic_output_order",
        {},
-       cmd_command},
-      {"config", -2, 0, "@slow", "", {}, cmd_config},
+       cmd_command,
+       {},
+       kCommand},
       {"time", 1, kLoading | kStale | kFast, "@fast", "nondeterministic_output", {}, cmd_time},
       {"shutdown",
        -1,

@@ -27,10 +27,8 @@ void cmd_quit(Context& c) {
 }
 
 void cmd_select(Context& c) {
-  long long db = 0;
-  if (!parse_ll(c.argv[1], db)) return err(c, kNotInt);
-  if (db < INT_MIN || db > INT_MAX)  // Redis 7.0 getRangeLongFromObjectOrReply, verbatim
-    return err(c, "ERR value is out of range, value must between -2147483648 and 2147483647");
+  int db = 0;
+  if (!parse_int(c, c.argv[1], db)) return;
   if (db != 0) return err(c, "ERR DB index is out of range");
   ok(c);
 }

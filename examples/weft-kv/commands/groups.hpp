@@ -15,7 +15,20 @@ std::span<const Command> connection_commands() noexcept;
 std::span<const Command> string_commands() noexcept;
 /// The keyspace commands: DEL, EXISTS, TYPE, expiry, KEYS, SCAN, ... (keys.cpp).
 std::span<const Command> key_commands() noexcept;
-/// INFO, CLIENT, COMMAND, CONFIG, TIME, SHUTDOWN (admin.cpp).
+/// The bit operations on strings: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP,
+/// BITFIELD (bitops.cpp).
+std::span<const Command> bitmap_commands() noexcept;
+/// The hash commands (hashes.cpp).
+std::span<const Command> hash_commands() noexcept;
+/// The set commands (sets.cpp).
+std::span<const Command> set_commands() noexcept;
+/// INFO, CLIENT, COMMAND, TIME, SHUTDOWN (admin.cpp).
 std::span<const Command> server_commands() noexcept;
+/// CONFIG and its parameter table (config.cpp).
+std::span<const Command> config_commands() noexcept;
+/// The list commands, blocking pops included (lists.cpp).
+std::span<const Command> list_commands() noexcept;
+/// The sorted-set commands, blocking pops included (zsets.cpp).
+std::span<const Command> zset_commands() noexcept;
 
 }  // namespace kv::cmd

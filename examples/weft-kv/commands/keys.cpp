@@ -1,5 +1,7 @@
 // weft-kv commands: the keyspace (DEL, EXISTS, TYPE, expiry, KEYS, SCAN,
-// DBSIZE, FLUSHALL), as Redis 7.0's src/db.c and src/expire.c.
+// DBSIZE, FLUSHALL, RENAME, COPY, RANDOMKEY, TOUCH, OBJECT), as Redis 7.0's
+// src/db.c, src/expire.c and src/object.c.
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <string>
@@ -33,21 +35,27 @@ void cmd_del(Context& c) {
   Reply::integer(c.out, n);
 }
 
-void cmd_exists(Context& c) {
+// EXISTS and TOUCH: how many of the keys exist (a key named twice counts
+// twice); TOUCH counts as an access, EXISTS does not.
+void count_existing(Context& c, bool touch) {
   Keyspace& ks = c.host.keyspace();
   std::int64_t n = 0;
   for (std::string_view key : c.argv.subspan(1)) {
     const std::uint64_t h = Keyspace::hash(key);
     Shard& sh = ks.shard_of(h);
     std::lock_guard lk(sh.mu);
-    if (sh.find(key, h, c.now) != nullptr) ++n;
+    if (sh.find(key, h, c.now, touch) != nullptr) ++n;
   }
   Reply::integer(c.out, n);
 }
 
+void cmd_exists(Context& c) {
+  count_existing(c, false);
+}
+
 void cmd_type(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
+  const Entry* e = k.peek(c.now);
   Reply::simple(c.out, e == nullptr ? "none" : type_name(e->type()));
 }
 
@@ -116,21 +124,29 @@ void cmd_pexpireat(Context& c) {
   expire_generic(c, 0, false, "pexpireat");
 }
 
-void ttl_generic(Context& c, bool ms) {
+// TTL, PTTL, EXPIRETIME, PEXPIRETIME (Redis's ttlGenericCommand): -2 for
+// a missing key, -1 without a TTL; seconds are rounded to the nearest.
+void ttl_generic(Context& c, bool ms, bool absolute) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
+  const Entry* e = k.peek(c.now);
   if (e == nullptr) return Reply::integer(c.out, -2);
   if (e->expire_at < 0) return Reply::integer(c.out, -1);
-  std::int64_t ttl = e->expire_at - c.now;
+  std::int64_t ttl = absolute ? e->expire_at : e->expire_at - c.now;
   if (ttl < 0) ttl = 0;
   Reply::integer(c.out, ms ? ttl : (ttl + 500) / 1000);
 }
 
 void cmd_ttl(Context& c) {
-  ttl_generic(c, false);
+  ttl_generic(c, false, false);
 }
 void cmd_pttl(Context& c) {
-  ttl_generic(c, true);
+  ttl_generic(c, true, false);
+}
+void cmd_expiretime(Context& c) {
+  ttl_generic(c, false, true);
+}
+void cmd_pexpiretime(Context& c) {
+  ttl_generic(c, true, true);
 }
 
 void cmd_persist(Context& c) {
@@ -162,39 +178,21 @@ void cmd_keys(Context& c) {
 void cmd_scan(Context& c) {
   // Cursor: the low kShardBits bits are the shard, the rest that shard's
   // reverse-binary bucket cursor.
-  const std::string_view cs = c.argv[1];
-  unsigned long long cursor = 0;
-  {
-    const auto [p, ec] = std::from_chars(cs.data(), cs.data() + cs.size(), cursor);
-    if (cs.empty() || ec != std::errc() || p != cs.data() + cs.size())
-      return err(c, "ERR invalid cursor");
-  }
-  long long count = 10;
-  std::string_view pattern;
-  bool match = false;
-  std::string_view type_filter;
-  bool filter_type = false;
-  for (std::size_t i = 2; i < c.argv.size(); i += 2) {
-    const std::string_view o = c.argv[i];
-    if (i + 1 >= c.argv.size()) return err(c, kSyntax);
-    if (eq_ci(o, "count")) {
-      if (!parse_ll(c.argv[i + 1], count)) return err(c, kNotInt);
-      if (count < 1) return err(c, kSyntax);
-    } else if (eq_ci(o, "match")) {
-      pattern = c.argv[i + 1];
-      match = !(pattern == "*");
-    } else if (eq_ci(o, "type")) {
-      type_filter = c.argv[i + 1];
-      filter_type = true;
-    } else {
-      return err(c, kSyntax);
-    }
-  }
+  ScanArgs args;
+  if (!parse_scan_cursor(c, c.argv[1], args.cursor) ||
+      !parse_scan_options(c, 2, /*allow_type=*/true, args))
+    return;
+  const std::uint64_t cursor = args.cursor;
+  const long long count = args.count;
+  const std::string_view pattern = args.pattern;
+  const bool match = args.use_pattern;
+  const std::string_view type_filter = args.type;
+  const bool filter_type = args.has_type;
   Keyspace& ks = c.host.keyspace();
   std::size_t shard = cursor & (Keyspace::kShards - 1);
   std::uint64_t v = cursor >> Keyspace::kShardBits;
   std::vector<std::string> found;
-  const auto want = static_cast<std::size_t>(count);
+  const auto want = static_cast<std::size_t>(std::min<long long>(count, 1LL << 32));
   std::size_t iterations = 0;
   const std::size_t max_iterations = want * 10;
   bool done = false;
@@ -216,11 +214,7 @@ void cmd_scan(Context& c) {
       }
     }
   }
-  const std::uint64_t next = done ? 0 : (v << Keyspace::kShardBits) | shard;
-  Reply::array_header(c.out, 2);
-  Reply::bulk(c.out, ll_to_string(static_cast<long long>(next)));
-  Reply::array_header(c.out, found.size());
-  for (const std::string& k : found) Reply::bulk(c.out, k);
+  scan_reply(c, done ? 0 : (v << Keyspace::kShardBits) | shard, found);
 }
 
 void cmd_dbsize(Context& c) {
@@ -239,12 +233,220 @@ void cmd_flush(Context& c) {
   ok(c);
 }
 
+// RENAME / RENAMENX (Redis's renameGenericCommand): the value moves with
+// its TTL; an existing destination is replaced (RENAME) or kept
+// (RENAMENX: 0). Atomic across the two shards.
+void rename_generic(Context& c, bool nx) {
+  Keyspace& ks = c.host.keyspace();
+  MultiLock lock(ks, c.argv.subspan(1, 2));
+  const std::string_view from = c.argv[1], to = c.argv[2];
+  const std::uint64_t hf = Keyspace::hash(from), ht = Keyspace::hash(to);
+  Shard& sf = ks.shard_of(hf);
+  Shard& st = ks.shard_of(ht);
+  Entry* src = sf.find(from, hf, c.now);
+  if (src == nullptr) return err(c, "ERR no such key");
+  if (from == to) return nx ? Reply::integer(c.out, 0) : ok(c);
+  if (Entry* dst = st.find(to, ht, c.now)) {
+    if (nx) return Reply::integer(c.out, 0);
+    st.erase(dst);
+  }
+  Entry* dst = st.insert(to, ht);
+  if (src->object)
+    st.assign(dst, std::move(src->object));
+  else
+    st.assign(dst, std::move(src->value), src->form());
+  dst->access_clock = src->access_clock;
+  if (src->expire_at >= 0) st.set_expire(dst, src->expire_at);
+  sf.erase(src);
+  c.host.propagate(c, c.argv);
+  if (nx) return Reply::integer(c.out, 1);
+  ok(c);
+}
+
+void cmd_rename(Context& c) {
+  rename_generic(c, false);
+}
+void cmd_renamenx(Context& c) {
+  rename_generic(c, true);
+}
+
+// COPY source destination [DB db] [REPLACE] (Redis's copyCommand): a deep
+// copy with the TTL; one database, so DB must name it.
+void cmd_copy(Context& c) {
+  bool replace = false;
+  for (std::size_t j = 3; j < c.argv.size(); ++j) {
+    if (eq_ci(c.argv[j], "replace")) {
+      replace = true;
+    } else if (eq_ci(c.argv[j], "db") && j + 1 < c.argv.size()) {
+      int db = 0;
+      if (!parse_int(c, c.argv[++j], db)) return;
+      if (db != 0) return err(c, "ERR DB index is out of range");
+    } else {
+      return err(c, kSyntax);
+    }
+  }
+  const std::string_view from = c.argv[1], to = c.argv[2];
+  if (from == to) return err(c, "ERR source and destination objects are the same");
+  Keyspace& ks = c.host.keyspace();
+  MultiLock lock(ks, c.argv.subspan(1, 2));
+  const std::uint64_t hf = Keyspace::hash(from), ht = Keyspace::hash(to);
+  Shard& sf = ks.shard_of(hf);
+  Shard& st = ks.shard_of(ht);
+  const Entry* src = sf.find(from, hf, c.now);
+  if (src == nullptr) return Reply::integer(c.out, 0);
+  Entry* dst = st.find(to, ht, c.now);
+  if (dst != nullptr && !replace) return Reply::integer(c.out, 0);
+  // The copy is made before anything changes (it may throw bad_alloc).
+  std::unique_ptr<Object> object = src->object ? src->object->clone() : nullptr;
+  std::string value = src->object ? std::string() : src->value;
+  StringForm form = src->form();
+  if (form == StringForm::encoded && string_encoding(*src) == std::string_view("int"))
+    form = StringForm::unshared_int;  // dupStringObject: a fresh, unshared object
+  if (dst != nullptr) st.erase(dst);
+  dst = st.insert(to, ht);
+  if (object)
+    st.assign(dst, std::move(object));
+  else
+    st.assign(dst, value, form);
+  if (src->expire_at >= 0) st.set_expire(dst, src->expire_at);
+  c.host.propagate(c, c.argv);
+  Reply::integer(c.out, 1);
+}
+
+// MOVE key db: there is one database, so it is either the same one or out
+// of range (Redis's texts for both).
+void cmd_move(Context& c) {
+  int db = 0;
+  if (!parse_int(c, c.argv[2], db)) return;
+  if (db != 0) return err(c, "ERR DB index is out of range");
+  err(c, "ERR source and destination objects are the same");
+}
+
+// RANDOMKEY: a shard chosen in proportion to its keys, then a random
+// entry of it; an expired one found is deleted and another drawn.
+void cmd_randomkey(Context& c) {
+  Keyspace& ks = c.host.keyspace();
+  auto& rng = random_engine();
+  for (int tries = 0; tries < 1000; ++tries) {
+    const std::int64_t total = ks.keys();
+    if (total <= 0) break;
+    auto pick = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(total));
+    std::size_t i = 0;
+    for (; i + 1 < Keyspace::kShards; ++i) {
+      pick -= ks.shard(i).counters().keys.load(std::memory_order_relaxed);
+      if (pick < 0) break;
+    }
+    Shard& sh = ks.shard(i);
+    std::lock_guard lk(sh.mu);
+    Entry* e = sh.table().random(rng);
+    if (e == nullptr) continue;  // emptied meanwhile
+    if (e->expire_at >= 0 && e->expire_at <= c.now) {
+      sh.erase(e);  // lazy expiry, as Redis's dbRandomKey
+      continue;
+    }
+    return Reply::bulk(c.out, e->key);
+  }
+  Reply::null_bulk(c.out);
+}
+
+void cmd_touch(Context& c) {
+  count_existing(c, true);
+}
+
+// --- OBJECT (Redis's objectCommand; lookups do not count as accesses) --------
+
+void cmd_object_encoding(Context& c) {
+  Locked k(c.host.keyspace(), c.argv[2]);
+  const Entry* e = k.peek(c.now);
+  if (e == nullptr) return Reply::null_bulk(c.out);
+  Reply::bulk(c.out, e->object ? e->object->encoding() : string_encoding(*e));
+}
+
+void cmd_object_refcount(Context& c) {
+  Locked k(c.host.keyspace(), c.argv[2]);
+  const Entry* e = k.peek(c.now);
+  if (e == nullptr) return Reply::null_bulk(c.out);
+  Reply::integer(c.out, string_shared(*e) ? INT_MAX : 1);
+}
+
+void cmd_object_idletime(Context& c) {
+  Locked k(c.host.keyspace(), c.argv[2]);
+  const Entry* e = k.peek(c.now);
+  if (e == nullptr) return Reply::null_bulk(c.out);
+  // Redis's estimateObjectIdleTime, in seconds, on the 24-bit clock.
+  const std::uint32_t now = lru_clock(c.now);
+  const std::uint32_t then = e->access_clock;
+  const std::int64_t idle = now >= then ? now - then : now + (0xFFFFFFu - then);
+  Reply::integer(c.out, idle);
+}
+
+void cmd_object_freq(Context& c) {
+  Locked k(c.host.keyspace(), c.argv[2]);
+  if (k.peek(c.now) == nullptr) return Reply::null_bulk(c.out);
+  err(c,
+      "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
+      "that when switching between policies at runtime LRU and LFU data will take some time to "
+      "adjust.");
+}
+
+void cmd_object_help(Context& c) {
+  static constexpr std::string_view kLines[] = {
+      "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+      "ENCODING <key>",
+      "    Return the kind of internal representation used in order to store the value",
+      "    associated with a <key>.",
+      "FREQ <key>",
+      "    Return the access frequency index of the <key>. The returned integer is",
+      "    proportional to the logarithm of the recent access frequency of the key.",
+      "IDLETIME <key>",
+      "    Return the idle time of the <key>, that is the approximated number of",
+      "    seconds elapsed since the last access to the key.",
+      "REFCOUNT <key>",
+      "    Return the number of references of the value associated with the specified",
+      "    <key>.",
+      "HELP",
+      "    Prints this help.",
+  };
+  help_reply(c, kLines);
+}
+
 }  // namespace
 
 std::span<const Command> key_commands() noexcept {
   static constexpr const char* kMultiSum = "request_policy:multi_shard response_policy:agg_sum";
   static constexpr const char* kAllShards =
       "request_policy:all_shards response_policy:all_succeeded";
+  static constexpr Command kObject[] = {
+      {"object|encoding",
+       3,
+       kReadonly,
+       "@keyspace @read @slow",
+       "nondeterministic_output",
+       {"RO", 2, 0},
+       cmd_object_encoding},
+      {"object|freq",
+       3,
+       kReadonly,
+       "@keyspace @read @slow",
+       "nondeterministic_output",
+       {"RO", 2, 0},
+       cmd_object_freq},
+      {"object|idletime",
+       3,
+       kReadonly,
+       "@keyspace @read @slow",
+       "nondeterministic_output",
+       {"RO", 2, 0},
+       cmd_object_idletime},
+      {"object|refcount",
+       3,
+       kReadonly,
+       "@keyspace @read @slow",
+       "nondeterministic_output",
+       {"RO", 2, 0},
+       cmd_object_refcount},
+      {"object|help", 2, kLoading | kStale, "@keyspace @slow", "", {}, cmd_object_help},
+  };
   static constexpr Command kTable[] = {
       {"del", -2, kWrite, "@keyspace @write @slow", kMultiSum, {"RM delete", 1, -1}, cmd_del},
       {"unlink",
@@ -328,6 +530,63 @@ std::span<const Command> key_commands() noexcept {
        cmd_dbsize},
       {"flushdb", -1, kWrite, "@keyspace @write @slow @dangerous", kAllShards, {}, cmd_flush},
       {"flushall", -1, kWrite, "@keyspace @write @slow @dangerous", kAllShards, {}, cmd_flush},
+      {"expiretime",
+       2,
+       kReadonly | kFast,
+       "@keyspace @read @fast",
+       "",
+       {"RO access", 1, 0},
+       cmd_expiretime},
+      {"pexpiretime",
+       2,
+       kReadonly | kFast,
+       "@keyspace @read @fast",
+       "",
+       {"RO access", 1, 0},
+       cmd_pexpiretime},
+      {"rename",
+       3,
+       kWrite,
+       "@keyspace @write @slow",
+       "",
+       {{"RW access delete", 1, 0}, {"OW update", 2, 0}},
+       cmd_rename},
+      {"renamenx",
+       3,
+       kWrite | kFast,
+       "@keyspace @write @fast",
+       "",
+       {{"RW access delete", 1, 0}, {"OW insert", 2, 0}},
+       cmd_renamenx},
+      {"copy",
+       -3,
+       kWrite | kDenyOom,
+       "@keyspace @write @slow",
+       "",
+       {{"RO access", 1, 0}, {"OW update", 2, 0}},
+       cmd_copy},
+      {"move",
+       3,
+       kWrite | kFast,
+       "@keyspace @write @fast",
+       "",
+       {"RW access update", 1, 0},
+       cmd_move},
+      {"randomkey",
+       1,
+       kReadonly,
+       "@keyspace @read @slow",
+       "request_policy:all_shards nondeterministic_output",
+       {},
+       cmd_randomkey},
+      {"touch",
+       -2,
+       kReadonly | kFast,
+       "@keyspace @read @fast",
+       "request_policy:multi_shard response_policy:agg_sum",
+       {"RO", 1, -1},
+       cmd_touch},
+      {"object", -2, 0, "@slow", "", {}, nullptr, {}, kObject},
   };
   return kTable;
 }

@@ -2,10 +2,12 @@
 // lookupCommand and processCommand, the checks weft-kv has).
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "commands/blocking.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
 
@@ -21,17 +23,39 @@ struct Table {
 
 const Table& table() {
   // Built once, on first use (thread-safe static initialisation); never
-  // destroyed, so a command running during exit still finds it.
+  // destroyed, so a command running during exit still finds it. A new
+  // type's group goes in this list (one per line).
   static const Table* t = [] {
     auto* tab = new Table;
-    for (const auto group : {cmd::connection_commands(), cmd::string_commands(),
-                             cmd::key_commands(), cmd::server_commands()}) {
+    for (const auto group : {
+             cmd::connection_commands(),
+             cmd::string_commands(),
+             cmd::bitmap_commands(),
+             cmd::key_commands(),
+             cmd::list_commands(),
+             cmd::hash_commands(),
+             cmd::set_commands(),
+             cmd::zset_commands(),
+             cmd::server_commands(),
+             cmd::config_commands(),
+         }) {
       tab->all.insert(tab->all.end(), group.begin(), group.end());
     }
-    for (const Command& c : tab->all) tab->by_name.emplace(c.name, &c);
+    for (const Command& c : tab->all) {
+      tab->by_name.emplace(c.name, &c);
+      for (const Command& sub : c.subcommands) tab->by_name.emplace(sub.name, &sub);
+    }
     return tab;
   }();
   return *t;
+}
+
+// A subcommand of `container` by its own name (argv[1], any case), or nullptr.
+const Command* find_subcommand(const Command& container, std::string_view sub) noexcept {
+  const std::size_t prefix = std::char_traits<char>::length(container.name) + 1;  // "object|"
+  for (const Command& s : container.subcommands)
+    if (cmd::eq_ci(sub, std::string_view(s.name).substr(prefix))) return &s;
+  return nullptr;
 }
 
 constexpr std::string_view kOom = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -63,8 +87,43 @@ std::span<const Command> command_table() noexcept {
   return table().all;
 }
 
+LegacyKeyRange legacy_key_range(const KeySpecs& keys) noexcept {
+  // Redis 7.0's populateCommandLegacyRangeSpec, step for step.
+  LegacyKeyRange r;
+  if (keys.empty()) return r;
+  if (keys.size() == 1 && keys[0].plain_range()) {
+    r.first = keys[0].first;
+    r.last = keys[0].last_key < 0 ? keys[0].last_key : keys[0].first + keys[0].last_key;
+    r.step = keys[0].step;
+    r.movable = keys[0].has_flag("incomplete");
+    return r;
+  }
+  int first = INT_MAX;
+  unsigned last = 0;  // unsigned, as Redis: a negative (from the end) last key wins the max
+  int prev_last = 0;
+  for (const KeySpec& k : keys) {
+    if (!k.plain_range() || k.step != 1 || (prev_last != 0 && prev_last != k.first - 1)) {
+      r.movable = true;
+      continue;
+    }
+    if (k.has_flag("incomplete")) r.movable = true;
+    first = std::min(first, k.first);
+    const int abs_last = k.last_key >= 0 ? k.last_key + k.first : k.last_key;
+    last = std::max(last, static_cast<unsigned>(abs_last));
+    prev_last = static_cast<int>(last);
+  }
+  if (first == INT_MAX) {
+    r.movable = true;
+    return r;
+  }
+  r.first = first;
+  r.last = static_cast<int>(last);
+  r.step = 1;
+  return r;
+}
+
 const Command* find_command(std::string_view name) noexcept {
-  char lower[24];
+  char lower[40];
   if (name.size() >= sizeof lower) return nullptr;  // longer than any name
   for (std::size_t i = 0; i < name.size(); ++i)
     lower[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
@@ -73,14 +132,87 @@ const Command* find_command(std::string_view name) noexcept {
   return it == idx.end() ? nullptr : it->second;
 }
 
+bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
+                   std::vector<std::size_t>& out) {
+  // Redis 7.0's getKeysUsingKeySpecs (db.c), without its partial mode.
+  out.clear();
+  const int argc = static_cast<int>(argv.size());
+  for (const KeySpec& spec : cmd.key_specs()) {
+    if (spec.has_flag("not_key")) continue;
+    int first = 0;
+    if (spec.begin == KeySpec::Begin::index) {
+      first = spec.first;
+    } else if (spec.begin == KeySpec::Begin::keyword) {
+      const int start = spec.first > 0 ? spec.first : argc + spec.first;
+      const int end = spec.first > 0 ? argc - 1 : 1;
+      for (int i = start; i != end; i = start <= end ? i + 1 : i - 1) {
+        if (i >= argc || i < 1) break;
+        if (cmd::eq_ci(argv[static_cast<std::size_t>(i)], spec.keyword)) {
+          first = i + 1;
+          break;
+        }
+      }
+      if (first == 0) continue;  // keyword not found: no keys from this spec
+    } else {
+      out.clear();
+      return false;
+    }
+    int last = 0;
+    int step = spec.step;
+    if (spec.find() == KeySpec::Find::range) {
+      if (spec.last_key >= 0)
+        last = first + spec.last_key;
+      else if (spec.limit == 0)
+        last = argc + spec.last_key;
+      else
+        last = first + ((argc - first) / spec.limit + spec.last_key);
+    } else if (spec.find() == KeySpec::Find::keynum) {
+      long long numkeys = 0;
+      const int at = first + spec.keynum_index;
+      if (spec.keynum_index >= argc || at >= argc ||
+          !cmd::parse_ll(argv[static_cast<std::size_t>(at)], numkeys) || numkeys < 0 ||
+          numkeys > argc) {
+        out.clear();
+        return false;
+      }
+      first += spec.keynum_first;
+      last = first + static_cast<int>(numkeys) - 1;
+    } else {
+      out.clear();
+      return false;
+    }
+    if (last >= argc || last < first || first >= argc) {
+      out.clear();
+      return false;
+    }
+    for (int i = first; i <= last; i += step) out.push_back(static_cast<std::size_t>(i));
+    if (spec.has_flag("incomplete")) {
+      out.clear();
+      return false;
+    }
+  }
+  return true;
+}
+
 void execute(Context& c) {
   const Command* cmd = find_command(c.argv[0]);
-  if (cmd == nullptr) return unknown_command(c);
+  if (cmd == nullptr || c.argv[0].find('|') != std::string_view::npos) return unknown_command(c);
+  if (!cmd->subcommands.empty() && c.argv.size() > 1) {
+    // A container (Redis's lookupCommand): argv[1] names the subcommand.
+    const Command* sub = find_subcommand(*cmd, c.argv[1]);
+    if (sub == nullptr) {
+      std::string upper(c.argv[0]);
+      for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      return err(c, "ERR unknown subcommand '" + std::string(c.argv[1].substr(0, 128)) + "'. Try " +
+                        upper + " HELP.");
+    }
+    cmd = sub;
+  }
   const auto argc = static_cast<int>(c.argv.size());
   if ((cmd->arity > 0 && argc != cmd->arity) || argc < -cmd->arity)
     return cmd::arity_error(c, cmd->name);
   if (c.client != nullptr) c.client->last_cmd.store(cmd->name, std::memory_order_relaxed);
-  const std::uint64_t maxmemory = c.host.options().maxmemory;
+  const std::uint64_t maxmemory = c.host.settings().maxmemory.load(std::memory_order_relaxed);
   if ((cmd->flags & kDenyOom) && maxmemory != 0 && !c.host.loading() &&
       static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
     return err(c, kOom);
@@ -91,6 +223,9 @@ void execute(Context& c) {
       !c.host.writes_allowed())
     return err(c, c.host.write_refusal());
   cmd->run(c);
+  // Keys the command made ready that it could not serve under its own locks
+  // (blocking.hpp): served now, before the next command.
+  if (!c.ready.empty()) cmd::blocking::serve_ready(c);
 }
 
 }  // namespace kv

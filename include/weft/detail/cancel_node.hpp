@@ -19,6 +19,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 #include "weft/detail/spinlock.hpp"
@@ -27,6 +28,7 @@ namespace weft::detail {
 
 struct Fiber;
 class CancelNode;
+class TaskBase;
 
 /// An entry in a node's list: an attached child node or a callback.
 struct CancelLink {
@@ -41,7 +43,26 @@ struct CancelLink {
 
 class CancelNode {
  public:
-  CancelNode() noexcept { link_.child = this; }
+  /// What owns the node: for snapshots (weft/snapshot.hpp), never for
+  /// cancellation, which treats every node alike.
+  enum class Kind : std::uint8_t {
+    root,    ///< a runtime's root (and any node that names no owner)
+    task,    ///< a fiber's or spawn_blocking task's own node
+    scope,   ///< a nested cancel scope (weft::scope, with_timeout, ...)
+    shield,  ///< a shield (not attached: the scopes around it do not reach it)
+    source,  ///< a CancellationSource
+  };
+
+  /// What inspect() read of a node, under its lock.
+  struct Inspection {
+    bool cancelled = false;
+    std::uint64_t bound_fiber = 0;  ///< id of the fiber whose innermost scope it is, or 0
+    std::size_t children = 0;       ///< attached children (taken or not)
+    std::size_t callbacks = 0;      ///< registered callbacks not yet run
+    std::size_t taken = 0;          ///< children stored in the caller's array
+  };
+
+  explicit CancelNode(Kind kind = Kind::root) noexcept : kind_(kind) { link_.child = this; }
   CancelNode(const CancelNode&) = delete;
   CancelNode& operator=(const CancelNode&) = delete;
 
@@ -112,6 +133,19 @@ class CancelNode {
   bool deadline_fired() const noexcept { return deadline_fired_.load(std::memory_order_acquire); }
   void mark_deadline_fired() noexcept { deadline_fired_.store(true, std::memory_order_release); }
 
+  Kind kind() const noexcept { return kind_; }
+  /// For a task's node, the task; null for every other kind.
+  virtual TaskBase* task() noexcept { return nullptr; }
+  /// The fiber that opened a scope or shield (0 for other kinds). Set once
+  /// by the owner before the node is shared.
+  std::uint64_t opener() const noexcept { return opener_; }
+  void set_opener(std::uint64_t fiber_id) noexcept { opener_ = fiber_id; }
+
+  /// For snapshots: reads the node's state under its lock and stores up to
+  /// `capacity` of its attached children in `out`, each with a reference
+  /// the caller releases. Takes no other lock and allocates nothing.
+  Inspection inspect(CancelNode** out, std::size_t capacity) noexcept;
+
  protected:
   ~CancelNode() = default;
 
@@ -141,20 +175,22 @@ class CancelNode {
   CancelNode* work_next_ = nullptr;  // the canceller's work list
   CancelLink link_;                  // our entry in parent_'s list
   std::atomic<std::int64_t> deadline_ns_{-1};
+  std::uint64_t opener_ = 0;  // written before the node is shared
+  const Kind kind_;
 };
 
 /// A heap node with its own reference count (CancellationSource, scopes).
 class SharedCancelNode final : public CancelNode {
  public:
-  /// One reference, owned by the creator.
-  static SharedCancelNode* create();
+  /// One reference, owned by the creator. @throws std::bad_alloc.
+  static SharedCancelNode* create(Kind kind);
   void add_ref() noexcept override { refs_.fetch_add(1, std::memory_order_relaxed); }
   bool try_add_ref() noexcept override;
   void release() noexcept override;
   SharedCancelNode* as_shared() noexcept override { return this; }
 
  private:
-  SharedCancelNode() = default;
+  explicit SharedCancelNode(Kind kind) noexcept : CancelNode(kind) {}
   ~SharedCancelNode() = default;
   std::atomic<std::uint32_t> refs_{1};
 };

@@ -24,6 +24,7 @@
 namespace weft::detail {
 
 class Waiter;
+struct ChanCore;                                     // channel core (weft/detail/chan_core.hpp)
 class LocalStore;                                    // fiber-local storage (src/fiber/fls.hpp)
 void fls_destroy_store(LocalStore* store) noexcept;  // src/fiber/fls.cpp
 
@@ -80,6 +81,12 @@ class TaskBase {
   };
   void set_completion_hook(CompletionHook* hook) noexcept { hook_ = hook; }
 
+  /// A channel that the task's completion closes, for selecting on a join
+  /// (weft::on_join, wait_any; task.cpp). Created on first use and owned by
+  /// the task; already closed if the task has finished.
+  /// @throws std::bad_alloc.
+  ChanCore* done_channel();
+
   std::uint64_t fiber_id() const noexcept { return fiber_id_; }
   void set_fiber_id(std::uint64_t id) noexcept { fiber_id_ = id; }
   std::exception_ptr& error() noexcept { return error_; }
@@ -88,9 +95,7 @@ class TaskBase {
   LocalStore*& locals() noexcept { return locals_; }
 
  protected:
-  virtual ~TaskBase() {
-    if (locals_ != nullptr) fls_destroy_store(locals_);  // never reached a fiber or thread
-  }
+  virtual ~TaskBase();
   std::exception_ptr error_;
 
  private:
@@ -99,7 +104,8 @@ class TaskBase {
   // The task's cancellation node: its references are the task's.
   class TaskNode final : public CancelNode {
    public:
-    explicit TaskNode(TaskBase* task) noexcept : task_(task) {}
+    explicit TaskNode(TaskBase* task) noexcept : CancelNode(Kind::task), task_(task) {}
+    TaskBase* task() noexcept override { return task_; }
     void add_ref() noexcept override { task_->refs_.fetch_add(1, std::memory_order_relaxed); }
     // Only reached while the node is attached, which the runner's
     // reference outlives.
@@ -126,6 +132,7 @@ class TaskBase {
   bool handle_gone_ WEFT_GUARDED_BY(lock_) = false;
   bool detached_ WEFT_GUARDED_BY(lock_) = false;
   Waiter* joiner_ WEFT_GUARDED_BY(lock_) = nullptr;
+  ChanCore* done_ WEFT_GUARDED_BY(lock_) = nullptr;  // see done_channel()
   LocalStore* locals_ = nullptr;
   std::uint64_t fiber_id_ = 0;
   alignas(16) unsigned char fiber_storage_[kFiberStorageBytes];

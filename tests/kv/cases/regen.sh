@@ -13,8 +13,11 @@
 #   > SET k v          a command line, exactly as typed at redis-cli
 #   OK                 the expected output lines (redis-cli --no-raw)
 #   >~ KEYS *          unordered: the reply's lines are compared as a set
-#                      ("N) " numbering stripped, lines sorted bytewise)
+#                      ("N) " numbering, with redis-cli's padding, stripped;
+#                      lines sorted bytewise)
 #   ># PTTL k          shape only: every run of digits becomes '<n>'
+#   >- TTL k           a TTL in seconds, recorded as is; the runner accepts
+#                      one more or one less (a second boundary may pass)
 #
 # Each file runs on a freshly flushed server through ONE redis-cli process,
 # fed on stdin (non-interactive, so redis-cli prints nothing but replies).
@@ -85,7 +88,7 @@ fi
 # normalize <mode>: the C++ runner's normalisation of one command's output.
 normalize() {
   case $1 in
-    '~') sed -E 's/^[0-9]+\) //' | LC_ALL=C sort ;;
+    '~') sed -E 's/^ *[0-9]+\) //' | LC_ALL=C sort ;;
     '#') sed -E 's/[0-9]+/<n>/g' ;;
     *) cat ;;
   esac
@@ -96,7 +99,7 @@ for file in "${files[@]}"; do
   input=""
   commands=0
   for line in "${lines[@]}"; do
-    if [[ $line =~ ^\>[~#]?\ (.+)$ ]]; then
+    if [[ $line =~ ^\>[~#-]?\ (.+)$ ]]; then
       input+="${BASH_REMATCH[1]}"$'\n'"ECHO $marker"$'\n'
       commands=$((commands + 1))
     elif [[ $line == '>'* ]]; then
@@ -114,7 +117,7 @@ for file in "${files[@]}"; do
   lineno=0
   for line in "${lines[@]}"; do
     lineno=$((lineno + 1))
-    if [[ $line =~ ^\>([~#]?)\ (.+)$ ]]; then
+    if [[ $line =~ ^\>([~#-]?)\ (.+)$ ]]; then
       mode=${BASH_REMATCH[1]}
       result+="$line"$'\n'
       reply=()

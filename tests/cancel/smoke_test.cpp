@@ -12,8 +12,6 @@ using namespace std::chrono_literals;
 namespace weft::test {
 namespace {
 
-WEFT_WATCHDOG_EVERY_TEST();
-
 TEST(CancelSmoke, JoinHandleCancelWakesSleeper) {
   Runtime rt(workers_config(2));
   rt.block_on([] {

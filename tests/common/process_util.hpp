@@ -19,8 +19,7 @@ namespace weft::test {
 class BackendTest : public ::testing::TestWithParam<weft::IoBackend> {
  protected:
   weft::Config config(std::size_t workers = 2) const {
-    weft::Config c;
-    c.workers = workers;
+    weft::Config c = workers_config(workers);
     c.io_backend = GetParam();
     return c;
   }

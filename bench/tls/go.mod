@@ -1,0 +1,3 @@
+module weft/bench/tlsecho
+
+go 1.19

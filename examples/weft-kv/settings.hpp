@@ -1,0 +1,64 @@
+// weft-kv: the parameters CONFIG SET changes while the server runs.
+//
+// Options (options.hpp) are what the server was started with; Settings are
+// the subset Redis lets CONFIG SET change and weft-kv honours: maxmemory,
+// timeout, appendfsync, the thresholds that decide the encodings OBJECT
+// ENCODING reports, and the slowlog parameters (kept and reported; weft-kv
+// has no SLOWLOG). The server core creates one from its Options; commands
+// read it through Host::settings() at the moment they run. CONFIG's
+// parameter table (names, aliases, parsing, error texts) is the command
+// layer's (commands/config.cpp).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "aof.hpp"
+#include "options.hpp"
+
+namespace kv {
+
+/// Run-time parameters. Every field is a relaxed atomic: a reader sees
+/// some value a CONFIG SET stored, and nothing else is published through
+/// them (no other data depends on which value a reader sees). The
+/// thresholds are Redis 7.0.15's compiled-in defaults (what redis-server
+/// uses without a configuration file; redis.conf's shipped copy lowers
+/// hash-max-listpack-entries to 128).
+struct Settings {
+  explicit Settings(const Options& o)
+      : maxmemory(o.maxmemory), timeout_s(o.timeout_s), appendfsync(o.appendfsync) {}
+  Settings(const Settings&) = delete;
+  Settings& operator=(const Settings&) = delete;
+
+  /// Bytes; 0: no limit (`maxmemory`).
+  std::atomic<std::uint64_t> maxmemory;
+  /// Close clients idle this long, seconds; 0: never (`timeout`).
+  std::atomic<std::uint64_t> timeout_s;
+  /// When the AOF is fsynced (`appendfsync`); the server applies a change
+  /// through Host::settings_changed.
+  std::atomic<FsyncPolicy> appendfsync;
+
+  /// A hash is a listpack while it has at most this many fields and every
+  /// field and value is at most hash_max_listpack_value bytes, else a
+  /// hashtable (`hash-max-listpack-entries`, alias `-ziplist-`).
+  std::atomic<std::int64_t> hash_max_listpack_entries{512};
+  std::atomic<std::int64_t> hash_max_listpack_value{64};
+  /// A set of integers is an intset up to this many members
+  /// (`set-max-intset-entries`).
+  std::atomic<std::int64_t> set_max_intset_entries{512};
+  /// Sorted sets: listpack up to these limits, else skiplist
+  /// (`zset-max-listpack-entries`, `zset-max-listpack-value`).
+  std::atomic<std::int64_t> zset_max_listpack_entries{128};
+  std::atomic<std::int64_t> zset_max_listpack_value{64};
+  /// Lists: listpack node size (negative: -1..-5 = 4..64 KiB per node;
+  /// positive: entries per node) and compress depth (`list-max-listpack-size`,
+  /// `list-compress-depth`).
+  std::atomic<std::int64_t> list_max_listpack_size{-2};
+  std::atomic<std::int64_t> list_compress_depth{0};
+  /// Microseconds; -1 disables (`slowlog-log-slower-than`), and entries kept
+  /// (`slowlog-max-len`). Stored and reported only.
+  std::atomic<std::int64_t> slowlog_log_slower_than{10000};
+  std::atomic<std::int64_t> slowlog_max_len{128};
+};
+
+}  // namespace kv
