@@ -169,7 +169,8 @@ void TaskBase::complete() noexcept {
 
 void TaskBase::wait(bool cancellable) {
   if (finished_.load(std::memory_order_acquire)) return;
-  Waiter w;
+  // A spawn_blocking task has no fiber id.
+  Waiter w(fiber_id_ != 0 ? WaitReason::join : WaitReason::blocking, fiber_id_);
   {
     LockGuard g(lock_);
     if (finished_.load(std::memory_order_relaxed)) return;

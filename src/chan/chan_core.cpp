@@ -266,7 +266,7 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
     c->lock.unlock();
     return ChannelStatus::full;
   }
-  Waiter w;
+  Waiter w(WaitReason::chan_send, reinterpret_cast<std::uintptr_t>(c));
   WaitNode n(&w);
   n.slot = value;
   push_back(c->senders, &n);
@@ -321,7 +321,7 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
     c->lock.unlock();
     return ChannelStatus::empty;
   }
-  Waiter w;
+  Waiter w(WaitReason::chan_recv, reinterpret_cast<std::uintptr_t>(c));
   WaitNode n(&w);
   n.slot = dst;
   push_back(c->receivers, &n);

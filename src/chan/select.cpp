@@ -117,7 +117,7 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default, std::int
     if (deadline_ns >= 0 && monotonic_ns() >= deadline_ns) return n + 1;
 
     // 2. Register one node per enabled op, in a random order.
-    Waiter w;
+    Waiter w(WaitReason::select, n);
     std::size_t registered = 0;  // ops order[0..registered) have a node built
     bool aborted = false;
     shuffle(order, n);

@@ -26,6 +26,7 @@
 // UringOp's address tagged with a 16-bit submission counter, and is
 // submitted before the request can complete and its address be reused.
 #include <liburing.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -56,6 +57,9 @@ constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << 48) - 1;
 constexpr unsigned kSubmitBatch = 32;
 
 struct UringOp {
+  explicit UringOp(const Request& r) noexcept
+      : waiter((r.readiness() & POLLOUT) != 0 ? WaitReason::io_write : WaitReason::io_read,
+               static_cast<std::uint64_t>(r.fd)) {}
   Waiter waiter;
   std::int32_t res = 0;
   std::uint64_t user_data = 0;
@@ -235,7 +239,7 @@ class UringBackend final : public Backend {
     // An operation without an opcode runs where epoll runs file operations;
     // the caller's OpGuard keeps o's descriptor open meanwhile.
     if (!r.has_ring_opcode()) return perform_blocking(r);
-    UringOp op;
+    UringOp op(r);
     op.link.owner = this;
     if (o != nullptr) {
       LockGuard g(o->lock);

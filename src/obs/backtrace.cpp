@@ -15,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace weft::detail::obs {
 namespace {
@@ -93,7 +94,14 @@ struct Libdw {
   decltype(&dwfl_module_info) module_info = nullptr;
   decltype(&dwfl_linux_proc_find_elf) proc_find_elf = nullptr;
   decltype(&dwfl_standard_find_debuginfo) find_debuginfo = nullptr;
+  // The unwinder (saved stacks).
+  decltype(&dwfl_attach_state) attach_state = nullptr;
+  decltype(&dwfl_getthread_frames) getthread_frames = nullptr;
+  decltype(&dwfl_frame_pc) frame_pc = nullptr;
+  decltype(&dwfl_thread_state_registers) state_registers = nullptr;
+  decltype(&dwfl_thread_state_register_pc) state_register_pc = nullptr;
   bool ok = false;
+  bool unwinder = false;
 };
 
 template <class F>
@@ -116,6 +124,11 @@ const Libdw& libdw() noexcept {
            bind(lib, "dwfl_lineinfo", d.lineinfo) && bind(lib, "dwfl_module_info", d.module_info) &&
            bind(lib, "dwfl_linux_proc_find_elf", d.proc_find_elf) &&
            bind(lib, "dwfl_standard_find_debuginfo", d.find_debuginfo);
+    d.unwinder = d.ok && bind(lib, "dwfl_attach_state", d.attach_state) &&
+                 bind(lib, "dwfl_getthread_frames", d.getthread_frames) &&
+                 bind(lib, "dwfl_frame_pc", d.frame_pc) &&
+                 bind(lib, "dwfl_thread_state_registers", d.state_registers) &&
+                 bind(lib, "dwfl_thread_state_register_pc", d.state_register_pc);
     return d;
   }();
   return dw;
@@ -173,69 +186,204 @@ bool sample_thread(pthread_t t, bool (*still)(const void* arg), const void* arg,
   return out.count > 0;
 }
 
-void symbolize(const RawBacktrace& bt, std::string& out) {
-  const Libdw& dw = libdw();
-  Dwfl* dwfl = nullptr;
-  Dwfl_Callbacks callbacks{};
-  if (dw.ok) {
-    callbacks.find_elf = dw.proc_find_elf;
-    callbacks.find_debuginfo = dw.find_debuginfo;
-    dwfl = dw.begin(&callbacks);
-    if (dwfl != nullptr &&
-        (dw.proc_report(dwfl, ::getpid()) != 0 || dw.report_end(dwfl, nullptr, nullptr) != 0)) {
-      dw.end(dwfl);
-      dwfl = nullptr;
-    }
+// --- Symbolizer ----------------------------------------------------------
+
+namespace {
+
+// The unwinder's view of one saved stack: libdw asks for the initial
+// registers and for memory words through the thread callbacks below; the
+// "thread" is the saved context, the only one it is ever asked about.
+struct UnwindTarget {
+  const Libdw* dw = nullptr;
+  SavedStack stack;
+  RawBacktrace* out = nullptr;
+};
+
+// A word of the saved stack. Not instrumented: ASan poisons the redzones
+// between a parked frame's locals, and reading them is what unwinding is.
+__attribute__((no_sanitize("address", "thread"))) bool read_stack_word(
+    const SavedStack& s, std::uintptr_t addr, std::uint64_t& word) noexcept {
+  const auto lo = reinterpret_cast<std::uintptr_t>(s.lo);
+  const auto hi = reinterpret_cast<std::uintptr_t>(s.hi);
+  if (addr < lo || addr > hi - sizeof word || addr % alignof(std::uint64_t) != 0) return false;
+  word = *reinterpret_cast<const volatile std::uint64_t*>(addr);
+  return true;
+}
+
+pid_t no_next_thread(Dwfl*, void*, void**) {
+  return 0;
+}
+
+bool get_saved_thread(Dwfl*, pid_t, void* arg, void** thread_arg) {
+  *thread_arg = arg;
+  return true;
+}
+
+bool read_memory(Dwfl*, Dwarf_Addr addr, Dwarf_Word* result, void* arg) {
+  std::uint64_t w = 0;
+  if (!read_stack_word(static_cast<UnwindTarget*>(arg)->stack, addr, w)) return false;
+  *result = w;
+  return true;
+}
+
+bool set_saved_registers(Dwfl_Thread* thread, void* arg) {
+#if defined(__x86_64__)
+  // The frame weft_context_swap saved (switch_x86_64.S): from sp up, the
+  // control words, r12, r13, r14, r15, rbx, rbp and the return address;
+  // the caller's stack pointer is just above. DWARF numbers: rbx 3, rbp 6,
+  // rsp 7, r12..r15 12..15.
+  const auto* t = static_cast<UnwindTarget*>(arg);
+  const auto sp = reinterpret_cast<std::uintptr_t>(t->stack.sp);
+  std::uint64_t w[8];
+  for (int i = 0; i < 8; ++i) {
+    if (!read_stack_word(t->stack, sp + 8 * static_cast<std::uintptr_t>(i), w[i])) return false;
   }
+  const Dwarf_Word rbx = w[5];
+  const Dwarf_Word rbp_rsp[2] = {w[6], sp + 64};
+  const Dwarf_Word r12_r15[4] = {w[1], w[2], w[3], w[4]};
+  if (!t->dw->state_registers(thread, 3, 1, &rbx) ||
+      !t->dw->state_registers(thread, 6, 2, rbp_rsp) ||
+      !t->dw->state_registers(thread, 12, 4, r12_r15)) {
+    return false;
+  }
+  t->dw->state_register_pc(thread, w[7]);
+  return true;
+#else
+  (void)thread;
+  (void)arg;
+  return false;  // only x86-64's saved frame is described here
+#endif
+}
+
+int take_frame(Dwfl_Frame* frame, void* arg) {
+  auto* t = static_cast<UnwindTarget*>(arg);
+  Dwarf_Addr pc = 0;
+  if (!t->dw->frame_pc(frame, &pc, nullptr) || pc == 0) return DWARF_CB_ABORT;
+  t->out->frames[t->out->count++] = reinterpret_cast<void*>(pc);
+  return t->out->count < kMaxFrames ? DWARF_CB_OK : DWARF_CB_ABORT;
+}
+
+const Dwfl_Thread_Callbacks kSavedThread = {
+    .next_thread = no_next_thread,
+    .get_thread = get_saved_thread,
+    .memory_read = read_memory,
+    .set_initial_registers = set_saved_registers,
+    .detach = nullptr,
+    .thread_detach = nullptr,
+};
+
+}  // namespace
+
+struct Symbolizer::Impl {
+  const Libdw& dw = libdw();
+  Dwfl_Callbacks callbacks{};
+  Dwfl* dwfl = nullptr;
+  bool attached = false;
+  UnwindTarget target;  // the stack being unwound (the Dwfl's state argument)
+  std::unordered_map<std::uintptr_t, Frame> cache;
+};
+
+Symbolizer::Symbolizer() : impl_(new Impl) {
+  Impl& m = *impl_;
+  m.target.dw = &m.dw;
+  if (!m.dw.ok) return;
+  m.callbacks.find_elf = m.dw.proc_find_elf;
+  m.callbacks.find_debuginfo = m.dw.find_debuginfo;
+  m.dwfl = m.dw.begin(&m.callbacks);
+  if (m.dwfl != nullptr && (m.dw.proc_report(m.dwfl, ::getpid()) != 0 ||
+                            m.dw.report_end(m.dwfl, nullptr, nullptr) != 0)) {
+    m.dw.end(m.dwfl);
+    m.dwfl = nullptr;
+  }
+  if (m.dwfl != nullptr && m.dw.unwinder) {
+    m.attached = m.dw.attach_state(m.dwfl, nullptr, ::getpid(), &kSavedThread, &m.target);
+  }
+}
+
+Symbolizer::~Symbolizer() {
+  if (impl_->dwfl != nullptr) impl_->dw.end(impl_->dwfl);
+  delete impl_;
+}
+
+bool Symbolizer::unwind(const SavedStack& s, RawBacktrace& out) noexcept {
+  out.count = 0;
+  Impl& m = *impl_;
+  if (!m.attached || s.sp == nullptr) return false;
+  m.target.stack = s;
+  m.target.out = &out;
+  // The result only says where the walk ended (no CFI, the stack's base,
+  // an unreadable word): every frame before that is good.
+  (void)m.dw.getthread_frames(m.dwfl, ::getpid(), take_frame, &m.target);
+  m.target.out = nullptr;
+  return out.count > 0;
+}
+
+const Frame& Symbolizer::frame(std::uintptr_t addr, bool return_address) {
+  Impl& m = *impl_;
+  // A return address points after the call; look up the call itself.
+  const std::uintptr_t pc = return_address ? addr - 1 : addr;
+  auto [it, fresh] = m.cache.try_emplace(pc);
+  Frame& f = it->second;
+  if (!fresh) return f;
+  f.pc = addr;
+  Dwfl_Module* mod = m.dwfl != nullptr ? m.dw.addrmodule(m.dwfl, pc) : nullptr;
+  GElf_Off offset = 0;
+  GElf_Sym sym;
+  const char* name = mod != nullptr
+                         ? m.dw.module_addrinfo(mod, pc, &offset, &sym, nullptr, nullptr, nullptr)
+                         : nullptr;
+  Dl_info info{};
+  if (m.dwfl == nullptr && ::dladdr(reinterpret_cast<void*>(pc), &info) != 0 &&
+      info.dli_sname != nullptr) {
+    name = info.dli_sname;
+    offset = pc - reinterpret_cast<std::uintptr_t>(info.dli_saddr);
+  }
+  if (name != nullptr) {
+    f.function = demangle(name);
+    char off[24];
+    std::snprintf(off, sizeof off, "+0x%" PRIx64, static_cast<std::uint64_t>(offset));
+    f.function += off;
+  } else {
+    f.function = "??";
+  }
+  const char* file = nullptr;
+  int line = 0;
+  if (mod != nullptr) {
+    if (Dwfl_Line* l = m.dw.module_getsrc(mod, pc))
+      file = m.dw.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
+  }
+  if (file != nullptr) {
+    f.location = file;
+    f.location += ':';
+    f.location += std::to_string(line);
+  } else if (const char* path = mod != nullptr
+                                    ? m.dw.module_info(mod, nullptr, nullptr, nullptr, nullptr,
+                                                       nullptr, nullptr, nullptr)
+                                    : info.dli_fname) {
+    f.location = path;
+  }
+  return f;
+}
+
+void Symbolizer::append(const RawBacktrace& bt, std::string& out) {
   for (int i = 0; i < bt.count; ++i) {
     const auto addr = reinterpret_cast<std::uintptr_t>(bt.frames[i]);
-    // A return address points after the call; look up the call itself.
-    const Dwarf_Addr pc = i == 0 ? addr : addr - 1;
+    const Frame& f = frame(addr, i != 0);
     char head[48];
     std::snprintf(head, sizeof head, "    #%-2d 0x%016" PRIxPTR " ", i, addr);
     out += head;
-    Dwfl_Module* m = dwfl != nullptr ? dw.addrmodule(dwfl, pc) : nullptr;
-    GElf_Off offset = 0;
-    GElf_Sym sym;
-    const char* name = m != nullptr
-                           ? dw.module_addrinfo(m, pc, &offset, &sym, nullptr, nullptr, nullptr)
-                           : nullptr;
-    Dl_info info{};
-    if (dwfl == nullptr && ::dladdr(reinterpret_cast<void*>(pc), &info) != 0 &&
-        info.dli_sname != nullptr) {
-      name = info.dli_sname;
-      offset = pc - reinterpret_cast<std::uintptr_t>(info.dli_saddr);
-    }
-    if (name != nullptr) {
-      out += demangle(name);
-      char off[24];
-      std::snprintf(off, sizeof off, "+0x%" PRIx64, static_cast<std::uint64_t>(offset));
-      out += off;
-    } else {
-      out += "??";
-    }
-    const char* file = nullptr;
-    int line = 0;
-    if (m != nullptr) {
-      if (Dwfl_Line* l = dw.module_getsrc(m, pc))
-        file = dw.lineinfo(l, nullptr, &line, nullptr, nullptr, nullptr);
-    }
-    if (file != nullptr) {
+    out += f.function;
+    if (!f.location.empty()) {
       out += " (";
-      out += file;
-      out += ':';
-      out += std::to_string(line);
-      out += ')';
-    } else if (const char* mod = m != nullptr ? dw.module_info(m, nullptr, nullptr, nullptr,
-                                                               nullptr, nullptr, nullptr, nullptr)
-                                              : info.dli_fname) {
-      out += " (";
-      out += mod;
+      out += f.location;
       out += ')';
     }
     out += '\n';
   }
-  if (dwfl != nullptr) dw.end(dwfl);
+}
+
+void symbolize(const RawBacktrace& bt, std::string& out) {
+  Symbolizer().append(bt, out);
 }
 
 }  // namespace weft::detail::obs

@@ -26,6 +26,7 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace weft::detail::obs {
@@ -57,10 +58,58 @@ bool install_sample_handler() noexcept;
 bool sample_thread(pthread_t t, bool (*still)(const void* arg), const void* arg,
                    std::chrono::milliseconds patience, RawBacktrace& out) noexcept;
 
-/// Appends one line per frame: "    #i 0xADDR function+0xOFF (file:line)"
-/// (demangled; the module's name when the function is unknown; file:line
-/// when debug information says). Frames after the first are looked up at
-/// their address minus one, inside the call instruction. Not signal-safe.
+/// A switched-out stack: the saved stack pointer of a context (the frame
+/// weft_context_swap leaves, context/switch_*.S) and the bounds of the stack
+/// it lies in. Nothing may run on that stack while it is unwound.
+struct SavedStack {
+  const void* sp = nullptr;
+  const void* lo = nullptr;  // lowest usable byte
+  const void* hi = nullptr;  // one past the highest
+};
+
+/// One frame, symbolized: "function+0xOFF" (demangled; "??" when unknown)
+/// and "file:line" (or the module's path; empty when neither is known).
+struct Frame {
+  std::uintptr_t pc = 0;
+  std::string function;
+  std::string location;
+};
+
+/// Symbols of this process, read once (the loaded modules, their ELF and
+/// DWARF), for many backtraces: a fiber dump symbolizes thousands of stacks
+/// that share most frames, so frames are cached by address. libdw is loaded
+/// with dlopen at the first use (libdw.so.1, not linked); without it names
+/// come from dladdr (exported symbols only, no file:line) and saved stacks
+/// cannot be unwound. Single-threaded use. @throws std::bad_alloc.
+class Symbolizer {
+ public:
+  Symbolizer();
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  /// Unwinds a switched-out stack with the binaries' call frame information
+  /// (.eh_frame; frame pointers are not needed), reading only inside
+  /// [s.lo, s.hi). Return addresses innermost first, the first being the
+  /// context switch's return into its caller. False (and an empty `out`)
+  /// without libdw, on another architecture than x86-64, or when not one
+  /// frame could be read.
+  bool unwind(const SavedStack& s, RawBacktrace& out) noexcept;
+
+  /// The frame at `pc`; `return_address` says pc is a return address (then
+  /// looked up at pc - 1, inside the call instruction).
+  const Frame& frame(std::uintptr_t pc, bool return_address);
+
+  /// Appends one line per frame: "    #i 0xADDR function+0xOFF (file:line)".
+  /// Frames after the first are return addresses.
+  void append(const RawBacktrace& bt, std::string& out);
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+/// Symbolizer().append(bt, out): for a single backtrace. Not signal-safe.
 /// @throws std::bad_alloc.
 void symbolize(const RawBacktrace& bt, std::string& out);
 

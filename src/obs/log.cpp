@@ -22,6 +22,7 @@
 
 #include "fiber/fiber.hpp"
 #include "sched/current.hpp"
+#include "sched/runtime_impl.hpp"
 #include "sched/worker.hpp"
 
 namespace weft::log {
@@ -135,7 +136,8 @@ const LevelNames& names_of(Level l) noexcept {
 void emit(Level l, std::string_view message) noexcept {
   while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
   // Where it comes from: only the calling fiber's own fields, which it
-  // reads safely (its name and id do not change while it runs).
+  // reads safely (its name and id do not change while it runs; its labels
+  // change only by its own set_label).
   const detail::Worker* w = detail::current_worker();
   const detail::Fiber* f = detail::current_fiber();
   const auto fmt = static_cast<Format>(g_format.load(std::memory_order_relaxed));
@@ -156,6 +158,19 @@ void emit(Level l, std::string_view message) noexcept {
       line.putf("%llu,\"fiber_name\":\"", static_cast<unsigned long long>(f->id));
       line.put_json(f->name);
       line.put('"');
+      if (const detail::FiberLabels* labels = f->runtime->own_labels(f)) {
+        line.put(",\"labels\":{");
+        bool first = true;
+        for (const auto& [k, v] : *labels) {
+          line.put(first ? "\"" : ",\"");
+          first = false;
+          line.put_json(k);
+          line.put("\":\"");
+          line.put_json(v);
+          line.put('"');
+        }
+        line.put('}');
+      }
     } else {
       line.put("null,\"fiber_name\":null");
     }
@@ -175,6 +190,15 @@ void emit(Level l, std::string_view message) noexcept {
       line.putf(" fiber=%llu '", static_cast<unsigned long long>(f->id));
       line.put_text(f->name);
       line.put('\'');
+      // The fiber's labels (this_fiber::set_label).
+      if (const detail::FiberLabels* labels = f->runtime->own_labels(f)) {
+        for (const auto& [k, v] : *labels) {
+          line.put(' ');
+          line.put_text(k);
+          line.put('=');
+          line.put_text(v);
+        }
+      }
     } else {
       line.put(" fiber=-");
     }

@@ -1,5 +1,6 @@
 #include "sched/runtime_impl.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
@@ -339,6 +340,7 @@ void RuntimeImpl::register_fiber(Fiber* f) noexcept {
 void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
   RegistryShard& s = registry_[shard_of(f)];
   LockGuard g(s.lock);
+  if (f->has_labels) s.labels.erase(f);  // frees, under the lock: rare
   if (f->reg_prev != nullptr) {
     f->reg_prev->reg_next = f->reg_next;
   } else {
@@ -399,6 +401,109 @@ void RuntimeImpl::force_cancel_all() noexcept {
     LockGuard g(shard.lock);
     for (Fiber* f = shard.head; f != nullptr; f = f->reg_next) wake_cancelled(f);
   }
+}
+
+// --- fiber dumps --------------------------------------------------------------
+
+void RuntimeImpl::visit_fibers(FiberVisitor& v) noexcept {
+  for (auto& shard : registry_) {
+    Fiber* place = nullptr;  // pinned: still registered, its links valid under the lock
+    for (;;) {
+      Fiber* pinned = nullptr;
+      {
+        LockGuard g(shard.lock);
+        Fiber* f = place != nullptr ? place->reg_next : shard.head;
+        // Unpinned under the lock: if it is queued and ends at once, its
+        // unregister waits for us, and we are done with its links.
+        if (place != nullptr) unpin_parked(place);
+        for (; f != nullptr; f = f->reg_next) {
+          const bool p = pin_parked(f);
+          const FiberLabels* labels = nullptr;
+          if (!shard.labels.empty()) {
+            if (auto it = shard.labels.find(f); it != shard.labels.end()) labels = &it->second;
+          }
+          v.see(*f, p, labels);
+          if (p) {
+            pinned = f;
+            break;
+          }
+        }
+      }
+      if (pinned == nullptr) break;
+      v.inspect_pinned(*pinned);
+      place = pinned;
+    }
+  }
+}
+
+void RuntimeImpl::set_label(Fiber* f, std::string_view key, std::string_view value) {
+  RegistryShard& shard = registry_[shard_of(f)];
+  // The new set is built outside the lock from our own (only f writes its
+  // entry) and swapped in under it; the old one is freed after.
+  FiberLabels next;
+  if (const FiberLabels* own = own_labels(f)) next = *own;
+  const auto it =
+      std::find_if(next.begin(), next.end(), [&](const auto& l) { return l.first == key; });
+  if (value.empty()) {
+    if (it == next.end()) return;
+    next.erase(it);
+  } else if (it != next.end()) {
+    it->second = value;
+  } else {
+    next.emplace_back(key, value);
+  }
+  const bool any = !next.empty();
+  // The map node is made here: under the lock only the buckets may grow.
+  std::unordered_map<const Fiber*, FiberLabels> fresh;
+  if (any) fresh.emplace(f, std::move(next));
+  {
+    LockGuard g(shard.lock);
+    if (!any) {
+      shard.labels.erase(f);
+    } else if (auto old = shard.labels.find(f); old != shard.labels.end()) {
+      old->second.swap(fresh.begin()->second);
+    } else {
+      shard.labels.insert(fresh.extract(fresh.begin()));
+    }
+  }
+  f->has_labels = any;
+}
+
+const FiberLabels* RuntimeImpl::own_labels(const Fiber* f) const noexcept {
+  if (!f->has_labels) return nullptr;
+  const RegistryShard& shard = registry_[shard_of(f)];
+  LockGuard g(shard.lock);
+  // Elements of an unordered_map stay put when others are inserted: the
+  // entry is valid until f changes it or ends.
+  const auto it = shard.labels.find(f);
+  return it != shard.labels.end() ? &it->second : nullptr;
+}
+
+int RuntimeImpl::worker_running(const Fiber* f, std::uint64_t& switches) const noexcept {
+  for (const auto& w : workers_) {
+    switches = w->switch_count.load(std::memory_order_relaxed);
+    if (w->running.load(std::memory_order_relaxed) == f) return w->index();
+  }
+  return -1;
+}
+
+bool RuntimeImpl::sample_running(int worker, const Fiber* f, std::uint64_t switches,
+                                 std::chrono::milliseconds patience,
+                                 obs::RawBacktrace& out) noexcept {
+  Worker& w = *workers_[static_cast<std::size_t>(worker)];
+  const StallTarget target{&w, f, switches};
+  return obs::sample_thread(w.thread.native_handle(), &still_stalled, &target, patience, out);
+}
+
+namespace {
+// Dump signals received so far (process-wide), and per monitor the count
+// it has answered.
+std::atomic<std::uint64_t> g_dump_signals{0};
+}  // namespace
+
+void RuntimeImpl::note_dump_signal() noexcept {
+  // relaxed: the monitors poll it; nothing is published with it.
+  g_dump_signals.fetch_add(1, std::memory_order_relaxed);
 }
 
 // --- stats ------------------------------------------------------------------
@@ -497,10 +602,21 @@ void RuntimeImpl::monitor_main() noexcept {
   if (period > std::chrono::milliseconds(5)) period = std::chrono::milliseconds(5);
   if (period < std::chrono::microseconds(500)) period = std::chrono::microseconds(500);
 
+  std::uint64_t dumps_seen = g_dump_signals.load(std::memory_order_relaxed);
   std::unique_lock<std::mutex> lock(monitor_mu_);
   while (!monitor_stop_) {
     monitor_cv_.wait_for(lock, period);
     if (monitor_stop_) break;
+    if (const std::uint64_t d = g_dump_signals.load(std::memory_order_relaxed); d != dumps_seen) {
+      dumps_seen = d;
+      // acquire: pairs with set_dump_writer's release.
+      if (auto* writer = dump_writer_.load(std::memory_order_acquire)) {
+        lock.unlock();  // a dump takes up to a second: shutdown must not wait on it
+        writer(*this);
+        lock.lock();
+        if (monitor_stop_) break;
+      }
+    }
     const std::int64_t now = monotonic_ns();
     for (std::size_t i = 0; i < n; ++i) {
       Worker& w = *workers_[i];
@@ -568,11 +684,9 @@ void RuntimeImpl::report_stall(Worker& w, Fiber* f, std::uint64_t switches,
     trace = "  (backtrace skipped: at most one a second)\n";
   } else {
     last_stall_trace_ns_ = now;
-    const StallTarget target{&w, f, switches};
     obs::RawBacktrace bt;
     try {
-      if (obs::sample_thread(w.thread.native_handle(), &still_stalled, &target, kStallTracePatience,
-                             bt)) {
+      if (sample_running(w.index(), f, switches, kStallTracePatience, bt)) {
         trace = "  backtrace of the stalled fiber (innermost first):\n";
         obs::symbolize(bt, trace);
       } else {

@@ -608,27 +608,65 @@ bool make_runnable(Fiber* f) noexcept {
           return true;
         }
         break;
+      case kDumping:
+        // Pinned by a dump: unpin_parked() queues it.
+        if (f->park.compare_exchange_weak(s, kDumpWoken, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+          return false;
+        }
+        break;
       default:
-        // kNotified / kRunnable: a second unpark for one park breaks the
-        // single-winner rule of Waiter.
+        // kNotified / kRunnable / kDumpWoken: a second unpark for one park
+        // breaks the single-winner rule of Waiter.
         fatal("weft: fiber unparked twice for one park");
     }
   }
 }
 
-}  // namespace
-
-void unpark(Fiber* f) noexcept {
-  if (!make_runnable(f)) return;
+// The queueing half of an unpark: f is runnable and ours to queue.
+// `by_fiber_code`: the running fiber's own code woke it (it may take the
+// LIFO slot: message-passing locality); false for a dump's unpin, whose
+// caller may keep its worker busy for long.
+void queue_unparked(Fiber* f, bool by_fiber_code) noexcept {
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() == f->runtime) {
-    w->schedule_local(f, w->in_fiber_code());
+    w->schedule_local(f, by_fiber_code && w->in_fiber_code());
   } else {
     RuntimeImpl* rt = f->runtime;  // f may end once injected
     rt->begin_external_wake();
     rt->inject(f);
     rt->end_external_wake();
   }
+}
+
+}  // namespace
+
+void unpark(Fiber* f) noexcept {
+  if (make_runnable(f)) queue_unparked(f, true);
+}
+
+bool pin_parked(Fiber* f) noexcept {
+  std::uint8_t expected = kParked;
+  // acquire: pairs with the release of commit_park's CAS, so the saved
+  // context and the stack below it are visible to the dump.
+  return f->park.compare_exchange_strong(expected, kDumping, std::memory_order_acquire,
+                                         std::memory_order_relaxed);
+}
+
+void unpin_parked(Fiber* f) noexcept {
+  std::uint8_t expected = kDumping;
+  // release: the dump's reads of the stack happen before the fiber runs
+  // again (the next unparker's acquire in make_runnable). acquire on
+  // failure: pairs with the unparker's CAS to kDumpWoken (its wake's
+  // effects, e.g. the waiter's result, before we queue the fiber).
+  if (f->park.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    return;
+  }
+  WEFT_DEBUG_ASSERT(expected == kDumpWoken, "dump unpin found an impossible state");
+  f->transition(FiberState::parked, FiberState::runnable);
+  f->park.store(kRunnable, std::memory_order_relaxed);
+  queue_unparked(f, false);
 }
 
 void unpark(Fiber* f, FiberList& woken) noexcept {

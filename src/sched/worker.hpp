@@ -262,4 +262,15 @@ void unpark(Fiber* f) noexcept;
 /// unpark() does, and nothing is added. Owner thread of the list.
 void unpark(Fiber* f, FiberList& woken) noexcept;
 
+/// Pins a parked fiber for a dump (fiber.hpp: kParked -> kDumping): until
+/// unpin_parked(f) it cannot run, so its saved context and stack hold still
+/// and it stays registered. An unpark meanwhile is left for unpin_parked.
+/// False if f is not parked (then it is not pinned). Any thread; the caller
+/// keeps f alive for the call (holds its registry shard lock).
+bool pin_parked(Fiber* f) noexcept;
+
+/// Ends pin_parked(f): f is parked again, or, if an unpark came meanwhile,
+/// queued as unpark() would have. Any thread.
+void unpin_parked(Fiber* f) noexcept;
+
 }  // namespace weft::detail
