@@ -25,6 +25,8 @@
 #include "common/io_util.hpp"
 #include "common/test_util.hpp"
 #include "obs/capture.hpp"
+#include "sched/current.hpp"
+#include "sched/runtime_impl.hpp"
 #include "weft/log.hpp"
 #include "weft/weft.hpp"
 
@@ -372,6 +374,30 @@ TEST(DumpSignalDeathTest, AProgramsHandlerIsNeverReplaced) {
         std::_Exit(7);
       },
       ::testing::ExitedWithCode(7), "handler calls 1\n");
+}
+
+// The pin, deterministically: a wake-up that reaches a parked fiber while a
+// dump has it pinned (here: sent from inside the pin) is left to the
+// unpin, which must queue the fiber.
+TEST(DumpPin, AWakeUpThatMeetsThePinIsDeliveredByTheUnpin) {
+  Runtime rt(test::workers_config(2));
+  Event ev;
+  auto h = rt.spawn([&] { ev.wait(); });
+  test::settle_parked(rt, 1);
+  struct WakeWhilePinned final : detail::RuntimeImpl::FiberVisitor {
+    Event* ev = nullptr;
+    int pinned = 0;
+    void see(detail::Fiber&, bool, const detail::FiberLabels*) noexcept override {}
+    void inspect_pinned(detail::Fiber&) noexcept override {
+      ++pinned;
+      ev->set();  // the unpark meets kDumping
+    }
+  } v;
+  v.ev = &ev;
+  detail::RuntimeImpl* impl = rt.block_on([] { return detail::current_runtime(); });
+  impl->visit_fibers(v);
+  EXPECT_EQ(v.pinned, 1);
+  h.join();  // hangs (the watchdog fails the test) if the wake-up was dropped
 }
 
 // Dumps taken back to back from a plain thread and from a fiber while 4
