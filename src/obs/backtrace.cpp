@@ -368,18 +368,21 @@ const Frame& Symbolizer::frame(std::uintptr_t addr, bool return_address) {
 void Symbolizer::append(const RawBacktrace& bt, std::string& out) {
   for (int i = 0; i < bt.count; ++i) {
     const auto addr = reinterpret_cast<std::uintptr_t>(bt.frames[i]);
-    const Frame& f = frame(addr, i != 0);
-    char head[48];
-    std::snprintf(head, sizeof head, "    #%-2d 0x%016" PRIxPTR " ", i, addr);
-    out += head;
-    out += f.function;
-    if (!f.location.empty()) {
-      out += " (";
-      out += f.location;
-      out += ')';
-    }
-    out += '\n';
+    append_frame_line(static_cast<std::size_t>(i), frame(addr, i != 0), out);
   }
+}
+
+void append_frame_line(std::size_t i, const Frame& f, std::string& out) {
+  char head[48];
+  std::snprintf(head, sizeof head, "    #%-2zu 0x%016" PRIxPTR " ", i, f.pc);
+  out += head;
+  out += f.function;
+  if (!f.location.empty()) {
+    out += " (";
+    out += f.location;
+    out += ')';
+  }
+  out += '\n';
 }
 
 void symbolize(const RawBacktrace& bt, std::string& out) {

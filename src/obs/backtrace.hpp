@@ -26,6 +26,7 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -108,6 +109,10 @@ class Symbolizer {
   struct Impl;
   Impl* impl_;
 };
+
+/// Appends frame number i: "    #i 0xADDR function+0xOFF (file:line)".
+/// @throws std::bad_alloc.
+void append_frame_line(std::size_t i, const Frame& f, std::string& out);
 
 /// Symbolizer().append(bt, out): for a single backtrace. Not signal-safe.
 /// @throws std::bad_alloc.

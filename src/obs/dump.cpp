@@ -172,52 +172,79 @@ std::int64_t waited_ms(const Dump& d, const Entry& e) noexcept {
   return static_cast<std::int64_t>((static_cast<std::uint64_t>(units) << 20) / 1'000'000);
 }
 
-// What a waiting fiber waits on, in words ("channel 0x7f..", "fiber 12").
-std::string wait_object(const Dump& d, const Entry& e) {
-  char buf[96];
-  switch (e.reason) {
+// What a WaitReason's argument is: the one table both formats use.
+enum class ArgKind { none, object, fiber, fd, until, cases };
+
+ArgKind arg_kind(WaitReason r) noexcept {
+  switch (r) {
     case WaitReason::chan_send:
     case WaitReason::chan_recv:
-      std::snprintf(buf, sizeof buf, "channel 0x%" PRIx64, e.arg);
-      return buf;
     case WaitReason::mutex:
     case WaitReason::condvar:
     case WaitReason::rwlock:
     case WaitReason::semaphore:
     case WaitReason::barrier:
     case WaitReason::event:
-      std::snprintf(buf, sizeof buf, "%s 0x%" PRIx64, to_string(e.reason), e.arg);
-      return buf;
     case WaitReason::scope:
-      std::snprintf(buf, sizeof buf, "the fibers of scope 0x%" PRIx64, e.arg);
-      return buf;
-    case WaitReason::select:
-      std::snprintf(buf, sizeof buf, "%" PRIu64 " cases", e.arg);
-      return buf;
+      return ArgKind::object;
     case WaitReason::join:
+      return ArgKind::fiber;
+    case WaitReason::io_read:
+    case WaitReason::io_write:
+      return ArgKind::fd;
+    case WaitReason::sleep:
+      return ArgKind::until;
+    case WaitReason::select:
+      return ArgKind::cases;
+    case WaitReason::blocking:
+    case WaitReason::parallel:
+    case WaitReason::signal:
+    case WaitReason::other:
+      break;
+  }
+  return ArgKind::none;
+}
+
+// What a waiting fiber waits on, in words ("channel 0x7f..", "fiber 12").
+std::string wait_object(const Dump& d, const Entry& e) {
+  char buf[96];
+  const auto until = static_cast<std::int64_t>(e.arg);
+  switch (arg_kind(e.reason)) {
+    case ArgKind::object: {
+      const char* what = e.reason == WaitReason::chan_send || e.reason == WaitReason::chan_recv
+                             ? "channel"
+                         : e.reason == WaitReason::scope ? "the fibers of scope"
+                                                         : to_string(e.reason);
+      std::snprintf(buf, sizeof buf, "%s 0x%" PRIx64, what, e.arg);
+      return buf;
+    }
+    case ArgKind::fiber:
       std::snprintf(buf, sizeof buf, "fiber %" PRIu64, e.arg);
       return buf;
-    case WaitReason::sleep: {
-      const auto until = static_cast<std::int64_t>(e.arg);
+    case ArgKind::fd:
+      std::snprintf(buf, sizeof buf, "fd %" PRId64, until);
+      return buf;
+    case ArgKind::until:
       if (until < 0) return "until cancelled";
       std::snprintf(buf, sizeof buf, "until %" PRId64 " ns (in %" PRId64 " ms)", until,
                     (until - d.taken_ns) / 1'000'000);
       return buf;
-    }
-    case WaitReason::io_read:
-    case WaitReason::io_write:
-      std::snprintf(buf, sizeof buf, "fd %" PRId64, static_cast<std::int64_t>(e.arg));
+    case ArgKind::cases:
+      std::snprintf(buf, sizeof buf, "%" PRIu64 " cases", e.arg);
       return buf;
+    case ArgKind::none:
+      break;
+  }
+  switch (e.reason) {
     case WaitReason::blocking:
       return "a spawn_blocking task";
     case WaitReason::parallel:
       return "the leaves of a parallel algorithm";
     case WaitReason::signal:
       return "a signal";
-    case WaitReason::other:
-      break;
+    default:
+      return "";
   }
-  return "";
 }
 
 nlohmann::json wait_json(const Dump& d, const Entry& e) {
@@ -229,37 +256,27 @@ nlohmann::json wait_json(const Dump& d, const Entry& e) {
                    {"fd", nullptr},
                    {"until_ns", nullptr},
                    {"cases", nullptr}};
-  char addr[24];
-  std::snprintf(addr, sizeof addr, "0x%" PRIx64, e.arg);
-  switch (e.reason) {
-    case WaitReason::chan_send:
-    case WaitReason::chan_recv:
-    case WaitReason::mutex:
-    case WaitReason::condvar:
-    case WaitReason::rwlock:
-    case WaitReason::semaphore:
-    case WaitReason::barrier:
-    case WaitReason::event:
-    case WaitReason::scope:
+  const auto value = static_cast<std::int64_t>(e.arg);
+  switch (arg_kind(e.reason)) {
+    case ArgKind::object: {
+      char addr[24];
+      std::snprintf(addr, sizeof addr, "0x%" PRIx64, e.arg);
       w["object"] = addr;
       break;
-    case WaitReason::join:
+    }
+    case ArgKind::fiber:
       w["fiber"] = e.arg;
       break;
-    case WaitReason::io_read:
-    case WaitReason::io_write:
-      w["fd"] = static_cast<std::int64_t>(e.arg);
+    case ArgKind::fd:
+      w["fd"] = value;
       break;
-    case WaitReason::sleep:
-      if (static_cast<std::int64_t>(e.arg) >= 0) w["until_ns"] = static_cast<std::int64_t>(e.arg);
+    case ArgKind::until:
+      if (value >= 0) w["until_ns"] = value;
       break;
-    case WaitReason::select:
+    case ArgKind::cases:
       w["cases"] = e.arg;
       break;
-    case WaitReason::blocking:
-    case WaitReason::parallel:
-    case WaitReason::signal:
-    case WaitReason::other:
+    case ArgKind::none:
       break;
   }
   return w;
@@ -376,18 +393,7 @@ std::string to_text(const Dump& d) {
                     e.stack_used);
       out += buf;
     }
-    for (std::size_t i = 0; i < e.frames.size(); ++i) {
-      const Frame& f = *e.frames[i];
-      std::snprintf(buf, sizeof buf, "    #%-2zu 0x%016" PRIxPTR " ", i, f.pc);
-      out += buf;
-      out += f.function;
-      if (!f.location.empty()) {
-        out += " (";
-        out += f.location;
-        out += ')';
-      }
-      out += '\n';
-    }
+    for (std::size_t i = 0; i < e.frames.size(); ++i) append_frame_line(i, *e.frames[i], out);
   }
   out += "\ncancellation tree (scopes group the fibers they spawned):\n";
   tree_text(d.tree, 0, out);
