@@ -166,9 +166,10 @@ TEST(Log, ConcurrentWritersNeverInterleaveLines) {
     CaptureFd2 cap;
     std::vector<std::thread> ts;
     for (int t = 0; t < kThreads; ++t) {
-      ts.emplace_back([t, per] {
+      // An init-capture: clang 14 calls a plain capture of a constant unused.
+      ts.emplace_back([t, n = per] {
         const std::string body(200, static_cast<char>('a' + t));
-        for (int i = 0; i < per; ++i) log::logf(log::Level::info, "T%d %s", t, body.c_str());
+        for (int i = 0; i < n; ++i) log::logf(log::Level::info, "T%d %s", t, body.c_str());
       });
     }
     for (auto& th : ts) th.join();
