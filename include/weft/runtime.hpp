@@ -67,6 +67,10 @@ struct RuntimeStats {
 ///
 /// Thread-safety: all members may be called from any thread, except that the
 /// destructor must not run on one of the runtime's own threads.
+/// The format of Runtime::dump: text for people (what SIGQUIT prints), JSON
+/// for tools (schema: docs/observability.md, "Fiber dumps").
+enum class DumpFormat : std::uint8_t { text, json };
+
 class Runtime {
  public:
   /// Starts the worker threads. @throws std::invalid_argument for an invalid
@@ -99,6 +103,30 @@ class Runtime {
 
   /// Counters; see RuntimeStats.
   RuntimeStats stats() const;
+
+  /// A dump of every live fiber (Go's SIGQUIT goroutine dump, the JDK's
+  /// thread dump): id, name, state, parent, priority, whether cancelled;
+  /// for a parked fiber what it waits on (channel send/recv and the
+  /// channel's address, mutex, condvar, rwlock, semaphore, barrier, event,
+  /// join on fiber N, sleep until T, I/O read or write on fd N, select over
+  /// N cases, a spawn_blocking task, a scope's children) and for how long
+  /// (ms, at the kernel tick's resolution), its stack (bytes reserved and
+  /// used) and a symbolized backtrace unwound from its saved context; for a
+  /// running fiber its worker and a backtrace taken on that worker (the
+  /// calling fiber's own included); user labels (this_fiber::set_label);
+  /// then the cancellation tree, in which scopes group the fibers they
+  /// spawned. docs/observability.md describes both formats and the JSON
+  /// schema (version 1).
+  ///
+  /// Taken without stopping the runtime: a parked fiber is pinned only while
+  /// its stack is read (a wake-up meanwhile is delayed, never lost), a
+  /// registry shard's lock is held only while the fibers between two parked
+  /// ones are copied, and a running fiber is interrupted by a signal only
+  /// to record its return addresses. Fibers spawned or ended meanwhile may
+  /// be missed or shown. Any thread or fiber (from a fiber of this runtime
+  /// the calling worker stays busy for the dump's duration).
+  /// @throws std::bad_alloc.
+  std::string dump(DumpFormat format = DumpFormat::text) const;
 
   /// The validated configuration the runtime was built with (workers
   /// resolved). Settings changed since through the setters below are not

@@ -46,6 +46,14 @@ FiberId id() noexcept;
 /// for an unnamed fiber. Valid until the fiber ends.
 std::string_view name() noexcept;
 
+/// Sets a label of the calling fiber (pprof's labels): shown in fiber dumps
+/// (Runtime::dump, SIGQUIT) and on every log line the fiber writes
+/// (weft/log.hpp). Setting a key again replaces its value; an empty value
+/// removes the key. Labels end with the fiber; spawned fibers do not
+/// inherit them. @throws std::logic_error outside a fiber ("weft:
+/// this_fiber::set_label() outside a fiber"); std::bad_alloc.
+void set_label(std::string_view key, std::string_view value);
+
 /// The calling fiber's priority; Priority::normal outside a fiber.
 Priority priority() noexcept;
 

@@ -41,8 +41,10 @@ weft::FiberState task_state(TaskBase* task) noexcept {
   switch (p) {
     case kParking:
     case kParked:
+    case kDumping:  // pinned by a dump, still parked
       return weft::FiberState::parked;
     case kRunnable:
+    case kDumpWoken:  // woken; the dump queues it when done
       return weft::FiberState::runnable;
     default:  // kRunning, kNotified (woken before it parked: still running)
       return weft::FiberState::running;

@@ -6,6 +6,7 @@
 
 #include "fiber/fiber.hpp"
 #include "io/backend.hpp"
+#include "obs/dump.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "sched/worker.hpp"
@@ -17,7 +18,12 @@
 namespace weft {
 
 Runtime::Runtime(Config config)
-    : impl_(std::make_unique<detail::RuntimeImpl>(config, &detail::io::make_reactors)) {}
+    : impl_(std::make_unique<detail::RuntimeImpl>(config, &detail::io::make_reactors)) {
+  // The dump signal (SIGQUIT unless WEFT_DUMP_SIGNAL says otherwise): the
+  // monitor writes the text dump to stderr.
+  detail::obs::dump_signal_runtime_started();
+  impl_->set_dump_writer(&detail::obs::write_dump_to_stderr);
+}
 
 Runtime::~Runtime() {
   // The watcher stops calling into impl_ before impl_'s shutdown begins,
@@ -26,6 +32,7 @@ Runtime::~Runtime() {
   if (shutdown_) shutdown_->detach();
   impl_.reset();
   shutdown_.reset();
+  detail::obs::dump_signal_runtime_ended();  // after the monitor's last dump
 }
 
 void Runtime::shutdown_on_signals(std::initializer_list<int> signals,
@@ -38,6 +45,10 @@ void Runtime::shutdown_on_signals(std::initializer_list<int> signals,
 
 RuntimeStats Runtime::stats() const {
   return impl_->stats();
+}
+
+std::string Runtime::dump(DumpFormat format) const {
+  return detail::obs::dump_fibers(*impl_, format);
 }
 const Config& Runtime::config() const noexcept {
   return impl_->config();
@@ -130,7 +141,7 @@ void sleep_until(Clock::time_point deadline) {
       check_cancelled();  // still a cancellation point when already due
       return;
     }
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitReason::sleep, static_cast<std::uint64_t>(deadline_ns));
     if (w.wait(deadline_ns) == detail::Waiter::kCancelled) throw Cancelled();
     // kTimedOut: loop re-checks the clock (the wheel clamps far deadlines).
   }
@@ -145,7 +156,7 @@ void sleep_until(Deadline deadline) {
     for (;;) std::this_thread::sleep_for(std::chrono::hours(24));
   }
   for (;;) {
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitReason::sleep, static_cast<std::uint64_t>(std::int64_t{-1}));
     if (w.wait(-1) == detail::Waiter::kCancelled) throw Cancelled();
   }
 }
@@ -158,6 +169,12 @@ FiberId id() noexcept {
 std::string_view name() noexcept {
   detail::Fiber* f = detail::current_fiber();
   return f != nullptr ? std::string_view(f->name) : std::string_view();
+}
+
+void set_label(std::string_view key, std::string_view value) {
+  detail::Fiber* f = detail::current_fiber();
+  if (f == nullptr) throw std::logic_error("weft: this_fiber::set_label() outside a fiber");
+  f->runtime->set_label(f, key, value);
 }
 
 Priority priority() noexcept {

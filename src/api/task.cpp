@@ -6,9 +6,11 @@
 #include <utility>
 
 #include "base/sanitizers.hpp"
+#include "obs/metrics.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/chan_core.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 
 namespace weft::detail {
 namespace {
@@ -19,14 +21,14 @@ void report_lost_exception(std::uint64_t fiber_id, const std::exception_ptr& e) 
   } catch (const Cancelled&) {
     // Cancellation is an expected end, not a lost error.
   } catch (const std::exception& ex) {
-    std::fprintf(
-        stderr, "weft: fiber %llu ended with an uncaught exception: %s (its handle was detached)\n",
-        static_cast<unsigned long long>(fiber_id), ex.what());
+    log::logf(log::Level::error,
+              "weft: fiber %llu ended with an uncaught exception: %s (its handle was detached)",
+              static_cast<unsigned long long>(fiber_id), ex.what());
   } catch (...) {
-    std::fprintf(stderr,
-                 "weft: fiber %llu ended with an uncaught exception of a non-std type (its handle "
-                 "was detached)\n",
-                 static_cast<unsigned long long>(fiber_id));
+    log::logf(log::Level::error,
+              "weft: fiber %llu ended with an uncaught exception of a non-std type (its handle "
+              "was detached)",
+              static_cast<unsigned long long>(fiber_id));
   }
 }
 
@@ -61,9 +63,7 @@ thread_local TaskBlockCache tls_task_blocks;
 
 constexpr bool kPoolTasks = !(WEFT_ASAN || WEFT_TSAN);
 
-}  // namespace
-
-void* TaskBase::operator new(std::size_t size) {
+void* allocate_block(std::size_t size) {
   if constexpr (kPoolTasks) {
     const std::size_t c = (size - 1) / kClassBytes;
     if (c < kClasses) {
@@ -78,7 +78,18 @@ void* TaskBase::operator new(std::size_t size) {
   return ::operator new(size);
 }
 
+}  // namespace
+
+void* TaskBase::operator new(std::size_t size) {
+  // weft_memory_task_block_bytes: blocks in use (cached free blocks are
+  // not counted).
+  void* p = allocate_block(size);
+  obs::add(obs::Counter::task_block_alloc_bytes, size);
+  return p;
+}
+
 void TaskBase::operator delete(void* p, std::size_t size) noexcept {
+  obs::add(obs::Counter::task_block_free_bytes, size);
   if constexpr (kPoolTasks) {
     const std::size_t c = (size - 1) / kClassBytes;
     if (c < kClasses) {
@@ -158,7 +169,8 @@ void TaskBase::complete() noexcept {
 
 void TaskBase::wait(bool cancellable) {
   if (finished_.load(std::memory_order_acquire)) return;
-  Waiter w;
+  // A spawn_blocking task has no fiber id.
+  Waiter w(fiber_id_ != 0 ? WaitReason::join : WaitReason::blocking, fiber_id_);
   {
     LockGuard g(lock_);
     if (finished_.load(std::memory_order_relaxed)) return;

@@ -5,6 +5,8 @@
 #include <new>
 #include <utility>
 
+#include "obs/metrics.hpp"
+#include "sched/waiter.hpp"
 #include "weft/errors.hpp"
 
 namespace weft {
@@ -32,16 +34,36 @@ constexpr std::size_t kFirstSlots = 16;
 
 void* alloc_slots(const ValueOps* ops, std::size_t n) {
   if (n > SIZE_MAX / ops->size) throw std::bad_alloc();
-  return ::operator new(n * ops->size, std::align_val_t(ops->align));
+  void* p = ::operator new(n * ops->size, std::align_val_t(ops->align));
+  obs::add(obs::Counter::chan_buffer_alloc_bytes, n * ops->size);
+  return p;
 }
 
-void free_slots(const ValueOps* ops, void* p) noexcept {
+void free_slots(const ValueOps* ops, void* p, std::size_t n) noexcept {
   ::operator delete(p, std::align_val_t(ops->align));
+  obs::add(obs::Counter::chan_buffer_free_bytes, n * ops->size);
 }
 
 std::align_val_t block_align(const ValueOps* ops) noexcept {
   return std::align_val_t(ops->align > alignof(ChanCore::Block) ? ops->align
                                                                 : alignof(ChanCore::Block));
+}
+
+std::size_t block_bytes(const ValueOps* ops) noexcept {
+  return ChanCore::block_header(ops) + ChanCore::kBlockSlots * ops->size;
+}
+
+/// An unbounded channel's block: allocated and freed only here, so that
+/// weft_memory_channel_buffer_bytes sees every one.
+ChanCore::Block* alloc_block(const ValueOps* ops) {
+  void* p = ::operator new(block_bytes(ops), block_align(ops));
+  obs::add(obs::Counter::chan_buffer_alloc_bytes, block_bytes(ops));
+  return static_cast<ChanCore::Block*>(p);
+}
+
+void free_block(const ValueOps* ops, ChanCore::Block* b) noexcept {
+  ::operator delete(b, block_align(ops));
+  obs::add(obs::Counter::chan_buffer_free_bytes, block_bytes(ops));
 }
 
 /// A detached buffer: destroyed outside the channel lock, since a value's
@@ -53,19 +75,21 @@ struct DetachedBuffer {
   ChanCore::Block* first;
   ChanCore::Block* spare;
   ~DetachedBuffer() {
+    // Values dropped unreceived leave the buffer too (the depth gauge).
+    if (count != 0) obs::add(obs::Counter::chan_buffered_out, count);
     if (buf != nullptr) {
       for (std::size_t i = 0; i < count; ++i) {
         ops->destroy(buf + ((head + i) & (slots - 1)) * ops->size);
       }
-      free_slots(ops, buf);
+      free_slots(ops, buf, slots);
     }
     for (ChanCore::Block* b = first; b != nullptr;) {
       ChanCore::Block* next = b->next;
       for (std::size_t i = b->begin; i < b->end; ++i) ops->destroy(ChanCore::block_slot(ops, b, i));
-      ::operator delete(b, block_align(ops));
+      free_block(ops, b);
       b = next;
     }
-    if (spare != nullptr) ::operator delete(spare, block_align(ops));
+    if (spare != nullptr) free_block(ops, spare);
   }
 };
 
@@ -118,10 +142,7 @@ void ChanCore::push_back(void* src) {
   if (unbounded) {
     if (last == nullptr || last->end == kBlockSlots) {
       Block* b = std::exchange(spare, nullptr);
-      if (b == nullptr) {
-        b = static_cast<Block*>(
-            ::operator new(block_header(ops) + kBlockSlots * ops->size, block_align(ops)));
-      }
+      if (b == nullptr) b = alloc_block(ops);
       ::new (b) Block();
       if (last != nullptr) {
         last->next = b;
@@ -133,6 +154,7 @@ void ChanCore::push_back(void* src) {
     ops->move_construct(block_slot(ops, last, last->end), src);
     ++last->end;
     ++count;
+    obs::add(obs::Counter::chan_buffered_in);
     return;
   }
   if (count == slots) {
@@ -143,16 +165,18 @@ void ChanCore::push_back(void* src) {
       ops->move_construct(fresh + i * ops->size, from);
       ops->destroy(from);
     }
-    if (buf != nullptr) free_slots(ops, buf);
+    if (buf != nullptr) free_slots(ops, buf, slots);
     buf = fresh;
     slots = grown;
     head = 0;
   }
   ops->move_construct(slot_at(count), src);
   ++count;
+  obs::add(obs::Counter::chan_buffered_in);
 }
 
 void ChanCore::pop_front(void* dst) noexcept {
+  obs::add(obs::Counter::chan_buffered_out);
   if (unbounded) {
     Block* b = first;
     void* front = block_slot(ops, b, b->begin);
@@ -168,7 +192,7 @@ void ChanCore::pop_front(void* dst) noexcept {
         if (spare == nullptr) {
           spare = b;
         } else {
-          ::operator delete(b, block_align(ops));
+          free_block(ops, b);
         }
       }
     }
@@ -226,6 +250,7 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
     c->ops->move_to_optional(r->slot, value);
     r->granted = true;
     r->waiter->complete(Waiter::kNotified);
+    obs::add(obs::Counter::chan_send);
     return ChannelStatus::ok;
   }
   if (c->has_space()) {
@@ -236,17 +261,30 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
       throw;
     }
     c->lock.unlock();
+    obs::add(obs::Counter::chan_send);
     return ChannelStatus::ok;
   }
   if (!block) {
     c->lock.unlock();
     return ChannelStatus::full;
   }
-  Waiter w;
+  Waiter w(WaitReason::chan_send, reinterpret_cast<std::uintptr_t>(c));
   WaitNode n(&w);
   n.slot = value;
   push_back(c->senders, &n);
-  return wait_node(c, c->senders, n, deadline_ns);
+  // weft_channel_send_blocked_duration_seconds: every send that waits is
+  // timed (the wait costs far more than the two clock reads), whatever
+  // its outcome; a cancelled one on the way out.
+  struct BlockedTimer {
+    std::int64_t t0 = monotonic_ns();
+    ~BlockedTimer() {
+      obs::local().observe(obs::Hist::chan_send_blocked,
+                           static_cast<std::uint64_t>(monotonic_ns() - t0));
+    }
+  } timer;
+  const ChannelStatus st = wait_node(c, c->senders, n, deadline_ns);
+  if (st == ChannelStatus::ok) obs::add(obs::Counter::chan_send);
+  return st;
 }
 
 ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadline_ns) {
@@ -260,9 +298,12 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
       c->lock.unlock();
       s->granted = true;
       s->waiter->complete(Waiter::kNotified);
+      obs::local().add(obs::Counter::chan_buffered_in);  // the waiting sender's value
+      obs::add(obs::Counter::chan_recv);
       return ChannelStatus::ok;
     }
     c->lock.unlock();
+    obs::add(obs::Counter::chan_recv);
     return ChannelStatus::ok;
   }
   if (WaitNode* s = claim_front(c->senders)) {
@@ -271,6 +312,7 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
     c->ops->move_to_optional(dst, s->slot);
     s->granted = true;
     s->waiter->complete(Waiter::kNotified);
+    obs::add(obs::Counter::chan_recv);
     return ChannelStatus::ok;
   }
   if (c->closed) {
@@ -281,11 +323,13 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
     c->lock.unlock();
     return ChannelStatus::empty;
   }
-  Waiter w;
+  Waiter w(WaitReason::chan_recv, reinterpret_cast<std::uintptr_t>(c));
   WaitNode n(&w);
   n.slot = dst;
   push_back(c->receivers, &n);
-  return wait_node(c, c->receivers, n, deadline_ns);
+  const ChannelStatus st = wait_node(c, c->receivers, n, deadline_ns);
+  if (st == ChannelStatus::ok) obs::add(obs::Counter::chan_recv);
+  return st;
 }
 
 void chan_close(ChanCore* c) noexcept {

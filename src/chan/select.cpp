@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "chan/chan_core.hpp"
+#include "obs/metrics.hpp"
 #include "weft/errors.hpp"
 
 namespace weft::detail {
@@ -128,7 +129,7 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default,
     }
 
     // 2. Register one node per enabled op, in a random order.
-    Waiter w;
+    Waiter w(WaitReason::select, n);
     std::size_t registered = 0;  // ops order[0..registered) have a node built
     bool aborted = false;
     shuffle(order, n);
@@ -180,7 +181,14 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default,
 
     if (r == Waiter::kNotified) {
       // A counterpart completed ops[fired] (or closed its channel).
-      if (fired < n && (!ops[fired].closed || ops[fired].fire_on_closed)) return fired;
+      if (fired < n && (!ops[fired].closed || ops[fired].fire_on_closed)) {
+        // A counterpart moved the value: this case's send or receive
+        // happened (the polled ones are counted by chan_send/chan_recv).
+        if (!ops[fired].closed) {
+          obs::add(ops[fired].is_send ? obs::Counter::chan_send : obs::Counter::chan_recv);
+        }
+        return fired;
+      }
       continue;  // closed under a case that is disabled by closure: poll again
     }
     if (r == Waiter::kTimedOut) {

@@ -116,6 +116,12 @@ class Context {
     tsan_fiber_ = id.tsan_fiber;
   }
 
+  /// The stack pointer a switched-out context saved (its callee-saved
+  /// registers and return address are stored from there up; the layout is
+  /// the .S file's), or nullptr before the first switch. Read only while
+  /// the context cannot be resumed (a parked fiber a dump has pinned).
+  const void* saved_sp() const noexcept { return sp_; }
+
  private:
   void* sp_ = nullptr;
   EhState eh_{};

@@ -36,6 +36,15 @@
 //   kParking  --unpark-------> kNotified (the commit sees it and requeues)
 //   kParked   --unpark-------> kRunnable (the unparker queues the fiber)
 //
+// A fiber dump (src/obs/dump.cpp) pins a parked fiber while it reads its
+// stack, so that the fiber cannot run (and change or free that stack)
+// meanwhile:
+//
+//   kParked   --dump pins------> kDumping
+//   kDumping  --unpark---------> kDumpWoken (the unparker leaves it to the dumper)
+//   kDumping  --dump unpins----> kParked
+//   kDumpWoken --dump unpins---> kRunnable (the dumper queues the fiber)
+//
 // The commit happens only once the fiber's registers are saved, so no other
 // worker can resume a fiber that is still switching out.
 #pragma once
@@ -43,6 +52,8 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/assert.hpp"
 #include "base/spinlock.hpp"
@@ -63,8 +74,13 @@ enum ParkState : std::uint8_t {
   kNotified = 1,
   kParking = 2,
   kParked = 3,
-  kRunnable = 4
+  kRunnable = 4,
+  kDumping = 5,
+  kDumpWoken = 6,
 };
+
+/// User labels of a fiber (this_fiber::set_label), in the order first set.
+using FiberLabels = std::vector<std::pair<std::string, std::string>>;
 
 struct Fiber {
   Context ctx;
@@ -74,7 +90,16 @@ struct Fiber {
   // itself around a generator resume; read by the overflow handler on the
   // thread running the fiber.
   const Stack* generator_stack = nullptr;
-  std::size_t stack_size = 0;  // usable bytes wanted
+  // Usable stack bytes wanted (at most 1 GiB: RuntimeImpl::spawn checks),
+  // 32 bits so that the sampled-latency stamp below shares its word.
+  std::uint32_t stack_size = 0;
+  // Sampled metrics (obs/metrics.hpp), 0 when not sampled. runnable_stamp:
+  // when a worker queued it, in the units of latency_stamp() (written by
+  // the queuing worker, read by the one that runs it: the run queue's
+  // hand-off orders them). started_ns: its first switch-in, CLOCK_MONOTONIC
+  // ns (written and read by whoever holds it running).
+  std::uint32_t runnable_stamp = 0;
+  std::int64_t started_ns = 0;
   RuntimeImpl* runtime = nullptr;
   TaskBase* task = nullptr;  // the owning task; the runner's reference is ours
   // Fiber-local values (fiber/fls.hpp): null until the fiber holds one. Only
@@ -88,10 +113,20 @@ struct Fiber {
   std::uint32_t queued_ms = 0;  // worker clock when it joined a yielded list (owner-only)
   std::string name;
 
-  // Intrusive link for the injector queue (guarded by the injector's lock),
-  // a worker's yielded list or a driver's woken list (FiberList; owned by
-  // whoever holds the list).
-  Fiber* next = nullptr;
+  // next: intrusive link for the injector queue (guarded by the injector's
+  // lock), a worker's yielded list or a driver's woken list (FiberList;
+  // owned by whoever holds the list). A parked fiber is on no list, so the
+  // same word then holds parked_on: the Waiter of its park (on its stack:
+  // WaitReason, argument, time), written by the fiber itself in
+  // Waiter::wait just before it parks. A fiber dump reads it only while it
+  // has the fiber pinned (kDumping), when that park is the current one and
+  // its frame holds still (the pin's acquire orders the write before); the
+  // next list to take the fiber writes `next` first (every push does). The
+  // control block is full at 256 bytes: this costs it nothing.
+  union {
+    Fiber* next = nullptr;
+    const Waiter* parked_on;
+  };
   // Registry links (guarded by the registry shard lock; see RuntimeImpl).
   Fiber* reg_prev = nullptr;
   Fiber* reg_next = nullptr;
@@ -115,6 +150,10 @@ struct Fiber {
   SpinLock wait_lock;
   std::atomic<bool> cancel_requested{false};
   std::atomic<bool> hard_cancel{false};
+  // The fiber has labels (this_fiber::set_label; they live in its registry
+  // shard, RuntimeImpl). Owner-only: written by the fiber, read by it and
+  // by the worker that recycles it.
+  bool has_labels = false;
   std::atomic<std::uint32_t> cancel_pins{0};
   CancelNode* cancel_scope = nullptr;  // owner-only: the innermost scope
 
@@ -126,6 +165,19 @@ struct Fiber {
     state = to;
   }
 };
+
+/// A 32-bit stamp of CLOCK_MONOTONIC ns for Fiber::runnable_stamp: units of
+/// 1024 ns, never 0; differences of two stamps are exact (mod 2^32 units,
+/// ~73 minutes, far above any queueing delay) to within one unit.
+inline std::uint32_t latency_stamp(std::int64_t now_ns) noexcept {
+  const auto s = static_cast<std::uint32_t>(static_cast<std::uint64_t>(now_ns) >> 10);
+  return s != 0 ? s : 1;
+}
+
+/// CLOCK_MONOTONIC_COARSE now in units of 2^20 ns (~1.05 ms), for
+/// Waiter::parked_since: a vDSO read without rdtsc, cheap enough for every
+/// park; its resolution is the kernel tick (1-4 ms). Wraps after ~52 days.
+std::uint32_t coarse_stamp() noexcept;
 
 /// True once cancellation has been requested for f (its innermost cancel
 /// scope, or the runtime's forced cancellation at shutdown); false for

@@ -60,6 +60,7 @@
 
 #include "fiber/fiber.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/log.hpp"
 
 // The handle of the DSO this file is linked into (crtbegin.o), the third
 // argument of __cxa_thread_atexit, exactly as compilers pass it for a
@@ -217,10 +218,10 @@ std::exception_ptr LocalStore::drain() noexcept {
     std::erase_if(slots_, [](const Slot& s) { return s.cell == nullptr; });
     if (slots_.empty()) return first;
   }
-  std::fprintf(stderr,
-               "weft: %zu FiberLocal value(s) still re-created by destructors after %d rounds of "
-               "destruction; leaked\n",
-               slots_.size(), kRounds);
+  log::logf(log::Level::error,
+            "weft: %zu FiberLocal value(s) still re-created by destructors after %d rounds of "
+            "destruction; leaked",
+            slots_.size(), kRounds);
   slots_.clear();
   return first;
 }
@@ -245,12 +246,12 @@ void fls_report(const char* when, const std::exception_ptr& e) noexcept {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& x) {
-    std::fprintf(stderr, "weft: a FiberLocal value's destructor threw %s: %s (ignored)\n", when,
-                 x.what());
+    log::logf(log::Level::error, "weft: a FiberLocal value's destructor threw %s: %s (ignored)",
+              when, x.what());
   } catch (...) {
-    std::fprintf(stderr,
-                 "weft: a FiberLocal value's destructor threw %s: a non-std exception (ignored)\n",
-                 when);
+    log::logf(log::Level::error,
+              "weft: a FiberLocal value's destructor threw %s: a non-std exception (ignored)",
+              when);
   }
 }
 

@@ -121,6 +121,7 @@ Stack StackAllocator::allocate(std::size_t size) {
     s.guard = static_cast<std::uint8_t>(GuardMode::mprotect);
   }
   live_.fetch_add(1, std::memory_order_relaxed);
+  reserved_bytes_.fetch_add(s.mapping_size, std::memory_order_relaxed);
   return s;
 }
 
@@ -131,6 +132,7 @@ void StackAllocator::release(Stack& s) noexcept {
   }
   munmap(s.mapping, s.mapping_size);
   live_.fetch_sub(1, std::memory_order_relaxed);
+  reserved_bytes_.fetch_sub(s.mapping_size, std::memory_order_relaxed);
   s = Stack{};
 }
 

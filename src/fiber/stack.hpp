@@ -68,6 +68,11 @@ class StackAllocator {
   /// The guard mode in use: none, or madvise until the kernel refused it.
   GuardMode guard_mode() const noexcept { return mode_.load(std::memory_order_relaxed); }
   std::size_t live_stacks() const noexcept { return live_.load(std::memory_order_relaxed); }
+  /// Bytes of address space the live stacks reserve (mappings, guards
+  /// included; cached stacks count). Racy read: metrics only.
+  std::size_t reserved_bytes() const noexcept {
+    return reserved_bytes_.load(std::memory_order_relaxed);
+  }
   std::size_t max_map_count() const noexcept { return max_map_count_; }
 
   /// Rounds up to the page size.
@@ -78,6 +83,8 @@ class StackAllocator {
   std::atomic<GuardMode> mode_;
   std::size_t max_map_count_;
   std::atomic<std::size_t> live_{0};
+  // relaxed RMW (mmap and munmap paths only): a statistic, orders nothing.
+  std::atomic<std::size_t> reserved_bytes_{0};
   std::atomic<std::size_t> live_mprotect_guarded_{0};
 };
 

@@ -147,7 +147,8 @@ class EpollBackend final : public Backend {
       return 0;
     }
     bump(submitted_);
-    Waiter w;
+    Waiter w(dir == 1 ? WaitReason::io_write : WaitReason::io_read,
+             static_cast<std::uint64_t>(o->fd));
     WaitNode node(&w);
     const Waiter::Result res = wait_queued(
         o->lock, o->waiters[dir], node, deadline_ns, [] {}, false, cancellable);

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "io/backend.hpp"
+#include "obs/metrics.hpp"
+#include "sched/waiter.hpp"
 
 namespace weft::detail::io {
 namespace {
@@ -118,7 +120,20 @@ IoObject* adopt(int fd, bool pollable) {
   o->poller = nullptr;
   o->ready[0] = o->ready[1] = false;
   o->inflight = nullptr;
+  o->tcp.store(false, std::memory_order_relaxed);
+  o->tcp_since_ns = 0;
   return o;
+}
+
+void mark_tcp(IoObject* o) noexcept {
+  const std::int64_t now = monotonic_ns();
+  {
+    LockGuard g(o->lock);
+    if (o->closed) return;
+    o->tcp.store(true, std::memory_order_relaxed);
+    o->tcp_since_ns = now;
+  }
+  obs::add(obs::Counter::tcp_opened);
 }
 
 bool begin_op(IoObject* o) noexcept {
@@ -143,10 +158,12 @@ void end_op(IoObject* o) noexcept {
 
 int close(IoObject* o) noexcept {
   int fd;
+  std::int64_t tcp_since = 0;
   {
     LockGuard g(o->lock);
     if (o->closed) return 0;
     o->closed = true;
+    tcp_since = std::exchange(o->tcp_since_ns, 0);
     // Waiters for readiness see `closed` when they wake and fail with EBADF.
     grant_all(o->waiters[0], true);
     grant_all(o->waiters[1], true);
@@ -162,6 +179,11 @@ int close(IoObject* o) noexcept {
       }
     }
     fd = take_fd_if_unused(o);
+  }
+  if (tcp_since != 0) {
+    obs::Shard& m = obs::local();
+    m.add(obs::Counter::tcp_closed);
+    m.observe(obs::Hist::tcp_connection, static_cast<std::uint64_t>(monotonic_ns() - tcp_since));
   }
   return close_fd(fd);
 }

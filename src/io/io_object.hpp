@@ -17,6 +17,7 @@
 // with generations, Go's pollDesc cache).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "base/spinlock.hpp"
@@ -56,6 +57,13 @@ struct IoObject {
   // io_uring: requests in flight on this descriptor.
   InflightLink* inflight WEFT_GUARDED_BY(lock) = nullptr;
 
+  // TCP metrics (obs/metrics.hpp): set by mark_tcp() once the connection
+  // is established. tcp: read without the lock by transfers (relaxed: set
+  // before the handle is handed out, which orders it). tcp_since_ns: when
+  // it was established, 0 once close() counted its end.
+  std::atomic<bool> tcp{false};
+  std::int64_t tcp_since_ns WEFT_GUARDED_BY(lock) = 0;
+
   /// epoll user data for this slot's current generation.
   std::uint64_t token() const noexcept WEFT_REQUIRES(lock) {
     return (std::uint64_t{gen} << 32) | index;
@@ -65,6 +73,10 @@ struct IoObject {
 /// Wraps fd (which the object now owns) in a new object with one handle.
 /// @throws std::bad_alloc (fd is closed first) when the table is exhausted.
 IoObject* adopt(int fd, bool pollable);
+
+/// Marks o as an established TCP connection (weft_tcp_connections_total,
+/// _active; its close observes weft_tcp_connection_duration_seconds).
+void mark_tcp(IoObject* o) noexcept;
 
 /// Starts an operation: false if the object is closed (the caller reports
 /// EBADF). Every true must be paired with end_op().

@@ -9,6 +9,7 @@
 #include "fiber/fiber.hpp"
 #include "io/backend.hpp"
 #include "io/fault.hpp"
+#include "obs/metrics.hpp"
 #include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
@@ -47,6 +48,50 @@ std::int64_t perform_on_thread(const Request& r, IoObject* o, std::int64_t deadl
     if (k > 0 && r.op == Op::poll) return p.revents;
   }
 }
+
+constexpr bool reads_data(Op op) noexcept {
+  return op == Op::read || op == Op::readv || op == Op::recv || op == Op::recvmsg;
+}
+constexpr bool writes_data(Op op) noexcept {
+  return op == Op::write || op == Op::writev || op == Op::send || op == Op::sendmsg;
+}
+static_assert(static_cast<std::size_t>(Op::unlinkat) + 1 == obs::kIoOps,
+              "obs::Counter reserves one io_op counter per io::Op");
+
+// The I/O metrics of one io::perform call: weft_io_operations_total{op},
+// weft_io_pending_operations (started - finished), the bytes moved and the
+// sampled duration. Bumped on the thread the call starts and ends on (a
+// fiber may end it on another worker: both are thread shards, and the sums
+// are what is read).
+class IoMetrics {
+ public:
+  explicit IoMetrics(Op op) noexcept : op_(op) {
+    obs::Shard& m = obs::local();
+    m.add(static_cast<obs::Counter>(static_cast<std::size_t>(obs::Counter::io_op_first) +
+                                    static_cast<std::size_t>(op)));
+    m.add(obs::Counter::io_started);
+    if (m.sample(obs::Hist::io_duration)) t0_ = monotonic_ns();
+  }
+  ~IoMetrics() {
+    obs::Shard& m = obs::local();  // afresh: the fiber may have moved
+    m.add(obs::Counter::io_finished);
+    if (n_ > 0 && reads_data(op_))
+      m.add(obs::Counter::io_read_bytes, static_cast<std::uint64_t>(n_));
+    if (n_ > 0 && writes_data(op_)) {
+      m.add(obs::Counter::io_write_bytes, static_cast<std::uint64_t>(n_));
+    }
+    if (t0_ != 0)
+      m.observe(obs::Hist::io_duration, static_cast<std::uint64_t>(monotonic_ns() - t0_));
+  }
+  IoMetrics(const IoMetrics&) = delete;
+  IoMetrics& operator=(const IoMetrics&) = delete;
+  std::int64_t done(std::int64_t n) noexcept { return n_ = n; }
+
+ private:
+  Op op_;
+  std::int64_t n_ = 0;
+  std::int64_t t0_ = 0;
+};
 
 struct BlockingSyscall final : TaskBase {
   explicit BlockingSyscall(const Request& req) : r(req) {}
@@ -158,11 +203,12 @@ std::int64_t dispatch_with_faults(const Request& r, IoObject* o, Backend* b,
 std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
   // A cancellation point even when the call would not block (io.md).
   if (cancellable && is_cancelled(current_fiber())) throw Cancelled();
+  IoMetrics metrics(r.op);
   OpGuard guard(o);
   if (o != nullptr && !guard) return -EBADF;
   Backend* b = Backend::of_calling_fiber();
-  if (fault::armed()) return dispatch_with_faults(r, o, b, deadline_ns, cancellable);
-  return dispatch(r, o, b, deadline_ns, cancellable);
+  if (fault::armed()) return metrics.done(dispatch_with_faults(r, o, b, deadline_ns, cancellable));
+  return metrics.done(dispatch(r, o, b, deadline_ns, cancellable));
 }
 
 std::vector<std::unique_ptr<Backend>> Backend::create_all(const Config& config, std::size_t count) {

@@ -26,6 +26,7 @@
 // UringOp's address tagged with a 16-bit submission counter, and is
 // submitted before the request can complete and its address be reused.
 #include <liburing.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
 #include "sched/current.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 
 namespace weft::detail::io {
 namespace {
@@ -55,6 +57,9 @@ constexpr std::uint64_t kPtrMask = (std::uint64_t{1} << 48) - 1;
 constexpr unsigned kSubmitBatch = 32;
 
 struct UringOp {
+  explicit UringOp(const Request& r) noexcept
+      : waiter((r.readiness() & POLLOUT) != 0 ? WaitReason::io_write : WaitReason::io_read,
+               static_cast<std::uint64_t>(r.fd)) {}
   Waiter waiter;
   std::int32_t res = 0;
   std::uint64_t user_data = 0;
@@ -234,7 +239,7 @@ class UringBackend final : public Backend {
     // An operation without an opcode runs where epoll runs file operations;
     // the caller's OpGuard keeps o's descriptor open meanwhile.
     if (!r.has_ring_opcode()) return perform_blocking(r);
-    UringOp op;
+    UringOp op(r);
     op.link.owner = this;
     if (o != nullptr) {
       LockGuard g(o->lock);
@@ -308,7 +313,7 @@ class UringBackend final : public Backend {
         reap(woken);
         continue;
       }
-      std::fprintf(stderr, "weft: io_uring_enter failed: %s\n", std::strerror(-r));
+      log::logf(log::Level::error, "weft: io_uring_enter failed: %s", std::strerror(-r));
       fatal("weft: io_uring submission failed");
     }
     pending_ = io_uring_sq_ready(&ring_);

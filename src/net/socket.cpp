@@ -11,8 +11,10 @@
 
 #include "io/backend.hpp"
 #include "io/error.hpp"
+#include "obs/metrics.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 #include "weft/net.hpp"
 #include "weft/this_fiber.hpp"
 
@@ -78,7 +80,13 @@ std::size_t transfer(detail::io::IoObject* obj, Op op, int fd, const void* buf, 
   r.buf = const_cast<void*>(buf);
   r.len = len;
   r.msg = msg;
-  return static_cast<std::size_t>(check(run(obj, r, d), what));
+  const auto n = static_cast<std::size_t>(check(run(obj, r, d), what));
+  if (obj != nullptr && obj->tcp.load(std::memory_order_relaxed)) {
+    const bool in = op == Op::recv || op == Op::recvmsg;
+    detail::obs::add(
+        in ? detail::obs::Counter::tcp_received_bytes : detail::obs::Counter::tcp_sent_bytes, n);
+  }
+  return n;
 }
 
 // connect(2) through the reactor; closes nothing (the caller's Socket owns fd).
@@ -111,8 +119,9 @@ int accept_fd(detail::io::IoObject* obj, int fd, Deadline d) {
     if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;  // that peer gave up
     if (!out_of_resources(err)) throw_errno(err, "accept");
     if (!logged.exchange(true, std::memory_order_relaxed)) {
-      std::fprintf(stderr, "weft: accept: %s; backing off and retrying (logged once per process)\n",
-                   std::strerror(err));
+      log::logf(log::Level::warn,
+                "weft: accept: %s; backing off and retrying (logged once per process)",
+                std::strerror(err));
     }
     if (d.expired()) throw TimedOut();
     const auto pause = std::min<std::chrono::nanoseconds>(backoff, d.remaining());
@@ -235,6 +244,7 @@ TcpStream TcpStream::connect(const Address& addr, Deadline d) {
   TcpStream s(new_socket(addr.family(), SOCK_STREAM));
   connect_fd(s.obj_, s.fd_, addr.sockaddr_ptr(), addr.sockaddr_len(), d,
              ("connect to " + addr.to_string()).c_str());
+  detail::io::mark_tcp(s.obj_);
   return s;
 }
 
@@ -293,7 +303,9 @@ TcpListener TcpListener::bind(const Address& addr, const BindOptions& o) {
 }
 
 TcpStream TcpListener::accept(Deadline d) {
-  return TcpStream(accept_fd(obj_, fd_, d));
+  TcpStream s(accept_fd(obj_, fd_, d));
+  detail::io::mark_tcp(s.obj_);
+  return s;
 }
 
 Address TcpListener::local_address() const {

@@ -108,6 +108,11 @@ std::size_t BlockingPool::threads() const {
   return threads_;
 }
 
+std::size_t BlockingPool::queued() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return queue_.size();
+}
+
 std::uint64_t BlockingPool::completed() const {
   std::lock_guard<std::mutex> g(mu_);
   return completed_;

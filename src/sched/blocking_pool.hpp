@@ -40,6 +40,8 @@ class BlockingPool {
 
   std::size_t threads() const;
   std::uint64_t completed() const;
+  /// Tasks queued and not yet picked up by a thread.
+  std::size_t queued() const;
 
  private:
   void thread_main() noexcept;

@@ -1,5 +1,6 @@
 #include "sched/runtime_impl.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <csignal>
@@ -14,11 +15,13 @@
 #include "base/asymmetric_barrier.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
+#include "obs/backtrace.hpp"
 #include "sched/cpu_budget.hpp"
 #include "sched/current.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/deadline.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 
 namespace weft::detail {
 
@@ -39,8 +42,29 @@ void ignore_sigpipe() noexcept {
   }
 }
 
+// What the stall sampler's handler checks on the worker's thread before
+// taking the stack: the stalled fiber still runs there, without a switch
+// since the monitor saw it. Signal-safe: TLS and relaxed atomics only.
+struct StallTarget {
+  const Worker* worker;
+  const Fiber* fiber;
+  std::uint64_t switches;
+};
+
+bool still_stalled(const void* arg) noexcept {
+  const auto* t = static_cast<const StallTarget*>(arg);
+  const Worker* w = current_worker();
+  return w == t->worker && w->running.load(std::memory_order_relaxed) == t->fiber &&
+         w->switch_count.load(std::memory_order_relaxed) == t->switches;
+}
+
+// Stall backtraces: at most one per runtime per kStallTraceGapNs, and the
+// monitor waits at most kStallTracePatience for the worker's answer.
+constexpr std::int64_t kStallTraceGapNs = 1'000'000'000;
+constexpr std::chrono::milliseconds kStallTracePatience{100};
+
 constexpr std::size_t kMinStack = 16 * 1024;
-constexpr std::size_t kMaxStack = std::size_t{1} << 30;
+constexpr std::size_t kMaxStack = std::size_t{1} << 30;  // Fiber::stack_size holds it
 }  // namespace
 
 RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
@@ -77,6 +101,7 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     }
   }
   install_overflow_handler(&current_fiber);
+  obs::install_sample_handler();
   init_asymmetric_barriers();
   const std::size_t n = config_.workers;
   workers_.reserve(n);
@@ -112,6 +137,7 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     }
     throw;
   }
+  obs::register_source(this);
 }
 
 RuntimeImpl::~RuntimeImpl() {
@@ -144,6 +170,7 @@ RuntimeImpl::~RuntimeImpl() {
   }
   // Step 6.
   blocking_.shutdown();
+  obs::unregister_source(this);  // keeps this runtime's counts in the totals
   // A plain thread that unparked one of our fibers may still be inside
   // notify_work, waking a worker (an eventfd write). The fiber it woke was
   // alive when it began (so that began before step 2 ended): wait it out
@@ -250,7 +277,7 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     throw;
   }
   f->locals = std::exchange(task->locals(), nullptr);  // FLS hook
-  f->stack_size = size;
+  f->stack_size = static_cast<std::uint32_t>(size);    // <= kMaxStack
   f->runtime = this;
   f->task = task;
   f->priority = opts.priority;
@@ -426,6 +453,7 @@ void RuntimeImpl::register_fiber(Fiber* f) noexcept {
 void RuntimeImpl::unregister_fiber(Fiber* f) noexcept {
   RegistryShard& s = registry_[shard_of(f)];
   LockGuard g(s.lock);
+  if (f->has_labels) s.labels.erase(f);  // frees, under the lock: rare
   if (f->reg_prev != nullptr) {
     f->reg_prev->reg_next = f->reg_next;
   } else {
@@ -488,6 +516,109 @@ void RuntimeImpl::force_cancel_all() noexcept {
   }
 }
 
+// --- fiber dumps --------------------------------------------------------------
+
+void RuntimeImpl::visit_fibers(FiberVisitor& v) noexcept {
+  for (auto& shard : registry_) {
+    Fiber* place = nullptr;  // pinned: still registered, its links valid under the lock
+    for (;;) {
+      Fiber* pinned = nullptr;
+      {
+        LockGuard g(shard.lock);
+        Fiber* f = place != nullptr ? place->reg_next : shard.head;
+        // Unpinned under the lock: if it is queued and ends at once, its
+        // unregister waits for us, and we are done with its links.
+        if (place != nullptr) unpin_parked(place);
+        for (; f != nullptr; f = f->reg_next) {
+          const bool p = pin_parked(f);
+          const FiberLabels* labels = nullptr;
+          if (!shard.labels.empty()) {
+            if (auto it = shard.labels.find(f); it != shard.labels.end()) labels = &it->second;
+          }
+          v.see(*f, p, labels);
+          if (p) {
+            pinned = f;
+            break;
+          }
+        }
+      }
+      if (pinned == nullptr) break;
+      v.inspect_pinned(*pinned);
+      place = pinned;
+    }
+  }
+}
+
+void RuntimeImpl::set_label(Fiber* f, std::string_view key, std::string_view value) {
+  RegistryShard& shard = registry_[shard_of(f)];
+  // The new set is built outside the lock from our own (only f writes its
+  // entry) and swapped in under it; the old one is freed after.
+  FiberLabels next;
+  if (const FiberLabels* own = own_labels(f)) next = *own;
+  const auto it =
+      std::find_if(next.begin(), next.end(), [&](const auto& l) { return l.first == key; });
+  if (value.empty()) {
+    if (it == next.end()) return;
+    next.erase(it);
+  } else if (it != next.end()) {
+    it->second = value;
+  } else {
+    next.emplace_back(key, value);
+  }
+  const bool any = !next.empty();
+  // The map node is made here: under the lock only the buckets may grow.
+  std::unordered_map<const Fiber*, FiberLabels> fresh;
+  if (any) fresh.emplace(f, std::move(next));
+  {
+    LockGuard g(shard.lock);
+    if (!any) {
+      shard.labels.erase(f);
+    } else if (auto old = shard.labels.find(f); old != shard.labels.end()) {
+      old->second.swap(fresh.begin()->second);
+    } else {
+      shard.labels.insert(fresh.extract(fresh.begin()));
+    }
+  }
+  f->has_labels = any;
+}
+
+const FiberLabels* RuntimeImpl::own_labels(const Fiber* f) const noexcept {
+  if (!f->has_labels) return nullptr;
+  const RegistryShard& shard = registry_[shard_of(f)];
+  LockGuard g(shard.lock);
+  // Elements of an unordered_map stay put when others are inserted: the
+  // entry is valid until f changes it or ends.
+  const auto it = shard.labels.find(f);
+  return it != shard.labels.end() ? &it->second : nullptr;
+}
+
+int RuntimeImpl::worker_running(const Fiber* f, std::uint64_t& switches) const noexcept {
+  for (const auto& w : workers_) {
+    switches = w->switch_count.load(std::memory_order_relaxed);
+    if (w->running.load(std::memory_order_relaxed) == f) return w->index();
+  }
+  return -1;
+}
+
+bool RuntimeImpl::sample_running(int worker, const Fiber* f, std::uint64_t switches,
+                                 std::chrono::milliseconds patience,
+                                 obs::RawBacktrace& out) noexcept {
+  Worker& w = *workers_[static_cast<std::size_t>(worker)];
+  const StallTarget target{&w, f, switches};
+  return obs::sample_thread(w.thread.native_handle(), &still_stalled, &target, patience, out);
+}
+
+namespace {
+// Dump signals received so far (process-wide), and per monitor the count
+// it has answered.
+std::atomic<std::uint64_t> g_dump_signals{0};
+}  // namespace
+
+void RuntimeImpl::note_dump_signal() noexcept {
+  // relaxed: the monitors poll it; nothing is published with it.
+  g_dump_signals.fetch_add(1, std::memory_order_relaxed);
+}
+
 // --- stats ------------------------------------------------------------------
 
 std::uint64_t RuntimeImpl::alive() const noexcept {
@@ -536,6 +667,35 @@ RuntimeStats RuntimeImpl::stats() const {
   return s;
 }
 
+void RuntimeImpl::collect(obs::RuntimeTotals& out) const noexcept {
+  const std::int64_t now = monotonic_ns();
+  out.fibers_spawned = spawned_outside_.load(std::memory_order_relaxed);
+  for (const auto& w : workers_) {
+    out.fibers_spawned += w->spawned_.load(std::memory_order_relaxed);
+    out.fibers_completed += w->completed_.load(std::memory_order_relaxed);
+    out.steal_attempts += w->steal_attempts_.load(std::memory_order_relaxed);
+    out.steals += w->steal_successes_.load(std::memory_order_relaxed);
+    out.stolen_fibers += w->steals_.load(std::memory_order_relaxed);
+    out.fiber_parks += w->parks_.load(std::memory_order_relaxed);
+    out.worker_parks += w->sleeps_.load(std::memory_order_relaxed);
+    out.noop_unparks += w->noop_unparks_.load(std::memory_order_relaxed);
+    out.busy_ns += w->busy_ns(now);
+    out.queued += w->queued() + w->yielded();
+  }
+  out.fibers_active =
+      out.fibers_spawned > out.fibers_completed ? out.fibers_spawned - out.fibers_completed : 0;
+  out.injector = injector_size();
+  out.queued += out.injector;
+  out.stalls = stalls_.load(std::memory_order_relaxed);
+  // The pool's lock is a std::mutex held only briefly by its threads.
+  out.blocking_threads = blocking_.threads();
+  out.blocking_queued = blocking_.queued();
+  out.blocking_tasks = blocking_.completed();
+  out.stack_reserved_bytes = stacks_.reserved_bytes();
+  out.stacks_live = stacks_.live_stacks();
+  out.workers = workers_.size();
+}
+
 // --- monitor ----------------------------------------------------------------
 
 void RuntimeImpl::monitor_main() noexcept {
@@ -555,10 +715,21 @@ void RuntimeImpl::monitor_main() noexcept {
   if (period > std::chrono::milliseconds(5)) period = std::chrono::milliseconds(5);
   if (period < std::chrono::microseconds(500)) period = std::chrono::microseconds(500);
 
+  std::uint64_t dumps_seen = g_dump_signals.load(std::memory_order_relaxed);
   std::unique_lock<std::mutex> lock(monitor_mu_);
   while (!monitor_stop_) {
     monitor_cv_.wait_for(lock, period);
     if (monitor_stop_) break;
+    if (const std::uint64_t d = g_dump_signals.load(std::memory_order_relaxed); d != dumps_seen) {
+      dumps_seen = d;
+      // acquire: pairs with set_dump_writer's release.
+      if (auto* writer = dump_writer_.load(std::memory_order_acquire)) {
+        lock.unlock();  // a dump takes up to a second: shutdown must not wait on it
+        writer(*this);
+        lock.lock();
+        if (monitor_stop_) break;
+      }
+    }
     const std::int64_t now = monotonic_ns();
     for (std::size_t i = 0; i < n; ++i) {
       Worker& w = *workers_[i];
@@ -618,11 +789,33 @@ void RuntimeImpl::report_stall(Worker& w, Fiber* f, std::uint64_t switches,
     id = f->id;
     std::snprintf(name, sizeof(name), "%s", f->name.c_str());
   }
-  std::fprintf(stderr,
-               "weft: worker %d has run fiber %" PRIu64 " '%s' for %" PRId64
-               " ms without a switch; other fibers queued on it are stalled "
-               "(blocking call? use weft::spawn_blocking, or call this_fiber::checkpoint())\n",
-               w.index(), id, name, ran_ns / 1'000'000);
+  stalls_.store(stalls_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // The fiber's stack, taken on its worker (obs/backtrace.hpp), rate-limited.
+  std::string trace;
+  const std::int64_t now = monotonic_ns();
+  if (last_stall_trace_ns_ != 0 && now - last_stall_trace_ns_ < kStallTraceGapNs) {
+    trace = "  (backtrace skipped: at most one a second)\n";
+  } else {
+    last_stall_trace_ns_ = now;
+    obs::RawBacktrace bt;
+    try {
+      if (sample_running(w.index(), f, switches, kStallTracePatience, bt)) {
+        trace = "  backtrace of the stalled fiber (innermost first):\n";
+        obs::symbolize(bt, trace);
+      } else {
+        trace = "  (no backtrace: the fiber switched meanwhile, or the worker did not answer)\n";
+      }
+    } catch (...) {
+      trace.clear();  // out of memory: the warning alone
+    }
+  }
+  // One log line per report: the backtrace's lines are escaped into it in
+  // the text format (\n), a JSON string in the JSON format.
+  log::logf(log::Level::warn,
+            "weft: worker %d has run fiber %" PRIu64 " '%s' for %" PRId64
+            " ms without a switch; other fibers queued on it are stalled "
+            "(blocking call? use weft::spawn_blocking, or call this_fiber::checkpoint())\n%s",
+            w.index(), id, name, ran_ns / 1'000'000, trace.c_str());
 }
 
 }  // namespace weft::detail

@@ -18,17 +18,22 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/spinlock.hpp"
 #include "fiber/fiber.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/stack.hpp"
+#include "obs/backtrace.hpp"
+#include "obs/metrics.hpp"
 #include "sched/blocking_pool.hpp"
 #include "sched/worker.hpp"
 #include "weft/config.hpp"
@@ -42,7 +47,7 @@ namespace weft::detail {
 using ReactorFactory = std::vector<std::unique_ptr<Reactor>> (*)(const Config& config,
                                                                  std::size_t count);
 
-class RuntimeImpl {
+class RuntimeImpl final : public obs::Source {
  public:
   /// Starts a runtime: validates config (@throws std::invalid_argument),
   /// makes the workers' reactors with make_reactors, starts the worker and
@@ -142,6 +147,54 @@ class RuntimeImpl {
   // --- registry of live fibers (cancellation at shutdown, stall reports).
   void register_fiber(Fiber* f) noexcept;
   void unregister_fiber(Fiber* f) noexcept;
+  /// What visit_fibers shows (the fiber dump, src/obs/dump.cpp).
+  class FiberVisitor {
+   public:
+    /// Every registered fiber, under its registry shard's lock: copy what
+    /// is needed (the fields fiber.hpp says may be read there), nothing
+    /// that blocks. `pinned`: f was parked and is pinned (pin_parked);
+    /// `labels`: its labels, or nullptr.
+    virtual void see(Fiber& f, bool pinned, const FiberLabels* labels) noexcept = 0;
+    /// Then, for a pinned fiber, outside every lock and while it stays
+    /// pinned: its saved context and stack hold still (unwind them here).
+    virtual void inspect_pinned(Fiber& f) noexcept = 0;
+
+   protected:
+    ~FiberVisitor() = default;
+  };
+  /// Shows v every fiber registered now (one registered meanwhile may be
+  /// missed). A parked fiber stays pinned from its see() until after its
+  /// inspect_pinned(), and serves as the walk's place in its shard's list
+  /// meanwhile (a pinned fiber cannot end); a wake-up that reaches it then
+  /// is delayed until unpinned, never lost. One fiber pinned at a time; a
+  /// shard's lock is held only while the fibers between two parked ones
+  /// are seen. Any thread.
+  void visit_fibers(FiberVisitor& v) noexcept;
+  /// this_fiber::set_label for the calling fiber f: sets key to value, or
+  /// removes key for an empty value. @throws std::bad_alloc.
+  void set_label(Fiber* f, std::string_view key, std::string_view value);
+  /// The calling fiber f's own labels, or nullptr: valid until f sets a
+  /// label or ends, read without a lock (only f changes them; dumps only
+  /// read). For f itself only.
+  const FiberLabels* own_labels(const Fiber* f) const noexcept;
+  /// The index of the worker running f now and its switch count then, or
+  /// -1. Racy (a dump's hint; sample_running checks it again).
+  int worker_running(const Fiber* f, std::uint64_t& switches) const noexcept;
+  /// The stack of fiber f, taken on worker `worker` (obs::sample_thread)
+  /// if f still runs there without a switch since the switch count
+  /// `switches`; waits up to `patience` for the worker's answer. False
+  /// otherwise (`out` empty). Any thread but that worker's.
+  bool sample_running(int worker, const Fiber* f, std::uint64_t switches,
+                      std::chrono::milliseconds patience, obs::RawBacktrace& out) noexcept;
+  /// A dump of this runtime's fibers, written by the monitor thread when a
+  /// dump signal arrives (obs/dump.cpp installs the signal, api/ sets this).
+  void set_dump_writer(void (*writer)(RuntimeImpl&)) noexcept {
+    dump_writer_.store(writer, std::memory_order_release);
+  }
+  /// Counts a dump signal (async-signal-safe): every runtime's monitor
+  /// writes one dump per signal it sees.
+  static void note_dump_signal() noexcept;
+
   /// Wakes f's published waiter with kCancelled. Precondition: f's
   /// cancel_requested was set before a heavy_barrier().
   static void wake_cancelled(Fiber* f) noexcept;
@@ -151,6 +204,11 @@ class RuntimeImpl {
 
   RuntimeStats stats() const;
   std::uint64_t alive() const noexcept;
+
+  /// The metrics registry's view of this runtime (obs::Source): its
+  /// workers' counts, queues, blocking pool and stacks. Registered from the
+  /// end of the constructor to the end of the destructor's step 6.
+  void collect(obs::RuntimeTotals& out) const noexcept override;
 
   /// Cancels every fiber of this runtime alive now, outside shields (the
   /// root's children: Runtime::shutdown_on_signals); fibers spawned later
@@ -177,8 +235,11 @@ class RuntimeImpl {
 
  private:
   struct RegistryShard {
-    SpinLock lock;
+    mutable SpinLock lock;
     Fiber* head WEFT_GUARDED_BY(lock) = nullptr;  // and every reg_prev/reg_next in its list
+    // The labels of its fibers that have some (Fiber::has_labels): kept
+    // here rather than in the control block, which is full (256 bytes).
+    std::unordered_map<const Fiber*, FiberLabels> labels WEFT_GUARDED_BY(lock);
   };
   static constexpr std::size_t kShards = 64;
   static std::size_t shard_of(const Fiber* f) noexcept {
@@ -236,6 +297,10 @@ class RuntimeImpl {
   std::atomic<bool> closed_{false};
   std::atomic<bool> exiting_{false};
   std::atomic<std::uint64_t> spawned_outside_{0};
+  std::atomic<std::uint64_t> stalls_{0};  // written by the monitor thread only
+  std::int64_t last_stall_trace_ns_ = 0;  // monitor thread only: rate limit of stall backtraces
+
+  std::atomic<void (*)(RuntimeImpl&)> dump_writer_{nullptr};
 
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;

@@ -45,7 +45,8 @@ std::int64_t monotonic_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-Waiter::Waiter() noexcept : fiber_(current_fiber()) {}
+Waiter::Waiter(WaitReason reason, std::uint64_t arg) noexcept
+    : fiber_(current_fiber()), arg_(arg), reason_(reason) {}
 
 inline void Waiter::unpark_waiter(Fiber* f, FiberList* woken) noexcept {
   if (f == nullptr) {
@@ -152,7 +153,12 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
     }
   }
 
-  if (!self_won) current_worker()->park_current();
+  if (!self_won) {
+    // For fiber dumps: what we wait for (fiber.hpp, parked_on).
+    since_ = coarse_stamp();
+    self->parked_on = this;
+    current_worker()->park_current();
+  }
 
   // Whoever woke us, the timer must be out of the wheel (or its fire
   // finished) before `this` and `timer` die.

@@ -31,6 +31,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "fiber/wait_reason.hpp"
+
 namespace weft::detail {
 
 struct Fiber;
@@ -47,8 +49,9 @@ class Waiter {
   };
 
   /// Binds the waiter to the calling fiber, or to the calling thread outside
-  /// a fiber.
-  Waiter() noexcept;
+  /// a fiber. `reason` and `arg` say what a fiber parked on it waits for
+  /// (fiber dumps: fiber/wait_reason.hpp).
+  explicit Waiter(WaitReason reason = WaitReason::other, std::uint64_t arg = 0) noexcept;
   Waiter(const Waiter&) = delete;
   Waiter& operator=(const Waiter&) = delete;
 
@@ -87,6 +90,12 @@ class Waiter {
     return static_cast<Result>(state_.load(std::memory_order_acquire));
   }
   Fiber* fiber() const noexcept { return fiber_; }
+  /// What a fiber parked on it waits for, and the WaitReason's argument.
+  WaitReason reason() const noexcept { return reason_; }
+  std::uint64_t arg() const noexcept { return arg_; }
+  /// coarse_stamp() when its fiber parked (0 before). Read by fiber dumps
+  /// while they have the fiber pinned.
+  std::uint32_t parked_since() const noexcept { return since_; }
 
   // Intrusive links for the wait queue that holds this waiter (guarded by
   // that queue's lock).
@@ -102,6 +111,9 @@ class Waiter {
   Result wait_thread(std::int64_t deadline_ns) noexcept;
 
   Fiber* const fiber_;
+  const std::uint64_t arg_;
+  std::uint32_t since_ = 0;  // written by its fiber before it parks
+  const WaitReason reason_;
   // kWaiting until the single winning wake(). Release on the CAS publishes
   // whatever the waker wrote for the waiter (e.g. a handed-off value) to the
   // acquire in result().

@@ -10,6 +10,7 @@
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "weft/detail/task.hpp"
+#include "weft/errors.hpp"
 
 namespace weft::detail {
 namespace {
@@ -43,12 +44,25 @@ void wait_cancel_pins(Fiber* f) noexcept {
   while (f->cancel_pins.load(std::memory_order_acquire) != 0) cpu_relax();
 }
 
+// weft_fiber_cancelled_total: a fiber whose function ended with
+// weft::Cancelled. Only fibers that ended with an exception pay for the
+// rethrow.
+void count_cancelled(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const Cancelled&) {
+    obs::add(obs::Counter::fiber_cancelled);
+  } catch (...) {
+  }
+}
+
 // First code of every fiber (Context entry).
 void fiber_entry(void* arg) noexcept {
   Context::on_first_entry();
   current_worker()->after_switch();
   auto* f = static_cast<Fiber*>(arg);
   f->task->run();
+  if (f->task->error()) count_cancelled(f->task->error());
   // FLS hook: destroy the fiber's values on the fiber, before join() can return.
   fls_end(f->locals, f->task);
   leave_cancel_tree(f);
@@ -141,6 +155,70 @@ bool Worker::deques_empty() const noexcept {
     if (!queues_[__builtin_ctz(mask)].stealer().empty()) return false;
   }
   return true;
+}
+
+std::uint64_t Worker::busy_ns(std::int64_t now_ns) const noexcept {
+  const std::int64_t start = start_ns_.load(std::memory_order_relaxed);
+  if (start == 0) return 0;
+  const std::int64_t stop = stop_ns_.load(std::memory_order_relaxed);
+  const std::int64_t end = stop != 0 ? stop : now_ns;
+  // Seqlock read (the owner's writes are in note_idle): idle_ns_ and
+  // sleep_since_ns_ from one moment, so a park that ends meanwhile is
+  // counted once. acquire on the first load pairs with the owner's release
+  // store of the even value; the data loads are acquire so that the
+  // re-check cannot move before them (no fence: TSan does not model them),
+  // and a value from a newer write carries the odd store with it.
+  std::uint64_t idle = 0;
+  std::int64_t since = 0;
+  for (;;) {
+    const std::uint32_t s1 = idle_seq_.load(std::memory_order_acquire);
+    idle = idle_ns_.load(std::memory_order_acquire);
+    since = sleep_since_ns_.load(std::memory_order_acquire);
+    if ((s1 & 1) == 0 && idle_seq_.load(std::memory_order_relaxed) == s1) break;
+    cpu_relax();
+  }
+  if (since != 0 && stop == 0 && end > since) idle += static_cast<std::uint64_t>(end - since);
+  const std::int64_t span = end - start;
+  return span > 0 && static_cast<std::uint64_t>(span) > idle
+             ? static_cast<std::uint64_t>(span) - idle
+             : 0;
+}
+
+void Worker::note_idle(std::int64_t since_ns, std::uint64_t add_ns) noexcept {
+  // Seqlock write (owner only): odd while the two words change. The data
+  // stores are release so that the odd value cannot move after them; the
+  // release store of the even value publishes them (pairs with busy_ns()'s
+  // acquire load).
+  const std::uint32_t s = idle_seq_.load(std::memory_order_relaxed);
+  idle_seq_.store(s + 1, std::memory_order_relaxed);
+  sleep_since_ns_.store(since_ns, std::memory_order_release);
+  idle_ns_.store(idle_ns_.load(std::memory_order_relaxed) + add_ns, std::memory_order_release);
+  idle_seq_.store(s + 2, std::memory_order_release);
+}
+
+// The sampled scheduler histograms (obs/metrics.hpp). The hot paths only
+// test a flag or count down a worker field (a few instructions per switch:
+// measured with callgrind, see docs/benchmarks.md); the work is in these
+// out-of-line functions, run once per sample period.
+
+[[gnu::noinline, gnu::cold]] void Worker::begin_sample() noexcept {
+  sample_left_ = obs::Shard::sample_period();
+  slice_start_ns_ = monotonic_ns();  // this slice is timed (ended in switch_away)
+  stamp_next_ = true;                // and the next fiber queued here is stamped
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::stamp_runnable_now(Fiber* f) noexcept {
+  // The fiber's first queuing since it last ran (a fiber re-queued on
+  // overflow, or stolen, keeps its stamp). With a period of 1 every
+  // queuing is stamped.
+  stamp_next_ = obs::Shard::sample_period() == 1;
+  if (f->runnable_stamp == 0) f->runnable_stamp = latency_stamp(monotonic_ns());
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::observe_latency(Fiber* f) noexcept {
+  const std::uint32_t units = latency_stamp(monotonic_ns()) - f->runnable_stamp;
+  metrics_->observe(obs::Hist::sched_latency, std::uint64_t{units} << 10);
+  f->runnable_stamp = 0;
 }
 
 void Worker::wake() noexcept {
@@ -282,6 +360,7 @@ void Worker::pull_injector() noexcept {
 }
 
 void Worker::push_deque(Fiber* f) noexcept {
+  stamp_runnable(f);
   const int level = level_of(f->priority);
   Deque::Owner q = own(level);
   nonempty_ |= 1u << level;
@@ -305,6 +384,7 @@ void Worker::push_deque(Fiber* f) noexcept {
 
 void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
   if (lifo && f->priority == Priority::normal) {
+    stamp_runnable(f);
     f = std::exchange(lifo_, f);
     if (f == nullptr) return;  // the slot is not stealable: nobody to notify
   }
@@ -315,7 +395,9 @@ void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
 // ---------------------------------------------------------------------------
 // Switching.
 
-void Worker::begin_run(Fiber* f) noexcept {
+// Always inlined into its two callers (switch_away, resume): outlined, its
+// call costs more than its body on the yield path (callgrind).
+[[gnu::always_inline]] inline void Worker::begin_run(Fiber* f) noexcept {
   f->transition(FiberState::runnable, FiberState::running);
   // relaxed: the fiber's queue hand-off (release push / acquire pop) already
   // ordered everything before; only this thread reads it until it parks.
@@ -324,6 +406,16 @@ void Worker::begin_run(Fiber* f) noexcept {
   running.store(f, std::memory_order_relaxed);
   switch_count.store(switch_count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   preempt_.store(false, std::memory_order_relaxed);
+  // Sampled histograms: a stamped fiber's wait in the run queue, and every
+  // sample_period()-th slice.
+  if (__builtin_expect(f->runnable_stamp != 0, 0)) observe_latency(f);
+  if (__builtin_expect(--sample_left_ == 0, 0)) begin_sample();
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::end_slice() noexcept {
+  metrics_->observe(obs::Hist::run_slice,
+                    static_cast<std::uint64_t>(monotonic_ns() - slice_start_ns_));
+  slice_start_ns_ = 0;
 }
 
 bool Worker::ensure_stack(Fiber* f) noexcept {
@@ -352,6 +444,7 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
   }
   f->stack = s;
   f->ctx.make(s.lo, s.usable_size(), &fiber_entry, f);
+  if (metrics_->sample(obs::Hist::fiber_execution)) f->started_ns = monotonic_ns();
   return true;
 }
 
@@ -361,6 +454,7 @@ Fiber* Worker::startable(Fiber* f) noexcept {
 }
 
 void Worker::switch_away(Fiber* self, Fiber* next, PostAction action) noexcept {
+  if (__builtin_expect(slice_start_ns_ != 0, 0)) end_slice();
   if (next != nullptr && !next->stack) next = startable(next);
   pending_action_ = action;
   pending_fiber_ = self;
@@ -429,6 +523,7 @@ void Worker::recycle(Fiber* f) noexcept {
 void Worker::resume(Fiber* f) noexcept {
   f = startable(f);
   if (f == nullptr) return;
+  woke_idle_ = false;
   pending_action_ = PostAction::none;
   begin_run(f);
   sched_ctx_.switch_to(f->ctx);
@@ -455,6 +550,7 @@ void Worker::yield_current() noexcept {
   self->transition(FiberState::running, FiberState::runnable);
   const int level = level_of(self->priority);
   self->queued_ms = coarse_ms_;
+  stamp_runnable(self);
   yielded_[level].push_back(self);
   nonempty_ |= 1u << level;
   yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -477,6 +573,10 @@ void Worker::park_current() noexcept {
 
 void Worker::exit_current() noexcept {
   Fiber* self = current_;
+  if (self->started_ns != 0) {
+    metrics_->observe(obs::Hist::fiber_execution,
+                      static_cast<std::uint64_t>(monotonic_ns() - self->started_ns));
+  }
   self->transition(FiberState::running, FiberState::finished);
   switch_away(self, pick_local(), PostAction::recycle);
   __builtin_unreachable();
@@ -512,27 +612,65 @@ bool make_runnable(Fiber* f) noexcept {
           return true;
         }
         break;
+      case kDumping:
+        // Pinned by a dump: unpin_parked() queues it.
+        if (f->park.compare_exchange_weak(s, kDumpWoken, std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+          return false;
+        }
+        break;
       default:
-        // kNotified / kRunnable: a second unpark for one park breaks the
-        // single-winner rule of Waiter.
+        // kNotified / kRunnable / kDumpWoken: a second unpark for one park
+        // breaks the single-winner rule of Waiter.
         fatal("weft: fiber unparked twice for one park");
     }
   }
 }
 
-}  // namespace
-
-void unpark(Fiber* f) noexcept {
-  if (!make_runnable(f)) return;
+// The queueing half of an unpark: f is runnable and ours to queue.
+// `by_fiber_code`: the running fiber's own code woke it (it may take the
+// LIFO slot: message-passing locality); false for a dump's unpin, whose
+// caller may keep its worker busy for long.
+void queue_unparked(Fiber* f, bool by_fiber_code) noexcept {
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() == f->runtime) {
-    w->schedule_local(f, w->in_fiber_code());
+    w->schedule_local(f, by_fiber_code && w->in_fiber_code());
   } else {
     RuntimeImpl* rt = f->runtime;  // f may end once injected
     rt->begin_external_wake();
     rt->inject(f);
     rt->end_external_wake();
   }
+}
+
+}  // namespace
+
+void unpark(Fiber* f) noexcept {
+  if (make_runnable(f)) queue_unparked(f, true);
+}
+
+bool pin_parked(Fiber* f) noexcept {
+  std::uint8_t expected = kParked;
+  // acquire: pairs with the release of commit_park's CAS, so the saved
+  // context and the stack below it are visible to the dump.
+  return f->park.compare_exchange_strong(expected, kDumping, std::memory_order_acquire,
+                                         std::memory_order_relaxed);
+}
+
+void unpin_parked(Fiber* f) noexcept {
+  std::uint8_t expected = kDumping;
+  // release: the dump's reads of the stack happen before the fiber runs
+  // again (the next unparker's acquire in make_runnable). acquire on
+  // failure: pairs with the unparker's CAS to kDumpWoken (its wake's
+  // effects, e.g. the waiter's result, before we queue the fiber).
+  if (f->park.compare_exchange_strong(expected, kParked, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+    return;
+  }
+  WEFT_DEBUG_ASSERT(expected == kDumpWoken, "dump unpin found an impossible state");
+  f->transition(FiberState::parked, FiberState::runnable);
+  f->park.store(kRunnable, std::memory_order_relaxed);
+  queue_unparked(f, false);
 }
 
 void unpark(Fiber* f, FiberList& woken) noexcept {
@@ -571,7 +709,11 @@ Fiber* Worker::steal_from_others() noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     Worker& victim = rt_->worker((start + i) % n);
     if (&victim == this) continue;
-    if (Fiber* f = victim.steal_half_into(*this)) return f;
+    bump(steal_attempts_);
+    if (Fiber* f = victim.steal_half_into(*this)) {
+      bump(steal_successes_);
+      return f;
+    }
   }
   return nullptr;
 }
@@ -638,11 +780,20 @@ void Worker::sleep() noexcept {
     timeout = due - monotonic_ns();
     if (timeout < 0) timeout = 0;
   }
-  bump(sleeps_);
   // One wait: a wake-up (wake_requested_ is set before the driver is
   // unparked), I/O, or the timer deadline all end it.
   FiberList woken;
-  if (!wake_requested_.load(std::memory_order_acquire)) driver_.park(timeout, woken);
+  if (!wake_requested_.load(std::memory_order_acquire)) {
+    bump(sleeps_);
+    // A worker woken from its last sleep that ran nothing since.
+    if (woke_idle_) bump(noop_unparks_);
+    const std::int64_t t0 = monotonic_ns();
+    note_idle(t0, 0);
+    driver_.park(timeout, woken);
+    const std::int64_t t1 = monotonic_ns();
+    note_idle(0, static_cast<std::uint64_t>(t1 - t0));
+    woke_idle_ = true;
+  }
   rt_->remove_idle(this);
   schedule_woken(woken);
 }
@@ -650,6 +801,8 @@ void Worker::sleep() noexcept {
 void Worker::run() noexcept {
   tls_worker = this;
   tls_runtime = rt_;
+  metrics_ = &obs::local();
+  start_ns_.store(monotonic_ns(), std::memory_order_relaxed);
   sched_ctx_.bind_to_current_thread();
   AltSignalStack alt_stack;
   driver_.attach();
@@ -659,6 +812,7 @@ void Worker::run() noexcept {
     if (f != nullptr) resume(f);
   }
   stacks_.drain(rt_->stack_allocator());
+  stop_ns_.store(monotonic_ns(), std::memory_order_relaxed);
   tls_worker = nullptr;
   tls_runtime = nullptr;
 }

@@ -50,6 +50,7 @@
 #include "fiber/fiber.hpp"
 #include "fiber/fiber_list.hpp"
 #include "fiber/stack.hpp"
+#include "obs/metrics.hpp"
 #include "sched/current.hpp"
 #include "sched/deque.hpp"
 #include "sched/driver.hpp"
@@ -121,8 +122,17 @@ class Worker {
   std::atomic<std::uint64_t> switch_count{0};
   std::atomic<bool> preempt_{false};
 
-  // Statistics (owner-written, read by stats()).
+  // Statistics (owner-written, read by stats() and the metrics source).
+  // steals_ counts fibers taken, steal_successes_ the attempts that took
+  // any; noop_unparks_ counts wake-ups from a sleep that found nothing to
+  // run before the next sleep (Tokio's worker_noop_count).
   std::atomic<std::uint64_t> spawned_{0}, completed_{0}, steals_{0}, parks_{0}, sleeps_{0};
+  std::atomic<std::uint64_t> steal_attempts_{0}, steal_successes_{0}, noop_unparks_{0};
+
+  /// Nanoseconds this worker's thread has spent outside its driver's
+  /// blocking park since it started (running fibers, searching), up to
+  /// now_ns. Any thread; racy (metrics).
+  std::uint64_t busy_ns(std::int64_t now_ns) const noexcept;
 
   // Idle-list membership; guarded by RuntimeImpl's idle lock (which the
   // analysis cannot name from here: RuntimeImpl's idle functions carry it).
@@ -167,6 +177,22 @@ class Worker {
   Fiber* startable(Fiber* f) noexcept;
   void switch_away(Fiber* self, Fiber* next, PostAction action) noexcept;
   void commit_park(Fiber* f) noexcept;
+  /// Owner, f being queued here: stamps it for the scheduling-latency
+  /// histogram when the sampler asked for one (stamp_next_).
+  void stamp_runnable(Fiber* f) noexcept {
+    if (__builtin_expect(stamp_next_, 0)) stamp_runnable_now(f);
+  }
+  void stamp_runnable_now(Fiber* f) noexcept;
+  /// Owner: a sampled switch-in: times this slice, stamps the next fiber
+  /// queued, restarts the countdown.
+  void begin_sample() noexcept;
+  /// Owner: records the run-queue wait of f, which carries a stamp.
+  void observe_latency(Fiber* f) noexcept;
+  /// Owner: ends the sampled run slice in progress.
+  void end_slice() noexcept;
+  /// Owner: sets sleep_since_ns_ and adds add_ns to idle_ns_ (a seqlock
+  /// write; see busy_ns()).
+  void note_idle(std::int64_t since_ns, std::uint64_t add_ns) noexcept;
   void recycle(Fiber* f) noexcept;
   std::uint32_t next_random() noexcept;
 
@@ -204,6 +230,26 @@ class Worker {
   PostAction pending_action_ = PostAction::none;
   Fiber* pending_fiber_ = nullptr;
   FiberId id_next_ = 0, id_limit_ = 0;
+
+  // Metrics. metrics_ is this thread's shard (obs/metrics.hpp), set when
+  // run() starts: the worker never changes thread, so its paths use it
+  // without the TLS lookup. sample_left_ counts switch-ins down to the next
+  // sampled one (begin_sample), which times its slice (slice_start_ns_, 0
+  // when none is timed) and stamps the next fiber queued here
+  // (stamp_next_). woke_idle_ is set by a sleep's wake-up and cleared when
+  // a fiber runs (noop_unparks_). Owner-only.
+  obs::Shard* metrics_ = nullptr;
+  std::int64_t slice_start_ns_ = 0;
+  std::uint32_t sample_left_ = 1;
+  bool stamp_next_ = false;
+  bool woke_idle_ = false;
+  // Time accounting for busy_ns(): written by the owner around each
+  // blocking park (relaxed stores; readers only need each value, not an
+  // order between them). sleep_since_ns_ is the start of the park in
+  // progress, 0 outside one; stop_ns_ is set when run() returns.
+  std::atomic<std::int64_t> start_ns_{0}, stop_ns_{0}, sleep_since_ns_{0};
+  std::atomic<std::uint64_t> idle_ns_{0};
+  std::atomic<std::uint32_t> idle_seq_{0};  // seqlock over the two above (note_idle)
 };
 
 /// Wakes a parked fiber (see the protocol in fiber.hpp). Any thread.
@@ -215,5 +261,16 @@ void unpark(Fiber* f) noexcept;
 /// that reaches f before it has switched out leaves a notification as
 /// unpark() does, and nothing is added. Owner thread of the list.
 void unpark(Fiber* f, FiberList& woken) noexcept;
+
+/// Pins a parked fiber for a dump (fiber.hpp: kParked -> kDumping): until
+/// unpin_parked(f) it cannot run, so its saved context and stack hold still
+/// and it stays registered. An unpark meanwhile is left for unpin_parked.
+/// False if f is not parked (then it is not pinned). Any thread; the caller
+/// keeps f alive for the call (holds its registry shard lock).
+bool pin_parked(Fiber* f) noexcept;
+
+/// Ends pin_parked(f): f is parked again, or, if an unpark came meanwhile,
+/// queued as unpark() would have. Any thread.
+void unpin_parked(Fiber* f) noexcept;
 
 }  // namespace weft::detail

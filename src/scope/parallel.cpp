@@ -171,7 +171,7 @@ void ParJob::fail(std::exception_ptr e) noexcept {
 }
 
 void ParJob::join() noexcept {
-  Waiter w;  // binds to the calling fiber, or to the calling thread
+  Waiter w(WaitReason::parallel);  // binds to the calling fiber, or to the calling thread
   waiter_ = &w;
   // acq_rel. release: publishes waiter_ to the last leaf_done(). acquire: if
   // this drops the last reference, every leaf's writes are visible now.

@@ -56,7 +56,7 @@ void ScopeState::task_completed(TaskBase* task) noexcept {
 
 void ScopeState::wait_children() noexcept {
   for (;;) {
-    Waiter w;
+    Waiter w(WaitReason::scope, reinterpret_cast<std::uintptr_t>(this));
     {
       LockGuard g(lock_);
       if (live_ == 0) return;

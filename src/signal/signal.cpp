@@ -348,7 +348,7 @@ int wait_any(SigSet set, std::int64_t deadline_ns, std::uint64_t* seen) {
       r.lock.unlock();
       return report(s);
     }
-    Waiter w;
+    Waiter w(WaitReason::signal);
     WaitNode n(&w);
     n.slot = &rec;
     const Waiter::Result res = wait_queued(r.lock, r.waiters, n, deadline_ns, [] {});

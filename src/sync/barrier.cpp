@@ -9,6 +9,7 @@ namespace weft {
 using detail::LockGuard;
 using detail::Waiter;
 using detail::WaitNode;
+using detail::WaitReason;
 
 Barrier::Barrier(std::size_t count) : count_(count) {
   if (count == 0) throw std::invalid_argument("weft::Barrier: count must be > 0");
@@ -24,7 +25,7 @@ Barrier::Result Barrier::arrive_impl(std::int64_t deadline_ns) {
     return Result::leader;
   }
   const std::uint64_t gen = generation_;
-  Waiter w;
+  Waiter w(WaitReason::barrier, reinterpret_cast<std::uintptr_t>(this));
   WaitNode n(&w);
   bool withdrawn = false;
   const Waiter::Result r = detail::wait_queued_op(lock_, waiters_, n, deadline_ns, [&] {
@@ -65,7 +66,7 @@ bool WaitGroup::wait_impl(std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  return detail::wait_for_grant(lock_, waiters_, deadline_ns);
+  return detail::wait_for_grant(lock_, waiters_, deadline_ns, this);
 }
 
 std::int64_t WaitGroup::count() const noexcept {

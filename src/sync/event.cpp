@@ -7,6 +7,7 @@ namespace weft {
 using detail::LockGuard;
 using detail::Waiter;
 using detail::WaitNode;
+using detail::WaitReason;
 
 void Event::set() noexcept {
   LockGuard g(lock_);
@@ -30,7 +31,7 @@ bool Event::wait_impl(std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  return detail::wait_for_grant(lock_, waiters_, deadline_ns);
+  return detail::wait_for_grant(lock_, waiters_, deadline_ns, this);
 }
 
 void Notify::notify_one() noexcept {
@@ -50,7 +51,7 @@ bool Notify::wait_impl(std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  return detail::wait_for_grant(lock_, waiters_, deadline_ns);
+  return detail::wait_for_grant(lock_, waiters_, deadline_ns, this);
 }
 
 bool Once::begin() {
@@ -67,7 +68,7 @@ bool Once::begin() {
       lock_.unlock();
       return true;
     }
-    Waiter w;
+    Waiter w(WaitReason::event, reinterpret_cast<std::uintptr_t>(this));
     WaitNode n(&w);
     const Waiter::Result r = detail::wait_queued(lock_, waiters_, n, detail::kNoDeadline);
     if (r != Waiter::kNotified) detail::abandoned(r);

@@ -9,6 +9,7 @@ namespace weft {
 using detail::LockGuard;
 using detail::Waiter;
 using detail::WaitNode;
+using detail::WaitReason;
 
 namespace {
 /// A waiter queued this long is handed the lock directly on the next
@@ -83,7 +84,7 @@ bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
       continue;
     }
     woken = false;
-    Waiter w;
+    Waiter w(WaitReason::mutex, reinterpret_cast<std::uintptr_t>(this));
     WaitNode n(&w);
     const bool requeue = since != 0;  // woken and overtaken: back to the front, Go-style
     if (!requeue) since = detail::monotonic_ns();
@@ -146,7 +147,7 @@ bool CondVar::wait_impl(std::unique_lock<Mutex>& lock, std::int64_t deadline_ns)
   if (m == nullptr || !lock.owns_lock()) {
     throw std::logic_error("weft::CondVar::wait: the unique_lock must own its mutex");
   }
-  Waiter w;
+  Waiter w(WaitReason::condvar, reinterpret_cast<std::uintptr_t>(this));
   WaitNode n(&w);
   lock_.lock();
   detail::push_back(waiters_, &n);

@@ -10,6 +10,7 @@ namespace weft {
 using detail::LockGuard;
 using detail::Waiter;
 using detail::WaitNode;
+using detail::WaitReason;
 
 namespace {
 void check_count(std::int64_t n, const char* what) {
@@ -51,7 +52,7 @@ bool Semaphore::acquire_impl(std::int64_t n, std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  Waiter w;
+  Waiter w(WaitReason::semaphore, reinterpret_cast<std::uintptr_t>(this));
   WaitNode node(&w);
   node.count = n;
   // A large request leaving the front may let smaller ones behind it in.

@@ -7,6 +7,7 @@ namespace weft {
 using detail::LockGuard;
 using detail::Waiter;
 using detail::WaitNode;
+using detail::WaitReason;
 
 namespace {
 constexpr std::int64_t kWriter = 1;
@@ -47,7 +48,7 @@ bool SharedMutex::lock_impl(bool exclusive, std::int64_t deadline_ns) {
     lock_.unlock();
     return true;
   }
-  Waiter w;
+  Waiter w(WaitReason::rwlock, reinterpret_cast<std::uintptr_t>(this));
   WaitNode n(&w);
   n.count = exclusive ? kWriter : kReader;
   // Leaving may unblock the readers queued behind a departing writer.

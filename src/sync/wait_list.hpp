@@ -195,13 +195,14 @@ inline bool abandoned(Waiter::Result r) {
   return false;
 }
 
-/// Waits on `l` for a grant without request data (events, counters).
+/// Waits on `l` for a grant without request data (events, counters) of the
+/// primitive at `primitive` (what a fiber dump names as its event).
 /// Precondition: `lock` held; it is released. True if granted, false on
 /// timeout. @throws weft::Cancelled if the fiber is cancelled; weft::TimedOut
 /// if the default operation timeout ran out (wait_queued_op).
-inline bool wait_for_grant(SpinLock& lock, WaitList& l, std::int64_t deadline_ns)
-    WEFT_RELEASE(lock) {
-  Waiter w;
+inline bool wait_for_grant(SpinLock& lock, WaitList& l, std::int64_t deadline_ns,
+                           const void* primitive) WEFT_RELEASE(lock) {
+  Waiter w(WaitReason::event, reinterpret_cast<std::uintptr_t>(primitive));
   WaitNode n(&w);
   const Waiter::Result r = wait_queued_op(lock, l, n, deadline_ns, [] {});
   return r == Waiter::kNotified || abandoned(r);
