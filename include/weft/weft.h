@@ -546,6 +546,41 @@ int weft_fls_set(weft_fls_key* key, void* value);
 /** The caller's value for key, or NULL. Never allocates; no lock. */
 void* weft_fls_get(const weft_fls_key* key);
 
+/* --- observability (docs/observability.md) -------------------------- */
+
+/** Output formats of weft_metrics_write() and weft_runtime_dump(). */
+enum {
+  WEFT_FORMAT_TEXT = 0, /**< metrics: Prometheus text exposition 0.0.4; dump: the text dump */
+  WEFT_FORMAT_JSON = 1  /**< metrics: a JSON array (docs/c-api.md); dump: JSON schema 1 */
+};
+
+/** Every weft metric of the process now (weft::metrics: counters, gauges
+ *  and histograms of every runtime, named and documented in
+ *  docs/observability.md), as Prometheus text (WEFT_FORMAT_TEXT, what a
+ *  /metrics endpoint serves) or as a JSON array of {"name", "type", "unit",
+ *  "help", "series": [{"labels": {...}, "value"} or {"labels", "buckets":
+ *  [{"le", "count"}], "sum", "count"}]} (WEFT_FORMAT_JSON; the last
+ *  bucket's "le" is null: +Inf). *out receives a NUL-terminated string the
+ *  caller frees with weft_free(); *len (len may be NULL) its length in
+ *  bytes, without the NUL. Never parks: any thread or fiber. Returns 0,
+ *  -EINVAL (out NULL, format unknown; *out untouched), -ENOMEM (*out NULL). */
+int weft_metrics_write(int format, char** out, size_t* len);
+
+/** A dump of every live fiber of rt (weft::Runtime::dump: id, name,
+ *  state, what a parked fiber waits on and since when, its stack and a
+ *  symbolized backtrace, labels, then the cancellation tree), as text or
+ *  JSON (schema version 1, docs/observability.md). Taken without stopping
+ *  rt: a wake-up that arrives while a fiber's stack is read is delayed,
+ *  never lost. *out and *len as weft_metrics_write(). Any thread or fiber
+ *  (from one of rt's fibers its worker stays busy for the dump's
+ *  duration). Returns 0, -EINVAL (rt or out NULL, format unknown; *out
+ *  untouched), -ENOMEM (*out NULL). */
+int weft_runtime_dump(const weft_runtime* rt, int format, char** out, size_t* len);
+
+/** Frees a string weft_metrics_write() or weft_runtime_dump() returned.
+ *  p NULL: does nothing. Any thread. */
+void weft_free(void* p);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

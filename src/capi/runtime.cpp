@@ -1,4 +1,5 @@
-// weft.h: runtime, fibers, spawn_blocking, sleeping.
+// weft.h: runtime, fibers, spawn_blocking, sleeping, and the observability
+// calls (metrics as Prometheus text or JSON, the fiber dump).
 //
 // A weft_fiber* is the task pointer of a weft::JoinHandle<void*> that gave
 // up its ownership (JoinHandle::release): no allocation beyond the C++
@@ -6,15 +7,20 @@
 // C++ API, and releases it again if the C handle stays valid.
 #include "weft/runtime.hpp"
 
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
+#include <nlohmann/json.hpp>
+#include <string>
 #include <utility>
 
 #include "capi/capi.hpp"
 #include "weft/errors.hpp"
 #include "weft/fiber.hpp"
+#include "weft/metrics.hpp"
 #include "weft/this_fiber.hpp"
 
 struct weft_runtime {
@@ -276,3 +282,81 @@ int weft_spawn_blocking(void* (*fn)(void*), void* arg, weft_fiber** out) {
 }
 
 }  // extern "C"
+
+namespace weft::capi {
+namespace {
+
+// *out = a malloc'ed NUL-terminated copy of text (weft_free frees it).
+int give_string(const std::string& text, char** out, size_t* len) noexcept {
+  *out = static_cast<char*>(std::malloc(text.size() + 1));
+  if (*out == nullptr) return -ENOMEM;
+  std::memcpy(*out, text.c_str(), text.size() + 1);
+  if (len != nullptr) *len = text.size();
+  return 0;
+}
+
+// weft::metrics::snapshot() as the JSON array weft.h documents.
+std::string metrics_json() {
+  nlohmann::json all = nlohmann::json::array();
+  for (const metrics::Metric& m : metrics::snapshot()) {
+    nlohmann::json series = nlohmann::json::array();
+    for (const metrics::Series& s : m.series) {
+      nlohmann::json labels = nlohmann::json::object();
+      for (const auto& [k, v] : s.labels) labels[k] = v;
+      nlohmann::json one = {{"labels", std::move(labels)}};
+      if (m.type == metrics::MetricType::histogram) {
+        nlohmann::json buckets = nlohmann::json::array();
+        for (const metrics::Bucket& b : s.buckets) {
+          // JSON has no infinity: the +Inf bucket's bound is null.
+          nlohmann::json le =
+              std::isinf(b.upper_bound) ? nlohmann::json(nullptr) : nlohmann::json(b.upper_bound);
+          buckets.push_back({{"le", std::move(le)}, {"count", b.cumulative_count}});
+        }
+        one["buckets"] = std::move(buckets);
+        one["sum"] = s.sum;
+        one["count"] = s.count;
+      } else {
+        one["value"] = s.value;
+      }
+      series.push_back(std::move(one));
+    }
+    all.push_back({{"name", m.name},
+                   {"type", metrics::to_string(m.type)},
+                   {"unit", m.unit},
+                   {"help", m.help},
+                   {"series", std::move(series)}});
+  }
+  return all.dump();
+}
+
+}  // namespace
+}  // namespace weft::capi
+
+int weft_metrics_write(int format, char** out, size_t* len) {
+  if (out == nullptr || (format != WEFT_FORMAT_TEXT && format != WEFT_FORMAT_JSON)) return -EINVAL;
+  *out = nullptr;
+  return guarded([&] {
+    std::string text;
+    if (format == WEFT_FORMAT_TEXT) {
+      weft::metrics::write_prometheus(text);
+    } else {
+      text = weft::capi::metrics_json();
+    }
+    return weft::capi::give_string(text, out, len);
+  });
+}
+
+int weft_runtime_dump(const weft_runtime* rt, int format, char** out, size_t* len) {
+  if (rt == nullptr || out == nullptr || (format != WEFT_FORMAT_TEXT && format != WEFT_FORMAT_JSON))
+    return -EINVAL;
+  *out = nullptr;
+  return guarded([&] {
+    return weft::capi::give_string(
+        rt->rt.dump(format == WEFT_FORMAT_TEXT ? weft::DumpFormat::text : weft::DumpFormat::json),
+        out, len);
+  });
+}
+
+void weft_free(void* p) {
+  std::free(p);
+}

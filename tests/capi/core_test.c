@@ -499,3 +499,94 @@ int death_test(const char* name) {
   fprintf(stderr, "unknown death test %s\n", name);
   return 1;
 }
+
+/* The observability calls: metrics as Prometheus text and JSON, moved by a
+ * known workload, and a fiber dump that names a parked fiber, what it waits
+ * on and the C function it parked in. */
+static void* nothing(void* arg) {
+  return arg;
+}
+
+/* The value of an unlabelled sample `name` in Prometheus text, or -1. */
+static double prometheus_value(const char* text, const char* name) {
+  char key[128];
+  snprintf(key, sizeof key, "\n%s ", name);
+  const char* at = strstr(text, key);
+  return at != NULL ? strtod(at + strlen(key), NULL) : -1;
+}
+
+/* Not static, so that the dump's backtrace can name it. */
+void* weft_capi_test_parked_in_recv(void* arg) {
+  int64_t v = 0;
+  (void)weft_chan_recv((weft_chan*)arg, &v, WEFT_NO_TIMEOUT);
+  return NULL;
+}
+
+void test_observability(void) {
+  char* text = NULL;
+  size_t len = 0;
+  CHECK_EQ(weft_metrics_write(WEFT_FORMAT_TEXT, NULL, &len), -EINVAL);
+  CHECK_EQ(weft_metrics_write(7, &text, &len), -EINVAL);
+  CHECK(text == NULL);
+  weft_free(NULL);
+
+  REQUIRE_OK(weft_metrics_write(WEFT_FORMAT_TEXT, &text, &len));
+  CHECK_EQ(len, strlen(text));
+  CHECK(strstr(text, "# TYPE weft_fiber_spawned_total counter\n") != NULL);
+  const double spawned_before = prometheus_value(text, "weft_fiber_spawned_total");
+  CHECK(spawned_before >= 0);
+  weft_free(text);
+
+  weft_runtime* rt = NULL;
+  REQUIRE_OK(weft_runtime_new(NULL, &rt));
+  enum { kSpawned = 100 };
+  for (int i = 0; i < kSpawned; ++i) {
+    weft_fiber* f = NULL;
+    REQUIRE_OK(weft_spawn(rt, nothing, NULL, &f));
+    REQUIRE_OK(weft_join(f, NULL));
+  }
+  REQUIRE_OK(weft_metrics_write(WEFT_FORMAT_TEXT, &text, &len));
+  CHECK(prometheus_value(text, "weft_fiber_spawned_total") >= spawned_before + kSpawned);
+  weft_free(text);
+  REQUIRE_OK(weft_metrics_write(WEFT_FORMAT_JSON, &text, &len));
+  CHECK_EQ(len, strlen(text));
+  CHECK(text[0] == '[');
+  CHECK(strstr(text, "\"name\":\"weft_fiber_spawned_total\"") != NULL);
+  CHECK(strstr(text, "\"type\":\"histogram\"") != NULL);
+  CHECK(strstr(text, "\"le\":null") != NULL); /* the +Inf bucket */
+  weft_free(text);
+
+  weft_chan* c = NULL;
+  REQUIRE_OK(weft_chan_new(sizeof(int64_t), 0, &c));
+  weft_spawn_options o;
+  weft_spawn_options_init(&o);
+  o.name = "c-receiver";
+  weft_fiber* f = NULL;
+  REQUIRE_OK(weft_spawn_ex(rt, &o, weft_capi_test_parked_in_recv, c, &f));
+  CHECK_EQ(weft_runtime_dump(NULL, WEFT_FORMAT_TEXT, &text, &len), -EINVAL);
+  CHECK_EQ(weft_runtime_dump(rt, 2, &text, &len), -EINVAL);
+  /* Until the receiver has parked (bounded: 30 s). */
+  int parked = 0;
+  for (int i = 0; i < 3000 && !parked; ++i) {
+    REQUIRE_OK(weft_runtime_dump(rt, WEFT_FORMAT_TEXT, &text, &len));
+    parked = strstr(text, "\"c-receiver\" [parked: chan_recv on channel 0x") != NULL;
+    if (parked) {
+      CHECK_EQ(len, strlen(text));
+      CHECK(strstr(text, "weft_capi_test_parked_in_recv") != NULL);
+    }
+    weft_free(text);
+    if (!parked) {
+      struct timespec ts = {0, 10 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  CHECK(parked);
+  REQUIRE_OK(weft_runtime_dump(rt, WEFT_FORMAT_JSON, &text, NULL));
+  CHECK(text[0] == '{');
+  CHECK(strstr(text, "\"c-receiver\"") != NULL);
+  weft_free(text);
+  weft_chan_close(c);
+  REQUIRE_OK(weft_join(f, NULL));
+  weft_chan_free(c);
+  weft_runtime_free(rt);
+}

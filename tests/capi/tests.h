@@ -17,6 +17,7 @@
   X(spawn_blocking)                   \
   X(runtime_free_cancels_fibers)      \
   X(last_error_is_per_fiber)          \
+  X(observability)                    \
   X(chan_sizes_and_capacities)        \
   X(chan_errors_and_timeouts)         \
   X(chan_close)                       \
