@@ -82,10 +82,12 @@ void BlockingPool::thread_main() noexcept {
       // Leave the cancellation tree before the joiner can return (a scope
       // waiting for us must not see us attached afterwards).
       task->cancel_node().detach();
+      // Counted before complete(): a joiner that returns must see its task
+      // in stats() (complete() publishes with release, join acquires).
+      completed_.fetch_add(1, std::memory_order_relaxed);
       task->complete();
       task->drop_runner();
       lock.lock();
-      ++completed_;
     }
   }
 retire:
@@ -114,8 +116,7 @@ std::size_t BlockingPool::queued() const {
 }
 
 std::uint64_t BlockingPool::completed() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return completed_;
+  return completed_.load(std::memory_order_relaxed);
 }
 
 }  // namespace weft::detail

@@ -8,6 +8,7 @@
 // counts them and shutdown() waits until the last one has left.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -50,13 +51,13 @@ class BlockingPool {
   const std::size_t max_threads_;
   const std::chrono::nanoseconds keep_alive_;
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // tasks arrived or shutdown
-  std::condition_variable exit_cv_;  // a thread exited
-  std::deque<TaskBase*> queue_;      // guarded by mu_
-  std::size_t threads_ = 0;          // guarded by mu_
-  std::size_t idle_ = 0;             // guarded by mu_
-  std::uint64_t completed_ = 0;      // guarded by mu_
-  bool shutdown_ = false;            // guarded by mu_
+  std::condition_variable work_cv_;          // tasks arrived or shutdown
+  std::condition_variable exit_cv_;          // a thread exited
+  std::deque<TaskBase*> queue_;              // guarded by mu_
+  std::size_t threads_ = 0;                  // guarded by mu_
+  std::size_t idle_ = 0;                     // guarded by mu_
+  std::atomic<std::uint64_t> completed_{0};  // counted before the joiner wakes
+  bool shutdown_ = false;                    // guarded by mu_
 };
 
 }  // namespace weft::detail
