@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <system_error>
 
 #include "base/futex.hpp"  // timeout_timespec
@@ -31,6 +32,14 @@ namespace {
 
 constexpr std::uint64_t kWakeToken = ~std::uint64_t{0};
 constexpr int kMaxEvents = 256;
+
+// epoll_wait's timeout: whole milliseconds, rounded up so that a timer is
+// never polled for before it is due; < 0 waits without limit.
+int timeout_ms(std::int64_t timeout_ns) noexcept {
+  if (timeout_ns < 0) return -1;
+  const std::int64_t ms = (timeout_ns + 999'999) / 1'000'000;
+  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}
 
 class EpollBackend final : public Backend {
  public:
@@ -51,6 +60,17 @@ class EpollBackend final : public Backend {
       ::close(epfd_);
       ::close(wake_fd_);
       throw std::system_error(e, std::generic_category(), "weft: epoll_ctl(eventfd)");
+    }
+    // epoll_pwait2 (Linux 5.11) takes a timespec; kernels before it, and
+    // container seccomp profiles written before it (Docker's until 20.10.x),
+    // refuse it with ENOSYS or EPERM. Probe once with a zero timeout and fall
+    // back to epoll_wait, whose timeout is in whole milliseconds.
+    // (Nothing is ready yet, so the probe consumes no event.)
+    epoll_event probe[1];
+    timespec zero{};
+    if (::epoll_pwait2(epfd_, probe, 1, &zero, nullptr) < 0 &&
+        (errno == ENOSYS || errno == EPERM)) {
+      use_pwait2_ = false;
     }
   }
   ~EpollBackend() override {
@@ -74,8 +94,9 @@ class EpollBackend final : public Backend {
     epoll_event events[kMaxEvents];
     timespec ts{};
     if (timeout_ns != 0) bump(blocking_waits_);
-    const int n =
-        ::epoll_pwait2(epfd_, events, kMaxEvents, timeout_timespec(timeout_ns, &ts), nullptr);
+    const int n = use_pwait2_ ? ::epoll_pwait2(epfd_, events, kMaxEvents,
+                                               timeout_timespec(timeout_ns, &ts), nullptr)
+                              : ::epoll_wait(epfd_, events, kMaxEvents, timeout_ms(timeout_ns));
     for (int i = 0; i < n; ++i) {
       const std::uint64_t token = events[i].data.u64;
       if (token == kWakeToken) {
@@ -159,6 +180,7 @@ class EpollBackend final : public Backend {
 
   int epfd_ = -1;
   int wake_fd_ = -1;
+  bool use_pwait2_ = true;  // false: the kernel or a seccomp filter refused it
   // Descriptors registered (never decremented: close(2) removes them
   // silently). Only a hint for has_pending().
   std::atomic<std::uint64_t> registered_{0};
