@@ -1,31 +1,36 @@
-// weft::tls::Stream: OpenSSL's protocol engine over memory BIOs, with the
-// socket I/O done by weft (design: docs/design/tls.md).
+// weft::tls::Stream: OpenSSL's protocol engine over a BIO of weft's own
+// buffers, with the socket I/O done by weft (design: docs/design/tls.md).
 //
 // The problem. OpenSSL wants to read and write a socket itself; given a
 // non-blocking one it returns WANT_READ/WANT_WRITE and expects the caller
 // to poll. Either way OpenSSL would own the descriptor's I/O, outside the
 // reactor, its deadlines and its cancellation.
 //
-// Chosen: the SSL object reads its input from a memory BIO (rbio) and
-// writes its output to another (wbio); it never touches the socket. Each
-// operation is a loop:
+// Chosen: the SSL object reads its input from, and writes its output to, a
+// BIO whose callbacks only copy between OpenSSL and two buffers of the
+// stream (`in`: ciphertext read from the socket; `out`: ciphertext to send);
+// it never touches the socket. (Memory BIOs did the same with a heap
+// buffer that grew and shrank on every record, and an extra copy each way:
+// ten mallocs per echoed message.) Each operation is a loop:
 //   1. run the SSL call under ssl_mu (never parks inside);
-//   2. send whatever it left in wbio (TcpStream::write_all, parks);
+//   2. send whatever it left in `out` (TcpStream::write_all, parks);
 //   3. on WANT_READ, read from the socket (TcpStream::read, parks) into
-//      rbio and go round again.
+//      `in` and go round again. A read that finds `in` empty and nothing
+//      buffered inside OpenSSL reads the socket first, without the SSL call
+//      that could only answer WANT_READ.
 // Deadlines and cancellation are then those of TcpStream's calls, on both
 // backends, and a stalled peer costs a parked fiber, never a worker.
 //
 // Concurrency: one reader and one writer may run at once (full duplex).
-// read_mu serialises readers (only the reader fills rbio), write_mu
-// serialises writers and every send: bytes are taken out of wbio only
+// read_mu serialises readers (only the reader fills `in`), write_mu
+// serialises writers and every send: bytes are taken out of `out` only
 // while write_mu is held, so they reach the socket in the order OpenSSL
-// produced them. ssl_mu guards the SSL object and both BIOs and is held
-// only across non-parking OpenSSL calls. A read may produce output (a TLS
+// produced them. ssl_mu guards the SSL object and both buffers' bounds and
+// is held only across non-parking OpenSSL calls. A read may produce output (a TLS
 // 1.3 KeyUpdate answer); the reader then try_locks write_mu and flushes,
 // and if a writer holds it, that writer flushes it for the reader: after
-// releasing write_mu every flusher checks wbio again (try_lock). A
-// reader's output was put in wbio before its try_lock failed, so before
+// releasing write_mu every flusher checks `out` again (try_lock). A
+// reader's output was put in `out` before its try_lock failed, so before
 // the holder's release, so the holder's re-check sees it. A blocking lock
 // there could deadlock: two peers, each with a writer blocked on a full
 // socket and a reader that would wait for that writer, never read.
@@ -44,9 +49,11 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "tls/tls_impl.hpp"
 #include "weft/sync.hpp"
@@ -80,11 +87,14 @@ std::string take_openssl_error() {
 namespace {
 
 // One TLS record's plaintext at most per SSL_write: each write becomes
-// records that are sent before the next chunk is encrypted, so wbio never
-// holds more than ~16 KiB of ciphertext.
+// records that are sent before the next chunk is encrypted, so `out` never
+// holds more than ~16 KiB of ciphertext from a writer.
 constexpr std::size_t kWriteChunk = 16 * 1024;
-// TCP reads into rbio: a whole maximal record plus its header.
-constexpr std::size_t kReadBuffer = 16 * 1024 + 512;
+// The input buffer: a whole maximal record (2^14 + 256 bytes of TLS 1.3
+// ciphertext, RFC 8446 §5.2; 2^14 + 2048 for TLS 1.2, §6.2.3 of RFC 5246)
+// plus its 5-byte header, with room to spare. OpenSSL asks for one record
+// at a time, so unread bytes never fill it.
+constexpr std::size_t kReadBuffer = 16 * 1024 + 2048 + 512;
 
 // The outcome of one SSL call, with its error read on the calling thread.
 struct CallResult {
@@ -116,37 +126,70 @@ struct Stream::Impl {
       : tcp(std::move(t)), ctx(std::move(c)) {}
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
-  ~Impl() { SSL_free(ssl); }  // frees rbio and wbio too
+  ~Impl() { SSL_free(ssl); }  // frees the BIO too
 
   net::TcpStream tcp;
   std::shared_ptr<const Context::Impl> ctx;
-  SSL* ssl = nullptr;   // guarded by ssl_mu (its pointer is constant)
-  BIO* rbio = nullptr;  // guarded by ssl_mu
-  BIO* wbio = nullptr;  // guarded by ssl_mu
+  SSL* ssl = nullptr;  // guarded by ssl_mu (its pointer is constant)
   Mutex ssl_mu;
   // The handshake's own lock. Callers that find the handshake not done
   // wait here, never on read_mu/write_mu: a reader keeps read_mu while it
   // waits for data, and a writer stuck behind it (having come in before the
   // handshake was done) could not send the request that data answers.
   Mutex hs_mu;
-  Mutex read_mu;   // one reader at a time; only the reader fills rbio
-  Mutex write_mu;  // one sender at a time; wbio is drained only under it
+  Mutex read_mu;   // one reader at a time; only the reader fills `in`
+  Mutex write_mu;  // one sender at a time; `out` is drained only under it
   // Written with release once the handshake completed under both locks;
   // read with acquire by the fast paths of read/write.
   std::atomic<bool> done{false};
   // Set when a handshake or write failed part-way: the stream's bytes are
   // no longer a valid TLS stream. release/acquire like `done`.
   std::atomic<bool> broken{false};
-  bool shut = false;             // guarded by write_mu
-  std::unique_ptr<char[]> rbuf;  // guarded by read_mu
-  std::unique_ptr<char[]> wbuf;  // guarded by write_mu
-  std::size_t wbuf_size = 0;     // guarded by write_mu
+  bool shut = false;  // guarded by write_mu
+
+  // Ciphertext read from the socket: [in_pos, in_end) is OpenSSL's to take
+  // (the BIO's read, under ssl_mu); [in_end, kReadBuffer) is the reader's
+  // to fill (read_mu) while ssl_mu is not held. Allocated at the first
+  // fill, so an idle stream costs no buffer.
+  std::unique_ptr<char[]> in;  // the pointer: read_mu
+  std::size_t in_pos = 0;      // guarded by ssl_mu
+  std::size_t in_end = 0;      // guarded by ssl_mu; grown only by the reader
+  bool in_eof = false;         // guarded by ssl_mu: the socket's end was read
+  // Ciphertext OpenSSL produced, not yet taken for sending (the BIO's
+  // write appends, under ssl_mu); swapped with `sending` under write_mu.
+  std::vector<char> out;      // guarded by ssl_mu
+  std::vector<char> sending;  // guarded by write_mu
+
+  // The BIO's callbacks (ssl_mu held: they run inside SSL calls).
+  int bio_read(char* data, std::size_t len, std::size_t* got) noexcept {
+    if (in_pos == in_end) {
+      *got = 0;
+      return 0;  // the caller sets "retry" unless in_eof
+    }
+    const std::size_t n = std::min(len, in_end - in_pos);
+    std::memcpy(data, in.get() + in_pos, n);
+    in_pos += n;
+    *got = n;
+    return 1;
+  }
+  bool bio_write(const char* data, std::size_t len) noexcept {
+    try {
+      out.insert(out.end(), data, data + len);
+      return true;
+    } catch (const std::bad_alloc&) {
+      return false;  // OpenSSL reports a failed write (SSL_ERROR_SYSCALL)
+    }
+  }
 
   // Runs op(ssl) under ssl_mu and reads its error state on this thread.
   template <class Op>
   CallResult call(Op op) {
     std::lock_guard g(ssl_mu);
-    ERR_clear_error();
+    // SSL_get_error needs an empty queue before the call. Peeking is a
+    // fraction of clearing (ERR_clear_error walks all 16 slots), and a
+    // successful call leaves the queue empty, so this clears only after
+    // code on this thread left errors behind.
+    if (ERR_peek_error() != 0) ERR_clear_error();
     CallResult r;
     r.ret = op(ssl);
     if (r.ret <= 0) {
@@ -167,23 +210,21 @@ struct Stream::Impl {
 
   bool output_pending() {
     std::lock_guard g(ssl_mu);
-    return BIO_ctrl_pending(wbio) > 0;
+    return !out.empty();
   }
 
-  // Sends everything in wbio. write_mu held.
+  // Sends everything in `out`. write_mu held.
   void flush_locked(Deadline d) {
-    if (!wbuf) {
-      wbuf_size = kWriteChunk + 1024;
-      wbuf = std::make_unique<char[]>(wbuf_size);
-    }
     for (;;) {
-      int n;
       {
         std::lock_guard g(ssl_mu);
-        n = BIO_read(wbio, wbuf.get(), static_cast<int>(wbuf_size));
+        if (out.empty()) return;
+        out.swap(sending);  // both keep their capacity: no allocation after the first records
       }
-      if (n <= 0) return;
-      tcp.write_all(wbuf.get(), static_cast<std::size_t>(n), d);
+      // A throw (timeout, reset) leaves the unsent bytes behind; the
+      // callers mark the stream broken, as a half-sent record is.
+      tcp.write_all(sending.data(), sending.size(), d);
+      sending.clear();
     }
   }
 
@@ -215,17 +256,45 @@ struct Stream::Impl {
     unlock_write(d);
   }
 
-  // Reads from the socket into rbio. read_mu held. End of stream is passed
+  // Reads from the socket into `in`. read_mu held. End of stream is passed
   // on as the BIO's end, which OpenSSL reports (close_notify seen or not).
+  // A read that times out or is cancelled loses nothing: the bytes already
+  // in `in` stay.
   void fill(Deadline d) {
-    if (!rbuf) rbuf = std::make_unique<char[]>(kReadBuffer);
-    const std::size_t n = tcp.read(rbuf.get(), kReadBuffer, d);
+    if (!in) in = std::make_unique<char[]>(kReadBuffer);
+    std::size_t start;
+    {
+      std::lock_guard g(ssl_mu);
+      // Move the unread part (a partial record) to the front; it is small.
+      if (in_pos > 0) {
+        std::memmove(in.get(), in.get() + in_pos, in_end - in_pos);
+        in_end -= in_pos;
+        in_pos = 0;
+      }
+      start = in_end;
+    }
+    if (start == kReadBuffer) {
+      // OpenSSL asks for one record at a time (see kReadBuffer).
+      broken.store(true, std::memory_order_release);
+      throw Error("weft: tls read: a record larger than the input buffer");
+    }
+    // [start, kReadBuffer) is only the reader's: no lock while parked.
+    const std::size_t n = tcp.read(in.get() + start, kReadBuffer - start, d);
     std::lock_guard g(ssl_mu);
     if (n == 0) {
-      BIO_set_mem_eof_return(rbio, 0);
+      in_eof = true;
     } else {
-      BIO_write(rbio, rbuf.get(), static_cast<int>(n));
+      in_end += n;
     }
+  }
+
+  // True when an SSL_read could only answer WANT_READ: nothing unread in
+  // `in`, nothing buffered in OpenSSL's record layer or as plaintext, the
+  // socket's end not seen, no close_notify received. read_mu held.
+  bool needs_input() {
+    std::lock_guard g(ssl_mu);
+    return in_pos == in_end && !in_eof && SSL_has_pending(ssl) == 0 &&
+           (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) == 0;
   }
 
   [[noreturn]] void fail(const char* what, const CallResult& r) {
@@ -247,7 +316,7 @@ struct Stream::Impl {
     check_usable("handshake");
     if (done.load(std::memory_order_relaxed)) return;
     // Uncontended: until `done`, every reader and writer waits on hs_mu.
-    // Held for the invariants (only the reader fills rbio, wbio is drained
+    // Held for the invariants (only the reader fills `in`, `out` is drained
     // under write_mu).
     DeadlineLock rl(read_mu, d);
     DeadlineLock wl(write_mu, d);
@@ -291,6 +360,7 @@ struct Stream::Impl {
     DeadlineLock rl(read_mu, d);
     if (!rl.held()) throw TimedOut();
     const int want = static_cast<int>(std::min<std::size_t>(len, INT32_MAX));
+    if (needs_input()) fill(d);  // TimedOut/Cancelled: nothing consumed
     for (;;) {
       std::size_t got = 0;
       const CallResult r =
@@ -302,7 +372,7 @@ struct Stream::Impl {
       if (r.err == SSL_ERROR_ZERO_RETURN) return 0;  // close_notify
       if (r.err == SSL_ERROR_WANT_READ) {
         flush_from_reader(d);
-        fill(d);  // TimedOut/Cancelled here lose nothing: rbio keeps what came
+        fill(d);  // TimedOut/Cancelled here lose nothing: `in` keeps what came
         continue;
       }
       fail("read", r);
@@ -376,6 +446,58 @@ std::string name_of(X509_NAME* n) {
   return out;
 }
 
+// The BIO of a stream: its callbacks copy between OpenSSL and the stream's
+// `in`/`out` buffers (Stream::Impl::bio_read/bio_write). An empty `in` is
+// "retry" (WANT_READ) until fill() saw the socket's end, then end of
+// stream, as a memory BIO with eof_return -1 then 0.
+int stream_bio_read(BIO* b, char* data, std::size_t len, std::size_t* got) {
+  auto* s = static_cast<Stream::Impl*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (s->bio_read(data, len, got) == 1) return 1;
+  if (!s->in_eof) BIO_set_retry_read(b);
+  return 0;
+}
+
+int stream_bio_write(BIO* b, const char* data, std::size_t len, std::size_t* put) {
+  auto* s = static_cast<Stream::Impl*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (!s->bio_write(data, len)) {
+    *put = 0;
+    return 0;
+  }
+  *put = len;
+  return 1;
+}
+
+long stream_bio_ctrl(BIO* b, int cmd, long, void*) {
+  auto* s = static_cast<Stream::Impl*>(BIO_get_data(b));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;  // output is sent by the stream, after the call
+    case BIO_CTRL_PENDING:
+      return static_cast<long>(s->in_end - s->in_pos);
+    case BIO_CTRL_WPENDING:
+      return static_cast<long>(s->out.size());
+    case BIO_CTRL_EOF:
+      return s->in_eof && s->in_pos == s->in_end ? 1 : 0;
+    default:
+      return 0;  // unsupported, as BIO_s_mem answers for the rest
+  }
+}
+
+BIO_METHOD* stream_bio_method() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "weft tls stream");
+    if (m == nullptr || BIO_meth_set_read_ex(m, stream_bio_read) != 1 ||
+        BIO_meth_set_write_ex(m, stream_bio_write) != 1 ||
+        BIO_meth_set_ctrl(m, stream_bio_ctrl) != 1) {
+      throw Error("weft: tls stream: BIO_meth_new failed: " + detail::take_openssl_error());
+    }
+    return m;  // lives as long as the process
+  }();
+  return method;
+}
+
 std::unique_ptr<Stream::Impl> make_impl(net::TcpStream tcp,
                                         std::shared_ptr<const Context::Impl> ctx) {
   auto impl = std::make_unique<Stream::Impl>(std::move(tcp), std::move(ctx));
@@ -384,17 +506,13 @@ std::unique_ptr<Stream::Impl> make_impl(net::TcpStream tcp,
   if (impl->ssl == nullptr) {
     throw Error("weft: tls stream: SSL_new failed: " + detail::take_openssl_error());
   }
-  impl->rbio = BIO_new(BIO_s_mem());
-  impl->wbio = BIO_new(BIO_s_mem());
-  if (impl->rbio == nullptr || impl->wbio == nullptr) {
-    BIO_free(impl->rbio);
-    BIO_free(impl->wbio);
+  BIO* bio = BIO_new(stream_bio_method());
+  if (bio == nullptr) {
     throw Error("weft: tls stream: BIO_new failed: " + detail::take_openssl_error());
   }
-  // An empty rbio means "no data yet" (retry), not end of stream, until
-  // fill() sees the socket's end.
-  BIO_set_mem_eof_return(impl->rbio, -1);
-  SSL_set_bio(impl->ssl, impl->rbio, impl->wbio);  // the SSL owns both now
+  BIO_set_data(bio, impl.get());
+  BIO_set_init(bio, 1);
+  SSL_set_bio(impl->ssl, bio, bio);  // one BIO both ways; the SSL owns it now
   return impl;
 }
 
