@@ -16,6 +16,7 @@
 #include "weft/net.hpp"
 #include "weft/parallel.hpp"
 #include "weft/process.hpp"
+#include "weft/quota.hpp"
 #include "weft/runtime.hpp"
 #include "weft/scope.hpp"
 #include "weft/select.hpp"
