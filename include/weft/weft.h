@@ -546,6 +546,44 @@ int weft_fls_set(weft_fls_key* key, void* value);
 /** The caller's value for key, or NULL. Never allocates; no lock. */
 void* weft_fls_get(const weft_fls_key* key);
 
+/* --- memory quotas (weft/quota.hpp) ---------------------------------- */
+
+/** A byte budget that a language runtime charges before it grows a vector
+ *  or a string on behalf of untrusted code, so that a "string bomb" gets an
+ *  error instead of exhausting memory (weft::MemoryQuota). Quotas nest: a
+ *  charge to a quota charges its ancestors too, all or nothing. Every
+ *  function may be called from any thread or fiber at once; none blocks. */
+typedef struct weft_quota weft_quota;
+
+/** A quota of limit bytes inside parent (NULL: none), named name (NULL: no
+ *  name; copied; shown in the error message). parent must outlive it.
+ *  Returns 0 and *out, -EINVAL (out NULL), -ENOMEM. */
+int weft_quota_new(size_t limit, weft_quota* parent, const char* name, weft_quota** out);
+
+/** Frees q (NULL: nothing). Its children must be freed first; charges left
+ *  on it go back to its ancestors. */
+void weft_quota_free(weft_quota* q);
+
+/** Charges bytes to q and every ancestor, or nothing if any of them would
+ *  pass its limit. Returns 0, -EINVAL (q NULL), or -ENOMEM (refused:
+ *  weft_last_error() names the full quota, its usage and limit). */
+int weft_quota_charge(weft_quota* q, size_t bytes);
+
+/** Returns bytes charged earlier to q and its ancestors (q NULL: nothing).
+ *  Returning more than was charged clamps the usage at 0. */
+void weft_quota_release(weft_quota* q, size_t bytes);
+
+/** q's limit, current usage and highest usage, in bytes, and the number of
+ *  charges it refused (q NULL: 0). */
+size_t weft_quota_limit(const weft_quota* q);
+size_t weft_quota_used(const weft_quota* q);
+size_t weft_quota_peak(const weft_quota* q);
+uint64_t weft_quota_refusals(const weft_quota* q);
+
+/** Changes q's limit; lowering it below the usage refuses new charges until
+ *  enough is released (q NULL: nothing). */
+void weft_quota_set_limit(weft_quota* q, size_t limit);
+
 /* --- observability (docs/observability.md) -------------------------- */
 
 /** Output formats of weft_metrics_write() and weft_runtime_dump(). */

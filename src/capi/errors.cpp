@@ -10,6 +10,7 @@
 
 #include "capi/capi.hpp"
 #include "weft/fls.hpp"
+#include "weft/quota.hpp"
 
 namespace weft::capi {
 namespace {
@@ -45,6 +46,9 @@ int current_error(int logic_error_code) noexcept {
     const int v = e.code().value();
     if ((cat == std::generic_category() || cat == std::system_category()) && v > 0) return -v;
     return -EIO;
+  } catch (const QuotaExceeded& e) {
+    set_last_error(e.what());  // names the quota, its usage and its limit
+    return -ENOMEM;
   } catch (const std::bad_alloc&) {
     set_last_error("weft: out of memory");
     return -ENOMEM;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "check.h"
 #include "tests.h"
@@ -243,4 +244,49 @@ void test_waitgroup(void) {
   weft_waitgroup_free(wg);
   weft_waitgroup_free(NULL);
   weft_runtime_free(rt);
+}
+
+/* Memory quotas: a language runtime charges before growing a string; the
+ * refusal is -ENOMEM with the quota named, nested charges are all or
+ * nothing, and the figures return to zero. */
+void test_quota(void) {
+  CHECK_EQ(weft_quota_new(10, NULL, NULL, NULL), -EINVAL);
+  CHECK_EQ(weft_quota_charge(NULL, 1), -EINVAL);
+  CHECK_EQ(weft_quota_used(NULL), 0);
+  weft_quota_release(NULL, 1);
+  weft_quota_free(NULL);
+
+  weft_quota* tenant = NULL;
+  weft_quota* string = NULL;
+  REQUIRE_OK(weft_quota_new(1000, NULL, "tenant", &tenant));
+  REQUIRE_OK(weft_quota_new(800, tenant, "string", &string));
+  /* Growth by doubling, as a string bomb: stops at 512 (1024 > 800). */
+  size_t have = 0;
+  for (size_t want = 1; want <= 4096; want *= 2) {
+    if (weft_quota_charge(string, want - have) != 0) break;
+    have = want;
+  }
+  CHECK_EQ(have, 512);
+  CHECK_EQ(weft_quota_used(string), 512);
+  CHECK_EQ(weft_quota_used(tenant), 512);
+  CHECK_EQ(weft_quota_refusals(string), 1);
+  CHECK_EQ(weft_quota_charge(string, 512), -ENOMEM);
+  CHECK(strstr(weft_last_error(), "'string' exceeded: 512 bytes requested, 512 of 800") != NULL);
+  /* Refused by the parent: the child keeps nothing of it. */
+  CHECK_EQ(weft_quota_charge(tenant, 400), 0);
+  CHECK_EQ(weft_quota_charge(string, 200), -ENOMEM);
+  CHECK(strstr(weft_last_error(), "'tenant'") != NULL);
+  CHECK_EQ(weft_quota_used(string), 512);
+  CHECK_EQ(weft_quota_used(tenant), 912);
+  weft_quota_release(tenant, 400);
+  weft_quota_release(string, 512);
+  CHECK_EQ(weft_quota_used(tenant), 0);
+  CHECK_EQ(weft_quota_peak(tenant), 912);
+  CHECK_EQ(weft_quota_limit(string), 800);
+  weft_quota_set_limit(string, 100);
+  CHECK_EQ(weft_quota_charge(string, 101), -ENOMEM);
+  CHECK_EQ(weft_quota_charge(string, 100), 0);
+  weft_quota_free(string); /* its 100 bytes go back to the tenant */
+  CHECK_EQ(weft_quota_used(tenant), 0);
+  weft_quota_free(tenant);
 }

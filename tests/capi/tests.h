@@ -33,6 +33,7 @@
   X(cond_producer_consumer)           \
   X(cond_broadcast_timeout_cancel)    \
   X(waitgroup)                        \
+  X(quota)                            \
   X(scope)                            \
   X(scope_outer_cancel_and_errors)    \
   X(tokens)                           \
