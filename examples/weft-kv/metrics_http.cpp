@@ -251,7 +251,17 @@ void serve_metrics_http(weft::net::TcpListener& listener, weft::Scope& scope,
       try {
         weft::this_fiber::set_label("peer", c.peer_address().to_string());
         serve_requests(c, pages);
+        // Lingering close (as weft-http-hello's): unread input at close()
+        // would make the kernel reset the connection, which can destroy
+        // the response before the client has read it.
         c.shutdown(weft::net::Shutdown::write);
+        const weft::Deadline until = weft::Deadline::after(std::chrono::seconds(1));
+        char drain[4096];
+        for (std::size_t total = 0; total < (std::size_t{1} << 20);) {
+          const std::size_t n = c.read(drain, sizeof drain, until);
+          if (n == 0) break;
+          total += n;
+        }
       } catch (const std::system_error&) {
         // Reset, or gone: drop it.
       } catch (const weft::TimedOut&) {
