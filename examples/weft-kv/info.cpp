@@ -284,8 +284,9 @@ std::string Server::metrics_text() {
   // those run at least once, in the table's order.
   std::vector<std::pair<const Command*, const CommandStat*>> ran;
   const auto add_ran = [&](const Command& c) {
-    const CommandStat& st = command_stats_.at(&c);
-    if (st.calls.load(std::memory_order_relaxed) != 0) ran.emplace_back(&c, &st);
+    const auto it = command_stats_.find(&c);
+    if (it != command_stats_.end() && it->second.calls.load(std::memory_order_relaxed) != 0)
+      ran.emplace_back(&c, &it->second);
   };
   for (const Command& c : command_table()) {
     add_ran(c);
