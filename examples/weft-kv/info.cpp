@@ -272,11 +272,6 @@ std::string label(std::string_view key, std::string_view value) {
 std::string Server::metrics_text() {
   std::string out;
   weft::metrics::write_prometheus(out);
-  const auto scalar = [&out](std::string_view name, std::string_view type, std::string_view help,
-                             double v) {
-    append_prometheus_header(out, name, type, help);
-    sample(out, name, "", v);
-  };
   const auto relaxed = [](const std::atomic<std::uint64_t>& a) {
     return static_cast<double>(a.load(std::memory_order_relaxed));
   };
@@ -302,43 +297,54 @@ std::string Server::metrics_text() {
   for (const auto& [c, st] : ran)
     sample(out, "weft_kv_commands_duration_seconds_total", label("cmd", c->name),
            relaxed(st->usec) / 1e6);
-  scalar("weft_kv_commands_processed_total", "counter",
-         "Commands processed (INFO total_commands_processed).", relaxed(stats_.commands));
-  scalar("weft_kv_keyspace_hits_total", "counter", "Key lookups that found the key.",
-         relaxed(stats_.hits));
-  scalar("weft_kv_keyspace_misses_total", "counter", "Key lookups that found no key.",
-         relaxed(stats_.misses));
-  scalar("weft_kv_connected_clients", "gauge", "Client connections open.",
-         static_cast<double>(active_.count()));
-  scalar("weft_kv_connections_received_total", "counter", "Client connections accepted.",
-         relaxed(stats_.connections));
-  scalar("weft_kv_rejected_connections_total", "counter",
-         "Client connections refused for maxclients.", relaxed(stats_.rejected));
-  scalar("weft_kv_blocked_clients", "gauge", "Clients waiting in a blocking command.",
-         static_cast<double>(keyspace_.blocked_clients()));
-  scalar("weft_kv_keys", "gauge", "Keys in the keyspace.", static_cast<double>(keyspace_.keys()));
-  scalar("weft_kv_expired_keys_total", "counter", "Keys deleted because their TTL passed.",
-         static_cast<double>(keyspace_.expired()));
-  scalar("weft_kv_evicted_keys_total", "counter",
-         "Keys evicted for maxmemory (always 0: the policy is noeviction).", 0);
-  scalar("weft_kv_pubsub_channels", "gauge", "Channels with at least one subscriber.",
-         static_cast<double>(pubsub_.channel_count()));
-  scalar("weft_kv_pubsub_patterns", "gauge", "Pattern subscriptions.",
-         static_cast<double>(pubsub_.pattern_count()));
-  scalar("weft_kv_net_input_bytes_total", "counter", "Bytes read from clients.",
-         relaxed(stats_.net_in));
-  scalar("weft_kv_net_output_bytes_total", "counter", "Bytes written to clients.",
-         relaxed(stats_.net_out));
-  scalar("weft_kv_slowlog_entries", "gauge", "Entries in the SLOWLOG.",
-         static_cast<double>(slowlog_.size()));
   const AofStatus st = aof_ != nullptr ? aof_->status() : AofStatus{};
-  scalar("weft_kv_aof_enabled", "gauge", "1 when the append-only file is on.",
-         aof_ != nullptr ? 1 : 0);
-  scalar("weft_kv_aof_writes_total", "counter",
-         "Writes of buffered records to the AOF (one per group-commit round).",
-         static_cast<double>(st.writes));
-  scalar("weft_kv_aof_write_errors_total", "counter", "Failed AOF writes and fdatasyncs.",
-         static_cast<double>(st.errors));
+  const struct {
+    const char* name;
+    const char* type;
+    const char* help;
+    double value;
+  } scalars[] = {
+      {"weft_kv_commands_processed_total", "counter",
+       "Commands processed (INFO total_commands_processed).", relaxed(stats_.commands)},
+      {"weft_kv_keyspace_hits_total", "counter", "Key lookups that found the key.",
+       relaxed(stats_.hits)},
+      {"weft_kv_keyspace_misses_total", "counter", "Key lookups that found no key.",
+       relaxed(stats_.misses)},
+      {"weft_kv_connected_clients", "gauge", "Client connections open.",
+       static_cast<double>(active_.count())},
+      {"weft_kv_connections_received_total", "counter", "Client connections accepted.",
+       relaxed(stats_.connections)},
+      {"weft_kv_rejected_connections_total", "counter",
+       "Client connections refused for maxclients.", relaxed(stats_.rejected)},
+      {"weft_kv_blocked_clients", "gauge", "Clients waiting in a blocking command.",
+       static_cast<double>(keyspace_.blocked_clients())},
+      {"weft_kv_keys", "gauge", "Keys in the keyspace.", static_cast<double>(keyspace_.keys())},
+      {"weft_kv_expired_keys_total", "counter", "Keys deleted because their TTL passed.",
+       static_cast<double>(keyspace_.expired())},
+      {"weft_kv_evicted_keys_total", "counter",
+       "Keys evicted for maxmemory (always 0: the policy is noeviction).", 0},
+      {"weft_kv_pubsub_channels", "gauge", "Channels with at least one subscriber.",
+       static_cast<double>(pubsub_.channel_count())},
+      {"weft_kv_pubsub_patterns", "gauge", "Pattern subscriptions.",
+       static_cast<double>(pubsub_.pattern_count())},
+      {"weft_kv_net_input_bytes_total", "counter", "Bytes read from clients.",
+       relaxed(stats_.net_in)},
+      {"weft_kv_net_output_bytes_total", "counter", "Bytes written to clients.",
+       relaxed(stats_.net_out)},
+      {"weft_kv_slowlog_entries", "gauge", "Entries in the SLOWLOG.",
+       static_cast<double>(slowlog_.size())},
+      {"weft_kv_aof_enabled", "gauge", "1 when the append-only file is on.",
+       aof_ != nullptr ? 1.0 : 0.0},
+      {"weft_kv_aof_writes_total", "counter",
+       "Writes of buffered records to the AOF (one per group-commit round).",
+       static_cast<double>(st.writes)},
+      {"weft_kv_aof_write_errors_total", "counter", "Failed AOF writes and fdatasyncs.",
+       static_cast<double>(st.errors)},
+  };
+  for (const auto& m : scalars) {
+    append_prometheus_header(out, m.name, m.type, m.help);
+    sample(out, m.name, "", m.value);
+  }
   const LatencyHistogram::Snapshot fs =
       aof_ != nullptr ? aof_->fsync_latency() : LatencyHistogram::Snapshot{};
   append_prometheus_header(out, "weft_kv_aof_fsync_duration_seconds", "histogram",

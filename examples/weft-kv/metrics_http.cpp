@@ -206,6 +206,19 @@ void serve_requests(weft::net::TcpStream& conn, const MetricsPages& pages) {
 
 }  // namespace
 
+weft::net::TcpStream accept_retrying(weft::net::TcpListener& listener, const char* what) {
+  for (;;) {
+    try {
+      return listener.accept();
+    } catch (const std::system_error& e) {
+      // Out of fds or memory: keep serving the clients we have and retry
+      // (as Redis, which logs and goes on).
+      std::fprintf(stderr, "weft-kv: %s: %s\n", what, e.what());
+      weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
 void serve_metrics_http(weft::net::TcpListener& listener, weft::Scope& scope,
                         const MetricsPages& pages) {
   // Connections being served (this loop's fibers only): a relaxed count
@@ -214,14 +227,7 @@ void serve_metrics_http(weft::net::TcpListener& listener, weft::Scope& scope,
   weft::FiberOptions opts;
   opts.name = "metrics-http";
   for (;;) {
-    weft::net::TcpStream conn;
-    try {
-      conn = listener.accept();
-    } catch (const std::system_error& e) {
-      std::fprintf(stderr, "weft-kv: metrics: accept: %s\n", e.what());
-      weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
+    weft::net::TcpStream conn = accept_retrying(listener, "metrics: accept");
     if (open->load(std::memory_order_relaxed) >= kMetricsMaxConnections) {
       std::string out;
       append_http_response(out,

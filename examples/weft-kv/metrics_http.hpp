@@ -64,10 +64,15 @@ void append_http_response(std::string& out, const HttpResponse& r, bool head_onl
 /// The reason phrase of a status the endpoint sends ("Not Found").
 std::string_view http_reason(int status) noexcept;
 
+/// listener.accept(), retried every 10 ms after a failure (out of fds or
+/// memory), each failure logged as "weft-kv: <what>: <error>". For the
+/// accept loops of the Redis port and of the metrics port.
+/// @throws weft::Cancelled.
+weft::net::TcpStream accept_retrying(weft::net::TcpListener& listener, const char* what);
+
 /// Serves HTTP connections accepted on `listener`, each on a fiber of
 /// `scope` named "metrics-http", until the calling fiber is cancelled
-/// (weft::Cancelled propagates). Accept failures (fds, memory) are logged
-/// and retried after 10 ms.
+/// (weft::Cancelled propagates). Accept failures as accept_retrying.
 void serve_metrics_http(weft::net::TcpListener& listener, weft::Scope& scope,
                         const MetricsPages& pages);
 

@@ -230,16 +230,7 @@ weft::net::TcpListener Server::bind_listener(const weft::net::BindOptions& bo) {
 
 void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
   for (;;) {
-    weft::net::TcpStream conn;
-    try {
-      conn = listener.accept();
-    } catch (const std::system_error& e) {
-      // Out of fds or memory: keep serving the clients we have and retry
-      // (as Redis, which logs and goes on).
-      std::fprintf(stderr, "weft-kv: accept: %s\n", e.what());
-      weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
+    weft::net::TcpStream conn = accept_retrying(listener, "accept");
     stats_.connections.fetch_add(1, std::memory_order_relaxed);
     if (static_cast<std::size_t>(active_.count()) >= options_.maxclients) {
       stats_.rejected.fetch_add(1, std::memory_order_relaxed);
