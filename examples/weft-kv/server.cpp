@@ -132,9 +132,16 @@ void Server::run() {
   weft::net::TcpListener listener = bind_listener(bo);
   bound_port_ = listener.local_address().port();
   std::optional<weft::net::TcpListener> metrics_listener;
-  if (options_.metrics_port >= 0)
-    metrics_listener.emplace(weft::net::TcpListener::bind(
-        weft::net::Address(options_.bind, static_cast<std::uint16_t>(options_.metrics_port))));
+  if (options_.metrics_port >= 0) {
+    try {
+      metrics_listener.emplace(weft::net::TcpListener::bind(
+          weft::net::Address(options_.bind, static_cast<std::uint16_t>(options_.metrics_port))));
+    } catch (const std::system_error& e) {
+      // what(): "weft-kv: --metrics-port: bind 127.0.0.1:9121: Address already in use".
+      throw std::system_error(e.code(), "weft-kv: --metrics-port: bind " + options_.bind + ":" +
+                                            std::to_string(options_.metrics_port));
+    }
+  }
   // Named fibers: the dump (SIGQUIT, /debug/fibers) shows what each is.
   const auto named = [](const char* name) {
     weft::FiberOptions o;

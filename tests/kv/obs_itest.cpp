@@ -371,3 +371,23 @@ TEST(ObsSignal, SigquitPrintsTheDumpAndKeepsServing) {
 }
 
 }  // namespace
+
+namespace {
+
+// A metrics port that cannot be bound is a clear error at start-up, exit 1.
+TEST(ObsMetricsPort, ATakenPortIsAClearError) {
+  KV_REQUIRE_SERVER();
+  KV_WEFT_KV_ONLY("--metrics-port is weft-kv's");
+  auto taken = weft::net::TcpListener::bind(weft::net::Address::loopback_ipv4(0));
+  const std::string port = std::to_string(taken.local_address().port());
+  const auto r = kv::itest::run_tool(
+      kv::itest::target().binary,
+      {"--port", std::to_string(kv::itest::free_port()), "--metrics-port", port});
+  EXPECT_EQ(r.status, weft::process::ExitStatus::exited(1)) << r.out << r.err;
+  EXPECT_NE(
+      r.err.find("weft-kv: --metrics-port: bind 127.0.0.1:" + port + ": Address already in use"),
+      std::string::npos)
+      << r.err;
+}
+
+}  // namespace
