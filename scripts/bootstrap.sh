@@ -31,7 +31,7 @@ packages=(
   libtomlplusplus-dev # toml++: the configuration file parser (Config::from_file, WEFT_CONFIG)
   libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
   libdw-dev # elfutils: symbols and source lines of backtraces (src/obs/backtrace.cpp)
-  prometheus # promtool: tests/obs checks weft's /metrics page with `promtool check metrics`
+  prometheus # promtool: tests/obs and tests/kv (weft-kv --metrics-port) check /metrics pages with `promtool check metrics`
   abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
   python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
 )

@@ -29,6 +29,8 @@
 #include <string>
 #include <string_view>
 
+#include "histogram.hpp"
+
 namespace kv {
 
 /// When the AOF is fsynced (Redis: appendfsync).
@@ -76,6 +78,7 @@ struct AofStatus {
   bool ok = true;              ///< false while a write or fdatasync keeps failing
   int error = 0;               ///< the errno of the current failure (ENOSPC, EIO, ...)
   std::uint64_t errors = 0;    ///< failed writes and fdatasyncs since open()
+  std::uint64_t writes = 0;    ///< successful writes of buffered records (group-commit rounds)
   std::uint64_t buffered = 0;  ///< bytes appended and not yet written
 };
 
@@ -210,6 +213,10 @@ class Aof {
   virtual AofStatus status() const = 0;
   /// status().ok, as one atomic load (for a check on every write).
   virtual bool healthy() const noexcept = 0;
+  /// How long each successful fdatasync of the file took since open()
+  /// (the group-commit rounds' and everysec's; not replay's repair).
+  /// Thread-safe.
+  virtual LatencyHistogram::Snapshot fsync_latency() const noexcept = 0;
 };
 
 }  // namespace kv

@@ -102,6 +102,10 @@ struct Client {
   /// them changes (Shard::watch; read by EXEC under every shard lock).
   std::vector<std::string> watched;
   std::atomic<bool> watch_dirty{false};
+  /// Nanoseconds this client's blocking commands have spent parked waiting
+  /// for a key (BlockWatch::park adds them; connection fiber only), so a
+  /// command's measured duration leaves the wait out, as Redis's does.
+  std::int64_t parked_ns = 0;
 };
 
 }  // namespace kv

@@ -22,6 +22,7 @@
 #include "options.hpp"
 #include "pubsub.hpp"
 #include "settings.hpp"
+#include "slowlog.hpp"
 
 namespace kv {
 
@@ -81,6 +82,20 @@ class Host {
   /// The publish/subscribe registry; null where there is none (AOF
   /// replay, tests without one): PUBLISH then reaches nobody.
   virtual PubSub* pubsub() noexcept { return nullptr; }
+  /// Called after each command a client ran (its handler returned, with a
+  /// reply or an error; not for a command refused before it ran, queued by
+  /// MULTI or replayed from the AOF), before its reply is sent: the server
+  /// counts it per command (/metrics, as INFO commandstats) and offers it
+  /// to the slow log. `cmd` is the subcommand's row for a container.
+  /// `duration_us`: the handler's time, without the time a blocking
+  /// command waited for a key (Client::parked_ns). The default does nothing.
+  virtual void command_done(const Context& ctx, const Command& cmd,
+                            std::int64_t duration_us) noexcept {
+    (void)ctx, (void)cmd, (void)duration_us;
+  }
+  /// The slow log (SLOWLOG); null where there is none (AOF replay, tests
+  /// without one): SLOWLOG then shows an empty log.
+  virtual SlowLog* slowlog() noexcept { return nullptr; }
 };
 
 /// What a command handler sees: its arguments, where its reply goes, the

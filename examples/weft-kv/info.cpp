@@ -2,12 +2,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <fstream>
 
 #include "memory.hpp"
+#include "metrics_http.hpp"
 #include "server.hpp"
+#include "weft/metrics.hpp"
 
 namespace kv {
 
@@ -169,32 +172,27 @@ std::string Server::info(std::string_view section) {
     s += "\r\n";
   }
   if (all || section == "weft") {
-    const weft::RuntimeStats rs = runtime_.stats();
+    // The runtime's registry (weft::metrics), one line per series, named
+    // as /metrics names its samples: counters and gauges as
+    // `name{labels}:value`, histograms as their `_count` and `_sum`.
     s += "# Weft\r\n";
     line(s, "weft_workers:%zu", runtime_.workers());
     line(s, "weft_io_backend:%s",
          runtime_.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll");
-    line(s, "weft_fibers_alive:%llu", static_cast<unsigned long long>(rs.fibers_alive));
-    line(s, "weft_fibers_spawned:%llu", static_cast<unsigned long long>(rs.fibers_spawned));
-    line(s, "weft_fibers_completed:%llu", static_cast<unsigned long long>(rs.fibers_completed));
-    line(s, "weft_fibers_runnable:%llu", static_cast<unsigned long long>(rs.fibers_runnable));
-    line(s, "weft_fibers_parked:%llu", static_cast<unsigned long long>(rs.fibers_parked));
-    line(s, "weft_fiber_parks:%llu", static_cast<unsigned long long>(rs.fiber_parks));
-    line(s, "weft_steals:%llu", static_cast<unsigned long long>(rs.steals));
-    line(s, "weft_injector_depth:%llu", static_cast<unsigned long long>(rs.injector_depth));
-    line(s, "weft_io_requests:%llu", static_cast<unsigned long long>(rs.io_requests));
-    line(s, "weft_blocking_threads:%llu", static_cast<unsigned long long>(rs.blocking_threads));
-    line(s, "weft_blocking_tasks:%llu", static_cast<unsigned long long>(rs.blocking_tasks));
-    for (std::size_t i = 0; i < rs.workers.size(); ++i) {
-      const weft::WorkerStats& w = rs.workers[i];
-      line(s,
-           "weft_worker%zu:switches=%llu,steals=%llu,parks=%llu,sleeps=%llu,runnable=%llu,"
-           "io_requests=%llu",
-           i, static_cast<unsigned long long>(w.switches),
-           static_cast<unsigned long long>(w.steals),
-           static_cast<unsigned long long>(w.fiber_parks),
-           static_cast<unsigned long long>(w.sleeps), static_cast<unsigned long long>(w.runnable),
-           static_cast<unsigned long long>(w.io_requests));
+    for (const weft::metrics::Metric& m : weft::metrics::snapshot()) {
+      for (const weft::metrics::Series& ser : m.series) {
+        std::string name = m.name;
+        std::string labels;
+        for (const auto& [k, v] : ser.labels)
+          labels += (labels.empty() ? "{" : ",") + k + "=\"" + v + "\"";
+        if (!labels.empty()) labels += "}";
+        if (m.type == weft::metrics::MetricType::histogram) {
+          s += name + "_count" + labels + ":" + std::to_string(ser.count) + "\r\n";
+          s += name + "_sum" + labels + ":" + prometheus_number(ser.sum) + "\r\n";
+        } else {
+          s += name + labels + ":" + prometheus_number(ser.value) + "\r\n";
+        }
+      }
     }
     s += "\r\n";
   }
@@ -239,6 +237,137 @@ std::string Server::client_list(const Client* self) {
     s += tail;
   }
   return s;
+}
+
+namespace {
+
+/// A counter or gauge sample: `name{labels} value`.
+void sample(std::string& out, std::string_view name, std::string_view labels, double v) {
+  out += name;
+  out += labels;
+  out += ' ';
+  out += prometheus_number(v);
+  out += '\n';
+}
+
+/// A label set `{key="value"}` with Prometheus's escapes in the value.
+std::string label(std::string_view key, std::string_view value) {
+  std::string s = "{";
+  s += key;
+  s += "=\"";
+  for (const char c : value) {
+    if (c == '\\' || c == '"') s += '\\';
+    if (c == '\n') {
+      s += "\\n";
+      continue;
+    }
+    s += c;
+  }
+  s += "\"}";
+  return s;
+}
+
+}  // namespace
+
+std::string Server::metrics_text() {
+  std::string out;
+  weft::metrics::write_prometheus(out);
+  const auto relaxed = [](const std::atomic<std::uint64_t>& a) {
+    return static_cast<double>(a.load(std::memory_order_relaxed));
+  };
+  // Commands by name, as INFO commandstats (a subcommand as "config|get"),
+  // those run at least once, in the table's order.
+  std::vector<std::pair<const Command*, const CommandStat*>> ran;
+  const auto add_ran = [&](const Command& c) {
+    const auto it = command_stats_.find(&c);
+    if (it != command_stats_.end() && it->second.calls.load(std::memory_order_relaxed) != 0)
+      ran.emplace_back(&c, &it->second);
+  };
+  for (const Command& c : command_table()) {
+    add_ran(c);
+    for (const Command& sub : c.subcommands) add_ran(sub);
+  }
+  append_prometheus_header(out, "weft_kv_commands_total", "counter",
+                           "Commands run, by name (INFO commandstats' calls).");
+  for (const auto& [c, st] : ran)
+    sample(out, "weft_kv_commands_total", label("cmd", c->name), relaxed(st->calls));
+  append_prometheus_header(out, "weft_kv_commands_duration_seconds_total", "counter",
+                           "Time spent running commands, by name (INFO commandstats' usec; a "
+                           "blocking command's wait excluded).");
+  for (const auto& [c, st] : ran)
+    sample(out, "weft_kv_commands_duration_seconds_total", label("cmd", c->name),
+           relaxed(st->usec) / 1e6);
+  const AofStatus st = aof_ != nullptr ? aof_->status() : AofStatus{};
+  const struct {
+    const char* name;
+    const char* type;
+    const char* help;
+    double value;
+  } scalars[] = {
+      {"weft_kv_commands_processed_total", "counter",
+       "Commands processed (INFO total_commands_processed).", relaxed(stats_.commands)},
+      {"weft_kv_keyspace_hits_total", "counter", "Key lookups that found the key.",
+       relaxed(stats_.hits)},
+      {"weft_kv_keyspace_misses_total", "counter", "Key lookups that found no key.",
+       relaxed(stats_.misses)},
+      {"weft_kv_connected_clients", "gauge", "Client connections open.",
+       static_cast<double>(active_.count())},
+      {"weft_kv_connections_received_total", "counter", "Client connections accepted.",
+       relaxed(stats_.connections)},
+      {"weft_kv_rejected_connections_total", "counter",
+       "Client connections refused for maxclients.", relaxed(stats_.rejected)},
+      {"weft_kv_blocked_clients", "gauge", "Clients waiting in a blocking command.",
+       static_cast<double>(keyspace_.blocked_clients())},
+      {"weft_kv_keys", "gauge", "Keys in the keyspace.", static_cast<double>(keyspace_.keys())},
+      {"weft_kv_expired_keys_total", "counter", "Keys deleted because their TTL passed.",
+       static_cast<double>(keyspace_.expired())},
+      {"weft_kv_evicted_keys_total", "counter",
+       "Keys evicted for maxmemory (always 0: the policy is noeviction).", 0},
+      {"weft_kv_pubsub_channels", "gauge", "Channels with at least one subscriber.",
+       static_cast<double>(pubsub_.channel_count())},
+      {"weft_kv_pubsub_patterns", "gauge", "Pattern subscriptions.",
+       static_cast<double>(pubsub_.pattern_count())},
+      {"weft_kv_net_input_bytes_total", "counter", "Bytes read from clients.",
+       relaxed(stats_.net_in)},
+      {"weft_kv_net_output_bytes_total", "counter", "Bytes written to clients.",
+       relaxed(stats_.net_out)},
+      {"weft_kv_slowlog_entries", "gauge", "Entries in the SLOWLOG.",
+       static_cast<double>(slowlog_.size())},
+      {"weft_kv_aof_enabled", "gauge", "1 when the append-only file is on.",
+       aof_ != nullptr ? 1.0 : 0.0},
+      {"weft_kv_aof_writes_total", "counter",
+       "Writes of buffered records to the AOF (one per group-commit round).",
+       static_cast<double>(st.writes)},
+      {"weft_kv_aof_write_errors_total", "counter", "Failed AOF writes and fdatasyncs.",
+       static_cast<double>(st.errors)},
+  };
+  for (const auto& m : scalars) {
+    append_prometheus_header(out, m.name, m.type, m.help);
+    sample(out, m.name, "", m.value);
+  }
+  const LatencyHistogram::Snapshot fs =
+      aof_ != nullptr ? aof_->fsync_latency() : LatencyHistogram::Snapshot{};
+  append_prometheus_header(out, "weft_kv_aof_fsync_duration_seconds", "histogram",
+                           "Time of each successful fdatasync of the AOF.");
+  for (std::size_t i = 0; i <= LatencyHistogram::kBounds; ++i) {
+    const std::string le =
+        i < LatencyHistogram::kBounds ? prometheus_number(LatencyHistogram::bound(i)) : "+Inf";
+    sample(out, "weft_kv_aof_fsync_duration_seconds_bucket", label("le", le),
+           static_cast<double>(fs.cumulative[i]));
+  }
+  sample(out, "weft_kv_aof_fsync_duration_seconds_sum", "", fs.sum_seconds);
+  sample(out, "weft_kv_aof_fsync_duration_seconds_count", "", static_cast<double>(fs.count));
+  return out;
+}
+
+void Server::serve_metrics(weft::net::TcpListener& listener, weft::Scope& scope) {
+  MetricsPages pages;
+  pages.metrics = [this] { return metrics_text(); };
+  pages.fibers = [this](weft::DumpFormat f) {
+    // Off the workers: a dump reads /proc/self/maps and symbols for a while.
+    return weft::spawn_blocking([this, f] { return runtime_.dump(f); }).join();
+  };
+  serve_metrics_http(listener, scope, pages);
 }
 
 }  // namespace kv

@@ -35,6 +35,11 @@ const char* const kUsage =
     "                          'normal 0 0 0 pubsub 32mb 8mb 60')\n"
     "  --write-timeout S       reply writes without progress for S seconds close the\n"
     "                          client (default: --timeout's value)\n"
+    "  --metrics-port N        serve /metrics (Prometheus) and /debug/fibers over HTTP\n"
+    "                          on N (0 = a free port, logged); default: off\n"
+    "  --slowlog-log-slower-than US  log commands that take at least US microseconds\n"
+    "                          in the SLOWLOG (-1 = none, 0 = all; default 10000)\n"
+    "  --slowlog-max-len N     SLOWLOG entries kept (default 128)\n"
     "  --help                  this text\n"
     "Without options it serves an in-memory keyspace on 127.0.0.1:6380.\n";
 
@@ -142,6 +147,15 @@ Options parse_options(std::span<char* const> args, bool* help) {
       o.timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
     } else if (a == "--write-timeout") {
       o.write_timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
+    } else if (a == "--metrics-port") {
+      o.metrics_port = static_cast<int>(parse_uint(a, v, 0, 65535));
+    } else if (a == "--slowlog-log-slower-than") {
+      if (v == "-1")
+        o.slowlog_log_slower_than = -1;
+      else
+        o.slowlog_log_slower_than = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));
+    } else if (a == "--slowlog-max-len") {
+      o.slowlog_max_len = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));
     } else if (a == "--client-output-buffer-limit") {
       // "<class> <hard> <soft> <seconds>", one or more groups, sizes with
       // redis.conf units; the classes weft-kv has are normal and pubsub.

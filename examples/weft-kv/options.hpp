@@ -43,6 +43,14 @@ struct Options {
   /// Bind retries on EADDRINUSE (a killed predecessor's socket still being
   /// torn down), 10 ms apart.
   std::size_t bind_retries = 100;
+  /// --metrics-port: the HTTP port of /metrics and /debug/fibers
+  /// (metrics_http.hpp); 0 picks a free port (logged), -1 (the default)
+  /// serves none. Bound on the same address as the Redis port.
+  int metrics_port = -1;
+  /// The slowlog's parameters at start (CONFIG SET changes them later):
+  /// microseconds (-1: log nothing, 0: every command) and entries kept.
+  std::int64_t slowlog_log_slower_than = 10000;
+  std::int64_t slowlog_max_len = 128;
   ParseLimits limits;
 };
 

@@ -16,10 +16,12 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
 #include "memory.hpp"
+#include "metrics_http.hpp"
 #include "weft/signal.hpp"
 
 namespace kv {
@@ -27,7 +29,12 @@ namespace kv {
 // --- server -----------------------------------------------------------------
 
 Server::Server(Options options, weft::Runtime& runtime)
-    : options_(std::move(options)), runtime_(runtime) {}
+    : options_(std::move(options)), runtime_(runtime) {
+  for (const Command& c : command_table()) {
+    command_stats_.try_emplace(&c);
+    for (const Command& sub : c.subcommands) command_stats_.try_emplace(&sub);
+  }
+}
 
 Server::~Server() = default;
 
@@ -48,6 +55,34 @@ void Server::reset_stats() noexcept {
   for (auto* c : {&stats_.commands, &stats_.connections, &stats_.rejected, &stats_.hits,
                   &stats_.misses, &stats_.net_in, &stats_.net_out})
     c->store(0, std::memory_order_relaxed);
+  for (auto& [cmd, st] : command_stats_) {
+    st.calls.store(0, std::memory_order_relaxed);
+    st.usec.store(0, std::memory_order_relaxed);
+  }
+}
+
+void Server::command_done(const Context& ctx, const Command& cmd,
+                          std::int64_t duration_us) noexcept {
+  if (const auto it = command_stats_.find(&cmd); it != command_stats_.end()) {
+    it->second.calls.fetch_add(1, std::memory_order_relaxed);
+    it->second.usec.fetch_add(static_cast<std::uint64_t>(duration_us), std::memory_order_relaxed);
+  }
+  if (ctx.client == nullptr || (cmd.flags & kSkipSlowlog) != 0) return;
+  const std::int64_t slower_than =
+      settings_.slowlog_log_slower_than.load(std::memory_order_relaxed);
+  if (slower_than < 0 || duration_us < slower_than) return;
+  try {
+    std::string name;
+    {
+      std::lock_guard g(ctx.client->mu);
+      name = ctx.client->name;
+    }
+    slowlog_.record(ctx.argv, duration_us, slower_than,
+                    settings_.slowlog_max_len.load(std::memory_order_relaxed), unix_ms() / 1000,
+                    ctx.client->addr, name);
+  } catch (const std::bad_alloc&) {
+    // No memory for the entry: the command is not logged; it ran anyway.
+  }
 }
 
 void Server::settings_changed(std::string_view name) {
@@ -96,19 +131,41 @@ void Server::run() {
   bo.backlog = 4096;
   weft::net::TcpListener listener = bind_listener(bo);
   bound_port_ = listener.local_address().port();
+  std::optional<weft::net::TcpListener> metrics_listener;
+  if (options_.metrics_port >= 0) {
+    try {
+      metrics_listener.emplace(weft::net::TcpListener::bind(
+          weft::net::Address(options_.bind, static_cast<std::uint16_t>(options_.metrics_port))));
+    } catch (const std::system_error& e) {
+      // what(): "weft-kv: --metrics-port: bind 127.0.0.1:9121: Address already in use".
+      throw std::system_error(e.code(), "weft-kv: --metrics-port: bind " + options_.bind + ":" +
+                                            std::to_string(options_.metrics_port));
+    }
+  }
+  // Named fibers: the dump (SIGQUIT, /debug/fibers) shows what each is.
+  const auto named = [](const char* name) {
+    weft::FiberOptions o;
+    o.name = name;
+    return o;
+  };
   weft::scope([&](weft::Scope& s) {
-    auto signals = s.spawn([&] {
+    auto signals = s.spawn(named("signals"), [&] {
       const int sig = signals_listener.wait();
       std::fprintf(stderr, "weft-kv: received %s, shutting down\n",
                    sig == SIGINT ? "SIGINT" : "SIGTERM");
       request_shutdown();
     });
-    s.spawn([this] { cron(); });
-    auto acceptor = s.spawn([&] { accept_loop(listener, s); });
+    s.spawn(named("cron"), [this] { cron(); });
+    auto acceptor = s.spawn(named("accept"), [&] { accept_loop(listener, s); });
     std::printf("weft-kv: ready to accept connections on %s (%zu workers, %s, appendonly %s)\n",
                 listener.local_address().to_string().c_str(), runtime_.workers(),
                 runtime_.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll",
                 options_.appendonly ? "yes" : "no");
+    if (metrics_listener) {
+      std::printf("weft-kv: metrics on http://%s/metrics\n",
+                  metrics_listener->local_address().to_string().c_str());
+      s.spawn(named("metrics-accept"), [&] { serve_metrics(*metrics_listener, s); });
+    }
     std::fflush(stdout);
 
     shutdown_.wait();
@@ -180,16 +237,7 @@ weft::net::TcpListener Server::bind_listener(const weft::net::BindOptions& bo) {
 
 void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
   for (;;) {
-    weft::net::TcpStream conn;
-    try {
-      conn = listener.accept();
-    } catch (const std::system_error& e) {
-      // Out of fds or memory: keep serving the clients we have and retry
-      // (as Redis, which logs and goes on).
-      std::fprintf(stderr, "weft-kv: accept: %s\n", e.what());
-      weft::this_fiber::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
+    weft::net::TcpStream conn = accept_retrying(listener, "accept");
     stats_.connections.fetch_add(1, std::memory_order_relaxed);
     if (static_cast<std::size_t>(active_.count()) >= options_.maxclients) {
       stats_.rejected.fetch_add(1, std::memory_order_relaxed);
@@ -201,7 +249,9 @@ void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
     // fiber's last act is done().
     active_.add(1);
     try {
-      scope.spawn([this, c = std::move(conn)]() mutable { serve(std::move(c)); });
+      weft::FiberOptions opts;
+      opts.name = "client";
+      scope.spawn(opts, [this, c = std::move(conn)]() mutable { serve(std::move(c)); });
     } catch (...) {
       active_.done();
       throw;
@@ -230,6 +280,8 @@ void Server::serve(weft::net::TcpStream conn) {
     client.addr = conn.peer_address().to_string();
     client.laddr = conn.local_address().to_string();
     conn.set_nodelay(true);
+    // The dump (SIGQUIT, /debug/fibers) names the client each fiber serves.
+    weft::this_fiber::set_label("client", client.addr);
   } catch (const std::exception&) {
     // The peer is gone already; the read below ends the connection.
   }
@@ -287,10 +339,22 @@ void Server::serve(weft::net::TcpStream conn) {
   std::string held;
   struct Watch final : BlockWatch {
     using Flush = decltype(flush);
-    Watch(Flush& f, weft::net::TcpStream& c, std::string& h) : send(f), conn(c), held(h) {}
+    Watch(Flush& f, weft::net::TcpStream& c, std::string& h, Client& cl)
+        : send(f), conn(c), held(h), client(cl) {}
     bool park(std::uint64_t& aof_seq, weft::Event& wake, weft::Deadline deadline) override {
       // Closed for the output limits or the write deadline: it leaves at once.
       if (!send(std::exchange(aof_seq, 0))) return false;
+      // The wait is not the command's time (SLOWLOG, commandstats).
+      const auto start = std::chrono::steady_clock::now();
+      struct Parked {
+        Client& client;
+        std::chrono::steady_clock::time_point start;
+        ~Parked() {
+          client.parked_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count();
+        }
+      } parked{client, start};
       bool open = true;
       weft::scope([&](weft::Scope& s) {
         auto reader = s.spawn([&] {
@@ -314,7 +378,8 @@ void Server::serve(weft::net::TcpStream conn) {
     Flush& send;
     weft::net::TcpStream& conn;
     std::string& held;
-  } watch(flush, conn, held);
+    Client& client;
+  } watch(flush, conn, held, client);
   client.watch = &watch;
 
   // Publish/subscribe (client.hpp's PubSubLink): the first subscription

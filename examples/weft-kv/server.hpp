@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "aof.hpp"
@@ -18,6 +19,7 @@
 #include "keyspace.hpp"
 #include "options.hpp"
 #include "pubsub.hpp"
+#include "slowlog.hpp"
 #include "weft/net.hpp"
 #include "weft/weft.hpp"
 
@@ -52,6 +54,14 @@ class Server final : public Host {
   void reset_stats() noexcept override;
   void request_shutdown() noexcept override;
   PubSub* pubsub() noexcept override { return &pubsub_; }
+  void command_done(const Context& ctx, const Command& cmd,
+                    std::int64_t duration_us) noexcept override;
+  SlowLog* slowlog() noexcept override { return &slowlog_; }
+
+  /// The /metrics page: the runtime's registry (weft::metrics) followed by
+  /// the server's own metrics (README.md, "Observability"), Prometheus text
+  /// format 0.0.4. Any fiber or thread. @throws std::bad_alloc.
+  std::string metrics_text();
 
  private:
   /// Counters INFO shows; relaxed atomics (statistics, ordered by nothing).
@@ -67,6 +77,13 @@ class Server final : public Host {
     std::atomic<std::uint64_t> ops_per_sec{0};
     std::atomic<std::uint64_t> output_limit_closed{0};   ///< client-output-buffer-limit
     std::atomic<std::uint64_t> write_timeout_closed{0};  ///< reply writes without progress
+  };
+
+  /// Calls and time of one command (INFO commandstats' calls and usec);
+  /// relaxed atomics, statistics.
+  struct CommandStat {
+    std::atomic<std::uint64_t> calls{0};
+    std::atomic<std::uint64_t> usec{0};
   };
 
   /// A reply in a connection's output that logged an AOF record: where it
@@ -117,6 +134,9 @@ class Server final : public Host {
   /// until the outbox closes or the peer goes.
   void write_outbox(weft::net::TcpStream& conn, Client& client, Outbox& box);
   void accept_loop(weft::net::TcpListener& listener, weft::Scope& scope);
+  /// Binds --metrics-port (on --bind's address), logs where, and serves
+  /// the endpoint (metrics_http.hpp) on fibers of `scope` until cancelled.
+  void serve_metrics(weft::net::TcpListener& listener, weft::Scope& scope);
   weft::net::TcpListener bind_listener(const weft::net::BindOptions& bo);
   void cron();
   void load_aof();
@@ -138,6 +158,10 @@ class Server final : public Host {
   std::int64_t start_ms_ = 0;
   std::uint16_t bound_port_ = 0;
   Stats stats_;
+  /// Every command and subcommand of the table, built in the constructor
+  /// and never changed after (so read without a lock); the values count.
+  std::unordered_map<const Command*, CommandStat> command_stats_;
+  SlowLog slowlog_;
 
   std::mutex connections_mu_;  // guards connections_ (short critical sections only)
   std::vector<Connection*> connections_;

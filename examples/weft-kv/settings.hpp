@@ -3,11 +3,9 @@
 // Options (options.hpp) are what the server was started with; Settings are
 // the subset Redis lets CONFIG SET change and weft-kv honours: maxmemory,
 // timeout, appendfsync, the thresholds that decide the encodings OBJECT
-// ENCODING reports, and the slowlog parameters (kept and reported; weft-kv
-// has no SLOWLOG). The server core creates one from its Options; commands
-// read it through Host::settings() at the moment they run. CONFIG's
-// parameter table (names, aliases, parsing, error texts) is the command
-// layer's (commands/config.cpp).
+// ENCODING reports, and the slowlog parameters. The server core creates one from its Options;
+// commands read it through Host::settings() at the moment they run. CONFIG's parameter table
+// (names, aliases, parsing, error texts) is the command layer's (commands/config.cpp).
 #pragma once
 
 #include <atomic>
@@ -26,7 +24,11 @@ namespace kv {
 /// hash-max-listpack-entries to 128).
 struct Settings {
   explicit Settings(const Options& o)
-      : maxmemory(o.maxmemory), timeout_s(o.timeout_s), appendfsync(o.appendfsync) {}
+      : maxmemory(o.maxmemory),
+        timeout_s(o.timeout_s),
+        appendfsync(o.appendfsync),
+        slowlog_log_slower_than(o.slowlog_log_slower_than),
+        slowlog_max_len(o.slowlog_max_len) {}
   Settings(const Settings&) = delete;
   Settings& operator=(const Settings&) = delete;
 
@@ -55,10 +57,11 @@ struct Settings {
   /// `list-compress-depth`).
   std::atomic<std::int64_t> list_max_listpack_size{-2};
   std::atomic<std::int64_t> list_compress_depth{0};
-  /// Microseconds; -1 disables (`slowlog-log-slower-than`), and entries kept
-  /// (`slowlog-max-len`). Stored and reported only.
-  std::atomic<std::int64_t> slowlog_log_slower_than{10000};
-  std::atomic<std::int64_t> slowlog_max_len{128};
+  /// The SLOWLOG (slowlog.hpp): commands that take at least this many
+  /// microseconds are logged, -1 logs none (`slowlog-log-slower-than`);
+  /// the log keeps the newest `slowlog-max-len` entries.
+  std::atomic<std::int64_t> slowlog_log_slower_than;
+  std::atomic<std::int64_t> slowlog_max_len;
 };
 
 }  // namespace kv

@@ -34,5 +34,7 @@ std::span<const Command> zset_commands() noexcept;
 std::span<const Command> pubsub_commands() noexcept;
 /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (transaction.cpp).
 std::span<const Command> transaction_commands() noexcept;
+/// SLOWLOG GET/LEN/RESET/HELP (slowlog.cpp).
+std::span<const Command> slowlog_commands() noexcept;
 
 }  // namespace kv::cmd

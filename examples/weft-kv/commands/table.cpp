@@ -2,6 +2,7 @@
 // lookupCommand and processCommand, the checks weft-kv has).
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <string>
@@ -43,6 +44,7 @@ const Table& table() {
              cmd::config_commands(),
              cmd::pubsub_commands(),
              cmd::transaction_commands(),
+             cmd::slowlog_commands(),
          }) {
       tab->all.insert(tab->all.end(), group.begin(), group.end());
     }
@@ -307,10 +309,20 @@ void signal_modified_keys(Keyspace& ks, std::span<const std::string_view> argv) 
 }
 
 void run_command(Context& c, const Command& cmd) {
+  // Timed as Redis's call(): the handler and the serving of the keys it made
+  // ready, without the time a blocking command waited for a key.
+  const std::int64_t parked_before = c.client != nullptr ? c.client->parked_ns : 0;
+  const auto start = std::chrono::steady_clock::now();
   cmd.run(c);
   // Keys the command made ready that it could not serve under its own locks
   // (blocking.hpp): served now, before the next command.
   if (!c.ready.empty()) cmd::blocking::serve_ready(c);
+  if (c.client == nullptr) return;
+  const std::int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count() -
+      (c.client->parked_ns - parked_before);
+  c.host.command_done(c, cmd, std::max<std::int64_t>(ns, 0) / 1000);
 }
 
 }  // namespace kv
