@@ -1,6 +1,7 @@
 // The integration-test harness: see kv_harness.hpp.
 #include "kv/kv_harness.hpp"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -203,6 +204,22 @@ Server::~Server() {
     } catch (...) {
       // The Child destructor kills and reaps whatever is left.
     }
+  }
+  // A sanitizer build of weft-kv halts at its first report (the suites run
+  // with halt_on_error / abort_on_error), but a report after a test's last
+  // request would fail nothing: the server's log is checked here.
+  try {
+    const std::string text = log();
+    for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                               "WARNING: ThreadSanitizer", "runtime error: "}) {
+      if (const std::size_t at = text.find(marker); at != std::string::npos) {
+        ADD_FAILURE() << "the server's log has a sanitizer report:\n"
+                      << text.substr(at > 2000 ? at - 2000 : 0, 8000);
+        break;
+      }
+    }
+  } catch (...) {
+    // No log (the server never started): nothing to check.
   }
 }
 
