@@ -5,12 +5,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -23,9 +25,30 @@
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "weft/log.hpp"
+#include "weft/sync.hpp"
 #include "weft/this_fiber.hpp"
 
-namespace weft::detail::obs {
+namespace weft::detail {
+
+// The owner hints of weft's locks (weft/detail/lock_owner.hpp).
+struct LockOwnerProbe {
+  /// The stack address the holder of the lock a fiber waits on (reason,
+  /// arg) left, or 0 (free, not recorded, or not a lock). Precondition: the
+  /// waiting fiber is pinned, so the lock it is queued on is alive.
+  static std::uintptr_t hint(WaitReason reason, std::uint64_t arg) noexcept {
+    switch (reason) {
+      case WaitReason::mutex:
+        return reinterpret_cast<const Mutex*>(arg)->owner_sp_.load(std::memory_order_relaxed);
+      case WaitReason::rwlock:
+        return reinterpret_cast<const SharedMutex*>(arg)->writer_sp_.load(
+            std::memory_order_relaxed);
+      default:
+        return 0;
+    }
+  }
+};
+
+namespace obs {
 namespace {
 
 constexpr int kSchemaVersion = 1;
@@ -47,6 +70,13 @@ struct Entry {
   WaitReason reason = WaitReason::other;
   std::uint64_t arg = 0;
   std::uint32_t since = 0;  // coarse_stamp() at its park
+  // Waits on a lock: the holder's stack hint (LockOwnerProbe), and the
+  // holder's fiber id once resolved against the stacks below (0: unknown).
+  std::uintptr_t owner_sp = 0;
+  FiberId owner = 0;
+  // Its stacks' address ranges, where known (pinned, or the fiber taking
+  // the dump): its own and a generator's it runs in.
+  std::uintptr_t stack_lo = 0, stack_hi = 0, gen_lo = 0, gen_hi = 0;
   std::size_t stack_reserved = 0;
   std::size_t stack_used = 0;
   FiberLabels labels;
@@ -84,8 +114,13 @@ class Collector final : public RuntimeImpl::FiberVisitor {
         e.reason = w->reason();
         e.arg = w->arg();
         e.since = w->parked_since();
+        e.owner_sp = LockOwnerProbe::hint(e.reason, e.arg);
       } else if (e.snap.state == weft::FiberState::running) {
         e.worker = f.runtime->worker_running(&f, e.switches);
+      }
+      if (e.self) {  // its own stack fields: this thread runs it
+        e.stack_lo = reinterpret_cast<std::uintptr_t>(f.stack.lo);
+        e.stack_hi = reinterpret_cast<std::uintptr_t>(f.stack.hi);
       }
       entries.push_back(std::move(e));
     } catch (...) {
@@ -107,6 +142,12 @@ class Collector final : public RuntimeImpl::FiberVisitor {
       s.hi = f.generator_stack->hi;
     }
     s.sp = sp;
+    e.stack_lo = reinterpret_cast<std::uintptr_t>(own.lo);
+    e.stack_hi = reinterpret_cast<std::uintptr_t>(own.hi);
+    if (f.generator_stack != nullptr) {
+      e.gen_lo = reinterpret_cast<std::uintptr_t>(f.generator_stack->lo);
+      e.gen_hi = reinterpret_cast<std::uintptr_t>(f.generator_stack->hi);
+    }
     e.stack_reserved = f.stack.usable_size();
     if (sp >= s.lo && sp < s.hi) {
       e.stack_used =
@@ -137,6 +178,33 @@ struct Dump {
   CancelNodeSnapshot tree;
 };
 
+// Names the holder of each lock a fiber waits on: the fiber whose stack
+// holds the holder's stack hint, among those whose stacks the dump knows
+// (parked ones, the caller). A sorted table of ranges: O(n log n).
+void resolve_owners(std::vector<Entry>& entries) {
+  struct Range {
+    std::uintptr_t lo, hi;
+    FiberId id;
+  };
+  std::vector<Range> ranges;
+  bool any = false;
+  for (const Entry& e : entries) any |= e.owner_sp != 0;
+  if (!any) return;
+  for (const Entry& e : entries) {
+    if (e.stack_hi > e.stack_lo) ranges.push_back({e.stack_lo, e.stack_hi, e.snap.id});
+    if (e.gen_hi > e.gen_lo) ranges.push_back({e.gen_lo, e.gen_hi, e.snap.id});
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.lo < b.lo; });
+  for (Entry& e : entries) {
+    if (e.owner_sp == 0) continue;
+    // The last range starting at or below the hint (stacks do not overlap).
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), e.owner_sp,
+                               [](std::uintptr_t sp, const Range& r) { return sp < r.lo; });
+    if (it != ranges.begin() && e.owner_sp < std::prev(it)->hi) e.owner = std::prev(it)->id;
+  }
+}
+
 // The entries' frames point into sym's cache: sym outlives the Dump's use.
 Dump collect(RuntimeImpl& rt, Symbolizer& sym) {
   Collector c(sym);
@@ -160,6 +228,7 @@ Dump collect(RuntimeImpl& rt, Symbolizer& sym) {
     }
     take_frames(sym, bt, e);
   }
+  resolve_owners(c.entries);
   d.entries = std::move(c.entries);
   d.missed = c.missed;
   d.tree = snapshot_cancel_tree(rt.root_cancel_node(), kTreeLimits, d.taken_ns);
@@ -216,7 +285,14 @@ std::string wait_object(const Dump& d, const Entry& e) {
                          : e.reason == WaitReason::scope ? "the fibers of scope"
                                                          : to_string(e.reason);
       std::snprintf(buf, sizeof buf, "%s 0x%" PRIx64, what, e.arg);
-      return buf;
+      std::string out = buf;
+      if (e.owner != 0) {
+        std::snprintf(buf, sizeof buf, " held by fiber %" PRIu64, e.owner);
+        out += buf;
+      } else if (e.owner_sp != 0) {
+        out += " held by a running fiber or a thread";
+      }
+      return out;
     }
     case ArgKind::fiber:
       std::snprintf(buf, sizeof buf, "fiber %" PRIu64, e.arg);
@@ -255,13 +331,15 @@ nlohmann::json wait_json(const Dump& d, const Entry& e) {
                    {"fiber", nullptr},
                    {"fd", nullptr},
                    {"until_ns", nullptr},
-                   {"cases", nullptr}};
+                   {"cases", nullptr},
+                   {"owner", nullptr}};
   const auto value = static_cast<std::int64_t>(e.arg);
   switch (arg_kind(e.reason)) {
     case ArgKind::object: {
       char addr[24];
       std::snprintf(addr, sizeof addr, "0x%" PRIx64, e.arg);
       w["object"] = addr;
+      if (e.owner != 0) w["owner"] = e.owner;
       break;
     }
     case ArgKind::fiber:
@@ -518,4 +596,5 @@ void dump_signal_runtime_ended() noexcept {
   g_live_runtimes.fetch_sub(1, std::memory_order_relaxed);
 }
 
-}  // namespace weft::detail::obs
+}  // namespace obs
+}  // namespace weft::detail
