@@ -550,6 +550,41 @@ std::string dump_fibers(RuntimeImpl& rt, DumpFormat format) {
   return format == DumpFormat::json ? to_json_text(d) : to_text(d);
 }
 
+bool report_deadlock(RuntimeImpl& rt, std::int64_t quiet_ms) noexcept {
+  try {
+    std::lock_guard<std::mutex> turn(g_symbolizer_mu);  // the monitor thread: no fiber
+    const Dump d = collect(rt, shared_symbolizer());
+    for (const Entry& e : d.entries) {
+      if (!e.waits) return false;  // running, runnable, or woken meanwhile
+      switch (e.reason) {
+        case WaitReason::signal:    // the signal dispatcher, a plain thread
+        case WaitReason::io_read:   // the reactor
+        case WaitReason::io_write:  // the reactor
+        case WaitReason::blocking:  // a pool thread
+          return false;
+        case WaitReason::sleep:  // a timer, unless it sleeps until cancelled
+          if (static_cast<std::int64_t>(e.arg) >= 0) return false;
+          break;
+        default:
+          break;
+      }
+    }
+    char head[320];
+    std::snprintf(head, sizeof head,
+                  "weft: deadlock: all %zu fibers of the runtime have been parked for %" PRId64
+                  " ms and nothing can wake any of them (no timer armed, no I/O in flight, no "
+                  "spawn_blocking task, no wake-up from a plain thread); the fiber dump "
+                  "follows (Config::deadlock_report)\n",
+                  d.entries.size(), quiet_ms);
+    weft::log::write(weft::log::Level::error, head + to_text(d));
+  } catch (...) {
+    weft::log::write(weft::log::Level::error,
+                     "weft: deadlock: every fiber is parked and nothing can wake one; the fiber "
+                     "dump failed: out of memory");
+  }
+  return true;
+}
+
 void write_dump_to_stderr(RuntimeImpl& rt) noexcept {
   std::string text;
   try {

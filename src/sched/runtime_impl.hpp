@@ -195,6 +195,37 @@ class RuntimeImpl final : public obs::Source {
   /// writes one dump per signal it sees.
   static void note_dump_signal() noexcept;
 
+  // --- the deadlock report (Config::deadlock_report; docs/observability.md).
+  //
+  // Checked where the workers go idle, not by polling: the last worker to
+  // park (Worker::sleep) with no timeout finds the whole runtime quiet
+  // (quiet_now) and parks for the report period instead of forever
+  // (deadlock_watch); if it wakes to nothing and the runtime is still
+  // quiet, with no fiber run meanwhile (the workers' switch counts), it
+  // hands the report to the monitor thread (deadlock_check), which writes
+  // it with the dump. The same quiet state (same switch counts) is
+  // reported once; any fiber that runs starts a new quiet period.
+
+  /// True if Config::deadlock_report is on.
+  bool deadlock_report_on() const noexcept { return deadlock_report_ns_ > 0; }
+  /// A worker about to park idle with no timeout, already on the idle list:
+  /// if the runtime is quiet, starts (or goes on with) its quiet period and
+  /// returns how long to park until the report is due (ns, >= 0); else -1
+  /// (not quiet, or this quiet state was reported already). Workers only.
+  std::int64_t deadlock_watch() noexcept;
+  /// After a park that deadlock_watch timed and that woke no fiber, still
+  /// on the idle list: if the runtime stayed quiet for the whole period,
+  /// has the monitor write the report. Workers only.
+  void deadlock_check() noexcept;
+  /// What the monitor calls to write a report: (runtime, quiet ms); returns
+  /// false if the dump shows the runtime was not deadlocked after all (a
+  /// fiber not parked, or one waiting for something from outside, such as
+  /// a signal). obs/dump.cpp implements it; api/ sets it.
+  using DeadlockReporter = bool (*)(RuntimeImpl&, std::int64_t);
+  void set_deadlock_reporter(DeadlockReporter r) noexcept {
+    deadlock_reporter_.store(r, std::memory_order_release);
+  }
+
   /// Wakes f's published waiter with kCancelled. Precondition: f's
   /// cancel_requested was set before a heavy_barrier().
   static void wake_cancelled(Fiber* f) noexcept;
@@ -247,6 +278,15 @@ class RuntimeImpl final : public obs::Source {
   }
 
   void monitor_main() noexcept;
+  /// Every worker idle, nothing queued, no timer armed, no I/O in flight,
+  /// no blocking-pool task, no wake-up from a plain thread in progress, and
+  /// some fiber alive (see deadlock_watch). Racy snapshot; reads the
+  /// blocking pool under its mutex.
+  bool quiet_now() const noexcept;
+  /// The sum of the workers' switch counts: changes whenever a fiber runs.
+  std::uint64_t switch_sum() const noexcept;
+  /// The monitor: writes a report deadlock_check asked for.
+  void write_deadlock_report() noexcept;
   /// The monitor's wake-up backstop, once per period (see the definition).
   void monitor_backstop() noexcept;
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
@@ -301,6 +341,19 @@ class RuntimeImpl final : public obs::Source {
   std::int64_t last_stall_trace_ns_ = 0;  // monitor thread only: rate limit of stall backtraces
 
   std::atomic<void (*)(RuntimeImpl&)> dump_writer_{nullptr};
+
+  // The deadlock report (deadlock_watch). deadlock_report_ns_: 0 = off.
+  const std::int64_t deadlock_report_ns_;
+  SpinLock deadlock_lock_;
+  // The current quiet period: its start (0: none) and the switch sum then.
+  std::int64_t quiet_since_ns_ WEFT_GUARDED_BY(deadlock_lock_) = 0;
+  std::uint64_t quiet_switches_ WEFT_GUARDED_BY(deadlock_lock_) = 0;
+  // The switch sum of the quiet state reported last (~0: none yet).
+  std::uint64_t reported_switches_ WEFT_GUARDED_BY(deadlock_lock_) = ~std::uint64_t{0};
+  // A report the monitor owes: the quiet period's length in ms, or -1.
+  // relaxed: nothing else is handed over (the monitor takes its own dump).
+  std::atomic<std::int64_t> deadlock_due_ms_{-1};
+  std::atomic<DeadlockReporter> deadlock_reporter_{nullptr};
 
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;

@@ -343,19 +343,9 @@ TEST(Dump, LogLinesCarryTheFibersLabels) {
   EXPECT_NE(text.find("'main' conn=127.0.0.1:5 hello"), std::string::npos) << text;
 }
 
-// Polls what fd 2 (a file: test::CaptureFd2, or gtest's death-test
-// capture) holds so far until it contains `what`, read through a
-// description of our own (fd 2's offset stays where the writers left it).
+// Polls what fd 2 holds so far until it contains `what`.
 bool wait_for_stderr(const std::string& what) {
-  return test::eventually([&] {
-    std::FILE* f = std::fopen("/proc/self/fd/2", "r");
-    if (f == nullptr) return false;
-    std::string all;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) all.append(buf, n);
-    std::fclose(f);
-    return all.find(what) != std::string::npos;
-  });
+  return test::eventually([&] { return test::fd2_so_far().find(what) != std::string::npos; });
 }
 
 // The dump signal: SIGQUIT by default; the process goes on.
