@@ -550,24 +550,42 @@ std::string dump_fibers(RuntimeImpl& rt, DumpFormat format) {
   return format == DumpFormat::json ? to_json_text(d) : to_text(d);
 }
 
+namespace {
+
+// A wait that something other than a fiber of the runtime ends: the
+// reactor (I/O) or the signal dispatcher thread. (Timers and blocking tasks
+// the runtime rules out itself: RuntimeImpl::quiet_now.)
+bool ends_from_outside(WaitReason r) noexcept {
+  return r == WaitReason::io_read || r == WaitReason::io_write || r == WaitReason::signal;
+}
+
+// The deadlock report's first look, before any stack is unwound: is some
+// fiber not parked (any more), or parked on a wait ends_from_outside?
+class WakeableScan final : public RuntimeImpl::FiberVisitor {
+ public:
+  void see(Fiber& f, bool pinned, const FiberLabels*) noexcept override {
+    // Pinned: its current park's waiter holds still (see Collector::see).
+    const Waiter* w = pinned ? f.parked_on : nullptr;
+    if (w == nullptr || ends_from_outside(w->reason())) wakeable = true;
+  }
+  void inspect_pinned(Fiber&) noexcept override {}
+  bool wakeable = false;
+};
+
+}  // namespace
+
 bool report_deadlock(RuntimeImpl& rt, std::int64_t quiet_ms) noexcept {
+  // A server idle in accept() looks quiet to the runtime (epoll cannot tell
+  // a registered descriptor's waiter is gone): this walk, once per quiet
+  // state, costs no unwinding or symbols.
+  WakeableScan scan;
+  rt.visit_fibers(scan);
+  if (scan.wakeable) return false;
   try {
     std::lock_guard<std::mutex> turn(g_symbolizer_mu);  // the monitor thread: no fiber
     const Dump d = collect(rt, shared_symbolizer());
-    for (const Entry& e : d.entries) {
-      if (!e.waits) return false;  // running, runnable, or woken meanwhile
-      switch (e.reason) {
-        case WaitReason::signal:    // the signal dispatcher, a plain thread
-        case WaitReason::io_read:   // the reactor
-        case WaitReason::io_write:  // the reactor
-        case WaitReason::blocking:  // a pool thread
-          return false;
-        case WaitReason::sleep:  // a timer, unless it sleeps until cancelled
-          if (static_cast<std::int64_t>(e.arg) >= 0) return false;
-          break;
-        default:
-          break;
-      }
+    for (const Entry& e : d.entries) {  // changed since the scan: no report
+      if (!e.waits || ends_from_outside(e.reason)) return false;
     }
     char head[320];
     std::snprintf(head, sizeof head,

@@ -36,10 +36,11 @@ void write_dump_to_stderr(RuntimeImpl& rt) noexcept;
 /// The deadlock report (RuntimeImpl::DeadlockReporter; Config::
 /// deadlock_report): takes the dump of `rt`, which `quiet_ms` of quiet
 /// found deadlocked, and writes one `error` event with it to the runtime
-/// log. Writes nothing and returns false if the dump shows otherwise: a
-/// fiber that is not parked, or one whose wait something outside the
-/// runtime's fibers ends (a signal, I/O, a spawn_blocking task, a sleep
-/// with a deadline). The monitor thread calls it.
+/// log. First walks the fibers without unwinding anything, and writes
+/// nothing and returns false if one is not parked (any more) or waits for
+/// I/O or a signal (the reactor or the signal dispatcher thread wakes it;
+/// timers and blocking tasks the runtime rules out itself). The monitor
+/// thread calls it.
 bool report_deadlock(RuntimeImpl& rt, std::int64_t quiet_ms) noexcept;
 
 /// The dump signal: WEFT_DUMP_SIGNAL's (SIGQUIT, QUIT, SIGUSR1, USR1,

@@ -771,27 +771,29 @@ std::uint64_t RuntimeImpl::switch_sum() const noexcept {
   return sum;
 }
 
-bool RuntimeImpl::quiet_now() const noexcept {
-  if (stopping() || exiting()) return false;
-  if (idle_count_.load(std::memory_order_relaxed) != workers_.size()) return false;
-  if (has_queued_work() || earliest_timer_tick() != TimerWheel::kNone) return false;
-  for (const auto& w : workers_) {
-    if (w->io_pending()) return false;
+RuntimeImpl::Quiet RuntimeImpl::quiet_now() const noexcept {
+  if (stopping() || exiting()) return Quiet::no;
+  if (idle_count_.load(std::memory_order_relaxed) != workers_.size()) return Quiet::no;
+  if (has_queued_work() || earliest_timer_tick() != TimerWheel::kNone) return Quiet::no;
+  if (alive() == 0) return Quiet::no;
+  // These end without waking a worker (a plain thread's wake-up returns
+  // after its fiber may have run and parked again; a pool thread goes idle
+  // after its joiner woke): the watcher looks again a period later.
+  // relaxed: a hint, as the rest.
+  if (external_wakes_.load(std::memory_order_relaxed) != 0 || blocking_.busy()) {
+    return Quiet::not_yet;
   }
-  // relaxed: a hint; a plain thread's wake-up that completes makes a fiber
-  // run, which changes the switch sum deadlock_check compares.
-  if (external_wakes_.load(std::memory_order_relaxed) != 0) return false;
-  return alive() != 0 && !blocking_.busy();
+  return Quiet::yes;
 }
 
 std::int64_t RuntimeImpl::deadlock_watch() noexcept {
-  const bool quiet = quiet_now();
+  const Quiet quiet = quiet_now();
   const std::uint64_t sw = switch_sum();
   const std::int64_t now = monotonic_ns();
   LockGuard g(deadlock_lock_);
-  if (!quiet) {
+  if (quiet != Quiet::yes) {
     quiet_since_ns_ = 0;
-    return -1;
+    return quiet == Quiet::not_yet ? deadlock_report_ns_ : -1;
   }
   if (sw == reported_switches_) return -1;  // reported: wait for a fiber to run
   if (quiet_since_ns_ == 0 || sw != quiet_switches_) {
@@ -803,7 +805,7 @@ std::int64_t RuntimeImpl::deadlock_watch() noexcept {
 }
 
 void RuntimeImpl::deadlock_check() noexcept {
-  if (!quiet_now()) return;
+  if (quiet_now() != Quiet::yes) return;
   const std::uint64_t sw = switch_sum();
   const std::int64_t now = monotonic_ns();
   std::int64_t quiet_ms = 0;

@@ -202,25 +202,29 @@ class RuntimeImpl final : public obs::Source {
   // (quiet_now) and parks for the report period instead of forever
   // (deadlock_watch); if it wakes to nothing and the runtime is still
   // quiet, with no fiber run meanwhile (the workers' switch counts), it
-  // hands the report to the monitor thread (deadlock_check), which writes
-  // it with the dump. The same quiet state (same switch counts) is
-  // reported once; any fiber that runs starts a new quiet period.
+  // hands the report to the monitor thread (deadlock_check), whose
+  // reporter walks the fibers (a fiber waiting for I/O or a signal is no
+  // deadlock) and writes the report with the dump. The same quiet state
+  // (same switch counts) is looked at once; any fiber that runs starts a
+  // new quiet period.
 
   /// True if Config::deadlock_report is on.
   bool deadlock_report_on() const noexcept { return deadlock_report_ns_ > 0; }
   /// A worker about to park idle with no timeout, already on the idle list:
   /// if the runtime is quiet, starts (or goes on with) its quiet period and
-  /// returns how long to park until the report is due (ns, >= 0); else -1
-  /// (not quiet, or this quiet state was reported already). Workers only.
+  /// returns how long to park until the report is due (ns, >= 0); if it is
+  /// about to be (a plain thread's wake-up or a blocking task still ending),
+  /// the report period, to look again; else -1 (busy, or this quiet state
+  /// was reported already). Workers only.
   std::int64_t deadlock_watch() noexcept;
   /// After a park that deadlock_watch timed and that woke no fiber, still
   /// on the idle list: if the runtime stayed quiet for the whole period,
   /// has the monitor write the report. Workers only.
   void deadlock_check() noexcept;
   /// What the monitor calls to write a report: (runtime, quiet ms); returns
-  /// false if the dump shows the runtime was not deadlocked after all (a
-  /// fiber not parked, or one waiting for something from outside, such as
-  /// a signal). obs/dump.cpp implements it; api/ sets it.
+  /// false if the fibers show the runtime was not deadlocked after all (a
+  /// fiber not parked, or one waiting for I/O or a signal). obs/dump.cpp
+  /// implements it; api/ sets it.
   using DeadlockReporter = bool (*)(RuntimeImpl&, std::int64_t);
   void set_deadlock_reporter(DeadlockReporter r) noexcept {
     deadlock_reporter_.store(r, std::memory_order_release);
@@ -278,11 +282,16 @@ class RuntimeImpl final : public obs::Source {
   }
 
   void monitor_main() noexcept;
-  /// Every worker idle, nothing queued, no timer armed, no I/O in flight,
-  /// no blocking-pool task, no wake-up from a plain thread in progress, and
-  /// some fiber alive (see deadlock_watch). Racy snapshot; reads the
-  /// blocking pool under its mutex.
-  bool quiet_now() const noexcept;
+  /// yes: every worker idle, nothing queued, no timer armed, some fiber
+  /// alive, no blocking-pool task and no wake-up from a plain thread in
+  /// progress. not_yet: all but the last two, which end without waking a
+  /// worker, so the watcher looks again a period later. no: otherwise.
+  /// (Fibers waiting for I/O or a signal are found by the reporter's walk
+  /// of the fibers: epoll's reactor cannot tell whether a registered
+  /// descriptor still has a waiter.) Racy snapshot; reads the blocking pool
+  /// under its mutex.
+  enum class Quiet { no, not_yet, yes };
+  Quiet quiet_now() const noexcept;
   /// The sum of the workers' switch counts: changes whenever a fiber runs.
   std::uint64_t switch_sum() const noexcept;
   /// The monitor: writes a report deadlock_check asked for.

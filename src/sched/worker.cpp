@@ -765,10 +765,6 @@ Fiber* Worker::find_work() noexcept {
 
 void Worker::sleep() noexcept {
   wake_requested_.store(false, std::memory_order_relaxed);
-  const bool watch_deadlocks = rt_->deadlock_report_on();
-  if (watch_deadlocks) {
-    io_pending_.store(driver_.reactor().has_pending(), std::memory_order_relaxed);  // io_pending()
-  }
   rt_->add_idle(this);  // seq_cst RMW inside: first half of the Dekker pair
   // Re-check after announcing idleness: a producer that pushed before it
   // read the idle count would not wake us (see notify_work).
@@ -787,7 +783,7 @@ void Worker::sleep() noexcept {
   // The deadlock report's seam (RuntimeImpl::deadlock_watch): a park that
   // would last forever lasts until the report is due, if all is quiet.
   bool watching = false;
-  if (timeout < 0 && watch_deadlocks) {
+  if (timeout < 0 && rt_->deadlock_report_on()) {
     timeout = rt_->deadlock_watch();
     watching = timeout >= 0;
   }

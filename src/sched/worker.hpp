@@ -118,12 +118,6 @@ class Worker {
   void wake() noexcept;
 
   // Monitor view (written by the owner with relaxed stores at each switch).
-  /// Whether its reactor had I/O in flight when it last went idle: written
-  /// by the worker before it joins the idle list, only when the deadlock
-  /// report is on (RuntimeImpl::deadlock_watch reads it). relaxed: the idle
-  /// list's lock orders it before a reader that found every worker idle.
-  bool io_pending() const noexcept { return io_pending_.load(std::memory_order_relaxed); }
-
   std::atomic<Fiber*> running{nullptr};
   std::atomic<std::uint64_t> switch_count{0};
   std::atomic<bool> preempt_{false};
@@ -220,7 +214,6 @@ class Worker {
   // announcing itself idle and skips its park if it is set by then. So a
   // wake-up that lands between the two is not slept through.
   std::atomic<bool> wake_requested_{false};
-  std::atomic<bool> io_pending_{false};  // see io_pending()
   StackCache stacks_;
   std::uint32_t ticks_left_ = kFairnessTick;
   /// True on every kFairnessTick-th scheduling decision.

@@ -1,10 +1,11 @@
 // The deadlock report (Config::deadlock_report; docs/observability.md):
 // every fiber parked with nothing that could wake one is reported once,
 // with the fiber dump, in the runtime log; a fiber sleeping, waiting for
-// I/O or for a spawn_blocking task is not; a deadlock that a plain thread
-// resolves re-arms the report.
+// I/O, a signal or a spawn_blocking task is not; a deadlock that a plain
+// thread resolves re-arms the report.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include "common/io_util.hpp"
 #include "common/test_util.hpp"
 #include "obs/capture.hpp"
+#include "weft/signal.hpp"
 #include "weft/weft.hpp"
 
 // External linkage, no inlining: the report's dump must name it.
@@ -111,12 +113,13 @@ TEST(DeadlockReport, OffByDefault) {
 }
 
 // Waits that something outside the fibers ends are not deadlocks: a sleep
-// (a timer), I/O (the reactor), a spawn_blocking task (a pool thread). Each
-// lasts several report periods. Then a real deadlock in the same runtime
-// is reported, so the report was armed all along.
+// (a timer), I/O (the reactor), a signal (the dispatcher thread), a
+// spawn_blocking task (a pool thread). Each lasts several report periods.
+// Then a real deadlock in the same runtime is reported, so the report was
+// armed all along.
 class DeadlockReportNot : public test::IoTest {};
 
-TEST_P(DeadlockReportNot, ASleepIoOrBlockingTaskIsNotReported) {
+TEST_P(DeadlockReportNot, ASleepIoSignalOrBlockingTaskIsNotReported) {
   test::CaptureFd2 err;
   int pipefd[2];
   ASSERT_EQ(::pipe(pipefd), 0);
@@ -124,9 +127,15 @@ TEST_P(DeadlockReportNot, ASleepIoOrBlockingTaskIsNotReported) {
     Runtime rt(report_config(config()));
     ASSERT_EQ(rt.io_backend(), backend());
     const auto ch = channel<int>(0);
-    std::thread writer([&, tx = ch.first] {
-      std::this_thread::sleep_for(kPeriod * 6);  // while the fiber below waits for I/O
+    std::atomic<int> phase{0};
+    // Ends each outside wait a few periods after the fiber began it.
+    std::thread helper([&, tx = ch.first] {
+      test::eventually([&] { return phase.load() == 1; });
+      std::this_thread::sleep_for(kPeriod * 6);
       EXPECT_EQ(::write(pipefd[1], "x", 1), 1);
+      test::eventually([&] { return phase.load() == 2; });
+      std::this_thread::sleep_for(kPeriod * 6);
+      EXPECT_EQ(::kill(::getpid(), SIGUSR2), 0);
       test::eventually([] { return reports_so_far() >= 1; });
       (void)tx.send(7);
     });
@@ -134,15 +143,21 @@ TEST_P(DeadlockReportNot, ASleepIoOrBlockingTaskIsNotReported) {
     rt.block_on([&, rx = ch.second] {
       spawn(FiberOptions{.name = "sleeper"}, [] { this_fiber::sleep_for(kPeriod * 6); }).join();
       EXPECT_EQ(reports_so_far(), 0u) << "a sleep";
+      phase.store(1);
       spawn(FiberOptions{.name = "reader"}, [&] {
         EXPECT_TRUE(fd::wait_ready(pipefd[0], POLLIN) & POLLIN);
       }).join();
       EXPECT_EQ(reports_so_far(), 0u) << "I/O";
+      phase.store(2);
+      EXPECT_EQ(spawn(FiberOptions{.name = "signal"}, [] { return weft::signal::wait({SIGUSR2}); })
+                    .join(),
+                SIGUSR2);
+      EXPECT_EQ(reports_so_far(), 0u) << "a signal";
       spawn_blocking([] { std::this_thread::sleep_for(kPeriod * 6); }).join();
       EXPECT_EQ(reports_so_far(), 0u) << "a spawn_blocking task";
       got = weft_deadlock_test::wait_in_recv_forever(rx);
     });
-    writer.join();
+    helper.join();
     EXPECT_EQ(got, 7);
   }
   ::close(pipefd[0]);
