@@ -16,6 +16,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "fiber/fiber.hpp"
@@ -323,72 +324,210 @@ std::string wait_object(const Dump& d, const Entry& e) {
   }
 }
 
-nlohmann::json wait_json(const Dump& d, const Entry& e) {
-  if (!e.waits) return nullptr;
-  nlohmann::json w{{"reason", to_string(e.reason)},
-                   {"for_ms", waited_ms(d, e)},
-                   {"object", nullptr},
-                   {"fiber", nullptr},
-                   {"fd", nullptr},
-                   {"until_ns", nullptr},
-                   {"cases", nullptr},
-                   {"owner", nullptr}};
-  const auto value = static_cast<std::int64_t>(e.arg);
-  switch (arg_kind(e.reason)) {
-    case ArgKind::object: {
-      char addr[24];
-      std::snprintf(addr, sizeof addr, "0x%" PRIx64, e.arg);
-      w["object"] = addr;
-      if (e.owner != 0) w["owner"] = e.owner;
-      break;
-    }
-    case ArgKind::fiber:
-      w["fiber"] = e.arg;
-      break;
-    case ArgKind::fd:
-      w["fd"] = value;
-      break;
-    case ArgKind::until:
-      if (value >= 0) w["until_ns"] = value;
-      break;
-    case ArgKind::cases:
-      w["cases"] = e.arg;
-      break;
-    case ArgKind::none:
-      break;
+// JSON written by hand, not through nlohmann's DOM: a dump of 100,000
+// parked fibers is ~150 MB of JSON, and building a tree of maps for it cost
+// seconds (weft-bench-dump). The keys and values are those documented
+// (docs/observability.md); the cancellation tree still goes through
+// snapshot_json (the schema of docs/design/snapshots.md, written once).
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& out) : out_(out) {}
+  void raw(std::string_view s) { out_ += s; }
+  void key(std::string_view k) {
+    out_ += '"';
+    out_ += k;
+    out_ += "\":";
   }
-  return w;
+  void str(std::string_view s) {
+    for (const char c : s) {
+      if (static_cast<unsigned char>(c) >= 0x80) {  // rare: let nlohmann check the UTF-8
+        out_ += nlohmann::json(std::string(s))
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return;
+      }
+    }
+    out_ += '"';
+    for (const char c : s) {
+      switch (c) {
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+            out_ += buf;
+          } else {
+            out_ += c;
+          }
+      }
+    }
+    out_ += '"';
+  }
+  void num(std::int64_t v) {
+    char buf[24];
+    out_.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%" PRId64, v)));
+  }
+  void unum(std::uint64_t v) {
+    char buf[24];
+    out_.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%" PRIu64, v)));
+  }
+  void hex(std::uint64_t v) {
+    char buf[24];
+    out_.append(buf,
+                static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "\"0x%" PRIx64 "\"", v)));
+  }
+  void boolean(bool b) { out_ += b ? "true" : "false"; }
+  void null() { out_ += "null"; }
+
+ private:
+  std::string& out_;
+};
+
+void wait_json(const Dump& d, const Entry& e, JsonOut& j) {
+  if (!e.waits) {
+    j.null();
+    return;
+  }
+  j.raw("{");
+  j.key("reason");
+  j.str(to_string(e.reason));
+  j.raw(",");
+  j.key("for_ms");
+  j.num(waited_ms(d, e));
+  const ArgKind kind = arg_kind(e.reason);
+  const auto value = static_cast<std::int64_t>(e.arg);
+  // Every key is present; the argument's one holds it, the others are null.
+  j.raw(",");
+  j.key("object");
+  kind == ArgKind::object ? j.hex(e.arg) : j.null();
+  j.raw(",");
+  j.key("fiber");
+  kind == ArgKind::fiber ? j.unum(e.arg) : j.null();
+  j.raw(",");
+  j.key("fd");
+  kind == ArgKind::fd ? j.num(value) : j.null();
+  j.raw(",");
+  j.key("until_ns");
+  kind == ArgKind::until&& value >= 0 ? j.num(value) : j.null();
+  j.raw(",");
+  j.key("cases");
+  kind == ArgKind::cases ? j.unum(e.arg) : j.null();
+  j.raw(",");
+  j.key("owner");
+  e.owner != 0 ? j.unum(e.owner) : j.null();
+  j.raw("}");
 }
 
 std::string to_json_text(const Dump& d) {
-  nlohmann::json fibers = nlohmann::json::array();
+  std::string out;
+  JsonOut j(out);
+  // Each distinct frame is written once and copied into every backtrace
+  // that holds it (parked fibers share most frames).
+  std::unordered_map<const Frame*, std::string> frame_json;
+  j.raw("{");
+  j.key("version");
+  j.num(kSchemaVersion);
+  j.raw(",");
+  j.key("taken_ns");
+  j.num(d.taken_ns);
+  j.raw(",");
+  j.key("workers");
+  j.unum(d.workers);
+  j.raw(",");
+  j.key("missed");
+  j.unum(d.missed);
+  j.raw(",");
+  j.key("fibers");
+  j.raw("[");
+  bool first = true;
   for (const Entry& e : d.entries) {
-    nlohmann::json j = snapshot_json(e.snap);
-    j["worker"] = e.worker >= 0 ? nlohmann::json(e.worker) : nlohmann::json();
-    j["wait"] = wait_json(d, e);
-    j["stack"] = e.pinned ? nlohmann::json{{"reserved_bytes", e.stack_reserved},
-                                           {"used_bytes", e.stack_used}}
-                          : nlohmann::json();
-    nlohmann::json labels = nlohmann::json::object();
-    for (const auto& [k, v] : e.labels) labels[k] = v;
-    j["labels"] = std::move(labels);
-    if (e.has_backtrace) {
-      nlohmann::json frames = nlohmann::json::array();
-      for (const Frame* f : e.frames) {
-        char pc[24];
-        std::snprintf(pc, sizeof pc, "0x%" PRIxPTR, f->pc);
-        frames.push_back({{"pc", pc}, {"function", f->function}, {"location", f->location}});
-      }
-      j["backtrace"] = std::move(frames);
+    if (!first) j.raw(",");
+    first = false;
+    // The fiber snapshot's keys (snapshot_json), then the dump's.
+    j.raw("{");
+    j.key("id");
+    j.unum(e.snap.id);
+    j.raw(",");
+    j.key("parent_id");
+    j.unum(e.snap.parent_id);
+    j.raw(",");
+    j.key("name");
+    j.str(e.snap.name);
+    j.raw(",");
+    j.key("state");
+    j.str(to_string(e.snap.state));
+    j.raw(",");
+    j.key("priority");
+    j.str(to_string(e.snap.priority));
+    j.raw(",");
+    j.key("cancelled");
+    j.boolean(e.snap.cancelled);
+    j.raw(",");
+    j.key("worker");
+    e.worker >= 0 ? j.num(e.worker) : j.null();
+    j.raw(",");
+    j.key("wait");
+    wait_json(d, e, j);
+    j.raw(",");
+    j.key("stack");
+    if (e.pinned) {
+      j.raw("{");
+      j.key("reserved_bytes");
+      j.unum(e.stack_reserved);
+      j.raw(",");
+      j.key("used_bytes");
+      j.unum(e.stack_used);
+      j.raw("}");
     } else {
-      j["backtrace"] = nullptr;
+      j.null();
     }
-    fibers.push_back(std::move(j));
+    j.raw(",");
+    j.key("labels");
+    j.raw("{");
+    for (std::size_t i = 0; i < e.labels.size(); ++i) {
+      if (i != 0) j.raw(",");
+      j.str(e.labels[i].first);
+      j.raw(":");
+      j.str(e.labels[i].second);
+    }
+    j.raw("}");
+    j.raw(",");
+    j.key("backtrace");
+    if (e.has_backtrace) {
+      j.raw("[");
+      for (std::size_t i = 0; i < e.frames.size(); ++i) {
+        if (i != 0) j.raw(",");
+        std::string& f = frame_json[e.frames[i]];
+        if (f.empty()) {
+          JsonOut fj(f);
+          fj.raw("{");
+          fj.key("pc");
+          fj.hex(e.frames[i]->pc);
+          fj.raw(",");
+          fj.key("function");
+          fj.str(e.frames[i]->function);
+          fj.raw(",");
+          fj.key("location");
+          fj.str(e.frames[i]->location);
+          fj.raw("}");
+        }
+        j.raw(f);
+      }
+      j.raw("]");
+    } else {
+      j.null();
+    }
+    j.raw("}");
   }
-  nlohmann::json doc{{"version", kSchemaVersion}, {"taken_ns", d.taken_ns},
-                     {"workers", d.workers},      {"fibers", std::move(fibers)},
-                     {"missed", d.missed},        {"cancel_tree", snapshot_json(d.tree)}};
-  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  j.raw("],");
+  j.key("cancel_tree");
+  j.raw(snapshot_json(d.tree).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  j.raw("}");
+  return out;
 }
 
 void tree_text(const CancelNodeSnapshot& n, int depth, std::string& out) {
