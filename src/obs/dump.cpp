@@ -53,6 +53,10 @@ namespace obs {
 namespace {
 
 constexpr int kSchemaVersion = 1;
+// The bytes of append_frame_line's "    #%-2zu " for one- and two-digit
+// indexes (our backtraces have at most kMaxFrames < 100 frames).
+constexpr std::size_t kFrameLineHead = 8;
+static_assert(kMaxFrames < 100);
 // How long a dump waits for a worker to record its running fiber's stack.
 constexpr std::chrono::milliseconds kRunningPatience{20};
 // The cancellation tree in a dump: as deep as a snapshot may go, and one
@@ -177,6 +181,7 @@ struct Dump {
   std::vector<Entry> entries;
   std::size_t missed = 0;
   CancelNodeSnapshot tree;
+  std::size_t tree_nodes = 0;  // fibers and scopes in tree (for estimated_size)
 };
 
 // Names the holder of each lock a fiber waits on: the fiber whose stack
@@ -233,6 +238,7 @@ Dump collect(RuntimeImpl& rt, Symbolizer& sym) {
   d.entries = std::move(c.entries);
   d.missed = c.missed;
   d.tree = snapshot_cancel_tree(rt.root_cancel_node(), kTreeLimits, d.taken_ns);
+  d.tree_nodes = d.entries.size();  // about one node per fiber
   return d;
 }
 
@@ -322,6 +328,19 @@ std::string wait_object(const Dump& d, const Entry& e) {
     default:
       return "";
   }
+}
+
+// An upper estimate of a dump's size in `per_frame` bytes of markup per
+// frame plus `per_fiber` per fiber, for one reserve() instead of a string
+// that doubles (and copies, and unmaps) its way to 100+ MB.
+std::size_t estimated_size(const Dump& d, std::size_t per_fiber, std::size_t per_frame) {
+  std::size_t n = 4096 + 96 * d.tree_nodes;
+  for (const Entry& e : d.entries) {
+    n += per_fiber + e.snap.name.size();
+    for (const auto& [k, v] : e.labels) n += k.size() + v.size() + 8;
+    for (const Frame* f : e.frames) n += per_frame + f->function.size() + f->location.size();
+  }
+  return n;
 }
 
 // JSON written by hand, not through nlohmann's DOM: a dump of 100,000
@@ -424,6 +443,7 @@ void wait_json(const Dump& d, const Entry& e, JsonOut& j) {
 
 std::string to_json_text(const Dump& d) {
   std::string out;
+  out.reserve(estimated_size(d, 512, 48));
   JsonOut j(out);
   // Each distinct frame is written once and copied into every backtrace
   // that holds it (parked fibers share most frames).
@@ -556,6 +576,9 @@ void tree_text(const CancelNodeSnapshot& n, int depth, std::string& out) {
 
 std::string to_text(const Dump& d) {
   std::string out;
+  out.reserve(estimated_size(d, 256, 40));
+  // A frame's line after its index, made once per distinct frame (append_frame_line's format).
+  std::unordered_map<const Frame*, std::string> frame_lines;
   char buf[160];
   std::snprintf(buf, sizeof buf,
                 "weft fiber dump (pid %d): %zu fibers, %zu workers, at %" PRId64
@@ -610,7 +633,14 @@ std::string to_text(const Dump& d) {
                     e.stack_used);
       out += buf;
     }
-    for (std::size_t i = 0; i < e.frames.size(); ++i) append_frame_line(i, *e.frames[i], out);
+    for (std::size_t i = 0; i < e.frames.size(); ++i) {
+      std::string& line = frame_lines[e.frames[i]];
+      if (line.empty()) append_frame_line(0, *e.frames[i], line);
+      // "    #N  " padded as append_frame_line pads it ("%-2zu "), then the rest.
+      std::snprintf(buf, sizeof buf, "    #%-2zu ", i);
+      out += buf;
+      out.append(line, kFrameLineHead, std::string::npos);
+    }
   }
   out += "\ncancellation tree (scopes group the fibers they spawned):\n";
   tree_text(d.tree, 0, out);
