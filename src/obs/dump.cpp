@@ -346,8 +346,8 @@ std::size_t estimated_size(const Dump& d, std::size_t per_fiber, std::size_t per
 // JSON written by hand, not through nlohmann's DOM: a dump of 100,000
 // parked fibers is ~150 MB of JSON, and building a tree of maps for it cost
 // seconds (weft-bench-dump). The keys and values are those documented
-// (docs/observability.md); the cancellation tree still goes through
-// snapshot_json (the schema of docs/design/snapshots.md, written once).
+// (docs/observability.md); the cancellation tree is snapshot.cpp's
+// append_json (the schema of docs/design/snapshots.md, written once).
 class JsonOut {
  public:
   explicit JsonOut(std::string& out) : out_(out) {}
@@ -545,7 +545,7 @@ std::string to_json_text(const Dump& d) {
   }
   j.raw("],");
   j.key("cancel_tree");
-  j.raw(snapshot_json(d.tree).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  append_json(d.tree, out);
   j.raw("}");
   return out;
 }
