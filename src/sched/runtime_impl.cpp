@@ -68,6 +68,12 @@ constexpr std::size_t kMinStack = 16 * 1024;
 constexpr std::size_t kMaxStack = std::size_t{1} << 30;  // Fiber::stack_size holds it
 }  // namespace
 
+RuntimeImpl* g_debug_runtimes = nullptr;
+
+namespace {
+std::mutex g_debug_runtimes_mu;  // guards g_debug_runtimes and the debug_next_ links
+}  // namespace
+
 RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     : config_(config),
       stall_warning_ns_(config.stall_warning.count()),
@@ -140,9 +146,21 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     throw;
   }
   obs::register_source(this);
+  std::lock_guard<std::mutex> g(g_debug_runtimes_mu);
+  debug_next_ = g_debug_runtimes;
+  g_debug_runtimes = this;
 }
 
 RuntimeImpl::~RuntimeImpl() {
+  {
+    std::lock_guard<std::mutex> g(g_debug_runtimes_mu);
+    for (RuntimeImpl** p = &g_debug_runtimes; *p != nullptr; p = &(*p)->debug_next_) {
+      if (*p == this) {
+        *p = debug_next_;
+        break;
+      }
+    }
+  }
   // Steps 1-3 of the shutdown protocol (header).
   stopping_.store(true, std::memory_order_release);
   root_cancel_.cancel();  // fibers spawned from now on start cancelled

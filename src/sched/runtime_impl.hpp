@@ -47,6 +47,15 @@ namespace weft::detail {
 using ReactorFactory = std::vector<std::unique_ptr<Reactor>> (*)(const Config& config,
                                                                  std::size_t count);
 
+class RuntimeImpl;
+
+/// The live runtimes of the process, for debuggers (tools/gdb/weft.py reads
+/// it by name from the debug information): a list through
+/// RuntimeImpl::debug_next_, newest first, linked at the end of a runtime's
+/// constructor and unlinked at the start of its destructor, under
+/// g_debug_runtimes_mu. Nothing in the runtime reads it.
+extern RuntimeImpl* g_debug_runtimes;
+
 class RuntimeImpl final : public obs::Source {
  public:
   /// Starts a runtime: validates config (@throws std::invalid_argument),
@@ -370,6 +379,8 @@ class RuntimeImpl final : public obs::Source {
   std::thread monitor_;
 
   BlockingPool blocking_;
+
+  RuntimeImpl* debug_next_ = nullptr;  // g_debug_runtimes' link
 };
 
 }  // namespace weft::detail
