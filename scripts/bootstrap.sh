@@ -34,6 +34,7 @@ packages=(
   prometheus # promtool: tests/obs and tests/kv (weft-kv --metrics-port) check /metrics pages with `promtool check metrics`
   abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
   python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
+  gdb # tools/gdb/weft.py and its test (weft_test_gdb: gdb batch mode, gcore)
 )
 
 for arg in "$@"; do

@@ -179,6 +179,20 @@ struct Config {
   /// Changeable at run time: Runtime::set_stall_warning.
   std::chrono::nanoseconds stall_warning = std::chrono::seconds(1);
 
+  /// The deadlock report (docs/observability.md, "Deadlock report"): when
+  /// every fiber of the runtime has been parked this long with nothing that
+  /// could wake one (no timer armed, no I/O in flight, no spawn_blocking
+  /// task queued or running, no wake-up or spawn from a plain thread), the
+  /// runtime log gets one `error` event with the fiber dump; it is reported
+  /// again only after some fiber has run. 0 = off (the default: plain
+  /// threads holding handles are invisible to the runtime). Allowed: 0..1 h.
+  /// Env: WEFT_DEADLOCK_REPORT_MS.
+  std::chrono::nanoseconds deadlock_report{0};
+
+  /// With deadlock_report on: abort the process (std::abort) after the
+  /// report instead of going on. Env: WEFT_DEADLOCK_ABORT (0/1).
+  bool deadlock_abort = false;
+
   /// Scheduling strategy. Env: WEFT_STRATEGY (work_stealing|single_threaded).
   Strategy strategy = Strategy::work_stealing;
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/lock_owner.hpp"
 #include "weft/detail/spinlock.hpp"
 #include "weft/detail/wait_list.hpp"
 
@@ -25,6 +26,7 @@ namespace weft {
 /// hand-off, Go's starvation mode), so no waiter starves. Waiters queue FIFO.
 /// Not recursive: locking a mutex the caller holds deadlocks. unlock() by a
 /// fiber or thread other than the owner is allowed (like Go), not checked.
+/// Fiber dumps name the fiber holding it (weft/detail/lock_owner.hpp).
 class Mutex {
  public:
   Mutex() noexcept = default;
@@ -41,8 +43,10 @@ class Mutex {
     if ((s & kLocked) != 0 ||
         !state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
                                       std::memory_order_relaxed)) {
-      lock_slow(detail::kNoDeadline);
+      lock_slow(detail::kNoDeadline);  // records the owner itself
+      return;
     }
+    note_owner();
   }
   /// Acquires the lock if it is free now. Never blocks or throws.
   bool try_lock() noexcept;
@@ -64,6 +68,9 @@ class Mutex {
   /// Releases the lock, handing it to or waking a waiter if there is one.
   /// Precondition: the lock is held. Never throws.
   void unlock() noexcept {
+    // relaxed: a hint for dumps; the lock's own release/acquire orders it
+    // before the next holder's note_owner(), so the last store wins.
+    owner_sp_.store(0, std::memory_order_relaxed);
     // Nobody queued, or a woken waiter already on its way: just release.
     // release pairs with the acquire CAS of the next locker.
     std::uint32_t s = state_.load(std::memory_order_relaxed);
@@ -83,8 +90,16 @@ class Mutex {
   bool lock_slow(std::int64_t deadline_ns);
   bool lock_slow(std::int64_t deadline_ns, bool cancellable);
   void unlock_slow() noexcept;
+  /// Records the caller's stack as the holder's (just acquired).
+  void note_owner() noexcept {
+    owner_sp_.store(detail::stack_hint(), std::memory_order_relaxed);  // as in unlock()
+  }
+  friend struct detail::LockOwnerProbe;
 
   std::atomic<std::uint32_t> state_{0};
+  // An address on the holder's stack (detail::stack_hint), 0 when free or
+  // while a hand-off is in flight. Read racily by fiber dumps only.
+  std::atomic<std::uintptr_t> owner_sp_{0};
   detail::SpinLock queue_lock_;
   detail::WaitList waiters_ WEFT_GUARDED_BY(queue_lock_);
 };

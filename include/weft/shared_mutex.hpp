@@ -2,11 +2,13 @@
 // (part of weft/sync.hpp; docs/design/sync.md).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 
 #include "weft/detail/deadline.hpp"
+#include "weft/detail/lock_owner.hpp"
 #include "weft/detail/spinlock.hpp"
 #include "weft/detail/wait_list.hpp"
 
@@ -19,7 +21,9 @@ namespace weft {
 /// or waits; otherwise everyone queues in arrival order. A releasing writer
 /// admits the next writer, or every reader queued before the next writer; the
 /// last reader out admits the next writer. So neither writers nor readers
-/// starve. Not recursive; upgrading a shared lock deadlocks.
+/// starve. Not recursive; upgrading a shared lock deadlocks. Fiber dumps
+/// name the fiber holding the exclusive lock (weft/detail/lock_owner.hpp);
+/// readers are not recorded.
 class SharedMutex {
  public:
   SharedMutex() noexcept = default;
@@ -74,11 +78,16 @@ class SharedMutex {
  private:
   bool lock_impl(bool exclusive, std::int64_t deadline_ns);
   void admit_locked() noexcept WEFT_REQUIRES(lock_);
+  friend struct detail::LockOwnerProbe;
 
   detail::SpinLock lock_;
   std::size_t readers_ WEFT_GUARDED_BY(lock_) = 0;  // readers holding it
   bool writer_ WEFT_GUARDED_BY(lock_) = false;      // a writer holds it
   detail::WaitList waiters_ WEFT_GUARDED_BY(lock_);
+  // The exclusive holder's stack (an address on it: detail::stack_hint, or
+  // its wait node when admitted from the queue), 0 otherwise. Written
+  // under lock_; read racily by fiber dumps only, hence atomic (relaxed).
+  std::atomic<std::uintptr_t> writer_sp_{0};
 };
 
 }  // namespace weft

@@ -23,6 +23,7 @@ Runtime::Runtime(Config config)
   // monitor writes the text dump to stderr.
   detail::obs::dump_signal_runtime_started();
   impl_->set_dump_writer(&detail::obs::write_dump_to_stderr);
+  impl_->set_deadlock_reporter(&detail::obs::report_deadlock);
 }
 
 Runtime::~Runtime() {

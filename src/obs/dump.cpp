@@ -5,15 +5,18 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "fiber/fiber.hpp"
@@ -23,12 +26,37 @@
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "weft/log.hpp"
+#include "weft/sync.hpp"
 #include "weft/this_fiber.hpp"
 
-namespace weft::detail::obs {
+namespace weft::detail {
+
+// The owner hints of weft's locks (weft/detail/lock_owner.hpp).
+struct LockOwnerProbe {
+  /// The stack address the holder of the lock a fiber waits on (reason,
+  /// arg) left, or 0 (free, not recorded, or not a lock). Precondition: the
+  /// waiting fiber is pinned, so the lock it is queued on is alive.
+  static std::uintptr_t hint(WaitReason reason, std::uint64_t arg) noexcept {
+    switch (reason) {
+      case WaitReason::mutex:
+        return reinterpret_cast<const Mutex*>(arg)->owner_sp_.load(std::memory_order_relaxed);
+      case WaitReason::rwlock:
+        return reinterpret_cast<const SharedMutex*>(arg)->writer_sp_.load(
+            std::memory_order_relaxed);
+      default:
+        return 0;
+    }
+  }
+};
+
+namespace obs {
 namespace {
 
 constexpr int kSchemaVersion = 1;
+// The bytes of append_frame_line's "    #%-2zu " for one- and two-digit
+// indexes (our backtraces have at most kMaxFrames < 100 frames).
+constexpr std::size_t kFrameLineHead = 8;
+static_assert(kMaxFrames < 100);
 // How long a dump waits for a worker to record its running fiber's stack.
 constexpr std::chrono::milliseconds kRunningPatience{20};
 // The cancellation tree in a dump: as deep as a snapshot may go, and one
@@ -47,6 +75,13 @@ struct Entry {
   WaitReason reason = WaitReason::other;
   std::uint64_t arg = 0;
   std::uint32_t since = 0;  // coarse_stamp() at its park
+  // Waits on a lock: the holder's stack hint (LockOwnerProbe), and the
+  // holder's fiber id once resolved against the stacks below (0: unknown).
+  std::uintptr_t owner_sp = 0;
+  FiberId owner = 0;
+  // Its stacks' address ranges, where known (pinned, or the fiber taking
+  // the dump): its own and a generator's it runs in.
+  std::uintptr_t stack_lo = 0, stack_hi = 0, gen_lo = 0, gen_hi = 0;
   std::size_t stack_reserved = 0;
   std::size_t stack_used = 0;
   FiberLabels labels;
@@ -84,8 +119,13 @@ class Collector final : public RuntimeImpl::FiberVisitor {
         e.reason = w->reason();
         e.arg = w->arg();
         e.since = w->parked_since();
+        e.owner_sp = LockOwnerProbe::hint(e.reason, e.arg);
       } else if (e.snap.state == weft::FiberState::running) {
         e.worker = f.runtime->worker_running(&f, e.switches);
+      }
+      if (e.self) {  // its own stack fields: this thread runs it
+        e.stack_lo = reinterpret_cast<std::uintptr_t>(f.stack.lo);
+        e.stack_hi = reinterpret_cast<std::uintptr_t>(f.stack.hi);
       }
       entries.push_back(std::move(e));
     } catch (...) {
@@ -107,6 +147,12 @@ class Collector final : public RuntimeImpl::FiberVisitor {
       s.hi = f.generator_stack->hi;
     }
     s.sp = sp;
+    e.stack_lo = reinterpret_cast<std::uintptr_t>(own.lo);
+    e.stack_hi = reinterpret_cast<std::uintptr_t>(own.hi);
+    if (f.generator_stack != nullptr) {
+      e.gen_lo = reinterpret_cast<std::uintptr_t>(f.generator_stack->lo);
+      e.gen_hi = reinterpret_cast<std::uintptr_t>(f.generator_stack->hi);
+    }
     e.stack_reserved = f.stack.usable_size();
     if (sp >= s.lo && sp < s.hi) {
       e.stack_used =
@@ -135,7 +181,35 @@ struct Dump {
   std::vector<Entry> entries;
   std::size_t missed = 0;
   CancelNodeSnapshot tree;
+  std::size_t tree_nodes = 0;  // fibers and scopes in tree (for estimated_size)
 };
+
+// Names the holder of each lock a fiber waits on: the fiber whose stack
+// holds the holder's stack hint, among those whose stacks the dump knows
+// (parked ones, the caller). A sorted table of ranges: O(n log n).
+void resolve_owners(std::vector<Entry>& entries) {
+  struct Range {
+    std::uintptr_t lo, hi;
+    FiberId id;
+  };
+  std::vector<Range> ranges;
+  bool any = false;
+  for (const Entry& e : entries) any |= e.owner_sp != 0;
+  if (!any) return;
+  for (const Entry& e : entries) {
+    if (e.stack_hi > e.stack_lo) ranges.push_back({e.stack_lo, e.stack_hi, e.snap.id});
+    if (e.gen_hi > e.gen_lo) ranges.push_back({e.gen_lo, e.gen_hi, e.snap.id});
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.lo < b.lo; });
+  for (Entry& e : entries) {
+    if (e.owner_sp == 0) continue;
+    // The last range starting at or below the hint (stacks do not overlap).
+    auto it = std::upper_bound(ranges.begin(), ranges.end(), e.owner_sp,
+                               [](std::uintptr_t sp, const Range& r) { return sp < r.lo; });
+    if (it != ranges.begin() && e.owner_sp < std::prev(it)->hi) e.owner = std::prev(it)->id;
+  }
+}
 
 // The entries' frames point into sym's cache: sym outlives the Dump's use.
 Dump collect(RuntimeImpl& rt, Symbolizer& sym) {
@@ -160,9 +234,11 @@ Dump collect(RuntimeImpl& rt, Symbolizer& sym) {
     }
     take_frames(sym, bt, e);
   }
+  resolve_owners(c.entries);
   d.entries = std::move(c.entries);
   d.missed = c.missed;
   d.tree = snapshot_cancel_tree(rt.root_cancel_node(), kTreeLimits, d.taken_ns);
+  d.tree_nodes = d.entries.size();  // about one node per fiber
   return d;
 }
 
@@ -216,7 +292,14 @@ std::string wait_object(const Dump& d, const Entry& e) {
                          : e.reason == WaitReason::scope ? "the fibers of scope"
                                                          : to_string(e.reason);
       std::snprintf(buf, sizeof buf, "%s 0x%" PRIx64, what, e.arg);
-      return buf;
+      std::string out = buf;
+      if (e.owner != 0) {
+        std::snprintf(buf, sizeof buf, " held by fiber %" PRIu64, e.owner);
+        out += buf;
+      } else if (e.owner_sp != 0) {
+        out += " held by a running fiber or a thread";
+      }
+      return out;
     }
     case ArgKind::fiber:
       std::snprintf(buf, sizeof buf, "fiber %" PRIu64, e.arg);
@@ -247,70 +330,224 @@ std::string wait_object(const Dump& d, const Entry& e) {
   }
 }
 
-nlohmann::json wait_json(const Dump& d, const Entry& e) {
-  if (!e.waits) return nullptr;
-  nlohmann::json w{{"reason", to_string(e.reason)},
-                   {"for_ms", waited_ms(d, e)},
-                   {"object", nullptr},
-                   {"fiber", nullptr},
-                   {"fd", nullptr},
-                   {"until_ns", nullptr},
-                   {"cases", nullptr}};
-  const auto value = static_cast<std::int64_t>(e.arg);
-  switch (arg_kind(e.reason)) {
-    case ArgKind::object: {
-      char addr[24];
-      std::snprintf(addr, sizeof addr, "0x%" PRIx64, e.arg);
-      w["object"] = addr;
-      break;
-    }
-    case ArgKind::fiber:
-      w["fiber"] = e.arg;
-      break;
-    case ArgKind::fd:
-      w["fd"] = value;
-      break;
-    case ArgKind::until:
-      if (value >= 0) w["until_ns"] = value;
-      break;
-    case ArgKind::cases:
-      w["cases"] = e.arg;
-      break;
-    case ArgKind::none:
-      break;
+// An upper estimate of a dump's size in `per_frame` bytes of markup per
+// frame plus `per_fiber` per fiber, for one reserve() instead of a string
+// that doubles (and copies, and unmaps) its way to 100+ MB.
+std::size_t estimated_size(const Dump& d, std::size_t per_fiber, std::size_t per_frame) {
+  std::size_t n = 4096 + 96 * d.tree_nodes;
+  for (const Entry& e : d.entries) {
+    n += per_fiber + e.snap.name.size();
+    for (const auto& [k, v] : e.labels) n += k.size() + v.size() + 8;
+    for (const Frame* f : e.frames) n += per_frame + f->function.size() + f->location.size();
   }
-  return w;
+  return n;
+}
+
+// JSON written by hand, not through nlohmann's DOM: a dump of 100,000
+// parked fibers is ~150 MB of JSON, and building a tree of maps for it cost
+// seconds (weft-bench-dump). The keys and values are those documented
+// (docs/observability.md); the cancellation tree is snapshot.cpp's
+// append_json (the schema of docs/design/snapshots.md, written once).
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& out) : out_(out) {}
+  void raw(std::string_view s) { out_ += s; }
+  void key(std::string_view k) {
+    out_ += '"';
+    out_ += k;
+    out_ += "\":";
+  }
+  void str(std::string_view s) {
+    for (const char c : s) {
+      if (static_cast<unsigned char>(c) >= 0x80) {  // rare: let nlohmann check the UTF-8
+        out_ += nlohmann::json(std::string(s))
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return;
+      }
+    }
+    out_ += '"';
+    for (const char c : s) {
+      switch (c) {
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+            out_ += buf;
+          } else {
+            out_ += c;
+          }
+      }
+    }
+    out_ += '"';
+  }
+  void num(std::int64_t v) {
+    char buf[24];
+    out_.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%" PRId64, v)));
+  }
+  void unum(std::uint64_t v) {
+    char buf[24];
+    out_.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%" PRIu64, v)));
+  }
+  void hex(std::uint64_t v) {
+    char buf[24];
+    out_.append(buf,
+                static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "\"0x%" PRIx64 "\"", v)));
+  }
+  void boolean(bool b) { out_ += b ? "true" : "false"; }
+  void null() { out_ += "null"; }
+
+ private:
+  std::string& out_;
+};
+
+void wait_json(const Dump& d, const Entry& e, JsonOut& j) {
+  if (!e.waits) {
+    j.null();
+    return;
+  }
+  j.raw("{");
+  j.key("reason");
+  j.str(to_string(e.reason));
+  j.raw(",");
+  j.key("for_ms");
+  j.num(waited_ms(d, e));
+  const ArgKind kind = arg_kind(e.reason);
+  const auto value = static_cast<std::int64_t>(e.arg);
+  // Every key is present; the argument's one holds it, the others are null.
+  j.raw(",");
+  j.key("object");
+  kind == ArgKind::object ? j.hex(e.arg) : j.null();
+  j.raw(",");
+  j.key("fiber");
+  kind == ArgKind::fiber ? j.unum(e.arg) : j.null();
+  j.raw(",");
+  j.key("fd");
+  kind == ArgKind::fd ? j.num(value) : j.null();
+  j.raw(",");
+  j.key("until_ns");
+  kind == ArgKind::until&& value >= 0 ? j.num(value) : j.null();
+  j.raw(",");
+  j.key("cases");
+  kind == ArgKind::cases ? j.unum(e.arg) : j.null();
+  j.raw(",");
+  j.key("owner");
+  e.owner != 0 ? j.unum(e.owner) : j.null();
+  j.raw("}");
 }
 
 std::string to_json_text(const Dump& d) {
-  nlohmann::json fibers = nlohmann::json::array();
+  std::string out;
+  out.reserve(estimated_size(d, 512, 48));
+  JsonOut j(out);
+  // Each distinct frame is written once and copied into every backtrace
+  // that holds it (parked fibers share most frames).
+  std::unordered_map<const Frame*, std::string> frame_json;
+  j.raw("{");
+  j.key("version");
+  j.num(kSchemaVersion);
+  j.raw(",");
+  j.key("taken_ns");
+  j.num(d.taken_ns);
+  j.raw(",");
+  j.key("workers");
+  j.unum(d.workers);
+  j.raw(",");
+  j.key("missed");
+  j.unum(d.missed);
+  j.raw(",");
+  j.key("fibers");
+  j.raw("[");
+  bool first = true;
   for (const Entry& e : d.entries) {
-    nlohmann::json j = snapshot_json(e.snap);
-    j["worker"] = e.worker >= 0 ? nlohmann::json(e.worker) : nlohmann::json();
-    j["wait"] = wait_json(d, e);
-    j["stack"] = e.pinned ? nlohmann::json{{"reserved_bytes", e.stack_reserved},
-                                           {"used_bytes", e.stack_used}}
-                          : nlohmann::json();
-    nlohmann::json labels = nlohmann::json::object();
-    for (const auto& [k, v] : e.labels) labels[k] = v;
-    j["labels"] = std::move(labels);
-    if (e.has_backtrace) {
-      nlohmann::json frames = nlohmann::json::array();
-      for (const Frame* f : e.frames) {
-        char pc[24];
-        std::snprintf(pc, sizeof pc, "0x%" PRIxPTR, f->pc);
-        frames.push_back({{"pc", pc}, {"function", f->function}, {"location", f->location}});
-      }
-      j["backtrace"] = std::move(frames);
+    if (!first) j.raw(",");
+    first = false;
+    // The fiber snapshot's keys (snapshot_json), then the dump's.
+    j.raw("{");
+    j.key("id");
+    j.unum(e.snap.id);
+    j.raw(",");
+    j.key("parent_id");
+    j.unum(e.snap.parent_id);
+    j.raw(",");
+    j.key("name");
+    j.str(e.snap.name);
+    j.raw(",");
+    j.key("state");
+    j.str(to_string(e.snap.state));
+    j.raw(",");
+    j.key("priority");
+    j.str(to_string(e.snap.priority));
+    j.raw(",");
+    j.key("cancelled");
+    j.boolean(e.snap.cancelled);
+    j.raw(",");
+    j.key("worker");
+    e.worker >= 0 ? j.num(e.worker) : j.null();
+    j.raw(",");
+    j.key("wait");
+    wait_json(d, e, j);
+    j.raw(",");
+    j.key("stack");
+    if (e.pinned) {
+      j.raw("{");
+      j.key("reserved_bytes");
+      j.unum(e.stack_reserved);
+      j.raw(",");
+      j.key("used_bytes");
+      j.unum(e.stack_used);
+      j.raw("}");
     } else {
-      j["backtrace"] = nullptr;
+      j.null();
     }
-    fibers.push_back(std::move(j));
+    j.raw(",");
+    j.key("labels");
+    j.raw("{");
+    for (std::size_t i = 0; i < e.labels.size(); ++i) {
+      if (i != 0) j.raw(",");
+      j.str(e.labels[i].first);
+      j.raw(":");
+      j.str(e.labels[i].second);
+    }
+    j.raw("}");
+    j.raw(",");
+    j.key("backtrace");
+    if (e.has_backtrace) {
+      j.raw("[");
+      for (std::size_t i = 0; i < e.frames.size(); ++i) {
+        if (i != 0) j.raw(",");
+        std::string& f = frame_json[e.frames[i]];
+        if (f.empty()) {
+          JsonOut fj(f);
+          fj.raw("{");
+          fj.key("pc");
+          fj.hex(e.frames[i]->pc);
+          fj.raw(",");
+          fj.key("function");
+          fj.str(e.frames[i]->function);
+          fj.raw(",");
+          fj.key("location");
+          fj.str(e.frames[i]->location);
+          fj.raw("}");
+        }
+        j.raw(f);
+      }
+      j.raw("]");
+    } else {
+      j.null();
+    }
+    j.raw("}");
   }
-  nlohmann::json doc{{"version", kSchemaVersion}, {"taken_ns", d.taken_ns},
-                     {"workers", d.workers},      {"fibers", std::move(fibers)},
-                     {"missed", d.missed},        {"cancel_tree", snapshot_json(d.tree)}};
-  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  j.raw("],");
+  j.key("cancel_tree");
+  append_json(d.tree, out);
+  j.raw("}");
+  return out;
 }
 
 void tree_text(const CancelNodeSnapshot& n, int depth, std::string& out) {
@@ -339,6 +576,9 @@ void tree_text(const CancelNodeSnapshot& n, int depth, std::string& out) {
 
 std::string to_text(const Dump& d) {
   std::string out;
+  out.reserve(estimated_size(d, 256, 40));
+  // A frame's line after its index, made once per distinct frame (append_frame_line's format).
+  std::unordered_map<const Frame*, std::string> frame_lines;
   char buf[160];
   std::snprintf(buf, sizeof buf,
                 "weft fiber dump (pid %d): %zu fibers, %zu workers, at %" PRId64
@@ -393,7 +633,14 @@ std::string to_text(const Dump& d) {
                     e.stack_used);
       out += buf;
     }
-    for (std::size_t i = 0; i < e.frames.size(); ++i) append_frame_line(i, *e.frames[i], out);
+    for (std::size_t i = 0; i < e.frames.size(); ++i) {
+      std::string& line = frame_lines[e.frames[i]];
+      if (line.empty()) append_frame_line(0, *e.frames[i], line);
+      // "    #N  " padded as append_frame_line pads it ("%-2zu "), then the rest.
+      std::snprintf(buf, sizeof buf, "    #%-2zu ", i);
+      out += buf;
+      out.append(line, kFrameLineHead, std::string::npos);
+    }
   }
   out += "\ncancellation tree (scopes group the fibers they spawned):\n";
   tree_text(d.tree, 0, out);
@@ -472,6 +719,59 @@ std::string dump_fibers(RuntimeImpl& rt, DumpFormat format) {
   return format == DumpFormat::json ? to_json_text(d) : to_text(d);
 }
 
+namespace {
+
+// A wait that something other than a fiber of the runtime ends: the
+// reactor (I/O) or the signal dispatcher thread. (Timers and blocking tasks
+// the runtime rules out itself: RuntimeImpl::quiet_now.)
+bool ends_from_outside(WaitReason r) noexcept {
+  return r == WaitReason::io_read || r == WaitReason::io_write || r == WaitReason::signal;
+}
+
+// The deadlock report's first look, before any stack is unwound: is some
+// fiber not parked (any more), or parked on a wait ends_from_outside?
+class WakeableScan final : public RuntimeImpl::FiberVisitor {
+ public:
+  void see(Fiber& f, bool pinned, const FiberLabels*) noexcept override {
+    // Pinned: its current park's waiter holds still (see Collector::see).
+    const Waiter* w = pinned ? f.parked_on : nullptr;
+    if (w == nullptr || ends_from_outside(w->reason())) wakeable = true;
+  }
+  void inspect_pinned(Fiber&) noexcept override {}
+  bool wakeable = false;
+};
+
+}  // namespace
+
+bool report_deadlock(RuntimeImpl& rt, std::int64_t quiet_ms) noexcept {
+  // A server idle in accept() looks quiet to the runtime (epoll cannot tell
+  // a registered descriptor's waiter is gone): this walk, once per quiet
+  // state, costs no unwinding or symbols.
+  WakeableScan scan;
+  rt.visit_fibers(scan);
+  if (scan.wakeable) return false;
+  try {
+    std::lock_guard<std::mutex> turn(g_symbolizer_mu);  // the monitor thread: no fiber
+    const Dump d = collect(rt, shared_symbolizer());
+    for (const Entry& e : d.entries) {  // changed since the scan: no report
+      if (!e.waits || ends_from_outside(e.reason)) return false;
+    }
+    char head[320];
+    std::snprintf(head, sizeof head,
+                  "weft: deadlock: all %zu fibers of the runtime have been parked for %" PRId64
+                  " ms and nothing can wake any of them (no timer armed, no I/O in flight, no "
+                  "spawn_blocking task, no wake-up from a plain thread); the fiber dump "
+                  "follows (Config::deadlock_report)\n",
+                  d.entries.size(), quiet_ms);
+    weft::log::write(weft::log::Level::error, head + to_text(d));
+  } catch (...) {
+    weft::log::write(weft::log::Level::error,
+                     "weft: deadlock: every fiber is parked and nothing can wake one; the fiber "
+                     "dump failed: out of memory");
+  }
+  return true;
+}
+
 void write_dump_to_stderr(RuntimeImpl& rt) noexcept {
   std::string text;
   try {
@@ -518,4 +818,5 @@ void dump_signal_runtime_ended() noexcept {
   g_live_runtimes.fetch_sub(1, std::memory_order_relaxed);
 }
 
-}  // namespace weft::detail::obs
+}  // namespace obs
+}  // namespace weft::detail

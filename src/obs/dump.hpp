@@ -13,6 +13,7 @@
 // obs/snapshot.hpp, so a dump and a snapshot print one schema.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "weft/runtime.hpp"
@@ -31,6 +32,16 @@ std::string dump_fibers(RuntimeImpl& rt, DumpFormat format);
 /// as the monitor thread does for the dump signal. Out of memory: a one-line
 /// notice instead.
 void write_dump_to_stderr(RuntimeImpl& rt) noexcept;
+
+/// The deadlock report (RuntimeImpl::DeadlockReporter; Config::
+/// deadlock_report): takes the dump of `rt`, which `quiet_ms` of quiet
+/// found deadlocked, and writes one `error` event with it to the runtime
+/// log. First walks the fibers without unwinding anything, and writes
+/// nothing and returns false if one is not parked (any more) or waits for
+/// I/O or a signal (the reactor or the signal dispatcher thread wakes it;
+/// timers and blocking tasks the runtime rules out itself). The monitor
+/// thread calls it.
+bool report_deadlock(RuntimeImpl& rt, std::int64_t quiet_ms) noexcept;
 
 /// The dump signal: WEFT_DUMP_SIGNAL's (SIGQUIT, QUIT, SIGUSR1, USR1,
 /// SIGUSR2, USR2, SIGHUP, HUP, SIGWINCH, WINCH; `none` disables it; an

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "weft/snapshot.hpp"
 
@@ -26,9 +27,11 @@ FiberSnapshot snapshot_fiber(const Fiber& f);
 CancelNodeSnapshot snapshot_cancel_tree(CancelNode& node, const SnapshotLimits& limits,
                                         std::int64_t now_ns);
 
-/// The JSON values that to_json() prints, for embedding in a larger
+/// The JSON value that to_json() prints, for embedding in a larger
 /// document. @throws std::bad_alloc.
 nlohmann::json snapshot_json(const FiberSnapshot& s);
-nlohmann::json snapshot_json(const CancelNodeSnapshot& s);
+/// Appends the JSON text that to_json() prints for `s` to `out` (written
+/// directly: a dump's tree has a node per fiber). @throws std::bad_alloc.
+void append_json(const CancelNodeSnapshot& s, std::string& out);
 
 }  // namespace weft::detail

@@ -115,6 +115,11 @@ std::size_t BlockingPool::queued() const {
   return queue_.size();
 }
 
+bool BlockingPool::busy() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return !queue_.empty() || threads_ > idle_;
+}
+
 std::uint64_t BlockingPool::completed() const {
   return completed_.load(std::memory_order_relaxed);
 }

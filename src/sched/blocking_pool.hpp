@@ -43,6 +43,9 @@ class BlockingPool {
   std::uint64_t completed() const;
   /// Tasks queued and not yet picked up by a thread.
   std::size_t queued() const;
+  /// True while a task is queued or running (a thread that is not idle
+  /// counts, even one just starting). Takes the pool's mutex.
+  bool busy() const;
 
  private:
   void thread_main() noexcept;

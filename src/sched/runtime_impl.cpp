@@ -5,6 +5,7 @@
 #include <cinttypes>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,12 @@ constexpr std::size_t kMinStack = 16 * 1024;
 constexpr std::size_t kMaxStack = std::size_t{1} << 30;  // Fiber::stack_size holds it
 }  // namespace
 
+RuntimeImpl* g_debug_runtimes = nullptr;
+
+namespace {
+std::mutex g_debug_runtimes_mu;  // guards g_debug_runtimes and the debug_next_ links
+}  // namespace
+
 RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     : config_(config),
       stall_warning_ns_(config.stall_warning.count()),
@@ -76,6 +83,7 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
       stack_cap_(config.max_stack_memory != 0 ? config.max_stack_memory : UINT64_MAX),
       epoch_ns_(monotonic_ns()),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
+      deadlock_report_ns_(config.deadlock_report.count()),
       blocking_(this, config.max_blocking_threads, config.blocking_keep_alive) {
   config_.validate();
   if (config_.strategy == Strategy::single_threaded) {
@@ -138,9 +146,21 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     throw;
   }
   obs::register_source(this);
+  std::lock_guard<std::mutex> g(g_debug_runtimes_mu);
+  debug_next_ = g_debug_runtimes;
+  g_debug_runtimes = this;
 }
 
 RuntimeImpl::~RuntimeImpl() {
+  {
+    std::lock_guard<std::mutex> g(g_debug_runtimes_mu);
+    for (RuntimeImpl** p = &g_debug_runtimes; *p != nullptr; p = &(*p)->debug_next_) {
+      if (*p == this) {
+        *p = debug_next_;
+        break;
+      }
+    }
+  }
   // Steps 1-3 of the shutdown protocol (header).
   stopping_.store(true, std::memory_order_release);
   root_cancel_.cancel();  // fibers spawned from now on start cancelled
@@ -751,8 +771,82 @@ void RuntimeImpl::monitor_main() noexcept {
         report_stall(w, f, sw, ran);
       }
     }
+    if (deadlock_due_ms_.load(std::memory_order_relaxed) >= 0) {
+      lock.unlock();  // a dump takes up to a second: shutdown must not wait on it
+      write_deadlock_report();
+      lock.lock();
+      if (monitor_stop_) break;
+    }
     monitor_backstop();
   }
+}
+
+// --- the deadlock report ---------------------------------------------------
+
+std::uint64_t RuntimeImpl::switch_sum() const noexcept {
+  std::uint64_t sum = 0;
+  for (const auto& w : workers_) sum += w->switch_count.load(std::memory_order_relaxed);
+  return sum;
+}
+
+RuntimeImpl::Quiet RuntimeImpl::quiet_now() const noexcept {
+  if (stopping() || exiting()) return Quiet::no;
+  if (idle_count_.load(std::memory_order_relaxed) != workers_.size()) return Quiet::no;
+  if (has_queued_work() || earliest_timer_tick() != TimerWheel::kNone) return Quiet::no;
+  if (alive() == 0) return Quiet::no;
+  // These end without waking a worker (a plain thread's wake-up returns
+  // after its fiber may have run and parked again; a pool thread goes idle
+  // after its joiner woke): the watcher looks again a period later.
+  // relaxed: a hint, as the rest.
+  if (external_wakes_.load(std::memory_order_relaxed) != 0 || blocking_.busy()) {
+    return Quiet::not_yet;
+  }
+  return Quiet::yes;
+}
+
+std::int64_t RuntimeImpl::deadlock_watch() noexcept {
+  const Quiet quiet = quiet_now();
+  const std::uint64_t sw = switch_sum();
+  const std::int64_t now = monotonic_ns();
+  LockGuard g(deadlock_lock_);
+  if (quiet != Quiet::yes) {
+    quiet_since_ns_ = 0;
+    return quiet == Quiet::not_yet ? deadlock_report_ns_ : -1;
+  }
+  if (sw == reported_switches_) return -1;  // reported: wait for a fiber to run
+  if (quiet_since_ns_ == 0 || sw != quiet_switches_) {
+    quiet_since_ns_ = now;
+    quiet_switches_ = sw;
+  }
+  const std::int64_t left = quiet_since_ns_ + deadlock_report_ns_ - now;
+  return left > 0 ? left : 0;
+}
+
+void RuntimeImpl::deadlock_check() noexcept {
+  if (quiet_now() != Quiet::yes) return;
+  const std::uint64_t sw = switch_sum();
+  const std::int64_t now = monotonic_ns();
+  std::int64_t quiet_ms = 0;
+  {
+    LockGuard g(deadlock_lock_);
+    if (quiet_since_ns_ == 0 || sw != quiet_switches_ || sw == reported_switches_ ||
+        now - quiet_since_ns_ < deadlock_report_ns_) {
+      return;
+    }
+    reported_switches_ = sw;
+    quiet_ms = (now - quiet_since_ns_) / 1'000'000;
+  }
+  deadlock_due_ms_.store(quiet_ms, std::memory_order_relaxed);  // see deadlock_due_ms_
+  monitor_cv_.notify_one();  // else the monitor sees it within its period (<= 5 ms)
+}
+
+void RuntimeImpl::write_deadlock_report() noexcept {
+  const std::int64_t ms = deadlock_due_ms_.exchange(-1, std::memory_order_relaxed);
+  if (ms < 0) return;
+  // acquire: pairs with set_deadlock_reporter's release.
+  DeadlockReporter report = deadlock_reporter_.load(std::memory_order_acquire);
+  const bool reported = report != nullptr && report(*this, ms);
+  if (reported && config_.deadlock_abort) std::abort();
 }
 
 void RuntimeImpl::monitor_backstop() noexcept {

@@ -47,6 +47,15 @@ namespace weft::detail {
 using ReactorFactory = std::vector<std::unique_ptr<Reactor>> (*)(const Config& config,
                                                                  std::size_t count);
 
+class RuntimeImpl;
+
+/// The live runtimes of the process, for debuggers (tools/gdb/weft.py reads
+/// it by name from the debug information): a list through
+/// RuntimeImpl::debug_next_, newest first, linked at the end of a runtime's
+/// constructor and unlinked at the start of its destructor, under
+/// g_debug_runtimes_mu. Nothing in the runtime reads it.
+extern RuntimeImpl* g_debug_runtimes;
+
 class RuntimeImpl final : public obs::Source {
  public:
   /// Starts a runtime: validates config (@throws std::invalid_argument),
@@ -195,6 +204,41 @@ class RuntimeImpl final : public obs::Source {
   /// writes one dump per signal it sees.
   static void note_dump_signal() noexcept;
 
+  // --- the deadlock report (Config::deadlock_report; docs/observability.md).
+  //
+  // Checked where the workers go idle, not by polling: the last worker to
+  // park (Worker::sleep) with no timeout finds the whole runtime quiet
+  // (quiet_now) and parks for the report period instead of forever
+  // (deadlock_watch); if it wakes to nothing and the runtime is still
+  // quiet, with no fiber run meanwhile (the workers' switch counts), it
+  // hands the report to the monitor thread (deadlock_check), whose
+  // reporter walks the fibers (a fiber waiting for I/O or a signal is no
+  // deadlock) and writes the report with the dump. The same quiet state
+  // (same switch counts) is looked at once; any fiber that runs starts a
+  // new quiet period.
+
+  /// True if Config::deadlock_report is on.
+  bool deadlock_report_on() const noexcept { return deadlock_report_ns_ > 0; }
+  /// A worker about to park idle with no timeout, already on the idle list:
+  /// if the runtime is quiet, starts (or goes on with) its quiet period and
+  /// returns how long to park until the report is due (ns, >= 0); if it is
+  /// about to be (a plain thread's wake-up or a blocking task still ending),
+  /// the report period, to look again; else -1 (busy, or this quiet state
+  /// was reported already). Workers only.
+  std::int64_t deadlock_watch() noexcept;
+  /// After a park that deadlock_watch timed and that woke no fiber, still
+  /// on the idle list: if the runtime stayed quiet for the whole period,
+  /// has the monitor write the report. Workers only.
+  void deadlock_check() noexcept;
+  /// What the monitor calls to write a report: (runtime, quiet ms); returns
+  /// false if the fibers show the runtime was not deadlocked after all (a
+  /// fiber not parked, or one waiting for I/O or a signal). obs/dump.cpp
+  /// implements it; api/ sets it.
+  using DeadlockReporter = bool (*)(RuntimeImpl&, std::int64_t);
+  void set_deadlock_reporter(DeadlockReporter r) noexcept {
+    deadlock_reporter_.store(r, std::memory_order_release);
+  }
+
   /// Wakes f's published waiter with kCancelled. Precondition: f's
   /// cancel_requested was set before a heavy_barrier().
   static void wake_cancelled(Fiber* f) noexcept;
@@ -247,6 +291,20 @@ class RuntimeImpl final : public obs::Source {
   }
 
   void monitor_main() noexcept;
+  /// yes: every worker idle, nothing queued, no timer armed, some fiber
+  /// alive, no blocking-pool task and no wake-up from a plain thread in
+  /// progress. not_yet: all but the last two, which end without waking a
+  /// worker, so the watcher looks again a period later. no: otherwise.
+  /// (Fibers waiting for I/O or a signal are found by the reporter's walk
+  /// of the fibers: epoll's reactor cannot tell whether a registered
+  /// descriptor still has a waiter.) Racy snapshot; reads the blocking pool
+  /// under its mutex.
+  enum class Quiet { no, not_yet, yes };
+  Quiet quiet_now() const noexcept;
+  /// The sum of the workers' switch counts: changes whenever a fiber runs.
+  std::uint64_t switch_sum() const noexcept;
+  /// The monitor: writes a report deadlock_check asked for.
+  void write_deadlock_report() noexcept;
   /// The monitor's wake-up backstop, once per period (see the definition).
   void monitor_backstop() noexcept;
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
@@ -302,12 +360,27 @@ class RuntimeImpl final : public obs::Source {
 
   std::atomic<void (*)(RuntimeImpl&)> dump_writer_{nullptr};
 
+  // The deadlock report (deadlock_watch). deadlock_report_ns_: 0 = off.
+  const std::int64_t deadlock_report_ns_;
+  SpinLock deadlock_lock_;
+  // The current quiet period: its start (0: none) and the switch sum then.
+  std::int64_t quiet_since_ns_ WEFT_GUARDED_BY(deadlock_lock_) = 0;
+  std::uint64_t quiet_switches_ WEFT_GUARDED_BY(deadlock_lock_) = 0;
+  // The switch sum of the quiet state reported last (~0: none yet).
+  std::uint64_t reported_switches_ WEFT_GUARDED_BY(deadlock_lock_) = ~std::uint64_t{0};
+  // A report the monitor owes: the quiet period's length in ms, or -1.
+  // relaxed: nothing else is handed over (the monitor takes its own dump).
+  std::atomic<std::int64_t> deadlock_due_ms_{-1};
+  std::atomic<DeadlockReporter> deadlock_reporter_{nullptr};
+
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;
   bool monitor_stop_ = false;  // guarded by monitor_mu_ (a std::mutex: not annotated)
   std::thread monitor_;
 
   BlockingPool blocking_;
+
+  RuntimeImpl* debug_next_ = nullptr;  // g_debug_runtimes' link
 };
 
 }  // namespace weft::detail

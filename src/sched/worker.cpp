@@ -780,6 +780,13 @@ void Worker::sleep() noexcept {
     timeout = due - monotonic_ns();
     if (timeout < 0) timeout = 0;
   }
+  // The deadlock report's seam (RuntimeImpl::deadlock_watch): a park that
+  // would last forever lasts until the report is due, if all is quiet.
+  bool watching = false;
+  if (timeout < 0 && rt_->deadlock_report_on()) {
+    timeout = rt_->deadlock_watch();
+    watching = timeout >= 0;
+  }
   // One wait: a wake-up (wake_requested_ is set before the driver is
   // unparked), I/O, or the timer deadline all end it.
   FiberList woken;
@@ -793,6 +800,7 @@ void Worker::sleep() noexcept {
     const std::int64_t t1 = monotonic_ns();
     note_idle(0, static_cast<std::uint64_t>(t1 - t0));
     woke_idle_ = true;
+    if (watching && woken.empty()) rt_->deadlock_check();
   }
   rt_->remove_idle(this);
   schedule_woken(woken);

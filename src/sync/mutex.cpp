@@ -26,6 +26,7 @@ bool Mutex::try_lock() noexcept {
     // acquire pairs with the releasing CAS of unlock()/unlock_slow().
     if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
                                      std::memory_order_relaxed)) {
+      note_owner();
       return true;
     }
   }
@@ -53,6 +54,7 @@ bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
       // acquire: the previous holder's critical section happens-before ours.
       if (state_.compare_exchange_weak(s, next, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
+        note_owner();
         return true;
       }
       continue;
@@ -98,7 +100,10 @@ bool Mutex::lock_slow(std::int64_t deadline_ns, bool cancellable) {
         },
         requeue, cancellable);
     if (r == Waiter::kNotified) {
-      if (n.granted) return true;  // handed over by a starvation unlock
+      if (n.granted) {  // handed over by a starvation unlock
+        note_owner();
+        return true;
+      }
       woken = true;
       spins = 0;
       continue;

@@ -26,6 +26,8 @@ void SharedMutex::admit_locked() noexcept {
     const bool writer = f->count == kWriter;
     if (writer) {
       writer_ = true;
+      // The node lives on the admitted writer's stack (relaxed: see writer_sp_).
+      writer_sp_.store(reinterpret_cast<std::uintptr_t>(f), std::memory_order_relaxed);
     } else {
       ++readers_;
     }
@@ -42,6 +44,7 @@ bool SharedMutex::lock_impl(bool exclusive, std::int64_t deadline_ns) {
   if (free && detail::first_live(waiters_) == nullptr) {
     if (exclusive) {
       writer_ = true;
+      writer_sp_.store(detail::stack_hint(), std::memory_order_relaxed);  // see writer_sp_
     } else {
       ++readers_;
     }
@@ -63,6 +66,7 @@ bool SharedMutex::try_lock() noexcept {
   LockGuard g(lock_);
   if (writer_ || readers_ > 0 || detail::first_live(waiters_) != nullptr) return false;
   writer_ = true;
+  writer_sp_.store(detail::stack_hint(), std::memory_order_relaxed);  // see writer_sp_
   return true;
 }
 
@@ -76,6 +80,7 @@ bool SharedMutex::try_lock_shared() noexcept {
 void SharedMutex::unlock() noexcept {
   LockGuard g(lock_);
   writer_ = false;
+  writer_sp_.store(0, std::memory_order_relaxed);  // see writer_sp_
   admit_locked();
 }
 

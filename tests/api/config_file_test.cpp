@@ -66,6 +66,8 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "io_timeout = \"500ms\"\n"
       "preemption_interval = \"5ms\"\n"
       "stall_warning = 250\n"  // bare number: the setting's unit, ms
+      "deadlock_report = \"2s\"\n"
+      "deadlock_abort = true\n"
       "strategy = \"work_stealing\"\n"
       "max_blocking_threads = 7\n"
       "blocking_keep_alive = \"2s\"\n"
@@ -85,6 +87,8 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_EQ(c.io_timeout, 500ms);
   EXPECT_EQ(c.preemption_interval, 5ms);
   EXPECT_EQ(c.stall_warning, 250ms);
+  EXPECT_EQ(c.deadlock_report, 2s);
+  EXPECT_TRUE(c.deadlock_abort);
   EXPECT_EQ(c.strategy, weft::Strategy::work_stealing);
   EXPECT_EQ(c.max_blocking_threads, 7u);
   EXPECT_EQ(c.blocking_keep_alive, 2s);
@@ -102,12 +106,13 @@ TEST_F(ConfigFile, ReadsEveryKind) {
           "network_timeout = \"30s\"  (file " + path + ":8)\n" + "io_timeout = \"500ms\"  (file " +
           path + ":9)\n" + "preemption_interval = \"5ms\"  (file " + path + ":10)\n" +
           "stall_warning = \"250ms\"  (file " + path + ":11)\n" +
-          "strategy = \"work_stealing\"  (file " + path + ":12)\n" +
-          "max_blocking_threads = 7  (file " + path + ":13)\n" +
-          "blocking_keep_alive = \"2s\"  (file " + path + ":14)\n" +
-          "spin_before_park = \"50us\"  (file " + path + ":15)\n" +
-          "wake_backstop = false  (file " + path + ":16)\n" + "io_backend = \"epoll\"  (file " +
-          path + ":17)\n" + "io_uring_entries = 64  (file " + path + ":18)\n");
+          "deadlock_report = \"2s\"  (file " + path + ":12)\n" + "deadlock_abort = true  (file " +
+          path + ":13)\n" + "strategy = \"work_stealing\"  (file " + path + ":14)\n" +
+          "max_blocking_threads = 7  (file " + path + ":15)\n" +
+          "blocking_keep_alive = \"2s\"  (file " + path + ":16)\n" +
+          "spin_before_park = \"50us\"  (file " + path + ":17)\n" +
+          "wake_backstop = false  (file " + path + ":18)\n" + "io_backend = \"epoll\"  (file " +
+          path + ":19)\n" + "io_uring_entries = 64  (file " + path + ":20)\n");
 }
 
 TEST_F(ConfigFile, LimitsFromTheEnvironmentAndTheirErrors) {

@@ -239,6 +239,16 @@ TEST_F(ConfigFromEnv, OtherVariables) {
   EXPECT_INVALID_MENTIONING(Config::from_env(), "WEFT_MAX_BLOCKING_THREADS");
 }
 
+TEST_F(ConfigFromEnv, DeadlockReport) {
+  EXPECT_EQ(Config::from_env().deadlock_report, 0ms);  // off by default
+  set("WEFT_DEADLOCK_REPORT_MS", "200");
+  set("WEFT_DEADLOCK_ABORT", "1");
+  EXPECT_EQ(Config::from_env().deadlock_report, 200ms);
+  EXPECT_TRUE(Config::from_env().deadlock_abort);
+  set("WEFT_DEADLOCK_REPORT_MS", "-1");
+  EXPECT_INVALID_MENTIONING(Config::from_env(), "WEFT_DEADLOCK_REPORT_MS");
+}
+
 TEST_F(ConfigFromEnv, RuntimeDefaultConstructorReadsEnvironment) {
   set("WEFT_WORKERS", "2");
   weft::Runtime rt;

@@ -10,6 +10,19 @@
 
 namespace weft::test {
 
+/// What fd 2 (a file: CaptureFd2, or gtest's death-test capture) holds so
+/// far, read through a description of our own (fd 2's offset stays where
+/// the writers left it).
+inline std::string fd2_so_far() {
+  std::FILE* f = std::fopen("/proc/self/fd/2", "r");
+  if (f == nullptr) return {};
+  std::string all;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) all.append(buf, n);
+  std::fclose(f);
+  return all;
+}
+
 /// Everything written to fd 2 while it lives (fd 2 is restored by text(),
 /// lines() or the destructor, whichever comes first).
 class CaptureFd2 {

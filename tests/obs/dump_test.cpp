@@ -218,6 +218,10 @@ TEST_P(DumpWaits, EachWaitShowsItsReasonObjectAndUserFunction) {
       ASSERT_NE(self, nullptr);
       EXPECT_EQ((*self)["state"], "running");
       EXPECT_TRUE((*self)["backtrace"].is_array());
+      // The locks' holder: the fiber taking the dump, whose stack it knows.
+      EXPECT_EQ((*find_fiber(dump, "mutex"))["wait"]["owner"], (*self)["id"]);
+      EXPECT_EQ((*find_fiber(dump, "rwlock"))["wait"]["owner"], (*self)["id"]);
+      EXPECT_TRUE(recv["wait"]["owner"].is_null());
       // The tree: the scope's fibers hang under it.
       EXPECT_EQ(dump["cancel_tree"]["kind"], "root");
 
@@ -275,6 +279,53 @@ TEST(Dump, TextNamesStatesReasonsLabelsAndTheTree) {
   });
 }
 
+// A fiber parked on a Mutex or a SharedMutex's write lock names the fiber
+// holding it: here a holder parked elsewhere (on an Event), which took one
+// lock on its fast path and was admitted to the other from the queue.
+TEST(Dump, ALockWaiterNamesTheParkedFiberHoldingTheLock) {
+  Runtime rt(test::workers_config(2));
+  rt.block_on([&] {
+    Mutex m;
+    SharedMutex rw;
+    Event hold, release;
+    rw.lock();  // the holder queues for it first, then is admitted
+    auto holder = spawn(FiberOptions{.name = "holder"}, [&] {
+      m.lock();
+      rw.lock();
+      hold.set();
+      release.wait();
+      rw.unlock();
+      m.unlock();
+    });
+    test::settle_parked(rt, 1);
+    rw.unlock();
+    hold.wait();
+    auto mw =
+        spawn(FiberOptions{.name = "mutex-waiter"}, [&] { weft_dump_test::wait_in_mutex(m); });
+    auto rww =
+        spawn(FiberOptions{.name = "rwlock-waiter"}, [&] { weft_dump_test::wait_in_rwlock(rw); });
+    json dump;
+    EXPECT_TRUE(test::eventually([&] {
+      dump = json::parse(rt.dump(DumpFormat::json));
+      const json* a = find_fiber(dump, "mutex-waiter");
+      const json* b = find_fiber(dump, "rwlock-waiter");
+      return a != nullptr && b != nullptr && !(*a)["wait"].is_null() && !(*b)["wait"].is_null();
+    })) << dump.dump(2);
+    EXPECT_EQ((*find_fiber(dump, "mutex-waiter"))["wait"]["owner"], holder.id()) << dump.dump(2);
+    EXPECT_EQ((*find_fiber(dump, "rwlock-waiter"))["wait"]["owner"], holder.id()) << dump.dump(2);
+    const std::string text = rt.dump();
+    char held[64];
+    std::snprintf(held, sizeof held, " held by fiber %llu",
+                  static_cast<unsigned long long>(holder.id()));
+    EXPECT_NE(text.find(std::string("[parked: mutex on mutex 0x")), std::string::npos) << text;
+    EXPECT_NE(text.find(held), std::string::npos) << text;
+    release.set();
+    holder.join();
+    mw.join();
+    rww.join();
+  });
+}
+
 TEST(Dump, SetLabelOutsideAFiberThrows) {
   EXPECT_THROW(this_fiber::set_label("k", "v"), std::logic_error);
 }
@@ -292,19 +343,9 @@ TEST(Dump, LogLinesCarryTheFibersLabels) {
   EXPECT_NE(text.find("'main' conn=127.0.0.1:5 hello"), std::string::npos) << text;
 }
 
-// Polls what fd 2 (a file: test::CaptureFd2, or gtest's death-test
-// capture) holds so far until it contains `what`, read through a
-// description of our own (fd 2's offset stays where the writers left it).
+// Polls what fd 2 holds so far until it contains `what`.
 bool wait_for_stderr(const std::string& what) {
-  return test::eventually([&] {
-    std::FILE* f = std::fopen("/proc/self/fd/2", "r");
-    if (f == nullptr) return false;
-    std::string all;
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) all.append(buf, n);
-    std::fclose(f);
-    return all.find(what) != std::string::npos;
-  });
+  return test::eventually([&] { return test::fd2_so_far().find(what) != std::string::npos; });
 }
 
 // The dump signal: SIGQUIT by default; the process goes on.
