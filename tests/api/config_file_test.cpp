@@ -13,6 +13,7 @@
 #include "api/config_util.hpp"
 #include "common/io_util.hpp"
 #include "common/test_util.hpp"
+#include "obs/capture.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -326,8 +327,12 @@ TEST_F(ConfigFile, LoweredStallWarningTakesEffect) {
   rt.set_stall_warning(10ms);  // the default, 1 s, would not fire below
   ::testing::internal::CaptureStderr();
   rt.block_on([] {
-    const auto until = std::chrono::steady_clock::now() + 300ms;
-    while (std::chrono::steady_clock::now() < until) {
+    // Busy until the report is written (bounded): the report is written
+    // after its backtrace is symbolized, which under a sanitizer and load
+    // can take longer than any fixed window.
+    const auto until = std::chrono::steady_clock::now() + weft::test::kPatience;
+    while (weft::test::fd2_so_far().find("stall") == std::string::npos &&
+           std::chrono::steady_clock::now() < until) {
     }
   });
   const std::string err = ::testing::internal::GetCapturedStderr();
