@@ -410,6 +410,19 @@ void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
   // sample_period()-th slice.
   if (__builtin_expect(f->runnable_stamp != 0, 0)) observe_latency(f);
   if (__builtin_expect(--sample_left_ == 0, 0)) begin_sample();
+  if (obs::trace::on()) trace_slice_begin(f);
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::trace_slice_begin(const Fiber* f) noexcept {
+  obs::trace::record(obs::trace::Kind::slice_begin, f->id, 0, 0, nullptr, f->name);
+}
+
+[[gnu::noinline, gnu::cold]] void Worker::trace_slice_end(const Fiber* f,
+                                                          PostAction action) noexcept {
+  const char* why = action == PostAction::commit_park ? "park"
+                    : action == PostAction::recycle   ? "exit"
+                                                      : "yield";
+  obs::trace::record(obs::trace::Kind::slice_end, f->id, 0, 0, why);
 }
 
 [[gnu::noinline, gnu::cold]] void Worker::end_slice() noexcept {
@@ -455,6 +468,7 @@ Fiber* Worker::startable(Fiber* f) noexcept {
 
 void Worker::switch_away(Fiber* self, Fiber* next, PostAction action) noexcept {
   if (__builtin_expect(slice_start_ns_ != 0, 0)) end_slice();
+  if (obs::trace::on()) trace_slice_end(self, action);
   if (next != nullptr && !next->stack) next = startable(next);
   pending_action_ = action;
   pending_fiber_ = self;
@@ -645,8 +659,20 @@ void queue_unparked(Fiber* f, bool by_fiber_code) noexcept {
 
 }  // namespace
 
+// The unpark event: `waker` is the fiber whose code woke f (0 when none:
+// a plain thread, a timer, a completion). Recorded before f is queued, so
+// it precedes f's next run slice (the trace's flow arrow needs that order).
+namespace {
+[[gnu::noinline, gnu::cold]] void trace_unpark(const Fiber* f, const Fiber* waker) noexcept {
+  obs::trace::record(obs::trace::Kind::unpark, waker != nullptr ? waker->id : 0, f->id);
+}
+}  // namespace
+
 void unpark(Fiber* f) noexcept {
-  if (make_runnable(f)) queue_unparked(f, true);
+  if (make_runnable(f)) {
+    if (obs::trace::on()) trace_unpark(f, current_fiber());
+    queue_unparked(f, true);
+  }
 }
 
 bool pin_parked(Fiber* f) noexcept {
@@ -674,7 +700,10 @@ void unpin_parked(Fiber* f) noexcept {
 }
 
 void unpark(Fiber* f, FiberList& woken) noexcept {
-  if (make_runnable(f)) woken.push_front(f);
+  if (make_runnable(f)) {
+    if (obs::trace::on()) trace_unpark(f, nullptr);
+    woken.push_front(f);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -697,6 +726,10 @@ Fiber* Worker::steal_half_into(Worker& thief) noexcept {
     }
     thief.steals_.store(thief.steals_.load(std::memory_order_relaxed) + taken,
                         std::memory_order_relaxed);
+    if (obs::trace::on()) {
+      obs::trace::record(obs::trace::Kind::steal, first->id, static_cast<std::uint64_t>(index_),
+                         taken);
+    }
     return first;
   }
   return nullptr;
@@ -802,6 +835,7 @@ void Worker::run() noexcept {
   tls_worker = this;
   tls_runtime = rt_;
   metrics_ = &obs::local();
+  obs::trace::set_thread_track(rt_, index_);
   start_ns_.store(monotonic_ns(), std::memory_order_relaxed);
   sched_ctx_.bind_to_current_thread();
   AltSignalStack alt_stack;
