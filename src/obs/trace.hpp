@@ -19,27 +19,30 @@
 // Chosen (Go's runtime/trace per-P buffers, Perfetto's per-thread chunks,
 // without their streaming): while a trace runs, each worker of the tracing
 // runtime owns a buffer of `capacity` 64-byte events, allocated and
-// pre-faulted by start(). Only that worker's thread appends to it (no atomic
-// RMW, no fence on x86: the busy flag below is a plain store). A full buffer
-// drops further events and counts them. Threads that are not workers of the
-// tracing runtime (plain threads unparking a fiber, blocking-pool threads,
-// the monitor) share one extra buffer behind a try-lock: contention drops
-// the event (counted) instead of waiting. stop() then reads every buffer and
-// writes the JSON; the pairing of unparks with the woken fiber's next run
-// slice (the flow arrows) is done there, in time order, so the hot path
+// pre-faulted by start(). Only that worker's thread appends to it; the one
+// atomic it writes is its own busy count (below), a cache line no other
+// thread writes. A full buffer drops further events and counts them. Threads that are not workers
+// of the tracing runtime (plain threads unparking a fiber, blocking-pool threads, the monitor)
+// share one extra buffer behind a try-lock: contention drops the event (counted) instead of
+// waiting. stop() then reads every buffer and writes the JSON; the pairing of unparks with the
+// woken fiber's next run slice (the flow arrows) is done there, in time order, so the hot path
 // stores nothing in the fiber.
 //
 // Off: every event site is `if (trace::on()) trace::record(...)`, a relaxed
 // load of one global flag and a branch predicted not taken; record() is out
 // of line and cold.
 //
-// Start and stop against concurrent writers (an asymmetric Dekker pattern,
-// base/asymmetric_barrier.hpp): a worker's record() sets its track's busy
-// flag, runs light_barrier(), then loads the session pointer; stop() clears
-// the session pointer, runs heavy_barrier(), then waits until no busy flag
-// is set. Either the writer sees no session (and writes nothing) or stop()
-// sees it busy and waits for it. The busy flags are static (one per worker
-// index), so a writer never touches a session that stop() may free.
+// Start and stop against concurrent writers (a Dekker pattern, seq_cst on
+// both sides): a worker's record() increments its index's busy count, then
+// loads the session pointer; stop() clears the session pointer, then waits
+// until every busy count is zero. Either the writer sees no session (and
+// writes nothing) or stop() sees it busy and waits for it. The busy counts
+// are static (one per worker index, counts because two runtimes' workers
+// share an index), so a writer never touches a session that stop() may
+// free. Rejected: base/asymmetric_barrier.hpp's light/heavy barriers, which
+// would save the two locked instructions per event (~10 ns) while tracing,
+// but a flag shared by two runtimes' workers of one index would need them
+// anyway; the cost while off is the same.
 //
 // Layering: like obs/metrics.hpp this file knows nothing of the scheduler;
 // event sites pass plain numbers and static strings.
@@ -84,8 +87,9 @@ static_assert(sizeof(Event) == 64, "an event is one cache line");
 inline constexpr std::size_t kMaxWorkers = 1024;
 
 /// True while a trace is recording. relaxed: a hint for the event sites;
-/// record() re-checks under the protocol above.
-extern std::atomic<bool> g_on;
+/// record() re-checks under the protocol above. Hidden: the library's own
+/// code reads it rip-relative, without a GOT load (one compare per site).
+extern std::atomic<bool> g_on [[gnu::visibility("hidden")]];
 
 /// The branch at every event site.
 inline bool on() noexcept {

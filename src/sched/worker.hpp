@@ -177,10 +177,11 @@ class Worker {
   /// f, or if f cannot get a stack, the next local fiber that can.
   Fiber* startable(Fiber* f) noexcept;
   void switch_away(Fiber* self, Fiber* next, PostAction action) noexcept;
-  /// The trace's run-slice events (obs/trace.hpp), out of line: the
-  /// switch paths keep only the branch on trace::on().
-  void trace_slice_begin(const Fiber* f) noexcept;
-  void trace_slice_end(const Fiber* f, PostAction action) noexcept;
+  /// The trace's run-slice events (obs/trace.hpp) of a switch from
+  /// pending_fiber_ (leaving by pending_action_) to next; either may be
+  /// null (the scheduler context). Out of line: the switch paths keep only
+  /// the branch on trace::on().
+  void trace_switch(const Fiber* next) noexcept;
   void commit_park(Fiber* f) noexcept;
   /// Owner, f being queued here: stamps it for the scheduling-latency
   /// histogram when the sampler asked for one (stamp_next_).
