@@ -77,7 +77,7 @@ void append(Session::Buffer& buf, std::size_t capacity, Kind kind, std::uint64_t
   if (n < name.size()) {
     while (n > 0 && (static_cast<unsigned char>(name[n]) & 0xC0) == 0x80) --n;
   }
-  std::memcpy(e.name, name.data(), n);
+  if (n != 0) std::memcpy(e.name, name.data(), n);  // an empty view's data() may be null
   e.name_len = static_cast<std::uint8_t>(n);
 }
 
