@@ -216,51 +216,77 @@ class Writer {
     out_ += k;
     out_ += "\":";
   }
-  void num(const char* k, std::uint64_t v) {
-    key(k);
-    out_ += std::to_string(v);
-  }
-  void snum(const char* k, std::int64_t v) {
-    key(k);
-    out_ += std::to_string(v);
-  }
   void str(const char* k, std::string_view v) {
     key(k);
     quoted(v);
   }
-  /// A JSON string (RFC 8259 escapes).
-  void quoted(std::string_view s) {
-    out_ += '"';
+  /// A JSON string (RFC 8259 escapes), appended.
+  void quoted(std::string_view s) { append_quoted(out_, s); }
+  static void append_quoted(std::string& to, std::string_view s) {
+    to += '"';
     for (char c : s) {
       const auto u = static_cast<unsigned char>(c);
       if (c == '"' || c == '\\') {
-        out_ += '\\';
-        out_ += c;
+        to += '\\';
+        to += c;
       } else if (u < 0x20) {
         char esc[8];
         std::snprintf(esc, sizeof esc, "\\u%04x", u);
-        out_ += esc;
+        to += esc;
       } else {
-        out_ += c;
+        to += c;
       }
     }
-    out_ += '"';
+    to += '"';
   }
-  /// The fiber's display name: its own, or "fiber <id>".
-  void fiber_name(const char* k, const Event& e) {
-    if (e.name_len != 0) {
-      str(k, std::string_view(e.name, e.name_len));
-    } else {
-      str(k, "fiber " + std::to_string(e.kind == Kind::spawn ? e.a : e.fiber));
+  /// A JSON string's text (RFC 8259 escapes), quotes included.
+  static std::string json_string(std::string_view s) {
+    std::string t;
+    append_quoted(t, s);
+    return t;
+  }
+  using Arg = std::pair<const char*, std::string>;  // a key and its JSON value
+  /// One event: `name` (a literal; or display_name, escaped here), an
+  /// instant ("i") scoped to its track, `args` as an object.
+  void event(const char* ph, const char* name, int tid, std::int64_t ns,
+             std::initializer_list<Arg> args, std::string_view display_name = {}) {
+    open(ph, tid, ns);
+    if (name != nullptr) {
+      str("name", name);
+    } else if (!display_name.empty()) {
+      str("name", display_name);
     }
+    if (ph[0] == 'i') {
+      str("cat", "weft");
+      str("s", "t");
+    } else if (ph[0] == 'B') {
+      str("cat", "fiber");
+    }
+    if (args.size() != 0) {
+      key("args");
+      char sep = '{';
+      for (const Arg& a : args) {
+        out_ += sep;
+        sep = ',';
+        out_ += '"';
+        out_ += a.first;
+        out_ += "\":";
+        out_ += a.second;
+      }
+      out_ += '}';
+    }
+    close();
   }
-  void instant(const char* name, int tid, const Event& e) {
-    open("i", tid, e.ts_ns);
-    str("name", name);
-    str("cat", "weft");
-    str("s", "t");
+  /// A flow event ("s" tail or "f" head) of arrow `id`.
+  void flow(const char* ph, int tid, std::int64_t ns, std::uint64_t id) {
+    open(ph, tid, ns);
+    str("name", "wake");
+    str("cat", "flow");
+    key("id");
+    out_ += std::to_string(id);
+    if (ph[0] == 'f') str("bp", "e");
+    close();
   }
-  std::string& out() { return out_; }
 
  private:
   std::string& out_;
@@ -304,24 +330,11 @@ void Session::write_json(std::string& out, const Summary& sum) const {
 
   // Track names: worker i is tid i; the shared buffer is tid `workers_`.
   const int shared_tid = static_cast<int>(workers_);
-  w.open("M", 0, start_ns_);
-  w.str("name", "process_name");
-  w.key("args");
-  out += "{\"name\":\"weft\"}";
-  w.close();
+  w.event("M", "process_name", 0, start_ns_, {{"name", Writer::json_string("weft")}});
   for (int tid = 0; tid <= shared_tid; ++tid) {
-    w.open("M", tid, start_ns_);
-    w.str("name", "thread_name");
-    w.key("args");
-    out += "{\"name\":";
-    w.quoted(tid == shared_tid ? std::string("other threads") : "worker " + std::to_string(tid));
-    out += '}';
-    w.close();
-    w.open("M", tid, start_ns_);
-    w.str("name", "thread_sort_index");
-    w.key("args");
-    out += "{\"sort_index\":" + std::to_string(tid) + '}';
-    w.close();
+    const std::string track = tid == shared_tid ? "other threads" : "worker " + std::to_string(tid);
+    w.event("M", "thread_name", tid, start_ns_, {{"name", Writer::json_string(track)}});
+    w.event("M", "thread_sort_index", tid, start_ns_, {{"sort_index", std::to_string(tid)}});
   }
 
   // Per track: whether a slice is open (B written, E not yet), and when
@@ -336,107 +349,72 @@ void Session::write_json(std::string& out, const Summary& sum) const {
     const Event& e = *r.e;
     const auto t = static_cast<std::size_t>(r.tid);
     last_ns[t] = e.ts_ns;
+    auto num = [](std::uint64_t v) { return std::to_string(v); };
+    auto snum = [](std::uint64_t v) { return std::to_string(static_cast<std::int64_t>(v)); };
+    auto text = [](std::string_view v) { return Writer::json_string(v); };
+    const std::string_view name(e.name, e.name_len);
     switch (e.kind) {
       case Kind::slice_begin: {
-        if (open[t]) {  // the previous slice's end was dropped: close it here
-          w.open("E", r.tid, e.ts_ns);
-          w.close();
-        }
-        w.open("B", r.tid, e.ts_ns);
-        w.fiber_name("name", e);
-        w.str("cat", "fiber");
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.fiber) + ",\"name\":";
-        w.quoted(e.name_len != 0 ? std::string(e.name, e.name_len) : std::string());
-        out += "}";
-        w.close();
+        if (open[t]) w.event("E", nullptr, r.tid, e.ts_ns, {});  // its end was dropped
+        w.event("B", nullptr, r.tid, e.ts_ns, {{"fiber", num(e.fiber)}, {"name", text(name)}},
+                name.empty() ? "fiber " + num(e.fiber) : std::string(name));
         open[t] = true;
         if (auto it = pending.find(e.fiber); it != pending.end()) {
           // The arrow's head: bound to the enclosing slice, the one just begun.
-          w.open("f", r.tid, e.ts_ns);
-          w.str("name", "wake");
-          w.str("cat", "flow");
-          w.num("id", it->second);
-          w.str("bp", "e");
-          w.close();
+          w.flow("f", r.tid, e.ts_ns, it->second);
           pending.erase(it);
         }
         break;
       }
       case Kind::slice_end:
         if (!open[t]) break;  // began before the trace started (or was dropped)
-        w.open("E", r.tid, e.ts_ns);
-        w.key("args");
-        out +=
-            "{\"fiber\":" + std::to_string(e.fiber) + ",\"why\":\"" + label_or(e, "switch") + "\"}";
-        w.close();
+        w.event("E", nullptr, r.tid, e.ts_ns,
+                {{"fiber", num(e.fiber)}, {"why", text(label_or(e, "switch"))}});
         open[t] = false;
         break;
       case Kind::spawn:
-        w.instant("spawn", r.tid, e);
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.a) + ",\"parent\":" + std::to_string(e.fiber) +
-               ",\"name\":";
-        w.quoted(std::string_view(e.name, e.name_len));
-        out += '}';
-        w.close();
+        w.event("i", "spawn", r.tid, e.ts_ns,
+                {{"fiber", num(e.a)}, {"parent", num(e.fiber)}, {"name", text(name)}});
         break;
       case Kind::park:
-        w.instant("park", r.tid, e);
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.fiber) + ",\"reason\":\"" + label_or(e, "other") +
-               "\",\"arg\":" + std::to_string(e.a) + '}';
-        w.close();
+        w.event(
+            "i", "park", r.tid, e.ts_ns,
+            {{"fiber", num(e.fiber)}, {"reason", text(label_or(e, "other"))}, {"arg", num(e.a)}});
         break;
       case Kind::unpark:
-        w.instant("unpark", r.tid, e);
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.a) + ",\"waker\":" + std::to_string(e.fiber) + '}';
-        w.close();
+        w.event("i", "unpark", r.tid, e.ts_ns, {{"fiber", num(e.a)}, {"waker", num(e.fiber)}});
         // The arrow's tail, bound to the waker's slice; none without one.
         if (open[t] && e.fiber != 0) {
           const std::uint64_t id = next_flow++;
-          w.open("s", r.tid, e.ts_ns);
-          w.str("name", "wake");
-          w.str("cat", "flow");
-          w.num("id", id);
-          w.close();
+          w.flow("s", r.tid, e.ts_ns, id);
           pending[e.a] = id;
         }
         break;
       case Kind::steal:
-        w.instant("steal", r.tid, e);
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.fiber) + ",\"victim\":" + std::to_string(e.a) +
-               ",\"count\":" + std::to_string(e.b) + '}';
-        w.close();
+        w.event("i", "steal", r.tid, e.ts_ns,
+                {{"fiber", num(e.fiber)}, {"victim", num(e.a)}, {"count", num(e.b)}});
         break;
       case Kind::io_submit:
+        w.event("i", "io_submit", r.tid, e.ts_ns,
+                {{"fiber", num(e.fiber)}, {"op", text(label_or(e, "?"))}, {"fd", snum(e.a)}});
+        break;
       case Kind::io_complete:
-        w.instant(e.kind == Kind::io_submit ? "io_submit" : "io_complete", r.tid, e);
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.fiber) + ",\"op\":\"" + label_or(e, "?") +
-               "\",\"fd\":" + std::to_string(static_cast<std::int64_t>(e.a));
-        if (e.kind == Kind::io_complete) {
-          out += ",\"result\":" + std::to_string(static_cast<std::int64_t>(e.b));
-        }
-        out += '}';
-        w.close();
+        w.event("i", "io_complete", r.tid, e.ts_ns,
+                {{"fiber", num(e.fiber)},
+                 {"op", text(label_or(e, "?"))},
+                 {"fd", snum(e.a)},
+                 {"result", snum(e.b)}});
         break;
       case Kind::timer_fire:
-        w.instant("timer_fire", r.tid, e);
-        w.key("args");
-        out += "{\"fiber\":" + std::to_string(e.fiber) + ",\"deadline_ms\":" + std::to_string(e.a) +
-               '}';
-        w.close();
+        w.event("i", "timer_fire", r.tid, e.ts_ns,
+                {{"fiber", num(e.fiber)}, {"deadline_ms", num(e.a)}});
         break;
     }
   }
   // Slices still running when the trace stopped end at their track's last event.
   for (std::size_t t = 0; t <= workers_; ++t) {
     if (!open[t]) continue;
-    w.open("E", static_cast<int>(t), last_ns[t]);
-    w.close();
+    w.event("E", nullptr, static_cast<int>(t), last_ns[t], {});
   }
   out += "\n]}\n";
 }
