@@ -231,6 +231,13 @@ struct Config {
   /// Env: WEFT_IO_URING_ENTRIES.
   std::uint32_t io_uring_entries = 1024;
 
+  /// Events each worker's trace buffer holds (Runtime::start_trace,
+  /// WEFT_TRACE; 64 bytes each, allocated and pre-faulted when a trace
+  /// starts, freed when it stops). Past it the worker drops its further
+  /// events and counts them (the trace's metadata, weft_trace_dropped_events_total).
+  /// Allowed: 64..16777216. Env: WEFT_TRACE_BUFFER_EVENTS.
+  std::size_t trace_buffer_events = 65536;
+
   /// Where each setting's value came from, filled by from_env() and
   /// from_file() (and by Runtime for the values it derives); describe()
   /// reads it. Not a setting: leave it alone. Empty in a Config built in

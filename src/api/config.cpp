@@ -366,6 +366,20 @@ const std::vector<Entry>& entries() {
        false,
        [](const Config& c) { return std::int64_t{c.io_uring_entries}; },
        [](Config& c, std::int64_t v) { c.io_uring_entries = static_cast<std::uint32_t>(v); }},
+      {"trace_buffer_events",
+       "WEFT_TRACE_BUFFER_EVENTS",
+       Kind::count,
+       0,
+       64,
+       16 * 1024 * 1024,
+       false,
+       {},
+       "",
+       "Events each worker's trace buffer holds (64 bytes each, allocated when a trace starts: "
+       "Runtime::start_trace or WEFT_TRACE); past it a worker drops its events and counts them.",
+       false,
+       [](const Config& c) { return clamp_size(c.trace_buffer_events); },
+       [](Config& c, std::int64_t v) { c.trace_buffer_events = static_cast<std::size_t>(v); }},
   };
   return table;
 }

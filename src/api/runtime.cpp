@@ -1,24 +1,121 @@
 // weft::Runtime, weft::spawn and weft::this_fiber over the scheduler.
 #include "weft/runtime.hpp"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 #include "fiber/fiber.hpp"
 #include "io/backend.hpp"
 #include "obs/dump.hpp"
+#include "obs/metrics.hpp"
+#include "obs/trace.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "sched/worker.hpp"
 #include "signal/shutdown.hpp"
 #include "weft/cancel.hpp"
 #include "weft/errors.hpp"
+#include "weft/log.hpp"
 #include "weft/this_fiber.hpp"
 
 namespace weft {
+namespace detail {
+
+/// A runtime's trace (Runtime::start_trace, WEFT_TRACE): its recording
+/// session (obs/trace.hpp) and where the JSON goes when it stops.
+class TraceControl {
+ public:
+  explicit TraceControl(const RuntimeImpl& rt)
+      : session_(&rt, rt.worker_count(), rt.config().trace_buffer_events) {}
+  ~TraceControl() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  TraceControl(const TraceControl&) = delete;
+  TraceControl& operator=(const TraceControl&) = delete;
+
+  /// Starts recording into a file at `path` (truncated now) or, with
+  /// path empty, for `sink`. `who` prefixes the error messages.
+  void start(const char* who, const std::string& path, TraceSink sink) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (session_.recording()) {
+      throw std::logic_error(std::string(who) + ": a trace is already recording in this runtime");
+    }
+    session_.start();  // first: a refused start must not truncate the file
+    if (!path.empty()) {
+      file_ = std::fopen(path.c_str(), "w");
+      if (file_ == nullptr) {
+        const int err = errno;
+        std::string discard;
+        session_.stop(discard);
+        throw std::system_error(err, std::generic_category(),
+                                std::string(who) + ": cannot open '" + path + "' for writing");
+      }
+    }
+    path_ = path;
+    sink_ = std::move(sink);
+  }
+
+  TraceSummary stop() {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!session_.recording()) throw std::logic_error("weft: stop_trace: no trace is recording");
+    std::string json;
+    const obs::trace::Summary sum = session_.stop(json);
+    obs::Shard& m = obs::local();
+    m.add(obs::Counter::trace_events, sum.events);
+    m.add(obs::Counter::trace_dropped, sum.dropped);
+    TraceSink sink = std::exchange(sink_, nullptr);
+    if (std::FILE* f = std::exchange(file_, nullptr)) {
+      const bool wrote = std::fwrite(json.data(), 1, json.size(), f) == json.size();
+      const int err = errno;
+      const bool closed = std::fclose(f) == 0;
+      if (!wrote || !closed) {
+        throw std::system_error(wrote ? errno : err, std::generic_category(),
+                                "weft: stop_trace: cannot write the trace to '" + path_ + "'");
+      }
+    } else {
+      sink(json);
+    }
+    return {sum.events, sum.dropped};
+  }
+
+  /// The runtime's end: a trace still recording is written; errors are logged.
+  void stop_at_exit() noexcept {
+    try {
+      if (!session_.recording()) return;
+      const TraceSummary sum = stop();
+      if (sum.dropped != 0) {
+        log::logf(log::Level::warn, "weft: the trace dropped %llu of %llu events (a full buffer)",
+                  static_cast<unsigned long long>(sum.dropped),
+                  static_cast<unsigned long long>(sum.dropped + sum.events));
+      }
+    } catch (const std::exception& e) {
+      log::logf(log::Level::error, "%s", e.what());
+    } catch (...) {
+      log::logf(log::Level::error, "weft: the trace's sink threw");
+    }
+  }
+
+ private:
+  std::mutex mu_;  // start and stop, against each other
+  obs::trace::Session session_;
+  std::string path_;
+  std::FILE* file_ = nullptr;  // the open trace file, or nullptr for a sink
+  TraceSink sink_;
+};
+
+}  // namespace detail
 
 Runtime::Runtime(Config config)
-    : impl_(std::make_unique<detail::RuntimeImpl>(config, &detail::io::make_reactors)) {
+    : impl_(std::make_unique<detail::RuntimeImpl>(config, &detail::io::make_reactors)),
+      trace_(std::make_unique<detail::TraceControl>(*impl_)) {
+  if (const char* path = std::getenv("WEFT_TRACE"); path != nullptr && *path != '\0') {
+    trace_->start("weft: WEFT_TRACE", path, nullptr);
+  }
   // The dump signal (SIGQUIT unless WEFT_DUMP_SIGNAL says otherwise): the
   // monitor writes the text dump to stderr.
   detail::obs::dump_signal_runtime_started();
@@ -32,6 +129,7 @@ Runtime::~Runtime() {
   // and the grace period.
   if (shutdown_) shutdown_->detach();
   impl_.reset();
+  trace_->stop_at_exit();  // after the workers: their last events are in
   shutdown_.reset();
   detail::obs::dump_signal_runtime_ended();  // after the monitor's last dump
 }
@@ -46,6 +144,20 @@ void Runtime::shutdown_on_signals(std::initializer_list<int> signals,
 
 RuntimeStats Runtime::stats() const {
   return impl_->stats();
+}
+
+void Runtime::start_trace(const std::string& path) {
+  if (path.empty()) throw std::invalid_argument("weft: start_trace: empty path");
+  trace_->start("weft: start_trace", path, nullptr);
+}
+
+void Runtime::start_trace(TraceSink sink) {
+  if (!sink) throw std::invalid_argument("weft: start_trace: empty sink");
+  trace_->start("weft: start_trace", std::string(), std::move(sink));
+}
+
+TraceSummary Runtime::stop_trace() {
+  return trace_->stop();
 }
 
 std::string Runtime::dump(DumpFormat format) const {

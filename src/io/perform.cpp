@@ -10,6 +10,7 @@
 #include "io/backend.hpp"
 #include "io/fault.hpp"
 #include "obs/metrics.hpp"
+#include "obs/trace.hpp"
 #include "sched/current.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
@@ -58,37 +59,54 @@ constexpr bool writes_data(Op op) noexcept {
 static_assert(static_cast<std::size_t>(Op::unlinkat) + 1 == obs::kIoOps,
               "obs::Counter reserves one io_op counter per io::Op");
 
+// The trace's I/O events (obs/trace.hpp), from the calling fiber's side:
+// submit when the call starts, complete when it returns to the fiber.
+[[gnu::noinline, gnu::cold]] void trace_io(obs::trace::Kind kind, const Request& r,
+                                           std::int64_t result) noexcept {
+  const Fiber* f = current_fiber();
+  obs::trace::record(kind, f != nullptr ? f->id : 0, static_cast<std::uint64_t>(r.fd),
+                     static_cast<std::uint64_t>(result),
+                     obs::kIoOpNames[static_cast<std::size_t>(r.op)]);
+}
+
 // The I/O metrics of one io::perform call: weft_io_operations_total{op},
 // weft_io_pending_operations (started - finished), the bytes moved and the
 // sampled duration. Bumped on the thread the call starts and ends on (a
 // fiber may end it on another worker: both are thread shards, and the sums
-// are what is read).
+// are what is read). With a trace recording, also its submit and complete
+// events (a call that throws completes with -ECANCELED).
 class IoMetrics {
  public:
-  explicit IoMetrics(Op op) noexcept : op_(op) {
+  explicit IoMetrics(const Request& r) noexcept : r_(r) {
+    if (obs::trace::on()) trace_io(obs::trace::Kind::io_submit, r_, 0);
     obs::Shard& m = obs::local();
     m.add(static_cast<obs::Counter>(static_cast<std::size_t>(obs::Counter::io_op_first) +
-                                    static_cast<std::size_t>(op)));
+                                    static_cast<std::size_t>(r.op)));
     m.add(obs::Counter::io_started);
     if (m.sample(obs::Hist::io_duration)) t0_ = monotonic_ns();
   }
   ~IoMetrics() {
     obs::Shard& m = obs::local();  // afresh: the fiber may have moved
     m.add(obs::Counter::io_finished);
-    if (n_ > 0 && reads_data(op_))
+    if (n_ > 0 && reads_data(r_.op))
       m.add(obs::Counter::io_read_bytes, static_cast<std::uint64_t>(n_));
-    if (n_ > 0 && writes_data(op_)) {
+    if (n_ > 0 && writes_data(r_.op)) {
       m.add(obs::Counter::io_write_bytes, static_cast<std::uint64_t>(n_));
     }
     if (t0_ != 0)
       m.observe(obs::Hist::io_duration, static_cast<std::uint64_t>(monotonic_ns() - t0_));
+    if (obs::trace::on()) trace_io(obs::trace::Kind::io_complete, r_, done_ ? n_ : -ECANCELED);
   }
   IoMetrics(const IoMetrics&) = delete;
   IoMetrics& operator=(const IoMetrics&) = delete;
-  std::int64_t done(std::int64_t n) noexcept { return n_ = n; }
+  std::int64_t done(std::int64_t n) noexcept {
+    done_ = true;
+    return n_ = n;
+  }
 
  private:
-  Op op_;
+  const Request& r_;
+  bool done_ = false;
   std::int64_t n_ = 0;
   std::int64_t t0_ = 0;
 };
@@ -203,7 +221,7 @@ std::int64_t dispatch_with_faults(const Request& r, IoObject* o, Backend* b,
 std::int64_t perform(const Request& r, IoObject* o, std::int64_t deadline_ns, bool cancellable) {
   // A cancellation point even when the call would not block (io.md).
   if (cancellable && is_cancelled(current_fiber())) throw Cancelled();
-  IoMetrics metrics(r.op);
+  IoMetrics metrics(r);
   OpGuard guard(o);
   if (o != nullptr && !guard) return -EBADF;
   Backend* b = Backend::of_calling_fiber();

@@ -16,12 +16,6 @@ using detail::obs::Hist;
 using detail::obs::RuntimeTotals;
 using detail::obs::Totals;
 
-// io::Op's names, in its order (src/io/request.hpp; perform.cpp asserts the
-// count).
-constexpr const char* kOpNames[detail::obs::kIoOps] = {
-    "read",    "write", "readv", "writev",   "recv",   "send",  "recvmsg", "sendmsg",  "accept",
-    "connect", "poll",  "fsync", "truncate", "openat", "statx", "mkdirat", "renameat", "unlinkat"};
-
 constexpr double kNsPerSecond = 1e9;
 
 /// Builds the metric list in docs/observability.md's order.
@@ -66,7 +60,7 @@ class Builder {
                      "I/O operations started through the reactor, by operation");
     for (std::size_t i = 0; i < detail::obs::kIoOps; ++i) {
       Series s;
-      s.labels.emplace_back("op", kOpNames[i]);
+      s.labels.emplace_back("op", detail::obs::kIoOpNames[i]);
       s.value = count(static_cast<Counter>(static_cast<std::size_t>(Counter::io_op_first) + i));
       m.series.push_back(std::move(s));
     }
@@ -249,6 +243,12 @@ std::vector<Metric> snapshot() {
           b.level(Counter::task_block_alloc_bytes, Counter::task_block_free_bytes));
   b.gauge("weft_memory_channel_buffer_bytes", "bytes", "Bytes of channel buffer storage allocated",
           b.level(Counter::chan_buffer_alloc_bytes, Counter::chan_buffer_free_bytes));
+  // Traces (Runtime::start_trace; counted when each stops).
+  b.counter("weft_trace_events_total", "", "Events written to traces",
+            b.count(Counter::trace_events));
+  b.counter("weft_trace_dropped_events_total", "",
+            "Trace events dropped because a worker's trace buffer was full",
+            b.count(Counter::trace_dropped));
   return std::move(b.out);
 }
 

@@ -71,12 +71,20 @@ enum class Counter : std::uint16_t {
   task_block_alloc_bytes,   // bytes of task blocks (a fiber's shared state) allocated
   task_block_free_bytes,    // ... and freed
   fiber_cancelled,          // fibers whose function ended with weft::Cancelled
+  trace_events,             // events written to traces (obs/trace.hpp; bumped at stop)
+  trace_dropped,            // events traces dropped (a full buffer; bumped at stop)
   io_op_first,              // io_op_first + io::Op: operations by kind
   kCount = io_op_first + 18,
 };
 inline constexpr std::size_t kCounters = static_cast<std::size_t>(Counter::kCount);
 /// The number of I/O operation kinds (io::Op) counted from io_op_first.
 inline constexpr std::size_t kIoOps = 18;
+/// io::Op's names, in its order (src/io/request.hpp; perform.cpp asserts
+/// the count): the `op` label of weft_io_operations_total, the trace's I/O
+/// events.
+inline constexpr const char* kIoOpNames[kIoOps] = {
+    "read",    "write", "readv", "writev",   "recv",   "send",  "recvmsg", "sendmsg",  "accept",
+    "connect", "poll",  "fsync", "truncate", "openat", "statx", "mkdirat", "renameat", "unlinkat"};
 
 /// Histograms kept per thread. The first kSampled are timed for one event
 /// in sample_period(): the scheduler's two by their worker's own countdown

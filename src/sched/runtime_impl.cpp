@@ -17,6 +17,7 @@
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
 #include "obs/backtrace.hpp"
+#include "obs/trace.hpp"
 #include "sched/cpu_budget.hpp"
 #include "sched/current.hpp"
 #include "sched/waiter.hpp"
@@ -314,6 +315,10 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
   node.bind_fiber(f);
   f->transition(FiberState::created, FiberState::runnable);
   f->park.store(kRunnable, std::memory_order_relaxed);
+  if (obs::trace::on()) {
+    obs::trace::record(obs::trace::Kind::spawn, parent != nullptr ? parent->id : 0, f->id, 0,
+                       nullptr, f->name);
+  }
   if (w != nullptr) {
     w->bump_spawned();
     w->schedule_local(f, false);

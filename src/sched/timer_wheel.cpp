@@ -2,8 +2,17 @@
 
 #include <bit>
 
+#include "obs/trace.hpp"
+
 namespace weft::detail {
 namespace {
+
+// The trace's timer event: the fiber the fire made runnable is the list's
+// new front, if the fire added one (a fire may find its waiter woken).
+[[gnu::noinline, gnu::cold]] void trace_fire(std::uint64_t when_ms, const Fiber* before,
+                                             const Fiber* after) noexcept {
+  obs::trace::record(obs::trace::Kind::timer_fire, after != before ? after->id : 0, when_ms);
+}
 
 constexpr std::uint64_t slot_range(int level) {
   return std::uint64_t{1} << (6 * level);
@@ -136,7 +145,13 @@ Timer* TimerWheel::advance_locked(std::uint64_t now_ms, FiberList& woken) noexce
         // woken here may return and take its timer with it once we unlock;
         // never before).
         const bool later = t->after_unlock_ != nullptr;
-        if (t->fire_ != nullptr) t->fire_(t, woken);
+        if (obs::trace::on()) {
+          const Fiber* before = woken.front();
+          if (t->fire_ != nullptr) t->fire_(t, woken);
+          trace_fire(t->when_ms_, before, woken.front());
+        } else if (t->fire_ != nullptr) {
+          t->fire_(t, woken);
+        }
         if (later) {
           // The owner left the timer's lifetime to its AfterUnlock
           // callback (see Timer), so the link is ours until that runs.

@@ -5,6 +5,7 @@
 #include "base/asymmetric_barrier.hpp"
 #include "base/futex.hpp"
 #include "fiber/fiber.hpp"
+#include "obs/trace.hpp"
 #include "sched/runtime_impl.hpp"
 #include "sched/timer_wheel.hpp"
 #include "sched/worker.hpp"
@@ -123,6 +124,11 @@ Waiter::Result Waiter::wait_thread(std::int64_t deadline_ns) noexcept {
   }
 }
 
+// The park event (obs/trace.hpp): what the fiber waits for, as a dump shows it.
+[[gnu::noinline, gnu::cold]] void Waiter::trace_park(const Fiber* self) const noexcept {
+  obs::trace::record(obs::trace::Kind::park, self->id, arg_, 0, to_string(reason_));
+}
+
 Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) noexcept {
   Fiber* const self = fiber_;
   // A self-won CAS (we decide the outcome ourselves) means no unpark is on its
@@ -157,6 +163,7 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
     // For fiber dumps: what we wait for (fiber.hpp, parked_on).
     since_ = coarse_stamp();
     self->parked_on = this;
+    if (obs::trace::on()) trace_park(self);
     current_worker()->park_current();
   }
 

@@ -105,6 +105,8 @@ class Waiter {
 
  private:
   Result wait_fiber(std::int64_t deadline_ns, bool cancellable) noexcept;
+  /// Records the trace's park event for `self` (tracing on only).
+  void trace_park(const Fiber* self) const noexcept;
   /// The winner's unpark: of fiber_ (into *woken if given), or of the
   /// thread. `f` was read before the winning write (the node may be gone).
   void unpark_waiter(Fiber* f, FiberList* woken) noexcept;

@@ -51,6 +51,7 @@
 #include "fiber/fiber_list.hpp"
 #include "fiber/stack.hpp"
 #include "obs/metrics.hpp"
+#include "obs/trace.hpp"
 #include "sched/current.hpp"
 #include "sched/deque.hpp"
 #include "sched/driver.hpp"
@@ -176,6 +177,11 @@ class Worker {
   /// f, or if f cannot get a stack, the next local fiber that can.
   Fiber* startable(Fiber* f) noexcept;
   void switch_away(Fiber* self, Fiber* next, PostAction action) noexcept;
+  /// The trace's run-slice events (obs/trace.hpp) of a switch from
+  /// pending_fiber_ (leaving by pending_action_) to next; either may be
+  /// null (the scheduler context). Out of line: the switch paths keep only
+  /// the branch on trace::on().
+  void trace_switch(const Fiber* next) noexcept;
   void commit_park(Fiber* f) noexcept;
   /// Owner, f being queued here: stamps it for the scheduling-latency
   /// histogram when the sampler asked for one (stamp_next_).

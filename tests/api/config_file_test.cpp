@@ -75,7 +75,8 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "spin_before_park = 50\n"  // us
       "wake_backstop = false\n"
       "io_backend = \"epoll\"\n"
-      "io_uring_entries = 64\n");
+      "io_uring_entries = 64\n"
+      "trace_buffer_events = 4096\n");
   const Config c = Config::from_file(path);
   EXPECT_EQ(c.workers, 3u);
   EXPECT_TRUE(c.pin_workers);
@@ -97,6 +98,7 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_FALSE(c.wake_backstop);
   EXPECT_EQ(c.io_backend, weft::IoBackend::epoll);
   EXPECT_EQ(c.io_uring_entries, 64u);
+  EXPECT_EQ(c.trace_buffer_events, 4096u);
   EXPECT_EQ(
       c.describe(),
       "workers = 3  (file " + path + ":1)\n" + "pin_workers = true  (file " + path + ":2)\n" +
@@ -113,7 +115,8 @@ TEST_F(ConfigFile, ReadsEveryKind) {
           "blocking_keep_alive = \"2s\"  (file " + path + ":16)\n" +
           "spin_before_park = \"50us\"  (file " + path + ":17)\n" +
           "wake_backstop = false  (file " + path + ":18)\n" + "io_backend = \"epoll\"  (file " +
-          path + ":19)\n" + "io_uring_entries = 64  (file " + path + ":20)\n");
+          path + ":19)\n" + "io_uring_entries = 64  (file " + path + ":20)\n" +
+          "trace_buffer_events = 4096  (file " + path + ":21)\n");
 }
 
 TEST_F(ConfigFile, LimitsFromTheEnvironmentAndTheirErrors) {
