@@ -134,8 +134,10 @@ TEST_P(DeadlockReportNot, ASleepIoSignalOrBlockingTaskIsNotReported) {
       std::this_thread::sleep_for(kPeriod * 6);
       EXPECT_EQ(::write(pipefd[1], "x", 1), 1);
       test::eventually([&] { return phase.load() == 2; });
-      std::this_thread::sleep_for(kPeriod * 6);
-      EXPECT_EQ(::kill(::getpid(), SIGUSR2), 0);
+      if (!test::kThreadSanitizer) {
+        std::this_thread::sleep_for(kPeriod * 6);
+        EXPECT_EQ(::kill(::getpid(), SIGUSR2), 0);
+      }
       test::eventually([] { return reports_so_far() >= 1; });
       (void)tx.send(7);
     });
@@ -149,10 +151,17 @@ TEST_P(DeadlockReportNot, ASleepIoSignalOrBlockingTaskIsNotReported) {
       }).join();
       EXPECT_EQ(reports_so_far(), 0u) << "I/O";
       phase.store(2);
-      EXPECT_EQ(spawn(FiberOptions{.name = "signal"}, [] { return weft::signal::wait({SIGUSR2}); })
-                    .join(),
-                SIGUSR2);
-      EXPECT_EQ(reports_so_far(), 0u) << "a signal";
+      // Not under TSan: it defers a process-directed signal until the thread
+      // it landed on enters an intercepted call, and a worker asleep in
+      // io_uring_enter (a raw syscall) may never do so (seen: the wait never
+      // ended).
+      if (!test::kThreadSanitizer) {
+        EXPECT_EQ(
+            spawn(FiberOptions{.name = "signal"}, [] { return weft::signal::wait({SIGUSR2}); })
+                .join(),
+            SIGUSR2);
+        EXPECT_EQ(reports_so_far(), 0u) << "a signal";
+      }
       spawn_blocking([] { std::this_thread::sleep_for(kPeriod * 6); }).join();
       EXPECT_EQ(reports_so_far(), 0u) << "a spawn_blocking task";
       got = weft_deadlock_test::wait_in_recv_forever(rx);
