@@ -113,6 +113,9 @@ class MemoryQuota {
 
   MemoryQuota* const parent_;
   const std::string name_;
+  // All four are relaxed and pair with nothing: they are counters that
+  // guard no other data; only their own values matter, and used_'s
+  // compare-exchange keeps it within limit_ (src/base/quota.cpp).
   std::atomic<std::size_t> limit_;
   std::atomic<std::size_t> used_{0};
   std::atomic<std::size_t> peak_{0};
