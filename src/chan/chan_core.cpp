@@ -272,12 +272,15 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
   WaitNode n(&w);
   n.slot = value;
   push_back(c->senders, &n);
-  // weft_channel_send_blocked_duration_seconds: every send that waits is
-  // timed (the wait costs far more than the two clock reads), whatever
-  // its outcome; a cancelled one on the way out.
+  // weft_channel_send_blocked_duration_seconds: one send that waits in
+  // sample_period() per thread is timed, whatever its outcome; a cancelled
+  // one on the way out. Two clock reads cost as much as a rendezvous
+  // between two fibers of one worker (metrics.hpp). The shard is looked
+  // up again after the wait: the fiber may be on another thread by then.
   struct BlockedTimer {
-    std::int64_t t0 = monotonic_ns();
+    std::int64_t t0 = obs::local().sample(obs::Hist::chan_send_blocked) ? monotonic_ns() : -1;
     ~BlockedTimer() {
+      if (t0 < 0) return;
       obs::local().observe(obs::Hist::chan_send_blocked,
                            static_cast<std::uint64_t>(monotonic_ns() - t0));
     }

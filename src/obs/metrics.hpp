@@ -36,8 +36,10 @@
 // histograms time one event in sample_period() (default 64) per worker or
 // thread;
 // their _count is then the number of timed events, not of events (the
-// counters count every event). Slow paths (a send that blocked, a TCP
-// connection's life) time every event.
+// counters count every event). So does a send that blocked: a rendezvous
+// between two fibers of one worker waits ~150 ns, and timing every one
+// made a channel ping-pong 1.8x slower (docs/benchmarks.md, series O2).
+// Only a TCP connection's life is timed every time.
 //
 // Layering: this file depends on nothing in weft; the scheduler registers
 // itself as a Source of its own totals (fiber counts, queues, stacks) so
@@ -89,18 +91,18 @@ inline constexpr const char* kIoOpNames[kIoOps] = {
 /// Histograms kept per thread. The first kSampled are timed for one event
 /// in sample_period(): the scheduler's two by their worker's own countdown
 /// (Worker::begin_sample: one switch-in in the period times its slice and
-/// stamps the next fiber queued), the other two by Shard::sample().
+/// stamps the next fiber queued), the other three by Shard::sample().
 enum class Hist : std::uint8_t {
   sched_latency,      // runnable (queued on a worker) -> running; sampled
   run_slice,          // a fiber's run from switch-in to switch-out; sampled
   fiber_execution,    // a fiber's first switch-in to its end; sampled
   io_duration,        // one io::perform call; sampled
-  chan_send_blocked,  // a send that waited, from parking to its outcome
+  chan_send_blocked,  // a send that waited, from parking to its outcome; sampled
   tcp_connection,     // a TCP connection from establishment to close
   kCount,
 };
 inline constexpr std::size_t kHists = static_cast<std::size_t>(Hist::kCount);
-inline constexpr std::size_t kSampled = 4;
+inline constexpr std::size_t kSampled = 5;
 
 /// Upper bound (ns, inclusive) of finite bucket i of every histogram:
 /// 1024 * {1, 1.5, 2, 3, 4, 6, ...}; kBuckets - 1 is +Inf.
@@ -138,8 +140,8 @@ struct Histogram {
 struct Shard {
   std::atomic<std::uint64_t> counters[kCounters] = {};
   Histogram hists[kHists];
-  std::uint32_t sample_left[kSampled] = {1, 1, 1, 1};  // owner-only countdowns
-  Shard* next = nullptr;                               // registry link (its mutex)
+  std::uint32_t sample_left[kSampled] = {1, 1, 1, 1, 1};  // owner-only countdowns
+  Shard* next = nullptr;                                  // registry link (its mutex)
 
   void add(Counter c, std::uint64_t n = 1) noexcept {
     Histogram::bump(counters[static_cast<std::size_t>(c)], n);

@@ -408,9 +408,39 @@ TEST(ChannelMetrics, UnboundedBuffersCountTheirBlocks) {
   });
 }
 
-TEST(ChannelMetrics, BlockedSendIsTimed) {
-  Runtime rt(test::workers_config(2));
+/// n sends on a rendezvous channel, each of which waits for the receiver.
+/// On one worker: the receiver runs only when the sender parks, and yields
+/// before each receive, so the sender never finds it already waiting.
+void blocked_sends(int n) {
+  auto [tx, rx] = channel<int>(0);
+  auto receiver = spawn([rx = rx, n] {
+    for (int i = 0; i < n; ++i) {
+      this_fiber::yield();
+      EXPECT_EQ(rx.recv(), i);
+    }
+  });
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(tx.send(i).ok());
+  receiver.join();
+}
+
+TEST(ChannelMetrics, BlockedSendsAreSampledOneInThePeriod) {
+  // One worker, so every send runs on one thread and one countdown: any 640
+  // consecutive blocked sends time exactly 10 at the default period of 64.
+  Runtime rt(test::workers_config(1));
   rt.block_on([] {
+    const double blocked = value("weft_channel_send_blocked_duration_seconds");
+    const double sends = value("weft_channel_send_total");
+    blocked_sends(640);
+    EXPECT_EQ(moved("weft_channel_send_total", sends), 640);
+    EXPECT_EQ(moved("weft_channel_send_blocked_duration_seconds", blocked), 10);
+  });
+}
+
+TEST(ChannelMetrics, BlockedSendIsTimed) {
+  TimeEveryEvent every;
+  Runtime rt(test::workers_config(1));
+  rt.block_on([] {
+    blocked_sends(64);  // the thread's countdown restarts at period 1
     const double blocked = value("weft_channel_send_blocked_duration_seconds");
     const double sum_before = [] {
       for (const auto& m : metrics::snapshot()) {
