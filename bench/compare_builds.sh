@@ -2,7 +2,7 @@
 # Paired comparison of two weft builds (say, a change against the commit it
 # started from): the micro benchmarks yield, spawn+join, skynet and channel
 # ping-pong, then weft-echo at -c 50 (the peers' Go `echoload`) and weft-kv
-# GET at -c 50 (redis-benchmark), each under io_uring and epoll.
+# SET and GET at -c 50 (redis-benchmark), each under io_uring and epoll.
 #
 # Rounds interleave the builds and alternate which goes first (odd rounds
 # A first, even rounds B first), so slow drift of a shared machine falls on
@@ -21,7 +21,7 @@
 # root: see bench/lib.sh; for echoload), PORT (first port, default 19700;
 # the servers use PORT..PORT+3), ONLY (a space-separated subset of: yield
 # spawn skynet chan echo kv; default all), DUR (echoload's measured time,
-# default 5s), KV_N (GET requests per run, default 200000), OUT (dir for the
+# default 5s), KV_N (SET and GET requests per run, default 200000 each), OUT (dir for the
 # raw outputs, default a fresh /tmp/compare_builds.XXXX).
 # Exit status: 0 if every run succeeded, 1 if one failed, 2 on a usage error.
 set -u
@@ -115,9 +115,11 @@ servers() {
             port=$((PORT + 2 + k))
             if serve "$r" "$name kv $io" "$port" "$d/examples/weft-kv/weft-kv" --port "$port" --workers 2 --io "$io"; then
                 redis-benchmark -p "$port" -t set -c 50 -n 100000 -r 100000 -q >/dev/null 2>&1
-                out=$(redis-benchmark -p "$port" --csv -t get -c 50 -n "$KV_N" -r 100000 2>>"$OUT/server.log")
+                out=$(redis-benchmark -p "$port" --csv -t set,get -c 50 -n "$KV_N" -r 100000 2>>"$OUT/server.log")
                 printf '## round %s %s kv %s\n%s\n' "$r" "$name" "$io" "$out" >>"$OUT/load.log"
-                printf '%s\n' "$out" | awk -F'","' -v io="$io" '/^"GET"/ { print "kv_get_c50_rps_" io, $2, "req/s" }' | record "$r" "$name"
+                printf '%s\n' "$out" | awk -F'","' -v io="$io" '
+                    /^"GET"/ { print "kv_get_c50_rps_" io, $2, "req/s" }
+                    /^"SET"/ { print "kv_set_c50_rps_" io, $2, "req/s" }' | record "$r" "$name"
                 kill_server
             fi ;;
         esac
