@@ -53,8 +53,11 @@ BUILD_DIR := build$(TAG)
 ASAN_DIR  := build$(TAG)-asan
 TSAN_DIR  := build$(TAG)-tsan
 
+# CMAKE_EXTRA: more -D options for every build directory (.ci/run's clang
+# stage builds no benchmarks: no test runs them, and the g++ stage builds them).
+CMAKE_EXTRA  ?=
 CMAKE_COMMON := -G Ninja -DCMAKE_CXX_COMPILER=$(CXX) $(CMAKE_CC) \
-                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON
+                -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_WERROR=ON $(CMAKE_EXTRA)
 
 CTEST := ctest --output-on-failure --no-tests=error --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
 
