@@ -14,6 +14,7 @@ namespace weft {
 /// from blocking until reset().
 class Event : public detail::TimedWait<Event> {
  public:
+  /// An event, set already if `initially_set`.
   explicit Event(bool initially_set = false) noexcept : set_(initially_set) {}
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;

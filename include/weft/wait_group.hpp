@@ -15,6 +15,7 @@ class Latch;
 /// Go's sync.WaitGroup: a counter; wait() returns when it is zero.
 class WaitGroup : public detail::TimedWait<WaitGroup> {
  public:
+  /// A group with `initial` outstanding tasks. @throws std::invalid_argument if negative.
   explicit WaitGroup(std::int64_t initial = 0);
   WaitGroup(const WaitGroup&) = delete;
   WaitGroup& operator=(const WaitGroup&) = delete;
