@@ -9,7 +9,8 @@ A quote in a Markdown file under ROOT/docs is a comment line
     <!-- quote: examples/tutorial/chat.hpp broadcast -->
 
 followed by a fenced code block: the block must hold the lines between
-`// [broadcast]` and `// [broadcast end]` in that file (relative to ROOT),
+`// [broadcast]` and `// [broadcast end]` in that file (relative to ROOT;
+`/* [broadcast] */` in C),
 with their common indentation removed. A quote naming a missing file or
 region is an error too.
 """
@@ -25,8 +26,8 @@ def region(root, path, name):
     if not f.is_file():
         raise LookupError(f"no file {path}")
     lines = f.read_text().split("\n")
-    starts = [i for i, l in enumerate(lines) if l.strip() == f"// [{name}]"]
-    ends = [i for i, l in enumerate(lines) if l.strip() == f"// [{name} end]"]
+    starts = [i for i, l in enumerate(lines) if l.strip() in (f"// [{name}]", f"/* [{name}] */")]
+    ends = [i for i, l in enumerate(lines) if l.strip() in (f"// [{name} end]", f"/* [{name} end] */")]
     if len(starts) != 1 or len(ends) != 1 or ends[0] < starts[0]:
         raise LookupError(f"{path}: no single region '// [{name}]' ... '// [{name} end]'")
     body = lines[starts[0] + 1:ends[0]]
