@@ -4,7 +4,6 @@
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,14 +23,17 @@ struct Room {
 };
 // [room end]
 
+class Rooms;
+inline void serve(Client& client, Room& room, Rooms& rooms, std::chrono::milliseconds idle);
+
 // [rooms]
 // The open rooms by name. The first client to name a room starts it: a
 // fiber "room <name>" in the server's scope, whose own scope runs the
 // sessions of the room's members. close() ends a room.
 class Rooms {
  public:
-  using Session = std::function<void(Client&, Room&)>;
-  explicit Rooms(Session session) : session_(std::move(session)) {}
+  // `idle`: how long a member may stay silent (serve()).
+  explicit Rooms(std::chrono::milliseconds idle) : idle_(idle) {}
 
   void enter(weft::Scope& server, const std::string& name, std::unique_ptr<Client> client) {
     auto rooms = rooms_.lock();
@@ -59,13 +61,14 @@ class Rooms {
       room.members = &members;
       for (std::unique_ptr<Client>& client : arrivals) {
         const std::string fiber_name = "session " + client->name;
-        members.spawn(weft::FiberOptions{.name = fiber_name},
-                      [this, &room, client = std::move(client)] { session_(*client, room); });
+        members.spawn(
+            weft::FiberOptions{.name = fiber_name},
+            [this, &room, client = std::move(client)] { serve(*client, room, *this, idle_); });
       }
     });
   }
 
-  Session session_;
+  std::chrono::milliseconds idle_;
   weft::Synchronized<std::map<std::string, weft::Sender<std::unique_ptr<Client>>>> rooms_;
 };
 // [rooms end]
@@ -85,6 +88,19 @@ inline void greet(weft::Scope& server, Rooms& rooms, std::unique_ptr<Client> cli
   }
 }
 // [greet end]
+
+// [accept]
+// The server's accept loop: each new client gets a greet() fiber in the
+// server's scope. Returns only by an exception (Cancelled at shutdown).
+inline void accept_clients(weft::net::TcpListener& listener, weft::Scope& server, Rooms& rooms) {
+  for (int id = 1;; ++id) {
+    auto client = std::make_unique<Client>(listener.accept(), id);
+    server.spawn([&server, &rooms, client = std::move(client)]() mutable {
+      greet(server, rooms, std::move(client));
+    });
+  }
+}
+// [accept end]
 
 // [serve]
 // A member's session: step 3's loop, plus /close, and a goodbye when the

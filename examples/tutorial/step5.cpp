@@ -5,7 +5,6 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
-#include <memory>
 
 #include "rooms.hpp"
 
@@ -14,22 +13,12 @@ int main(int argc, char** argv) try {
   // [signals]
   rt.shutdown_on_signals({SIGINT, SIGTERM}, std::chrono::seconds(5));
   // [signals end]
-  const std::chrono::milliseconds idle = chat::idle_limit(argc, argv);
-  chat::Rooms rooms([&rooms, idle](chat::Client& client, chat::Room& room) {
-    chat::serve(client, room, rooms, idle);
-  });
+  chat::Rooms rooms(chat::idle_limit(argc, argv));
   // [main]
   try {
     rt.block_on([&] {
       weft::net::TcpListener listener = chat::listen(argc, argv);
-      weft::scope([&](weft::Scope& server) {
-        for (int id = 1;; ++id) {
-          auto client = std::make_unique<chat::Client>(listener.accept(), id);
-          server.spawn([&server, &rooms, client = std::move(client)]() mutable {
-            chat::greet(server, rooms, std::move(client));
-          });
-        }
-      });
+      weft::scope([&](weft::Scope& server) { chat::accept_clients(listener, server, rooms); });
     });
   } catch (const weft::Cancelled&) {  // a signal: every fiber has ended by now
     std::printf("chat: shut down\n");

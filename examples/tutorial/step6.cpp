@@ -5,7 +5,6 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
-#include <memory>
 #include <string>
 
 #include "rooms.hpp"
@@ -35,10 +34,7 @@ void report_on_sigusr1(const weft::Runtime& rt) {
 int main(int argc, char** argv) try {
   weft::Runtime rt;
   rt.shutdown_on_signals({SIGINT, SIGTERM}, std::chrono::seconds(5));
-  const std::chrono::milliseconds idle = chat::idle_limit(argc, argv);
-  chat::Rooms rooms([&rooms, idle](chat::Client& client, chat::Room& room) {
-    chat::serve(client, room, rooms, idle);
-  });
+  chat::Rooms rooms(chat::idle_limit(argc, argv));
   try {
     rt.block_on([&] {
       weft::net::TcpListener listener = chat::listen(argc, argv);
@@ -46,12 +42,7 @@ int main(int argc, char** argv) try {
         // [spawn_report]
         server.spawn(weft::FiberOptions{.name = "report"}, [&rt] { report_on_sigusr1(rt); });
         // [spawn_report end]
-        for (int id = 1;; ++id) {
-          auto client = std::make_unique<chat::Client>(listener.accept(), id);
-          server.spawn([&server, &rooms, client = std::move(client)]() mutable {
-            chat::greet(server, rooms, std::move(client));
-          });
-        }
+        chat::accept_clients(listener, server, rooms);
       });
     });
   } catch (const weft::Cancelled&) {

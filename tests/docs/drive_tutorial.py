@@ -100,6 +100,13 @@ class Server:
         return rc, self.proc.stdout.read()
 
 
+def shut_down(server, sig):
+    """Sends sig; the server must say so and exit 0."""
+    rc, out = server.stop(sig)
+    if rc != 0 or out != "chat: shut down\n":
+        raise Fail(f"after signal {sig}: exit status {rc}, stdout {out!r}")
+
+
 def enter(server, name, room):
     c = server.client(name)
     c.expect("room? ")
@@ -187,12 +194,10 @@ def step5(binary, sig=signal.SIGTERM):
     try:
         a = enter(s, "guest1", "lobby")
         b = enter(s, "guest2", "games")
-        rc, out = s.stop(sig)
+        shut_down(s, sig)
         for x in (a, b):
             x.expect("* bye\n")
             x.expect_eof()
-        if rc != 0 or out != "chat: shut down\n":
-            raise Fail(f"exit status {rc}, stdout {out!r}")
     finally:
         s.stop()
 
@@ -207,10 +212,8 @@ def step6(binary):
                      "report", "user=guest1", "cancellation tree"):
             if want not in err:
                 raise Fail(f"report without {want!r}: {err!r}")
-        rc, out = s.stop(signal.SIGINT)
+        shut_down(s, signal.SIGINT)
         a.expect("* bye\n")
-        if rc != 0 or out != "chat: shut down\n":
-            raise Fail(f"exit status {rc}, stdout {out!r}")
     finally:
         s.stop()
 
