@@ -2,13 +2,15 @@
 """Drives one step of the tutorial's chat server (examples/tutorial/stepN)
 over TCP and checks what it says, as docs/tutorial/ describes.
 
-    drive.py STEP BINARY
+    drive_tutorial.py STEP BINARY [--no-signals]
 
 Starts BINARY on port 0 (it prints the address it got), connects clients,
 and exits 0 when every expected line arrived, 1 with the reason otherwise.
 Every wait is for an event (a line, the end of a stream, the process's
 exit), bounded by TIMEOUT seconds only so that a broken server fails the
-test instead of hanging it.
+test instead of hanging it. --no-signals (TSan builds, see CMakeLists.txt)
+leaves out what needs a signal delivered to the server: step 5 then only
+checks the rooms, step 6 only that the report fiber does not get in the way.
 """
 import os
 import re
@@ -189,11 +191,16 @@ def step4(binary):
         s.stop()
 
 
+NO_SIGNALS = False
+
+
 def step5(binary, sig=signal.SIGTERM):
     s = Server(binary)
     try:
         a = enter(s, "guest1", "lobby")
         b = enter(s, "guest2", "games")
+        if NO_SIGNALS:
+            return
         shut_down(s, sig)
         for x in (a, b):
             x.expect("* bye\n")
@@ -206,6 +213,10 @@ def step6(binary):
     s = Server(binary)
     try:
         a = enter(s, "guest1", "lobby")  # kept open while the report is written
+        if NO_SIGNALS:
+            a.send("hello")
+            a.expect("guest1: hello\n")
+            return
         s.proc.send_signal(signal.SIGUSR1)
         err = s.stderr_until("chat: end of report")
         for want in ("fibers alive", "weft_fiber_spawned_total", "session guest1", "room lobby",
@@ -219,7 +230,9 @@ def step6(binary):
 
 
 def main():
+    global NO_SIGNALS
     step, binary = sys.argv[1], sys.argv[2]
+    NO_SIGNALS = "--no-signals" in sys.argv[3:]
     try:
         globals()["step" + step](binary)
     except (Fail, OSError) as e:
