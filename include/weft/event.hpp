@@ -12,6 +12,9 @@ namespace weft {
 
 /// Manual-reset event: set() releases every waiter and keeps later wait()s
 /// from blocking until reset().
+/// Waiting: wait(), wait_for(timeout) and wait_until(deadline) (true if
+/// released in time); each throws weft::Cancelled if the fiber is
+/// cancelled while waiting.
 class Event : public detail::TimedWait<Event> {
  public:
   /// An event, set already if `initially_set`.
