@@ -31,6 +31,7 @@ int main() {
     client.write_all("ping\n");
     weft::io::BufReader in(client);
     std::optional<std::string> echoed = in.read_line(64, 5s);
+    client.shutdown(weft::net::Shutdown::write);  // the echo fiber reads 0 and ends
     // [tcp end]
     guide::check(echoed == "ping", "echo over TCP");
 
@@ -53,7 +54,7 @@ int main() {
 
     // [signals]
     weft::signal::Listener usr1({SIGUSR1});  // counts SIGUSR1 from now on
-    ::kill(::getpid(), SIGUSR1);
+    ::raise(SIGUSR1);
     int sig = usr1.wait(5s);  // parks this fiber only
     // [signals end]
     guide::check(sig == SIGUSR1, "a signal");

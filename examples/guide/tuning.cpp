@@ -13,12 +13,12 @@
 namespace {
 
 // [workload]
-// 200 pairs of fibers passing a token back and forth 100 times each over
+// 50 pairs of fibers passing a token back and forth 40 times each over
 // rendezvous channels: switches and wake-ups, no real work.
 long ping_pong(weft::Runtime& rt) {
   return rt.block_on([] {
     std::vector<weft::JoinHandle<long>> pairs;
-    for (int p = 0; p < 200; ++p) {
+    for (int p = 0; p < 50; ++p) {
       pairs.push_back(weft::spawn([] {
         auto [ping_tx, ping_rx] = weft::channel<int>(0);
         auto [pong_tx, pong_rx] = weft::channel<int>(0);
@@ -26,7 +26,7 @@ long ping_pong(weft::Runtime& rt) {
           while (auto v = rx.recv()) (void)tx.send(*v + 1);
         });
         long sum = 0;
-        for (int i = 0; i < 100; ++i) {
+        for (int i = 0; i < 40; ++i) {
           (void)ping_tx.send(i);
           sum += *pong_rx.recv();
         }
@@ -68,7 +68,7 @@ int main() {
     const auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
             .count();
-    guide::check(sum == 200L * (100L * 101 / 2), "the workload's result");
+    guide::check(sum == 50L * (40L * 41 / 2), "the workload's result");
     std::printf("%-28s %zu workers  %8lld us\n", name.c_str(), rt.workers(),
                 static_cast<long long>(us));
   }
