@@ -35,6 +35,7 @@ packages=(
   abigail-tools # abidw/abidiff: the C ABI check against abi/ (scripts/abi.sh, weft_test_abi)
   python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
   gdb # tools/gdb/weft.py and its test (weft_test_gdb: gdb batch mode, gcore)
+  doxygen # make docs: the API reference from include/weft/, warnings as errors
 )
 
 for arg in "$@"; do

@@ -33,6 +33,8 @@ class Barrier {
   /// @throws weft::Cancelled if cancelled while waiting (the arrival is
   /// withdrawn, so the others keep waiting for a replacement).
   bool arrive_and_wait() { return arrive_impl(detail::kNoDeadline) == Result::leader; }
+  /// arrive_and_wait() with a time limit: Result::timed_out (the arrival withdrawn) if `deadline`
+  /// passes first. @throws weft::Cancelled as arrive_and_wait().
   template <class C, class D>
   Result arrive_and_wait_until(std::chrono::time_point<C, D> deadline) {
     return arrive_impl(detail::to_deadline_ns(deadline));
@@ -41,6 +43,7 @@ class Barrier {
   Result arrive_and_wait_until(Deadline deadline) {
     return arrive_impl(detail::to_deadline_ns(deadline));
   }
+  /// arrive_and_wait_until(now + timeout). @throws weft::Cancelled as arrive_and_wait().
   template <class Rep, class Period>
   Result arrive_and_wait_for(std::chrono::duration<Rep, Period> timeout) {
     return arrive_impl(detail::timeout_to_deadline_ns(timeout));

@@ -32,6 +32,7 @@ namespace weft::io {
 /// (read_to_end). The bytes examined up to the limit are consumed.
 class LimitExceeded : public std::runtime_error {
  public:
+  /// @param what the message, starting with "weft: ".
   explicit LimitExceeded(const std::string& what) : std::runtime_error(what) {}
 };
 
@@ -192,6 +193,7 @@ class BufWriter {
     std::memcpy(buf_.get() + used_, data, len);
     used_ += len;
   }
+  /// write(s.data(), s.size(), deadline). Errors as that.
   void write(std::string_view s, Deadline deadline = {}) { write(s.data(), s.size(), deadline); }
 
   /// Writes out everything buffered. @throws what write_all throws.
@@ -203,6 +205,7 @@ class BufWriter {
 
   /// Bytes buffered and not yet written.
   std::size_t buffered() const noexcept { return used_; }
+  /// The wrapped stream (write to it directly only after flush()).
   S& get() noexcept { return s_; }
 
  private:

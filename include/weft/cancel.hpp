@@ -34,10 +34,13 @@ class CancellationToken {
  public:
   /// A token that is never cancelled.
   CancellationToken() noexcept = default;
+  /// Another reference to the same node (shares its cancellation).
   CancellationToken(const CancellationToken& o) noexcept : node_(o.node_) {
     if (node_ != nullptr) node_->add_ref();
   }
+  /// Takes over o's reference; o becomes a never-cancelled token.
   CancellationToken(CancellationToken&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}
+  /// Replaces this token's node with o's (copy-and-swap).
   CancellationToken& operator=(CancellationToken o) noexcept {
     std::swap(node_, o.node_);
     return *this;
@@ -61,6 +64,7 @@ class CancellationToken {
     t.node_ = node;
     return t;
   }
+  /// Internal: the node observed (nullptr for a default token); for weft's own layers.
   detail::CancelNode* node() const noexcept { return node_; }
 
  private:
@@ -82,7 +86,9 @@ class CancellationSource {
       : node_(detail::SharedCancelNode::create(detail::CancelNode::Kind::source)) {
     node_->attach(parent.node());
   }
+  /// Takes over o's node; o is empty afterwards (cancel() on it does nothing).
   CancellationSource(CancellationSource&& o) noexcept : node_(std::exchange(o.node_, nullptr)) {}
+  /// Releases this source's node and takes over o's.
   CancellationSource& operator=(CancellationSource&& o) noexcept {
     if (this != &o) {
       if (node_ != nullptr) node_->release();
@@ -101,6 +107,7 @@ class CancellationSource {
   /// if already cancelled). Never throws, never blocks except to wait for a
   /// callback of this node already running on another thread.
   bool cancel() noexcept { return node_ != nullptr && node_->cancel(); }
+  /// True once cancel() (or a parent's cancellation) has cancelled it. Never blocks.
   bool is_cancelled() const noexcept { return node_ != nullptr && node_->is_cancelled(); }
   /// A token observing this source (empty after a move).
   CancellationToken token() const noexcept {
@@ -162,10 +169,11 @@ class CancellationCallback {
   detail::CancelNode* node_ = nullptr;
 };
 
+/// Deduces the callback type: `CancellationCallback cb(token, [] { ... });`.
 template <class G>
 CancellationCallback(const CancellationToken&, G&&) -> CancellationCallback<std::decay_t<G>>;
 
-/// Runs fn() on the calling fiber with cancellation deferred: cancelling
+/// Runs fn() on the calling fiber with cancellation deferred. Cancelling
 /// the scopes around it (a JoinHandle::cancel, a failing sibling, a
 /// timeout, runtime shutdown) does not interrupt the blocking calls inside;
 /// the fiber sees the cancellation once fn returns, at its next blocking

@@ -241,14 +241,19 @@ class Receiver : public detail::ChanHandle<false> {
     using pointer = T*;
     using reference = T&;
     iterator() = default;
+    /// Receives the first value (parks until one arrives or the channel closes).
     explicit iterator(const Receiver* rx) : rx_(rx) { ++*this; }
+    /// The value received last.
     T& operator*() { return *cur_; }
+    /// The value received last.
     T* operator->() { return &*cur_; }
+    /// Receives the next value; the iterator becomes end() once the channel is closed and drained.
     iterator& operator++() {
       cur_ = rx_->recv();
       if (!cur_) rx_ = nullptr;
       return *this;
     }
+    /// As prefix ++ (a receive).
     void operator++(int) { ++*this; }
     friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.rx_ == b.rx_; }
 
@@ -293,8 +298,11 @@ template <class T>
 class OneshotSender {
  public:
   OneshotSender() = default;
+  /// Wraps the sending end of a channel of capacity 1 (oneshot() makes one).
   explicit OneshotSender(Sender<T> tx) noexcept : tx_(std::move(tx)) {}
+  /// Move-only.
   OneshotSender(OneshotSender&&) noexcept = default;
+  /// Move-only.
   OneshotSender& operator=(OneshotSender&&) noexcept = default;
 
   /// Sends the value and consumes the sender. Never waits. Returns ok, or
@@ -319,8 +327,11 @@ template <class T>
 class OneshotReceiver {
  public:
   OneshotReceiver() = default;
+  /// Wraps the receiving end of a channel of capacity 1 (oneshot() makes one).
   explicit OneshotReceiver(Receiver<T> rx) noexcept : rx_(std::move(rx)) {}
+  /// Move-only.
   OneshotReceiver(OneshotReceiver&&) noexcept = default;
+  /// Move-only.
   OneshotReceiver& operator=(OneshotReceiver&&) noexcept = default;
 
   /// Waits for the value. @throws weft::Cancelled if cancelled while waiting.

@@ -63,12 +63,14 @@ class CondVar {
     }
     return true;
   }
+  /// wait_until(lock, now + timeout).
   template <class Rep, class Period>
   std::cv_status wait_for(std::unique_lock<Mutex>& lock,
                           std::chrono::duration<Rep, Period> timeout) {
     return wait_impl(lock, detail::timeout_to_deadline_ns(timeout)) ? std::cv_status::no_timeout
                                                                     : std::cv_status::timeout;
   }
+  /// wait_until(lock, now + timeout, pred).
   template <class Rep, class Period, class Pred>
   bool wait_for(std::unique_lock<Mutex>& lock, std::chrono::duration<Rep, Period> timeout,
                 Pred pred) {

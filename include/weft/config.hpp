@@ -67,6 +67,7 @@ enum class ConfigSource {
 
 /// The origin of one setting's value as loaded (Config::origins).
 struct ConfigOrigin {
+  /// Where the value came from.
   ConfigSource source = ConfigSource::default_value;
   std::string where;   ///< file:line, variable name, or how it was derived
   std::string loaded;  ///< the value as loaded, formatted as in TOML

@@ -27,6 +27,7 @@ namespace weft {
 /// Trivially copyable, no state shared: safe to use from any thread.
 class Deadline {
  public:
+  /// The clock of every deadline (CLOCK_MONOTONIC).
   using Clock = std::chrono::steady_clock;
 
   /// No deadline.

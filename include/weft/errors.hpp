@@ -15,12 +15,14 @@ namespace weft {
 /// it rethrows Cancelled.
 class Cancelled : public std::exception {
  public:
+  /// "weft: fiber cancelled".
   const char* what() const noexcept override { return "weft: fiber cancelled"; }
 };
 
 /// Thrown when an operation's deadline passes before it completes.
 class TimedOut : public std::exception {
  public:
+  /// "weft: operation timed out".
   const char* what() const noexcept override { return "weft: operation timed out"; }
 };
 

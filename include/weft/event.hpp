@@ -12,8 +12,12 @@ namespace weft {
 
 /// Manual-reset event: set() releases every waiter and keeps later wait()s
 /// from blocking until reset().
+/// Waiting: wait(), wait_for(timeout) and wait_until(deadline) (true if
+/// released in time); each throws weft::Cancelled if the fiber is
+/// cancelled while waiting.
 class Event : public detail::TimedWait<Event> {
  public:
+  /// An event, set already if `initially_set`.
   explicit Event(bool initially_set = false) noexcept : set_(initially_set) {}
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;

@@ -26,6 +26,7 @@ enum class Priority : std::uint8_t { low = 0, normal = 1, high = 2, critical = 3
 struct FiberOptions {
   /// Shown by stall warnings, stack-overflow reports and this_fiber::name().
   std::string name;
+  /// Scheduling priority (see Priority).
   Priority priority = Priority::normal;
   /// Stack size in bytes; 0 = the runtime's Config::stack_size. Same range as
   /// Config::stack_size (16 KiB..1 GiB), else spawn throws
@@ -67,7 +68,9 @@ class [[nodiscard]] JoinHandle {
   /// Adopts `task`: one reference the handle now owns (made by spawn, or
   /// given up by release()).
   explicit JoinHandle(detail::ResultTask<T>* task) noexcept : task_(task) {}
+  /// Takes over other's fiber; other is empty afterwards.
   JoinHandle(JoinHandle&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+  /// Detaches this handle's fiber (if any), then takes over other's.
   JoinHandle& operator=(JoinHandle&& other) noexcept {
     if (this != &other) {
       reset(true);

@@ -52,6 +52,7 @@ namespace weft {
 /// (FiberLocal::propagation(), and a FiberLocal constructor for modes chosen
 /// at run time).
 struct Propagation {
+  /// How a value passes from a spawner to the fiber it spawns.
   enum class Mode : std::uint8_t {
     /// The child starts without a value (get() makes a default one). Like
     /// thread_local.
@@ -73,10 +74,14 @@ struct Propagation {
   /// The type of each constant below.
   template <Mode M>
   struct Tag {
+    /// The Mode this tag stands for.
     constexpr operator Mode() const noexcept { return M; }  // NOLINT: implicit on purpose
   };
+  /// Mode::none as a compile-time tag.
   static constexpr Tag<Mode::none> none{};
+  /// Mode::copy as a compile-time tag.
   static constexpr Tag<Mode::copy> copy{};
+  /// Mode::share as a compile-time tag.
   static constexpr Tag<Mode::share> share{};
 };
 
@@ -173,7 +178,7 @@ void remove_noexcept(std::uint64_t key) noexcept;
 /// outlive every call on it.
 ///
 /// T: an object type (not an array, not cv-qualified), destructible.
-/// Move-only types work with Propagation::none and ::share.
+/// Move-only types work with Propagation::none and Propagation::share.
 template <class T>
 class FiberLocal {
   static_assert(std::is_object_v<T> && !std::is_array_v<T> &&

@@ -106,6 +106,7 @@ struct Metadata {
   std::uint64_t nlink = 0;
   /// Owner user and group ids.
   std::uint32_t uid = 0;
+  /// Owner group id.
   std::uint32_t gid = 0;
   /// Inode number (with `device`, identifies the file).
   std::uint64_t inode = 0;
@@ -378,7 +379,9 @@ struct DirEntry {
 class ReadDir {
  public:
   ReadDir() = default;
+  /// Move-only: other is left closed.
   ReadDir(ReadDir&&) noexcept;
+  /// Closes this directory stream, then takes over other's.
   ReadDir& operator=(ReadDir&&) noexcept;
   ReadDir(const ReadDir&) = delete;
   ReadDir& operator=(const ReadDir&) = delete;
@@ -388,6 +391,7 @@ class ReadDir {
   /// the directory (EIO, ...); weft::Cancelled.
   std::optional<DirEntry> next();
 
+  /// An input iterator over the entries (one pass; `.` and `..` skipped).
   class iterator {
    public:
     using iterator_category = std::input_iterator_tag;
@@ -396,14 +400,19 @@ class ReadDir {
     using pointer = const DirEntry*;
     using reference = const DirEntry&;
     iterator() = default;
+    /// Reads the first entry of d.
     explicit iterator(ReadDir* d) : dir_(d) { ++*this; }
+    /// The current entry.
     const DirEntry& operator*() const { return *cur_; }
+    /// The current entry.
     const DirEntry* operator->() const { return &*cur_; }
+    /// Reads the next entry. @throws std::system_error from the read.
     iterator& operator++() {
       cur_ = dir_->next();
       if (!cur_) dir_ = nullptr;
       return *this;
     }
+    /// As prefix ++.
     void operator++(int) { ++*this; }
     friend bool operator==(const iterator& a, const iterator& b) noexcept {
       return a.dir_ == b.dir_;
@@ -413,7 +422,9 @@ class ReadDir {
     ReadDir* dir_ = nullptr;
     std::optional<DirEntry> cur_;
   };
+  /// An iterator at the first entry (reads it). @throws std::system_error.
   iterator begin() { return iterator(this); }
+  /// The end iterator.
   iterator end() { return iterator(); }
 
   struct State;

@@ -71,6 +71,7 @@ class GeneratorCore;
 /// Only weft constructs it.
 class GeneratorExit final {
  public:
+  /// "weft::GeneratorExit".
   const char* what() const noexcept { return "weft::GeneratorExit"; }
 
  private:
@@ -195,15 +196,18 @@ class Yield {
   Yield(const Yield&) = delete;
   Yield& operator=(const Yield&) = delete;
 
+  /// Yields v (moved) to the consumer and parks until it asks for the next value.
   void operator()(T&& v) requires(std::is_object_v<T>) {
     slot_->current = std::addressof(v);
     detail::GeneratorCore::suspend(slot_->core);
   }
+  /// Yields a copy of v, as above.
   void operator()(const T& v) requires(std::is_object_v<T>&& std::copy_constructible<T>) {
     T copy(v);
     slot_->current = std::addressof(copy);
     detail::GeneratorCore::suspend(slot_->core);
   }
+  /// Yields the reference v (a Generator<T&>), as above.
   void operator()(T v) requires(std::is_lvalue_reference_v<T>) {
     slot_->current = std::addressof(v);
     detail::GeneratorCore::suspend(slot_->core);
@@ -283,6 +287,7 @@ class [[nodiscard]] Generator {
       gen_->resume();
       return *this;
     }
+    /// As prefix ++.
     void operator++(int) { ++*this; }
     friend bool operator==(const iterator& it, std::default_sentinel_t) noexcept {
       return it.at_end();
@@ -382,6 +387,7 @@ class [[nodiscard]] Generator {
     if (!has_value_) resume();
     return iterator(this);
   }
+  /// The end sentinel.
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:

@@ -54,6 +54,7 @@ namespace weft::ipc {
 /// framing. what() starts with "weft: ipc: ".
 class Error : public std::runtime_error {
  public:
+  /// @param what the message, starting with "weft: ipc: ".
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
@@ -61,6 +62,7 @@ class Error : public std::runtime_error {
 /// exceeds the limit of <max> bytes".
 class FrameTooLarge : public Error {
  public:
+  /// @param size the frame's length in bytes @param limit Options::max_frame
   FrameTooLarge(std::size_t size, std::size_t limit)
       : Error("weft: ipc: a frame of " + std::to_string(size) + " bytes exceeds the limit of " +
               std::to_string(limit) + " bytes") {}
@@ -79,9 +81,11 @@ template <class T>
 struct BytesCodec {
   static_assert(std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<std::byte>>,
                 "BytesCodec carries std::string or std::vector<std::byte>");
+  /// The bytes of v, unchanged.
   static std::string encode(const T& v) {
     return std::string(reinterpret_cast<const char*>(v.data()), v.size());
   }
+  /// A T holding the bytes of b.
   static T decode(std::string_view b) {
     const auto* p = reinterpret_cast<const typename T::value_type*>(b.data());
     return T(p, p + b.size());
@@ -223,7 +227,9 @@ class Receiver {
   /// Internal (channel() builds handles with it).
   Receiver(detail::Adopt, weft::Receiver<std::string> in, std::shared_ptr<detail::Link> link)
       : in_(std::move(in)), link_(std::move(link)) {}
+  /// Move-only.
   Receiver(Receiver&&) noexcept = default;
+  /// Closes this receiver's connection, then takes over o's.
   Receiver& operator=(Receiver&& o) noexcept {
     if (this != &o) {
       stop();

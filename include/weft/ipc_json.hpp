@@ -27,7 +27,9 @@ namespace weft::ipc {
 /// consumed). Stateless; safe from any fiber.
 template <class T>
 struct JsonCodec {
+  /// v as compact JSON (nlohmann::json's to_json for T). @throws nlohmann::json::exception.
   static std::string encode(const T& v) { return nlohmann::json(v).dump(); }
+  /// b parsed as JSON and converted to T. @throws nlohmann::json::exception on malformed input.
   static T decode(std::string_view b) { return nlohmann::json::parse(b).get<T>(); }
 };
 

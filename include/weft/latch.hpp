@@ -12,6 +12,9 @@ namespace weft {
 
 /// Single-use countdown (std::latch's contract, fiber-aware, with timed
 /// waits). Built on WaitGroup.
+/// Waiting: wait(), wait_for(timeout) and wait_until(deadline) (true if
+/// released in time); each throws weft::Cancelled if the fiber is
+/// cancelled while waiting.
 class Latch : public detail::TimedWait<Latch> {
  public:
   /// @throws std::invalid_argument if count < 0.

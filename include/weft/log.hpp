@@ -37,17 +37,20 @@ const char* to_string(Level l) noexcept;
 /// The level named `s` (as to_string spells it), or nullopt.
 std::optional<Level> parse_level(std::string_view s) noexcept;
 
+/// The line format: `text` for people, `json` (one object per line) for tools.
 enum class Format : std::uint8_t { text, json };
 
 /// The threshold: lines below it are dropped. Starts from WEFT_LOG (an
 /// unknown value is reported once, as a warn line, and info is used).
 /// Any thread, at any time.
 void set_level(Level l) noexcept;
+/// The threshold in force.
 Level level() noexcept;
 
 /// The line format. Starts from WEFT_LOG_FORMAT (text if unset; an unknown
 /// value is reported once and text is used). Any thread, at any time.
 void set_format(Format f) noexcept;
+/// The line format in force.
 Format format() noexcept;
 
 /// True if a line of level `l` would be written now.

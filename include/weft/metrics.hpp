@@ -30,6 +30,7 @@ const char* to_string(MetricType t) noexcept;
 /// +infinity.
 struct Bucket {
   double upper_bound = 0;  ///< in the metric's unit (seconds for every weft histogram)
+  /// Observations <= upper_bound.
   std::uint64_t cumulative_count = 0;
 };
 
@@ -42,16 +43,20 @@ struct Series {
   /// Histograms: the buckets (fixed bounds, the same for every weft
   /// histogram), the sum of the observations and their count.
   std::vector<Bucket> buckets;
+  /// Histograms: the sum of the observations (in the metric's unit).
   double sum = 0;
+  /// Histograms: how many observations.
   std::uint64_t count = 0;
 };
 
 /// A metric and its series, as of the snapshot.
 struct Metric {
   std::string name;  ///< e.g. "weft_fiber_spawned_total"
+  /// counter, gauge or histogram.
   MetricType type = MetricType::counter;
   std::string unit;  ///< "seconds", "bytes", or empty for a plain count
   std::string help;  ///< one line: what moves it
+  /// One series per label set.
   std::vector<Series> series;
 };
 

@@ -69,19 +69,23 @@ class Address {
   /// From a sockaddr_in or sockaddr_in6. @throws std::invalid_argument for
   /// other families or a short length.
   static Address from_sockaddr(const sockaddr* sa, socklen_t len);
-  /// 0.0.0.0:port / [::]:port (bind to every interface).
+  /// `0.0.0.0:port` (bind to every IPv4 interface).
   static Address any_ipv4(std::uint16_t port) noexcept;
+  /// `[::]:port` (bind to every IPv6 interface).
   static Address any_ipv6(std::uint16_t port) noexcept;
-  /// 127.0.0.1:port / [::1]:port.
+  /// `127.0.0.1:port`.
   static Address loopback_ipv4(std::uint16_t port) noexcept;
+  /// `[::1]:port`.
   static Address loopback_ipv6(std::uint16_t port) noexcept;
 
   /// The address family: AF_INET / AF_INET6 (false for both when default
   /// constructed).
   bool is_ipv4() const noexcept;
+  /// True for AF_INET6.
   bool is_ipv6() const noexcept;
   /// AF_INET, AF_INET6, or AF_UNSPEC for a default-constructed Address.
   int family() const noexcept;
+  /// The port (host byte order); 0 when default constructed.
   std::uint16_t port() const noexcept;
   /// The same IP with another port.
   Address with_port(std::uint16_t port) const noexcept;
@@ -95,6 +99,7 @@ class Address {
   const sockaddr* sockaddr_ptr() const noexcept {
     return reinterpret_cast<const sockaddr*>(&storage_);
   }
+  /// The length of *sockaddr_ptr() in bytes.
   socklen_t sockaddr_len() const noexcept { return len_; }
 
   /// Same family, IP, port (and IPv6 flow info / scope).
@@ -127,7 +132,9 @@ enum class Shutdown { read, write, both };
 class Socket {
  public:
   Socket() noexcept = default;
+  /// Takes over other's descriptor; other is left closed.
   Socket(Socket&& other) noexcept;
+  /// Closes this socket, then takes over other's descriptor.
   Socket& operator=(Socket&& other) noexcept;
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
@@ -155,7 +162,9 @@ class Socket {
   explicit Socket(int fd);
   /// The address getsockname(2) reports. @throws std::system_error.
   Address socket_address() const;
+  /// Internal: the reactor's registration of the descriptor.
   detail::io::IoObject* obj_ = nullptr;
+  /// Internal: the descriptor, -1 when closed.
   int fd_ = -1;
 };
 
@@ -180,6 +189,7 @@ class Stream : public Socket {
   /// Writes all `len` bytes (retrying partial writes). On an exception, an
   /// unknown prefix may have been sent.
   void write_all(const void* buf, std::size_t len, Deadline deadline = {});
+  /// write_all(data.data(), data.size(), deadline).
   void write_all(std::string_view data, Deadline deadline = {}) {
     write_all(data.data(), data.size(), deadline);
   }
@@ -194,6 +204,7 @@ class Stream : public Socket {
   void shutdown(Shutdown how);
 
  protected:
+  /// The socket constructors (a subclass adopts a connected descriptor).
   using Socket::Socket;
 };
 
@@ -291,6 +302,7 @@ class UdpSocket : public Socket {
   void connect(const Address& peer);
   /// send_to / recv_from the connected peer.
   std::size_t send(const void* buf, std::size_t len, Deadline deadline = {});
+  /// recv_from the connected peer. Errors as recv_from.
   std::size_t recv(void* buf, std::size_t len, Deadline deadline = {});
   /// The bound address. @throws std::system_error.
   Address local_address() const;

@@ -14,6 +14,9 @@ namespace weft {
 /// waiter, or, if none waits, stores a single permit that the next wait()
 /// consumes at once (so a notify racing ahead of the wait is not lost).
 /// notify_all() wakes every current waiter and stores nothing.
+/// Waiting: wait(), wait_for(timeout) and wait_until(deadline) (true if
+/// released in time); each throws weft::Cancelled if the fiber is
+/// cancelled while waiting.
 class Notify : public detail::TimedWait<Notify> {
  public:
   Notify() noexcept = default;

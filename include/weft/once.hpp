@@ -68,6 +68,7 @@ class OnceCell {
 
   /// The value, or nullptr if not set yet. Never blocks.
   T* get() noexcept { return once_.is_done() ? value() : nullptr; }
+  /// The value if it has been set (or made), else nullptr. Never blocks.
   const T* get() const noexcept { return once_.is_done() ? value() : nullptr; }
   /// The value, initialising it with init() if unset; concurrent callers
   /// park until the one running init() finishes. If init() throws, the cell

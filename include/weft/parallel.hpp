@@ -527,7 +527,7 @@ requires std::invocable<Fn&, std::ranges::range_reference_t<R>> &&
   return detail::par_map_impl(&rt, range, fn, opts);
 }
 
-/// Folds `range` with op, starting from init: the value of
+/// Folds `range` with op, starting from init. The value is
 /// op(...op(op(init, x0), x1)..., xn-1) for an associative op, which need
 /// NOT be commutative: each leaf folds its contiguous piece left to right
 /// (starting from its first element converted to T; the leftmost from

@@ -117,7 +117,9 @@ class Pipe {
  public:
   /// An empty (closed) pipe.
   Pipe() noexcept = default;
+  /// Takes over other's descriptor; other is left empty.
   Pipe(Pipe&& other) noexcept;
+  /// Closes this pipe, then takes over other's descriptor.
   Pipe& operator=(Pipe&& other) noexcept;
   Pipe(const Pipe&) = delete;
   Pipe& operator=(const Pipe&) = delete;
@@ -138,6 +140,7 @@ class Pipe {
   /// Writes all `len` bytes. On an exception an unknown prefix may have
   /// been written. Errors as write().
   void write_all(const void* buf, std::size_t len, Deadline deadline = {});
+  /// write_all(data.data(), data.size(), deadline).
   void write_all(std::string_view data, Deadline deadline = {}) {
     write_all(data.data(), data.size(), deadline);
   }
@@ -175,6 +178,7 @@ class Child {
  public:
   /// An empty handle (no process).
   Child() noexcept = default;
+  /// Takes over other's child; other is left empty.
   Child(Child&& other) noexcept;
   /// Kills and reaps the process this handle had, if still running.
   Child& operator=(Child&& other) noexcept;
@@ -183,7 +187,7 @@ class Child {
   ~Child();
 
   /// The process id (kept after the child is reaped; -1 for an empty
-  /// handle). Prefer kill() to ::kill(pid()): it cannot hit a process that
+  /// handle). Prefer kill() to the kill(2) system call on pid(): it cannot hit a process that
   /// reuses the id.
   pid_t pid() const noexcept { return pid_; }
 
@@ -226,13 +230,16 @@ class Child {
   /// How long a cancelled wait() waits after SIGTERM before SIGKILL.
   /// @throws std::invalid_argument if negative.
   void set_kill_grace(std::chrono::nanoseconds grace);
+  /// The grace period set by set_kill_grace().
   std::chrono::nanoseconds kill_grace() const noexcept { return grace_; }
 
   /// The parent's ends of the child's standard streams. Each is an empty
   /// Pipe unless the stream was set to Stdio::pipe. They may be moved out
   /// and used by other fibers.
   Pipe& stdin_pipe() noexcept { return in_; }
+  /// As stdin_pipe(), for standard output.
   Pipe& stdout_pipe() noexcept { return out_; }
+  /// As stdin_pipe(), for standard error.
   Pipe& stderr_pipe() noexcept { return err_; }
 
   /// False for an empty handle.
@@ -262,6 +269,7 @@ class Child {
 
 /// What Command::output() collected.
 struct Output {
+  /// How the child ended.
   ExitStatus status = ExitStatus::exited(0);
   std::string out;  ///< everything the child wrote to its standard output
   std::string err;  ///< everything the child wrote to its standard error
@@ -279,6 +287,7 @@ class Command {
   Command& arg(std::string_view a);
   /// Appends several arguments.
   Command& args(std::initializer_list<std::string_view> as);
+  /// Appends several arguments.
   Command& args(std::span<const std::string> as);
 
   /// Sets an environment variable for the child.
@@ -296,7 +305,9 @@ class Command {
   /// for spawn() and status(); output() pipes the outputs and uses
   /// Stdio::null for an input not set here.
   Command& std_in(Stdio s);
+  /// As std_in(), for standard output.
   Command& std_out(Stdio s);
+  /// As std_in(), for standard error.
   Command& std_err(Stdio s);
 
   /// Forwards `signals` to the child while it runs (seed 001 §3.4): each

@@ -42,11 +42,13 @@ class QuotaExceeded : public std::bad_alloc {
   /// @param quota the quota that refused (the innermost one that was full)
   /// @param requested bytes asked for
   QuotaExceeded(const MemoryQuota& quota, std::size_t requested);
+  /// "weft: memory quota '<name>' exceeded: <n> bytes requested, <used> of <limit> bytes in use".
   const char* what() const noexcept override { return what_.c_str(); }
   /// Bytes asked for by the refused charge.
   std::size_t requested() const noexcept { return requested_; }
   /// The refusing quota's limit and usage at the time, in bytes.
   std::size_t limit() const noexcept { return limit_; }
+  /// The refusing quota's usage at the time, in bytes.
   std::size_t used() const noexcept { return used_; }
 
  private:
@@ -101,7 +103,9 @@ class MemoryQuota {
   }
   /// Charges this quota refused (counted where the refusal happened).
   std::uint64_t refusals() const noexcept { return refusals_.load(std::memory_order_relaxed); }
+  /// The quota that charges are passed up to, or nullptr.
   MemoryQuota* parent() const noexcept { return parent_; }
+  /// The name given at construction (shown in errors and metrics).
   const std::string& name() const noexcept { return name_; }
 
  private:
@@ -142,10 +146,14 @@ class QuotaAllocator {
   using propagate_on_container_swap = std::true_type;
   using is_always_equal = std::false_type;
 
+  /// An allocator charging `quota`, which must outlive it.
   explicit QuotaAllocator(MemoryQuota& quota) noexcept : quota_(&quota) {}
+  /// Rebinds other (same quota).
   template <class U>
   QuotaAllocator(const QuotaAllocator<U>& other) noexcept : quota_(&other.quota()) {}
 
+  /// Charges n * sizeof(T) bytes, then allocates. @throws QuotaExceeded (nothing allocated) or
+  /// std::bad_alloc.
   T* allocate(std::size_t n) {
     if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
     const std::size_t bytes = n * sizeof(T);
@@ -157,6 +165,7 @@ class QuotaAllocator {
       throw;
     }
   }
+  /// Frees p and releases its n * sizeof(T) bytes from the quota.
   void deallocate(T* p, std::size_t n) noexcept {
     std::allocator<T>().deallocate(p, n);
     quota_->release(n * sizeof(T));
@@ -165,6 +174,7 @@ class QuotaAllocator {
   /// The quota this allocator charges.
   MemoryQuota& quota() const noexcept { return *quota_; }
 
+  /// Equal when both charge the same quota.
   template <class U>
   bool operator==(const QuotaAllocator<U>& other) const noexcept {
     return quota_ == &other.quota();

@@ -52,19 +52,28 @@ struct WorkerStats {
 /// Snapshot of a runtime's counters (taken without stopping it; fields are
 /// individually exact but not mutually consistent while fibers run).
 struct RuntimeStats {
+  /// fibers spawned since the runtime started
   std::uint64_t fibers_spawned = 0;
+  /// fibers that ended
   std::uint64_t fibers_completed = 0;
   std::uint64_t fibers_alive = 0;     ///< spawned and not yet ended
   std::uint64_t fibers_runnable = 0;  ///< queued on a worker or the injector
   std::uint64_t fibers_parked = 0;    ///< waiting to be unparked
+  /// sum of WorkerStats::steals
   std::uint64_t steals = 0;
+  /// sum of WorkerStats::fiber_parks
   std::uint64_t fiber_parks = 0;
   std::uint64_t injector_depth = 0;    ///< current: fibers in the injector
   std::uint64_t blocking_threads = 0;  ///< current: threads of the blocking pool
   std::uint64_t blocking_tasks = 0;    ///< spawn_blocking tasks run so far
   std::uint64_t io_requests = 0;       ///< sum of WorkerStats::io_requests
+  /// one entry per worker, by index
   std::vector<WorkerStats> workers;
 };
+
+/// The format of Runtime::dump: text for people (what SIGQUIT prints), JSON
+/// for tools (schema: docs/observability.md, "Fiber dumps").
+enum class DumpFormat : std::uint8_t { text, json };
 
 /// An M:N fiber runtime: Config::workers threads run fibers, each with its own
 /// run queue, stealing from each other when idle (Go's proc.go and Tokio's
@@ -81,10 +90,6 @@ struct RuntimeStats {
 ///
 /// Thread-safety: all members may be called from any thread, except that the
 /// destructor must not run on one of the runtime's own threads.
-/// The format of Runtime::dump: text for people (what SIGQUIT prints), JSON
-/// for tools (schema: docs/observability.md, "Fiber dumps").
-enum class DumpFormat : std::uint8_t { text, json };
-
 class Runtime {
  public:
   /// Starts the worker threads. @throws std::invalid_argument for an invalid
@@ -110,6 +115,7 @@ class Runtime {
     return detail::make_task_and_start(std::forward<F>(fn),
                                        [&](detail::TaskBase* t) { spawn_task(t, opts); });
   }
+  /// spawn() with default FiberOptions.
   template <class F>
   auto spawn(F&& fn) {
     return spawn(FiberOptions{}, std::forward<F>(fn));
@@ -119,7 +125,7 @@ class Runtime {
   RuntimeStats stats() const;
 
   /// A dump of every live fiber (Go's SIGQUIT goroutine dump, the JDK's
-  /// thread dump): id, name, state, parent, priority, whether cancelled;
+  /// thread dump). Per fiber: id, name, state, parent, priority, whether cancelled;
   /// for a parked fiber what it waits on (channel send/recv and the
   /// channel's address, mutex, condvar, rwlock, semaphore, barrier, event,
   /// join on fiber N, sleep until T, I/O read or write on fd N, select over
@@ -143,7 +149,7 @@ class Runtime {
   std::string dump(DumpFormat format = DumpFormat::text) const;
 
   /// Starts recording a trace of this runtime (docs/observability.md,
-  /// "Tracing"): per-worker buffers of Config::trace_buffer_events events
+  /// "Tracing"). Per-worker buffers of Config::trace_buffer_events events
   /// (fiber spawn, run slice begin and end, park with its reason, unpark
   /// with the waking fiber, steal, I/O submit and completion, timer fire),
   /// written by stop_trace() to `path` as Chrome trace-event JSON for

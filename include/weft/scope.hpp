@@ -34,6 +34,7 @@ template <class T>
 class ScopedHandle : public JoinHandle<T> {
  public:
   using JoinHandle<T>::JoinHandle;
+  /// Adopts h (what Scope::spawn returns).
   ScopedHandle(JoinHandle<T>&& h) noexcept : JoinHandle<T>(std::move(h)) {}  // NOLINT
 };
 
@@ -278,7 +279,7 @@ auto run_with_deadline(Deadline deadline, F&& fn, bool& timed_out) {
 }  // namespace detail
 
 /// Runs fn() on the calling fiber and gives up on it once `deadline`
-/// passes: fn's blocking calls (and every fiber spawned inside, including
+/// passes. fn's blocking calls (and every fiber spawned inside, including
 /// nested scopes) are cancelled, and once fn has unwound, move_on_after
 /// returns an empty std::optional (false for a void fn; true if it
 /// completed). Trio's move_on_after. A deadline already passed still runs fn,

@@ -67,12 +67,15 @@ class FiberRef {
  public:
   /// Refers to no fiber: id() is 0, state() finished, cancel() does nothing.
   FiberRef() noexcept = default;
+  /// Another reference to the same fiber.
   FiberRef(const FiberRef& o) noexcept;
+  /// Takes over o's reference; o refers to no fiber afterwards.
   FiberRef(FiberRef&& o) noexcept
       : task_(std::exchange(o.task_, nullptr)),
         name_(std::move(o.name_)),
         priority_(o.priority_),
         parent_id_(o.parent_id_) {}
+  /// Refers to o's fiber instead (copy-and-swap).
   FiberRef& operator=(FiberRef o) noexcept {
     std::swap(task_, o.task_);
     std::swap(name_, o.name_);
@@ -199,7 +202,9 @@ class Selector {
   Selector() = default;
   Selector(const Selector&) = delete;
   Selector& operator=(const Selector&) = delete;
+  /// Move-only.
   Selector(Selector&&) noexcept = default;
+  /// Move-only.
   Selector& operator=(Selector&&) noexcept = default;
 
   /// A receive case. `fn` takes T (the case is disabled once the channel

@@ -36,7 +36,9 @@ struct FiberSnapshot {
   FiberId id = 0;         ///< 0: no fiber (an empty FiberRef)
   FiberId parent_id = 0;  ///< the spawning fiber; 0 when spawned from outside fibers
   std::string name;       ///< FiberOptions::name (may be empty)
+  /// Its state at the moment of the snapshot.
   FiberState state = FiberState::finished;
+  /// FiberOptions::priority.
   Priority priority = Priority::normal;
   bool cancelled = false;  ///< the fiber's own node is cancelled
 };
@@ -56,7 +58,9 @@ const char* to_string(CancelNodeKind k) noexcept;
 
 /// A node of the cancellation tree and what hangs under it.
 struct CancelNodeSnapshot {
+  /// What owns the node.
   CancelNodeKind kind = CancelNodeKind::root;
+  /// The node is cancelled.
   bool cancelled = false;
   /// The node's deadline, absolute CLOCK_MONOTONIC ns (the earliest of its
   /// own and its ancestors' when it was made), or -1 for none.

@@ -24,12 +24,15 @@ class Synchronized {
   template <class V>
   class Guard {
    public:
+    /// Takes over o's lock.
     Guard(Guard&& o) noexcept : m_(std::exchange(o.m_, nullptr)), v_(o.v_) {}
     Guard& operator=(Guard&&) = delete;
     ~Guard() {
       if (m_ != nullptr) m_->unlock();
     }
+    /// The protected value (valid while the guard lives).
     V& operator*() const noexcept { return *v_; }
+    /// The protected value (valid while the guard lives).
     V* operator->() const noexcept { return v_; }
 
    private:
@@ -39,6 +42,7 @@ class Synchronized {
     V* v_;
   };
 
+  /// Constructs the protected value from args.
   template <class... Args>
   explicit Synchronized(Args&&... args) : value_(std::forward<Args>(args)...) {}
 

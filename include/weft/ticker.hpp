@@ -74,8 +74,11 @@ class Ticker {
   void stop() noexcept { next_ = Clock::time_point::max(); }
   /// True after stop() (until a reset).
   bool is_stopped() const noexcept { return next_ == Clock::time_point::max(); }
+  /// The period given at construction.
   Clock::duration period() const noexcept { return period_; }
+  /// What happens to ticks missed while nobody waited.
   MissedTickBehavior missed_tick_behavior() const noexcept { return missed_; }
+  /// Changes missed_tick_behavior() from the next tick on.
   void set_missed_tick_behavior(MissedTickBehavior m) noexcept { missed_ = m; }
 
   /// Internal (on_tick): the tick due at next() fired at `now`; returns its
@@ -150,8 +153,11 @@ detail::DeadlineCase<detail::TickHandler<std::decay_t<F>>> on_tick(Ticker& t, F&
 /// jitter" family, here the bounded variant) so that many clients do not
 /// retry in lockstep.
 struct Backoff {
+  /// The first retry's wait.
   std::chrono::nanoseconds initial = std::chrono::milliseconds(10);
+  /// No wait is longer (before jitter).
   std::chrono::nanoseconds max = std::chrono::seconds(1);
+  /// Each wait is this many times the previous one.
   double multiplier = 2.0;
   /// 0..1: the fraction by which a wait may randomly vary.
   double jitter = 0.1;

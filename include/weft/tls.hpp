@@ -51,6 +51,7 @@ namespace weft::tls {
 /// A TLS failure: OpenSSL's reason (see the file comment for the format).
 class Error : public std::runtime_error {
  public:
+  /// @param what the message, starting with "weft: tls: ".
   explicit Error(const std::string& what) : std::runtime_error(what) {}
 };
 
@@ -58,6 +59,7 @@ class Error : public std::runtime_error {
 /// peer). Caught as weft::TimedOut too.
 class HandshakeTimeout : public TimedOut {
  public:
+  /// "weft: tls handshake timed out".
   const char* what() const noexcept override { return "weft: tls handshake timed out"; }
 };
 
@@ -80,12 +82,14 @@ struct ServerOptions {
   /// CA certificates that client certificates must chain to (needed unless
   /// client_auth is none).
   std::string ca_file;
+  /// Whether to ask for and verify client certificates.
   ClientAuth client_auth = ClientAuth::none;
   /// Protocols offered through ALPN, most preferred first ("h2",
   /// "http/1.1"); empty: no ALPN. The first of these the client also
   /// offers is chosen; a client offering none of them is refused with
   /// the no_application_protocol alert.
   std::vector<std::string> alpn;
+  /// The oldest protocol version accepted.
   Version min_version = Version::tls1_2;
 };
 
@@ -100,9 +104,11 @@ struct ClientOptions {
   /// An optional client certificate (chain) and its key, for servers that
   /// ask for one. Both or neither.
   std::string cert_chain_file;
+  /// The client certificate's private key.
   std::string key_file;
   /// Protocols to offer through ALPN, most preferred first.
   std::vector<std::string> alpn;
+  /// The oldest protocol version accepted.
   Version min_version = Version::tls1_2;
 };
 
@@ -156,7 +162,9 @@ class Stream {
  public:
   /// An empty stream: every call throws std::logic_error.
   Stream() noexcept;
+  /// Takes over other's connection; other is left closed.
   Stream(Stream&&) noexcept;
+  /// Drops this stream's connection (no close_notify is sent), then takes over other's.
   Stream& operator=(Stream&&) noexcept;
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -199,6 +207,7 @@ class Stream {
   std::size_t write(const void* buf, std::size_t len, Deadline deadline = {});
   /// write() of all `len` bytes (the same as write() for TLS).
   void write_all(const void* buf, std::size_t len, Deadline deadline = {});
+  /// write_all(data.data(), data.size(), deadline).
   void write_all(std::string_view data, Deadline deadline = {}) {
     write_all(data.data(), data.size(), deadline);
   }

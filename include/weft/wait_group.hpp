@@ -13,8 +13,12 @@ namespace weft {
 class Latch;
 
 /// Go's sync.WaitGroup: a counter; wait() returns when it is zero.
+/// Waiting: wait(), wait_for(timeout) and wait_until(deadline) (true if
+/// released in time); each throws weft::Cancelled if the fiber is
+/// cancelled while waiting.
 class WaitGroup : public detail::TimedWait<WaitGroup> {
  public:
+  /// A group with `initial` outstanding tasks. @throws std::invalid_argument if negative.
   explicit WaitGroup(std::int64_t initial = 0);
   WaitGroup(const WaitGroup&) = delete;
   WaitGroup& operator=(const WaitGroup&) = delete;

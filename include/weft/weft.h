@@ -1,4 +1,4 @@
-/* weft.h: weft's C ABI (C11, no C++ in it).
+/** @file weft.h weft's C ABI (C11, no C++ in it).
  *
  * Stackful fibers on weft's M:N work-stealing runtime, channels and select,
  * fiber-aware Mutex/CondVar/WaitGroup, structured scopes, cancellation
@@ -66,9 +66,9 @@ extern "C" {
 
 /* --- version and errors ------------------------------------------------ */
 
-#define WEFT_VERSION_MAJOR 0
-#define WEFT_VERSION_MINOR 1
-#define WEFT_VERSION_PATCH 0
+#define WEFT_VERSION_MAJOR 0 /**< major version: incompatible ABI changes */
+#define WEFT_VERSION_MINOR 1 /**< minor version: additions */
+#define WEFT_VERSION_PATCH 0 /**< patch version: fixes */
 /** The version of this header as 0xMMmmpp. */
 #define WEFT_VERSION ((WEFT_VERSION_MAJOR << 16) | (WEFT_VERSION_MINOR << 8) | WEFT_VERSION_PATCH)
 
@@ -94,18 +94,18 @@ const char* weft_strerror(int err);
  *  expected way (-EAGAIN, -ETIMEDOUT, -EPIPE, -ECANCELED) do not change it. */
 const char* weft_last_error(void);
 
-/** No timeout (wait without limit) / no deadline. */
-#define WEFT_NO_TIMEOUT ((int64_t)-1)
-#define WEFT_NO_DEADLINE ((int64_t)-1)
+/* No timeout (wait without limit) / no deadline. */
+#define WEFT_NO_TIMEOUT ((int64_t)-1)  /**< no timeout: wait without limit */
+#define WEFT_NO_DEADLINE ((int64_t)-1) /**< no deadline */
 
 /** CLOCK_MONOTONIC now, in ns: the clock of every deadline. Never fails. */
 int64_t weft_now_ns(void);
 
 /* --- runtime ----------------------------------------------------------- */
 
-typedef struct weft_runtime weft_runtime;
-typedef struct weft_fiber weft_fiber;
-typedef struct weft_chan weft_chan;
+typedef struct weft_runtime weft_runtime; /**< a runtime (weft_runtime_new) */
+typedef struct weft_fiber weft_fiber;     /**< a spawned fiber's handle (weft_spawn) */
+typedef struct weft_chan weft_chan;       /**< a channel (weft_chan_new) */
 
 /** Runtime settings. May grow: new fields are appended, after struct_size. */
 typedef struct weft_config {
@@ -339,9 +339,9 @@ int weft_select(weft_select_case* cases, size_t n, int64_t timeout_ns, size_t* f
 
 /* --- synchronization ------------------------------------------------ */
 
-typedef struct weft_mutex weft_mutex;
-typedef struct weft_cond weft_cond;
-typedef struct weft_waitgroup weft_waitgroup;
+typedef struct weft_mutex weft_mutex;         /**< a fiber-aware mutex */
+typedef struct weft_cond weft_cond;           /**< a fiber-aware condition variable */
+typedef struct weft_waitgroup weft_waitgroup; /**< a wait group */
 
 /** A fiber-aware mutex (Go's sync.Mutex policy: barging, FIFO hand-off to
  *  a waiter that waited 1 ms). Not recursive. Returns 0, -EINVAL, -ENOMEM. */
@@ -384,8 +384,9 @@ int weft_waitgroup_wait(weft_waitgroup* wg, int64_t timeout_ns);
 
 /* --- structured concurrency: scopes, tokens, deadlines -------------- */
 
-typedef struct weft_scope weft_scope;
-typedef struct weft_token weft_token;
+typedef struct weft_scope weft_scope; /**< a structured scope (weft_scope_new) */
+typedef struct weft_token
+    weft_token; /**< a cancellation token (weft_token_new, weft_scope_token) */
 
 /** Opens a scope (a nursery, Trio's model): the fibers spawned into it are
  *  cancelled with it and weft_scope_wait waits for all of them. The scope
@@ -518,7 +519,7 @@ int weft_connect(int fd, const struct sockaddr* addr, socklen_t addrlen, int64_t
 
 /* --- fiber-local slots ---------------------------------------------- */
 
-typedef struct weft_fls_key weft_fls_key;
+typedef struct weft_fls_key weft_fls_key; /**< a fiber-local slot's key */
 
 /** weft_fls_key_new propagation: what a spawned fiber (or spawn_blocking
  *  task) starts with. */
@@ -576,9 +577,9 @@ void weft_quota_release(weft_quota* q, size_t bytes);
 /** q's limit, current usage and highest usage, in bytes, and the number of
  *  charges it refused (q NULL: 0). */
 size_t weft_quota_limit(const weft_quota* q);
-size_t weft_quota_used(const weft_quota* q);
-size_t weft_quota_peak(const weft_quota* q);
-uint64_t weft_quota_refusals(const weft_quota* q);
+size_t weft_quota_used(const weft_quota* q);       /**< see weft_quota_limit */
+size_t weft_quota_peak(const weft_quota* q);       /**< see weft_quota_limit */
+uint64_t weft_quota_refusals(const weft_quota* q); /**< see weft_quota_limit */
 
 /** Changes q's limit; lowering it below the usage refuses new charges until
  *  enough is released (q NULL: nothing). */
