@@ -16,21 +16,13 @@ namespace {
 
 using kv::itest::Client;
 using kv::itest::encode;
+using kv::itest::exchange;
 using kv::itest::Reply;
 using kv::itest::Server;
 using kv::itest::ServerConfig;
 using kv::itest::SharedServerTest;
 
 class Resp3 : public SharedServerTest {};
-
-// Sends every command, then QUIT, and returns every byte until the close.
-std::string exchange(Client& c, const std::vector<std::vector<std::string>>& cmds) {
-  std::string batch;
-  for (const auto& argv : cmds) batch += encode(argv);
-  batch += encode({"QUIT"});
-  c.send(batch);
-  return c.read_until_close();
-}
 
 std::string bulk(const std::string& s) {
   return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n";

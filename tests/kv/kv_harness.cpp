@@ -611,6 +611,14 @@ void SharedServerTest::TearDownTestSuite() {
   server_.reset();
 }
 
+std::string exchange(Client& c, const std::vector<std::vector<std::string>>& cmds) {
+  std::string batch;
+  for (const auto& argv : cmds) batch += encode(argv);
+  batch += encode({"QUIT"});
+  c.send(batch);
+  return c.read_until_close();
+}
+
 void run_clients(std::uint16_t port, int n, weft::test::Checker& check,
                  const std::function<void(Client&, int)>& body) {
   weft::Runtime rt(weft::test::workers_config(2));

@@ -14,7 +14,6 @@ namespace {
 // CLIENT KILL addr:port (the old form) or CLIENT KILL <filter> <value> ...
 // with ID, TYPE, USER, ADDR, LADDR and SKIPME, as Redis's.
 void client_kill(Context& c) {
-  note_subcommand(c, "client|kill");
   struct Filter {
     bool by_id = false, by_addr = false, by_laddr = false, skip_me = true;
     long long id = 0;
@@ -100,21 +99,21 @@ void client_kill(Context& c) {
 
 bool client_connection_subcommand(Context& c) {
   const std::string_view sub = c.argv[1];
+  // Records the subcommand; false (with Redis's arity error replied) when
+  // argc does not fit `arity` (N exactly, -N at least N).
+  const auto start = [&](const char* name, int arity) {
+    note_subcommand(c, name);
+    const auto argc = static_cast<int>(c.argv.size());
+    if (arity > 0 ? argc == arity : argc >= -arity) return true;
+    arity_error(c, name);
+    return false;
+  };
   if (eq_ci(sub, "kill")) {
-    if (c.argv.size() < 3) {
-      note_subcommand(c, "client|kill");
-      arity_error(c, "client|kill");
-    } else {
-      client_kill(c);
-    }
+    if (start("client|kill", -3)) client_kill(c);
     return true;
   }
   if (eq_ci(sub, "info")) {
-    note_subcommand(c, "client|info");
-    if (c.argv.size() != 2) {
-      arity_error(c, "client|info");
-      return true;
-    }
+    if (!start("client|info", 2)) return true;
     // The caller's line of CLIENT LIST.
     const std::string all = c.host.client_list(c.client);
     const std::string prefix = "id=" + std::to_string(c.client != nullptr ? c.client->id : 0) + " ";
@@ -131,11 +130,7 @@ bool client_connection_subcommand(Context& c) {
     return true;
   }
   if (eq_ci(sub, "no-evict")) {
-    note_subcommand(c, "client|no-evict");
-    if (c.argv.size() != 3) {
-      arity_error(c, "client|no-evict");
-      return true;
-    }
+    if (!start("client|no-evict", 3)) return true;
     if (eq_ci(c.argv[2], "on") || eq_ci(c.argv[2], "off")) {
       // weft-kv never evicts clients (it has no maxmemory-clients), so
       // the flag changes nothing but the reply.
