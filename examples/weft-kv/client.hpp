@@ -80,6 +80,13 @@ struct Client {
   std::atomic<std::uint64_t> omem{0};  ///< reply bytes not yet written
   std::mutex mu;                       ///< guards name
   std::string name;
+  /// The protocol version HELLO chose (2 or 3): the shape of every reply
+  /// (resp.hpp). Written by the connection's fiber, read by CLIENT LIST;
+  /// relaxed, a value shown, ordered by nothing.
+  std::atomic<int> resp{2};
+  /// False until AUTH or HELLO AUTH gave the password while `requirepass`
+  /// is set (commands/auth.cpp); connection fiber only.
+  bool authenticated = false;
   /// How a blocked command waits on this connection; null where no
   /// connection can wait (AOF replay, tests): blocking commands then
   /// answer as if their timeout had passed, as Redis does in MULTI.
@@ -90,6 +97,9 @@ struct Client {
   /// patterns (> 0: RESP2's subscribed mode). Connection fiber only.
   PubSubLink* pubsub = nullptr;
   std::size_t subscriptions = 0;
+  /// subscriptions > 0, for other fibers (CLIENT KILL TYPE); relaxed, a
+  /// value shown, ordered by nothing.
+  std::atomic<bool> subscribed{false};
 
   /// MULTI's state (connection fiber only): in a transaction, its queue,
   /// whether a command failed to queue (EXEC then answers EXECABORT) and

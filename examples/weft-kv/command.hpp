@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -78,6 +79,15 @@ class Host {
   virtual std::string client_list(const Client* self) = 0;
   virtual void reset_stats() noexcept = 0;
   virtual void request_shutdown() noexcept = 0;
+  /// CLIENT KILL: closes every connection whose client `match` selects
+  /// (called under the server's connection registry lock, so it must not
+  /// block; it may read the immutable id/addr/laddr and the atomics) and
+  /// returns how many. A closed connection's blocked read or write ends at
+  /// once. The default (no connections) closes none.
+  virtual std::size_t kill_clients(const std::function<bool(const Client&)>& match) {
+    (void)match;
+    return 0;
+  }
 
   /// The publish/subscribe registry; null where there is none (AOF
   /// replay, tests without one): PUBLISH then reaches nobody.

@@ -201,6 +201,7 @@ std::string Server::info(std::string_view section) {
 }
 
 std::string Server::client_list(const Client* self) {
+  (void)self;
   std::string s;
   const std::int64_t now = unix_ms();
   std::lock_guard lk(connections_mu_);
@@ -212,8 +213,9 @@ std::string Server::client_list(const Client* self) {
       name = c->name;
     }
     const char* cmd = c->last_cmd.load(std::memory_order_relaxed);
-    // The client running CLIENT LIST is in the middle of it.
-    const std::string cmdname = c == self ? "client|list" : cmd != nullptr ? cmd : "NULL";
+    // The caller's is CLIENT LIST or CLIENT INFO itself (note_subcommand
+    // recorded it), so `self` needs nothing of its own.
+    const std::string cmdname = cmd != nullptr ? cmd : "NULL";
     // The name may be long: only the fixed-width parts go through snprintf.
     char head[128];
     std::snprintf(head, sizeof head, "id=%llu addr=", static_cast<unsigned long long>(c->id));
@@ -228,12 +230,12 @@ std::string Server::client_list(const Client* self) {
     std::snprintf(tail, sizeof tail,
                   " age=%lld idle=%lld flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=%llu "
                   "qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=%llu tot-mem=0 "
-                  "events=r cmd=%s user=default redir=-1 resp=2\n",
+                  "events=r cmd=%s user=default redir=-1 resp=%d\n",
                   static_cast<long long>((now - c->created_ms) / 1000),
                   static_cast<long long>((now - c->last_ms.load(std::memory_order_relaxed)) / 1000),
                   static_cast<unsigned long long>(c->qbuf.load(std::memory_order_relaxed)),
                   static_cast<unsigned long long>(c->omem.load(std::memory_order_relaxed)),
-                  cmdname.c_str());
+                  cmdname.c_str(), c->resp.load(std::memory_order_relaxed));
     s += tail;
   }
   return s;

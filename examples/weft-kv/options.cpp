@@ -40,6 +40,7 @@ const char* const kUsage =
     "  --slowlog-log-slower-than US  log commands that take at least US microseconds\n"
     "                          in the SLOWLOG (-1 = none, 0 = all; default 10000)\n"
     "  --slowlog-max-len N     SLOWLOG entries kept (default 128)\n"
+    "  --requirepass PASS      clients must AUTH with PASS first (default: none)\n"
     "  --help                  this text\n"
     "Without options it serves an in-memory keyspace on 127.0.0.1:6380.\n";
 
@@ -154,6 +155,8 @@ Options parse_options(std::span<char* const> args, bool* help) {
         o.slowlog_log_slower_than = -1;
       else
         o.slowlog_log_slower_than = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));
+    } else if (a == "--requirepass") {
+      o.requirepass = std::string(v);
     } else if (a == "--slowlog-max-len") {
       o.slowlog_max_len = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));
     } else if (a == "--client-output-buffer-limit") {

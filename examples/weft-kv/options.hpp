@@ -51,6 +51,8 @@ struct Options {
   /// microseconds (-1: log nothing, 0: every command) and entries kept.
   std::int64_t slowlog_log_slower_than = 10000;
   std::int64_t slowlog_max_len = 128;
+  /// --requirepass: the password clients must give (AUTH); "" for none.
+  std::string requirepass;
   ParseLimits limits;
 };
 

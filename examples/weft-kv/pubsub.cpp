@@ -145,21 +145,23 @@ std::size_t PubSub::publish(std::string_view channel, std::string_view message, 
   // Redis's pubsubPublishMessage: the channel's subscribers, then each
   // pattern that matches, every client of it. One encoding per channel and
   // per pattern, shared by their receivers.
-  const auto it = channels_.find(std::string(channel));
-  if (it != channels_.end()) {
-    const std::string msg = encode_message(channel, message);
-    for (Subscriber* s : it->second) {
-      s->box->push(msg, now_ms);
+  // Each protocol's encoding is made on first use.
+  const auto deliver = [&](const std::vector<Subscriber*>& subs, auto encode) {
+    std::string msg[2];  // RESP2, RESP3
+    for (Subscriber* s : subs) {
+      const int proto = s->proto();
+      std::string& m = msg[proto == 3 ? 1 : 0];
+      if (m.empty()) m = encode(proto);
+      s->box->push(m, now_ms);
       ++receivers;
     }
-  }
+  };
+  const auto it = channels_.find(std::string(channel));
+  if (it != channels_.end())
+    deliver(it->second, [&](int proto) { return encode_message(channel, message, proto); });
   for (const auto& [pattern, subs] : patterns_) {
     if (!glob_match(pattern, channel)) continue;
-    const std::string msg = encode_pmessage(pattern, channel, message);
-    for (Subscriber* s : subs) {
-      s->box->push(msg, now_ms);
-      ++receivers;
-    }
+    deliver(subs, [&](int proto) { return encode_pmessage(pattern, channel, message, proto); });
   }
   return receivers;
 }
@@ -186,10 +188,10 @@ std::size_t PubSub::numpat(bool locked) {
   return patterns_.size();
 }
 
-std::string encode_message(std::string_view channel, std::string_view message) {
+std::string encode_message(std::string_view channel, std::string_view message, int proto) {
   std::string out;
   out.reserve(32 + channel.size() + message.size());
-  Reply::array_header(out, 3);
+  Reply::push_header(out, 3, proto);
   Reply::bulk(out, "message");
   Reply::bulk(out, channel);
   Reply::bulk(out, message);
@@ -197,10 +199,10 @@ std::string encode_message(std::string_view channel, std::string_view message) {
 }
 
 std::string encode_pmessage(std::string_view pattern, std::string_view channel,
-                            std::string_view message) {
+                            std::string_view message, int proto) {
   std::string out;
   out.reserve(48 + pattern.size() + channel.size() + message.size());
-  Reply::array_header(out, 4);
+  Reply::push_header(out, 4, proto);
   Reply::bulk(out, "pmessage");
   Reply::bulk(out, pattern);
   Reply::bulk(out, channel);

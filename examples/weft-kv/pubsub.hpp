@@ -95,6 +95,11 @@ class Outbox {
 struct Subscriber {
   std::uint64_t client_id = 0;
   Outbox* box = nullptr;  ///< where its messages go
+  /// The client's protocol version (Client::resp): RESP3 receives its
+  /// messages as push replies. Null: RESP2.
+  const std::atomic<int>* resp = nullptr;
+  /// 2 or 3, as `resp` says now.
+  int proto() const noexcept { return resp != nullptr ? resp->load(std::memory_order_relaxed) : 2; }
   /// Channels and patterns, in the order subscribed (UNSUBSCRIBE without
   /// arguments answers in this order). Changed under the registry's
   /// exclusive lock; read by its own connection.
@@ -149,11 +154,11 @@ class PubSub {
   std::atomic<std::size_t> nchannels_{0}, npatterns_{0};  // sizes of the maps, for INFO
 };
 
-/// The RESP2 message a subscriber of `channel` receives:
-/// ["message", channel, message]; with a pattern, ["pmessage", pattern,
-/// channel, message].
-std::string encode_message(std::string_view channel, std::string_view message);
+/// The message a subscriber of `channel` receives: ["message", channel,
+/// message]; with a pattern, ["pmessage", pattern, channel, message]; an
+/// array in RESP2, a push in RESP3 (`proto` 3).
+std::string encode_message(std::string_view channel, std::string_view message, int proto = 2);
 std::string encode_pmessage(std::string_view pattern, std::string_view channel,
-                            std::string_view message);
+                            std::string_view message, int proto = 2);
 
 }  // namespace kv

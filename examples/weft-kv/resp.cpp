@@ -570,6 +570,51 @@ void Reply::array_header(std::string& out, std::size_t n) {
   append_number_line(out, '*', n);
 }
 
+void Reply::null_bulk(std::string& out, int proto) {
+  if (proto == 3) {
+    out.append("_\r\n", 3);
+  } else {
+    null_bulk(out);
+  }
+}
+
+void Reply::null_array(std::string& out, int proto) {
+  if (proto == 3) {
+    out.append("_\r\n", 3);
+  } else {
+    null_array(out);
+  }
+}
+
+void Reply::map_header(std::string& out, std::size_t n, int proto) {
+  if (proto == 3) return append_number_line(out, '%', n);
+  array_header(out, 2 * n);
+}
+
+void Reply::set_header(std::string& out, std::size_t n, int proto) {
+  append_number_line(out, proto == 3 ? '~' : '*', n);
+}
+
+void Reply::push_header(std::string& out, std::size_t n, int proto) {
+  append_number_line(out, proto == 3 ? '>' : '*', n);
+}
+
+void Reply::double_text(std::string& out, std::string_view text, int proto) {
+  if (proto == 3) return append_line(out, ',', text);
+  bulk(out, text);
+}
+
+void Reply::verbatim(std::string& out, std::string_view text, int proto) {
+  if (proto != 3) return bulk(out, text);
+  std::string body;
+  body.reserve(text.size() + 4);
+  body.append("txt:");
+  body.append(text);
+  const std::size_t at = out.size();
+  bulk(out, body);
+  out[at] = '=';  // the same framing as a bulk string, typed verbatim
+}
+
 void Reply::command(std::string& out, std::span<const std::string_view> argv) {
   // Reserved up front, so a std::bad_alloc leaves `out` unchanged.
   std::size_t total = 24;

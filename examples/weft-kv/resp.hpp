@@ -179,6 +179,28 @@ struct Reply {
   /// A command as a client sends it and as the AOF stores it: an array of
   /// bulk strings, one per argument (what RequestParser parses back).
   static void command(std::string& out, std::span<const std::string_view> argv);
+
+  // Replies whose shape depends on the client's protocol version (HELLO;
+  // Redis 7.0's addReplyNull, addReplyMapLen, addReplySetLen,
+  // addReplyDouble, addReplyPushLen, addReplyVerbatim in networking.c).
+  // `proto` is 2 or 3; anything but 3 is RESP2.
+
+  /// RESP3 `_\r\n`; RESP2 `$-1\r\n` (a missing string).
+  static void null_bulk(std::string& out, int proto);
+  /// RESP3 `_\r\n`; RESP2 `*-1\r\n` (a missing array).
+  static void null_array(std::string& out, int proto);
+  /// RESP3 `%n\r\n` (n key-value pairs follow); RESP2 `*2n\r\n`.
+  static void map_header(std::string& out, std::size_t n, int proto);
+  /// RESP3 `~n\r\n`; RESP2 `*n\r\n`.
+  static void set_header(std::string& out, std::size_t n, int proto);
+  /// RESP3 `>n\r\n` (an out-of-band message: pub/sub); RESP2 `*n\r\n`.
+  static void push_header(std::string& out, std::size_t n, int proto);
+  /// A double given as Redis prints it ("1.5", "inf", "-inf"): RESP3
+  /// `,text\r\n`; RESP2 a bulk string.
+  static void double_text(std::string& out, std::string_view text, int proto);
+  /// A human-readable text (INFO, CLIENT LIST): RESP3 verbatim string
+  /// `=len\r\ntxt:text\r\n`; RESP2 a bulk string.
+  static void verbatim(std::string& out, std::string_view text, int proto);
 };
 
 }  // namespace kv

@@ -38,6 +38,23 @@ Server::Server(Options options, weft::Runtime& runtime)
 
 Server::~Server() = default;
 
+std::size_t Server::kill_clients(const std::function<bool(const Client&)>& match) {
+  std::size_t killed = 0;
+  std::lock_guard lk(connections_mu_);
+  for (Connection* c : connections_) {
+    if (!match(c->client)) continue;
+    ++killed;
+    // As shutdown does to end reads, both ways: the connection's blocked
+    // read (or reply write) ends, and its loop closes the connection.
+    try {
+      c->stream->shutdown(weft::net::Shutdown::both);
+    } catch (const std::system_error&) {
+      // ENOTCONN: the peer is gone already; the connection is ending.
+    }
+  }
+  return killed;
+}
+
 void Server::request_shutdown() noexcept {
   shutdown_.set();
 }
@@ -276,6 +293,8 @@ void Server::serve(weft::net::TcpStream conn) {
   client.fd = conn.native_handle();
   client.created_ms = unix_ms();
   client.last_ms.store(client.created_ms, std::memory_order_relaxed);
+  // Redis: authenticated at once while the default user needs no password.
+  client.authenticated = !settings_.requirepass.required();
   try {
     client.addr = conn.peer_address().to_string();
     client.laddr = conn.local_address().to_string();
@@ -424,6 +443,7 @@ void Server::serve(weft::net::TcpStream conn) {
     });
     sub.client_id = client.id;
     sub.box = box.get();
+    sub.resp = &client.resp;
     conn_scope->spawn([this, &conn, &client, b = box.get()] { write_outbox(conn, client, *b); });
   });
   client.pubsub = &link;

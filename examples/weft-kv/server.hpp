@@ -53,6 +53,7 @@ class Server final : public Host {
   std::string client_list(const Client* self) override;
   void reset_stats() noexcept override;
   void request_shutdown() noexcept override;
+  std::size_t kill_clients(const std::function<bool(const Client&)>& match) override;
   PubSub* pubsub() noexcept override { return &pubsub_; }
   void command_done(const Context& ctx, const Command& cmd,
                     std::int64_t duration_us) noexcept override;

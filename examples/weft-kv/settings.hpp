@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "aof.hpp"
+#include "auth.hpp"
 #include "options.hpp"
 
 namespace kv {
@@ -28,7 +29,8 @@ struct Settings {
         timeout_s(o.timeout_s),
         appendfsync(o.appendfsync),
         slowlog_log_slower_than(o.slowlog_log_slower_than),
-        slowlog_max_len(o.slowlog_max_len) {}
+        slowlog_max_len(o.slowlog_max_len),
+        requirepass(o.requirepass) {}
   Settings(const Settings&) = delete;
   Settings& operator=(const Settings&) = delete;
 
@@ -62,6 +64,8 @@ struct Settings {
   /// the log keeps the newest `slowlog-max-len` entries.
   std::atomic<std::int64_t> slowlog_log_slower_than;
   std::atomic<std::int64_t> slowlog_max_len;
+  /// `requirepass` (auth.hpp; not an atomic: a string under its own lock).
+  Password requirepass;
 };
 
 }  // namespace kv

@@ -12,6 +12,7 @@
 //   >- TTL k           a TTL in seconds: the integer may differ from the one
 //                      recorded by one (a second boundary may pass between
 //                      two commands on a slow machine)
+//   proto 3            the file runs through `redis-cli -3` (RESP3)
 //
 // Why `redis-cli --no-raw` on stdin: it is what users type, it exercises
 // redis-cli's own handshake (it sends COMMAND DOCS first), and --no-raw
@@ -50,7 +51,7 @@ struct CaseCommand {
   std::vector<std::string> expected;
 };
 
-std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
+std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path, bool* resp3 = nullptr) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path.string());
   std::vector<CaseCommand> out;
@@ -83,6 +84,9 @@ std::vector<CaseCommand> parse_case_file(const std::filesystem::path& path) {
     } else if (!line.empty() && line[0] == '>') {
       throw std::runtime_error(path.string() + ":" + std::to_string(lineno) +
                                ": malformed command line: " + line);
+    } else if (line == "proto 3") {
+      if (resp3 != nullptr) *resp3 = true;
+      in_block = false;
     } else if (line.empty() || line[0] == '#') {
       in_block = false;
     } else if (in_block) {
@@ -167,12 +171,15 @@ TEST_P(CaseFile, RepliesMatchRedis) {
   if (cli.empty()) GTEST_SKIP() << "redis-cli is not installed";
   const std::filesystem::path path =
       std::filesystem::path(WEFT_KV_CASES_DIR) / (GetParam() + ".txt");
-  const std::vector<CaseCommand> commands = parse_case_file(path);
+  bool resp3 = false;
+  const std::vector<CaseCommand> commands = parse_case_file(path, &resp3);
   ASSERT_FALSE(commands.empty()) << path;
 
   std::string input;
   for (const auto& c : commands) input += c.text + "\nECHO " + kMarker + "\n";
-  const auto result = kv::itest::run_tool(cli, {"-p", std::to_string(port()), "--no-raw"}, input);
+  std::vector<std::string> args = {"-p", std::to_string(port()), "--no-raw"};
+  if (resp3) args.push_back("-3");
+  const auto result = kv::itest::run_tool(cli, args, input);
   EXPECT_TRUE(result.status.success()) << "redis-cli: " << result.status.to_string() << "\n"
                                        << result.err;
 

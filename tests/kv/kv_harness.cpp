@@ -267,6 +267,8 @@ void Server::start(std::uint16_t fixed_port, const std::function<void()>& after_
         Client c(port_, 500ms);
         const Reply r = c.call({"PING"}, 2s);
         if (r.type == Reply::Type::status && r.str == "PONG") return;
+        // Up, with --requirepass: it answers, refusing the unauthenticated PING.
+        if (r.is_error() && r.str.rfind("NOAUTH ", 0) == 0) return;
       } catch (const std::exception&) {
         // Not listening yet, or still loading: try again.
       }
@@ -607,6 +609,14 @@ void SharedServerTest::SetUpTestSuite() {
 
 void SharedServerTest::TearDownTestSuite() {
   server_.reset();
+}
+
+std::string exchange(Client& c, const std::vector<std::vector<std::string>>& cmds) {
+  std::string batch;
+  for (const auto& argv : cmds) batch += encode(argv);
+  batch += encode({"QUIT"});
+  c.send(batch);
+  return c.read_until_close();
 }
 
 void run_clients(std::uint16_t port, int n, weft::test::Checker& check,

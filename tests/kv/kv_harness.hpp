@@ -251,6 +251,12 @@ class Client {
   std::size_t pos_ = 0;
 };
 
+/// Sends every command of `cmds` in one pipeline, then QUIT, and returns
+/// every byte the server sent until it closed the connection (the
+/// byte-exact tests compare it with what redis-server sends). Errors as
+/// Client::read_until_close.
+std::string exchange(Client& c, const std::vector<std::vector<std::string>>& cmds);
+
 /// Runs body(client, id) for n clients at once, each on its own fiber and
 /// connection to 127.0.0.1:port, in a runtime of 2 workers; a client's
 /// exception is recorded in `check` (with its id) and ends only it.

@@ -22,6 +22,7 @@ namespace {
 
 using kv::itest::Client;
 using kv::itest::encode;
+using kv::itest::exchange;
 using kv::itest::Reply;
 using kv::itest::Server;
 using kv::itest::ServerConfig;
@@ -29,15 +30,6 @@ using kv::itest::SharedServerTest;
 using weft::test::Checker;
 
 class PubSub : public SharedServerTest {};
-
-// Sends every command, then QUIT, and returns every byte until the close.
-std::string exchange(Client& c, const std::vector<std::vector<std::string>>& cmds) {
-  std::string batch;
-  for (const auto& argv : cmds) batch += encode(argv);
-  batch += encode({"QUIT"});
-  c.send(batch);
-  return c.read_until_close();
-}
 
 std::string message(const std::string& channel, const std::string& msg) {
   return "*3\r\n$7\r\nmessage\r\n$" + std::to_string(channel.size()) + "\r\n" + channel + "\r\n$" +

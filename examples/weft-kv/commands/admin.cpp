@@ -34,7 +34,7 @@ void cmd_info(Context& c) {
     if (!text.empty()) text += "\r\n";
   }
   if (c.argv.size() == 1) text += "\r\n";
-  Reply::bulk(c.out, text);
+  Reply::verbatim(c.out, text, proto(c));
 }
 
 void cmd_client(Context& c) {
@@ -42,15 +42,8 @@ void cmd_client(Context& c) {
   if (eq_ci(sub, "setname")) {
     note_subcommand(c, "client|setname");
     if (c.argv.size() != 3) return arity_error(c, "client|setname");
-    for (char ch : c.argv[2]) {
-      if (ch < '!' || ch > '~')
-        return err(c, "ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    if (c.client != nullptr) {
-      std::lock_guard lk(c.client->mu);
-      c.client->name = c.argv[2];
-    }
-    return ok(c);
+    if (set_client_name(c, c.argv[2])) ok(c);
+    return;
   }
   if (eq_ci(sub, "getname")) {
     note_subcommand(c, "client|getname");
@@ -60,13 +53,13 @@ void cmd_client(Context& c) {
       std::lock_guard lk(c.client->mu);
       name = c.client->name;
     }
-    if (name.empty()) return Reply::null_bulk(c.out);
+    if (name.empty()) return null_bulk(c);
     return Reply::bulk(c.out, name);
   }
   if (eq_ci(sub, "list")) {
     note_subcommand(c, "client|list");
     if (c.argv.size() != 2) return err(c, kSyntax);
-    return Reply::bulk(c.out, c.host.client_list(c.client));
+    return Reply::verbatim(c.out, c.host.client_list(c.client), proto(c));
   }
   if (eq_ci(sub, "id")) {
     note_subcommand(c, "client|id");
@@ -77,36 +70,39 @@ void cmd_client(Context& c) {
     note_subcommand(c, "client|setinfo");
     return ok(c);
   }  // newer clients send it; accepted, ignored
+  if (client_connection_subcommand(c)) return;
   err(c, "ERR unknown subcommand '" + std::string(sub).substr(0, 128) + "'. Try CLIENT HELP.");
 }
 
-// Appends the words of a blank-separated list as an array, each through
-// `add` (a simple string or a bulk string, as Redis sends that field).
+// Appends the words of a blank-separated list as an array (a set in
+// RESP3, `proto` 3), each through `add` (a simple string or a bulk string,
+// as Redis sends that field).
 template <class Add>
-void word_array(std::string& out, std::string_view words, Add add) {
+void word_array(std::string& out, std::string_view words, int proto, Add add) {
   std::vector<std::string_view> list;
   for (std::size_t i = 0; i < words.size();) {
     const std::size_t j = std::min(words.find(' ', i), words.size());
     if (j > i) list.push_back(words.substr(i, j - i));
     i = j + 1;
   }
-  Reply::array_header(out, list.size());
+  Reply::set_header(out, list.size(), proto);
   for (std::string_view w : list) add(out, w);
 }
 
-void simple_words(std::string& out, std::string_view words) {
-  word_array(out, words, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
+void simple_words(std::string& out, std::string_view words, int proto) {
+  word_array(out, words, proto, [](std::string& o, std::string_view w) { Reply::simple(o, w); });
 }
 
-// One part of a key spec: `name` [type <type> spec [<field> <n> ...]].
+// One part of a key spec: `name` {type: <type>, spec: {<field>: <n>, ...}}
+// (maps in RESP3).
 void key_search(std::string& out, const char* name, const char* type,
-                std::initializer_list<std::pair<const char*, int>> fields) {
+                std::initializer_list<std::pair<const char*, int>> fields, int proto) {
   Reply::bulk(out, name);
-  Reply::array_header(out, 4);
+  Reply::map_header(out, 2, proto);
   Reply::bulk(out, "type");
   Reply::bulk(out, type);
   Reply::bulk(out, "spec");
-  Reply::array_header(out, fields.size() * 2);
+  Reply::map_header(out, fields.size(), proto);
   for (const auto& [field, n] : fields) {
     Reply::bulk(out, field);
     Reply::integer(out, n);
@@ -114,46 +110,46 @@ void key_search(std::string& out, const char* name, const char* type,
 }
 
 // One key spec as Redis 7.0's addReplyCommandKeySpecs prints it.
-void key_spec_info(std::string& out, const KeySpec& k) {
-  Reply::array_header(out, k.notes != nullptr ? 8 : 6);
+void key_spec_info(std::string& out, const KeySpec& k, int proto) {
+  Reply::map_header(out, k.notes != nullptr ? 4 : 3, proto);
   if (k.notes != nullptr) {
     Reply::bulk(out, "notes");
     Reply::bulk(out, k.notes);
   }
   Reply::bulk(out, "flags");
-  simple_words(out, k.flags);
+  simple_words(out, k.flags, proto);
   switch (k.begin) {
     case KeySpec::Begin::index:
-      key_search(out, "begin_search", "index", {{"index", k.first}});
+      key_search(out, "begin_search", "index", {{"index", k.first}}, proto);
       break;
     case KeySpec::Begin::keyword:
       Reply::bulk(out, "begin_search");
-      Reply::array_header(out, 4);
+      Reply::map_header(out, 2, proto);
       Reply::bulk(out, "type");
       Reply::bulk(out, "keyword");
       Reply::bulk(out, "spec");
-      Reply::array_header(out, 4);
+      Reply::map_header(out, 2, proto);
       Reply::bulk(out, "keyword");
       Reply::bulk(out, k.keyword);
       Reply::bulk(out, "startfrom");
       Reply::integer(out, k.first);
       break;
     case KeySpec::Begin::unknown:
-      key_search(out, "begin_search", "unknown", {});
+      key_search(out, "begin_search", "unknown", {}, proto);
       break;
   }
   switch (k.find()) {
     case KeySpec::Find::range:
       key_search(out, "find_keys", "range",
-                 {{"lastkey", k.last_key}, {"keystep", k.step}, {"limit", k.limit}});
+                 {{"lastkey", k.last_key}, {"keystep", k.step}, {"limit", k.limit}}, proto);
       break;
     case KeySpec::Find::keynum:
-      key_search(
-          out, "find_keys", "keynum",
-          {{"keynumidx", k.keynum_index}, {"firstkey", k.keynum_first}, {"keystep", k.step}});
+      key_search(out, "find_keys", "keynum",
+                 {{"keynumidx", k.keynum_index}, {"firstkey", k.keynum_first}, {"keystep", k.step}},
+                 proto);
       break;
     case KeySpec::Find::unknown:
-      key_search(out, "find_keys", "unknown", {});
+      key_search(out, "find_keys", "unknown", {}, proto);
       break;
   }
 }
@@ -161,7 +157,7 @@ void key_spec_info(std::string& out, const KeySpec& k) {
 // COMMAND INFO's reply for one command (Redis 7.0's addReplyCommandInfo):
 // name, arity, flags, first/last/step, ACL categories, tips, key specs,
 // subcommands (each in the same form).
-void command_info(std::string& out, const Command& cmd) {
+void command_info(std::string& out, const Command& cmd, int proto) {
   // In Redis's order (addReplyFlagsForCommand).
   static constexpr std::pair<unsigned, const char*> kFlagNames[] = {
       {kWrite, "write"},
@@ -192,24 +188,28 @@ void command_info(std::string& out, const Command& cmd) {
   Reply::integer(out, cmd.arity);
   std::size_t nflags = 0;
   for (const auto& [bit, name] : kFlagNames) nflags += (flags & bit) != 0;
-  Reply::array_header(out, nflags);
+  Reply::set_header(out, nflags, proto);
   for (const auto& [bit, name] : kFlagNames)
     if (flags & bit) Reply::simple(out, name);
   Reply::integer(out, range.first);
   Reply::integer(out, range.last);
   Reply::integer(out, range.step);
-  simple_words(out, cmd.acl);
-  word_array(out, cmd.tips, [](std::string& o, std::string_view w) { Reply::bulk(o, w); });
-  Reply::array_header(out, specs.size());
-  for (const KeySpec& k : specs) key_spec_info(out, k);
-  Reply::array_header(out, cmd.subcommands.size());
-  for (const Command& sub : cmd.subcommands) command_info(out, sub);
+  simple_words(out, cmd.acl, proto);
+  word_array(out, cmd.tips, proto, [](std::string& o, std::string_view w) { Reply::bulk(o, w); });
+  Reply::set_header(out, specs.size(), proto);
+  for (const KeySpec& k : specs) key_spec_info(out, k, proto);
+  // Redis 7.0's addReplyCommandSubCommands: an empty set, else an array.
+  if (cmd.subcommands.empty())
+    Reply::set_header(out, 0, proto);
+  else
+    Reply::array_header(out, cmd.subcommands.size());
+  for (const Command& sub : cmd.subcommands) command_info(out, sub, proto);
 }
 
 void cmd_command(Context& c) {
   const auto table = command_table();
   Reply::array_header(c.out, table.size());
-  for (const Command& cmd : table) command_info(c.out, cmd);
+  for (const Command& cmd : table) command_info(c.out, cmd, proto(c));
 }
 
 void cmd_command_count(Context& c) {
@@ -222,9 +222,9 @@ void cmd_command_info(Context& c) {
   for (std::size_t i = 2; i < c.argv.size(); ++i) {
     const Command* cmd = find_command(c.argv[i]);
     if (cmd == nullptr)
-      Reply::null_array(c.out);
+      null_array(c);
     else
-      command_info(c.out, *cmd);
+      command_info(c.out, *cmd, proto(c));
   }
 }
 

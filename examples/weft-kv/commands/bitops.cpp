@@ -486,7 +486,7 @@ void bitfield(Context& c, bool readonly_command) {
         ret = old;
       }
       if (over && op.overflow == Overflow::fail) {
-        Reply::null_bulk(c.out);
+        null_bulk(c);
         continue;
       }
       Reply::integer(c.out, ret);
@@ -508,7 +508,7 @@ void bitfield(Context& c, bool readonly_command) {
         ret = old;
       }
       if (over && op.overflow == Overflow::fail) {
-        Reply::null_bulk(c.out);
+        null_bulk(c);
         continue;
       }
       Reply::integer(c.out, static_cast<std::int64_t>(ret));

@@ -302,8 +302,8 @@ void block(Context& c, MultiLock& locks, std::span<const std::string_view> keys,
            weft::Deadline deadline) {
   if (c.client == nullptr || c.client->watch == nullptr) {
     locks.unlock();
-    if (op.null_bulk_when_denied) return Reply::null_bulk(c.out);
-    return Reply::null_array(c.out);
+    if (op.null_bulk_when_denied) return null_bulk(c);
+    return null_array(c);
   }
   // Everything from the registration to the clean-up runs shielded: the
   // waiter must unlink itself whatever ends the wait. The wait itself ends
@@ -358,7 +358,7 @@ void block(Context& c, MultiLock& locks, std::span<const std::string_view> keys,
   if (!open) {
     c.close = true;  // gone: nothing to send
   } else if (!served) {
-    Reply::null_array(c.out);
+    null_array(c);
   }
 }
 

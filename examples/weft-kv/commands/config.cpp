@@ -25,11 +25,12 @@ namespace {
 
 /// How a parameter's value is written (Redis's config types and flags).
 enum class Kind : std::uint8_t {
-  integer,  ///< string2ll, then the bounds
-  memory,   ///< memtoull (k, kb, m, mb, g, gb), then the bounds
-  fsync,    ///< the enum everysec | always | no
-  save,     ///< "" only: weft-kv keeps no RDB snapshots
-  fixed,    ///< reported, not settable (immutable in weft-kv)
+  integer,   ///< string2ll, then the bounds
+  memory,    ///< memtoull (k, kb, m, mb, g, gb), then the bounds
+  fsync,     ///< the enum everysec | always | no
+  save,      ///< "" only: weft-kv keeps no RDB snapshots
+  password,  ///< any string: requirepass (Settings::requirepass)
+  fixed,     ///< reported, not settable (immutable in weft-kv)
 };
 
 using Field = std::atomic<std::int64_t> Settings::*;
@@ -53,6 +54,7 @@ constexpr Param kParams[] = {
     {"timeout", Kind::integer, false, 0, INT_MAX, nullptr},
     {"appendfsync", Kind::fsync, false, 0, 0, nullptr},
     {"save", Kind::save, false, 0, 0, nullptr},
+    {"requirepass", Kind::password, false, 0, 0, nullptr},
     {"hash-max-listpack-entries", Kind::integer, true, 0, kLongMax,
      &Settings::hash_max_listpack_entries},
     {"hash-max-ziplist-entries", Kind::integer, true, 0, kLongMax,
@@ -107,6 +109,8 @@ std::string value_of(Host& host, const Param& p) {
       return fsync_policy_name(s.appendfsync.load(std::memory_order_relaxed));
     case Kind::save:
       return "";
+    case Kind::password:
+      return s.requirepass.get();
     case Kind::fixed:
       break;
   }
@@ -180,6 +184,8 @@ bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& e
       if (!v.empty())
         return error = "weft-kv keeps no RDB snapshots: save accepts \"\" only", false;
       return true;
+    case Kind::password:
+      return true;
     case Kind::fixed:
       return error = "can't set immutable config", false;
     case Kind::integer:
@@ -210,11 +216,13 @@ bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& e
   return true;
 }
 
-void store(Host& host, const Param& p, const Parsed& v) {
+void store(Host& host, const Param& p, const Parsed& v, std::string_view text) {
   Settings& s = host.settings();
   const std::string_view name = p.name;
   if (p.kind == Kind::fsync) {
     s.appendfsync.store(v.fsync, std::memory_order_relaxed);
+  } else if (p.kind == Kind::password) {
+    s.requirepass.set(text);
   } else if (p.field != nullptr) {
     (s.*p.field).store(v.n, std::memory_order_relaxed);
   } else if (name == "maxmemory") {
@@ -245,7 +253,7 @@ void cmd_config_get(Context& c) {
     for (const Param& p : kParams)
       if (!seen(&p) && glob_match(pattern, p.name, /*nocase=*/true)) hits.emplace_back(p.name, &p);
   }
-  Reply::array_header(c.out, hits.size() * 2);
+  map_header(c, hits.size());
   for (const auto& [name, p] : hits) {
     Reply::bulk(c.out, name);
     Reply::bulk(c.out, value_of(c.host, *p));
@@ -278,7 +286,8 @@ void cmd_config_set(Context& c) {
     if (!parse_value(*set[k].first, c.argv[3 + 2 * k], set[k].second, error))
       return failed(set[k].first->name, error);
   }
-  for (const auto& [p, v] : set) store(c.host, *p, v);
+  for (std::size_t k = 0; k < set.size(); ++k)
+    store(c.host, *set[k].first, set[k].second, c.argv[3 + 2 * k]);
   ok(c);
 }
 

@@ -13,7 +13,7 @@ namespace {
 
 void cmd_ping(Context& c) {
   if (c.argv.size() > 2) return arity_error(c, "ping");
-  if (c.client != nullptr && c.client->subscriptions > 0) {
+  if (c.client != nullptr && c.client->subscriptions > 0 && proto(c) == 2) {
     // RESP2's subscribed mode: ["pong", message or ""] (Redis's pingCommand).
     Reply::array_header(c.out, 2);
     Reply::bulk(c.out, "pong");

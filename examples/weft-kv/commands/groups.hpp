@@ -11,6 +11,11 @@ namespace kv::cmd {
 
 /// PING, ECHO, QUIT, SELECT (connection.cpp).
 std::span<const Command> connection_commands() noexcept;
+/// CLIENT KILL, INFO, NO-EVICT (client.cpp): runs the subcommand in
+/// c.argv[1] and returns true if it is one of them.
+bool client_connection_subcommand(Context& c);
+/// HELLO, AUTH (handshake.cpp).
+std::span<const Command> handshake_commands() noexcept;
 /// The string commands (strings.cpp).
 std::span<const Command> string_commands() noexcept;
 /// The keyspace commands: DEL, EXISTS, TYPE, expiry, KEYS, SCAN, ... (keys.cpp).

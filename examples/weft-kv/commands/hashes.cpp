@@ -117,7 +117,7 @@ void cmd_hget(Context& c) {
   const HashObject* h = as_hash(c, k.find(c.now), wrong);
   if (wrong) return;
   const std::string* v = h != nullptr ? h->get(c.argv[2]) : nullptr;
-  if (v == nullptr) return Reply::null_bulk(c.out);
+  if (v == nullptr) return null_bulk(c);
   Reply::bulk(c.out, *v);
 }
 
@@ -130,7 +130,7 @@ void cmd_hmget(Context& c) {
   for (std::size_t i = 2; i < c.argv.size(); ++i) {
     const std::string* v = h != nullptr ? h->get(c.argv[i]) : nullptr;
     if (v == nullptr)
-      Reply::null_bulk(c.out);
+      null_bulk(c);
     else
       Reply::bulk(c.out, *v);
   }
@@ -188,8 +188,16 @@ void hgetall_generic(Context& c, bool keys, bool values) {
   bool wrong = false;
   const HashObject* h = as_hash(c, k.find(c.now), wrong);
   if (wrong) return;
-  if (h == nullptr) return Reply::array_header(c.out, 0);
-  Reply::array_header(c.out, h->size() * ((keys ? 1 : 0) + (values ? 1 : 0)));
+  // HGETALL is a map in RESP3 (an empty one for a missing key); HKEYS and
+  // HVALS stay arrays.
+  const bool map = keys && values;
+  if (map) {
+    map_header(c, h == nullptr ? 0 : h->size());
+    if (h == nullptr) return;
+  } else {
+    if (h == nullptr) return Reply::array_header(c.out, 0);
+    Reply::array_header(c.out, h->size());
+  }
   h->for_each([&](std::string_view f, std::string_view v) {
     if (keys) Reply::bulk(c.out, f);
     if (values) Reply::bulk(c.out, v);
@@ -278,7 +286,7 @@ void cmd_hrandfield(Context& c) {
     bool wrong = false;
     const HashObject* h = as_hash(c, k.find(c.now), wrong);
     if (wrong) return;
-    if (h == nullptr) return Reply::null_bulk(c.out);
+    if (h == nullptr) return null_bulk(c);
     return Reply::bulk(c.out, h->random(rng).first);
   }
   long long l = 0;
@@ -295,8 +303,11 @@ void cmd_hrandfield(Context& c) {
   const HashObject* h = as_hash(c, k.find(c.now), wrong);
   if (wrong) return;
   if (h == nullptr || l == 0) return Reply::array_header(c.out, 0);
-  const std::size_t per = withvalues ? 2 : 1;
+  // WITHVALUES: RESP2 one flat array, RESP3 [field, value] pairs.
+  const bool pairs = withvalues && proto(c) == 3;
+  const std::size_t per = withvalues && !pairs ? 2 : 1;
   auto emit = [&](std::string_view f, std::string_view v) {
+    if (pairs) Reply::array_header(c.out, 2);
     Reply::bulk(c.out, f);
     if (withvalues) Reply::bulk(c.out, v);
   };

@@ -346,7 +346,7 @@ void cmd_randomkey(Context& c) {
     }
     return Reply::bulk(c.out, e->key);
   }
-  Reply::null_bulk(c.out);
+  null_bulk(c);
 }
 
 void cmd_touch(Context& c) {
@@ -358,21 +358,21 @@ void cmd_touch(Context& c) {
 void cmd_object_encoding(Context& c) {
   Locked k(c.host.keyspace(), c.argv[2]);
   const Entry* e = k.peek(c.now);
-  if (e == nullptr) return Reply::null_bulk(c.out);
+  if (e == nullptr) return null_bulk(c);
   Reply::bulk(c.out, e->object ? e->object->encoding() : string_encoding(*e));
 }
 
 void cmd_object_refcount(Context& c) {
   Locked k(c.host.keyspace(), c.argv[2]);
   const Entry* e = k.peek(c.now);
-  if (e == nullptr) return Reply::null_bulk(c.out);
+  if (e == nullptr) return null_bulk(c);
   Reply::integer(c.out, string_shared(*e) ? INT_MAX : 1);
 }
 
 void cmd_object_idletime(Context& c) {
   Locked k(c.host.keyspace(), c.argv[2]);
   const Entry* e = k.peek(c.now);
-  if (e == nullptr) return Reply::null_bulk(c.out);
+  if (e == nullptr) return null_bulk(c);
   // Redis's estimateObjectIdleTime, in seconds, on the 24-bit clock.
   const std::uint32_t now = lru_clock(c.now);
   const std::uint32_t then = e->access_clock;
@@ -382,7 +382,7 @@ void cmd_object_idletime(Context& c) {
 
 void cmd_object_freq(Context& c) {
   Locked k(c.host.keyspace(), c.argv[2]);
-  if (k.peek(c.now) == nullptr) return Reply::null_bulk(c.out);
+  if (k.peek(c.now) == nullptr) return null_bulk(c);
   err(c,
       "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
       "that when switching between policies at runtime LRU and LFU data will take some time to "

@@ -122,7 +122,7 @@ void pop_generic(Context& c, bool left) {
     return;
   Locked k(c.host.keyspace(), c.argv[1]);
   Entry* e = k.find(c.now);
-  if (e == nullptr) return has_count ? Reply::null_array(c.out) : Reply::null_bulk(c.out);
+  if (e == nullptr) return has_count ? null_array(c) : null_bulk(c);
   if (e->type() != Type::list) return err(c, kWrongType);
   if (has_count && count == 0) return Reply::array_header(c.out, 0);
   List& l = list_of(e);
@@ -183,7 +183,7 @@ void cmd_lmpop(Context& c) {
   Entry* e = nullptr;
   std::string_view key;
   if (!blocking::first_existing(c, keys, Type::list, e, key)) return;
-  if (e == nullptr) return Reply::null_array(c.out);
+  if (e == nullptr) return null_array(c);
   mpop_serve(c, key, c.host.keyspace().shard_of(Keyspace::hash(key)), e, left, count);
 }
 
@@ -269,7 +269,7 @@ void move_generic(Context& c, bool from_left, bool to_left, std::span<const std:
   Entry* se = src.find(c.now);
   if (se != nullptr && se->type() != Type::list) return err(c, kWrongType);
   if (se == nullptr) {
-    if (deadline == nullptr) return Reply::null_bulk(c.out);
+    if (deadline == nullptr) return null_bulk(c);
     blocking::Op op;
     op.type = Type::list;
     op.left = from_left;
@@ -349,13 +349,13 @@ bool element_index(long long index, std::size_t size, std::size_t& at) noexcept 
 void cmd_lindex(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   Entry* e = k.find(c.now);
-  if (e == nullptr) return Reply::null_bulk(c.out);
+  if (e == nullptr) return null_bulk(c);
   if (e->type() != Type::list) return err(c, kWrongType);
   long long index = 0;
   if (!parse_ll(c.argv[2], index)) return err(c, kNotInt);
   const List& l = list_of(e);
   std::size_t at = 0;
-  if (!element_index(index, l.size(), at)) return Reply::null_bulk(c.out);
+  if (!element_index(index, l.size(), at)) return null_bulk(c);
   Reply::bulk(c.out, l.at(at));
 }
 
@@ -459,7 +459,7 @@ void cmd_lpos(Context& c) {
   if (from_tail) rank = static_cast<long long>(0ull - static_cast<unsigned long long>(rank));
   Locked k(c.host.keyspace(), c.argv[1]);
   Entry* e = k.find(c.now);
-  if (e == nullptr) return count != -1 ? Reply::array_header(c.out, 0) : Reply::null_bulk(c.out);
+  if (e == nullptr) return count != -1 ? Reply::array_header(c.out, 0) : null_bulk(c);
   if (e->type() != Type::list) return err(c, kWrongType);
   const List& l = list_of(e);
   const long long len = static_cast<long long>(l.size());
@@ -477,7 +477,7 @@ void cmd_lpos(Context& c) {
     if (count == -1 || (count != 0 && past >= count)) break;
   }
   if (count == -1) {
-    if (found.empty()) return Reply::null_bulk(c.out);
+    if (found.empty()) return null_bulk(c);
     return Reply::integer(c.out, found[0]);
   }
   Reply::array_header(c.out, found.size());

@@ -16,14 +16,15 @@ namespace {
 
 // The confirmation Redis sends for each (un)subscription: [kind, name,
 // subscriptions left]; `name` null for an UNSUBSCRIBE of nothing.
+// A push in RESP3 (`proto` 3).
 void confirmation(std::string& out, std::string_view kind, const std::string_view* name,
-                  std::size_t count) {
-  Reply::array_header(out, 3);
+                  std::size_t count, int proto) {
+  Reply::push_header(out, 3, proto);
   Reply::bulk(out, kind);
   if (name != nullptr)
     Reply::bulk(out, *name);
   else
-    Reply::null_bulk(out);
+    Reply::null_bulk(out, proto);
   Reply::integer(out, static_cast<std::int64_t>(count));
 }
 
@@ -45,6 +46,7 @@ void change_subscriptions(Context& c, bool create, Body body) {
   std::string replies;
   body(*ps, sub, replies);
   c.client->subscriptions = sub != nullptr ? sub->count() : 0;
+  c.client->subscribed.store(c.client->subscriptions > 0, std::memory_order_relaxed);
   if (sub == nullptr || c.in_exec)
     c.out += replies;
   else
@@ -55,7 +57,7 @@ void cmd_subscribe(Context& c) {
   change_subscriptions(c, true, [&](PubSub& ps, Subscriber* sub, std::string& out) {
     for (std::size_t i = 1; i < c.argv.size(); ++i) {
       ps.subscribe(*sub, c.argv[i]);
-      confirmation(out, "subscribe", &c.argv[i], sub->count());
+      confirmation(out, "subscribe", &c.argv[i], sub->count(), proto(c));
     }
   });
 }
@@ -64,7 +66,7 @@ void cmd_psubscribe(Context& c) {
   change_subscriptions(c, true, [&](PubSub& ps, Subscriber* sub, std::string& out) {
     for (std::size_t i = 1; i < c.argv.size(); ++i) {
       ps.psubscribe(*sub, c.argv[i]);
-      confirmation(out, "psubscribe", &c.argv[i], sub->count());
+      confirmation(out, "psubscribe", &c.argv[i], sub->count(), proto(c));
     }
   });
 }
@@ -77,12 +79,12 @@ void unsubscribe(Context& c) {
   constexpr std::string_view kind = Patterns ? "punsubscribe" : "unsubscribe";
   change_subscriptions(c, false, [&](PubSub& ps, Subscriber* sub, std::string& out) {
     const auto drop = [&](std::string_view name) {
-      if (sub == nullptr) return confirmation(out, kind, &name, 0);
+      if (sub == nullptr) return confirmation(out, kind, &name, 0, proto(c));
       if constexpr (Patterns)
         ps.punsubscribe(*sub, name);
       else
         ps.unsubscribe(*sub, name);
-      confirmation(out, kind, &name, sub->count());
+      confirmation(out, kind, &name, sub->count(), proto(c));
     };
     if (c.argv.size() > 1) {
       for (std::size_t i = 1; i < c.argv.size(); ++i) drop(c.argv[i]);
@@ -90,7 +92,8 @@ void unsubscribe(Context& c) {
     }
     std::vector<std::string> all;
     if (sub != nullptr) all = Patterns ? sub->patterns : sub->channels;
-    if (all.empty()) return confirmation(out, kind, nullptr, sub != nullptr ? sub->count() : 0);
+    if (all.empty())
+      return confirmation(out, kind, nullptr, sub != nullptr ? sub->count() : 0, proto(c));
     for (const std::string& name : all) drop(name);
   });
 }

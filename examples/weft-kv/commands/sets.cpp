@@ -189,8 +189,12 @@ void store_result(Context& c, std::string_view dest, std::unique_ptr<SetObject> 
   Reply::integer(c.out, n);
 }
 
-void reply_members(Context& c, const SetObject& s) {
-  Reply::array_header(c.out, s.size());
+// The members of `s`: a set in RESP3 (`as_set`), else an array.
+void reply_members(Context& c, const SetObject& s, bool as_set = true) {
+  if (as_set)
+    set_header(c, s.size());
+  else
+    Reply::array_header(c.out, s.size());
   s.for_each([&](std::string_view m) { Reply::bulk(c.out, m); });
 }
 
@@ -204,7 +208,7 @@ void sinter_generic(Context& c, std::span<const std::string_view> keys,
   if (std::find(sets.begin(), sets.end(), nullptr) != sets.end()) {
     if (dest != nullptr) return store_result(c, *dest, std::make_unique<SetObject>());
     if (card) return Reply::integer(c.out, 0);
-    return Reply::array_header(c.out, 0);
+    return set_header(c, 0);
   }
   std::stable_sort(sets.begin(), sets.end(),
                    [](const SetObject* a, const SetObject* b) { return a->size() < b->size(); });
@@ -234,7 +238,7 @@ void sinter_generic(Context& c, std::span<const std::string_view> keys,
   sets[0]->for_each([&](std::string_view m) {
     if (in_all(m)) out.emplace_back(m);
   });
-  Reply::array_header(c.out, out.size());
+  set_header(c, out.size());
   for (const std::string& m : out) Reply::bulk(c.out, m);
 }
 
@@ -339,7 +343,7 @@ void cmd_srandmember(Context& c) {
     bool wrong = false;
     const SetObject* s = as_set(c, k.find(c.now), wrong);
     if (wrong) return;
-    if (s == nullptr) return Reply::null_bulk(c.out);
+    if (s == nullptr) return null_bulk(c);
     return Reply::bulk(c.out, s->random(rng));
   }
   long long l = 0;
@@ -358,7 +362,7 @@ void cmd_srandmember(Context& c) {
     return;
   }
   const auto count = static_cast<unsigned long long>(l);
-  if (count >= s->size()) return reply_members(c, *s);
+  if (count >= s->size()) return reply_members(c, *s, /*as_set=*/false);
   const std::vector<std::string> picked = pick_members(*s, static_cast<std::size_t>(count));
   Reply::array_header(c.out, picked.size());
   for (const std::string& m : picked) Reply::bulk(c.out, m);
@@ -376,7 +380,7 @@ void cmd_spop(Context& c) {
   bool wrong = false;
   SetObject* s = as_set(c, e, wrong);
   if (wrong) return;
-  if (s == nullptr) return count < 0 ? Reply::null_bulk(c.out) : Reply::array_header(c.out, 0);
+  if (s == nullptr) return count < 0 ? null_bulk(c) : set_header(c, 0);
   if (count < 0) {  // one member
     const std::string m = s->random(random_engine());
     s->remove(m);
@@ -388,7 +392,7 @@ void cmd_spop(Context& c) {
     c.host.propagate(c, log);
     return Reply::bulk(c.out, m);
   }
-  if (count == 0) return Reply::array_header(c.out, 0);
+  if (count == 0) return set_header(c, 0);
   const std::size_t size = s->size();
   if (static_cast<unsigned long long>(count) >= size) {
     // The whole set, replied as SUNION would (a fresh set, so an all-integer
@@ -419,7 +423,7 @@ void cmd_spop(Context& c) {
   std::vector<std::string_view> log = {"SREM", c.argv[1]};
   log.insert(log.end(), popped.begin(), popped.end());
   c.host.propagate(c, log);
-  Reply::array_header(c.out, popped.size());
+  set_header(c, popped.size());
   for (const std::string& m : popped) Reply::bulk(c.out, m);
 }
 

@@ -21,7 +21,7 @@ void cmd_get(Context& c) {
   const Entry* e = k.find(c.now);
   if (e == nullptr) {
     ++c.misses;
-    return Reply::null_bulk(c.out);
+    return null_bulk(c);
   }
   ++c.hits;
   if (e->type() != Type::string) return err(c, kWrongType);
@@ -96,12 +96,12 @@ void cmd_set(Context& c) {
   if ((flags & GET) && e != nullptr && e->type() != Type::string) return err(c, kWrongType);
   if (flags & GET) {
     if (e == nullptr)
-      Reply::null_bulk(c.out);
+      null_bulk(c);
     else
       Reply::bulk(c.out, e->value);
   }
   if (((flags & NX) && e != nullptr) || ((flags & XX) && e == nullptr)) {
-    if (!(flags & GET)) Reply::null_bulk(c.out);
+    if (!(flags & GET)) null_bulk(c);
     return;
   }
   e = store(k.shard, k.key, k.h, a[2], c.now, (flags & KEEPTTL) != 0);
@@ -154,7 +154,7 @@ void cmd_getset(Context& c) {
   Entry* e = k.find(c.now);
   if (e != nullptr && e->type() != Type::string) return err(c, kWrongType);
   if (e == nullptr)
-    Reply::null_bulk(c.out);
+    null_bulk(c);
   else
     Reply::bulk(c.out, e->value);
   store(k.shard, k.key, k.h, c.argv[2], c.now, false);
@@ -165,7 +165,7 @@ void cmd_getset(Context& c) {
 void cmd_getdel(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   Entry* e = k.find(c.now);
-  if (e == nullptr) return Reply::null_bulk(c.out);
+  if (e == nullptr) return null_bulk(c);
   if (e->type() != Type::string) return err(c, kWrongType);
   Reply::bulk(c.out, e->value);
   k.shard.erase(e);
@@ -241,7 +241,7 @@ void cmd_mget(Context& c) {
     const Entry* e = ks.shard_of(h).find(key, h, c.now);
     if (e == nullptr || e->type() != Type::string) {  // MGET: nil for another type
       ++c.misses;
-      Reply::null_bulk(c.out);
+      null_bulk(c);
     } else {
       ++c.hits;
       Reply::bulk(c.out, e->value);
@@ -287,7 +287,7 @@ void cmd_getex(Context& c) {
   Entry* e = k.find(c.now);
   if (e == nullptr) {
     ++c.misses;
-    return Reply::null_bulk(c.out);
+    return null_bulk(c);
   }
   ++c.hits;
   if (e->type() != Type::string) return err(c, kWrongType);

@@ -33,6 +33,7 @@ const Table& table() {
     auto* tab = new Table;
     for (const auto group : {
              cmd::connection_commands(),
+             cmd::handshake_commands(),
              cmd::string_commands(),
              cmd::bitmap_commands(),
              cmd::key_commands(),
@@ -242,6 +243,10 @@ void execute(Context& c) {
   }
   if (cl != nullptr) cl->last_cmd.store(cmd->name, std::memory_order_relaxed);
   const std::string_view name(cmd->name);
+  // Redis's processCommand: before AUTH, only the no-auth commands run.
+  if (cl != nullptr && !cl->authenticated && !(cmd->flags & kNoAuth) &&
+      c.host.settings().requirepass.required())
+    return refuse("NOAUTH Authentication required.");
   if (queuing && (cmd->flags & kNoMulti))
     return refuse("ERR Command not allowed inside a transaction");
   // EXEC is refused as its queued commands would be (Redis's processCommand
@@ -263,8 +268,8 @@ void execute(Context& c) {
     return refuse(c.host.write_refusal());
   // RESP2's subscribed mode (processCommand): only these, until the last
   // subscription goes.
-  if (cl != nullptr && cl->subscriptions > 0 && !c.in_exec && name != "ping" &&
-      name != "subscribe" && name != "unsubscribe" && name != "psubscribe" &&
+  if (cl != nullptr && cl->subscriptions > 0 && cmd::proto(c) == 2 && !c.in_exec &&
+      name != "ping" && name != "subscribe" && name != "unsubscribe" && name != "psubscribe" &&
       name != "punsubscribe" && name != "quit")
     return refuse("ERR Can't execute '" + std::string(name) +
                   "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed "
@@ -292,6 +297,7 @@ void client_closed(Host& host, Client& client) noexcept {
                  static_cast<unsigned long long>(client.id), e.what());
   }
   client.subscriptions = 0;
+  client.subscribed.store(false, std::memory_order_relaxed);
 }
 
 void signal_modified_keys(Keyspace& ks, std::span<const std::string_view> argv) noexcept {

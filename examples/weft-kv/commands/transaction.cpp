@@ -116,7 +116,7 @@ void cmd_exec(Context& c) {
   }
   if (cl.watch_dirty.load(std::memory_order_relaxed)) {
     discard(c.host, cl);
-    return Reply::null_array(c.out);
+    return null_array(c);
   }
   std::vector<QueuedCommand> queue = std::move(cl.queued);
   const unsigned flags = cl.multi_flags;

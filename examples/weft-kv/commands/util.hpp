@@ -134,6 +134,32 @@ inline void ok(Context& c) {
 inline void err(Context& c, std::string_view e) {
   Reply::error(c.out, e);
 }
+/// The protocol version of the client the reply goes to (2 without a
+/// client: AOF replay).
+inline int proto(const Context& c) noexcept {
+  return c.client != nullptr ? c.client->resp.load(std::memory_order_relaxed) : 2;
+}
+/// A missing string: RESP2 `$-1`, RESP3 null.
+inline void null_bulk(Context& c) {
+  Reply::null_bulk(c.out, proto(c));
+}
+/// A missing array: RESP2 `*-1`, RESP3 null.
+inline void null_array(Context& c) {
+  Reply::null_array(c.out, proto(c));
+}
+/// The header of n field-value pairs: RESP3 map, RESP2 flat array.
+inline void map_header(Context& c, std::size_t n) {
+  Reply::map_header(c.out, n, proto(c));
+}
+/// The header of n distinct members: RESP3 set, RESP2 array.
+inline void set_header(Context& c, std::size_t n) {
+  Reply::set_header(c.out, n, proto(c));
+}
+
+/// Sets the client's name (CLIENT SETNAME, HELLO SETNAME) after Redis's
+/// validateClientName; on a bad name replies its error and returns false.
+bool set_client_name(Context& c, std::string_view name);
+
 /// Redis's arity error for command (or "container|sub") `name`.
 void arity_error(Context& c, std::string_view name);
 /// "ERR invalid expire time in '<cmd>' command".

@@ -40,7 +40,20 @@ ZSet::Limits zset_limits(const Context&) noexcept {
 }
 
 void reply_score(Context& c, double s) {
-  Reply::bulk(c.out, format_score(s));
+  Reply::double_text(c.out, format_score(s), proto(c));
+}
+
+// A list of n members, with their scores when `withscores`: RESP2 one
+// flat array (member, score, ...), RESP3 an array of [member, score]
+// pairs (Redis 7.0's zrangeResultBeginStore / addReplyArrayLen in pairs).
+void scored_header(Context& c, std::size_t n, bool withscores) {
+  Reply::array_header(c.out, withscores && proto(c) != 3 ? 2 * n : n);
+}
+// One member of such a list.
+void scored_item(Context& c, const ZSet::Node* x, bool withscores) {
+  if (withscores && proto(c) == 3) Reply::array_header(c.out, 2);
+  Reply::bulk(c.out, x->member());
+  if (withscores) reply_score(c, x->score());
 }
 
 // After a sorted set changed in place: deletes the key when it is empty,
@@ -219,7 +232,7 @@ void zadd_generic(Context& c, bool incr) {
     if (processed != 0)
       reply_score(c, score);
     else
-      Reply::null_bulk(c.out);
+      null_bulk(c);
   } else {
     Reply::integer(c.out, static_cast<std::int64_t>(ch ? added + updated : added));
   }
@@ -263,10 +276,10 @@ void cmd_zcard(Context& c) {
 
 void cmd_zscore(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const ZSet* z = read_zset(c, k, [&] { Reply::null_bulk(c.out); });
+  const ZSet* z = read_zset(c, k, [&] { null_bulk(c); });
   if (z == nullptr) return;
   const ZSet::Node* n = z->find(c.argv[2]);
-  if (n == nullptr) return Reply::null_bulk(c.out);
+  if (n == nullptr) return null_bulk(c);
   reply_score(c, n->score());
 }
 
@@ -278,7 +291,7 @@ void cmd_zmscore(Context& c) {
   for (std::string_view m : c.argv.subspan(2)) {
     const ZSet::Node* n = e != nullptr ? zset_of(e).find(m) : nullptr;
     if (n == nullptr)
-      Reply::null_bulk(c.out);
+      null_bulk(c);
     else
       reply_score(c, n->score());
   }
@@ -286,10 +299,10 @@ void cmd_zmscore(Context& c) {
 
 void rank_generic(Context& c, bool reverse) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const ZSet* z = read_zset(c, k, [&] { Reply::null_bulk(c.out); });
+  const ZSet* z = read_zset(c, k, [&] { null_bulk(c); });
   if (z == nullptr) return;
   const ZSet::Node* n = z->find(c.argv[2]);
-  if (n == nullptr) return Reply::null_bulk(c.out);
+  if (n == nullptr) return null_bulk(c);
   const std::size_t r = z->rank(n);
   Reply::integer(c.out, static_cast<std::int64_t>(reverse ? z->size() - 1 - r : r));
 }
@@ -486,11 +499,8 @@ void zrange_generic(Context& c, std::size_t first, bool store, RangeType type, D
     Reply::integer(c.out, n);
     return blocking::serve_ready(c, locks);
   }
-  Reply::array_header(c.out, sel.size() * (withscores ? 2 : 1));
-  for (const ZSet::Node* n : sel) {
-    Reply::bulk(c.out, n->member());
-    if (withscores) reply_score(c, n->score());
-  }
+  scored_header(c, sel.size(), withscores);
+  for (const ZSet::Node* n : sel) scored_item(c, n, withscores);
 }
 
 void cmd_zrange(Context& c) {
@@ -709,11 +719,9 @@ void zsetop_generic(Context& c, bool store, std::size_t numkeys_at, SetOp op, bo
     Reply::integer(c.out, count);
     return blocking::serve_ready(c, locks);
   }
-  Reply::array_header(c.out, result->size() * (withscores ? 2 : 1));
-  for (const ZSet::Node* x = result->first(); x != nullptr; x = x->next()) {
-    Reply::bulk(c.out, x->member());
-    if (withscores) reply_score(c, x->score());
-  }
+  scored_header(c, result->size(), withscores);
+  for (const ZSet::Node* x = result->first(); x != nullptr; x = x->next())
+    scored_item(c, x, withscores);
 }
 
 void cmd_zunion(Context& c) {
@@ -751,9 +759,14 @@ void zpop(Context& c, std::string_view key, Shard& sh, Entry* e, bool min, long 
   ZSet& z = zset_of(e);
   const std::size_t n =
       std::min<std::size_t>(static_cast<std::size_t>(count < 0 ? 1 : count), z.size());
+  // RESP3: ZPOPMIN/ZPOPMAX with a count answer [member, score] pairs too
+  // (Redis 7.0's genericZpopCommand, use_nested_array).
+  const bool pairs = nested || (proto(c) == 3 && count >= 0 && !with_key);
   if (nested) {
     Reply::array_header(c.out, 2);
     Reply::bulk(c.out, key);
+    Reply::array_header(c.out, n);
+  } else if (pairs) {
     Reply::array_header(c.out, n);
   } else {
     Reply::array_header(c.out, n * 2 + (with_key ? 1 : 0));
@@ -761,7 +774,7 @@ void zpop(Context& c, std::string_view key, Shard& sh, Entry* e, bool min, long 
   }
   for (std::size_t i = 0; i < n; ++i) {
     const ZSet::Node* x = min ? z.first() : z.last();
-    if (nested) Reply::array_header(c.out, 2);
+    if (pairs) Reply::array_header(c.out, 2);
     Reply::bulk(c.out, x->member());
     reply_score(c, x->score());
     z.erase(x);
@@ -812,7 +825,7 @@ void cmd_zmpop(Context& c) {
   Entry* e = nullptr;
   std::string_view key;
   if (!blocking::first_existing(c, keys, Type::zset, e, key)) return;
-  if (e == nullptr) return Reply::null_array(c.out);
+  if (e == nullptr) return null_array(c);
   zpop(c, key, shard_of(c, key), e, min, count, true, true, true);
 }
 
@@ -851,7 +864,7 @@ void cmd_bzmpop(Context& c) {
 void cmd_zrandmember(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   if (c.argv.size() == 2) {
-    const ZSet* z = read_zset(c, k, [&] { Reply::null_bulk(c.out); });
+    const ZSet* z = read_zset(c, k, [&] { null_bulk(c); });
     if (z == nullptr) return;
     thread_local std::minstd_rand rng{std::random_device{}()};
     const ZSet::Node* x = z->at_rank(rng() % z->size());
@@ -874,26 +887,23 @@ void cmd_zrandmember(Context& c) {
   if (z == nullptr) return;
   if (l == 0) return Reply::array_header(c.out, 0);
   const std::size_t size = z->size();
-  auto reply = [&](const ZSet::Node* x) {
-    Reply::bulk(c.out, x->member());
-    if (withscores) reply_score(c, x->score());
-  };
+  auto reply = [&](const ZSet::Node* x) { scored_item(c, x, withscores); };
   thread_local std::mt19937_64 rng{std::random_device{}()};
   if (l < 0) {  // with repetitions
     const auto count = static_cast<std::size_t>(-l);
-    Reply::array_header(c.out, count * (withscores ? 2 : 1));
+    scored_header(c, count, withscores);
     for (std::size_t i = 0; i < count; ++i) reply(z->at_rank(rng() % size));
     return;
   }
   const auto count = static_cast<std::size_t>(l);
   if (count >= size) {  // all of them, from the maximum down (Redis's zui order)
-    Reply::array_header(c.out, size * (withscores ? 2 : 1));
+    scored_header(c, size, withscores);
     for (const ZSet::Node* x = z->last(); x != nullptr; x = x->prev()) reply(x);
     return;
   }
   // Distinct members at random ranks: drawn into a set when few are asked
   // for, else a partial Fisher-Yates shuffle of every rank.
-  Reply::array_header(c.out, count * (withscores ? 2 : 1));
+  scored_header(c, count, withscores);
   if (count * 4 < size) {
     std::unordered_set<std::size_t> taken;
     while (taken.size() < count) {

@@ -18,6 +18,8 @@
 #   ># PTTL k          shape only: every run of digits becomes '<n>'
 #   >- TTL k           a TTL in seconds, recorded as is; the runner accepts
 #                      one more or one less (a second boundary may pass)
+#   proto 3            (a line of its own, outside a block) the file runs
+#                      through `redis-cli -3`: RESP3, after HELLO 3
 #
 # Each file runs on a freshly flushed server through ONE redis-cli process,
 # fed on stdin (non-interactive, so redis-cli prints nothing but replies).
@@ -98,8 +100,11 @@ for file in "${files[@]}"; do
   mapfile -t lines <"$file"
   input=""
   commands=0
+  proto=()
   for line in "${lines[@]}"; do
-    if [[ $line =~ ^\>[~#-]?\ (.+)$ ]]; then
+    if [[ $line == 'proto 3' ]]; then
+      proto=(-3)
+    elif [[ $line =~ ^\>[~#-]?\ (.+)$ ]]; then
       input+="${BASH_REMATCH[1]}"$'\n'"ECHO $marker"$'\n'
       commands=$((commands + 1))
     elif [[ $line == '>'* ]]; then
@@ -109,7 +114,7 @@ for file in "${files[@]}"; do
   done
 
   "$cli" -p "$port" FLUSHALL >/dev/null
-  mapfile -t out < <(printf '%s' "$input" | "$cli" -p "$port" --no-raw)
+  mapfile -t out < <(printf '%s' "$input" | "$cli" -p "$port" "${proto[@]}" --no-raw)
 
   result=""
   next=0  # index into out
@@ -141,7 +146,7 @@ for file in "${files[@]}"; do
         result+="$r"$'\n'
       done
       skipping=1
-    elif [[ -z $line || $line == '#'* ]]; then
+    elif [[ -z $line || $line == '#'* || $line == 'proto 3' ]]; then
       result+="$line"$'\n'
       skipping=0
     elif ((!skipping)); then
