@@ -305,7 +305,14 @@ inline long vm_size_kib() {
 
 /// Test name suffix for a Strategy parameter.
 inline std::string strategy_name(const ::testing::TestParamInfo<weft::Strategy>& info) {
-  return info.param == weft::Strategy::work_stealing ? "work_stealing" : "single_threaded";
+  switch (info.param) {
+    case weft::Strategy::single_threaded:
+      return "single_threaded";
+    case weft::Strategy::thread_per_core:
+      return "thread_per_core";
+    default:
+      return "work_stealing";
+  }
 }
 
 }  // namespace weft::test
@@ -314,9 +321,11 @@ inline std::string strategy_name(const ::testing::TestParamInfo<weft::Strategy>&
 #define WEFT_INSTANTIATE_WORKERS(Suite) \
   INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1, 2, 4), ::weft::test::workers_name)
 
-/// Instantiates a TestWithParam<weft::Strategy> suite over both strategies.
-#define WEFT_INSTANTIATE_STRATEGIES(Suite)                                                   \
-  INSTANTIATE_TEST_SUITE_P(                                                                  \
-      Strategies, Suite,                                                                     \
-      ::testing::Values(::weft::Strategy::work_stealing, ::weft::Strategy::single_threaded), \
+/// Instantiates a TestWithParam<weft::Strategy> suite over the strategies
+/// (auto is work_stealing, so it is not repeated).
+#define WEFT_INSTANTIATE_STRATEGIES(Suite)                                                  \
+  INSTANTIATE_TEST_SUITE_P(                                                                 \
+      Strategies, Suite,                                                                    \
+      ::testing::Values(::weft::Strategy::work_stealing, ::weft::Strategy::single_threaded, \
+                        ::weft::Strategy::thread_per_core),                                 \
       ::weft::test::strategy_name)
