@@ -219,6 +219,30 @@ TEST_P(ThreadPerCore, InboxPushesWakeSleepingWorkers) {
   EXPECT_NE(ha, hb) << "round-robin put both on one worker";
 }
 
+// Pushes racing the owner's way to sleep: plain threads spawn and join
+// tiny fibers back to back, so pushes land while the worker finishes the
+// previous one and heads for its park; none may be slept through (backstop
+// off). A stress test only: the window between the owner's last drain and
+// its "sleeping" announcement is too short for it to catch a missing
+// re-check reliably (tried: that mutant passed 6 runs), and a later push
+// to the same worker would rescue a lost one.
+TEST_P(ThreadPerCore, InboxPushesRaceTheOwnersSleep) {
+  weft::Config c = tpc_config();
+  c.spin_before_park = 0us;
+  Runtime rt(c);
+  constexpr int kThreads = 3;
+  const int rounds = weft::test::kSanitized ? 200 : 1000;
+  std::atomic<int> ran{0};
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; ++t) {
+    producers.emplace_back([&] {
+      for (int i = 0; i < rounds; ++i) rt.spawn([&] { ran.fetch_add(1); }).join();
+    });
+  }
+  for (auto& p : producers) p.join();
+  EXPECT_EQ(ran.load(), kThreads * rounds);
+}
+
 // Shutdown while fibers wait in the inboxes of busy workers: every one
 // still runs (and meets the shutdown's cancellation), and ~Runtime returns.
 TEST_P(ThreadPerCore, ShutdownWithFibersInInboxes) {
