@@ -221,10 +221,22 @@ inline bool test_wake_backstop() {
 }
 
 /// The config every test starts from: defaults (never the other WEFT_*
-/// variables of the environment), with test_wake_backstop().
+/// variables of the environment), with test_wake_backstop(), and with the
+/// strategy WEFT_TEST_STRATEGY names (work_stealing, thread_per_core), so
+/// that a whole suite can be run on another strategy by hand (e.g.
+/// WEFT_TEST_STRATEGY=thread_per_core build/tests/weft_test_chan); an
+/// unknown name fails the test.
 inline weft::Config base_config() {
   weft::Config c;
   c.wake_backstop = test_wake_backstop();
+  if (const char* s = std::getenv("WEFT_TEST_STRATEGY")) {
+    const std::string name = s;
+    if (name == "thread_per_core") {
+      c.strategy = weft::Strategy::thread_per_core;
+    } else if (name != "work_stealing") {
+      ADD_FAILURE() << "WEFT_TEST_STRATEGY=" << name << ": not work_stealing or thread_per_core";
+    }
+  }
   return c;
 }
 
