@@ -317,14 +317,9 @@ inline long vm_size_kib() {
 
 /// Test name suffix for a Strategy parameter.
 inline std::string strategy_name(const ::testing::TestParamInfo<weft::Strategy>& info) {
-  switch (info.param) {
-    case weft::Strategy::single_threaded:
-      return "single_threaded";
-    case weft::Strategy::thread_per_core:
-      return "thread_per_core";
-    default:
-      return "work_stealing";
-  }
+  using weft::Strategy;
+  if (info.param == Strategy::single_threaded) return "single_threaded";
+  return info.param == Strategy::thread_per_core ? "thread_per_core" : "work_stealing";
 }
 
 }  // namespace weft::test

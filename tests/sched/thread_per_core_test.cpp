@@ -51,9 +51,23 @@ struct Home {
   }
 };
 
+// The body of NoFiberEverMigrates, on one I/O backend.
+void expect_no_migration(weft::Config c, std::size_t workers);
+
 TEST_P(ThreadPerCore, NoFiberEverMigrates) {
-  Runtime rt(tpc_config());
-  const int n = static_cast<int>(workers());
+  // Both reactors: a completion (io_uring) or a readiness event (epoll)
+  // must land on the submitting fiber's own worker.
+  for (const auto backend : {weft::IoBackend::io_uring, weft::IoBackend::epoll}) {
+    SCOPED_TRACE(backend == weft::IoBackend::epoll ? "epoll" : "io_uring");
+    weft::Config c = tpc_config();
+    c.io_backend = backend;
+    expect_no_migration(c, workers());
+  }
+}
+
+void expect_no_migration(weft::Config c, std::size_t workers) {
+  Runtime rt(c);
+  const int n = static_cast<int>(workers);
   const int fibers = 6 * n;
   std::atomic<int> moves{0};
   weft::Mutex mu;
