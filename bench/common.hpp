@@ -166,7 +166,14 @@ inline void for_each_worker_pass(
 }
 
 inline const char* strategy_name(weft::Strategy s) {
-  return s == weft::Strategy::single_threaded ? "single_threaded" : "work_stealing";
+  switch (s) {
+    case weft::Strategy::single_threaded:
+      return "single_threaded";
+    case weft::Strategy::thread_per_core:
+      return "thread_per_core";
+    default:
+      return "work_stealing";
+  }
 }
 
 /// The shape of a runtime as it is configured, for the "#" lines.

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "weft/net.hpp"
 #include "weft/tls.hpp"
@@ -151,13 +152,10 @@ int main(int argc, char** argv) {
   try {
     weft::Runtime rt(config);
     rt.shutdown_on_signals({SIGINT, SIGTERM}, std::chrono::seconds(2));
-    rt.block_on([&] {
-      auto listener = weft::net::TcpListener::bind(addr);
-      std::printf("weft-echo: listening on %s (%zu workers, %s%s)\n",
-                  listener.local_address().to_string().c_str(), rt.workers(),
-                  rt.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll",
-                  tls ? ", tls" : "");
-      std::fflush(stdout);
+    // The accept loop: connection fibers are spawned from it, so under
+    // thread_per_core they run on the acceptor's worker (fibers stay where
+    // they are spawned).
+    auto accept_loop = [&tls](weft::net::TcpListener& listener) {
       for (;;) {
         if (tls) {
           weft::spawn([c = listener.accept(), &tls]() mutable {
@@ -167,7 +165,40 @@ int main(int argc, char** argv) {
           weft::spawn([c = listener.accept()]() mutable { serve(std::move(c)); }).detach();
         }
       }
-    });
+    };
+    const bool per_worker = rt.config().strategy == weft::Strategy::thread_per_core;
+    const char* io = rt.io_backend() == weft::IoBackend::io_uring ? "io_uring" : "epoll";
+    if (!per_worker) {
+      rt.block_on([&] {
+        auto listener = weft::net::TcpListener::bind(addr);
+        std::printf("weft-echo: listening on %s (%zu workers, %s%s)\n",
+                    listener.local_address().to_string().c_str(), rt.workers(), io,
+                    tls ? ", tls" : "");
+        std::fflush(stdout);
+        accept_loop(listener);
+      });
+    } else {
+      // thread_per_core: one SO_REUSEPORT listener and accept loop per
+      // worker (the kernel spreads the connections over the listeners;
+      // spawns from this thread are placed round-robin, one per worker),
+      // so that each worker serves the connections it accepted.
+      weft::net::BindOptions shared;
+      shared.reuse_port = true;
+      std::vector<weft::net::TcpListener> listeners;
+      listeners.push_back(weft::net::TcpListener::bind(addr, shared));
+      const weft::net::Address bound = listeners.front().local_address();
+      for (std::size_t i = 1; i < rt.workers(); ++i) {
+        listeners.push_back(weft::net::TcpListener::bind(bound, shared));
+      }
+      std::printf(
+          "weft-echo: listening on %s (%zu workers, %s%s, thread_per_core: an accept "
+          "loop per worker)\n",
+          bound.to_string().c_str(), rt.workers(), io, tls ? ", tls" : "");
+      std::fflush(stdout);
+      std::vector<weft::JoinHandle<void>> acceptors;
+      for (auto& l : listeners) acceptors.push_back(rt.spawn([&] { accept_loop(l); }));
+      for (auto& a : acceptors) a.join();  // rethrows weft::Cancelled at shutdown
+    }
   } catch (const weft::Cancelled&) {
     return 0;
   } catch (const std::exception& e) {

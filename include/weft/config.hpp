@@ -80,6 +80,19 @@ enum class Strategy {
   work_stealing,
   /// One worker; every fiber runs on it. Config::workers must be 0 or 1.
   single_threaded,
+  /// N workers; a fiber never leaves the worker it starts on (no stealing).
+  /// A fiber spawned by a fiber runs on its spawner's worker; one spawned
+  /// from any other thread is placed round-robin over the workers. Each
+  /// worker takes spawns and wake-ups from other threads through its own
+  /// inbox, and its io_uring ring or epoll instance serves only its own
+  /// fibers (docs/design/scheduler.md, "Thread per core"). Suits
+  /// share-nothing servers: one fiber per connection accepted on each
+  /// worker. A fiber that runs long without yielding delays only its own
+  /// worker's fibers, and nobody takes them over.
+  thread_per_core,
+  /// work_stealing, unless a later version learns to choose (the schema's
+  /// "auto"; Runtime::describe() says what it resolved to).
+  auto_select,
 };
 
 /// The kernel interface behind a Runtime's reactor (docs/design/io.md).
@@ -194,7 +207,8 @@ struct Config {
   /// report instead of going on. Env: WEFT_DEADLOCK_ABORT (0/1).
   bool deadlock_abort = false;
 
-  /// Scheduling strategy. Env: WEFT_STRATEGY (work_stealing|single_threaded).
+  /// Scheduling strategy. Env: WEFT_STRATEGY
+  /// (work_stealing|single_threaded|thread_per_core|auto).
   Strategy strategy = Strategy::work_stealing;
 
   /// Upper bound on the threads of the spawn_blocking pool. Allowed: 1..10000.

@@ -269,13 +269,17 @@ const std::vector<Entry>& entries() {
        Kind::choice,
        0,
        0,
-       1,
+       3,
        false,
        {{"work_stealing", static_cast<std::int64_t>(Strategy::work_stealing)},
-        {"single_threaded", static_cast<std::int64_t>(Strategy::single_threaded)}},
+        {"single_threaded", static_cast<std::int64_t>(Strategy::single_threaded)},
+        {"thread_per_core", static_cast<std::int64_t>(Strategy::thread_per_core)},
+        {"auto", static_cast<std::int64_t>(Strategy::auto_select)}},
        "",
-       "How fibers are placed on workers: work_stealing (N workers stealing from each other) "
-       "or single_threaded (one worker; workers must be 0 or 1).",
+       "How fibers are placed on workers: work_stealing (N workers stealing from each other), "
+       "single_threaded (one worker; workers must be 0 or 1), thread_per_core (N workers; a "
+       "fiber never leaves the worker it starts on; spawns from outside the workers are placed "
+       "round-robin) or auto (work_stealing).",
        false,
        [](const Config& c) { return static_cast<std::int64_t>(c.strategy); },
        [](Config& c, std::int64_t v) { c.strategy = static_cast<Strategy>(v); }},

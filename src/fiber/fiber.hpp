@@ -154,7 +154,17 @@ struct Fiber {
   // shard, RuntimeImpl). Owner-only: written by the fiber, read by it and
   // by the worker that recycles it.
   bool has_labels = false;
-  std::atomic<std::uint32_t> cancel_pins{0};
+  // The index of the worker the fiber is bound to under
+  // Strategy::thread_per_core (its spawner's, or the one placement chose
+  // for a spawn from outside; Worker::owns). Written once by spawn before
+  // the fiber is queued, read by whoever queues it (the queue hand-off
+  // orders the two). Unused under work stealing. 16 bits: at most 1024
+  // workers (Config::workers).
+  std::uint16_t home = 0;
+  // 16 bits, so that home fits the control block's 256 bytes: a pin is held
+  // by one cancellation batch (cancel_node.cpp) for one wake-up, so the
+  // count is at most the threads cancelling this fiber at once.
+  std::atomic<std::uint16_t> cancel_pins{0};
   CancelNode* cancel_scope = nullptr;  // owner-only: the innermost scope
 
   /// Lifecycle transition, checked in debug builds (and WEFT_DEBUG_CHECKS).

@@ -83,10 +83,15 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
       fiber_cap_(config.max_fibers != 0 ? config.max_fibers : UINT64_MAX),
       stack_cap_(config.max_stack_memory != 0 ? config.max_stack_memory : UINT64_MAX),
       epoch_ns_(monotonic_ns()),
+      thread_per_core_(config.strategy == Strategy::thread_per_core),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
       deadlock_report_ns_(config.deadlock_report.count()),
       blocking_(this, config.max_blocking_threads, config.blocking_keep_alive) {
   config_.validate();
+  if (config_.strategy == Strategy::auto_select) {
+    config_.strategy = Strategy::work_stealing;
+    config_.note_derived("strategy", "auto: work_stealing");
+  }
   if (config_.strategy == Strategy::single_threaded) {
     if (config_.workers != 1) {
       config_.workers = 1;
@@ -320,12 +325,30 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
                        nullptr, f->name);
   }
   if (w != nullptr) {
+    // thread_per_core: a fiber spawned by a fiber stays on its spawner's
+    // worker (unused under work stealing).
+    f->home = static_cast<std::uint16_t>(w->index());
     w->bump_spawned();
     w->schedule_local(f, false);
   } else {
     spawned_outside_.fetch_add(1, std::memory_order_relaxed);
-    inject(f);
+    if (thread_per_core_) {
+      place_outside_spawn(f);
+    } else {
+      inject(f);
+    }
   }
+}
+
+void RuntimeImpl::place_outside_spawn(Fiber* f) noexcept {
+  // Round-robin: every worker gets the same share of the spawns from
+  // outside, without reading any worker's load (a least-loaded choice would
+  // read racy queue sizes, and the inboxes have none). relaxed: the counter
+  // only spreads the fibers; the inbox push publishes the fiber.
+  const std::uint32_t turn = next_home_.fetch_add(1, std::memory_order_relaxed);
+  Worker& home = *workers_[turn % workers_.size()];
+  f->home = static_cast<std::uint16_t>(home.index());
+  home.post(f);
 }
 
 // --- injector ---------------------------------------------------------------
@@ -375,6 +398,9 @@ std::size_t RuntimeImpl::take_injected(Fiber** head, std::size_t max) noexcept {
 // --- idle workers -----------------------------------------------------------
 
 void RuntimeImpl::notify_work() noexcept {
+  // thread_per_core: no worker can take another's fibers, so there is
+  // nobody to wake (Worker::post wakes the one worker concerned).
+  if (thread_per_core_) return;
   // seq_cst fence: orders our push (before) against the idle-count load
   // (after); pairs with the seq_cst RMW in add_idle() followed by the
   // sleeper's re-check. Either we see the sleeper, or it sees our work.
@@ -438,7 +464,7 @@ bool RuntimeImpl::wake_one_idle() noexcept {
 bool RuntimeImpl::has_queued_work() const noexcept {
   if (injector_size() != 0) return true;
   for (const auto& w : workers_) {
-    if (w->queued() != 0) return true;
+    if (w->queued() != 0 || !w->inbox_empty()) return true;
   }
   return false;
 }
@@ -863,6 +889,17 @@ void RuntimeImpl::monitor_backstop() noexcept {
   // the tests that must catch lost wake-ups run with it off
   // (Config::wake_backstop), so a lost wake-up hangs there, and are listed
   // with their mutants in tests/mutants/.
+  if (thread_per_core_) {
+    // Only a fiber's own worker can run it: wake that one.
+    if (!config_.wake_backstop) return;
+    const std::uint64_t now = now_tick();
+    for (const auto& w : workers_) {
+      if (w->asleep() && (!w->inbox_empty() || w->driver().timers().next_expiry_hint() <= now)) {
+        w->wake();
+      }
+    }
+    return;
+  }
   if (config_.wake_backstop && idle_count_.load(std::memory_order_relaxed) != 0 &&
       searching_.load(std::memory_order_relaxed) == 0 &&
       (has_queued_work() || earliest_timer_tick() <= now_tick())) {

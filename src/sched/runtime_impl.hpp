@@ -116,6 +116,14 @@ class RuntimeImpl final : public obs::Source {
   /// A no-op otherwise. Best effort: never throws.
   void unpin_current_thread() const noexcept;
 
+  /// True under Strategy::thread_per_core: fibers never leave their home
+  /// worker (Fiber::home). Fixed at construction.
+  bool thread_per_core() const noexcept { return thread_per_core_; }
+  /// thread_per_core: binds f, spawned from a thread that is not one of
+  /// our workers, to the next worker in round-robin order and posts it to
+  /// that worker's inbox. Any thread.
+  void place_outside_spawn(Fiber* f) noexcept;
+
   /// The resolved I/O backend of every worker.
   IoBackend io_backend() const noexcept { return io_backend_; }
   std::size_t worker_count() const noexcept { return workers_.size(); }
@@ -325,6 +333,11 @@ class RuntimeImpl final : public obs::Source {
   std::vector<int> allowed_cpus_;
   std::atomic<std::uint32_t> external_wakes_{0};
   const std::int64_t epoch_ns_;
+  // Strategy::thread_per_core (resolved: auto is work stealing). Immutable.
+  const bool thread_per_core_;
+  // thread_per_core: the round-robin turn of the next spawn from outside
+  // the workers (place_outside_spawn).
+  std::atomic<std::uint32_t> next_home_{0};
   StackAllocator stacks_;
   std::vector<std::unique_ptr<Worker>> workers_;
 

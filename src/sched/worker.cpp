@@ -117,6 +117,7 @@ FiberId allocate_fiber_id_global() noexcept {
 Worker::Worker(RuntimeImpl* rt, int index, std::unique_ptr<Reactor> reactor)
     : rt_(rt),
       index_(index),
+      pinned_fibers_(rt->thread_per_core()),
       starve_ms_(static_cast<std::uint32_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(rt->config().preemption_interval)
               .count())),
@@ -228,6 +229,26 @@ void Worker::wake() noexcept {
   driver_.unpark();
 }
 
+void Worker::post(Fiber* f) noexcept {
+  inbox_.push(f);  // seq_cst: first half of the Dekker pair (inbox.hpp)
+  // seq_cst load: second half (pairs with sleep()'s seq_cst store of true
+  // followed by its seq_cst re-check of the inbox). Either we see the owner
+  // asleep here, or its re-check sees our push. The exchange lets one
+  // producer of a burst pay for the wake-up; the owner stores false once
+  // awake, so a later push finds it awake and drained later (the owner
+  // re-checks its inbox before every sleep).
+  if (sleeping_.load(std::memory_order_seq_cst) &&
+      sleeping_.exchange(false, std::memory_order_seq_cst)) {
+    wake();
+  }
+}
+
+void Worker::pull_inbox() noexcept {
+  FiberList taken;
+  inbox_.take_all(taken);
+  while (Fiber* f = taken.pop_front()) push_deque(f);
+}
+
 // ---------------------------------------------------------------------------
 // Picking the next fiber (owner only).
 
@@ -312,9 +333,13 @@ void Worker::maintenance() noexcept {
   coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
   in_maintenance_ = true;
   poll_driver();
-  pull_injector();
-  if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
-    spill_yielded();
+  if (pinned_fibers_) {
+    pull_inbox();
+  } else {
+    pull_injector();
+    if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
+      spill_yielded();
+    }
   }
   in_maintenance_ = false;
 }
@@ -327,6 +352,10 @@ void Worker::poll_driver() noexcept {
 
 void Worker::schedule_woken(FiberList& woken) noexcept {
   if (woken.empty()) return;
+  if (pinned_fibers_) {
+    schedule_woken_pinned(woken);
+    return;
+  }
   // Wake a worker only for surplus work (Go's findrunnable keeps one netpoll
   // result and injects the rest): one fiber woken while this worker has
   // nothing else to run is run here next, and the wake-up would be wasted -
@@ -342,6 +371,20 @@ void Worker::schedule_woken(FiberList& woken) noexcept {
   // order and completions in completion order.
   while (Fiber* f = woken.pop_front()) push_deque(f);
   if (had_work || !single) rt_->notify_work();
+}
+
+void Worker::schedule_woken_pinned(FiberList& woken) noexcept {
+  // This driver's reactor and wheel serve this worker's fibers only (they
+  // are armed by the fibers running here, which never leave), but a timer
+  // callback may wake any fiber; one of another worker goes home. Same
+  // order as schedule_woken; no notify_work (nobody else may run them).
+  while (Fiber* f = woken.pop_front()) {
+    if (owns(f)) {
+      push_deque(f);
+    } else {
+      rt_->worker(f->home).post(f);
+    }
+  }
 }
 
 void Worker::pull_injector() noexcept {
@@ -365,8 +408,24 @@ void Worker::push_deque(Fiber* f) noexcept {
   Deque::Owner q = own(level);
   nonempty_ |= 1u << level;
   if (q.push(f, coarse_ms_)) return;
+  push_overflow(f);
+}
+
+void Worker::push_overflow(Fiber* f) noexcept {
+  const int level = level_of(f->priority);
+  if (pinned_fibers_) {
+    // No other worker may run f: it waits in the level's owner-only FIFO,
+    // taken when the level's deque is empty (pop_local) or when it has
+    // waited a preemption interval (take_starved). Never spilled back
+    // (spill_yielded is work stealing's).
+    f->queued_ms = coarse_ms_;
+    yielded_[level].push_back(f);
+    yielded_len_.store(yielded_len_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
   // Overflow: move the older half plus f to the injector in one batch
   // (Tokio's push_overflow), so the next pushes are cheap again.
+  Deque::Owner q = own(level);
   Fiber* head = f;
   Fiber* tail = f;
   f->next = nullptr;
@@ -552,8 +611,10 @@ void Worker::resume(Fiber* f) noexcept {
 void Worker::yield_current() noexcept {
   Fiber* self = current_;
   if (fairness_tick()) maintenance();
-  // Idle workers cannot steal from the yielded lists: hand them over.
-  if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0) {
+  // Idle workers cannot steal from the yielded lists: hand them over
+  // (under thread_per_core nobody may take them).
+  if (rt_->idle_workers() != 0 && yielded_len_.load(std::memory_order_relaxed) != 0 &&
+      !pinned_fibers_) {
     spill_yielded();
   }
   Fiber* next = take_oldest(level_of(self->priority));
@@ -652,13 +713,23 @@ bool make_runnable(Fiber* f) noexcept {
 void queue_unparked(Fiber* f, bool by_fiber_code) noexcept {
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() == f->runtime) {
-    w->schedule_local(f, by_fiber_code && w->in_fiber_code());
-  } else {
-    RuntimeImpl* rt = f->runtime;  // f may end once injected
-    rt->begin_external_wake();
-    rt->inject(f);
-    rt->end_external_wake();
+    if (w->owns(f)) {
+      w->schedule_local(f, by_fiber_code && w->in_fiber_code());
+    } else {
+      // thread_per_core, another worker's fiber. The workers outlive
+      // every fiber (~RuntimeImpl), so no external-wake bracket.
+      w->runtime()->worker(f->home).post(f);
+    }
+    return;
   }
+  RuntimeImpl* rt = f->runtime;  // f may end once queued
+  rt->begin_external_wake();
+  if (rt->thread_per_core()) {
+    rt->worker(f->home).post(f);
+  } else {
+    rt->inject(f);
+  }
+  rt->end_external_wake();
 }
 
 }  // namespace
@@ -773,14 +844,20 @@ bool Worker::help_timers() noexcept {
 Fiber* Worker::find_work() noexcept {
   const std::int64_t spin_ns = rt_->spin_before_park_ns();
   const std::int64_t give_up = monotonic_ns() + spin_ns;
-  bool searching = rt_->try_begin_search();
+  // thread_per_core: only this worker's driver and inbox can hold work for
+  // it; it never counts as searching (notify_work wakes nobody there).
+  bool searching = !pinned_fibers_ && rt_->try_begin_search();
   for (;;) {
     coarse_ms_ = static_cast<std::uint32_t>(rt_->now_tick());
     poll_driver();
-    pull_injector();
+    if (pinned_fibers_) {
+      pull_inbox();
+    } else {
+      pull_injector();
+    }
     Fiber* f = pop_local();
     if (f == nullptr && searching) f = steal_from_others();
-    if (f == nullptr && help_timers()) f = pop_local();
+    if (f == nullptr && !pinned_fibers_ && help_timers()) f = pop_local();
     if (f != nullptr) {
       // Go's rule: the last searcher to find work wakes another worker to
       // keep looking, so that parallelism ramps up.
@@ -789,7 +866,7 @@ Fiber* Worker::find_work() noexcept {
     }
     if (rt_->exiting() || monotonic_ns() >= give_up) break;
     for (int i = 0; i < 32; ++i) cpu_relax();
-    if (!searching) searching = rt_->try_begin_search();
+    if (!searching && !pinned_fibers_) searching = rt_->try_begin_search();
   }
   if (searching) rt_->end_search();
   // Out of work for a whole spin: a burst (if any) is over, so give the
@@ -800,18 +877,35 @@ Fiber* Worker::find_work() noexcept {
   return nullptr;
 }
 
+bool Worker::work_after_idle() noexcept {
+  if (driver_.timers().next_expiry_hint() <= rt_->now_tick()) return true;
+  if (!pinned_fibers_) return rt_->has_queued_work();
+  // thread_per_core: only our own queues (pop_local found them empty, but
+  // a timer callback run since may have queued here) and our inbox.
+  return !inbox_.empty() || lifo_ != nullptr || !deques_empty() ||
+         yielded_len_.load(std::memory_order_relaxed) != 0;
+}
+
 void Worker::sleep() noexcept {
   wake_requested_.store(false, std::memory_order_relaxed);
   rt_->add_idle(this);  // seq_cst RMW inside: first half of the Dekker pair
+  // thread_per_core: the same pattern per worker, with post(): store the
+  // flag (seq_cst), then re-check the inbox (seq_cst load in
+  // work_after_idle); the producer pushes (seq_cst RMW), then loads the
+  // flag. One of the two sees the other.
+  if (pinned_fibers_) sleeping_.store(true, std::memory_order_seq_cst);
   // Re-check after announcing idleness: a producer that pushed before it
-  // read the idle count would not wake us (see notify_work).
-  if (rt_->exiting() || rt_->has_queued_work() ||
-      driver_.timers().next_expiry_hint() <= rt_->now_tick()) {
+  // read the idle count (or the flag) would not wake us (see notify_work).
+  if (rt_->exiting() || work_after_idle()) {
+    if (pinned_fibers_) sleeping_.store(false, std::memory_order_relaxed);
     rt_->remove_idle(this);
     return;
   }
   std::int64_t timeout = -1;
-  const std::uint64_t tick = rt_->earliest_timer_tick();
+  // thread_per_core: only our own timers wake us (nobody else's are ours
+  // to fire).
+  const std::uint64_t tick =
+      pinned_fibers_ ? driver_.timers().next_expiry_hint() : rt_->earliest_timer_tick();
   if (tick != TimerWheel::kNone) {
     const std::int64_t due = rt_->epoch_ns() + static_cast<std::int64_t>(tick) * 1'000'000;
     timeout = due - monotonic_ns();
@@ -839,6 +933,7 @@ void Worker::sleep() noexcept {
     woke_idle_ = true;
     if (watching && woken.empty()) rt_->deadlock_check();
   }
+  if (pinned_fibers_) sleeping_.store(false, std::memory_order_relaxed);
   rt_->remove_idle(this);
   schedule_woken(woken);
 }

@@ -55,6 +55,7 @@
 #include "sched/current.hpp"
 #include "sched/deque.hpp"
 #include "sched/driver.hpp"
+#include "sched/inbox.hpp"
 #include "sched/timer_wheel.hpp"
 
 namespace weft::detail {
@@ -118,6 +119,23 @@ class Worker {
   /// Wakes the worker if it sleeps (in its driver's park).
   void wake() noexcept;
 
+  // --- thread_per_core (Strategy::thread_per_core) ------------------------
+  /// True if f may be queued on this worker: always under work stealing;
+  /// under thread_per_core only on f's home worker. Any thread.
+  bool owns(const Fiber* f) const noexcept { return !pinned_fibers_ || f->home == index_; }
+  /// thread_per_core: queues f, runnable and homed here, through this
+  /// worker's inbox, and wakes the worker if it sleeps (exactly this one:
+  /// an eventfd write or ring message through its driver). The protocol
+  /// against a lost wake-up is at sleep() and in docs/design/scheduler.md.
+  /// Any thread; from a thread that is not a worker of this runtime, inside
+  /// RuntimeImpl::begin_external_wake/end_external_wake.
+  void post(Fiber* f) noexcept;
+  /// Racy hint (the owner's sleep re-check reads it with seq_cst): true if
+  /// nothing waits in the inbox. Always true under work stealing.
+  bool inbox_empty() const noexcept { return inbox_.empty(); }
+  /// Racy: the worker is in (or about to enter) its sleep's park.
+  bool asleep() const noexcept { return sleeping_.load(std::memory_order_relaxed); }
+
   // Monitor view (written by the owner with relaxed stores at each switch).
   std::atomic<Fiber*> running{nullptr};
   std::atomic<std::uint64_t> switch_count{0};
@@ -163,7 +181,18 @@ class Worker {
   /// `woken`.
   void schedule_woken(FiberList& woken) noexcept;
   void pull_injector() noexcept;
+  /// thread_per_core: queues what the inbox holds, oldest first.
+  void pull_inbox() noexcept;
+  /// thread_per_core, owner: queues a woken list whose fibers may belong
+  /// to other workers (each goes home).
+  void schedule_woken_pinned(FiberList& woken) noexcept;
   void push_deque(Fiber* f) noexcept;
+  /// push_deque's full-deque case: the older half moves to the injector,
+  /// or under thread_per_core f joins the level's owner-only FIFO.
+  [[gnu::noinline]] void push_overflow(Fiber* f) noexcept;
+  /// sleep()'s re-check after announcing idleness: work this worker may
+  /// run, or a due timer of its own.
+  bool work_after_idle() noexcept;
   Fiber* find_work() noexcept;
   Fiber* steal_from_others() noexcept;
   bool help_timers() noexcept;
@@ -204,6 +233,9 @@ class Worker {
 
   RuntimeImpl* const rt_;
   const int index_;
+  // Strategy::thread_per_core: this worker runs only the fibers homed
+  // here; no stealing, no injector, no helping other workers' timers.
+  const bool pinned_fibers_;
   const std::uint32_t starve_ms_;  // Config::preemption_interval in ms
   // The worker's clock (ms since the runtime's epoch), refreshed on every
   // maintenance tick and search round: cheap stamps for queued fibers.
@@ -220,6 +252,14 @@ class Worker {
   // announcing itself idle and skips its park if it is set by then. So a
   // wake-up that lands between the two is not slept through.
   std::atomic<bool> wake_requested_{false};
+  // thread_per_core: fibers for this worker from other threads (spawns
+  // from outside, wake-ups made elsewhere); drained by the owner only.
+  Inbox inbox_;
+  // thread_per_core: true from the owner's announcement that it is going
+  // to sleep until it is awake again; a producer that finds it true after
+  // its inbox push clears it and wakes the owner (post). Owner stores
+  // true/false; producers exchange. seq_cst: see post() and sleep().
+  std::atomic<bool> sleeping_{false};
   StackCache stacks_;
   std::uint32_t ticks_left_ = kFairnessTick;
   /// True on every kFairnessTick-th scheduling decision.

@@ -229,8 +229,10 @@ TEST_F(ConfigFile, WrongType) {
   expect_error("guard_pages = 1\n",
                ":1: guard_pages: must be true or false (in the environment also 1/0, on/off, "
                "yes/no), got an integer");
-  expect_error("strategy = 1\n",
-               ":1: strategy: must be work_stealing or single_threaded, got an integer");
+  expect_error(
+      "strategy = 1\n",
+      ":1: strategy: must be work_stealing, single_threaded, thread_per_core or auto, got an "
+      "integer");
   expect_error("stack_size = 1.5\n",
                ":1: stack_size: must be a size in 16K..1G bytes (suffixes K, M, G), got a "
                "floating-point number");
@@ -357,3 +359,10 @@ TEST(ConfigDoc, UpToDate) {
 }
 
 }  // namespace
+
+TEST_F(ConfigFile, StrategyThreadPerCoreAndAuto) {
+  EXPECT_EQ(Config::from_file(write("strategy = \"thread_per_core\"\n")).strategy,
+            weft::Strategy::thread_per_core);
+  EXPECT_EQ(Config::from_file(write("strategy = \"auto\"\n")).strategy,
+            weft::Strategy::auto_select);
+}

@@ -217,6 +217,10 @@ TEST_F(ConfigFromEnv, Strategy) {
   EXPECT_EQ(Config::from_env().strategy, weft::Strategy::single_threaded);
   set("WEFT_STRATEGY", "work_stealing");
   EXPECT_EQ(Config::from_env().strategy, weft::Strategy::work_stealing);
+  set("WEFT_STRATEGY", "thread_per_core");
+  EXPECT_EQ(Config::from_env().strategy, weft::Strategy::thread_per_core);
+  set("WEFT_STRATEGY", "auto");
+  EXPECT_EQ(Config::from_env().strategy, weft::Strategy::auto_select);
   set("WEFT_STRATEGY", "bogus");
   EXPECT_INVALID_MENTIONING(Config::from_env(), "WEFT_STRATEGY");
 }
@@ -331,3 +335,13 @@ TEST(SpawnErrors, SpawnOutsideARuntimeThrowsLogicError) {
 }
 
 }  // namespace
+
+// auto resolves to work stealing, and says so in describe().
+TEST(ConfigStrategy, AutoIsWorkStealing) {
+  weft::Config c = weft::test::base_config();
+  c.strategy = weft::Strategy::auto_select;
+  c.workers = 2;
+  weft::Runtime rt(c);
+  EXPECT_EQ(rt.config().strategy, weft::Strategy::work_stealing);
+  EXPECT_NE(rt.describe().find("auto: work_stealing"), std::string::npos) << rt.describe();
+}

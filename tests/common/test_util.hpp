@@ -221,10 +221,22 @@ inline bool test_wake_backstop() {
 }
 
 /// The config every test starts from: defaults (never the other WEFT_*
-/// variables of the environment), with test_wake_backstop().
+/// variables of the environment), with test_wake_backstop(), and with the
+/// strategy WEFT_TEST_STRATEGY names (work_stealing, thread_per_core), so
+/// that a whole suite can be run on another strategy by hand (e.g.
+/// WEFT_TEST_STRATEGY=thread_per_core build/tests/weft_test_chan); an
+/// unknown name fails the test.
 inline weft::Config base_config() {
   weft::Config c;
   c.wake_backstop = test_wake_backstop();
+  if (const char* s = std::getenv("WEFT_TEST_STRATEGY")) {
+    const std::string name = s;
+    if (name == "thread_per_core") {
+      c.strategy = weft::Strategy::thread_per_core;
+    } else if (name != "work_stealing") {
+      ADD_FAILURE() << "WEFT_TEST_STRATEGY=" << name << ": not work_stealing or thread_per_core";
+    }
+  }
   return c;
 }
 
@@ -305,7 +317,9 @@ inline long vm_size_kib() {
 
 /// Test name suffix for a Strategy parameter.
 inline std::string strategy_name(const ::testing::TestParamInfo<weft::Strategy>& info) {
-  return info.param == weft::Strategy::work_stealing ? "work_stealing" : "single_threaded";
+  using weft::Strategy;
+  if (info.param == Strategy::single_threaded) return "single_threaded";
+  return info.param == Strategy::thread_per_core ? "thread_per_core" : "work_stealing";
 }
 
 }  // namespace weft::test
@@ -314,9 +328,11 @@ inline std::string strategy_name(const ::testing::TestParamInfo<weft::Strategy>&
 #define WEFT_INSTANTIATE_WORKERS(Suite) \
   INSTANTIATE_TEST_SUITE_P(Workers, Suite, ::testing::Values(1, 2, 4), ::weft::test::workers_name)
 
-/// Instantiates a TestWithParam<weft::Strategy> suite over both strategies.
-#define WEFT_INSTANTIATE_STRATEGIES(Suite)                                                   \
-  INSTANTIATE_TEST_SUITE_P(                                                                  \
-      Strategies, Suite,                                                                     \
-      ::testing::Values(::weft::Strategy::work_stealing, ::weft::Strategy::single_threaded), \
+/// Instantiates a TestWithParam<weft::Strategy> suite over the strategies
+/// (auto is work_stealing, so it is not repeated).
+#define WEFT_INSTANTIATE_STRATEGIES(Suite)                                                  \
+  INSTANTIATE_TEST_SUITE_P(                                                                 \
+      Strategies, Suite,                                                                    \
+      ::testing::Values(::weft::Strategy::work_stealing, ::weft::Strategy::single_threaded, \
+                        ::weft::Strategy::thread_per_core),                                 \
       ::weft::test::strategy_name)
