@@ -45,6 +45,7 @@ const Table& table() {
              cmd::pubsub_commands(),
              cmd::transaction_commands(),
              cmd::slowlog_commands(),
+             cmd::persistence_commands(),
          }) {
       tab->all.insert(tab->all.end(), group.begin(), group.end());
     }
