@@ -277,6 +277,7 @@ void RdbSaver::cron(std::int64_t now_ms, std::int64_t used_mem) {
     start_background(used_mem);
     return;
   }
+  if (!schedule_on()) return;
   const std::uint64_t dirty = dirty_.load(std::memory_order_relaxed);
   const std::int64_t since = now_ms / 1000 - last_save_s_.load(std::memory_order_relaxed);
   const bool retry_ok = last_ok_.load(std::memory_order_relaxed) ||

@@ -72,6 +72,13 @@ class RdbSaver {
   /// @throws std::bad_alloc.
   bool start_background(std::int64_t used_mem);
 
+  /// CONFIG SET save "": no more automatic saves (nor the save at shutdown).
+  void stop_schedule() noexcept { schedule_on_.store(false, std::memory_order_relaxed); }
+  /// Whether the schedule is on (given at start and not stopped).
+  bool schedule_on() const noexcept {
+    return !schedule_.empty() && schedule_on_.load(std::memory_order_relaxed);
+  }
+
   /// BGSAVE SCHEDULE while one runs: the cron starts another after it.
   void schedule() noexcept { scheduled_.store(true, std::memory_order_relaxed); }
 
@@ -130,6 +137,7 @@ class RdbSaver {
   std::atomic<bool> copying_{false};
   std::atomic<weft::Scope*> scope_{nullptr};  // release/acquire: attach() and its readers
   std::atomic<bool> scheduled_{false};
+  std::atomic<bool> schedule_on_{true};
   std::atomic<bool> running_{false};  // a BGSAVE is in progress (pairs with in_progress())
   weft::Event idle_;                  // set while no BGSAVE runs
   std::atomic<std::uint64_t> dirty_{0};

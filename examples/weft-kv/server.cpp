@@ -90,6 +90,7 @@ void Server::command_done(const Context& ctx, const Command& cmd,
 void Server::settings_changed(std::string_view name) {
   if (name == "appendfsync" && aof_ != nullptr)
     aof_->set_policy(settings_.appendfsync.load(std::memory_order_relaxed));
+  if (name == "save") rdb_.stop_schedule();
 }
 
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {
@@ -235,7 +236,7 @@ void Server::run() {
                    static_cast<long long>(active_.count()));
     // 3. With a save schedule, save on the way out, as Redis's SHUTDOWN
     // does (after a BGSAVE still running).
-    if (!options_.save.empty()) {
+    if (rdb_.schedule_on()) {
       rdb_.wait_idle();
       rdb_.save(used_memory());
     }
