@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
@@ -41,6 +42,31 @@ SaveSchedule parse_save_schedule(std::string_view text) {
 }
 
 namespace {
+
+// Every shard locked, in index order (FLUSHALL's order: no deadlock with
+// multi-key commands), until destruction. @throws weft::Cancelled while
+// waiting (what was taken is released).
+class AllShards {
+ public:
+  explicit AllShards(Keyspace& ks) : ks_(ks) {
+    try {
+      for (; locked_ < Keyspace::kShards; ++locked_) ks_.shard(locked_).mu.lock();
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  ~AllShards() { release(); }
+  AllShards(const AllShards&) = delete;
+  AllShards& operator=(const AllShards&) = delete;
+
+ private:
+  void release() noexcept {
+    while (locked_ != 0) ks_.shard(--locked_).mu.unlock();
+  }
+  Keyspace& ks_;
+  std::size_t locked_ = 0;
+};
 
 constexpr std::size_t kChunk = std::size_t{1} << 20;
 constexpr std::int64_t kRetryDelayMs = 5000;  // Redis's CONFIG_BGSAVE_RETRY_DELAY
@@ -115,17 +141,7 @@ void RdbSaver::Slot::on_first_lock() noexcept {
 bool RdbSaver::save(std::int64_t used_mem) {
   if (in_progress()) return false;
   const std::int64_t started = unix_ms();
-  // Every shard, in index order (FLUSHALL's order: no deadlock with
-  // multi-key commands).
-  std::size_t locked = 0;
-  struct Unlock {
-    Keyspace& ks;
-    std::size_t& n;
-    ~Unlock() {
-      while (n != 0) ks.shard(--n).mu.unlock();
-    }
-  } unlock{ks_, locked};
-  for (; locked < Keyspace::kShards; ++locked) ks_.shard(locked).mu.lock();
+  AllShards all(ks_);
   const std::uint64_t dirty = dirty_.load(std::memory_order_relaxed);
   try {
     write_durably(dir_, path_, [&](auto&& write) {
@@ -183,16 +199,9 @@ void RdbSaver::background(std::int64_t used_mem) {
   std::uint64_t keys = 0, expires = 0, dirty = 0;
   {
     // The instant of the snapshot: every shard held; arm each one's hook.
-    std::size_t locked = 0;
-    struct Unlock {
-      Keyspace& ks;
-      std::size_t& n;
-      ~Unlock() {
-        while (n != 0) ks.shard(--n).mu.unlock();
-      }
-    } unlock{ks_, locked};
+    std::optional<AllShards> all;
     try {
-      for (; locked < Keyspace::kShards; ++locked) ks_.shard(locked).mu.lock();
+      all.emplace(ks_);
     } catch (...) {
       finish(false, started);
       throw;
