@@ -28,6 +28,7 @@
 namespace kv {
 
 struct Context;
+class RdbSaver;  // rdb_save.hpp
 
 /// What commands may ask of the server that runs them. Implemented by
 /// kv::Server; tests implement it to run handlers without a server.
@@ -106,6 +107,9 @@ class Host {
   /// The slow log (SLOWLOG); null where there is none (AOF replay, tests
   /// without one): SLOWLOG then shows an empty log.
   virtual SlowLog* slowlog() noexcept { return nullptr; }
+  /// The RDB saver (SAVE, BGSAVE, LASTSAVE; rdb_save.hpp); null where
+  /// there is none (AOF replay, tests without one).
+  virtual RdbSaver* rdb() noexcept { return nullptr; }
 };
 
 /// What a command handler sees: its arguments, where its reply goes, the

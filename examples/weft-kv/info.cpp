@@ -113,6 +113,7 @@ std::string Server::info(std::string_view section) {
   if (want("persistence")) {
     s += "# Persistence\r\n";
     line(s, "loading:%d", loading_ ? 1 : 0);
+    rdb_.info(s);
     // Redis 7.0's fields (no rewrite exists yet: its status is always ok),
     // then weft-kv's count of failed AOF writes and fdatasyncs.
     const AofStatus st = aof_ != nullptr ? aof_->status() : AofStatus{};

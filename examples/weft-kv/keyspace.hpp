@@ -153,6 +153,19 @@ struct ShardCounters {
 /// enough to tell (another fiber reads either 0 or some other id).
 class ShardMutex {
  public:
+  /// What the next lock() or try_lock() that acquires the mutex (not a
+  /// re-entry) runs, once, with the lock held: BGSAVE's copy of the shard
+  /// as it was when the snapshot began (rdb_save.hpp).
+  class FirstLock {
+   public:
+    virtual void on_first_lock() noexcept = 0;
+
+   protected:
+    ~FirstLock() = default;
+  };
+  /// Arms `hook` (null disarms); call with the lock held.
+  void arm(FirstLock* hook) noexcept { hook_ = hook; }
+
   /// Locks (or re-enters, on the owning fiber). @throws weft::Cancelled
   /// while waiting.
   void lock() {
@@ -184,8 +197,14 @@ class ShardMutex {
   void own() noexcept {
     owner_.store(weft::this_fiber::id(), std::memory_order_relaxed);
     depth_ = 1;
+    if (hook_ != nullptr) [[unlikely]] {
+      FirstLock* h = hook_;
+      hook_ = nullptr;
+      h->on_first_lock();
+    }
   }
   weft::Mutex m_;
+  FirstLock* hook_ = nullptr;            // guarded by m_
   std::atomic<weft::FiberId> owner_{0};  // the holder's fiber id (0: none, or a thread)
   std::uint32_t depth_ = 0;              // guarded by m_
 };

@@ -8,6 +8,7 @@
 #include <system_error>
 #include <vector>
 
+#include "rdb_save.hpp"
 #include "weft/net.hpp"
 
 namespace kv {
@@ -22,7 +23,10 @@ const char* const kUsage =
     "  --io auto|io_uring|epoll  I/O backend (default auto)\n"
     "  --appendonly yes|no     keep an append-only file (default no)\n"
     "  --appendfsync always|everysec|no  when to fsync it (default everysec)\n"
-    "  --dir PATH              directory of appendonly.aof (default .)\n"
+    "  --dir PATH              directory of appendonly.aof and the RDB file (default .)\n"
+    "  --dbfilename NAME       the RDB file's name in --dir (default dump.rdb)\n"
+    "  --save 'SECS CHANGES ...'  BGSAVE after CHANGES writes and SECS seconds\n"
+    "                          (pairs; default '': no automatic saves)\n"
     "  --maxclients N          connections served at once (default 10000)\n"
     "  --maxmemory BYTES       refuse writes above this much data; 0 = no limit\n"
     "                          (suffixes k, kb, m, mb, g, gb as in redis.conf)\n"
@@ -140,6 +144,14 @@ Options parse_options(std::span<char* const> args, bool* help) {
       if (v.empty() || !std::filesystem::is_directory(v, ec))
         throw std::invalid_argument("--dir: '" + std::string(v) + "' is not a directory");
       o.dir = v;
+    } else if (a == "--dbfilename") {
+      if (v.empty() || v.find('/') != std::string_view::npos)
+        throw std::invalid_argument("--dbfilename: '" + std::string(v) +
+                                    "' is not a file name (no '/', not empty)");
+      o.dbfilename = v;
+    } else if (a == "--save") {
+      parse_save_schedule(v);  // throws for a malformed schedule
+      o.save = v;
     } else if (a == "--maxclients") {
       o.maxclients = parse_uint(a, v, 1, 1000000);
     } else if (a == "--maxmemory") {

@@ -22,6 +22,11 @@ struct Options {
   bool appendonly = false;
   FsyncPolicy appendfsync = FsyncPolicy::everysec;
   std::filesystem::path dir = ".";
+  /// The RDB file's name in `dir` (SAVE, BGSAVE, loading at start).
+  std::string dbfilename = "dump.rdb";
+  /// Redis's `save` schedule as given ("3600 1 300 100"; "" for none);
+  /// parse_save_schedule() reads it.
+  std::string save;
   std::size_t maxclients = 10000;
   std::uint64_t maxmemory = 0;  ///< bytes; 0: no limit
   std::uint64_t timeout_s = 0;  ///< client idle timeout, seconds; 0: none

@@ -22,6 +22,8 @@
 
 #include "memory.hpp"
 #include "metrics_http.hpp"
+#include "rdb.hpp"
+#include "weft/fs.hpp"
 #include "weft/signal.hpp"
 
 namespace kv {
@@ -105,11 +107,14 @@ void Server::command_done(const Context& ctx, const Command& cmd,
 void Server::settings_changed(std::string_view name) {
   if (name == "appendfsync" && aof_ != nullptr)
     aof_->set_policy(settings_.appendfsync.load(std::memory_order_relaxed));
+  if (name == "save") rdb_.stop_schedule();
 }
 
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {
   signal_modified_keys(keyspace_, argv);
-  if (aof_ == nullptr || loading_) return;
+  if (loading_) return;
+  rdb_.note_changes(1);
+  if (aof_ == nullptr) return;
   ctx.aof_seq = std::max(ctx.aof_seq, aof_->append(argv));
 }
 
@@ -134,12 +139,47 @@ void Server::load_aof() {
                r.truncated_bytes != 0 ? ", torn tail truncated" : "");
 }
 
+void Server::load_rdb() {
+  std::string file;
+  try {
+    file = weft::fs::read_file(rdb_.path());
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::no_such_file_or_directory) return;
+    throw std::runtime_error("weft-kv: RDB: cannot read '" + rdb_.path().string() +
+                             "': " + e.code().message());
+  }
+  loading_ = true;
+  std::string sink;
+  RdbLoadResult r;
+  try {
+    r = rdb_load(file, unix_ms(), [&](std::span<const std::string_view> argv) {
+      sink.clear();
+      Context ctx{*this, nullptr, argv, sink, unix_ms()};
+      execute(ctx);
+      if (!sink.empty() && sink[0] == '-')
+        throw RdbFormatError("a key could not be rebuilt (" + std::string(argv[0]) + " " +
+                             std::string(argv[1]) + "): " + sink.substr(1, sink.size() - 3));
+    });
+  } catch (const RdbFormatError& e) {
+    loading_ = false;
+    throw std::runtime_error("weft-kv: RDB: '" + rdb_.path().string() +
+                             "' cannot be loaded: " + e.what());
+  }
+  loading_ = false;
+  rdb_.loaded(r.keys, r.expired);
+  std::fprintf(stderr, "weft-kv: RDB: loaded %llu keys from '%s' (%llu expired skipped)\n",
+               static_cast<unsigned long long>(r.keys), rdb_.path().c_str(),
+               static_cast<unsigned long long>(r.expired));
+}
+
 void Server::run() {
   start_ms_ = unix_ms();
   if (options_.appendonly) {
     aof_ = Aof::open(options_.dir, settings_.appendfsync.load(std::memory_order_relaxed));
     load_aof();
     aof_->on_failure([this] { roll_back_unlogged(); });
+  } else {
+    load_rdb();
   }
   // Listen before binding: from here on SIGINT/SIGTERM shut us down
   // cleanly; none is lost, even one that arrives before the watcher runs.
@@ -172,6 +212,7 @@ void Server::run() {
                    sig == SIGINT ? "SIGINT" : "SIGTERM");
       request_shutdown();
     });
+    rdb_.attach(&s);
     s.spawn(named("cron"), [this] { cron(); });
     auto acceptor = s.spawn(named("accept"), [&] { accept_loop(listener, s); });
     std::printf("weft-kv: ready to accept connections on %s (%zu workers, %s, appendonly %s)\n",
@@ -210,11 +251,18 @@ void Server::run() {
     if (!active_.wait_for(std::chrono::seconds(5)))
       std::fprintf(stderr, "weft-kv: %lld connections still busy after 5 s; closing them\n",
                    static_cast<long long>(active_.count()));
-    // 3. Stop the cron, the signal watcher and any straggler.
+    // 3. With a save schedule, save on the way out, as Redis's SHUTDOWN
+    // does (after a BGSAVE still running).
+    if (rdb_.schedule_on()) {
+      rdb_.wait_idle();
+      rdb_.save(used_memory());
+    }
+    // 4. Stop the cron, the signal watcher and any straggler.
     signals.cancel();
     s.cancel();
   });
-  // 4. Make the AOF durable.
+  rdb_.attach(nullptr);
+  // 5. Make the AOF durable.
   if (aof_ != nullptr) aof_->flush_and_sync();
   std::fprintf(stderr, "weft-kv: bye\n");
 }
@@ -735,6 +783,7 @@ void Server::cron() {
         weft::this_fiber::yield();
       }
     }
+    rdb_.cron(unix_ms(), used_memory());
     const std::uint64_t commands = stats_.commands.load(std::memory_order_relaxed);
     const std::int64_t now = unix_ms();
     if (now > last_ms) {

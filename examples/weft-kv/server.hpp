@@ -19,6 +19,7 @@
 #include "keyspace.hpp"
 #include "options.hpp"
 #include "pubsub.hpp"
+#include "rdb_save.hpp"
 #include "slowlog.hpp"
 #include "weft/net.hpp"
 #include "weft/weft.hpp"
@@ -58,6 +59,7 @@ class Server final : public Host {
   void command_done(const Context& ctx, const Command& cmd,
                     std::int64_t duration_us) noexcept override;
   SlowLog* slowlog() noexcept override { return &slowlog_; }
+  RdbSaver* rdb() noexcept override { return &rdb_; }
 
   /// The /metrics page: the runtime's registry (weft::metrics) followed by
   /// the server's own metrics (README.md, "Observability"), Prometheus text
@@ -141,6 +143,10 @@ class Server final : public Host {
   weft::net::TcpListener bind_listener(const weft::net::BindOptions& bo);
   void cron();
   void load_aof();
+  /// Loads the RDB file (rdb_save.hpp's path) when it exists and the AOF
+  /// is off, as Redis's loadDataFromDisk. @throws std::runtime_error
+  /// naming the file and the fault for a malformed one (nothing loaded).
+  void load_rdb();
   /// Waits until the batch's records up to `seq` are durable; replies of
   /// records a failed write discarded become the MISCONF error in `out`.
   void wait_logged(std::string& out, std::vector<Logged>& logged, std::uint64_t seq);
@@ -163,6 +169,7 @@ class Server final : public Host {
   /// and never changed after (so read without a lock); the values count.
   std::unordered_map<const Command*, CommandStat> command_stats_;
   SlowLog slowlog_;
+  RdbSaver rdb_{keyspace_, options_.dir, options_.dbfilename, parse_save_schedule(options_.save)};
 
   std::mutex connections_mu_;  // guards connections_ (short critical sections only)
   std::vector<Connection*> connections_;

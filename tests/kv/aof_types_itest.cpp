@@ -32,42 +32,6 @@ using kv::itest::Server;
 using kv::itest::ServerConfig;
 using weft::test::Checker;
 
-// The elements of an array reply, sorted (a hashtable's order is its own,
-// and Redis's is seeded at random per process); pairs (HGETALL) stay pairs.
-std::string sorted(const Reply& r, std::size_t group) {
-  std::vector<std::string> items;
-  for (std::size_t i = 0; i + group <= r.elements.size(); i += group) {
-    std::string item;
-    for (std::size_t j = 0; j < group; ++j) item += r.elements[i + j].describe() + " ";
-    items.push_back(item);
-  }
-  std::sort(items.begin(), items.end());
-  std::string out;
-  for (const std::string& item : items) out += item + "| ";
-  return out;
-}
-
-// Every key with its type and contents, in key order.
-std::map<std::string, std::string> snapshot(Client& c) {
-  std::map<std::string, std::string> out;
-  for (const Reply& k : c.call({"KEYS", "*"}).elements) {
-    const std::string type = c.call({"TYPE", k.str}).describe();
-    std::string contents;
-    if (type == "+string")
-      contents = c.call({"GET", k.str}).describe();
-    else if (type == "+list")
-      contents = c.call({"LRANGE", k.str, "0", "-1"}).describe();
-    else if (type == "+hash")
-      contents = sorted(c.call({"HGETALL", k.str}), 2);
-    else if (type == "+set")
-      contents = sorted(c.call({"SMEMBERS", k.str}), 1);
-    else if (type == "+zset")
-      contents = c.call({"ZRANGE", k.str, "0", "-1", "WITHSCORES"}).describe();
-    out[k.str] = type + " " + contents;
-  }
-  return out;
-}
-
 // String, bit, hash, set and key writes: each type on keys of its own
 // (k6, k7 strings; k8, k9 hashes; k10, k11 sets), so that every type is
 // still there at the end, and writes that move or store values (RENAME,
@@ -203,7 +167,7 @@ TEST(TypedAof, AMixedWorkloadWithServedBlockingPopsReplaysExactly) {
   EXPECT_GT(served.load(), 0) << "no blocking pop was served: the test lost its point";
 
   Client before_client(server.port());
-  const auto before = snapshot(before_client);
+  const auto before = kv::itest::keyspace_dump(before_client);
   EXPECT_FALSE(before.empty());
   std::map<std::string, int> types;
   for (const auto& [key, value] : before) ++types[value.substr(0, value.find(' '))];
@@ -213,7 +177,7 @@ TEST(TypedAof, AMixedWorkloadWithServedBlockingPopsReplaysExactly) {
   ASSERT_TRUE(server.wait_exit().has_value());
   server.restart();
   Client after_client(server.port());
-  const auto after = snapshot(after_client);
+  const auto after = kv::itest::keyspace_dump(after_client);
   EXPECT_EQ(after.size(), before.size());
   for (const auto& [key, value] : before) {
     const auto it = after.find(key);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -232,13 +233,15 @@ std::vector<std::string> Server::arguments(std::uint16_t port) const {
     a.push_back(value);
     if (name == "appendonly") appendonly_given = true;
   }
-  if (reference_mode()) {
+  if (reference_mode() || (!config_.binary.empty() &&
+                           std::filesystem::path(config_.binary).filename() == "redis-server")) {
     // No RDB snapshots (weft-kv has none), no AOF unless asked, and one
     // database as weft-kv has (so SELECT 1 fails on both).
     a.insert(a.end(), {"--save", "", "--databases", "1"});
     if (!appendonly_given) a.insert(a.end(), {"--appendonly", "no"});
   }
-  a.insert(a.end(), target().extra_args.begin(), target().extra_args.end());
+  if (config_.binary.empty())
+    a.insert(a.end(), target().extra_args.begin(), target().extra_args.end());
   return a;
 }
 
@@ -248,7 +251,9 @@ void Server::start(std::uint16_t fixed_port, const std::function<void()>& after_
     port_ = fixed_port != 0 ? fixed_port : free_port();
     const std::size_t log_from = log_size();
     Command cmd("/bin/sh");
-    cmd.arg("-c").arg("exec \"$0\" \"$@\" >>\"$WEFT_KV_ITEST_LOG\" 2>&1").arg(target().binary);
+    cmd.arg("-c")
+        .arg("exec \"$0\" \"$@\" >>\"$WEFT_KV_ITEST_LOG\" 2>&1")
+        .arg(config_.binary.empty() ? target().binary : config_.binary);
     const auto args = arguments(port_);
     cmd.args(std::span<const std::string>(args));
     cmd.env("WEFT_KV_ITEST_LOG", log_path_.string()).std_in(Stdio::null);
@@ -520,6 +525,43 @@ std::int64_t Info::integer(const std::string& field) const {
     throw std::runtime_error("INFO field " + field + " is not an integer: '" + s + "'");
   }
   return v;
+}
+
+namespace {
+// The elements of an array reply, sorted; pairs (HGETALL) stay pairs.
+std::string sorted_elements(const Reply& r, std::size_t group) {
+  std::vector<std::string> items;
+  for (std::size_t i = 0; i + group <= r.elements.size(); i += group) {
+    std::string item;
+    for (std::size_t j = 0; j < group; ++j) item += r.elements[i + j].describe() + " ";
+    items.push_back(item);
+  }
+  std::sort(items.begin(), items.end());
+  std::string out;
+  for (const std::string& item : items) out += item + "| ";
+  return out;
+}
+}  // namespace
+
+std::map<std::string, std::string> keyspace_dump(Client& c, bool with_ttl) {
+  std::map<std::string, std::string> out;
+  for (const Reply& k : c.call({"KEYS", "*"}).elements) {
+    const std::string type = c.call({"TYPE", k.str}).describe();
+    std::string contents;
+    if (type == "+string")
+      contents = c.call({"GET", k.str}).describe();
+    else if (type == "+list")
+      contents = c.call({"LRANGE", k.str, "0", "-1"}).describe();
+    else if (type == "+hash")
+      contents = sorted_elements(c.call({"HGETALL", k.str}), 2);
+    else if (type == "+set")
+      contents = sorted_elements(c.call({"SMEMBERS", k.str}), 1);
+    else if (type == "+zset")
+      contents = c.call({"ZRANGE", k.str, "0", "-1", "WITHSCORES"}).describe();
+    if (with_ttl) contents += " ttl " + c.call({"PEXPIRETIME", k.str}).describe();
+    out[k.str] = type + " " + contents;
+  }
+  return out;
 }
 
 Info parse_info(std::string_view text) {

@@ -121,6 +121,9 @@ struct ServerConfig {
   /// The data directory (--dir); empty: a fresh temporary directory that
   /// the Server removes.
   std::filesystem::path dir;
+  /// The executable; empty: the server under test (target()). A
+  /// redis-server here gets the reference's extra arguments.
+  std::string binary = {};
 };
 
 /// Environment variables for a server process (e.g. WEFT_FAULTS).
@@ -275,6 +278,13 @@ struct Info {
 /// Parses INFO's bulk text. @throws ProtocolViolation for a line that is
 /// neither a header, a field nor empty.
 Info parse_info(std::string_view text);
+
+/// Every key with its type and contents, in key order: "+string <GET>",
+/// LRANGE for a list, ZRANGE WITHSCORES for a sorted set, SMEMBERS and
+/// HGETALL sorted (a hashtable's order is each server's own); with
+/// `with_ttl`, PEXPIRETIME (absolute Unix ms, -1 for none) too. Not atomic
+/// (a KEYS, then one call per key): compare while nothing writes.
+std::map<std::string, std::string> keyspace_dump(Client& c, bool with_ttl = false);
 /// Sends INFO [section] and parses the reply.
 Info info(Client& c, const std::string& section = "");
 

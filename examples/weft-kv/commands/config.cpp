@@ -108,7 +108,7 @@ std::string value_of(Host& host, const Param& p) {
     case Kind::fsync:
       return fsync_policy_name(s.appendfsync.load(std::memory_order_relaxed));
     case Kind::save:
-      return "";
+      return o.save;
     case Kind::password:
       return s.requirepass.get();
     case Kind::fixed:
@@ -182,7 +182,10 @@ bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& e
       return true;
     case Kind::save:
       if (!v.empty())
-        return error = "weft-kv keeps no RDB snapshots: save accepts \"\" only", false;
+        return error =
+                   "weft-kv sets the save schedule at start (--save): CONFIG SET save accepts \"\" "
+                   "only",
+               false;
       return true;
     case Kind::password:
       return true;

@@ -41,5 +41,7 @@ std::span<const Command> pubsub_commands() noexcept;
 std::span<const Command> transaction_commands() noexcept;
 /// SLOWLOG GET/LEN/RESET/HELP (slowlog.cpp).
 std::span<const Command> slowlog_commands() noexcept;
+/// SAVE, BGSAVE, LASTSAVE (persistence.cpp).
+std::span<const Command> persistence_commands() noexcept;
 
 }  // namespace kv::cmd

@@ -46,6 +46,7 @@ const Table& table() {
              cmd::pubsub_commands(),
              cmd::transaction_commands(),
              cmd::slowlog_commands(),
+             cmd::persistence_commands(),
          }) {
       tab->all.insert(tab->all.end(), group.begin(), group.end());
     }

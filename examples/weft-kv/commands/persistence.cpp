@@ -1,0 +1,81 @@
+// weft-kv commands: SAVE, BGSAVE, LASTSAVE (Redis's rdb.c saveCommand,
+// bgsaveCommand, lastsaveCommand), over the server's RDB saver
+// (rdb_save.hpp, Host::rdb).
+#include <string>
+#include <string_view>
+
+#include "commands/groups.hpp"
+#include "commands/util.hpp"
+#include "rdb_save.hpp"
+
+namespace kv::cmd {
+namespace {
+
+void cmd_save(Context& c) {
+  RdbSaver* rdb = c.host.rdb();
+  if (rdb != nullptr && rdb->in_progress())
+    return err(c, "ERR Background save already in progress");
+  if (rdb == nullptr || !rdb->save(c.host.used_memory())) return err(c, "ERR");
+  Reply::simple(c.out, "OK");
+}
+
+void cmd_bgsave(Context& c) {
+  bool schedule = false;
+  if (c.argv.size() > 1) {
+    if (c.argv.size() == 2 && eq_ci(c.argv[1], "schedule"))
+      schedule = true;
+    else
+      return err(c, "ERR syntax error");
+  }
+  RdbSaver* rdb = c.host.rdb();
+  if (rdb == nullptr) return err(c, "ERR");
+  if (rdb->in_progress()) {
+    if (!schedule) return err(c, "ERR Background save already in progress");
+    rdb->schedule();
+    return Reply::simple(c.out, "Background saving scheduled");
+  }
+  if (!rdb->start_background(c.host.used_memory())) {
+    if (schedule) {
+      rdb->schedule();
+      return Reply::simple(c.out, "Background saving scheduled");
+    }
+    return err(c, "ERR Background save already in progress");
+  }
+  Reply::simple(c.out, "Background saving started");
+}
+
+void cmd_lastsave(Context& c) {
+  RdbSaver* rdb = c.host.rdb();
+  Reply::integer(c.out, rdb != nullptr ? rdb->last_save_s() : 0);
+}
+
+}  // namespace
+
+std::span<const Command> persistence_commands() noexcept {
+  static const Command kTable[] = {
+      {"save",
+       1,
+       kAdmin | kNoScript | kNoAsyncLoading | kNoMulti,
+       "@admin @slow @dangerous",
+       "",
+       {},
+       cmd_save},
+      {"bgsave",
+       -1,
+       kAdmin | kNoScript | kNoAsyncLoading,
+       "@admin @slow @dangerous",
+       "",
+       {},
+       cmd_bgsave},
+      {"lastsave",
+       1,
+       kLoading | kStale | kFast,
+       "@admin @fast @dangerous",
+       "nondeterministic_output",
+       {},
+       cmd_lastsave},
+  };
+  return kTable;
+}
+
+}  // namespace kv::cmd
