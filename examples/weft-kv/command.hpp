@@ -27,6 +27,7 @@
 namespace kv {
 
 struct Context;
+class Evictor;
 
 /// What commands may ask of the server that runs them. Implemented by
 /// kv::Server; tests implement it to run handlers without a server.
@@ -96,6 +97,10 @@ class Host {
   /// The slow log (SLOWLOG); null where there is none (AOF replay, tests
   /// without one): SLOWLOG then shows an empty log.
   virtual SlowLog* slowlog() noexcept { return nullptr; }
+  /// Eviction under maxmemory (evict.hpp); null where there is none (AOF
+  /// replay, tests without one): memory above maxmemory then refuses
+  /// writes as noeviction does.
+  virtual Evictor* evictor() noexcept { return nullptr; }
 };
 
 /// What a command handler sees: its arguments, where its reply goes, the

@@ -107,7 +107,8 @@ std::string Server::info(std::string_view section) {
     const std::uint64_t maxmemory = settings_.maxmemory.load(std::memory_order_relaxed);
     line(s, "maxmemory:%llu", static_cast<unsigned long long>(maxmemory));
     line(s, "maxmemory_human:%s", human_bytes(static_cast<std::int64_t>(maxmemory)).c_str());
-    line(s, "maxmemory_policy:noeviction");
+    line(s, "maxmemory_policy:%s",
+         policy_name(settings_.maxmemory_policy.load(std::memory_order_relaxed)));
     s += "\r\n";
   }
   if (want("persistence")) {
@@ -147,7 +148,7 @@ std::string Server::info(std::string_view section) {
     line(s, "rejected_connections:%llu",
          static_cast<unsigned long long>(stats_.rejected.load(std::memory_order_relaxed)));
     line(s, "expired_keys:%llu", static_cast<unsigned long long>(keyspace_.expired()));
-    line(s, "evicted_keys:0");
+    line(s, "evicted_keys:%llu", static_cast<unsigned long long>(evictor_.evicted()));
     line(s, "keyspace_hits:%llu",
          static_cast<unsigned long long>(stats_.hits.load(std::memory_order_relaxed)));
     line(s, "keyspace_misses:%llu",
@@ -322,7 +323,8 @@ std::string Server::metrics_text() {
       {"weft_kv_expired_keys_total", "counter", "Keys deleted because their TTL passed.",
        static_cast<double>(keyspace_.expired())},
       {"weft_kv_evicted_keys_total", "counter",
-       "Keys evicted for maxmemory (always 0: the policy is noeviction).", 0},
+       "Keys evicted for maxmemory by maxmemory-policy (INFO's evicted_keys).",
+       static_cast<double>(evictor_.evicted())},
       {"weft_kv_pubsub_channels", "gauge", "Channels with at least one subscriber.",
        static_cast<double>(pubsub_.channel_count())},
       {"weft_kv_pubsub_patterns", "gauge", "Pattern subscriptions.",

@@ -16,6 +16,7 @@
 #include "aof.hpp"
 #include "client.hpp"
 #include "command.hpp"
+#include "evict.hpp"
 #include "keyspace.hpp"
 #include "options.hpp"
 #include "pubsub.hpp"
@@ -57,6 +58,7 @@ class Server final : public Host {
   void command_done(const Context& ctx, const Command& cmd,
                     std::int64_t duration_us) noexcept override;
   SlowLog* slowlog() noexcept override { return &slowlog_; }
+  Evictor* evictor() noexcept override { return &evictor_; }
 
   /// The /metrics page: the runtime's registry (weft::metrics) followed by
   /// the server's own metrics (README.md, "Observability"), Prometheus text
@@ -162,6 +164,7 @@ class Server final : public Host {
   /// and never changed after (so read without a lock); the values count.
   std::unordered_map<const Command*, CommandStat> command_stats_;
   SlowLog slowlog_;
+  Evictor evictor_;
 
   std::mutex connections_mu_;  // guards connections_ (short critical sections only)
   std::vector<Connection*> connections_;

@@ -28,6 +28,7 @@ enum class Kind : std::uint8_t {
   integer,  ///< string2ll, then the bounds
   memory,   ///< memtoull (k, kb, m, mb, g, gb), then the bounds
   fsync,    ///< the enum everysec | always | no
+  policy,   ///< the enum maxmemory-policy (policy.hpp)
   save,     ///< "" only: weft-kv keeps no RDB snapshots
   fixed,    ///< reported, not settable (immutable in weft-kv)
 };
@@ -76,12 +77,15 @@ constexpr Param kParams[] = {
     {"slowlog-log-slower-than", Kind::integer, false, -1, LLONG_MAX,
      &Settings::slowlog_log_slower_than},
     {"slowlog-max-len", Kind::integer, true, 0, kLongMax, &Settings::slowlog_max_len},
+    {"maxmemory-policy", Kind::policy, false, 0, 0, nullptr},
+    {"maxmemory-samples", Kind::integer, false, 1, INT_MAX, &Settings::maxmemory_samples},
+    {"lfu-log-factor", Kind::integer, false, 0, INT_MAX, &Settings::lfu_log_factor},
+    {"lfu-decay-time", Kind::integer, false, 0, INT_MAX, &Settings::lfu_decay_time},
     {"bind", Kind::fixed, false, 0, 0, nullptr},
     {"port", Kind::fixed, false, 0, 0, nullptr},
     {"appendonly", Kind::fixed, false, 0, 0, nullptr},
     {"dir", Kind::fixed, false, 0, 0, nullptr},
     {"maxclients", Kind::fixed, false, 0, 0, nullptr},
-    {"maxmemory-policy", Kind::fixed, false, 0, 0, nullptr},
     {"databases", Kind::fixed, false, 0, 0, nullptr},
     {"proto-max-bulk-len", Kind::fixed, false, 0, 0, nullptr},
     {"client-output-buffer-limit", Kind::fixed, false, 0, 0, nullptr},
@@ -105,6 +109,8 @@ std::string value_of(Host& host, const Param& p) {
       return std::to_string(s.timeout_s.load(std::memory_order_relaxed));
     case Kind::fsync:
       return fsync_policy_name(s.appendfsync.load(std::memory_order_relaxed));
+    case Kind::policy:
+      return policy_name(s.maxmemory_policy.load(std::memory_order_relaxed));
     case Kind::save:
       return "";
     case Kind::fixed:
@@ -115,7 +121,6 @@ std::string value_of(Host& host, const Param& p) {
   if (name == "appendonly") return o.appendonly ? "yes" : "no";
   if (name == "dir") return std::filesystem::absolute(o.dir).string();
   if (name == "maxclients") return std::to_string(o.maxclients);
-  if (name == "maxmemory-policy") return "noeviction";
   if (name == "databases") return "1";
   if (name == "client-output-buffer-limit")
     return "normal " + std::to_string(o.output_limit.hard) + " " +
@@ -162,6 +167,7 @@ bool parse_memory(std::string_view v, unsigned long long& out) {
 struct Parsed {
   long long n = 0;
   FsyncPolicy fsync = FsyncPolicy::everysec;
+  MaxmemoryPolicy policy = MaxmemoryPolicy::noeviction;
 };
 
 bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& error) {
@@ -176,6 +182,19 @@ bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& e
       else
         return error = "argument(s) must be one of the following: everysec, always, no", false;
       return true;
+    case Kind::policy: {
+      const auto p = parse_policy(v);
+      if (!p) {
+        error = "argument(s) must be one of the following: ";
+        for (const MaxmemoryPolicy q : kMaxmemoryPolicies) {
+          if (q != kMaxmemoryPolicies[0]) error += ", ";
+          error += policy_name(q);
+        }
+        return false;
+      }
+      out.policy = *p;
+      return true;
+    }
     case Kind::save:
       if (!v.empty())
         return error = "weft-kv keeps no RDB snapshots: save accepts \"\" only", false;
@@ -215,6 +234,8 @@ void store(Host& host, const Param& p, const Parsed& v) {
   const std::string_view name = p.name;
   if (p.kind == Kind::fsync) {
     s.appendfsync.store(v.fsync, std::memory_order_relaxed);
+  } else if (p.kind == Kind::policy) {
+    s.maxmemory_policy.store(v.policy, std::memory_order_relaxed);
   } else if (p.field != nullptr) {
     (s.*p.field).store(v.n, std::memory_order_relaxed);
   } else if (name == "maxmemory") {
