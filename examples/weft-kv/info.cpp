@@ -74,12 +74,15 @@ std::string Server::info(std::string_view section) {
     s += "\r\n";
   }
   if (want("memory")) {
-    // used_memory is the allocator's count of bytes held, as Redis's
-    // (zmalloc_used_memory); maxmemory is checked against used_memory()'s
-    // estimate of data and client buffers (used_memory_dataset + buffers),
-    // which does not include the runtime's own memory.
+    // used_memory is what maxmemory is checked against, as in Redis: the
+    // keyspace's allocations as the allocator sizes them
+    // (malloc_usable_size; Shard::cost) plus client buffers. The
+    // allocator's own total (allocator_allocated, jemalloc's view when
+    // linked) also holds the runtime's stacks and caches, which evicting
+    // keys cannot free: a limit on it could evict every key and still be
+    // over.
     const AllocatorStats a = allocator_stats();
-    const std::int64_t used = a.allocated != 0 ? a.allocated : used_memory();
+    const std::int64_t used = used_memory();
     const std::int64_t rss = rss_bytes();
     const auto ratio = [](std::int64_t x, std::int64_t y) {
       return y > 0 ? static_cast<double>(x) / static_cast<double>(y) : 0.0;
