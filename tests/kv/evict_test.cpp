@@ -46,6 +46,25 @@ bool exists(kv::Keyspace& ks, const std::string& key) {
   return sh.find_raw(key, h) != nullptr;
 }
 
+// Makes h evict with `ev` under `policy`, sampling 100 keys per choice:
+// every key of these small keyspaces, so the choice is exact.
+void use_evictor(FakeHost& h, kv::Evictor& ev, kv::MaxmemoryPolicy policy) {
+  h.evictor_ = &ev;
+  h.settings_.maxmemory_policy = policy;
+  h.settings_.maxmemory_samples = 100;
+}
+
+// Runs body(host, evictor) on a runtime, the host evicting under `policy`.
+template <class F>
+void with_evictor(kv::MaxmemoryPolicy policy, F&& body) {
+  on_runtime([&] {
+    FakeHost h;
+    kv::Evictor ev;
+    use_evictor(h, ev, policy);
+    body(h, ev);
+  });
+}
+
 // Evicts until used memory is `excess` bytes lower (Redis frees at least
 // the excess; one key here, as every key is larger than 1 byte).
 bool evict(FakeHost& h, kv::Evictor& ev, std::int64_t excess = 1) {
@@ -160,12 +179,7 @@ TEST(KvEvictionPool, KeepsTheHighestScoresSortedAscending) {
 // --- the evictor ----------------------------------------------------------------
 
 TEST(KvEvictor, AllkeysLruEvictsTheLongestIdleFirst) {
-  on_runtime([] {
-    FakeHost h;
-    kv::Evictor ev;
-    h.evictor_ = &ev;
-    h.settings_.maxmemory_policy = kv::MaxmemoryPolicy::allkeys_lru;
-    h.settings_.maxmemory_samples = 100;  // every key sampled: the choice is exact
+  with_evictor(kv::MaxmemoryPolicy::allkeys_lru, [](FakeHost& h, kv::Evictor& ev) {
     const std::uint32_t now = kv::lru_clock(kv::unix_ms());
     for (int i = 0; i < 40; ++i) put(h.ks, "k" + std::to_string(i), 100, -1, now - i);
     for (int i = 39; i >= 36; --i) {
@@ -181,12 +195,7 @@ TEST(KvEvictor, AllkeysLruEvictsTheLongestIdleFirst) {
 }
 
 TEST(KvEvictor, AllkeysLfuEvictsTheLeastFrequentFirst) {
-  on_runtime([] {
-    FakeHost h;
-    kv::Evictor ev;
-    h.evictor_ = &ev;
-    h.settings_.maxmemory_policy = kv::MaxmemoryPolicy::allkeys_lfu;
-    h.settings_.maxmemory_samples = 100;
+  with_evictor(kv::MaxmemoryPolicy::allkeys_lfu, [](FakeHost& h, kv::Evictor& ev) {
     h.ks.access_clock().lfu = true;
     const std::uint32_t minutes = kv::lfu_minutes(kv::unix_ms());
     for (int i = 0; i < 40; ++i)
@@ -201,12 +210,7 @@ TEST(KvEvictor, AllkeysLfuEvictsTheLeastFrequentFirst) {
 }
 
 TEST(KvEvictor, LfuDecayMakesAnOldFrequentKeyEvictable) {
-  on_runtime([] {
-    FakeHost h;
-    kv::Evictor ev;
-    h.evictor_ = &ev;
-    h.settings_.maxmemory_policy = kv::MaxmemoryPolicy::allkeys_lfu;
-    h.settings_.maxmemory_samples = 100;
+  with_evictor(kv::MaxmemoryPolicy::allkeys_lfu, [](FakeHost& h, kv::Evictor& ev) {
     h.settings_.lfu_decay_time = 1;
     const std::uint32_t minutes = kv::lfu_minutes(kv::unix_ms());
     // "old" had 50 hits' worth 45 minutes ago: decayed to 5, below "new"'s 8.
@@ -219,12 +223,7 @@ TEST(KvEvictor, LfuDecayMakesAnOldFrequentKeyEvictable) {
 }
 
 TEST(KvEvictor, VolatileTtlEvictsTheNearestExpiryFirst) {
-  on_runtime([] {
-    FakeHost h;
-    kv::Evictor ev;
-    h.evictor_ = &ev;
-    h.settings_.maxmemory_policy = kv::MaxmemoryPolicy::volatile_ttl;
-    h.settings_.maxmemory_samples = 100;
+  with_evictor(kv::MaxmemoryPolicy::volatile_ttl, [](FakeHost& h, kv::Evictor& ev) {
     const std::int64_t now = kv::unix_ms();
     for (int i = 0; i < 20; ++i) put(h.ks, "p" + std::to_string(i), 100, -1, 0);
     for (int i = 0; i < 10; ++i)
