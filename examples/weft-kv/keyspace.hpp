@@ -333,7 +333,9 @@ class Shard {
 /// shards' mutexes.
 class Keyspace {
  public:
-  Keyspace() noexcept {
+  /// Empty shards that read this keyspace's AccessClock. @throws
+  /// std::bad_alloc.
+  Keyspace() {
     for (Shard& s : shards_) s.use_clock(&clock_);
   }
   Keyspace(const Keyspace&) = delete;
