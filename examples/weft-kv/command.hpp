@@ -29,6 +29,7 @@ namespace kv {
 
 struct Context;
 class RdbSaver;  // rdb_save.hpp
+class Evictor;
 
 /// What commands may ask of the server that runs them. Implemented by
 /// kv::Server; tests implement it to run handlers without a server.
@@ -110,6 +111,10 @@ class Host {
   /// The RDB saver (SAVE, BGSAVE, LASTSAVE; rdb_save.hpp); null where
   /// there is none (AOF replay, tests without one).
   virtual RdbSaver* rdb() noexcept { return nullptr; }
+  /// Eviction under maxmemory (evict.hpp); null where there is none (AOF
+  /// replay, tests without one): memory above maxmemory then refuses
+  /// writes as noeviction does.
+  virtual Evictor* evictor() noexcept { return nullptr; }
 };
 
 /// What a command handler sees: its arguments, where its reply goes, the

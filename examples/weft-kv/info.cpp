@@ -74,12 +74,15 @@ std::string Server::info(std::string_view section) {
     s += "\r\n";
   }
   if (want("memory")) {
-    // used_memory is the allocator's count of bytes held, as Redis's
-    // (zmalloc_used_memory); maxmemory is checked against used_memory()'s
-    // estimate of data and client buffers (used_memory_dataset + buffers),
-    // which does not include the runtime's own memory.
+    // used_memory is what maxmemory is checked against, as in Redis: the
+    // keyspace's allocations as the allocator sizes them
+    // (malloc_usable_size; Shard::cost) plus client buffers. The
+    // allocator's own total (allocator_allocated, jemalloc's view when
+    // linked) also holds the runtime's stacks and caches, which evicting
+    // keys cannot free: a limit on it could evict every key and still be
+    // over.
     const AllocatorStats a = allocator_stats();
-    const std::int64_t used = a.allocated != 0 ? a.allocated : used_memory();
+    const std::int64_t used = used_memory();
     const std::int64_t rss = rss_bytes();
     const auto ratio = [](std::int64_t x, std::int64_t y) {
       return y > 0 ? static_cast<double>(x) / static_cast<double>(y) : 0.0;
@@ -107,7 +110,8 @@ std::string Server::info(std::string_view section) {
     const std::uint64_t maxmemory = settings_.maxmemory.load(std::memory_order_relaxed);
     line(s, "maxmemory:%llu", static_cast<unsigned long long>(maxmemory));
     line(s, "maxmemory_human:%s", human_bytes(static_cast<std::int64_t>(maxmemory)).c_str());
-    line(s, "maxmemory_policy:noeviction");
+    line(s, "maxmemory_policy:%s",
+         policy_name(settings_.maxmemory_policy.load(std::memory_order_relaxed)));
     s += "\r\n";
   }
   if (want("persistence")) {
@@ -148,7 +152,7 @@ std::string Server::info(std::string_view section) {
     line(s, "rejected_connections:%llu",
          static_cast<unsigned long long>(stats_.rejected.load(std::memory_order_relaxed)));
     line(s, "expired_keys:%llu", static_cast<unsigned long long>(keyspace_.expired()));
-    line(s, "evicted_keys:0");
+    line(s, "evicted_keys:%llu", static_cast<unsigned long long>(evictor_.evicted()));
     line(s, "keyspace_hits:%llu",
          static_cast<unsigned long long>(stats_.hits.load(std::memory_order_relaxed)));
     line(s, "keyspace_misses:%llu",
@@ -325,7 +329,8 @@ std::string Server::metrics_text() {
       {"weft_kv_expired_keys_total", "counter", "Keys deleted because their TTL passed.",
        static_cast<double>(keyspace_.expired())},
       {"weft_kv_evicted_keys_total", "counter",
-       "Keys evicted for maxmemory (always 0: the policy is noeviction).", 0},
+       "Keys evicted for maxmemory by maxmemory-policy (INFO's evicted_keys).",
+       static_cast<double>(evictor_.evicted())},
       {"weft_kv_pubsub_channels", "gauge", "Channels with at least one subscriber.",
        static_cast<double>(pubsub_.channel_count())},
       {"weft_kv_pubsub_patterns", "gauge", "Pattern subscriptions.",

@@ -1,11 +1,15 @@
 // weft-kv keyspace: see keyspace.hpp.
 #include "keyspace.hpp"
 
+#include <malloc.h>
+
 #include <cctype>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+
+#include "evict.hpp"
 
 namespace kv {
 
@@ -60,13 +64,47 @@ Entry* Shard::find(std::string_view key, std::uint64_t h, std::int64_t now, bool
                             std::memory_order_relaxed);
     return nullptr;
   }
-  if (touch) e->access_clock = lru_clock(now);
+  if (touch) this->touch(e, now);
   return e;
 }
 
+const AccessClock Shard::kLruClock{};
+
+void Shard::touch(Entry* e, std::int64_t now) noexcept {
+  if (!clock_->lfu.load(std::memory_order_relaxed)) {
+    e->access_clock = lru_clock(now);
+    return;
+  }
+  // Redis's updateLFU: decay for the minutes elapsed, then the
+  // logarithmic increment, stamped with the current minutes.
+  const std::uint32_t minutes = lfu_minutes(now);
+  std::uint8_t counter = lfu_decr_and_return(
+      e->access_clock, minutes, clock_->lfu_decay_time.load(std::memory_order_relaxed));
+  const double r = static_cast<double>(rng_() - std::minstd_rand::min()) /
+                   static_cast<double>(std::minstd_rand::max() - std::minstd_rand::min());
+  counter = lfu_log_incr(counter, clock_->lfu_log_factor.load(std::memory_order_relaxed), r);
+  e->access_clock = lfu_clock(minutes, counter);
+}
+
+Entry* Shard::random_candidate(bool with_ttl) noexcept {
+  if (!with_ttl) return table_.random(rng_);
+  return expires_.empty() ? nullptr : expires_[rng_() % expires_.size()];
+}
+
+namespace {
+// The allocator's usable size of a string's heap buffer; 0 when the text
+// lives in the std::string itself (the short-string buffer).
+std::int64_t heap_bytes(const std::string& s) noexcept {
+  const auto p = reinterpret_cast<std::uintptr_t>(s.data());
+  const auto self = reinterpret_cast<std::uintptr_t>(&s);
+  if (p >= self && p < self + sizeof s) return 0;
+  return static_cast<std::int64_t>(::malloc_usable_size(const_cast<char*>(s.data())));
+}
+}  // namespace
+
 std::int64_t Shard::cost(const Entry& e) noexcept {
-  return kEntryOverhead + static_cast<std::int64_t>(e.key.size() + e.value.size()) +
-         (e.object ? e.object->bytes() : 0);
+  return static_cast<std::int64_t>(::malloc_usable_size(const_cast<Entry*>(&e)) + sizeof(Entry*)) +
+         heap_bytes(e.key) + heap_bytes(e.value) + (e.object ? e.object->bytes() : 0);
 }
 
 void Shard::recharge(Entry* e) noexcept {
@@ -78,7 +116,11 @@ void Shard::recharge(Entry* e) noexcept {
 Entry* Shard::insert(std::string_view key, std::uint64_t h) {
   Entry* e = table_.insert(key, h);
   signal_modified(key);
-  e->access_clock = lru_clock(unix_ms());
+  // Redis's createObject: the LRU clock, or LFU_INIT_VAL at the current minutes.
+  const std::int64_t now = unix_ms();
+  e->access_clock = clock_->lfu.load(std::memory_order_relaxed)
+                        ? lfu_clock(lfu_minutes(now), kLfuInitVal)
+                        : lru_clock(now);
   bump(counters_.keys, 1);
   recharge(e);
   return e;

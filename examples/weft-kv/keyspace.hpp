@@ -123,6 +123,18 @@ inline std::uint32_t lru_clock(std::int64_t unix_ms) noexcept {
   return static_cast<std::uint32_t>(unix_ms / 1000) & 0xFFFFFFu;
 }
 
+/// What Entry::access_clock holds and how an access updates it, as Redis's
+/// robj.lru (evict.hpp has the formulas): the LRU clock, or under an LFU
+/// policy 16 bits of minutes (the last decay) and an 8-bit logarithmic
+/// access counter. The server copies these from its Settings; relaxed
+/// atomics, read by shards under their own locks (nothing else is
+/// published through them).
+struct AccessClock {
+  std::atomic<bool> lfu{false};                  ///< an LFU maxmemory-policy
+  std::atomic<std::int64_t> lfu_log_factor{10};  ///< `lfu-log-factor`
+  std::atomic<std::int64_t> lfu_decay_time{1};   ///< `lfu-decay-time`, minutes
+};
+
 /// The keyspace's table: a Dict of Entries (dict.hpp: power-of-two
 /// buckets, Redis's scan cursor). Not thread-safe: its Shard's mutex
 /// guards it.
@@ -279,22 +291,60 @@ class Shard {
   /// expired ones; returns {sampled, deleted}.
   std::pair<std::size_t, std::size_t> expire_sample(std::size_t n, std::int64_t now);
 
+  /// Eviction's random pick (evict.hpp): a key chosen at random among all
+  /// keys, or among those with a TTL when `with_ttl`; nullptr when there is
+  /// none. Expired keys not yet deleted are candidates too, as in Redis.
+  Entry* random_candidate(bool with_ttl) noexcept;
+  /// Eviction's sample (Redis's dictGetSomeKeys): calls visit(const
+  /// Entry&) for up to `n` distinct keys (all keys, or those with a TTL),
+  /// read on from a random place; all of them when there are at most `n`.
+  template <class F>
+  void sample(bool with_ttl, std::size_t n, F&& visit) const {
+    if (with_ttl) {
+      const std::size_t size = expires_.size();
+      if (size == 0) return;
+      const std::size_t start = rng_() % size;
+      for (std::size_t i = 0; i < n && i < size; ++i) visit(*expires_[(start + i) % size]);
+      return;
+    }
+    // Consecutive buckets in cursor order from a random one: each bucket
+    // once, so the keys are distinct.
+    std::size_t seen = 0;
+    std::uint64_t v = rng_();
+    for (std::size_t b = 0; b < table_.buckets() && seen < n; ++b)
+      v = table_.scan(v, [&](const Entry& e) {
+        if (seen++ < n) visit(e);
+      });
+  }
+  /// Records an access to e (Redis's lookupKey: the LRU clock, or under an
+  /// LFU policy updateLFU's decay and logarithmic increment).
+  void touch(Entry* e, std::int64_t now) noexcept;
+  /// Where this shard reads the access-clock parameters; Keyspace points
+  /// its shards at its own. Set before the shard is shared.
+  void use_clock(const AccessClock* clock) noexcept { clock_ = clock; }
+  const AccessClock& clock() const noexcept { return *clock_; }
+
   Table& table() noexcept { return table_; }
   const ShardCounters& counters() const noexcept { return counters_; }
 
-  /// Estimated bytes an entry costs beyond its key and value (node,
-  /// bucket pointer, allocator headers).
-  static constexpr std::int64_t kEntryOverhead = 96;
+  /// Bytes e costs, as charged to counters().bytes: the allocator's
+  /// usable size (malloc_usable_size) of the Entry node and of the key's
+  /// and the string value's heap buffers (none for a short string kept
+  /// inside the std::string), one bucket pointer, and a non-string
+  /// value's estimate (Object::bytes(), not walked allocation by
+  /// allocation: that would cost O(elements) on every change).
+  static std::int64_t cost(const Entry& e) noexcept;
 
  private:
-  static std::int64_t cost(const Entry& e) noexcept;
   void touch_watchers(std::string_view key) noexcept;
   Table table_;
   /// Watched keys of this shard and the flags watching them.
   std::unordered_map<std::string, std::vector<std::atomic<bool>*>> watched_;
-  std::vector<Entry*> expires_;  // keys with a TTL, in no order
-  std::minstd_rand rng_{0x5eed};
+  std::vector<Entry*> expires_;           // keys with a TTL, in no order
+  mutable std::minstd_rand rng_{0x5eed};  // guarded by mu, like the rest
   ShardCounters counters_;
+  const AccessClock* clock_ = &kLruClock;
+  static const AccessClock kLruClock;  // a lone shard's: LRU, Redis's defaults
 };
 
 /// The whole keyspace: kShards shards chosen by the top bits of the key's
@@ -302,6 +352,14 @@ class Shard {
 /// shards' mutexes.
 class Keyspace {
  public:
+  /// Empty shards that read this keyspace's AccessClock. @throws
+  /// std::bad_alloc.
+  Keyspace() {
+    for (Shard& s : shards_) s.use_clock(&clock_);
+  }
+  Keyspace(const Keyspace&) = delete;
+  Keyspace& operator=(const Keyspace&) = delete;
+
   static constexpr std::size_t kShardBits = 6;
   static constexpr std::size_t kShards = std::size_t{1} << kShardBits;
 
@@ -328,7 +386,12 @@ class Keyspace {
   /// locked, so the shard's mutex orders the two.
   std::atomic<std::int64_t>& watchers() noexcept { return watchers_; }
 
+  /// How accesses are recorded in every shard (the server sets it from
+  /// maxmemory-policy, lfu-log-factor and lfu-decay-time).
+  AccessClock& access_clock() noexcept { return clock_; }
+
  private:
+  AccessClock clock_;  // before shards_: they point at it
   Shard shards_[kShards];
   std::atomic<std::int64_t> watchers_{0};
 };

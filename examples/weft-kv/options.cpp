@@ -28,7 +28,12 @@ const char* const kUsage =
     "  --save 'SECS CHANGES ...'  BGSAVE after CHANGES writes and SECS seconds\n"
     "                          (pairs; default '': no automatic saves)\n"
     "  --maxclients N          connections served at once (default 10000)\n"
-    "  --maxmemory BYTES       refuse writes above this much data; 0 = no limit\n"
+    "  --maxmemory BYTES       evict or refuse writes above this much data; 0 = no limit\n"
+    "  --maxmemory-policy P    noeviction (default), allkeys-lru, volatile-lru, allkeys-lfu,\n"
+    "                          volatile-lfu, allkeys-random, volatile-random, volatile-ttl\n"
+    "  --maxmemory-samples N   keys sampled per eviction (default 5)\n"
+    "  --lfu-log-factor N      LFU counter growth (default 10)\n"
+    "  --lfu-decay-time MIN    LFU counter decay period, minutes (default 1)\n"
     "                          (suffixes k, kb, m, mb, g, gb as in redis.conf)\n"
     "  --timeout S             close clients idle for S seconds, or whose reply write\n"
     "                          makes no progress for S seconds; 0 = never (default)\n"
@@ -156,6 +161,20 @@ Options parse_options(std::span<char* const> args, bool* help) {
       o.maxclients = parse_uint(a, v, 1, 1000000);
     } else if (a == "--maxmemory") {
       o.maxmemory = parse_memory(a, v);
+    } else if (a == "--maxmemory-policy") {
+      const auto p = parse_policy(v);
+      if (!p)
+        throw std::invalid_argument(
+            "--maxmemory-policy wants volatile-lru, volatile-lfu, volatile-random, volatile-ttl, "
+            "allkeys-lru, allkeys-lfu, allkeys-random or noeviction, got '" +
+            std::string(v) + "'");
+      o.maxmemory_policy = *p;
+    } else if (a == "--maxmemory-samples") {
+      o.maxmemory_samples = static_cast<std::int64_t>(parse_uint(a, v, 1, INT32_MAX));
+    } else if (a == "--lfu-log-factor") {
+      o.lfu_log_factor = static_cast<std::int64_t>(parse_uint(a, v, 0, INT32_MAX));
+    } else if (a == "--lfu-decay-time") {
+      o.lfu_decay_time = static_cast<std::int64_t>(parse_uint(a, v, 0, INT32_MAX));
     } else if (a == "--timeout") {
       o.timeout_s = parse_uint(a, v, 0, 100LL * 365 * 24 * 3600);
     } else if (a == "--write-timeout") {

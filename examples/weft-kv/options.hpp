@@ -8,6 +8,7 @@
 #include <string>
 
 #include "aof.hpp"
+#include "policy.hpp"
 #include "resp.hpp"
 #include "weft/config.hpp"
 
@@ -29,6 +30,13 @@ struct Options {
   std::string save;
   std::size_t maxclients = 10000;
   std::uint64_t maxmemory = 0;  ///< bytes; 0: no limit
+  /// Eviction (evict.hpp): what happens above maxmemory, keys sampled per
+  /// choice, and the LFU counter's growth and decay (minutes); Redis's
+  /// defaults.
+  MaxmemoryPolicy maxmemory_policy = MaxmemoryPolicy::noeviction;
+  std::int64_t maxmemory_samples = 5;
+  std::int64_t lfu_log_factor = 10;
+  std::int64_t lfu_decay_time = 1;
   std::uint64_t timeout_s = 0;  ///< client idle timeout, seconds; 0: none
   /// Redis's client-output-buffer-limit for normal clients: a client whose
   /// pending replies exceed `hard` bytes, or stay above `soft` bytes for

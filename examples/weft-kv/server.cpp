@@ -32,6 +32,8 @@ namespace kv {
 
 Server::Server(Options options, weft::Runtime& runtime)
     : options_(std::move(options)), runtime_(runtime) {
+  for (const char* name : {"maxmemory-policy", "lfu-log-factor", "lfu-decay-time"})
+    settings_changed(name);
   for (const Command& c : command_table()) {
     command_stats_.try_emplace(&c);
     for (const Command& sub : c.subcommands) command_stats_.try_emplace(&sub);
@@ -74,6 +76,7 @@ void Server::reset_stats() noexcept {
   for (auto* c : {&stats_.commands, &stats_.connections, &stats_.rejected, &stats_.hits,
                   &stats_.misses, &stats_.net_in, &stats_.net_out})
     c->store(0, std::memory_order_relaxed);
+  evictor_.reset_stats();
   for (auto& [cmd, st] : command_stats_) {
     st.calls.store(0, std::memory_order_relaxed);
     st.usec.store(0, std::memory_order_relaxed);
@@ -108,6 +111,16 @@ void Server::settings_changed(std::string_view name) {
   if (name == "appendfsync" && aof_ != nullptr)
     aof_->set_policy(settings_.appendfsync.load(std::memory_order_relaxed));
   if (name == "save") rdb_.stop_schedule();
+  AccessClock& clock = keyspace_.access_clock();
+  if (name == "maxmemory-policy")
+    clock.lfu.store(policy_is_lfu(settings_.maxmemory_policy.load(std::memory_order_relaxed)),
+                    std::memory_order_relaxed);
+  if (name == "lfu-log-factor")
+    clock.lfu_log_factor.store(settings_.lfu_log_factor.load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
+  if (name == "lfu-decay-time")
+    clock.lfu_decay_time.store(settings_.lfu_decay_time.load(std::memory_order_relaxed),
+                               std::memory_order_relaxed);
 }
 
 void Server::propagate(Context& ctx, std::span<const std::string_view> argv) {

@@ -16,6 +16,7 @@
 #include "aof.hpp"
 #include "client.hpp"
 #include "command.hpp"
+#include "evict.hpp"
 #include "keyspace.hpp"
 #include "options.hpp"
 #include "pubsub.hpp"
@@ -60,6 +61,7 @@ class Server final : public Host {
                     std::int64_t duration_us) noexcept override;
   SlowLog* slowlog() noexcept override { return &slowlog_; }
   RdbSaver* rdb() noexcept override { return &rdb_; }
+  Evictor* evictor() noexcept override { return &evictor_; }
 
   /// The /metrics page: the runtime's registry (weft::metrics) followed by
   /// the server's own metrics (README.md, "Observability"), Prometheus text
@@ -170,6 +172,7 @@ class Server final : public Host {
   std::unordered_map<const Command*, CommandStat> command_stats_;
   SlowLog slowlog_;
   RdbSaver rdb_{keyspace_, options_.dir, options_.dbfilename, parse_save_schedule(options_.save)};
+  Evictor evictor_;
 
   std::mutex connections_mu_;  // guards connections_ (short critical sections only)
   std::vector<Connection*> connections_;

@@ -26,6 +26,10 @@ namespace kv {
 struct Settings {
   explicit Settings(const Options& o)
       : maxmemory(o.maxmemory),
+        maxmemory_policy(o.maxmemory_policy),
+        maxmemory_samples(o.maxmemory_samples),
+        lfu_log_factor(o.lfu_log_factor),
+        lfu_decay_time(o.lfu_decay_time),
         timeout_s(o.timeout_s),
         appendfsync(o.appendfsync),
         slowlog_log_slower_than(o.slowlog_log_slower_than),
@@ -36,6 +40,14 @@ struct Settings {
 
   /// Bytes; 0: no limit (`maxmemory`).
   std::atomic<std::uint64_t> maxmemory;
+  /// Eviction above maxmemory (evict.hpp): `maxmemory-policy`,
+  /// `maxmemory-samples` (keys per sample, >= 1), `lfu-log-factor`,
+  /// `lfu-decay-time` (minutes; 0: no decay). The server copies the LFU
+  /// ones into the keyspace's AccessClock through Host::settings_changed.
+  std::atomic<MaxmemoryPolicy> maxmemory_policy;
+  std::atomic<std::int64_t> maxmemory_samples;
+  std::atomic<std::int64_t> lfu_log_factor;
+  std::atomic<std::int64_t> lfu_decay_time;
   /// Close clients idle this long, seconds; 0: never (`timeout`).
   std::atomic<std::uint64_t> timeout_s;
   /// When the AOF is fsynced (`appendfsync`); the server applies a change

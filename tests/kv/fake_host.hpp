@@ -40,6 +40,7 @@ class FakeHost final : public kv::Host {
   std::string client_list(const kv::Client*) override { return ""; }
   void reset_stats() noexcept override {}
   void request_shutdown() noexcept override { shutdown = true; }
+  kv::Evictor* evictor() noexcept override { return evictor_; }
 
   /// What was propagated since the last call, in order.
   std::vector<Args> take_log() {
@@ -53,7 +54,8 @@ class FakeHost final : public kv::Host {
   std::mutex mu;
   std::vector<Args> log;
   bool shutdown = false;
-  bool disk_error = false;  ///< writes refused (a failing AOF), with write_refusal()
+  bool disk_error = false;          ///< writes refused (a failing AOF), with write_refusal()
+  kv::Evictor* evictor_ = nullptr;  ///< eviction under maxmemory; null: none (noeviction)
 };
 
 /// Runs one command as `client` (nullptr: none) and returns its reply.

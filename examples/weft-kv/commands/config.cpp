@@ -28,7 +28,8 @@ enum class Kind : std::uint8_t {
   integer,   ///< string2ll, then the bounds
   memory,    ///< memtoull (k, kb, m, mb, g, gb), then the bounds
   fsync,     ///< the enum everysec | always | no
-  save,      ///< "" only: weft-kv keeps no RDB snapshots
+  policy,    ///< the enum maxmemory-policy (policy.hpp)
+  save,      ///< "" only at run time: the schedule is set at start (--save)
   password,  ///< any string: requirepass (Settings::requirepass)
   fixed,     ///< reported, not settable (immutable in weft-kv)
 };
@@ -78,12 +79,15 @@ constexpr Param kParams[] = {
     {"slowlog-log-slower-than", Kind::integer, false, -1, LLONG_MAX,
      &Settings::slowlog_log_slower_than},
     {"slowlog-max-len", Kind::integer, true, 0, kLongMax, &Settings::slowlog_max_len},
+    {"maxmemory-policy", Kind::policy, false, 0, 0, nullptr},
+    {"maxmemory-samples", Kind::integer, false, 1, INT_MAX, &Settings::maxmemory_samples},
+    {"lfu-log-factor", Kind::integer, false, 0, INT_MAX, &Settings::lfu_log_factor},
+    {"lfu-decay-time", Kind::integer, false, 0, INT_MAX, &Settings::lfu_decay_time},
     {"bind", Kind::fixed, false, 0, 0, nullptr},
     {"port", Kind::fixed, false, 0, 0, nullptr},
     {"appendonly", Kind::fixed, false, 0, 0, nullptr},
     {"dir", Kind::fixed, false, 0, 0, nullptr},
     {"maxclients", Kind::fixed, false, 0, 0, nullptr},
-    {"maxmemory-policy", Kind::fixed, false, 0, 0, nullptr},
     {"databases", Kind::fixed, false, 0, 0, nullptr},
     {"proto-max-bulk-len", Kind::fixed, false, 0, 0, nullptr},
     {"client-output-buffer-limit", Kind::fixed, false, 0, 0, nullptr},
@@ -107,6 +111,8 @@ std::string value_of(Host& host, const Param& p) {
       return std::to_string(s.timeout_s.load(std::memory_order_relaxed));
     case Kind::fsync:
       return fsync_policy_name(s.appendfsync.load(std::memory_order_relaxed));
+    case Kind::policy:
+      return policy_name(s.maxmemory_policy.load(std::memory_order_relaxed));
     case Kind::save:
       return o.save;
     case Kind::password:
@@ -119,7 +125,6 @@ std::string value_of(Host& host, const Param& p) {
   if (name == "appendonly") return o.appendonly ? "yes" : "no";
   if (name == "dir") return std::filesystem::absolute(o.dir).string();
   if (name == "maxclients") return std::to_string(o.maxclients);
-  if (name == "maxmemory-policy") return "noeviction";
   if (name == "databases") return "1";
   if (name == "client-output-buffer-limit")
     return "normal " + std::to_string(o.output_limit.hard) + " " +
@@ -166,6 +171,7 @@ bool parse_memory(std::string_view v, unsigned long long& out) {
 struct Parsed {
   long long n = 0;
   FsyncPolicy fsync = FsyncPolicy::everysec;
+  MaxmemoryPolicy policy = MaxmemoryPolicy::noeviction;
 };
 
 bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& error) {
@@ -180,6 +186,19 @@ bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& e
       else
         return error = "argument(s) must be one of the following: everysec, always, no", false;
       return true;
+    case Kind::policy: {
+      const auto p = parse_policy(v);
+      if (!p) {
+        error = "argument(s) must be one of the following: ";
+        for (const MaxmemoryPolicy q : kMaxmemoryPolicies) {
+          if (q != kMaxmemoryPolicies[0]) error += ", ";
+          error += policy_name(q);
+        }
+        return false;
+      }
+      out.policy = *p;
+      return true;
+    }
     case Kind::save:
       if (!v.empty())
         return error =
@@ -226,6 +245,8 @@ void store(Host& host, const Param& p, const Parsed& v, std::string_view text) {
     s.appendfsync.store(v.fsync, std::memory_order_relaxed);
   } else if (p.kind == Kind::password) {
     s.requirepass.set(text);
+  } else if (p.kind == Kind::policy) {
+    s.maxmemory_policy.store(v.policy, std::memory_order_relaxed);
   } else if (p.field != nullptr) {
     (s.*p.field).store(v.n, std::memory_order_relaxed);
   } else if (name == "maxmemory") {

@@ -10,6 +10,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "evict.hpp"
 
 namespace kv::cmd {
 namespace {
@@ -373,20 +374,29 @@ void cmd_object_idletime(Context& c) {
   Locked k(c.host.keyspace(), c.argv[2]);
   const Entry* e = k.peek(c.now);
   if (e == nullptr) return null_bulk(c);
-  // Redis's estimateObjectIdleTime, in seconds, on the 24-bit clock.
-  const std::uint32_t now = lru_clock(c.now);
-  const std::uint32_t then = e->access_clock;
-  const std::int64_t idle = now >= then ? now - then : now + (0xFFFFFFu - then);
-  Reply::integer(c.out, idle);
+  if (policy_is_lfu(c.host.settings().maxmemory_policy.load(std::memory_order_relaxed)))
+    return err(c,
+               "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that "
+               "when switching between policies at runtime LRU and LFU data will take some time "
+               "to adjust.");
+  // Redis's estimateObjectIdleTime, in seconds.
+  Reply::integer(c.out,
+                 static_cast<std::int64_t>(lru_idle_ms(e->access_clock, lru_clock(c.now)) / 1000));
 }
 
 void cmd_object_freq(Context& c) {
   Locked k(c.host.keyspace(), c.argv[2]);
-  if (k.peek(c.now) == nullptr) return null_bulk(c);
-  err(c,
-      "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
-      "that when switching between policies at runtime LRU and LFU data will take some time to "
-      "adjust.");
+  const Entry* e = k.peek(c.now);
+  if (e == nullptr) return null_bulk(c);
+  if (!policy_is_lfu(c.host.settings().maxmemory_policy.load(std::memory_order_relaxed)))
+    return err(c,
+               "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please "
+               "note that when switching between policies at runtime LRU and LFU data will take "
+               "some time to adjust.");
+  // LFUDecrAndReturn: the counter as decayed now (not stored, as Redis).
+  Reply::integer(
+      c.out, lfu_decr_and_return(e->access_clock, lfu_minutes(c.now),
+                                 c.host.settings().lfu_decay_time.load(std::memory_order_relaxed)));
 }
 
 void cmd_object_help(Context& c) {

@@ -13,6 +13,7 @@
 #include "commands/groups.hpp"
 #include "commands/transaction.hpp"
 #include "commands/util.hpp"
+#include "evict.hpp"
 #include "weft/cancel.hpp"
 
 namespace kv {
@@ -258,9 +259,16 @@ void execute(Context& c) {
   // does), but DISCARD, EXEC and QUIT are never refused for it.
   const bool oom_checked =
       (flags & kDenyOom) || (queuing && !is_exec && name != "discard" && name != "quit");
-  if (oom_checked && maxmemory != 0 && !c.host.loading() && !c.in_exec &&
-      static_cast<std::uint64_t>(std::max<std::int64_t>(c.host.used_memory(), 0)) > maxmemory)
-    return refuse(kOom);
+  // Redis's processCommand: performEvictions before every command while a
+  // limit is set (not inside EXEC, whose shards are all locked here: EXEC
+  // itself evicted first), then the OOM refusal if memory is still over.
+  if (maxmemory != 0 && !c.host.loading() && !c.in_exec) {
+    Evictor* ev = c.host.evictor();
+    const bool out_of_memory = ev != nullptr ? ev->out_of_memory(c, maxmemory)
+                                             : static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                                   c.host.used_memory(), 0)) > maxmemory;
+    if (oom_checked && out_of_memory) return refuse(kOom);
+  }
   // Redis refuses writes, and PING, while persisting fails (processCommand:
   // writeCommandsDeniedByDiskError): nothing is applied that could not be
   // logged.
