@@ -77,7 +77,9 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "wake_backstop = false\n"
       "io_backend = \"epoll\"\n"
       "io_uring_entries = 64\n"
-      "trace_buffer_events = 4096\n");
+      "trace_buffer_events = 4096\n"
+      "memory_limit = \"128M\"\n"
+      "memory_pressure_fraction = 0.75\n");
   const Config c = Config::from_file(path);
   EXPECT_EQ(c.workers, 3u);
   EXPECT_TRUE(c.pin_workers);
@@ -100,12 +102,16 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_EQ(c.io_backend, weft::IoBackend::epoll);
   EXPECT_EQ(c.io_uring_entries, 64u);
   EXPECT_EQ(c.trace_buffer_events, 4096u);
+  EXPECT_EQ(c.memory_limit, 128u * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(c.memory_pressure_fraction, 0.75);
   EXPECT_EQ(
       c.describe(),
       "workers = 3  (file " + path + ":1)\n" + "pin_workers = true  (file " + path + ":2)\n" +
           "stack_size = \"64K\"  (file " + path + ":3)\n" + "guard_pages = false  (file " + path +
           ":4)\n" + "max_fibers = 5000  (file " + path + ":5)\n" +
           "max_stack_memory = \"512M\"  (file " + path + ":6)\n" +
+          "memory_limit = \"128M\"  (file " + path + ":22)\n" +
+          "memory_pressure_fraction = 0.75  (file " + path + ":23)\n" +
           "default_operation_timeout = \"2s\"  (file " + path + ":7)\n" +
           "network_timeout = \"30s\"  (file " + path + ":8)\n" + "io_timeout = \"500ms\"  (file " +
           path + ":9)\n" + "preemption_interval = \"5ms\"  (file " + path + ":10)\n" +
