@@ -166,8 +166,9 @@ TEST(MemoryLimitTrim, CachesAreTrimmedBeforeAnythingIsRefused) {
     ASSERT_GE(before.used, 64 * kStack) << "no warm cache to trim";
     rt.set_memory_limit(before.used + 2 * MiB);
     weft::Event gate;
-    std::vector<JoinHandle<int>> held;
-    for (int i = 0; i < 60; ++i) held.push_back(spawn_waiter(gate));  // 3.8 MiB > 2 MiB
+    // 60 fibers, 3.8 MiB > 2 MiB; a refusal ends the loop (and fails below).
+    std::vector<JoinHandle<int>> held = spawn_until_refused(gate, 60);
+    EXPECT_EQ(held.size(), 60u);
     const weft::MemoryUsage after = rt.memory_usage();
     EXPECT_GT(after.trims, before.trims);
     EXPECT_EQ(after.refusals, 0u);
