@@ -155,6 +155,32 @@ struct Config {
   /// Env: WEFT_MAX_STACK_MEMORY (bytes, or with a K/M/G suffix).
   std::size_t max_stack_memory = 0;
 
+  /// memory_limit = auto: 90 % of the tightest cgroup memory limit (v2
+  /// memory.max, v1 memory.limit_in_bytes) of the process's cgroup and its
+  /// ancestors, resolved when the Runtime starts (Config::describe() then
+  /// names the file). Runtime construction throws ConfigError if no cgroup
+  /// sets one.
+  static constexpr std::size_t memory_limit_auto = static_cast<std::size_t>(-1);
+
+  /// A soft limit (bytes) on the runtime's own memory: the stacks of its
+  /// live fibers (their whole sizes), the stacks its workers keep cached
+  /// with their pages resident, and the fibers' control blocks. Channel
+  /// buffers, I/O buffers and user allocations are not counted
+  /// (docs/design/memory.md says why). Above it the runtime first trims its
+  /// caches, then refuses new fibers (spawn throws weft::ResourceExhausted
+  /// naming memory_limit and the usage) and new connections (accept waits)
+  /// until usage falls below 90 % of the limit. 0 = off (the default), or
+  /// memory_limit_auto. Allowed: 0, 1 MiB..64 TiB, auto.
+  /// Env: WEFT_MEMORY_LIMIT (bytes, K/M/G suffix, `auto` or `none`).
+  /// Changeable at run time: Runtime::set_memory_limit.
+  std::size_t memory_limit = 0;
+
+  /// With a memory_limit: the memory-pressure callbacks
+  /// (Runtime::on_memory_pressure) run once each time usage rises past
+  /// this fraction of the limit (again only after it fell below).
+  /// Allowed: 0.001..1. Env: WEFT_MEMORY_PRESSURE_FRACTION.
+  double memory_pressure_fraction = 0.8;
+
   /// The deadline of a channel or synchronisation wait made without one
   /// (Channel send/recv, select, Selector, Mutex, SharedMutex, Semaphore,
   /// CondVar, Event, Notify, Barrier, WaitGroup, Latch...), measured from

@@ -269,8 +269,14 @@ class TcpListener : public Socket {
   /// (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM), accept logs it once on
   /// stderr and retries with a backoff (1 ms doubling to 100 ms) until it
   /// succeeds, the deadline passes or the fiber is cancelled: the server
-  /// keeps serving, without spinning. Connections aborted before they were
-  /// accepted (ECONNABORTED) are skipped.
+  /// keeps serving, without spinning. The same backoff applies while the
+  /// runtime is over its Config::memory_limit (spawns refused): accept
+  /// waits, leaving new connections in the kernel's listen backlog (their
+  /// clients see a connection that is not answered yet, then, with the
+  /// backlog full, unanswered SYNs), and resumes once the runtime's memory
+  /// is below 90 % of the limit; it never returns an error for it.
+  /// Connections aborted before they were accepted (ECONNABORTED) are
+  /// skipped.
   /// @throws std::system_error (EBADF when closed), weft::TimedOut,
   /// weft::Cancelled.
   TcpStream accept(Deadline deadline = {});

@@ -75,6 +75,27 @@ struct RuntimeStats {
 /// for tools (schema: docs/observability.md, "Fiber dumps").
 enum class DumpFormat : std::uint8_t { text, json };
 
+/// The runtime's own memory as counted for Config::memory_limit
+/// (Runtime::memory_usage; docs/design/memory.md).
+struct MemoryUsage {
+  /// Bytes in use: the stacks of live fibers (whole sizes), the workers'
+  /// cached stacks with resident pages, the fibers' task blocks' fixed
+  /// part. Exact while nothing runs; otherwise a sum of racy reads.
+  std::uint64_t used = 0;
+  /// Bytes charged: used plus the credit the workers hold (at most two
+  /// chunks of four default fibers each); what the limit is checked on.
+  std::uint64_t charged = 0;
+  std::uint64_t limit = 0;            ///< Config::memory_limit in bytes; 0 = off
+  std::uint64_t refusals = 0;         ///< spawns refused for the limit
+  std::uint64_t trims = 0;            ///< cache trims the limit caused
+  std::uint64_t pressure_events = 0;  ///< upward crossings of the pressure fraction
+  bool refusing = false;              ///< spawns and accepts are refused now
+};
+
+/// A memory-pressure callback (Runtime::on_memory_pressure): `charged` and
+/// `limit` in bytes, as in MemoryUsage.
+using MemoryPressureCallback = std::function<void(std::uint64_t charged, std::uint64_t limit)>;
+
 /// An M:N fiber runtime: Config::workers threads run fibers, each with its own
 /// run queue, stealing from each other when idle (Go's proc.go and Tokio's
 /// multi_thread scheduler are the models; docs/design/scheduler.md).
@@ -200,6 +221,39 @@ class Runtime {
   /// Changes Config::spin_before_park; each worker uses it from its next
   /// search for work on. Any thread. @throws ConfigError if out of range.
   void set_spin_before_park(std::chrono::nanoseconds spin);
+
+  /// Changes Config::memory_limit (bytes; 0 = off; Config::memory_limit_auto
+  /// resolves the cgroup limit again). Spawns are judged against it from
+  /// the next one on and the pressure callbacks re-arm. Lowering it below
+  /// the memory charged starts a refusal at once (until the memory is
+  /// below 90 % of the new limit); it frees nothing: fibers alive stay.
+  /// Any thread.
+  /// @throws ConfigError naming Config::memory_limit and the allowed values
+  ///         if out of range, or if auto finds no cgroup limit; nothing
+  ///         changes then.
+  void set_memory_limit(std::size_t bytes);
+
+  /// The memory limit in force (bytes, 0 = off), auto resolved.
+  std::size_t memory_limit() const noexcept;
+
+  /// The runtime's own memory and the limit's counts. Reads every worker's
+  /// credit (racy, relaxed). Any thread; does not allocate.
+  MemoryUsage memory_usage() const noexcept;
+
+  /// Registers `fn` to run each time the runtime's charged memory rises
+  /// past Config::memory_pressure_fraction of the limit (once per crossing:
+  /// again only after it fell below). It runs synchronously on the thread
+  /// whose charge crossed the mark: inside the spawn (a fiber or a plain
+  /// thread calling spawn) or a worker recycling a fiber; so it must be
+  /// short and must not block, spawn, nor register or remove callbacks
+  /// (they run under the registry's lock). Exceptions it throws are
+  /// ignored. Returns an id for remove_memory_pressure_callback.
+  /// @throws std::bad_alloc.
+  std::uint64_t on_memory_pressure(MemoryPressureCallback fn);
+
+  /// Removes the callback `id`; false if there is none. When it returns, no
+  /// call of that callback is running. Not from inside a callback.
+  bool remove_memory_pressure_callback(std::uint64_t id);
 
   /// Number of worker threads.
   std::size_t workers() const noexcept;

@@ -168,6 +168,46 @@ void weft_runtime_free(weft_runtime* rt);
  *  on, detached), or the error fn's fiber ended with (see weft_join). */
 int weft_block_on(weft_runtime* rt, void* (*fn)(void*), void* arg, void** result);
 
+/* --- the runtime's memory limit (weft::Config::memory_limit) ----------- */
+
+/** Changes rt's memory limit: a soft limit in bytes on the runtime's own
+ *  memory (its fibers' stacks and control blocks, its cached stacks; see
+ *  docs/configuration.md). 0: off; UINT64_MAX: auto (90 % of the tightest
+ *  cgroup memory limit). Above it the runtime trims its caches, then
+ *  refuses spawns (-EAGAIN, weft_last_error() naming memory_limit and the
+ *  usage) and its listeners' accepts wait, until the memory is below 90 %
+ *  of the limit. WEFT_MEMORY_LIMIT sets it at weft_runtime_new. Returns 0,
+ *  or -EINVAL (rt NULL; a limit out of 1 MiB..64 TiB; auto without a
+ *  cgroup limit), with weft_last_error() naming the allowed values. Any
+ *  thread. */
+int weft_runtime_set_memory_limit(weft_runtime* rt, uint64_t bytes);
+
+/** rt's memory limit in force, in bytes (0: off; auto resolved; rt NULL: 0). */
+uint64_t weft_runtime_memory_limit(const weft_runtime* rt);
+
+/** rt's own memory as the limit counts it, in bytes (rt NULL: 0): exact
+ *  while nothing runs, otherwise a sum of racy per-worker counts. */
+uint64_t weft_runtime_memory_used(const weft_runtime* rt);
+
+/** Spawns rt refused because of its memory limit so far (rt NULL: 0). */
+uint64_t weft_runtime_memory_refusals(const weft_runtime* rt);
+
+/** Registers fn(charged, limit, arg) to run each time rt's memory rises past
+ *  WEFT_MEMORY_PRESSURE_FRACTION (default 0.8) of its limit: once per
+ *  crossing, again only after it fell below. It runs on the thread whose
+ *  spawn (or fiber recycling) crossed the mark, synchronously, so it must
+ *  be short and must not block, spawn, nor register or remove callbacks.
+ *  Returns 0 and *id (for weft_runtime_remove_memory_pressure), -EINVAL
+ *  (rt, fn or id NULL), -ENOMEM. */
+int weft_runtime_on_memory_pressure(weft_runtime* rt,
+                                    void (*fn)(uint64_t charged, uint64_t limit, void* arg),
+                                    void* arg, uint64_t* id);
+
+/** Removes the callback id; when it returns, no call of it is running.
+ *  Returns 0, -EINVAL (rt NULL), -ENOENT (no callback id). Not from inside
+ *  a callback. */
+int weft_runtime_remove_memory_pressure(weft_runtime* rt, uint64_t id);
+
 /* --- fibers ------------------------------------------------------------ */
 
 /** Scheduling priorities (weft_spawn_options.priority). A runnable fiber of

@@ -16,6 +16,8 @@
 #include <toml++/toml.h>
 
 #include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -39,7 +41,9 @@ constexpr std::int64_t kUs = 1000;
 constexpr std::int64_t kMs = 1000 * kUs;
 constexpr std::int64_t kSec = 1000 * kMs;
 
-enum class Kind { count, bytes, duration, flag, choice };
+// fraction: parts per million (0.8 is 800000), written as a decimal.
+enum class Kind { count, bytes, duration, flag, choice, fraction };
+constexpr std::int64_t kPpm = 1'000'000;
 
 struct Choice {
   const char* name;
@@ -53,8 +57,10 @@ struct Entry {
   std::int64_t unit_ns;  // duration: nanoseconds of a bare number (kMs or kUs)
   std::int64_t lo, hi;   // inclusive range (count, bytes, duration in ns)
   bool power_of_two;
-  std::vector<Choice> choices;  // choice: names (the first name of a value is canonical)
-  const char* note;             // appended to the allowed text, e.g. "(0 = one per core)"
+  // choice: names (the first name of a value is canonical); bytes: words
+  // allowed besides sizes ("none", "auto"), outside lo..hi.
+  std::vector<Choice> choices;
+  const char* note;  // appended to the allowed text, e.g. "(0 = one per core)"
   const char* description;
   bool runtime_changeable;
   std::int64_t (*get)(const Config&);
@@ -160,6 +166,52 @@ const std::vector<Entry>& entries() {
        false,
        [](const Config& c) { return clamp_size(c.max_stack_memory); },
        [](Config& c, std::int64_t v) { c.max_stack_memory = static_cast<std::size_t>(v); }},
+      {"memory_limit",
+       "WEFT_MEMORY_LIMIT",
+       Kind::bytes,
+       0,
+       MiB,
+       64 * 1024 * GiB,
+       false,
+       {{"none", 0}, {"auto", -1}},
+       "(none = off; auto = 90 % of the tightest cgroup memory limit)",
+       "A soft limit on the runtime's own memory: the stacks of its live fibers (whole sizes), "
+       "the stacks its workers keep cached with pages resident, and the fibers' control blocks "
+       "(channel and I/O buffers are not counted). Above it the runtime trims its caches, then "
+       "refuses new fibers (weft::ResourceExhausted naming memory_limit and the usage) and new "
+       "connections (accept waits) until usage is below 90 % of the limit. auto is resolved when "
+       "the runtime starts; without a cgroup memory limit that is an error. Config::describe() "
+       "names the cgroup file.",
+       true,
+       [](const Config& c) {
+         return c.memory_limit == Config::memory_limit_auto ? std::int64_t{-1}
+                                                            : clamp_size(c.memory_limit);
+       },
+       [](Config& c, std::int64_t v) {
+         c.memory_limit = v < 0 ? Config::memory_limit_auto : static_cast<std::size_t>(v);
+       }},
+      {"memory_pressure_fraction",
+       "WEFT_MEMORY_PRESSURE_FRACTION",
+       Kind::fraction,
+       0,
+       kPpm / 1000,
+       kPpm,
+       false,
+       {},
+       "",
+       "With a memory_limit: the memory-pressure callbacks (Runtime::on_memory_pressure) run "
+       "once each time usage rises past this fraction of the limit, and again only after usage "
+       "fell below it.",
+       false,
+       [](const Config& c) {
+         const double f = c.memory_pressure_fraction;
+         // Out of range (NaN, negative, huge) maps to -1, which validate() refuses.
+         if (!(f >= 0 && f <= 1)) return std::int64_t{-1};
+         return static_cast<std::int64_t>(std::llround(f * kPpm));
+       },
+       [](Config& c, std::int64_t v) {
+         c.memory_pressure_fraction = static_cast<double>(v) / static_cast<double>(kPpm);
+       }},
       {"default_operation_timeout",
        "WEFT_DEFAULT_TIMEOUT_MS",
        Kind::duration,
@@ -421,6 +473,9 @@ std::optional<std::int64_t> parse_text(const Entry& e, std::string_view text) {
       if (!parse_digits(text, v, rest) || !rest.empty()) return std::nullopt;
       return v;
     case Kind::bytes: {
+      for (const Choice& c : e.choices) {
+        if (text == c.name) return c.value;
+      }
       if (!parse_digits(text, v, rest)) return std::nullopt;
       std::int64_t mult = 1;
       if (!rest.empty()) {
@@ -464,6 +519,19 @@ std::optional<std::int64_t> parse_text(const Entry& e, std::string_view text) {
       if (!scale(v, mult, v)) return std::nullopt;
       return v;
     }
+    case Kind::fraction: {
+      // digits[.digits], at most six decimals.
+      if (!parse_digits(text, v, rest) || !scale(v, kPpm, v)) return std::nullopt;
+      if (rest.empty()) return v;
+      if (rest.front() != '.' || rest.size() < 2 || rest.size() > 7) return std::nullopt;
+      std::int64_t place = kPpm;
+      for (char ch : rest.substr(1)) {
+        if (ch < '0' || ch > '9') return std::nullopt;
+        place /= 10;
+        v += (ch - '0') * place;
+      }
+      return v;
+    }
     case Kind::flag:
       if (text == "1" || text == "on" || text == "true" || text == "yes") return 1;
       if (text == "0" || text == "off" || text == "false" || text == "no") return 0;
@@ -497,9 +565,17 @@ std::string format_text(const Entry& e, std::int64_t v) {
     case Kind::count:
       return std::to_string(v);
     case Kind::bytes:
+      for (const Choice& c : e.choices) {
+        if (c.value == v) return c.name;
+      }
       return format_bytes(v);
     case Kind::duration:
       return format_duration(v);
+    case Kind::fraction: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v) / static_cast<double>(kPpm));
+      return buf;
+    }
     case Kind::flag:
       return v != 0 ? "true" : "false";
     case Kind::choice:
@@ -514,7 +590,7 @@ std::string format_text(const Entry& e, std::int64_t v) {
 // The value as a TOML right-hand side: strings quoted.
 std::string toml_literal(const Entry& e, std::int64_t v) {
   const std::string text = format_text(e, v);
-  if (e.kind == Kind::count || e.kind == Kind::flag) return text;
+  if (e.kind == Kind::count || e.kind == Kind::flag || e.kind == Kind::fraction) return text;
   return "\"" + text + "\"";
 }
 
@@ -530,6 +606,8 @@ const char* type_name(Kind k) {
       return "bool";
     case Kind::choice:
       return "enum";
+    case Kind::fraction:
+      return "fraction";
   }
   return "";
 }
@@ -555,6 +633,9 @@ std::string allowed_text(const Entry& e) {
       s = "a duration in " + format_duration(e.lo) + ".." + format_duration(e.hi) +
           " (a bare number is " + unit_name(e) + "; suffixes ns, us, ms, s)";
       break;
+    case Kind::fraction:
+      s = "a fraction in " + format_text(e, e.lo) + ".." + format_text(e, e.hi);
+      break;
     case Kind::flag:
       s = "true or false (in the environment also 1/0, on/off, yes/no)";
       break;
@@ -576,6 +657,9 @@ std::string allowed_text(const Entry& e) {
 
 bool in_range(const Entry& e, std::int64_t v) {
   if (e.kind == Kind::choice) return format_text(e, v).front() != '<';
+  for (const Choice& c : e.choices) {
+    if (c.value == v) return true;  // a bytes setting's word (none, auto)
+  }
   if (v < e.lo || v > e.hi) return false;
   return !e.power_of_two || (v & (v - 1)) == 0;
 }
@@ -690,6 +774,17 @@ void read_file(Config& c, const std::string& path) {
       assign(c, e, text, ConfigSource::file, where, true, text);
     } else if (const auto* s = node.as_string(); s != nullptr && textual) {
       assign(c, e, s->get(), ConfigSource::file, where, true, "\"" + s->get() + "\"");
+    } else if (const auto* f = node.as_floating_point(); f != nullptr && e.kind == Kind::fraction) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%.6f", f->get());
+      char got[64];
+      std::snprintf(got, sizeof got, "%g", f->get());
+      const bool negative = f->get() < 0;
+      assign(c, e, negative ? std::string_view("-") : std::string_view(text), ConfigSource::file,
+             where, true, got);
+    } else if (const auto* i = node.as_integer(); i != nullptr && e.kind == Kind::fraction) {
+      const std::string text = std::to_string(i->get());
+      assign(c, e, text, ConfigSource::file, where, true, text);
     } else if (const auto* b = node.as_boolean(); b != nullptr && e.kind == Kind::flag) {
       assign(c, e, b->get() ? "true" : "false", ConfigSource::file, where, true,
              b->get() ? "true" : "false");
@@ -758,6 +853,7 @@ void Config::validate() const {
     if (!in_range(e, v)) {
       std::string got = std::to_string(v);
       if (e.kind == Kind::duration) got += " ns";
+      if (e.kind == Kind::fraction) got = v < 0 ? "a value outside 0..1" : format_text(e, v);
       fail_value(e, std::string("Config::") + e.key, false, got);
     }
   }

@@ -174,6 +174,7 @@ std::string Runtime::describe() const {
   Config live = impl_->config();
   live.stall_warning = std::chrono::nanoseconds(impl_->stall_warning_ns());
   live.spin_before_park = std::chrono::nanoseconds(impl_->spin_before_park_ns());
+  live.memory_limit = static_cast<std::size_t>(impl_->memory().limit());
   return live.describe();
 }
 
@@ -189,6 +190,39 @@ void Runtime::set_spin_before_park(std::chrono::nanoseconds spin) {
   check.spin_before_park = spin;
   check.validate();
   impl_->set_spin_before_park_ns(spin.count());
+}
+
+void Runtime::set_memory_limit(std::size_t bytes) {
+  Config check = impl_->config();
+  check.memory_limit = bytes;
+  check.validate();
+  impl_->set_memory_limit(bytes);
+}
+
+std::size_t Runtime::memory_limit() const noexcept {
+  return static_cast<std::size_t>(impl_->memory().limit());
+}
+
+MemoryUsage Runtime::memory_usage() const noexcept {
+  detail::MemoryAccount& m = impl_->memory();
+  MemoryUsage u;
+  u.used = impl_->memory_usage();
+  const std::int64_t charged = m.charged();
+  u.charged = charged > 0 ? static_cast<std::uint64_t>(charged) : 0;
+  u.limit = m.limit();
+  u.refusals = m.refusals();
+  u.trims = m.trims();
+  u.pressure_events = m.pressure_events();
+  u.refusing = m.refusing();
+  return u;
+}
+
+std::uint64_t Runtime::on_memory_pressure(MemoryPressureCallback fn) {
+  return impl_->memory().add_callback(std::move(fn));
+}
+
+bool Runtime::remove_memory_pressure_callback(std::uint64_t id) {
+  return impl_->memory().remove_callback(id);
 }
 
 std::size_t Runtime::workers() const noexcept {

@@ -47,12 +47,14 @@ struct TaskBlockCache {
   };
   Block* head[kClasses] = {};
   std::uint32_t count[kClasses] = {};
-  ~TaskBlockCache() {
+  ~TaskBlockCache() { clear(); }
+  void clear() noexcept {
     for (std::size_t c = 0; c < kClasses; ++c) {
       while (head[c] != nullptr) {
         Block* b = std::exchange(head[c], head[c]->next);
         ::operator delete(b);
       }
+      count[c] = 0;
     }
   }
 };
@@ -86,6 +88,10 @@ void* TaskBase::operator new(std::size_t size) {
   void* p = allocate_block(size);
   obs::add(obs::Counter::task_block_alloc_bytes, size);
   return p;
+}
+
+void TaskBase::trim_block_cache() noexcept {
+  if constexpr (kPoolTasks) tls_task_blocks.clear();
 }
 
 void TaskBase::operator delete(void* p, std::size_t size) noexcept {

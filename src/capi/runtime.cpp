@@ -170,6 +170,43 @@ int weft_block_on(weft_runtime* rt, void* (*fn)(void*), void* arg, void** result
   });
 }
 
+int weft_runtime_set_memory_limit(weft_runtime* rt, uint64_t bytes) {
+  if (rt == nullptr) return -EINVAL;
+  return guarded([&] {
+    rt->rt.set_memory_limit(bytes == UINT64_MAX ? weft::Config::memory_limit_auto
+                                                : static_cast<std::size_t>(bytes));
+    return 0;
+  });
+}
+
+uint64_t weft_runtime_memory_limit(const weft_runtime* rt) {
+  return rt != nullptr ? rt->rt.memory_limit() : 0;
+}
+
+uint64_t weft_runtime_memory_used(const weft_runtime* rt) {
+  return rt != nullptr ? rt->rt.memory_usage().used : 0;
+}
+
+uint64_t weft_runtime_memory_refusals(const weft_runtime* rt) {
+  return rt != nullptr ? rt->rt.memory_usage().refusals : 0;
+}
+
+int weft_runtime_on_memory_pressure(weft_runtime* rt,
+                                    void (*fn)(uint64_t charged, uint64_t limit, void* arg),
+                                    void* arg, uint64_t* id) {
+  if (rt == nullptr || fn == nullptr || id == nullptr) return -EINVAL;
+  return guarded([&] {
+    *id = rt->rt.on_memory_pressure(
+        [fn, arg](std::uint64_t charged, std::uint64_t limit) { fn(charged, limit, arg); });
+    return 0;
+  });
+}
+
+int weft_runtime_remove_memory_pressure(weft_runtime* rt, uint64_t id) {
+  if (rt == nullptr) return -EINVAL;
+  return guarded([&] { return rt->rt.remove_memory_pressure_callback(id) ? 0 : -ENOENT; });
+}
+
 void weft_spawn_options_init(weft_spawn_options* opts) {
   if (opts == nullptr) return;
   opts->struct_size = sizeof(weft_spawn_options);

@@ -140,7 +140,10 @@ Stack StackCache::take(std::size_t size) noexcept {
   if (free_.empty() || free_.back().usable_size() != size) return Stack{};
   Stack s = free_.back();
   free_.pop_back();
-  if (trimmed_end_ > free_.size()) trimmed_end_ = free_.size();
+  const std::size_t i = free_.size();  // s's index before the pop
+  if (i < trimmed_lo_ || i >= trimmed_end_) resident_bytes_ -= s.usable_size();
+  if (trimmed_end_ > i) trimmed_end_ = i;
+  if (trimmed_lo_ > i) trimmed_lo_ = i;
 #if WEFT_ASAN
   // The previous fiber's frames may have left poisoned redzones behind.
   __asan_unpoison_memory_region(s.lo, s.usable_size());
@@ -152,6 +155,7 @@ void StackCache::give(Stack s, std::size_t default_size, StackAllocator& alloc) 
   if (s.usable_size() == default_size && free_.size() < kMaxCached) {
     try {
       free_.push_back(s);
+      resident_bytes_ += s.usable_size();
       return;
     } catch (...) {
     }
@@ -159,12 +163,21 @@ void StackCache::give(Stack s, std::size_t default_size, StackAllocator& alloc) 
   alloc.release(s);
 }
 
-std::size_t StackCache::trim() noexcept {
-  const std::size_t from = std::max(kResident, trimmed_end_);
+std::size_t StackCache::trim(std::size_t keep) noexcept {
+  if (trimmed_lo_ == trimmed_end_) trimmed_lo_ = trimmed_end_ = std::min(keep, free_.size());
   std::size_t n = 0;
-  for (std::size_t i = from; i < free_.size(); ++i, ++n) {
-    ::madvise(free_[i].lo, free_[i].usable_size(), MADV_DONTNEED);
+  const auto give_pages = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i, ++n) {
+      ::madvise(free_[i].lo, free_[i].usable_size(), MADV_DONTNEED);
+      resident_bytes_ -= free_[i].usable_size();
+    }
+  };
+  // Below the band down to keep, then above it.
+  if (keep < trimmed_lo_) {
+    give_pages(keep, trimmed_lo_);
+    trimmed_lo_ = keep;
   }
+  give_pages(std::max(keep, trimmed_end_), free_.size());
   if (free_.size() > trimmed_end_) trimmed_end_ = free_.size();
   return n;
 }
@@ -172,7 +185,8 @@ std::size_t StackCache::trim() noexcept {
 void StackCache::drain(StackAllocator& alloc) noexcept {
   for (auto& s : free_) alloc.release(s);
   free_.clear();
-  trimmed_end_ = 0;
+  trimmed_lo_ = trimmed_end_ = 0;
+  resident_bytes_ = 0;
 }
 
 }  // namespace weft::detail

@@ -112,22 +112,29 @@ class StackCache {
   /// Keeps s for reuse, pages resident, when it has `default_size` and
   /// there is room; else unmaps it through `alloc`.
   void give(Stack s, std::size_t default_size, StackAllocator& alloc) noexcept;
-  /// Returns the pages of every cached stack above the first kResident to
-  /// the kernel (a failed madvise only leaves them resident). Each stack is
-  /// trimmed once while it stays cached: a second trim() without new gives
-  /// makes no system call.
+  /// Returns the pages of every cached stack above the first `keep` to the
+  /// kernel (a failed madvise only leaves them resident): kResident when the
+  /// worker runs out of work, 0 under memory pressure (Config::memory_limit).
+  /// Each stack is trimmed once while it stays cached: a second trim()
+  /// without new gives makes no system call.
   /// @return the number of stacks trimmed by this call.
-  std::size_t trim() noexcept;
+  std::size_t trim(std::size_t keep = kResident) noexcept;
+  /// Usable bytes of the cached stacks whose pages are resident (not
+  /// trimmed since they were given): what memory_limit counts. Owner-only.
+  std::size_t resident_bytes() const noexcept { return resident_bytes_; }
   /// Unmaps everything.
   void drain(StackAllocator& alloc) noexcept;
   std::size_t size() const noexcept { return free_.size(); }
 
  private:
   std::vector<Stack> free_;
-  // free_[kResident, trimmed_end_) have had their pages returned; stacks
-  // given since sit above trimmed_end_, resident. take() pops from the top,
-  // so the band only shrinks from above.
+  // free_[trimmed_lo_, trimmed_end_) have had their pages returned; stacks
+  // given since sit above trimmed_end_, resident, and those below
+  // trimmed_lo_ were kept resident. take() pops from the top, so the band
+  // only shrinks from above; trim() widens it.
+  std::size_t trimmed_lo_ = 0;
   std::size_t trimmed_end_ = 0;
+  std::size_t resident_bytes_ = 0;  // usable bytes of the stacks outside the band
 };
 
 }  // namespace weft::detail

@@ -12,6 +12,8 @@
 #include "io/backend.hpp"
 #include "io/error.hpp"
 #include "obs/metrics.hpp"
+#include "sched/current.hpp"
+#include "sched/runtime_impl.hpp"
 #include "sched/waiter.hpp"
 #include "weft/errors.hpp"
 #include "weft/log.hpp"
@@ -104,21 +106,42 @@ bool out_of_resources(int err) noexcept {
   return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
 
+// True while the calling fiber's runtime is over its memory limit and
+// refuses new work (Config::memory_limit): accept then leaves connections
+// in the kernel's backlog instead of taking on their memory.
+bool memory_refuses() noexcept {
+  detail::RuntimeImpl* rt = detail::current_runtime();
+  return rt != nullptr && rt->refusing_new_work();
+}
+
 // accept4 through the reactor with the resource-exhaustion policy of
-// TcpListener::accept (documented in net.hpp). Returns the new fd.
+// TcpListener::accept (documented in net.hpp): out of descriptors or
+// memory, or over the runtime's memory_limit, it backs off and retries.
+// Returns the new fd.
 int accept_fd(detail::io::IoObject* obj, int fd, Deadline d) {
   static std::atomic<bool> logged{false};
+  static std::atomic<bool> logged_limit{false};
   auto backoff = std::chrono::milliseconds(1);
   for (;;) {
-    Request r;
-    r.op = Op::accept;
-    r.fd = fd;
-    const std::int64_t n = run(obj, r, d);
-    if (n >= 0) return static_cast<int>(n);
-    const int err = static_cast<int>(-n);
-    if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;  // that peer gave up
-    if (!out_of_resources(err)) throw_errno(err, "accept");
-    if (!logged.exchange(true, std::memory_order_relaxed)) {
+    int err = 0;
+    if (memory_refuses()) {
+      if (!logged_limit.exchange(true, std::memory_order_relaxed)) {
+        log::logf(log::Level::warn,
+                  "weft: accept: the runtime is over its memory_limit; leaving connections in "
+                  "the backlog until its memory is below 90 %% of the limit (logged once per "
+                  "process)");
+      }
+    } else {
+      Request r;
+      r.op = Op::accept;
+      r.fd = fd;
+      const std::int64_t n = run(obj, r, d);
+      if (n >= 0) return static_cast<int>(n);
+      err = static_cast<int>(-n);
+      if (err == ECONNABORTED || err == EPROTO || err == EPERM) continue;  // that peer gave up
+      if (!out_of_resources(err)) throw_errno(err, "accept");
+    }
+    if (err != 0 && !logged.exchange(true, std::memory_order_relaxed)) {
       log::logf(log::Level::warn,
                 "weft: accept: %s; backing off and retrying (logged once per process)",
                 std::strerror(err));

@@ -243,6 +243,22 @@ std::vector<Metric> snapshot() {
           b.level(Counter::task_block_alloc_bytes, Counter::task_block_free_bytes));
   b.gauge("weft_memory_channel_buffer_bytes", "bytes", "Bytes of channel buffer storage allocated",
           b.level(Counter::chan_buffer_alloc_bytes, Counter::chan_buffer_free_bytes));
+  // Config::memory_limit (docs/design/memory.md).
+  b.gauge("weft_memory_runtime_bytes", "bytes",
+          "The runtime's own memory as memory_limit counts it (live fibers' stacks and task "
+          "blocks, cached stacks with resident pages)",
+          num(rt.memory_used_bytes));
+  b.gauge("weft_memory_limit_bytes", "bytes", "memory_limit in force (0 = off)",
+          num(rt.memory_limit_bytes));
+  b.counter("weft_memory_limit_refusals_total", "", "Spawns refused because of memory_limit",
+            num(rt.memory_refusals));
+  b.counter("weft_memory_limit_trims_total", "",
+            "Cache trims (stack and task-block caches) caused by memory_limit",
+            num(rt.memory_trims));
+  b.counter("weft_memory_pressure_events_total", "",
+            "Upward crossings of memory_pressure_fraction of memory_limit (pressure callbacks "
+            "called)",
+            num(rt.memory_pressure_events));
   // Traces (Runtime::start_trace; counted when each stops).
   b.counter("weft_trace_events_total", "", "Events written to traces",
             b.count(Counter::trace_events));

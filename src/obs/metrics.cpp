@@ -137,6 +137,9 @@ void RuntimeTotals::add_monotonic(const RuntimeTotals& o) noexcept {
   busy_ns += o.busy_ns;
   stalls += o.stalls;
   blocking_tasks += o.blocking_tasks;
+  memory_refusals += o.memory_refusals;
+  memory_trims += o.memory_trims;
+  memory_pressure_events += o.memory_pressure_events;
 }
 
 void RuntimeTotals::add_all(const RuntimeTotals& o) noexcept {
@@ -149,6 +152,8 @@ void RuntimeTotals::add_all(const RuntimeTotals& o) noexcept {
   stack_reserved_bytes += o.stack_reserved_bytes;
   stacks_live += o.stacks_live;
   workers += o.workers;
+  memory_used_bytes += o.memory_used_bytes;
+  memory_limit_bytes += o.memory_limit_bytes;
 }
 
 void register_source(const Source* s) noexcept {

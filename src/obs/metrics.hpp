@@ -198,6 +198,9 @@ struct RuntimeTotals {
   std::uint64_t busy_ns = 0;
   std::uint64_t stalls = 0;
   std::uint64_t blocking_tasks = 0;
+  std::uint64_t memory_refusals = 0;         // spawns refused for Config::memory_limit
+  std::uint64_t memory_trims = 0;            // cache trims it caused
+  std::uint64_t memory_pressure_events = 0;  // upward crossings of the pressure fraction
   // Levels now (not retired).
   std::uint64_t fibers_active = 0;
   std::uint64_t queued = 0;  // in workers' run queues and the injector
@@ -207,6 +210,8 @@ struct RuntimeTotals {
   std::uint64_t stack_reserved_bytes = 0;
   std::uint64_t stacks_live = 0;
   std::uint64_t workers = 0;
+  std::uint64_t memory_used_bytes = 0;   // MemoryAccount usage (Runtime::memory_usage)
+  std::uint64_t memory_limit_bytes = 0;  // Config::memory_limit in force, 0 = off
 
   /// Adds the monotonic fields of `o` (what a retired runtime leaves).
   void add_monotonic(const RuntimeTotals& o) noexcept;

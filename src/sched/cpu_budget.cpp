@@ -20,8 +20,8 @@ namespace {
 
 constexpr std::size_t kMaxWorkers = 1024;
 
-/// One cgroup hierarchy that can limit CPU time: where it is mounted and
-/// which cgroup of it the process is in.
+/// One cgroup hierarchy that can limit a resource (CPU time, memory): where
+/// it is mounted and which cgroup of it the process is in.
 struct Hierarchy {
   bool v2 = false;
   std::string mount_root;   // the hierarchy's path shown at the mount point
@@ -29,11 +29,15 @@ struct Hierarchy {
   std::string cgroup;       // the process's cgroup, from /proc/self/cgroup
 };
 
-/// The tightest quota found: quota/period CPUs, and where.
+/// A limit found in one cgroup directory: its amount (CPUs, bytes) and
+/// where, e.g. "cpu.max 150000 100000 in <dir>".
 struct Limit {
-  double cpus = 0;
-  std::string text;  // "cpu.max 150000 100000 in <dir>"
+  double amount = 0;
+  std::string text;
 };
+
+/// Reads the limit a cgroup directory sets, if any.
+using LimitReader = std::optional<Limit> (*)(const Hierarchy& h, const std::string& dir);
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -64,9 +68,9 @@ bool has_token(const std::string& list, const std::string& token) {
   return false;
 }
 
-// The cgroup v2 mount and the v1 mount carrying the cpu controller, from
+// The cgroup v2 mount and the v1 mount carrying `controller`, from
 // mountinfo lines "id parent dev root mountpoint opts [optional...] - fstype source superopts".
-void find_mounts(const std::string& mountinfo, std::optional<Hierarchy>& v2,
+void find_mounts(const std::string& mountinfo, const char* controller, std::optional<Hierarchy>& v2,
                  std::optional<Hierarchy>& v1) {
   std::ifstream in(mountinfo);
   std::string line;
@@ -86,15 +90,15 @@ void find_mounts(const std::string& mountinfo, std::optional<Hierarchy>& v2,
     if (fstype == "cgroup2" && !v2) {
       h.v2 = true;
       v2 = h;
-    } else if (fstype == "cgroup" && has_token(superopts, "cpu") && !v1) {
+    } else if (fstype == "cgroup" && has_token(superopts, controller) && !v1) {
       v1 = h;
     }
   }
 }
 
-// The process's cgroup in each hierarchy: "0::path" (v2), "id:...cpu...:path" (v1).
-void find_cgroups(const std::string& self_cgroup, std::optional<Hierarchy>& v2,
-                  std::optional<Hierarchy>& v1) {
+// The process's cgroup in each hierarchy: "0::path" (v2), "id:...<controller>...:path" (v1).
+void find_cgroups(const std::string& self_cgroup, const char* controller,
+                  std::optional<Hierarchy>& v2, std::optional<Hierarchy>& v1) {
   std::ifstream in(self_cgroup);
   std::string line;
   while (std::getline(in, line)) {
@@ -106,7 +110,7 @@ void find_cgroups(const std::string& self_cgroup, std::optional<Hierarchy>& v2,
     const std::string path = line.substr(b + 1);
     if (id == "0" && controllers.empty()) {
       if (v2) v2->cgroup = path;
-    } else if (has_token(controllers, "cpu")) {
+    } else if (has_token(controllers, controller)) {
       if (v1) v1->cgroup = path;
     }
   }
@@ -131,7 +135,7 @@ std::optional<long long> to_number(const std::string& s) {
   }
 }
 
-// The quota set in one cgroup directory, if any.
+// The CPU quota set in one cgroup directory, if any (amount in CPUs).
 std::optional<Limit> quota_in(const Hierarchy& h, const std::string& dir) {
   long long quota = 0;
   long long period = 0;
@@ -162,8 +166,21 @@ std::optional<Limit> quota_in(const Hierarchy& h, const std::string& dir) {
   return Limit{static_cast<double>(quota) / static_cast<double>(period), text};
 }
 
-// The tightest quota of h's cgroup and its ancestors up to the mount point.
-std::optional<Limit> tightest_in(const Hierarchy& h) {
+// The memory limit set in one cgroup directory, if any (amount in bytes).
+std::optional<Limit> memory_in(const Hierarchy& h, const std::string& dir) {
+  // v2 memory.max: "max" or bytes; v1 memory.limit_in_bytes: bytes, with
+  // "no limit" shown as a huge page-rounded number (LONG_MAX rounded down).
+  const std::string file = dir + (h.v2 ? "/memory.max" : "/memory.limit_in_bytes");
+  const auto line = read_line(file);
+  if (!line || *line == "max") return std::nullopt;
+  const auto bytes = to_number(*line);
+  if (!bytes || *bytes <= 0 || *bytes >= (1LL << 62)) return std::nullopt;
+  return Limit{static_cast<double>(*bytes),
+               (h.v2 ? "memory.max " : "memory.limit_in_bytes ") + *line + " in " + dir};
+}
+
+// The tightest limit of h's cgroup and its ancestors up to the mount point.
+std::optional<Limit> tightest_in(const Hierarchy& h, LimitReader read_limit) {
   if (h.cgroup.empty() || h.cgroup.front() != '/') return std::nullopt;
   // The process's cgroup relative to the mounted subtree; a cgroup outside
   // it (another namespace's view) cannot be read here.
@@ -179,13 +196,30 @@ std::optional<Limit> tightest_in(const Hierarchy& h) {
   while (!rel.empty() && rel.back() == '/') rel.pop_back();
   std::optional<Limit> best;
   for (;;) {
-    if (auto l = quota_in(h, h.mount_point + rel); l && (!best || l->cpus < best->cpus)) {
+    if (auto l = read_limit(h, h.mount_point + rel); l && (!best || l->amount < best->amount)) {
       best = l;
     }
     if (rel.empty()) break;
     rel.erase(rel.rfind('/'));
   }
   return best;
+}
+
+// The tightest limit over both hierarchies (v2, and v1's `controller`).
+std::optional<Limit> tightest_limit(const CpuBudgetSources& sources, const char* controller,
+                                    LimitReader read_limit) {
+  std::optional<Hierarchy> v2;
+  std::optional<Hierarchy> v1;
+  find_mounts(sources.mountinfo, controller, v2, v1);
+  find_cgroups(sources.self_cgroup, controller, v2, v1);
+  std::optional<Limit> limit;
+  for (const auto* h : {&v2, &v1}) {
+    if (!*h) continue;
+    if (auto l = tightest_in(**h, read_limit); l && (!limit || l->amount < limit->amount)) {
+      limit = l;
+    }
+  }
+  return limit;
 }
 
 std::string format_cpus(double cpus) {
@@ -252,23 +286,29 @@ CpuBudget cpu_budget(const CpuBudgetSources& sources) {
   out.workers = affinity;
   out.why = std::to_string(affinity) + (affinity == 1 ? " CPU" : " CPUs") + " in the affinity mask";
 
-  std::optional<Hierarchy> v2;
-  std::optional<Hierarchy> v1;
-  find_mounts(sources.mountinfo, v2, v1);
-  find_cgroups(sources.self_cgroup, v2, v1);
-  std::optional<Limit> limit;
-  for (const auto* h : {&v2, &v1}) {
-    if (!*h) continue;
-    if (auto l = tightest_in(**h); l && (!limit || l->cpus < limit->cpus)) limit = l;
-  }
-  if (limit) {
-    const auto cpus = static_cast<std::size_t>(std::ceil(limit->cpus));
-    out.why += "; cgroup " + limit->text + " (" + format_cpus(limit->cpus) + " CPUs" +
-               (static_cast<double>(cpus) != limit->cpus ? ", rounded up)" : ")");
+  if (const std::optional<Limit> limit = tightest_limit(sources, "cpu", &quota_in)) {
+    const auto cpus = static_cast<std::size_t>(std::ceil(limit->amount));
+    out.why += "; cgroup " + limit->text + " (" + format_cpus(limit->amount) + " CPUs" +
+               (static_cast<double>(cpus) != limit->amount ? ", rounded up)" : ")");
     if (cpus < out.workers) out.workers = cpus;
   }
   if (out.workers < 1) out.workers = 1;
   if (out.workers > kMaxWorkers) out.workers = kMaxWorkers;
+  return out;
+}
+
+}  // namespace weft::detail
+
+namespace weft::detail {
+
+std::optional<MemoryBudget> memory_budget(const CpuBudgetSources& sources) {
+  const std::optional<Limit> limit = tightest_limit(sources, "memory", &memory_in);
+  if (!limit) return std::nullopt;
+  const auto max = static_cast<std::uint64_t>(limit->amount);
+  MemoryBudget out;
+  out.cgroup_bytes = max;
+  out.limit_bytes = max / 10 * 9 + max % 10 * 9 / 10;  // 90 %, without overflow
+  out.why = "90 % of cgroup " + limit->text;
   return out;
 }
 

@@ -1,4 +1,6 @@
-// The default worker count: the CPUs this process may actually use.
+// The default worker count: the CPUs this process may actually use; and,
+// read the same way, the memory limit for memory_limit = auto (the end of
+// this file).
 //
 // Two things bound it below the machine's CPU count. The affinity mask
 // (sched_getaffinity: taskset, cpusets, container runtimes) says which CPUs
@@ -25,6 +27,8 @@
 #include <pthread.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +63,22 @@ std::vector<int> affinity_cpus();
 
 /// CPUs in the calling thread's affinity mask (at least 1).
 std::size_t affinity_cpu_count() noexcept;
+
+/// memory_limit = auto (Config::memory_limit_auto): the tightest memory
+/// limit of the process's cgroup and every ancestor (v2 memory.max, v1
+/// memory.limit_in_bytes), found the same way as the CPU limit above.
+struct MemoryBudget {
+  std::uint64_t cgroup_bytes = 0;  ///< the tightest limit found
+  std::uint64_t limit_bytes = 0;   ///< 90 % of it: the runtime's memory_limit
+  /// For Config::describe(), e.g. "90 % of cgroup memory.max 1073741824 in
+  /// /sys/fs/cgroup/app".
+  std::string why;
+};
+
+/// The memory budget for memory_limit = auto, or nullopt if no cgroup of
+/// the process (nor an ancestor) sets a memory limit or none can be read.
+/// Never throws for missing or malformed files. Allocates; any thread.
+std::optional<MemoryBudget> memory_budget(const CpuBudgetSources& sources = {});
 
 /// Sets the affinity mask of `thread` to exactly `cpus` (not empty).
 /// Returns 0, or the errno of pthread_setaffinity_np (EINVAL: no CPU of

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -71,6 +73,39 @@ constexpr std::size_t kMaxStack = std::size_t{1} << 30;  // Fiber::stack_size ho
 
 RuntimeImpl* g_debug_runtimes = nullptr;
 
+const std::size_t RuntimeImpl::kTaskBlockCharge = sizeof(TaskBase);
+
+namespace {
+
+// memory_limit = auto: 90 % of the tightest cgroup memory limit, or a
+// ConfigError naming where `auto` came from.
+void resolve_auto_memory_limit(Config& c) {
+  if (std::optional<MemoryBudget> budget = memory_budget()) {
+    c.memory_limit = static_cast<std::size_t>(budget->limit_bytes);
+    c.note_derived("memory_limit", std::move(budget->why));
+    return;
+  }
+  std::string where = "Config::memory_limit";
+  std::string allowed;
+  const auto& schema = Config::schema();
+  for (std::size_t i = 0; i < schema.size(); ++i) {
+    if (schema[i].key != "memory_limit") continue;
+    allowed = schema[i].allowed;
+    if (i >= c.origins.size()) break;
+    const ConfigOrigin& o = c.origins[i];
+    if (o.loaded == "auto" && (o.source == ConfigSource::env || o.source == ConfigSource::file)) {
+      where = o.where;
+    }
+  }
+  throw ConfigError("weft: " + where +
+                        ": memory_limit: auto needs a cgroup memory limit, and neither the "
+                        "process's cgroup nor an ancestor sets one (memory.max, "
+                        "memory.limit_in_bytes); set a size instead",
+                    "memory_limit", where, allowed);
+}
+
+}  // namespace
+
 namespace {
 std::mutex g_debug_runtimes_mu;  // guards g_debug_runtimes and the debug_next_ links
 }  // namespace
@@ -82,6 +117,10 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
       limits_on_(config.max_fibers != 0 || config.max_stack_memory != 0),
       fiber_cap_(config.max_fibers != 0 ? config.max_fibers : UINT64_MAX),
       stack_cap_(config.max_stack_memory != 0 ? config.max_stack_memory : UINT64_MAX),
+      memory_(0, static_cast<std::int64_t>(std::llround(config.memory_pressure_fraction * 1e6)),
+              // A chunk: four default fibers, so a worker spawning and
+              // joining in a loop refills rarely.
+              4 * fiber_charge(StackAllocator::round_to_page(config.stack_size))),
       epoch_ns_(monotonic_ns()),
       thread_per_core_(config.strategy == Strategy::thread_per_core),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
@@ -107,6 +146,8 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
     config_.stack_size = rounded;
     config_.note_derived("stack_size", "rounded up to the page size");
   }
+  if (config_.memory_limit == Config::memory_limit_auto) resolve_auto_memory_limit(config_);
+  memory_.set_limit(config_.memory_limit);
   if (config_.pin_workers) {
     allowed_cpus_ = affinity_cpus();
     if (allowed_cpus_.empty()) {
@@ -122,8 +163,10 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
   idle_.reserve(n);
   auto reactors = make_reactors(config_, n);
   io_backend_ = reactors.front()->kind();
+  credits_.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, static_cast<int>(i), std::move(reactors[i])));
+    credits_.push_back(&workers_.back()->memory_credit);
   }
   ignore_sigpipe();
   try {
@@ -227,10 +270,77 @@ namespace {
                               " (Config::max_stack_memory, WEFT_MAX_STACK_MEMORY)");
 }
 
+[[noreturn, gnu::noinline, gnu::cold]] void throw_memory_limit(std::uint64_t max,
+                                                               std::uint64_t usage,
+                                                               std::int64_t need) {
+  throw ResourceExhausted("memory_limit", max,
+                          "weft: cannot spawn: memory_limit is " + std::to_string(max) +
+                              " bytes and the runtime's memory in use is " + std::to_string(usage) +
+                              " (this fiber needs " + std::to_string(need) +
+                              "; spawns are refused until it is below 90 % of the limit) "
+                              "(Config::memory_limit, WEFT_MEMORY_LIMIT)");
+}
+
 }  // namespace
 
-void RuntimeImpl::admit_fiber(std::size_t stack_bytes) {
+void RuntimeImpl::admit_fiber(std::size_t stack_bytes, Worker* w) {
+  MemoryAccount::Credit* credit = w != nullptr ? &w->memory_credit : nullptr;
+  const std::int64_t charge = fiber_charge(stack_bytes);
+  if (!memory_.try_charge(credit, charge)) [[unlikely]] {
+    admit_memory_slow(credit, charge, w);  // throws, or charged
+  }
   if (!limits_on_) return;
+  try {
+    admit_counted(stack_bytes);
+  } catch (...) {
+    memory_.release(credit, charge);
+    throw;
+  }
+}
+
+void RuntimeImpl::admit_memory_slow(MemoryAccount::Credit* credit, std::int64_t charge, Worker* w) {
+  // First the caches (their memory is ours to give back), then refusal.
+  trim_caches(w);
+  if (!memory_.refusing()) {
+    if (memory_.try_charge(credit, charge)) return;
+    memory_.refuse();
+  } else if (memory_.end_refusal_if_below(static_cast<std::int64_t>(memory_usage())) &&
+             memory_.try_charge(credit, charge)) {
+    return;
+  } else {
+    memory_.refuse();
+  }
+  throw_memory_limit(memory_.limit(), memory_usage(), charge);
+}
+
+void RuntimeImpl::set_memory_limit(std::size_t bytes) {
+  if (bytes == Config::memory_limit_auto) {
+    Config c;  // no origins: an error names Config::memory_limit
+    c.memory_limit = bytes;
+    resolve_auto_memory_limit(c);
+    bytes = c.memory_limit;
+  }
+  memory_.set_limit(bytes);
+}
+
+std::uint64_t RuntimeImpl::memory_usage() const noexcept {
+  return static_cast<std::uint64_t>(memory_.usage(credits_.data(), credits_.size()));
+}
+
+bool RuntimeImpl::refusing_new_work_slow() noexcept {
+  Worker* w = current_worker();
+  trim_caches(w != nullptr && w->runtime() == this ? w : nullptr);
+  return !memory_.end_refusal_if_below(static_cast<std::int64_t>(memory_usage()));
+}
+
+void RuntimeImpl::trim_caches(Worker* w) noexcept {
+  memory_.count_trim();
+  trim_requests_.fetch_add(1, std::memory_order_relaxed);
+  if (w != nullptr) w->trim_stack_cache();
+  TaskBase::trim_block_cache();
+}
+
+void RuntimeImpl::admit_counted(std::size_t stack_bytes) {
   // Count first, then compare (one RMW per counter, no loop) and take a
   // refused fiber back out. So a spawn racing a refused one at the limit
   // may see its provisional count and be refused too: only at the limit,
@@ -292,14 +402,14 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() != this) w = nullptr;
   stacks_.check_budget();  // throws std::system_error naming vm.max_map_count
-  admit_fiber(size);       // throws ResourceExhausted (max_fibers, max_stack_memory)
+  admit_fiber(size, w);    // throws ResourceExhausted (max_fibers, max_stack_memory, memory_limit)
 
   Fiber* f = new (task->fiber_storage()) Fiber();
   try {
     f->name = opts.name;
   } catch (...) {
     f->~Fiber();
-    retire_fiber(size);
+    retire_fiber(size, w);
     throw;
   }
   f->locals = std::exchange(task->locals(), nullptr);  // FLS hook
@@ -745,6 +855,11 @@ void RuntimeImpl::collect(obs::RuntimeTotals& out) const noexcept {
   out.stack_reserved_bytes = stacks_.reserved_bytes();
   out.stacks_live = stacks_.live_stacks();
   out.workers = workers_.size();
+  out.memory_used_bytes = memory_usage();
+  out.memory_limit_bytes = memory_.limit();
+  out.memory_refusals = memory_.refusals();
+  out.memory_trims = memory_.trims();
+  out.memory_pressure_events = memory_.pressure_events();
 }
 
 // --- monitor ----------------------------------------------------------------

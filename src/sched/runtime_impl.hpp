@@ -94,14 +94,17 @@ class RuntimeImpl final : public obs::Source {
     spin_before_park_ns_.store(ns, std::memory_order_relaxed);
   }
   /// Admits one more fiber with a stack of `stack_bytes` against
-  /// Config::max_fibers and Config::max_stack_memory, counting it; a no-op
-  /// when neither is set. @throws ResourceExhausted naming the limit and
-  /// its value, having counted nothing. Any thread.
-  void admit_fiber(std::size_t stack_bytes);
+  /// Config::max_fibers, Config::max_stack_memory and Config::memory_limit,
+  /// counting it; `w` is the calling worker of this runtime, or nullptr.
+  /// Over the memory limit it first trims caches (trim_caches), then
+  /// refuses. @throws ResourceExhausted naming the limit and its value,
+  /// having counted nothing. Any thread.
+  void admit_fiber(std::size_t stack_bytes, Worker* w);
   /// Stops counting a fiber admit_fiber counted: its function has returned
   /// (before its joiner can wake), it could not start, or its spawn failed
-  /// after admission. Any thread.
-  void retire_fiber(std::size_t stack_bytes) noexcept {
+  /// after admission. `w`: the calling worker of this runtime, or nullptr.
+  void retire_fiber(std::size_t stack_bytes, Worker* w) noexcept {
+    memory_.release(w != nullptr ? &w->memory_credit : nullptr, fiber_charge(stack_bytes));
     if (!limits_on_) return;
     // relaxed: counts that publish nothing. A joiner that saw this fiber
     // complete (TaskBase::complete, which follows this call) and then
@@ -109,6 +112,40 @@ class RuntimeImpl final : public obs::Source {
     // (RMWs read the latest value in modification order).
     live_fibers_.fetch_sub(1, std::memory_order_relaxed);
     live_stack_bytes_.fetch_sub(stack_bytes, std::memory_order_relaxed);
+  }
+
+  // --- Config::memory_limit (memory_account.hpp; docs/design/memory.md).
+  /// What a fiber with a stack of `stack_bytes` costs the account: its
+  /// whole stack and its task block's fixed part (TaskBase, with the Fiber
+  /// inside it); the closure and result beyond that are not counted.
+  static std::int64_t fiber_charge(std::size_t stack_bytes) noexcept {
+    return static_cast<std::int64_t>(stack_bytes + kTaskBlockCharge);
+  }
+  static const std::size_t kTaskBlockCharge;
+  /// Runtime::set_memory_limit, validated: resolves memory_limit_auto
+  /// (@throws ConfigError without a cgroup limit), then sets the limit.
+  void set_memory_limit(std::size_t bytes);
+  MemoryAccount& memory() noexcept { return memory_; }
+  /// Bytes of the runtime's own memory in use (see Config::memory_limit).
+  std::uint64_t memory_usage() const noexcept;
+  /// Trims the caches (memory pressure): the calling worker's stack cache
+  /// whole (`w`, or none), this thread's task-block cache, and asks every
+  /// other worker to trim its stack cache whole when it next runs out of
+  /// work. Any thread.
+  void trim_caches(Worker* w) noexcept;
+  /// True while the memory limit refuses new work: spawns, and the
+  /// accepts of net::TcpListener/UnixListener, which back off until it
+  /// ends (src/net/socket.cpp). While refusing it trims the caches (as a
+  /// refused spawn does) and ends the refusal if usage fell below the
+  /// low-water mark. Any thread.
+  bool refusing_new_work() noexcept {
+    if (!memory_.refusing()) [[likely]]
+      return false;
+    return refusing_new_work_slow();
+  }
+  /// Trim requests so far (Worker::trim_stack_cache compares).
+  std::uint64_t trim_requests() const noexcept {
+    return trim_requests_.load(std::memory_order_relaxed);
   }
   /// Puts the calling thread back on the whole affinity mask the runtime
   /// started with, when Config::pin_workers pinned the workers: a thread a
@@ -298,6 +335,12 @@ class RuntimeImpl final : public obs::Source {
     return (reinterpret_cast<std::uintptr_t>(f) >> 12) % kShards;
   }
 
+  /// admit_fiber over the memory limit: trims, then admits or refuses
+  /// (@throws ResourceExhausted naming memory_limit and the usage).
+  void admit_memory_slow(MemoryAccount::Credit* credit, std::int64_t charge, Worker* w);
+  /// admit_fiber's max_fibers and max_stack_memory part.
+  void admit_counted(std::size_t stack_bytes);
+  bool refusing_new_work_slow() noexcept;
   void monitor_main() noexcept;
   /// yes: every worker idle, nothing queued, no timer armed, some fiber
   /// alive, no blocking-pool task and no wake-up from a plain thread in
@@ -328,6 +371,12 @@ class RuntimeImpl final : public obs::Source {
   const std::uint64_t stack_cap_;                   // max_stack_memory, or UINT64_MAX for none
   std::atomic<std::uint64_t> live_fibers_{0};       // admitted, not yet retired
   std::atomic<std::uint64_t> live_stack_bytes_{0};  // their stack sizes
+  // Config::memory_limit. trim_requests_: relaxed, a lone counter the
+  // workers poll when idle (a missed bump only delays a trim).
+  MemoryAccount memory_;
+  std::atomic<std::uint64_t> trim_requests_{0};
+  // The per-worker credits, for MemoryAccount::usage. Immutable once built.
+  std::vector<const MemoryAccount::Credit*> credits_;
   // Config::pin_workers: the affinity mask at construction (ascending CPU
   // numbers); empty when the workers are not pinned. Immutable after.
   std::vector<int> allowed_cpus_;

@@ -68,7 +68,7 @@ void fiber_entry(void* arg) noexcept {
   leave_cancel_tree(f);
   // Before the joiner can wake: a fiber that joined this one and spawns at
   // once must find the slot free (max_fibers, max_stack_memory).
-  f->runtime->retire_fiber(f->stack_size);
+  f->runtime->retire_fiber(f->stack_size, current_worker());
   f->task->complete();  // may wake the joiner into this worker's LIFO slot
   current_worker()->exit_current();
 }
@@ -483,6 +483,27 @@ void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
   }
 }
 
+void Worker::account_stack_cache(std::size_t before) noexcept {
+  const std::size_t after = stacks_.resident_bytes();
+  if (after > before) {
+    rt_->memory().charge(&memory_credit, static_cast<std::int64_t>(after - before));
+  } else if (after < before) {
+    rt_->memory().release(&memory_credit, static_cast<std::int64_t>(before - after));
+  }
+}
+
+void Worker::trim_stack_cache() noexcept {
+  const std::size_t cached = stacks_.resident_bytes();
+  const std::uint64_t requests = rt_->trim_requests();
+  if (requests != trims_seen_) {
+    trims_seen_ = requests;
+    stacks_.trim(0);
+  } else {
+    stacks_.trim();
+  }
+  account_stack_cache(cached);
+}
+
 [[gnu::noinline, gnu::cold]] void Worker::end_slice() noexcept {
   metrics_->observe(obs::Hist::run_slice,
                     static_cast<std::uint64_t>(monotonic_ns() - slice_start_ns_));
@@ -491,7 +512,9 @@ void Worker::schedule_local(Fiber* f, bool lifo) noexcept {
 
 bool Worker::ensure_stack(Fiber* f) noexcept {
   if (f->stack) return true;
+  const std::size_t cached = stacks_.resident_bytes();
   Stack s = stacks_.take(f->stack_size);
+  account_stack_cache(cached);
   if (!s) {
     try {
       s = rt_->stack_allocator().allocate(f->stack_size);
@@ -502,7 +525,7 @@ bool Worker::ensure_stack(Fiber* f) noexcept {
       TaskBase* task = f->task;
       task->error() = std::current_exception();
       leave_cancel_tree(f);
-      rt_->retire_fiber(f->stack_size);
+      rt_->retire_fiber(f->stack_size, this);
       task->complete();
       rt_->unregister_fiber(f);
       wait_cancel_pins(f);
@@ -587,7 +610,9 @@ void Worker::commit_park(Fiber* f) noexcept {
 void Worker::recycle(Fiber* f) noexcept {
   f->ctx.release();
   rt_->unregister_fiber(f);
+  const std::size_t cached = stacks_.resident_bytes();
   stacks_.give(f->stack, rt_->config().stack_size, rt_->stack_allocator());
+  account_stack_cache(cached);
   TaskBase* task = f->task;
   wait_cancel_pins(f);
   f->~Fiber();
@@ -871,8 +896,9 @@ Fiber* Worker::find_work() noexcept {
   if (searching) rt_->end_search();
   // Out of work for a whole spin: a burst (if any) is over, so give the
   // pages of the stacks it left cached back to the kernel now, off every
-  // fiber's path (StackCache explains the policy).
-  stacks_.trim();
+  // fiber's path (StackCache explains the policy); all of them if the
+  // runtime is over its memory limit.
+  trim_stack_cache();
   sleep();
   return nullptr;
 }

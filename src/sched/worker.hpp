@@ -56,6 +56,7 @@
 #include "sched/deque.hpp"
 #include "sched/driver.hpp"
 #include "sched/inbox.hpp"
+#include "sched/memory_account.hpp"
 #include "sched/timer_wheel.hpp"
 
 namespace weft::detail {
@@ -135,6 +136,16 @@ class Worker {
   bool inbox_empty() const noexcept { return inbox_.empty(); }
   /// Racy: the worker is in (or about to enter) its sleep's park.
   bool asleep() const noexcept { return sleeping_.load(std::memory_order_relaxed); }
+
+  /// This worker's credit in the runtime's MemoryAccount (memory_account.hpp):
+  /// bytes charged and not yet used. Owner-written.
+  MemoryAccount::Credit memory_credit{0};
+  /// Owner: charges or releases the change in the stack cache's resident
+  /// bytes since `before` (memory_limit counts cached stacks).
+  void account_stack_cache(std::size_t before) noexcept;
+  /// Owner: trims the stack cache: everything when the runtime asked for a
+  /// trim since the last one (memory_limit), else above StackCache::kResident.
+  void trim_stack_cache() noexcept;
 
   // Monitor view (written by the owner with relaxed stores at each switch).
   std::atomic<Fiber*> running{nullptr};
@@ -261,6 +272,7 @@ class Worker {
   // true/false; producers exchange. seq_cst: see post() and sleep().
   std::atomic<bool> sleeping_{false};
   StackCache stacks_;
+  std::uint64_t trims_seen_ = 0;  // owner-only: RuntimeImpl::trim_requests() last acted on
   std::uint32_t ticks_left_ = kFairnessTick;
   /// True on every kFairnessTick-th scheduling decision.
   bool fairness_tick() noexcept {

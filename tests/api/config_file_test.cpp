@@ -14,6 +14,7 @@
 #include "common/io_util.hpp"
 #include "common/test_util.hpp"
 #include "obs/capture.hpp"
+#include "sched/cpu_budget.hpp"
 #include "weft/weft.hpp"
 
 namespace {
@@ -76,7 +77,9 @@ TEST_F(ConfigFile, ReadsEveryKind) {
       "wake_backstop = false\n"
       "io_backend = \"epoll\"\n"
       "io_uring_entries = 64\n"
-      "trace_buffer_events = 4096\n");
+      "trace_buffer_events = 4096\n"
+      "memory_limit = \"128M\"\n"
+      "memory_pressure_fraction = 0.75\n");
   const Config c = Config::from_file(path);
   EXPECT_EQ(c.workers, 3u);
   EXPECT_TRUE(c.pin_workers);
@@ -99,12 +102,16 @@ TEST_F(ConfigFile, ReadsEveryKind) {
   EXPECT_EQ(c.io_backend, weft::IoBackend::epoll);
   EXPECT_EQ(c.io_uring_entries, 64u);
   EXPECT_EQ(c.trace_buffer_events, 4096u);
+  EXPECT_EQ(c.memory_limit, 128u * 1024 * 1024);
+  EXPECT_DOUBLE_EQ(c.memory_pressure_fraction, 0.75);
   EXPECT_EQ(
       c.describe(),
       "workers = 3  (file " + path + ":1)\n" + "pin_workers = true  (file " + path + ":2)\n" +
           "stack_size = \"64K\"  (file " + path + ":3)\n" + "guard_pages = false  (file " + path +
           ":4)\n" + "max_fibers = 5000  (file " + path + ":5)\n" +
           "max_stack_memory = \"512M\"  (file " + path + ":6)\n" +
+          "memory_limit = \"128M\"  (file " + path + ":22)\n" +
+          "memory_pressure_fraction = 0.75  (file " + path + ":23)\n" +
           "default_operation_timeout = \"2s\"  (file " + path + ":7)\n" +
           "network_timeout = \"30s\"  (file " + path + ":8)\n" + "io_timeout = \"500ms\"  (file " +
           path + ":9)\n" + "preemption_interval = \"5ms\"  (file " + path + ":10)\n" +
@@ -140,6 +147,117 @@ TEST_F(ConfigFile, LimitsFromTheEnvironmentAndTheirErrors) {
   EXPECT_EQ(message_of([&] { c.validate(); }),
             "weft: Config::max_fibers: must be an integer in 0..1000000000 (0 = no limit), got "
             "1000000001");
+}
+
+// --- memory_limit and memory_pressure_fraction ----------------------------------
+
+constexpr const char* kMemoryLimitAllowed =
+    "a size in 1M..65536G bytes (suffixes K, M, G) (none = off; auto = 90 % of the tightest "
+    "cgroup memory limit)";
+
+TEST_F(ConfigFile, MemoryLimitFromEveryForm) {
+  set("WEFT_MEMORY_LIMIT", "64M");
+  set("WEFT_MEMORY_PRESSURE_FRACTION", "0.75");
+  Config c = Config::from_env();
+  EXPECT_EQ(c.memory_limit, 64u << 20);
+  EXPECT_DOUBLE_EQ(c.memory_pressure_fraction, 0.75);
+  set("WEFT_MEMORY_LIMIT", "none");
+  EXPECT_EQ(Config::from_env().memory_limit, 0u);
+  set("WEFT_MEMORY_LIMIT", "auto");
+  c = Config::from_env();
+  EXPECT_EQ(c.memory_limit, Config::memory_limit_auto);
+  EXPECT_NE(c.describe().find("memory_limit = \"auto\"  (env WEFT_MEMORY_LIMIT)\n"),
+            std::string::npos)
+      << c.describe();
+  CleanEnvTest::clear();
+  const std::string path = write("memory_limit = \"2G\"\nmemory_pressure_fraction = 0.5\n");
+  c = Config::from_file(path);
+  EXPECT_EQ(c.memory_limit, 2u << 30);
+  EXPECT_DOUBLE_EQ(c.memory_pressure_fraction, 0.5);
+  EXPECT_NE(c.describe().find("memory_limit = \"2G\"  (file " + path + ":1)\n"), std::string::npos)
+      << c.describe();
+  EXPECT_NE(c.describe().find("memory_pressure_fraction = 0.5  (file " + path + ":2)\n"),
+            std::string::npos)
+      << c.describe();
+  EXPECT_EQ(Config::from_file(write("memory_limit = 1048576\nmemory_pressure_fraction = 1\n"))
+                .memory_limit,
+            1u << 20);
+}
+
+TEST_F(ConfigFile, MemoryLimitErrors) {
+  const std::string allowed = kMemoryLimitAllowed;
+  set("WEFT_MEMORY_LIMIT", "-5");
+  EXPECT_EQ(message_of<ConfigError>([] { (void)Config::from_env(); }),
+            "weft: WEFT_MEMORY_LIMIT: must be " + allowed + ", got '-5'");
+  set("WEFT_MEMORY_LIMIT", "lots");
+  EXPECT_EQ(message_of<ConfigError>([] { (void)Config::from_env(); }),
+            "weft: WEFT_MEMORY_LIMIT: must be " + allowed + ", got 'lots'");
+  set("WEFT_MEMORY_LIMIT", "512K");
+  EXPECT_EQ(message_of<ConfigError>([] { (void)Config::from_env(); }),
+            "weft: WEFT_MEMORY_LIMIT: must be " + allowed + ", got '512K'");
+  CleanEnvTest::clear();
+  set("WEFT_MEMORY_PRESSURE_FRACTION", "80%");
+  EXPECT_EQ(message_of<ConfigError>([] { (void)Config::from_env(); }),
+            "weft: WEFT_MEMORY_PRESSURE_FRACTION: must be a fraction in 0.001..1, got '80%'");
+  CleanEnvTest::clear();
+  expect_error("memory_limit = -1\n", ":1: memory_limit: must be " + allowed + ", got -1");
+  expect_error("memory_limit = \"huge\"\n",
+               ":1: memory_limit: must be " + allowed + ", got \"huge\"");
+  expect_error("memory_limit = true\n", ":1: memory_limit: must be " + allowed + ", got a boolean");
+  expect_error("memory_pressure_fraction = 1.5\n",
+               ":1: memory_pressure_fraction: must be a fraction in 0.001..1, got 1.5");
+  expect_error("memory_pressure_fraction = -0.5\n",
+               ":1: memory_pressure_fraction: must be a fraction in 0.001..1, got -0.5");
+  expect_error("memory_pressure_fraction = \"0.8\"\n",
+               ":1: memory_pressure_fraction: must be a fraction in 0.001..1, got a string");
+  Config c;
+  c.memory_limit = 5;
+  EXPECT_EQ(message_of<ConfigError>([&] { c.validate(); }),
+            "weft: Config::memory_limit: must be " + allowed + ", got 5");
+  c = Config{};
+  c.memory_pressure_fraction = 2;
+  EXPECT_EQ(message_of<ConfigError>([&] { c.validate(); }),
+            "weft: Config::memory_pressure_fraction: must be a fraction in 0.001..1, got a value "
+            "outside 0..1");
+}
+
+// auto takes 90 % of the cgroup limit, or fails naming where auto came
+// from. Which one this machine shows depends on its cgroups (the fake-tree
+// tests in weft_test_sched cover both); here the runtime must agree with
+// memory_budget() either way.
+TEST_F(ConfigFile, MemoryLimitAutoAtRuntimeStart) {
+  set("WEFT_MEMORY_LIMIT", "auto");
+  set("WEFT_WORKERS", "1");
+  const auto budget = weft::detail::memory_budget();
+  if (!budget) {
+    const std::string msg = message_of<ConfigError>([] { weft::Runtime rt; });
+    EXPECT_EQ(msg,
+              "weft: WEFT_MEMORY_LIMIT: memory_limit: auto needs a cgroup memory limit, and "
+              "neither the process's cgroup nor an ancestor sets one (memory.max, "
+              "memory.limit_in_bytes); set a size instead");
+    weft::Runtime rt(weft::test::workers_config(1));
+    EXPECT_THROW(rt.set_memory_limit(Config::memory_limit_auto), ConfigError);
+    EXPECT_EQ(rt.memory_limit(), 0u);
+  } else {
+    weft::Runtime rt;
+    EXPECT_EQ(rt.memory_limit(), budget->limit_bytes);
+    EXPECT_NE(rt.describe().find("(derived: 90 % of cgroup "), std::string::npos) << rt.describe();
+  }
+}
+
+TEST_F(ConfigFile, MemoryLimitChangesAtRunTime) {
+  weft::Runtime rt(weft::test::workers_config(1));
+  EXPECT_EQ(rt.memory_limit(), 0u);
+  rt.set_memory_limit(256u << 20);
+  EXPECT_EQ(rt.memory_limit(), 256u << 20);
+  EXPECT_NE(rt.describe().find("memory_limit = \"256M\"  (api)\n"), std::string::npos)
+      << rt.describe();
+  EXPECT_EQ(
+      message_of<ConfigError>([&] { rt.set_memory_limit(1000); }),
+      std::string("weft: Config::memory_limit: must be ") + kMemoryLimitAllowed + ", got 1000");
+  EXPECT_EQ(rt.memory_limit(), 256u << 20);  // unchanged by the refused value
+  rt.set_memory_limit(0);
+  EXPECT_EQ(rt.memory_usage().limit, 0u);
 }
 
 TEST_F(ConfigFile, PrecedenceApiOverEnvOverFile) {
@@ -303,7 +421,8 @@ TEST_F(ConfigFile, SchemaMarksRuntimeChangeableSettings) {
   for (const weft::ConfigSetting& s : Config::schema()) {
     if (s.runtime_changeable) changeable.push_back(s.key);
   }
-  EXPECT_EQ(changeable, (std::vector<std::string>{"stall_warning", "spin_before_park"}));
+  EXPECT_EQ(changeable,
+            (std::vector<std::string>{"memory_limit", "stall_warning", "spin_before_park"}));
 }
 
 TEST_F(ConfigFile, RuntimeSettersValidateAndShowInDescribe) {

@@ -124,6 +124,61 @@ void test_limits(void) {
   weft_runtime_free(rt);
 }
 
+static void count_pressure(uint64_t charged, uint64_t limit, void* arg) {
+  (void)charged;
+  (void)limit;
+  ++*(int*)arg;
+}
+
+/* The memory limit through the C ABI: set, read back, refused spawns are
+ * -EAGAIN naming memory_limit, the pressure callback runs once per
+ * crossing, and bad values are -EINVAL naming the allowed values. */
+void test_memory_limit(void) {
+  weft_config cfg;
+  weft_config_init(&cfg);
+  cfg.workers = 1;
+  cfg.stack_size = 64 * 1024;
+  weft_runtime* rt = NULL;
+  REQUIRE_OK(weft_runtime_new(&cfg, &rt));
+  CHECK_EQ(weft_runtime_memory_limit(rt), 0);
+  CHECK_EQ(weft_runtime_set_memory_limit(NULL, 0), -EINVAL);
+  CHECK_EQ(weft_runtime_set_memory_limit(rt, 1000), -EINVAL);
+  CHECK(strstr(weft_last_error(), "memory_limit: must be a size in 1M..65536G") != NULL);
+  CHECK_EQ(weft_runtime_memory_limit(rt), 0);
+  CHECK_EQ(weft_runtime_memory_limit(NULL), 0);
+  CHECK_EQ(weft_runtime_memory_used(NULL), 0);
+
+  int calls = 0;
+  uint64_t id = 0;
+  CHECK_EQ(weft_runtime_on_memory_pressure(rt, NULL, NULL, &id), -EINVAL);
+  REQUIRE_OK(weft_runtime_on_memory_pressure(rt, count_pressure, &calls, &id));
+  REQUIRE_OK(weft_runtime_set_memory_limit(rt, 4 * 1024 * 1024));
+  CHECK_EQ(weft_runtime_memory_limit(rt), 4 * 1024 * 1024);
+
+  weft_chan* gate = NULL;
+  REQUIRE_OK(weft_chan_new(sizeof(int), 0, &gate));
+  weft_fiber* f[128];
+  int n = 0;
+  int rc = 0;
+  while (n < 128 && (rc = weft_spawn(rt, wait_for_close, gate, &f[n])) == 0) ++n;
+  CHECK_EQ(rc, -EAGAIN);
+  CHECK(strstr(weft_last_error(), "memory_limit is 4194304 bytes") != NULL);
+  CHECK(n >= 16); /* 64 KiB stacks: well over half of 4 MiB admitted */
+  CHECK(weft_runtime_memory_used(rt) <= 4 * 1024 * 1024);
+  CHECK(weft_runtime_memory_refusals(rt) >= 1);
+  CHECK_EQ(calls, 1); /* 0.8 of the limit crossed once */
+  weft_chan_close(gate);
+  for (int i = 0; i < n; ++i) REQUIRE_OK(weft_join(f[i], NULL));
+  REQUIRE_OK(weft_runtime_remove_memory_pressure(rt, id));
+  CHECK_EQ(weft_runtime_remove_memory_pressure(rt, id), -ENOENT);
+  REQUIRE_OK(weft_runtime_set_memory_limit(rt, 0));
+  weft_fiber* again = NULL;
+  REQUIRE_OK(weft_spawn(rt, wait_for_close, gate, &again)); /* closed: ends at once */
+  REQUIRE_OK(weft_join(again, NULL));
+  weft_chan_free(gate);
+  weft_runtime_free(rt);
+}
+
 static void* add_one(void* arg) {
   return (void*)((intptr_t)arg + 1);
 }

@@ -7,6 +7,7 @@
   X(version_and_errors)               \
   X(config_and_runtime_errors)        \
   X(limits)                           \
+  X(memory_limit)                     \
   X(spawn_join)                       \
   X(spawn_options)                    \
   X(join_reports_exceptions)          \

@@ -18,6 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using weft::detail::cpu_budget;
 using weft::detail::CpuBudgetSources;
+using weft::detail::memory_budget;
 
 /// A fake /proc/self/{cgroup,mountinfo} and cgroup mounts in a temp dir.
 class FakeCgroups : public ::testing::Test {
@@ -182,6 +183,56 @@ TEST(CpuBudget, AffinityMaskOfOneCpuGivesOneWorker) {
   EXPECT_EQ(b.workers, 1u);
   EXPECT_EQ(b.why.rfind("1 CPU in the affinity mask", 0), 0u) << b.why;
   EXPECT_EQ(resolved, 1u);
+}
+
+// --- memory_limit = auto: the same tree walk over the memory controller.
+
+TEST_F(FakeCgroups, MemoryV2NoLimitIsNone) {
+  v2_tree();
+  write("sys/cgroup/app/web/memory.max", "max\n");
+  write("sys/cgroup/app/memory.max", "max\n");
+  EXPECT_FALSE(memory_budget(sources(1)).has_value());
+}
+
+TEST_F(FakeCgroups, MemoryV2AncestorLimitIsTheTightest) {
+  // The leaf allows 4 GiB, its parent 1 GiB, the root nothing: 1 GiB applies.
+  v2_tree();
+  write("sys/cgroup/app/web/memory.max", "4294967296\n");
+  write("sys/cgroup/app/memory.max", "1073741824\n");
+  write("sys/cgroup/memory.max", "max\n");
+  const auto m = memory_budget(sources(1));
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->cgroup_bytes, 1073741824u);
+  EXPECT_EQ(m->limit_bytes, 966367641u);  // 90 %, rounded down
+  EXPECT_EQ(m->why, "90 % of cgroup memory.max 1073741824 in " + path("sys/cgroup/app"));
+}
+
+TEST_F(FakeCgroups, MemoryV1LimitAndItsNoLimitValue) {
+  // cgroup v1 (this machine's layout): the memory controller mounted on its
+  // own; "no limit" is LONG_MAX rounded down to a page.
+  write("proc/cgroup", "4:memory:/svc/one\n1:cpu:/\n0::/\n");
+  write("proc/mountinfo", mount_line(35, "/", "v1mem", "cgroup", "rw,memory") +
+                              mount_line(41, "/", "unified", "cgroup2", "rw"));
+  write("v1mem/memory.limit_in_bytes", "9223372036854771712\n");
+  write("v1mem/svc/memory.limit_in_bytes", "9223372036854771712\n");
+  write("v1mem/svc/one/memory.limit_in_bytes", "9223372036854771712\n");
+  EXPECT_FALSE(memory_budget(sources(1)).has_value());
+  write("v1mem/svc/memory.limit_in_bytes", "536870912\n");
+  const auto m = memory_budget(sources(1));
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->limit_bytes, 483183820u);
+  EXPECT_EQ(m->why, "90 % of cgroup memory.limit_in_bytes 536870912 in " + path("v1mem/svc"));
+}
+
+TEST_F(FakeCgroups, MemoryMalformedOrMissingFilesImposeNothing) {
+  v2_tree();
+  write("sys/cgroup/app/web/memory.max", "lots\n");
+  write("sys/cgroup/app/memory.max", "-1\n");
+  EXPECT_FALSE(memory_budget(sources(1)).has_value());
+  CpuBudgetSources none;
+  none.self_cgroup = path("missing/cgroup");
+  none.mountinfo = path("missing/mountinfo");
+  EXPECT_FALSE(memory_budget(none).has_value());
 }
 
 TEST(CpuBudget, RuntimeDescribesWhereItsWorkerCountCameFrom) {

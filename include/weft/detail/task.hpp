@@ -39,6 +39,9 @@ class TaskBase {
   /// bursts that overflow the C allocator's small per-thread caches.
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
+  /// Frees the calling thread's cached free blocks (memory pressure:
+  /// Config::memory_limit). Never throws; any thread.
+  static void trim_block_cache() noexcept;
 
   TaskBase() = default;
   TaskBase(const TaskBase&) = delete;
