@@ -159,9 +159,13 @@ std::size_t PubSub::publish(std::string_view channel, std::string_view message, 
   const auto it = channels_.find(std::string(channel));
   if (it != channels_.end())
     deliver(it->second, [&](int proto) { return encode_message(channel, message, proto); });
-  for (const auto& [pattern, subs] : patterns_) {
+  for (const auto& entry : patterns_) {
+    // A named reference, not a structured binding: clang 14 lets no lambda
+    // capture a binding.
+    const std::string& pattern = entry.first;
     if (!glob_match(pattern, channel)) continue;
-    deliver(subs, [&](int proto) { return encode_pmessage(pattern, channel, message, proto); });
+    deliver(entry.second,
+            [&](int proto) { return encode_pmessage(pattern, channel, message, proto); });
   }
   return receivers;
 }
