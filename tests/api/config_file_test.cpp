@@ -447,8 +447,14 @@ TEST_F(ConfigFile, WorkersResolvedByTheRuntimeAreDerived) {
 }
 
 TEST_F(ConfigFile, LoweredStallWarningTakesEffect) {
-  weft::Runtime rt(weft::test::workers_config(1));
-  rt.set_stall_warning(10ms);  // the default, 1 s, would not fire below
+  // Built with a threshold the busy loop below never reaches (it is bounded
+  // by kPatience), so only the lowered one can produce the report: with the
+  // default (1 s) a runtime ignoring the setter would still report within
+  // the loop (mutant api-config-stall-setter-ignored survived that way).
+  weft::Config config = weft::test::workers_config(1);
+  config.stall_warning = std::chrono::hours(1);
+  weft::Runtime rt(config);
+  rt.set_stall_warning(10ms);
   ::testing::internal::CaptureStderr();
   rt.block_on([] {
     // Busy until the report is written (bounded): the report is written
