@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Checks the benchmark charts of the docs against their data.
+
+    check_charts.py ROOT
+
+1. scripts/bench_charts.py renders every docs/charts/data/*.csv into a
+   scratch directory without an error;
+2. each rendering is the same as the committed docs/charts/NAME.svg (a data
+   file changed without `make bench-charts` fails here);
+3. every chart embedded in README.md or docs/**/*.md (a link or <img> to a
+   charts/*.svg) exists, and every chart is embedded in docs/benchmarks.md.
+
+Exits 1 naming each problem.
+"""
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+CHART_LINK = re.compile(r"(?:\]\(|src=\")([^)\"\s]*charts/[^)\"\s]+\.svg)")
+
+
+def main():
+    root = pathlib.Path(sys.argv[1]).resolve()
+    data = root / "docs" / "charts" / "data"
+    charts = root / "docs" / "charts"
+    problems = []
+    names = sorted(p.stem for p in data.glob("*.csv"))
+    if not names:
+        problems.append(f"no data files in {data}")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = subprocess.run([sys.executable, str(root / "scripts" / "bench_charts.py"), str(data), tmp],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            problems.append(f"bench_charts.py failed ({run.returncode}): {run.stderr.strip()}")
+        else:
+            for n in names:
+                fresh, kept = pathlib.Path(tmp) / f"{n}.svg", charts / f"{n}.svg"
+                if not fresh.is_file():
+                    problems.append(f"bench_charts.py wrote no {n}.svg")
+                elif not kept.is_file():
+                    problems.append(f"docs/charts/{n}.svg is not committed (make bench-charts)")
+                elif fresh.read_bytes() != kept.read_bytes():
+                    problems.append(f"docs/charts/{n}.svg is stale against data/{n}.csv (make bench-charts)")
+
+    embedded = {}
+    for md in [root / "README.md"] + sorted((root / "docs").rglob("*.md")):
+        for n, line in enumerate(md.read_text().split("\n"), 1):
+            for m in CHART_LINK.finditer(line):
+                target = (md.parent / m.group(1)).resolve()
+                embedded.setdefault(str(md.relative_to(root)), set()).add(target.stem)
+                if not target.is_file():
+                    problems.append(f"{md.relative_to(root)}:{n}: chart {m.group(1)} does not exist")
+    for n in names:
+        if n not in embedded.get("docs/benchmarks.md", set()):
+            problems.append(f"docs/benchmarks.md does not embed charts/{n}.svg")
+
+    for p in problems:
+        print(f"check_charts: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"check_charts: {len(names)} charts rendered, up to date and embedded")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
