@@ -151,6 +151,7 @@ def render(path, out_dir):
         ax.set_title(panel, fontsize=10, loc="left")
         ax.set_xlim(0, vmax * 1.22)
         ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="y", length=0)
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         for side in ("top", "right"):
