@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from verdict import verdict  # noqa: E402
+
 CHART_LINK = re.compile(r"(?:\]\(|src=\")([^)\"\s]*charts/[^)\"\s]+\.svg)")
 
 
@@ -56,12 +59,8 @@ def main():
         if n not in embedded.get("docs/benchmarks.md", set()):
             problems.append(f"docs/benchmarks.md does not embed charts/{n}.svg")
 
-    for p in problems:
-        print(f"check_charts: {p}", file=sys.stderr)
-    if problems:
-        return 1
-    print(f"check_charts: {len(names)} charts rendered, up to date and embedded")
-    return 0
+    return verdict([f"check_charts: {p}" for p in problems],
+                   f"check_charts: {len(names)} charts rendered, up to date and embedded")
 
 
 if __name__ == "__main__":

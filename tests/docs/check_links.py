@@ -16,6 +16,9 @@ import pathlib
 import re
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from verdict import verdict  # noqa: E402
+
 LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 HTML = re.compile(r"<(?:a|img)\s[^>]*?(?:href|src)=\"([^\"]+)\"")
 CODE_SPAN = re.compile(r"`[^`]*`")
@@ -69,13 +72,8 @@ def main():
                 broken.append(f"{f.relative_to(root)}:{n}: {target}")
             elif anchor and dest.suffix == ".md" and anchor not in anchors(dest.resolve()):
                 broken.append(f"{f.relative_to(root)}:{n}: {target} (no heading with that anchor)")
-    for b in broken:
-        print(b, file=sys.stderr)
-    if broken:
-        print(f"check_links: {len(broken)} broken of {count} relative links", file=sys.stderr)
-        return 1
-    print(f"check_links: {count} relative links in {len(files)} files, none broken")
-    return 0
+    return verdict(broken, f"check_links: {count} relative links in {len(files)} files, none broken",
+                   f"check_links: {len(broken)} broken of {count} relative links")
 
 
 if __name__ == "__main__":
