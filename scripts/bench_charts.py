@@ -64,6 +64,7 @@ def read(path):
         if len(r) != len(HEADER):
             raise DataError(f"{path}:{n}: {len(r)} fields, not {len(HEADER)}")
         row = dict(zip(HEADER, r))
+        row["text"] = row["value"].strip()
         try:
             row["value"] = float(row["value"])
         except ValueError:
@@ -87,12 +88,12 @@ def ordered(values):
     return seen
 
 
-def fmt(v):
-    if v >= 10000:
-        return f"{v:,.0f}".replace(",", " ")
-    if v >= 100:
-        return f"{v:.0f}"
-    return f"{v:.3g}" if v < 10 else f"{v:.1f}".rstrip("0").rstrip(".")
+def fmt(text):
+    """A bar's label: the value as the data file writes it (so the chart
+    says 113.6 where the table does), integers of 5+ digits grouped."""
+    if text.isdigit() and len(text) > 4:
+        return f"{int(text):,}".replace(",", " ")
+    return text
 
 
 def render(path, out_dir):
@@ -140,11 +141,11 @@ def render(path, out_dir):
                 y = centre - 0.4 + height * (bi + 0.5)
                 v = match[0]["value"]
                 ax.barh(y, v, height=height * 0.9, color=colour[b], label=b)
-                ax.text(v, y, " " + fmt(v), va="center", ha="left", fontsize=7.5)
+                ax.text(v, y, " " + fmt(match[0]["text"]), va="center", ha="left", fontsize=7.5)
                 top = max(top, v)
         ax.set_yticks(ticks)
         ax.set_yticklabels(groups if len(groups) > 1 else [""] * len(groups), fontsize=8.5)
-        ax.invert_yaxis()
+        ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top, no margin around the bars
         unit = prow[0]["unit"]
         better = prow[0]["better"]
         ax.set_xlabel(f"{unit} ({better} is better)", fontsize=8.5)
