@@ -166,7 +166,7 @@ def render(path, out_dir):
     fig.tight_layout(rect=(0, (0.15 + note_h) / fig_h, 1, 1 - (0.3 + title_h) / fig_h),
                      h_pad=1.2, w_pad=2.0)
     out = out_dir / (path.stem + ".svg")
-    fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+    fig.savefig(out, format="svg", metadata={"Date": None})  # Creator names the matplotlib version
     plt.close(fig)
     return out
 

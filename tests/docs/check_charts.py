@@ -6,7 +6,9 @@
 1. scripts/bench_charts.py renders every docs/charts/data/*.csv into a
    scratch directory without an error;
 2. each rendering is the same as the committed docs/charts/NAME.svg (a data
-   file changed without `make bench-charts` fails here);
+   file changed without `make bench-charts` fails here), when both were
+   drawn by the same matplotlib (its version is in the SVG's metadata;
+   Debian 12's, which bootstrap.sh installs, drew the committed ones);
 3. every chart embedded in README.md or docs/**/*.md (a link or <img> to a
    charts/*.svg) exists, and every chart is embedded in docs/benchmarks.md.
 
@@ -24,11 +26,17 @@ from verdict import verdict  # noqa: E402
 CHART_LINK = re.compile(r"(?:\]\(|src=\")([^)\"\s]*charts/[^)\"\s]+\.svg)")
 
 
+def renderer(svg):
+    """The matplotlib that drew an SVG (its Creator), or None."""
+    m = re.search(r"<dc:title>(Matplotlib v[^<,]*)", svg.read_text())
+    return m.group(1) if m else None
+
+
 def main():
     root = pathlib.Path(sys.argv[1]).resolve()
     data = root / "docs" / "charts" / "data"
     charts = root / "docs" / "charts"
-    problems = []
+    problems, skipped = [], []
     names = sorted(p.stem for p in data.glob("*.csv"))
     if not names:
         problems.append(f"no data files in {data}")
@@ -44,6 +52,8 @@ def main():
                     problems.append(f"bench_charts.py wrote no {n}.svg")
                 elif not kept.is_file():
                     problems.append(f"docs/charts/{n}.svg is not committed (make bench-charts)")
+                elif renderer(fresh) != renderer(kept):
+                    skipped.append(n)  # another matplotlib draws other bytes: not comparable
                 elif fresh.read_bytes() != kept.read_bytes():
                     problems.append(f"docs/charts/{n}.svg is stale against data/{n}.csv (make bench-charts)")
 
@@ -59,8 +69,11 @@ def main():
         if n not in embedded.get("docs/benchmarks.md", set()):
             problems.append(f"docs/benchmarks.md does not embed charts/{n}.svg")
 
-    return verdict([f"check_charts: {p}" for p in problems],
-                   f"check_charts: {len(names)} charts rendered, up to date and embedded")
+    passed = f"check_charts: {len(names)} charts rendered, up to date and embedded"
+    if skipped:
+        passed = (f"check_charts: {len(names)} charts rendered and embedded; not compared with the "
+                  f"committed SVGs of {', '.join(skipped)}: drawn by another matplotlib")
+    return verdict([f"check_charts: {p}" for p in problems], passed)
 
 
 if __name__ == "__main__":
