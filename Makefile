@@ -15,6 +15,8 @@
 #   make config-doc    regenerate docs/configuration.md from the configuration schema
 #   make docs          the API reference (Doxygen over include/weft/) as HTML in build/docs/;
 #                      fails on an undocumented public declaration or a broken reference
+#   make bench-charts  the SVG charts of docs/benchmarks.md (docs/charts/) from their committed
+#                      data files (docs/charts/data/*.csv), with matplotlib
 #   make format | format-check | clean
 #
 # A build directory is (re)configured only when needed: see scripts/configure.sh.
@@ -144,6 +146,17 @@ docs:
 	@rm -rf $(DOCS_DIR) && mkdir -p $(DOCS_DIR)
 	( cat docs/reference/Doxyfile; echo "OUTPUT_DIRECTORY = $(DOCS_DIR)" ) | doxygen -
 	@echo "docs: $(DOCS_DIR)/index.html"
+
+# The benchmark charts: each docs/charts/data/NAME.csv (figures copied from a
+# series of docs/benchmarks.md, which the file names) becomes
+# docs/charts/NAME.svg (scripts/bench_charts.py). Commit both; the test
+# weft_test_docs_charts fails when an SVG is stale against its data.
+# Debian's python3 (/usr/bin), which has python3-matplotlib.
+PYTHON3 ?= $(firstword $(wildcard /usr/bin/python3) python3)
+.PHONY: bench-charts
+bench-charts:
+	@$(BOOTSTRAP)
+	$(PYTHON3) scripts/bench_charts.py docs/charts/data docs/charts
 
 # Runs every benchmark program in turn; fails if any fails (each exits
 # non-zero on a wrong result) or if there are none.

@@ -73,4 +73,11 @@ for r in $(seq "$ROUNDS"); do
 done
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/results.txt"
 rm -f "$OUT/load.resp"
+echo
+{
+echo "| round | server | BGSAVE ms | dump.rdb bytes | GET p99 alone (ms) | GET p99 during BGSAVE (ms) |"
+echo "|---|---|---:|---:|---:|---:|"
+sed -nE 's/^(.*) round ([0-9]+): bgsave ([0-9]+) ms, file ([0-9]+) bytes, GET p99 alone (.*) ms, during bgsave (.*) ms$/| \2 | \1 | \3 | \4 | \5 | \6 |/p' \
+    "$OUT/results.txt"
+} | tables_as_csv "$OUT/summary"
 echo "results: $OUT/results.txt ($FAILS failures)"

@@ -139,7 +139,7 @@ for r in $(seq "$R"); do
     done
 done
 
-python3 - "$RES" <<'EOF'
+python3 - "$RES" <<'EOF' | tables_as_csv "$OUT/summary"
 import statistics, sys
 from collections import defaultdict
 vals = defaultdict(dict)  # metric -> round -> {build: value}

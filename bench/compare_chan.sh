@@ -95,7 +95,7 @@ for r in $(seq "$R"); do
 done
 grep -h '^# chan_pingpong_rt_ns_2w placement' "$OUT/weft.log"
 
-python3 - "$RES" "$R" <<'EOF'
+python3 - "$RES" "$R" <<'EOF' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 R = int(sys.argv[2])

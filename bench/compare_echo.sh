@@ -283,7 +283,7 @@ read -r TT1 _ TS1 _ < <(cpu_ticks)
 STEAL_ALL=$(awk -v t=$((TT1 - TT0)) -v s=$((TS1 - TS0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }')
 echo "# done $(date -u +%FT%TZ); cpu steal over the run $STEAL_ALL (per round: ${STEALS[*]})"
 
-python3 - "$RES" "$R" "$CONNS" "$MAX_OTHER" <<'EOF'
+python3 - "$RES" "$R" "$CONNS" "$MAX_OTHER" <<'EOF' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 R = int(sys.argv[2])
@@ -347,7 +347,7 @@ for c in conns:
               mm(ratio["p99_us"].values(), "%.3f"), goal, sum(ok), len(rounds), met))
 sys.exit(1 if bad else 0)
 EOF
-py=$?
+py=${PIPESTATUS[0]}  # the summary's status, not tables_as_csv's
 rm -f "$OUT/load.tmp" "$OUT/times.tmp"
 echo "# raw outputs in $OUT"
 [ $FAILS -eq 0 ] && [ $py -eq 0 ] || { echo "# $FAILS failure(s); see $OUT/failures.txt" >&2; exit 1; }

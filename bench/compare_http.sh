@@ -323,7 +323,7 @@ done
 read -r TT1 _ TS1 _ < <(cpu_ticks)
 echo "# done $(date -u +%FT%TZ); load average $(cut -d' ' -f1-3 /proc/loadavg); cpu steal over the run $(awk -v t=$((TT1 - TT0)) -v s=$((TS1 - TS0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }')"
 
-python3 - "$RES" "$CONNS" "$MAX_OTHER" "${SERVERS[*]}" <<'EOF'
+python3 - "$RES" "$CONNS" "$MAX_OTHER" "${SERVERS[*]}" <<'EOF' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 conns = sys.argv[2].split()

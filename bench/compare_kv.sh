@@ -373,7 +373,7 @@ read -r TT1 _ TS1 _ < <(cpu_ticks)
 STEAL_ALL=$(awk -v t=$((TT1 - TT0)) -v s=$((TS1 - TS0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }')
 echo "# done $(date -u +%FT%TZ); cpu steal over the run $STEAL_ALL (per round: ${STEALS[*]}); load average $(loadavg)"
 
-python3 - "$RES" "$CONNS" "$PIPES" "$TESTS" "$MAX_OTHER" <<'EOF'
+python3 - "$RES" "$CONNS" "$PIPES" "$TESTS" "$MAX_OTHER" <<'EOF' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 conns, pipes, tests = sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
@@ -486,7 +486,7 @@ for c, p, t in configs:
         f2(med([x for s in ("redis", "uring", "epoll") for x in per_req(k[s], "cli_cpu_s").values()]))))
 sys.exit(1 if bad else 0)
 EOF
-py=$?
+py=${PIPESTATUS[0]}  # the summary's status, not tables_as_csv's
 rm -f "$OUT/load.tmp" "$OUT/times.tmp"
 echo "# raw outputs in $OUT"
 [ $FAILS -eq 0 ] && [ $py -eq 0 ] || { echo "# $FAILS failure(s); see $OUT/failures.txt" >&2; exit 1; }

@@ -94,6 +94,9 @@ for round in $(seq 1 "$R"); do
 done
 
 echo "# config: median (min..max) req/s over the rounds; ratio = median of per-round tpc/ws"
+{
+echo "| server, workers | work_stealing req/s, median (min..max) | thread_per_core | median of per-round tpc/ws | rounds |"
+echo "|---|---:|---:|---:|---:|"
 awk '
     { v[$2 " w" $3 " " $4, $1] = $5; rounds[$1] = 1; cfg[$2 " w" $3] = 1 }
     function median(a, n,   i, j, t) {
@@ -108,14 +111,15 @@ awk '
                 if (a == "" || b == "" || a == "NA" || b == "NA" || a == 0) continue
                 n++; ws[n] = a; tp[n] = b; ra[n] = b / a
             }
-            if (n == 0) { print c ": no complete round"; continue }
+            if (n == 0) { printf "| %s | no complete round | | | 0 |\n", c; continue }
             lo_w = hi_w = ws[1]; lo_t = hi_t = tp[1]
             for (i = 1; i <= n; i++) {
                 if (ws[i] < lo_w) lo_w = ws[i]; if (ws[i] > hi_w) hi_w = ws[i]
                 if (tp[i] < lo_t) lo_t = tp[i]; if (tp[i] > hi_t) hi_t = tp[i]
             }
-            printf "%s: work_stealing %.0f (%.0f..%.0f)  thread_per_core %.0f (%.0f..%.0f)  ratio %.3f  (%d rounds)\n",
+            printf "| %s | %.0f (%.0f..%.0f) | %.0f (%.0f..%.0f) | %.3f | %d |\n",
                 c, median(ws, n), lo_w, hi_w, median(tp, n), lo_t, hi_t, median(ra, n), n
         }
     }' "$OUT/results.txt" | sort
+} | tables_as_csv "$OUT/summary"
 echo "# raw outputs in $OUT"

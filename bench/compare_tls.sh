@@ -30,6 +30,7 @@
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
+. "$HERE/lib.sh"
 R=${1:-5}
 E=${E:-$REPO/build/examples/weft-echo}
 GO=${GO:-go}
@@ -146,7 +147,7 @@ for r in $(seq 1 "$R"); do
   done
 done
 
-python3 - "$RES" "$SIZES" <<'PY'
+python3 - "$RES" "$SIZES" <<'PY' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 from collections import defaultdict
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]

@@ -39,3 +39,8 @@ fail() {
 
 # listening PORT: true if something listens on TCP PORT.
 listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+# tables_as_csv PREFIX: copies stdin (a script's Markdown summary) to stdout
+# and writes each Markdown table in it to PREFIX-1.csv, PREFIX-2.csv, ...
+# (bench/tables.py): every compare script's tables as data, one format.
+tables_as_csv() { python3 "$(dirname "${BASH_SOURCE[0]}")/tables.py" "$1"; }

@@ -36,6 +36,7 @@ packages=(
   python3       # the C ABI through Python's ctypes (weft_test_capi_python), tests/kv/differential.py, scripts/mutants.py
   gdb # tools/gdb/weft.py and its test (weft_test_gdb: gdb batch mode, gcore)
   doxygen # make docs: the API reference from include/weft/, warnings as errors
+  python3-matplotlib # make bench-charts: docs/charts/*.svg from their data (scripts/bench_charts.py, weft_test_docs_charts)
 )
 
 for arg in "$@"; do

@@ -60,6 +60,9 @@ int main() {
   weft::Config epoll;
   epoll.io_backend = weft::IoBackend::epoll;
   configs.emplace_back("io_backend=epoll", epoll);
+  weft::Config per_core;
+  per_core.strategy = weft::Strategy::thread_per_core;
+  configs.emplace_back("strategy=thread_per_core", per_core);
   // [configs end]
   for (auto& [name, config] : configs) {
     weft::Runtime rt(config);
@@ -72,4 +75,24 @@ int main() {
     std::printf("%-28s %zu workers  %8lld us\n", name.c_str(), rt.workers(),
                 static_cast<long long>(us));
   }
+
+  // [thread_per_core]
+  weft::Config tpc;
+  tpc.workers = 2;
+  tpc.strategy = weft::Strategy::thread_per_core;
+  weft::Runtime rt(tpc);
+  std::vector<weft::JoinHandle<bool>> fibers;
+  for (int i = 0; i < 4; ++i) {  // spawned from a plain thread: homed round-robin, 2 per worker
+    fibers.push_back(rt.spawn([] {
+      const int home = weft::this_fiber::worker_index();
+      bool stayed = true;
+      for (int k = 0; k < 1000; ++k) {
+        weft::this_fiber::yield();  // also sleeps, I/O, channel waits: it resumes at home
+        stayed = stayed && weft::this_fiber::worker_index() == home;
+      }
+      return stayed;
+    }));
+  }
+  // [thread_per_core end]
+  for (auto& f : fibers) guide::check(f.join(), "a fiber under thread_per_core never migrates");
 }

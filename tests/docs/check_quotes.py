@@ -18,6 +18,9 @@ import pathlib
 import re
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from verdict import verdict  # noqa: E402
+
 QUOTE = re.compile(r"<!-- quote: (\S+) (\S+) -->")
 
 
@@ -81,12 +84,7 @@ def main():
         errors += process(root, md, fix)
     if fix:
         errors = [e for e in errors if "differs" not in e]
-    for e in errors:
-        print(e, file=sys.stderr)
-    if errors:
-        return 1
-    print(f"check_quotes: {quotes} quotes {'rewritten' if fix else 'match the code'}")
-    return 0
+    return verdict(errors, f"check_quotes: {quotes} quotes {'rewritten' if fix else 'match the code'}")
 
 
 if __name__ == "__main__":
