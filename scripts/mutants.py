@@ -2,6 +2,7 @@
 """Runs the mutant catalogue (tests/mutants/*.patch): each planted bug must make its test fail.
 
     scripts/mutants.py [--pattern PAT] [--base REF] [--timeout S] [--check-clean]
+    scripts/mutants.py --check-apply [--source DIR]
     make mutants [MUTANTS=PAT]
 
 A mutant file is comment lines, then a patch that `git apply` accepts from the
@@ -32,6 +33,12 @@ Exit status 1 if any mutant survived or could not be applied or built.
 
 --check-clean first runs each (test, filter) once without mutants: a test
 that fails on the clean tree catches nothing.
+
+--check-apply only checks that every patch has a valid header and that
+`git apply --check` accepts it against the source tree (DIR, default the
+repository root) as it is: nothing is built. ctest runs it
+(weft_test_mutants_apply), so a change that moves code under a mutant
+fails the suite until the patch is planted again where the logic now is.
 
 For a before/after comparison against an older tree: --base <old commit>
 --map new_test=old_test,... (tests that were renamed since) --no-filter (the
@@ -187,6 +194,34 @@ def run_test(test, gfilter, timeout, log, repeat=""):
     return passed, secs, what
 
 
+def check_apply(source):
+    """Every patch's header is valid and `git apply --check` accepts it in SOURCE."""
+    files = sorted((source / "tests" / "mutants").glob("*.patch"))
+    if not files:
+        print(f"mutants: no tests/mutants/*.patch under {source}")
+        return 1
+    if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=source, stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        print(f"mutants: {source} is not a git checkout (a source tarball?): skipped")
+        return 77  # ctest's SKIP_RETURN_CODE
+    bad = []
+    for f in files:
+        m = Mutant(f)
+        if m.problem:
+            bad.append(f"{m.name}: bad header: {m.problem}")
+            continue
+        r = subprocess.run(["git", "apply", "--check", "-"], cwd=source, input=m.patch, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            bad.append(f"{m.name}: does not apply: {r.stdout.strip().splitlines()[0] if r.stdout.strip() else 'git apply failed'}")
+    for b in bad:
+        print("  " + b)
+    print(f"mutants: {len(files) - len(bad)} of {len(files)} patches apply to {source}" +
+          ("" if not bad else "; plant each failing one again where its logic lives now "
+           "(tests/mutants/README.md)"))
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pattern", default="",
@@ -199,7 +234,12 @@ def main():
                     help="first check that every test passes without its mutant")
     ap.add_argument("--map", default="", help="new=old,...: test names to use instead (old trees)")
     ap.add_argument("--no-filter", action="store_true", help="ignore the '# filter:' lines")
+    ap.add_argument("--check-apply", action="store_true",
+                    help="only check each patch's header and that it applies to the source tree")
+    ap.add_argument("--source", default=str(ROOT), help="the tree --check-apply checks (the repository)")
     opts = ap.parse_args()
+    if opts.check_apply:
+        return check_apply(Path(opts.source))
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
 
