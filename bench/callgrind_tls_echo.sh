@@ -10,12 +10,14 @@
 #
 # Environment: TLSECHO (the Go program; default: the one compare_tls.sh
 # built in /tmp/compare_tls.*), CERT/KEY (default: the same run's), SIZE (64),
-# CONNS (50), DUR (6s), KEEP (a directory: the callgrind files are kept there
+# CONNS (50), WARMUP (3: seconds of handshakes and echoes before the counters
+# are zeroed; raise it on a loaded machine), DUR (6s), KEEP (a directory: the callgrind files are kept there
 # as cg.<n> for callgrind_annotate, n counting the binaries from 1).
 set -eu
 SIZE=${SIZE:-64}
 CONNS=${CONNS:-50}
 DUR=${DUR:-6s}
+WARMUP=${WARMUP:-3} # seconds; counters are zeroed a second after it
 if [ -z "${TLSECHO:-}" ]; then
   TLSECHO=$(ls -t /tmp/compare_tls.*/tlsecho /tmp/*/tlsecho 2>/dev/null | head -n1 || true)
 fi
@@ -39,10 +41,10 @@ for E in "$@"; do
     sleep 0.1
   done
   [ -n "$ADDR" ] || { echo "$E did not start: $W/srv.log" >&2; kill "$VP"; exit 1; }
-  "$TLSECHO" load -addr "$ADDR" -ca "$CERT" -c "$CONNS" -size "$SIZE" -warmup 3s -dur "$DUR" \
+  "$TLSECHO" load -addr "$ADDR" -ca "$CERT" -c "$CONNS" -size "$SIZE" -warmup "${WARMUP}s" -dur "$DUR" \
     >"$W/load.txt" 2>&1 &
   LP=$!
-  sleep 4
+  sleep $((WARMUP + 1))
   callgrind_control -z "$VP" >/dev/null 2>&1
   wait "$LP"
   callgrind_control -d "$VP" >/dev/null 2>&1
