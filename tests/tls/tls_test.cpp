@@ -774,6 +774,51 @@ TEST_P(TlsTest, ServerAgainstOpensslSClient) {
   });
 }
 
+// A server sends one session ticket after the handshake, as Go's
+// crypto/tls does (OpenSSL's default is two). s_client, not quiet, reports
+// each ticket it reads; the tickets precede the data.
+TEST_P(TlsTest, ServerSendsOneSessionTicket) {
+  WEFT_IO_RUNTIME(rt);
+  const tls::Context sctx = tls::Context::server(server_options());
+  rt.block_on([&] {
+    TcpListener l = TcpListener::bind(Address::loopback_ipv4(0));
+    const std::string port = std::to_string(l.local_address().port());
+    process::Child client = process::Command("openssl")
+                                .args({"s_client", "-connect", "127.0.0.1:" + port, "-CAfile",
+                                       certs().ca(), "-servername", "localhost"})
+                                .std_in(process::Stdio::pipe)
+                                .std_out(process::Stdio::pipe)
+                                .std_err(process::Stdio::null)
+                                .spawn();
+    tls::Stream s = tls::Stream::server(l.accept(kPatience), sctx);
+    s.handshake(kPatience);
+    s.write_all("data after the tickets\n", kPatience);
+    std::string out;
+    while (out.find("data after the tickets\n") == std::string::npos) {
+      char buf[4096];
+      const std::size_t k = client.stdout_pipe().read(buf, sizeof buf, kPatience);
+      ASSERT_GT(k, 0u) << out;
+      out.append(buf, k);
+    }
+    // Its report lines are buffered (stdout is a pipe): read to its exit.
+    s.shutdown(kPatience);
+    client.stdin_pipe().close();
+    for (;;) {
+      char buf[4096];
+      const std::size_t k = client.stdout_pipe().read(buf, sizeof buf, kPatience);
+      if (k == 0) break;
+      out.append(buf, k);
+    }
+    EXPECT_TRUE(client.wait(kPatience).success());
+    std::size_t tickets = 0;
+    for (auto at = out.find("New Session Ticket arrived"); at != std::string::npos;
+         at = out.find("New Session Ticket arrived", at + 1)) {
+      ++tickets;
+    }
+    EXPECT_EQ(tickets, 1u) << out;
+  });
+}
+
 #ifdef WEFT_ECHO
 TEST_P(TlsTest, EchoExampleServesTls) {
   WEFT_IO_RUNTIME(rt);
