@@ -25,7 +25,9 @@
 # (the go command, default go: Debian's golang-go, which the script installs
 # through scripts/bootstrap.sh when missing), WORKERS (2), CONNS (50),
 # SIZES ("64 16384"), WARMUP (1s), DUR (5s), OUT (raw outputs, default a new
-# /tmp/compare_tls.XXXX).
+# /tmp/compare_tls.XXXX), E0 (optional: a second weft-echo, the "before" of
+# a change; it runs as configurations uring0 and epoll0 in the same rounds,
+# and the summary adds the ratios E / E0).
 # Exit status: 0 when every load ran; 1 if one failed; 2 on a setup error.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -83,10 +85,11 @@ start_server() { # config round -> sets SPID and ADDR
   case $1 in
   go) "$TLSECHO" server -addr 127.0.0.1:0 -cert "$OUT/cert.pem" -key "$OUT/key.pem" >"$log" 2>&1 &
     SPID=$! ;;
-  uring | epoll)
-    local io=io_uring
-    [ "$1" = epoll ] && io=epoll
-    "$E" --port 0 --workers "$WORKERS" --io "$io" --tls "$OUT/cert.pem" "$OUT/key.pem" >"$log" 2>&1 &
+  uring | epoll | uring0 | epoll0)
+    local io=io_uring bin=$E
+    case $1 in epoll*) io=epoll ;; esac
+    case $1 in *0) bin=$E0 ;; esac
+    "$bin" --port 0 --workers "$WORKERS" --io "$io" --tls "$OUT/cert.pem" "$OUT/key.pem" >"$log" 2>&1 &
     SPID=$! ;;
   esac
   ADDR=
@@ -127,10 +130,15 @@ run_load() { # round config name cmd...
 }
 
 CONFIGS=(go uring epoll)
+if [ -n "${E0:-}" ]; then
+  [ -x "$E0" ] || { echo "missing E0=$E0" >&2; exit 2; }
+  CONFIGS+=(uring0 epoll0)
+fi
+NC=${#CONFIGS[@]}
 for r in $(seq 1 "$R"); do
   echo "== round $r ($(date +%T), loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
-  for k in 0 1 2; do
-    cfg=${CONFIGS[$(((r - 1 + k) % 3))]}
+  for k in $(seq 0 $((NC - 1))); do
+    cfg=${CONFIGS[$(((r - 1 + k) % NC))]}
     if ! start_server "$cfg" "$r"; then
       echo "# round $r $cfg: server did not start" | tee -a "$OUT/failures.txt"
       FAILS=$((FAILS + 1))
@@ -147,11 +155,12 @@ for r in $(seq 1 "$R"); do
   done
 done
 
-python3 - "$RES" "$SIZES" <<'PY' | tables_as_csv "$OUT/summary"
+python3 - "$RES" "$SIZES" "${CONFIGS[*]}" <<'PY' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 from collections import defaultdict
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 sizes = sys.argv[2].split()
+configs = sys.argv[3].split()
 v = defaultdict(dict)  # (config.load, metric) -> {round: value}
 for r, c, m, x in rows:
     v[(c, m)][int(r)] = float(x)
@@ -163,7 +172,7 @@ print("\nper configuration: median (min..max) over rounds")
 print("| load | config | rate/s | p50 us | p99 us | server CPU % | all CPUs busy % | loadavg |")
 print("|---|---|---|---|---|---|---|---|")
 for l in loads:
-    for c in ["go", "uring", "epoll"]:
+    for c in configs:
         g = lambda m: list(v[(c + "." + l, m)].values())
         print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             l, c, med(g(metric[l])), med(g("p50_us")), med(g("p99_us")),
@@ -179,6 +188,17 @@ for l in loads:
         rs = [a[r] / b[r] for r in a if r in b and b[r] > 0]
         cells.append("%.2f (%.2f..%.2f)" % (st.median(rs), min(rs), max(rs)) if rs else "-")
     print("| %s | %s | %s |" % (l, cells[0], cells[1]))
+if "uring0" in configs:
+    print("\nE/E0 ratio of the rate (the change against its before), per round: median (min..max)")
+    print("| load | io_uring E/E0 | epoll E/E0 | E0 io_uring / Go | E0 epoll / Go |")
+    print("|---|---|---|---|---|")
+    for l in loads:
+        cells = []
+        for c, d in [("uring", "uring0"), ("epoll", "epoll0"), ("uring0", "go"), ("epoll0", "go")]:
+            a, b = v[(c + "." + l, metric[l])], v[(d + "." + l, metric[l])]
+            rs = [a[r] / b[r] for r in a if r in b and b[r] > 0]
+            cells.append("%.2f (%.2f..%.2f)" % (st.median(rs), min(rs), max(rs)) if rs else "-")
+        print("| %s | %s |" % (l, " | ".join(cells)))
 PY
 echo "raw results: $RES"
 [ $FAILS -eq 0 ] || exit 1

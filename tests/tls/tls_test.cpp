@@ -599,6 +599,42 @@ TEST_P(TlsHeavyTest, AThousandConcurrentHandshakes) {
   EXPECT_EQ(verified.load(), n);
 }
 
+// Two records reach the client's socket before it reads: one socket read
+// brings both, OpenSSL (reading ahead) takes both from the stream's buffer
+// and returns the first record's plaintext. The second record is then
+// inside OpenSSL, unprocessed (SSL_has_pending, not SSL_pending): the next
+// read must decrypt it instead of waiting on a socket that has nothing
+// more to give (the server sends nothing until the client answers).
+TEST_P(TlsTest, RecordsReadAheadAreServedWithoutWaitingOnTheSocket) {
+  WEFT_IO_RUNTIME(rt);
+  const tls::Context sctx = tls::Context::server(server_options());
+  const tls::Context cctx = tls::Context::client(client_options());
+  rt.block_on([&] {
+    TcpPair p = tcp_pair();
+    weft::Event sent;
+    auto server = weft::spawn([&] {
+      tls::Stream s = tls::Stream::server(std::move(p.server), sctx);
+      s.handshake(kPatience);
+      s.write_all("one\n", kPatience);  // a record each
+      s.write_all("two\n", kPatience);
+      sent.set();
+      char buf[16];
+      ASSERT_EQ(s.read(buf, sizeof buf, kPatience), 3u);  // "ok\n"
+      s.shutdown(kPatience);
+    });
+    tls::Stream c = tls::Stream::client(std::move(p.client), cctx, "localhost");
+    c.handshake(kPatience);
+    sent.wait();
+    std::string got(4, '\0');
+    c.read_exact(got.data(), 4, kPatience);
+    EXPECT_EQ(got, "one\n");
+    c.read_exact(got.data(), 4, kPatience);
+    EXPECT_EQ(got, "two\n");
+    c.write_all("ok\n", kPatience);
+    server.join();
+  });
+}
+
 // --- the real peers: openssl s_server and s_client ------------------------------
 
 TEST_P(TlsTest, ClientAgainstOpensslSServer) {
@@ -640,6 +676,68 @@ TEST_P(TlsTest, ClientAgainstOpensslSServer) {
   });
 }
 
+// s_server sends a KeyUpdate (its stdin command "K": update requested; -msg
+// prints each handshake message as it goes, which the test waits on) and
+// then a record under its new key; both reach the client's socket before
+// it reads, so one socket read brings both and OpenSSL, reading ahead,
+// holds the second record while it processes the first. The client must
+// answer with its own KeyUpdate (output produced by a read) before its next
+// data, which s_server decrypts with the client's new key.
+TEST_P(TlsTest, KeyUpdateFromOpensslSServerAndDataBehindIt) {
+  WEFT_IO_RUNTIME(rt);
+  const tls::Context cctx = tls::Context::client(client_options());
+  rt.block_on([&] {
+    process::Child server = process::Command("openssl")
+                                .args({"s_server", "-msg", "-accept", "0", "-naccept", "1", "-cert",
+                                       certs().server_cert(), "-key", certs().server_key()})
+                                .std_in(process::Stdio::pipe)
+                                .std_out(process::Stdio::pipe)
+                                .std_err(process::Stdio::null)
+                                .spawn();
+    std::string out;  // s_server's stdout so far
+    auto wait_for = [&](const std::string& what) {
+      while (out.find(what) == std::string::npos) {
+        char buf[256];
+        const std::size_t k = server.stdout_pipe().read(buf, sizeof buf, kPatience);
+        ASSERT_GT(k, 0u) << "waiting for '" << what << "' in: " << out;
+        out.append(buf, k);
+      }
+    };
+    wait_for("ACCEPT ");
+    wait_for("\n");
+    const auto at = out.find("ACCEPT ");
+    const auto port =
+        static_cast<std::uint16_t>(std::stoi(out.substr(out.rfind(':', out.find('\n', at)) + 1)));
+    tls::Stream c = tls::Stream::client(TcpStream::connect(Address::loopback_ipv4(port), kPatience),
+                                        cctx, "localhost");
+    c.handshake(kPatience);
+    auto read_line = [&c] {
+      std::string line;
+      char ch = 0;
+      while (ch != '\n') {
+        c.read_exact(&ch, 1, kPatience);
+        line += ch;
+      }
+      return line;
+    };
+    c.write_all("hello s_server\n", kPatience);
+    wait_for("hello s_server\n");  // the session is up both ways
+    server.stdin_pipe().write_all("before\n", kPatience);
+    EXPECT_EQ(read_line(), "before\n");
+    server.stdin_pipe().write_all("K\n", kPatience);
+    wait_for(">>> TLS 1.3, Handshake [length 0005], KeyUpdate");  // -msg: sent
+    server.stdin_pipe().write_all("after the key update\n", kPatience);
+    EXPECT_EQ(read_line(), "after the key update\n");
+    c.write_all("client after the key update\n", kPatience);
+    wait_for("<<< TLS 1.3, Handshake [length 0005], KeyUpdate");  // the client's answer
+    wait_for("client after the key update\n");
+    c.shutdown(kPatience);
+    c.close();
+    server.stdin_pipe().close();
+    EXPECT_TRUE(server.wait(kPatience).success()) << out;
+  });
+}
+
 TEST_P(TlsTest, ServerAgainstOpensslSClient) {
   WEFT_IO_RUNTIME(rt);
   const tls::Context sctx = tls::Context::server(server_options());
@@ -673,6 +771,51 @@ TEST_P(TlsTest, ServerAgainstOpensslSClient) {
     s.shutdown(kPatience);
     client.stdin_pipe().close();
     EXPECT_TRUE(client.wait(kPatience).success());
+  });
+}
+
+// A server sends one session ticket after the handshake, as Go's
+// crypto/tls does (OpenSSL's default is two). s_client, not quiet, reports
+// each ticket it reads; the tickets precede the data.
+TEST_P(TlsTest, ServerSendsOneSessionTicket) {
+  WEFT_IO_RUNTIME(rt);
+  const tls::Context sctx = tls::Context::server(server_options());
+  rt.block_on([&] {
+    TcpListener l = TcpListener::bind(Address::loopback_ipv4(0));
+    const std::string port = std::to_string(l.local_address().port());
+    process::Child client = process::Command("openssl")
+                                .args({"s_client", "-connect", "127.0.0.1:" + port, "-CAfile",
+                                       certs().ca(), "-servername", "localhost"})
+                                .std_in(process::Stdio::pipe)
+                                .std_out(process::Stdio::pipe)
+                                .std_err(process::Stdio::null)
+                                .spawn();
+    tls::Stream s = tls::Stream::server(l.accept(kPatience), sctx);
+    s.handshake(kPatience);
+    s.write_all("data after the tickets\n", kPatience);
+    std::string out;
+    while (out.find("data after the tickets\n") == std::string::npos) {
+      char buf[4096];
+      const std::size_t k = client.stdout_pipe().read(buf, sizeof buf, kPatience);
+      ASSERT_GT(k, 0u) << out;
+      out.append(buf, k);
+    }
+    // Its report lines are buffered (stdout is a pipe): read to its exit.
+    s.shutdown(kPatience);
+    client.stdin_pipe().close();
+    for (;;) {
+      char buf[4096];
+      const std::size_t k = client.stdout_pipe().read(buf, sizeof buf, kPatience);
+      if (k == 0) break;
+      out.append(buf, k);
+    }
+    EXPECT_TRUE(client.wait(kPatience).success());
+    std::size_t tickets = 0;
+    for (auto at = out.find("New Session Ticket arrived"); at != std::string::npos;
+         at = out.find("New Session Ticket arrived", at + 1)) {
+      ++tickets;
+    }
+    EXPECT_EQ(tickets, 1u) << out;
   });
 }
 
