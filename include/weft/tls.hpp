@@ -7,8 +7,9 @@
 //   s.write_all("hello");
 //
 // OpenSSL (Debian's libssl) does the protocol; weft does the I/O. OpenSSL is
-// driven through memory BIOs, never through the socket: it only ever sees
-// bytes already read and hands back bytes to send, and the Stream moves them
+// driven through a BIO over the stream's own buffers, never through the
+// socket: it only ever sees bytes already read and hands back bytes to send,
+// and the Stream moves them
 // with TcpStream::read/write_all. So every call parks only its fiber, takes
 // a weft::Deadline and is a cancellation point, on both reactor backends,
 // exactly like a plain TcpStream (docs/design/tls.md).
