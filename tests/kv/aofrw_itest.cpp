@@ -2,7 +2,8 @@
 // BGREWRITEAOF compacts the file and keeps every key of every type, with
 // its TTL, across a restart; writes that arrive while it runs are in the
 // new file; the replies and INFO fields are Redis's; redis-check-aof
-// accepts the rewritten file; the automatic rewrite starts on growth.
+// accepts the rewritten file and redis-server 7.0.15 loads it with the
+// same data; the automatic rewrite starts on growth.
 // Crash trials: kill -9 at random points during BGREWRITEAOF and during
 // BGSAVE while a client writes, under appendfsync always: the server
 // restarts every time and every acknowledged write is there.
@@ -127,6 +128,20 @@ TEST(AofRewrite, CompactsAndKeepsEveryTypeAcrossARestart) {
   s.restart();
   Client d(s.port());
   EXPECT_EQ(kv::itest::keyspace_dump(d, true), expected);
+
+  // redis-server 7.0.15 loads the rewritten file (it upgrades a lone
+  // appendonly.aof to its appendonlydir/ layout, so on a copy).
+  const std::string redis = kv::itest::tool_path("WEFT_KV_REDIS_SERVER", "redis-server");
+  if (redis.empty()) return;
+  weft::test::TempDir copy;
+  std::filesystem::copy_file(s.dir() / "appendonly.aof", copy.path() / "appendonly.aof");
+  ServerConfig rc;
+  rc.binary = redis;
+  rc.dir = copy.path();
+  rc.options = {{"appendonly", "yes"}};
+  Server r(rc);
+  Client rcl(r.port());
+  EXPECT_EQ(kv::itest::keyspace_dump(rcl, true), expected);
 }
 
 TEST(AofRewrite, WritesDuringTheRewriteAreInTheNewFile) {
