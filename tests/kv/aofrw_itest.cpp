@@ -184,6 +184,34 @@ TEST(AofRewrite, WritesDuringTheRewriteAreInTheNewFile) {
   EXPECT_EQ(kv::itest::keyspace_dump(d), expected);
 }
 
+TEST(AofRewrite, AFailedRewriteKeepsTheOldFile) {
+  KV_REQUIRE_SERVER();
+  KV_WEFT_KV_ONLY("injects an fdatasync failure with WEFT_FAULTS");
+  // The new file's fdatasync fails (EIO): the rewrite must be abandoned
+  // before the rename, leaving the old file, which has every write.
+  Server s(aof_always(), {{"WEFT_FAULTS", "op=fsync,path=*temp-rewriteaof-bg-*,errno=EIO"}});
+  Client c(s.port());
+  fill(c);
+  const std::uintmax_t size_before = aof_size(s);
+  EXPECT_EQ(c.call({"BGREWRITEAOF"}).describe(), "+Background append only file rewriting started");
+  wait_rewrite(c);
+  const auto info = kv::itest::info(c, "persistence");
+  EXPECT_EQ(info.fields.at("aof_last_bgrewrite_status"), "err");
+  EXPECT_EQ(info.integer("aof_rewrites"), 0);
+  EXPECT_EQ(info.integer("aof_rewrites_consecutive_failures"), 1);
+  EXPECT_EQ(info.fields.at("aof_last_write_status"), "ok");
+  EXPECT_EQ(aof_size(s), size_before);
+  for (const auto& e : std::filesystem::directory_iterator(s.dir()))
+    EXPECT_EQ(e.path().filename().string().find("temp-"), std::string::npos) << e.path();
+  ok(c, {"INCR", "counter"});
+  const auto expected = kv::itest::keyspace_dump(c, true);
+  s.kill(SIGKILL);
+  s.env().clear();
+  s.restart();
+  Client d(s.port());
+  EXPECT_EQ(kv::itest::keyspace_dump(d, true), expected);
+}
+
 TEST(AofRewrite, ScheduledBehindABgsave) {
   KV_REQUIRE_SERVER();
   Server s(aof_always());
