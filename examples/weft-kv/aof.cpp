@@ -96,7 +96,6 @@ namespace {
 
 namespace wfs = weft::fs;
 
-constexpr const char* kFileName = "appendonly.aof";
 // Replay reads at least this much at a time.
 constexpr std::size_t kChunk = std::size_t{256} << 10;
 // The writer keeps its buffer's capacity between rounds up to this size.
@@ -201,7 +200,10 @@ bool record_follows(wfs::File& f, std::uint64_t from, std::uint64_t size) {
 class AofImpl final : public Aof {
  public:
   AofImpl(std::filesystem::path path, FsyncPolicy policy, wfs::File file, std::uint64_t size)
-      : path_(std::move(path)), policy_(policy), file_(std::move(file)), size_(size) {}
+      : path_(std::move(path)),
+        policy_(policy),
+        file_(std::make_shared<wfs::File>(std::move(file))),
+        size_(size) {}
 
   ~AofImpl() override {
     try {
@@ -243,6 +245,10 @@ class AofImpl final : public Aof {
   void discard_unwritten() override;
   ReplayResult reread(const std::function<void(std::span<const std::string_view>)>& apply) override;
   void on_failure(std::function<void()> callback) override { on_failure_ = std::move(callback); }
+  void begin_rewrite() override;
+  void drain_rewrite(std::string& out) override;
+  bool finish_rewrite(wfs::File tmp, const std::filesystem::path& tmp_path) override;
+  void abort_rewrite() noexcept override;
   bool healthy() const noexcept override { return healthy_.load(std::memory_order_relaxed); }
   LatencyHistogram::Snapshot fsync_latency() const noexcept override {
     return fsync_latency_.snapshot();
@@ -281,13 +287,28 @@ class AofImpl final : public Aof {
   // Relaxed: CONFIG SET's new policy applies to the rounds that start
   // after it; nothing else is ordered by it.
   std::atomic<FsyncPolicy> policy_;
-  wfs::File file_;  // thread-safe; O_APPEND, so writes never need a position
+  // The file (thread-safe; O_APPEND, so writes never need a position).
+  // Replaced by finish_rewrite(); users take a reference with file(), so
+  // that the old one stays open until the last of them is done (the
+  // background fdatasync runs without the writer role).
+  mutable std::mutex file_mu_;
+  std::shared_ptr<wfs::File> file_;  // guarded by file_mu_
+  std::shared_ptr<wfs::File> file() const {
+    std::lock_guard g(file_mu_);
+    return file_;
+  }
 
   // --- the append side: guarded by buf_mu_, held for a copy only ----------
   mutable std::mutex buf_mu_;
   std::string buf_;             // encoded records after the last round's
   std::uint64_t last_seq_ = 0;  // sequence number of the last record appended
   bool replay_allowed_ = true;  // until the first append() or replay()
+  bool rewriting_ = false;      // begin_rewrite() .. finish/abort: keep the tail
+  std::string rewrite_buf_;     // the tail kept since begin_rewrite()
+  // A round failed since begin_rewrite(): finish_rewrite() gives up.
+  // Relaxed: set in fail() and read by finish_rewrite() with the writer
+  // role held, which the failed round released (state_mu_ orders them).
+  std::atomic<bool> rewrite_failed_{false};
 
   // --- the commit side: guarded by state_mu_ (never held across I/O) ------
   mutable std::mutex state_mu_;
@@ -352,7 +373,7 @@ ReplayResult AofImpl::replay(const std::function<void(std::span<const std::strin
     }
     replay_allowed_ = false;
   }
-  ReplayResult result = read_records(apply, file_.size(), /*repair=*/true);
+  ReplayResult result = read_records(apply, file()->size(), /*repair=*/true);
   return result;
 }
 
@@ -366,7 +387,8 @@ ReplayResult AofImpl::reread(const std::function<void(std::span<const std::strin
 ReplayResult AofImpl::read_records(
     const std::function<void(std::span<const std::string_view>)>& apply, std::uint64_t end,
     bool repair) {
-  RecordReader reader(file_, 0, end);
+  const std::shared_ptr<wfs::File> f = file();
+  RecordReader reader(*f, 0, end);
   ReplayResult result;
   std::vector<std::string_view> argv;
 
@@ -384,7 +406,7 @@ ReplayResult AofImpl::read_records(
     if (st == RecordReader::Status::end || st == RecordReader::Status::torn) break;
     if (st == RecordReader::Status::malformed) {
       // A torn tail only if nothing well-formed follows.
-      if (record_follows(file_, pos + 1, end)) {
+      if (record_follows(*f, pos + 1, end)) {
         throw AofFormatError(pos, "weft-kv: AOF '" + path_.native() +
                                       "': malformed record at offset " + std::to_string(pos) +
                                       " (" + reader.error() +
@@ -421,8 +443,8 @@ ReplayResult AofImpl::read_records(
   const std::uint64_t keep = in_tx ? tx_start : pos;
   if (!repair) return result;
   if (keep < end) {
-    file_.truncate(keep);
-    file_.fdatasync();
+    f->truncate(keep);
+    f->fdatasync();
     result.truncated_bytes = end - keep;
     if (in_tx) {
       std::fprintf(stderr,
@@ -455,7 +477,16 @@ std::uint64_t AofImpl::append(std::span<const std::string_view> argv) {
   }
   std::lock_guard g(buf_mu_);
   replay_allowed_ = false;
+  const std::size_t at = buf_.size();
   Reply::command(buf_, argv);  // may throw bad_alloc: no sequence number used
+  if (rewriting_) {
+    try {
+      rewrite_buf_.append(buf_, at);
+    } catch (...) {
+      buf_.resize(at);  // in neither file, or in both
+      throw;
+    }
+  }
   return ++last_seq_;
 }
 
@@ -478,8 +509,9 @@ void AofImpl::flush_and_sync() {
 }
 
 void AofImpl::timed_fdatasync() {
+  const std::shared_ptr<wfs::File> f = file();
   const auto start = std::chrono::steady_clock::now();
-  file_.fdatasync();
+  f->fdatasync();
   fsync_latency_.observe_ns(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count());
@@ -552,6 +584,8 @@ std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept
   // they join this round instead of waiting for the next. Costs nothing
   // when nobody else is runnable (yield returns at once).
   weft::this_fiber::yield();
+  // The role is held: finish_rewrite() cannot replace the file meanwhile.
+  const std::shared_ptr<wfs::File> f = file();
   std::uint64_t upto;
   {
     std::lock_guard g(buf_mu_);
@@ -565,14 +599,14 @@ std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept
   bool probed = false;
   try {
     if (!write_buf_.empty()) {
-      file_.write_all(write_buf_);
+      f->write_all(write_buf_);
       writes_.fetch_add(1, std::memory_order_relaxed);
     } else if (probe) {
       // A retry with nothing to write: a record's worth of bytes (a PING
       // record, harmless on replay) tells whether the disk takes writes
       // again; it is cut back below.
       probed = true;
-      file_.write_all(probe_record());
+      f->write_all(probe_record());
     }
     if (sync &&
         (probed || !write_buf_.empty() || synced_seq_.load(std::memory_order_relaxed) < upto)) {
@@ -582,7 +616,7 @@ std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept
     }
     if (probed) {
       probed = false;
-      file_.truncate(before);
+      f->truncate(before);
     }
   } catch (const std::system_error& e) {
     error.emplace(e.code(),
@@ -606,7 +640,7 @@ std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept
     bool cut = true;
     if (!write_buf_.empty() || probed) {
       try {
-        file_.truncate(before);
+        f->truncate(before);
       } catch (...) {
         cut = false;  // the file may end inside a record: nothing is retried
       }
@@ -663,6 +697,7 @@ std::uint64_t AofImpl::write_round(bool sync, bool probe, bool& failed) noexcept
 
 void AofImpl::fail(std::error_code code, std::string what, bool in_sync, bool permanent) {
   errors_.fetch_add(1, std::memory_order_relaxed);
+  rewrite_failed_.store(true, std::memory_order_relaxed);
   bool first = false;
   std::string message;
   {
@@ -756,6 +791,103 @@ std::string AofImpl::failure_message_locked() const {
   return failure_->second + ": " + failure_->first.message();
 }
 
+// --- rewrite ---------------------------------------------------------------------
+
+void AofImpl::begin_rewrite() {
+  std::lock_guard g(buf_mu_);
+  rewrite_buf_.clear();
+  rewriting_ = true;
+  rewrite_failed_.store(false, std::memory_order_relaxed);
+}
+
+void AofImpl::drain_rewrite(std::string& out) {
+  std::lock_guard g(buf_mu_);
+  out.append(rewrite_buf_);
+  rewrite_buf_.clear();
+}
+
+void AofImpl::abort_rewrite() noexcept {
+  std::lock_guard g(buf_mu_);
+  rewriting_ = false;
+  std::string().swap(rewrite_buf_);
+}
+
+bool AofImpl::finish_rewrite(wfs::File tmp, const std::filesystem::path& tmp_path) {
+  // Shielded: once it holds the role it must hand it back (a cancellation
+  // at shutdown finishes the switch or leaves the old file whole).
+  weft::ShieldGuard shield;
+  take_role();
+  std::string tail, pending;
+  std::uint64_t upto = 0;
+  bool switched = false;
+  try {
+    {
+      // From here on appends go to buf_ only; they reach the new file by
+      // the first round after the switch.
+      std::lock_guard g(buf_mu_);
+      tail.swap(rewrite_buf_);
+      rewriting_ = false;
+      pending.swap(buf_);  // records for the old file: the tail has them
+      upto = last_seq_;
+    }
+    if (!rewrite_failed_.load(std::memory_order_relaxed)) {
+      tmp.write_all(tail);
+      tmp.fdatasync();
+      const std::uint64_t new_size = tmp.size();
+      wfs::rename(tmp_path, path_);
+      auto next = std::make_shared<wfs::File>(std::move(tmp));
+      {
+        std::lock_guard g(file_mu_);
+        file_.swap(next);
+      }
+      switched = true;
+      size_.store(new_size, std::memory_order_relaxed);
+      // The rename is durable only once the directory is: a crash before
+      // this fsync may find the old file under the name, so no record of
+      // the tail is acknowledged until it returns.
+      wfs::File d = wfs::File::open(path_.parent_path(), O_RDONLY | O_DIRECTORY);
+      d.fsync();
+      d.close();
+    }
+  } catch (...) {
+    if (!switched) {
+      // Not replaced: the old file goes on, its pending records first.
+      std::lock_guard g(buf_mu_);
+      pending.append(buf_);
+      buf_.swap(pending);
+    }
+    // Else renamed, but the directory fsync failed: the new file is the
+    // AOF from now on, and the tail's records stay unanswered until the
+    // next round covers them (the caller reports the failure).
+    std::shared_ptr<weft::Event> done;
+    {
+      std::lock_guard g(state_mu_);
+      done = std::move(round_);
+    }
+    done->set();
+    throw;
+  }
+  std::shared_ptr<weft::Event> done;
+  {
+    std::lock_guard g(state_mu_);
+    if (switched) {
+      // release: pairs with the acquire load in wait_durable's fast path.
+      if (upto > written_seq_.load(std::memory_order_relaxed))
+        written_seq_.store(upto, std::memory_order_release);
+      if (upto > synced_seq_.load(std::memory_order_relaxed))
+        synced_seq_.store(upto, std::memory_order_release);
+    }
+    done = std::move(round_);
+  }
+  if (!switched) {
+    std::lock_guard g(buf_mu_);
+    pending.append(buf_);
+    buf_.swap(pending);
+  }
+  done->set();
+  return switched;
+}
+
 // --- the background fiber: everysec's fdatasync, and retries ------------------
 
 void AofImpl::sync_loop() noexcept {
@@ -824,7 +956,7 @@ void AofImpl::stop_syncer() {
 // --- open ------------------------------------------------------------------------
 
 std::unique_ptr<Aof> Aof::open(const std::filesystem::path& dir, FsyncPolicy policy) {
-  const std::filesystem::path path = dir / kFileName;
+  const std::filesystem::path path = dir / kAofFileName;
   std::uint64_t size = 0;
   wfs::File file;
   try {

@@ -30,8 +30,13 @@
 #include <string_view>
 
 #include "histogram.hpp"
+#include "weft/fs.hpp"
 
 namespace kv {
+
+/// The AOF's name in its directory: one file, Redis 6's layout (see README
+/// "AOF rewrite" for why not Redis 7's appendonlydir/).
+inline constexpr const char* kAofFileName = "appendonly.aof";
 
 /// When the AOF is fsynced (Redis: appendfsync).
 enum class FsyncPolicy {
@@ -208,6 +213,33 @@ class Aof {
   /// Bytes in the file: its size after replay() plus what has been written
   /// since (buffered records not included). A snapshot; thread-safe.
   virtual std::uint64_t size() const = 0;
+
+  // --- rewrite (aof_rewrite.hpp): the new file is the snapshot, then the
+  // records appended since its instant (the tail), then what follows.
+
+  /// Starts keeping a copy of every record appended from now on (the
+  /// tail of the new file). Call with every keyspace shard locked: the
+  /// snapshot's instant, so that the snapshot holds exactly the effects of
+  /// the records before it. Never parks. @throws std::bad_alloc.
+  virtual void begin_rewrite() = 0;
+  /// Moves the tail kept so far into `out` (appended), so that the
+  /// rewriter writes most of it while appends go on. Never parks.
+  virtual void drain_rewrite(std::string& out) = 0;
+  /// Ends the rewrite: with the writer role held (no round runs meanwhile)
+  /// it appends the rest of the tail to `tmp` (the new file, opened with
+  /// read and append and already holding the snapshot and the drained
+  /// tail), fdatasyncs it, renames `tmp_path` over the AOF, fsyncs the
+  /// directory (only then is the rename durable), and from then on appends
+  /// to it. Records buffered for the old file and not yet written are
+  /// dropped from it: the new file has them (the snapshot or the tail), and
+  /// their waiters are answered. Returns false, leaving the AOF as it was
+  /// and `tmp` to the caller to remove, if a write failed since
+  /// begin_rewrite() (memory may have been rolled back after the snapshot
+  /// was taken). @throws std::system_error for a failed write, fdatasync
+  /// or rename (the AOF goes on as before, its pending records kept).
+  virtual bool finish_rewrite(weft::fs::File tmp, const std::filesystem::path& tmp_path) = 0;
+  /// Stops keeping the tail (a failed or abandoned rewrite). Never parks.
+  virtual void abort_rewrite() noexcept = 0;
 
   /// Health and counters (a snapshot); thread-safe.
   virtual AofStatus status() const = 0;

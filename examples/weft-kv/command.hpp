@@ -28,7 +28,8 @@
 namespace kv {
 
 struct Context;
-class RdbSaver;  // rdb_save.hpp
+class RdbSaver;     // rdb_save.hpp
+class AofRewriter;  // aof_rewrite.hpp
 class Evictor;
 
 /// What commands may ask of the server that runs them. Implemented by
@@ -111,6 +112,9 @@ class Host {
   /// The RDB saver (SAVE, BGSAVE, LASTSAVE; rdb_save.hpp); null where
   /// there is none (AOF replay, tests without one).
   virtual RdbSaver* rdb() noexcept { return nullptr; }
+  /// The AOF rewriter (BGREWRITEAOF; aof_rewrite.hpp); null where there
+  /// is none (AOF replay, tests without one).
+  virtual AofRewriter* aof_rewriter() noexcept { return nullptr; }
   /// Eviction under maxmemory (evict.hpp); null where there is none (AOF
   /// replay, tests without one): memory above maxmemory then refuses
   /// writes as noeviction does.

@@ -118,20 +118,15 @@ std::string Server::info(std::string_view section) {
     s += "# Persistence\r\n";
     line(s, "loading:%d", loading_ ? 1 : 0);
     rdb_.info(s);
-    // Redis 7.0's fields (no rewrite exists yet: its status is always ok),
-    // then weft-kv's count of failed AOF writes and fdatasyncs.
+    // Redis 7.0's fields, then weft-kv's count of failed AOF writes and
+    // fdatasyncs.
     const AofStatus st = aof_ != nullptr ? aof_->status() : AofStatus{};
     line(s, "aof_enabled:%d", aof_ != nullptr ? 1 : 0);
-    line(s, "aof_rewrite_in_progress:0");
-    line(s, "aof_rewrite_scheduled:0");
-    line(s, "aof_last_rewrite_time_sec:-1");
-    line(s, "aof_current_rewrite_time_sec:-1");
-    line(s, "aof_last_bgrewrite_status:ok");
-    line(s, "aof_rewrites:0");
-    line(s, "aof_rewrites_consecutive_failures:0");
+    aof_rewriter_.info(s);
     line(s, "aof_last_write_status:%s", st.ok ? "ok" : "err");
     if (aof_ != nullptr) {
       line(s, "aof_current_size:%llu", static_cast<unsigned long long>(aof_->size()));
+      line(s, "aof_base_size:%llu", static_cast<unsigned long long>(aof_rewriter_.base_size()));
       line(s, "aof_buffer_length:%llu", static_cast<unsigned long long>(st.buffered));
     }
     line(s, "aof_write_errors:%llu", static_cast<unsigned long long>(st.errors));

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
@@ -172,43 +174,42 @@ bool RdbSaver::save(std::int64_t used_mem) {
   return true;
 }
 
+bool RdbSaver::claim(Job job) noexcept {
+  Job expected = Job::none;
+  // acq_rel: pairs with the release store in release().
+  if (!job_.compare_exchange_strong(expected, job, std::memory_order_acq_rel)) return false;
+  idle_.reset();
+  return true;
+}
+
+void RdbSaver::release() noexcept {
+  job_.store(Job::none, std::memory_order_release);
+  idle_.set();
+}
+
 bool RdbSaver::start_background(std::int64_t used_mem) {
   weft::Scope* scope = scope_.load(std::memory_order_acquire);
   if (scope == nullptr) return false;
-  bool expected = false;
-  // acq_rel: pairs with the release store in finish().
-  if (!running_.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) return false;
-  idle_.reset();
+  if (!claim(Job::bgsave)) return false;
   last_try_ms_.store(unix_ms(), std::memory_order_relaxed);
   try {
     weft::FiberOptions o;
     o.name = "bgsave";
     scope->spawn(o, [this, used_mem] { background(used_mem); });
   } catch (...) {
-    running_.store(false, std::memory_order_release);
-    idle_.set();
+    release();
     throw;
   }
   return true;
 }
 
-void RdbSaver::background(std::int64_t used_mem) {
-  const std::int64_t started = unix_ms();
-  bgsave_start_ms_.store(started, std::memory_order_relaxed);
-  std::fprintf(stderr, "weft-kv: RDB: background saving started\n");
-  std::uint64_t keys = 0, expires = 0, dirty = 0;
+void RdbSaver::walk_view(const std::function<void()>& at_instant,
+                         const std::function<void(std::string_view, std::string_view, const Object*,
+                                                  std::int64_t)>& entry) {
   {
     // The instant of the snapshot: every shard held; arm each one's hook.
-    std::optional<AllShards> all;
-    try {
-      all.emplace(ks_);
-    } catch (...) {
-      finish(false, started);
-      throw;
-    }
-    keys = static_cast<std::uint64_t>(ks_.keys());
-    expires = static_cast<std::uint64_t>(ks_.expires());
-    dirty = dirty_.load(std::memory_order_relaxed);
+    AllShards all(ks_);
+    at_instant();
     for (std::size_t i = 0; i < Keyspace::kShards; ++i) {
       std::vector<Copy>().swap(slots_[i].copy);
       slots_[i].failed = false;
@@ -217,47 +218,78 @@ void RdbSaver::background(std::int64_t used_mem) {
     // Release: pairs with the acquire load in on_first_lock().
     copying_.store(true, std::memory_order_release);
   }
+  std::size_t next = 0;  // shards the walk has taken its copy of
+  const auto stop = [&]() noexcept {
+    copying_.store(false, std::memory_order_release);
+    // Free what the remaining shards' hooks copied: each lock either
+    // fires its hook (a no-op now) or finds the copy to drop.
+    weft::ShieldGuard shield;
+    for (; next < Keyspace::kShards; ++next) {
+      Shard& sh = ks_.shard(next);
+      std::lock_guard lk(sh.mu);
+      std::vector<Copy>().swap(slots_[next].copy);
+    }
+  };
+  try {
+    // Sleep owed to rdb-key-save-delay, paid in steps of at least 1 ms
+    // (the timers' resolution).
+    std::int64_t owed_us = 0;
+    for (; next < Keyspace::kShards; ++next) {
+      Shard& sh = ks_.shard(next);
+      sh.mu.lock();  // copies the shard unless a client's command already did
+      sh.mu.unlock();
+      Slot& slot = slots_[next];
+      if (slot.failed) throw std::bad_alloc();
+      for (const Copy& c : slot.copy) {
+        entry(c.key, c.value, c.object.get(), c.expire_at);
+        owed_us += std::max<std::int64_t>(key_save_delay_us_.load(std::memory_order_relaxed), 0);
+        if (owed_us >= 1000) {
+          weft::this_fiber::sleep_for(std::chrono::microseconds(owed_us));
+          owed_us = 0;
+        }
+      }
+      std::vector<Copy>().swap(slot.copy);
+      weft::this_fiber::yield();
+    }
+  } catch (...) {
+    stop();
+    throw;
+  }
+  stop();
+}
+
+void RdbSaver::background(std::int64_t used_mem) {
+  const std::int64_t started = unix_ms();
+  bgsave_start_ms_.store(started, std::memory_order_relaxed);
+  std::fprintf(stderr, "weft-kv: RDB: background saving started\n");
+  std::uint64_t dirty = 0;
   bool ok = false;
-  std::size_t next = 0;  // shards the saver has taken its copy of
   try {
     write_durably(dir_, path_, [&](auto&& write) {
       RdbWriter w;
-      w.header(started, used_mem, keys, expires);
-      for (; next < Keyspace::kShards; ++next) {
-        Shard& sh = ks_.shard(next);
-        sh.mu.lock();  // copies the shard unless a client's command already did
-        sh.mu.unlock();
-        Slot& slot = slots_[next];
-        if (slot.failed) throw std::bad_alloc();
-        for (const Copy& c : slot.copy) {
-          w.entry(c.key, c.value, c.object.get(), c.expire_at);
-          if (w.pending() >= kChunk) write(w.take());
-        }
-        std::vector<Copy>().swap(slot.copy);
-        weft::this_fiber::yield();
-      }
+      walk_view(
+          [&] {
+            dirty = dirty_.load(std::memory_order_relaxed);
+            w.header(started, used_mem, static_cast<std::uint64_t>(ks_.keys()),
+                     static_cast<std::uint64_t>(ks_.expires()));
+          },
+          [&](std::string_view key, std::string_view value, const Object* object,
+              std::int64_t expire_at) {
+            w.entry(key, value, object, expire_at);
+            if (w.pending() >= kChunk) write(w.take());
+          });
       w.finish();
       write(w.take());
     });
     ok = true;
   } catch (const weft::Cancelled&) {
-    copying_.store(false, std::memory_order_release);
     finish(false, started);
     throw;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "weft-kv: RDB: background save to '%s' failed: %s\n", path_.c_str(),
                  e.what());
   }
-  copying_.store(false, std::memory_order_release);
-  if (!ok) {
-    // Free what the remaining shards' hooks copied: each lock either
-    // fires its hook (a no-op now) or finds the copy to drop.
-    for (; next < Keyspace::kShards; ++next) {
-      Shard& sh = ks_.shard(next);
-      std::lock_guard lk(sh.mu);
-      std::vector<Copy>().swap(slots_[next].copy);
-    }
-  } else {
+  if (ok) {
     dirty_.fetch_sub(dirty, std::memory_order_relaxed);
     last_save_s_.store(unix_ms() / 1000, std::memory_order_relaxed);
     saves_.fetch_add(1, std::memory_order_relaxed);
@@ -271,9 +303,8 @@ void RdbSaver::finish(bool ok, std::int64_t started_ms) {
   last_bgsave_s_.store((unix_ms() - started_ms + 500) / 1000, std::memory_order_relaxed);
   bgsave_start_ms_.store(-1, std::memory_order_relaxed);
   // The statistics above are published before the flag and the event
-  // that waiters and INFO read (release: pairs with in_progress()).
-  running_.store(false, std::memory_order_release);
-  idle_.set();
+  // that waiters and INFO read (release() pairs with in_progress()).
+  release();
 }
 
 void RdbSaver::wait_idle() {
@@ -281,7 +312,7 @@ void RdbSaver::wait_idle() {
 }
 
 void RdbSaver::cron(std::int64_t now_ms, std::int64_t used_mem) {
-  if (in_progress()) return;
+  if (busy()) return;
   if (scheduled_.exchange(false, std::memory_order_relaxed)) {
     start_background(used_mem);
     return;

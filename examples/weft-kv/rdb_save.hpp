@@ -25,9 +25,11 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -83,7 +85,39 @@ class RdbSaver {
   void schedule() noexcept { scheduled_.store(true, std::memory_order_relaxed); }
 
   /// True while a BGSAVE runs.
-  bool in_progress() const noexcept { return running_.load(std::memory_order_acquire); }
+  bool in_progress() const noexcept { return job_.load(std::memory_order_acquire) == Job::bgsave; }
+
+  /// Who holds the consistent view: one background job at a time, as
+  /// Redis runs one child process at a time (BGSAVE, BGREWRITEAOF).
+  enum class Job { none, bgsave, aof_rewrite };
+  /// True while any background job holds the view (Redis's
+  /// hasActiveChildProcess).
+  bool busy() const noexcept { return job_.load(std::memory_order_acquire) != Job::none; }
+  /// Claims the view for `job` (not Job::none); false if another holds it.
+  bool claim(Job job) noexcept;
+  /// Releases the view claimed by claim() (wakes wait_idle()).
+  void release() noexcept;
+
+  /// The consistent view (see the file comment), walked on the calling
+  /// fiber, which must hold the view (claim()): runs `at_instant` with
+  /// every shard locked (the snapshot's instant: record what must agree
+  /// with it there), then calls `entry(key, value, object, expire_at)`
+  /// for every key of the keyspace as it was at that instant (expired keys
+  /// left out; `object` null for a string), shard by shard, outside every
+  /// lock. Sleeps `rdb-key-save-delay` microseconds per key when set (a
+  /// testing aid, as Redis's). @throws what the callbacks throw;
+  /// std::bad_alloc if a client's copy of a shard ran out of memory;
+  /// weft::Cancelled. The hooks are disarmed and the copies freed on
+  /// every exit.
+  void walk_view(const std::function<void()>& at_instant,
+                 const std::function<void(std::string_view key, std::string_view value,
+                                          const Object* object, std::int64_t expire_at)>& entry);
+
+  /// `rdb-key-save-delay`: microseconds to sleep per key written by a
+  /// background save or rewrite (0: none).
+  void set_key_save_delay(std::int64_t us) noexcept {
+    key_save_delay_us_.store(us, std::memory_order_relaxed);
+  }
 
   /// Counts `n` changes (Redis's server.dirty).
   void note_changes(std::uint64_t n) noexcept { dirty_.fetch_add(n, std::memory_order_relaxed); }
@@ -97,7 +131,8 @@ class RdbSaver {
   /// 5 s). Call about every 100 ms.
   void cron(std::int64_t now_ms, std::int64_t used_mem);
 
-  /// Waits for a running BGSAVE to end (tests and shutdown).
+  /// Waits for a running background job (BGSAVE or BGREWRITEAOF) to end
+  /// (tests and shutdown).
   void wait_idle();
 
   /// Appends INFO persistence's rdb_* lines (Redis 7.0.15's names, in its
@@ -138,8 +173,11 @@ class RdbSaver {
   std::atomic<weft::Scope*> scope_{nullptr};  // release/acquire: attach() and its readers
   std::atomic<bool> scheduled_{false};
   std::atomic<bool> schedule_on_{true};
-  std::atomic<bool> running_{false};  // a BGSAVE is in progress (pairs with in_progress())
-  weft::Event idle_;                  // set while no BGSAVE runs
+  // The job holding the view; release/acquire: claim()/release() and
+  // in_progress()/busy() (the statistics are stored before release()).
+  std::atomic<Job> job_{Job::none};
+  weft::Event idle_;                                // set while no job holds the view
+  std::atomic<std::int64_t> key_save_delay_us_{0};  // relaxed: a testing knob
   std::atomic<std::uint64_t> dirty_{0};
   std::atomic<std::int64_t> last_save_s_;
   std::atomic<std::int64_t> last_try_ms_{0};

@@ -111,6 +111,8 @@ void Server::settings_changed(std::string_view name) {
   if (name == "appendfsync" && aof_ != nullptr)
     aof_->set_policy(settings_.appendfsync.load(std::memory_order_relaxed));
   if (name == "save") rdb_.stop_schedule();
+  if (name == "rdb-key-save-delay")
+    rdb_.set_key_save_delay(settings_.rdb_key_save_delay.load(std::memory_order_relaxed));
   AccessClock& clock = keyspace_.access_clock();
   if (name == "maxmemory-policy")
     clock.lfu.store(policy_is_lfu(settings_.maxmemory_policy.load(std::memory_order_relaxed)),
@@ -190,6 +192,7 @@ void Server::run() {
   if (options_.appendonly) {
     aof_ = Aof::open(options_.dir, settings_.appendfsync.load(std::memory_order_relaxed));
     load_aof();
+    aof_rewriter_.set_base_size(aof_->size());
     aof_->on_failure([this] { roll_back_unlogged(); });
   } else {
     load_rdb();
@@ -226,6 +229,7 @@ void Server::run() {
       request_shutdown();
     });
     rdb_.attach(&s);
+    aof_rewriter_.attach(&s, aof_.get());
     s.spawn(named("cron"), [this] { cron(); });
     auto acceptor = s.spawn(named("accept"), [&] { accept_loop(listener, s); });
     std::printf("weft-kv: ready to accept connections on %s (%zu workers, %s, appendonly %s)\n",
@@ -275,6 +279,7 @@ void Server::run() {
     s.cancel();
   });
   rdb_.attach(nullptr);
+  aof_rewriter_.attach(nullptr, aof_.get());
   // 5. Make the AOF durable.
   if (aof_ != nullptr) aof_->flush_and_sync();
   std::fprintf(stderr, "weft-kv: bye\n");
@@ -797,6 +802,9 @@ void Server::cron() {
       }
     }
     rdb_.cron(unix_ms(), used_memory());
+    aof_rewriter_.cron(unix_ms(),
+                       settings_.auto_aof_rewrite_percentage.load(std::memory_order_relaxed),
+                       settings_.auto_aof_rewrite_min_size.load(std::memory_order_relaxed));
     const std::uint64_t commands = stats_.commands.load(std::memory_order_relaxed);
     const std::int64_t now = unix_ms();
     if (now > last_ms) {

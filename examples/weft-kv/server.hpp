@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "aof.hpp"
+#include "aof_rewrite.hpp"
 #include "client.hpp"
 #include "command.hpp"
 #include "evict.hpp"
@@ -61,6 +62,7 @@ class Server final : public Host {
                     std::int64_t duration_us) noexcept override;
   SlowLog* slowlog() noexcept override { return &slowlog_; }
   RdbSaver* rdb() noexcept override { return &rdb_; }
+  AofRewriter* aof_rewriter() noexcept override { return &aof_rewriter_; }
   Evictor* evictor() noexcept override { return &evictor_; }
 
   /// The /metrics page: the runtime's registry (weft::metrics) followed by
@@ -172,6 +174,7 @@ class Server final : public Host {
   std::unordered_map<const Command*, CommandStat> command_stats_;
   SlowLog slowlog_;
   RdbSaver rdb_{keyspace_, options_.dir, options_.dbfilename, parse_save_schedule(options_.save)};
+  AofRewriter aof_rewriter_{rdb_, options_.dir};
   Evictor evictor_;
 
   std::mutex connections_mu_;  // guards connections_ (short critical sections only)

@@ -71,6 +71,15 @@ struct Settings {
   /// `list-compress-depth`).
   std::atomic<std::int64_t> list_max_listpack_size{-2};
   std::atomic<std::int64_t> list_compress_depth{0};
+  /// The automatic AOF rewrite (aof_rewrite.hpp): when the AOF has grown
+  /// by this many percent since the last rewrite (0: never) and is larger
+  /// than the minimum, bytes (`auto-aof-rewrite-percentage`,
+  /// `auto-aof-rewrite-min-size`; Redis's defaults).
+  std::atomic<std::int64_t> auto_aof_rewrite_percentage{100};
+  std::atomic<std::int64_t> auto_aof_rewrite_min_size{std::int64_t{64} << 20};
+  /// Microseconds to sleep per key written by BGSAVE and BGREWRITEAOF
+  /// (`rdb-key-save-delay`, Redis's testing aid; 0: none).
+  std::atomic<std::int64_t> rdb_key_save_delay{0};
   /// The SLOWLOG (slowlog.hpp): commands that take at least this many
   /// microseconds are logged, -1 logs none (`slowlog-log-slower-than`);
   /// the log keeps the newest `slowlog-max-len` entries.

@@ -1,9 +1,11 @@
-// weft-kv commands: SAVE, BGSAVE, LASTSAVE (Redis's rdb.c saveCommand,
-// bgsaveCommand, lastsaveCommand), over the server's RDB saver
-// (rdb_save.hpp, Host::rdb).
+// weft-kv commands: SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF (Redis's rdb.c
+// saveCommand, bgsaveCommand, lastsaveCommand, aof.c bgrewriteaofCommand),
+// over the server's RDB saver and AOF rewriter (rdb_save.hpp,
+// aof_rewrite.hpp; Host::rdb, Host::aof_rewriter).
 #include <string>
 #include <string_view>
 
+#include "aof_rewrite.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
 #include "rdb_save.hpp"
@@ -34,6 +36,12 @@ void cmd_bgsave(Context& c) {
     rdb->schedule();
     return Reply::simple(c.out, "Background saving scheduled");
   }
+  if (rdb->busy() && !schedule) {
+    // An AOF rewrite holds the consistent view (Redis: another child).
+    return err(c,
+               "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE "
+               "SCHEDULE in order to schedule a BGSAVE whenever possible.");
+  }
   if (!rdb->start_background(c.host.used_memory())) {
     if (schedule) {
       rdb->schedule();
@@ -42,6 +50,23 @@ void cmd_bgsave(Context& c) {
     return err(c, "ERR Background save already in progress");
   }
   Reply::simple(c.out, "Background saving started");
+}
+
+void cmd_bgrewriteaof(Context& c) {
+  AofRewriter* rw = c.host.aof_rewriter();
+  switch (rw != nullptr ? rw->request() : AofRewriter::Outcome::failed) {
+    case AofRewriter::Outcome::started:
+      return Reply::simple(c.out, "Background append only file rewriting started");
+    case AofRewriter::Outcome::in_progress:
+      return err(c, "ERR Background append only file rewriting already in progress");
+    case AofRewriter::Outcome::scheduled:
+      return Reply::simple(c.out, "Background append only file rewriting scheduled");
+    case AofRewriter::Outcome::failed:
+      break;
+  }
+  err(c,
+      "ERR Can't execute an AOF background rewriting. Please check the server logs for more "
+      "information.");
 }
 
 void cmd_lastsave(Context& c) {
@@ -67,6 +92,13 @@ std::span<const Command> persistence_commands() noexcept {
        "",
        {},
        cmd_bgsave},
+      {"bgrewriteaof",
+       1,
+       kAdmin | kNoScript | kNoAsyncLoading,
+       "@admin @slow @dangerous",
+       "",
+       {},
+       cmd_bgrewriteaof},
       {"lastsave",
        1,
        kLoading | kStale | kFast,
