@@ -264,8 +264,10 @@ TEST_P(Shutdown, DetachedFibersKeepRunningAfterBlockOnReturns) {
 // keeps its handle until the runtime is gone, so that nothing but the
 // external-wake bracket orders its wake-up before the workers are freed:
 // without it, the wake-up and the free are unordered, a race TSan judges
-// by happens-before rather than by timing (not yet run against the code
-// without the bracket); the plain run only shows that nothing crashes.
+// by happens-before rather than by timing: with the bracket removed it
+// reported the spawner's eventfd write (notify_work -> Worker::wake) racing
+// ~UringBackend's close of that eventfd, a write that could land on a
+// reused descriptor. The plain run only shows that nothing crashes.
 class ShutdownStrategies : public ::testing::TestWithParam<weft::Strategy> {};
 WEFT_INSTANTIATE_STRATEGIES(ShutdownStrategies);
 
