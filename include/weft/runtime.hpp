@@ -82,8 +82,9 @@ struct MemoryUsage {
   /// cached stacks with resident pages, the fibers' task blocks' fixed
   /// part. Exact while nothing runs; otherwise a sum of racy reads.
   std::uint64_t used = 0;
-  /// Bytes charged: used plus the credit the workers hold (at most two
-  /// chunks of four default fibers each); what the limit is checked on.
+  /// Bytes charged: used plus the credit the busy workers hold (at most
+  /// two chunks of four default fibers each; an idle worker holds none);
+  /// what the limit is checked on.
   std::uint64_t charged = 0;
   std::uint64_t limit = 0;            ///< Config::memory_limit in bytes; 0 = off
   std::uint64_t refusals = 0;         ///< spawns refused for the limit

@@ -64,7 +64,12 @@ class Inbox {
 
   /// Owner only: moves every fiber pushed so far to the back of `out`,
   /// oldest push first. acquire: pairs with the release of push's CAS, so
-  /// the fibers' links and their producers' writes are visible.
+  /// the fibers' links and their producers' writes are visible; with every
+  /// producer's, not only the last one's, since each push is an RMW and so
+  /// continues the release sequence of the pushes before it. The relaxed
+  /// pre-check may read a stale null: that only leaves the push for the
+  /// next drain, and the owner never sleeps on it (its re-check before
+  /// sleeping is the seq_cst empty()).
   void take_all(FiberList& out) noexcept {
     if (head_.load(std::memory_order_relaxed) == nullptr) return;
     Fiber* f = head_.exchange(nullptr, std::memory_order_acquire);

@@ -48,6 +48,13 @@ void MemoryAccount::check_pressure(std::int64_t charged) noexcept {
   if (limit == 0) return;
   const std::int64_t mark = static_cast<std::int64_t>(static_cast<double>(limit) *
                                                       static_cast<double>(pressure_ppm_) / 1e6);
+  // `charged` is this thread's RMW result, and the flag is updated after
+  // it: two threads may act on their values in the other order (one that
+  // saw charged_ above the mark sets the flag after one that saw it below,
+  // later, cleared it). Then a crossing fires twice, or one is not re-armed
+  // until the next give-back or refill below the mark. Accepted: "once per
+  // crossing" is exact for one thread, a hint under a race; the exchange
+  // still lets one thread only fire for one flag transition.
   if (charged < mark) {
     if (above_pressure_.load(std::memory_order_relaxed)) {
       above_pressure_.store(false, std::memory_order_relaxed);
@@ -70,6 +77,13 @@ void MemoryAccount::check_pressure(std::int64_t charged) noexcept {
 }
 
 void MemoryAccount::set_limit(std::uint64_t limit) noexcept {
+  // Racing spawns (all relaxed, no lock): a refill that read the old limit
+  // may still complete after this, leaving charged_ above a lowered limit
+  // by that one refill (the next refill sees the new one); a spawn refused
+  // under the old limit may store refusing_ after the store below, and the
+  // refusal then lasts until a spawn finds the usage under 90 % of the new
+  // limit, as any refusal does. Neither admits more than one spawn's worth
+  // nor refuses for ever.
   limit_.store(limit, std::memory_order_relaxed);
   // Below what is charged already, the workers' credits (granted under the
   // old limit) must not admit anything: refuse until the slow path finds

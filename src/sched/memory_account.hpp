@@ -24,7 +24,8 @@
 // the memory in use never exceeds the limit by the bytes that may not be
 // refused (stacks entering a worker's cache): usage <= charged_ <= limit
 // for what spawn admits. In return a refusal can come up to two chunks per
-// other worker early (their unused credit), and usage() (charged_ minus
+// other busy worker early (their unused credit; a worker gives all of it
+// back when it runs out of work: return_credit), and usage() (charged_ minus
 // the credits, summed at read time) is exact only while nothing runs.
 //
 // Refusal has hysteresis: once a spawn is refused, spawns are refused
@@ -97,6 +98,18 @@ class MemoryAccount {
     }
     credit->store(chunk_, std::memory_order_relaxed);
     give_back(c - chunk_);
+  }
+
+  /// Gives the whole of a worker's credit back; its owner calls this when
+  /// it runs out of work. Without it an idle worker kept up to two chunks
+  /// charged for ever, which every other thread's refill counts against the
+  /// limit: with (workers x two chunks) near the limit, spawns stayed
+  /// refused after the load was gone, with nothing in use.
+  void return_credit(Credit* credit) noexcept {
+    const std::int64_t c = credit->load(std::memory_order_relaxed);
+    if (c == 0) return;
+    credit->store(0, std::memory_order_relaxed);
+    give_back(c);
   }
 
   /// Bytes in use: charged_ minus the credits of `credits` (every worker's).

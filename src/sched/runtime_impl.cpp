@@ -401,6 +401,9 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
   task->locals() = fls_inherit();
   Worker* w = current_worker();
   if (w != nullptr && w->runtime() != this) w = nullptr;
+  // w is used after admit_fiber, which may run pressure callbacks (user
+  // code): they must not park (Runtime::on_memory_pressure says so), since
+  // this fiber could resume on another worker and w would be stale.
   stacks_.check_budget();  // throws std::system_error naming vm.max_map_count
   admit_fiber(size, w);    // throws ResourceExhausted (max_fibers, max_stack_memory, memory_limit)
 
@@ -442,11 +445,17 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     w->schedule_local(f, false);
   } else {
     spawned_outside_.fetch_add(1, std::memory_order_relaxed);
+    // As an unpark from outside (queue_unparked): once queued, f may run
+    // and end, and shutdown may pass alive() == 0, while this thread still
+    // wakes a worker (post's wake, notify_work): ~RuntimeImpl must wait for
+    // that before it frees the workers.
+    begin_external_wake();
     if (thread_per_core_) {
       place_outside_spawn(f);
     } else {
       inject(f);
     }
+    end_external_wake();
   }
 }
 

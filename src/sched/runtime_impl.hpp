@@ -158,7 +158,7 @@ class RuntimeImpl final : public obs::Source {
   bool thread_per_core() const noexcept { return thread_per_core_; }
   /// thread_per_core: binds f, spawned from a thread that is not one of
   /// our workers, to the next worker in round-robin order and posts it to
-  /// that worker's inbox. Any thread.
+  /// that worker's inbox. Any thread, inside begin/end_external_wake.
   void place_outside_spawn(Fiber* f) noexcept;
 
   /// The resolved I/O backend of every worker.
@@ -315,10 +315,10 @@ class RuntimeImpl final : public obs::Source {
   /// How long shutdown lets shielded fibers finish before forcing them.
   static constexpr int kShieldGraceMs = 1000;
 
-  /// Brackets an unpark from a thread that is not one of this runtime's
-  /// workers: ~RuntimeImpl waits until none is in progress before freeing
-  /// the workers, which such an unpark still wakes after the fiber has
-  /// become runnable (and could have ended).
+  /// Brackets an unpark, or the queueing of a spawn, from a thread that is
+  /// not one of this runtime's workers: ~RuntimeImpl waits until none is in
+  /// progress before freeing the workers, which such a thread still wakes
+  /// after the fiber has become runnable (and could have ended).
   void begin_external_wake() noexcept { external_wakes_.fetch_add(1, std::memory_order_seq_cst); }
   void end_external_wake() noexcept { external_wakes_.fetch_sub(1, std::memory_order_release); }
 

@@ -897,8 +897,11 @@ Fiber* Worker::find_work() noexcept {
   // Out of work for a whole spin: a burst (if any) is over, so give the
   // pages of the stacks it left cached back to the kernel now, off every
   // fiber's path (StackCache explains the policy); all of them if the
-  // runtime is over its memory limit.
+  // runtime is over its memory limit. Then the credit: an idle worker
+  // holds none, so that its bytes count against nobody's next spawn (one
+  // RMW per sleep, and the next spawn here refills: both off the busy path).
   trim_stack_cache();
+  rt_->memory().return_credit(&memory_credit);
   sleep();
   return nullptr;
 }

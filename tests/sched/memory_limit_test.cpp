@@ -140,6 +140,47 @@ TEST_P(MemoryLimit, SpawnStormStaysUnderTheLimitRefusesAndRecovers) {
   weft::test::expect_no_live_fibers(rt);
 }
 
+// The credits of idle workers give nothing back to a spawn: a storm from a
+// plain thread (each spawn charges the account directly) whose fibers end
+// on the workers leaves their bytes in the workers' credits (up to two
+// chunks each, a chunk being four default fibers: ~2 MiB per worker). With
+// a limit of that order the credits alone then filled it, and every spawn
+// was refused for ever after the load was gone, though nothing was in use.
+// A worker gives its whole credit back when it runs out of work.
+TEST_P(MemoryLimit, IdleWorkersCreditsDoNotKeepSpawnsRefused) {
+  weft::Config c = config();  // the default stack (256 KiB): chunks of ~1 MiB
+  c.memory_limit = 2 * MiB;
+  Runtime rt(c);
+  weft::Event gate;
+  std::vector<JoinHandle<int>> held;
+  for (int i = 0; i < 64; ++i) {
+    try {
+      held.push_back(rt.spawn([&gate] {
+        gate.wait();
+        return 7;
+      }));
+    } catch (const ResourceExhausted& e) {
+      EXPECT_EQ(e.limit(), "memory_limit");
+      break;
+    }
+  }
+  ASSERT_LT(held.size(), 64u) << "the storm was never refused";
+  ASSERT_GE(held.size(), 2u);
+  release(gate, held);
+  // The load is gone: once the workers are idle, spawns from here (and so
+  // block_on) are admitted again.
+  EXPECT_TRUE(weft::test::eventually([&] {
+    try {
+      return rt.block_on([] { return 1; }) == 1;
+    } catch (const ResourceExhausted&) {
+      return false;
+    }
+  })) << "used "
+      << rt.memory_usage().used << ", charged " << rt.memory_usage().charged;
+  EXPECT_FALSE(rt.memory_usage().refusing);
+  weft::test::expect_no_live_fibers(rt);
+}
+
 // One worker holding a warm stack cache (a burst spawned and joined), then a
 // limit just above the memory in use: the spawns that follow need more than
 // the room left, and get it from the cache's trim instead of a refusal.

@@ -256,3 +256,39 @@ TEST_P(Shutdown, DetachedFibersKeepRunningAfterBlockOnReturns) {
 }
 
 }  // namespace
+
+// A plain thread's spawn races the destructor: the fiber it queued runs and
+// ends, and ~Runtime may then free the workers while that thread is still
+// in the wake-up that follows its queueing (Worker::post under
+// thread_per_core, notify_work under work stealing). The spawning thread
+// keeps its handle until the runtime is gone, so that nothing but the
+// external-wake bracket orders its wake-up before the workers are freed:
+// without it, the wake-up and the free are unordered, a race TSan judges
+// by happens-before rather than by timing: with the bracket removed it
+// reported the spawner's eventfd write (notify_work -> Worker::wake) racing
+// ~UringBackend's close of that eventfd, a write that could land on a
+// reused descriptor. The plain run only shows that nothing crashes.
+class ShutdownStrategies : public ::testing::TestWithParam<weft::Strategy> {};
+WEFT_INSTANTIATE_STRATEGIES(ShutdownStrategies);
+
+TEST_P(ShutdownStrategies, SpawnFromAPlainThreadRacesTheDestructor) {
+  for (int round = 0; round < 10; ++round) {
+    weft::Config c = weft::test::base_config();
+    c.strategy = GetParam();
+    c.workers = GetParam() == weft::Strategy::single_threaded ? 1 : 2;
+    auto rt = std::make_unique<Runtime>(c);
+    Runtime* raw = rt.get();
+    std::atomic<bool> ran{false};
+    std::atomic<bool> destroyed{false};
+    std::thread spawner([&] {
+      JoinHandle<void> h = raw->spawn([&] { ran.store(true, std::memory_order_release); });
+      while (!destroyed.load(std::memory_order_acquire)) std::this_thread::yield();
+    });
+    // acquire: the fiber ran, so the spawner's queueing happened before this
+    // (its wake-up after the queueing is ordered only by the bracket).
+    while (!ran.load(std::memory_order_acquire)) std::this_thread::yield();
+    rt.reset();
+    destroyed.store(true, std::memory_order_release);
+    spawner.join();
+  }
+}
