@@ -12,6 +12,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 #include "types/hash.hpp"
 
 namespace kv::cmd {
@@ -80,6 +81,7 @@ void hset_generic(Context& c, bool hmset) {
   std::vector<std::string_view> log(c.argv.begin(), c.argv.end());
   log[0] = "HSET";
   c.host.propagate(c, log);
+  notify(c, kNotifyHash, "hset", c.argv[1]);
   if (hmset) return ok(c);
   Reply::integer(c.out, created);
 }
@@ -108,6 +110,7 @@ void cmd_hsetnx(Context& c) {
   k.shard.recharge(e);
   const std::string_view log[] = {"HSET", c.argv[1], c.argv[2], c.argv[3]};
   c.host.propagate(c, log);
+  notify(c, kNotifyHash, "hset", c.argv[1]);
   Reply::integer(c.out, 1);
 }
 
@@ -151,8 +154,11 @@ void cmd_hdel(Context& c) {
     }
   }
   if (deleted != 0) {
+    const bool gone = h->size() == 0;  // settle() deletes the key then
     settle(k, e, h);
     c.host.propagate(c, c.argv);
+    notify(c, kNotifyHash, "hdel", c.argv[1]);
+    if (gone) notify(c, kNotifyGeneric, "del", c.argv[1]);
   }
   Reply::integer(c.out, deleted);
 }
@@ -247,6 +253,7 @@ void cmd_hincrby(Context& c) {
   }
   value += incr;
   store_result(c, k, e, h, ll_to_string(value));
+  notify(c, kNotifyHash, "hincrby", c.argv[1]);
   Reply::integer(c.out, value);
 }
 
@@ -270,6 +277,7 @@ void cmd_hincrbyfloat(Context& c) {
   }
   const std::string text = ld_to_string_human(value);
   store_result(c, k, e, h, text);
+  notify(c, kNotifyHash, "hincrbyfloat", c.argv[1]);
   Reply::bulk(c.out, text);
 }
 
