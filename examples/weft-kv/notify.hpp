@@ -39,21 +39,21 @@ namespace kv {
 /// Event classes and channel kinds: Redis 7.0's NOTIFY_* (src/server.h),
 /// same bits.
 enum NotifyFlags : unsigned {
-  kNotifyKeyspace = 1u << 0,   ///< K: __keyspace@0__:<key> channels
-  kNotifyKeyevent = 1u << 1,   ///< E: __keyevent@0__:<event> channels
-  kNotifyGeneric = 1u << 2,    ///< g: del, expire, rename_from, ...
-  kNotifyString = 1u << 3,     ///< $
-  kNotifyList = 1u << 4,       ///< l
-  kNotifySet = 1u << 5,        ///< s
-  kNotifyHash = 1u << 6,       ///< h
-  kNotifyZset = 1u << 7,       ///< z
-  kNotifyExpired = 1u << 8,    ///< x
-  kNotifyEvicted = 1u << 9,    ///< e
-  kNotifyStream = 1u << 10,    ///< t (no stream type in weft-kv: never emitted)
-  kNotifyKeyMiss = 1u << 11,   ///< m (parsed and printed; weft-kv emits no keymiss)
-  kNotifyLoaded = 1u << 12,    ///< modules only in Redis: no character
-  kNotifyModule = 1u << 13,    ///< d (no modules: never emitted)
-  kNotifyNew = 1u << 14,       ///< n (modules only in Redis 7.0: never published)
+  kNotifyKeyspace = 1u << 0,  ///< K: __keyspace@0__:<key> channels
+  kNotifyKeyevent = 1u << 1,  ///< E: __keyevent@0__:<event> channels
+  kNotifyGeneric = 1u << 2,   ///< g: del, expire, rename_from, ...
+  kNotifyString = 1u << 3,    ///< $
+  kNotifyList = 1u << 4,      ///< l
+  kNotifySet = 1u << 5,       ///< s
+  kNotifyHash = 1u << 6,      ///< h
+  kNotifyZset = 1u << 7,      ///< z
+  kNotifyExpired = 1u << 8,   ///< x
+  kNotifyEvicted = 1u << 9,   ///< e
+  kNotifyStream = 1u << 10,   ///< t (no stream type in weft-kv: never emitted)
+  kNotifyKeyMiss = 1u << 11,  ///< m (parsed and printed; weft-kv emits no keymiss)
+  kNotifyLoaded = 1u << 12,   ///< modules only in Redis: no character
+  kNotifyModule = 1u << 13,   ///< d (no modules: never emitted)
+  kNotifyNew = 1u << 14,      ///< n (modules only in Redis 7.0: never published)
   /// A: every class but m and n (NOTIFY_ALL).
   kNotifyAll = kNotifyGeneric | kNotifyString | kNotifyList | kNotifySet | kNotifyHash |
                kNotifyZset | kNotifyExpired | kNotifyEvicted | kNotifyStream | kNotifyModule,
@@ -91,7 +91,8 @@ void notify_slow(Context& ctx, unsigned type, std::string_view event,
 /// Reports a command's event on `key` (call with the key's shard locked,
 /// after the change, as Redis calls notifyKeyspaceEvent). One branch when
 /// `ctx.notify` does not select `type`.
-inline void notify(Context& ctx, unsigned type, std::string_view event, std::string_view key) noexcept {
+inline void notify(Context& ctx, unsigned type, std::string_view event,
+                   std::string_view key) noexcept {
   if ((ctx.notify & type) != 0) [[unlikely]]
     notify_slow(ctx, type, event, key);
 }

@@ -193,7 +193,8 @@ Options parse_options(std::span<char* const> args, bool* help) {
       o.requirepass = std::string(v);
     } else if (a == "--notify-keyspace-events") {
       const auto flags = parse_notify_flags(v);
-      if (!flags) throw std::invalid_argument("--notify-keyspace-events: " + std::string(kNotifyFlagsError));
+      if (!flags)
+        throw std::invalid_argument("--notify-keyspace-events: " + std::string(kNotifyFlagsError));
       o.notify_keyspace_events = *flags;
     } else if (a == "--slowlog-max-len") {
       o.slowlog_max_len = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));

@@ -81,9 +81,12 @@ void hset_generic(Context& c, bool hmset) {
   std::vector<std::string_view> log(c.argv.begin(), c.argv.end());
   log[0] = "HSET";
   c.host.propagate(c, log);
+  // Redis's hsetCommand replies, then announces.
+  if (hmset)
+    ok(c);
+  else
+    Reply::integer(c.out, created);
   notify(c, kNotifyHash, "hset", c.argv[1]);
-  if (hmset) return ok(c);
-  Reply::integer(c.out, created);
 }
 
 void cmd_hset(Context& c) {
@@ -110,8 +113,8 @@ void cmd_hsetnx(Context& c) {
   k.shard.recharge(e);
   const std::string_view log[] = {"HSET", c.argv[1], c.argv[2], c.argv[3]};
   c.host.propagate(c, log);
-  notify(c, kNotifyHash, "hset", c.argv[1]);
   Reply::integer(c.out, 1);
+  notify(c, kNotifyHash, "hset", c.argv[1]);
 }
 
 void cmd_hget(Context& c) {
@@ -253,8 +256,8 @@ void cmd_hincrby(Context& c) {
   }
   value += incr;
   store_result(c, k, e, h, ll_to_string(value));
-  notify(c, kNotifyHash, "hincrby", c.argv[1]);
   Reply::integer(c.out, value);
+  notify(c, kNotifyHash, "hincrby", c.argv[1]);
 }
 
 // HINCRBYFLOAT key field increment: long double arithmetic, printed as
@@ -277,8 +280,8 @@ void cmd_hincrbyfloat(Context& c) {
   }
   const std::string text = ld_to_string_human(value);
   store_result(c, k, e, h, text);
-  notify(c, kNotifyHash, "hincrbyfloat", c.argv[1]);
   Reply::bulk(c.out, text);
+  notify(c, kNotifyHash, "hincrbyfloat", c.argv[1]);
 }
 
 // Largest |count| HRANDFIELD and SRANDMEMBER serve with repetitions: a

@@ -10,8 +10,8 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
-#include "notify.hpp"
 #include "evict.hpp"
+#include "notify.hpp"
 
 namespace kv::cmd {
 namespace {
@@ -106,14 +106,17 @@ void expire_generic(Context& c, std::int64_t base, bool seconds, const char* nam
     const std::string_view log[] = {"DEL", c.argv[1]};
     c.host.propagate(c, log);
     notify(c, kNotifyGeneric, "del", c.argv[1]);
+    Reply::integer(c.out, 1);
   } else {
     k.shard.set_expire(e, when < 0 ? 0 : when);
     const std::string ms = ll_to_string(when < 0 ? 0 : when);
     const std::string_view log[] = {"PEXPIREAT", c.argv[1], ms};
     c.host.propagate(c, log);
+    // Redis replies before it announces a new TTL (expireGenericCommand):
+    // a RESP3 client subscribed to its own keys sees that order.
+    Reply::integer(c.out, 1);
     notify(c, kNotifyGeneric, "expire", c.argv[1]);
   }
-  Reply::integer(c.out, 1);
 }
 
 void cmd_expire(Context& c) {

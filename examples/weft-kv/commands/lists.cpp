@@ -251,10 +251,10 @@ bool move_element(Context& c, const Key& src, Entry* se, const Key& dst, Entry* 
   dst.shard.recharge(de);
   // The source goes only now: with src == dst the element is back already.
   const bool deleted = settle(src.shard, se);
-  // Redis's lmoveHandlePush, then the pop: the push's event comes first.
+  // Redis's lmoveHandlePush (the push's event, the reply), then the pop's.
   notify(c, kNotifyList, to_left ? "lpush" : "rpush", dst.name);
-  notify_pop(c, src.name, from_left, deleted);
   Reply::bulk(c.out, v);
+  notify_pop(c, src.name, from_left, deleted);
   return true;
 }
 
@@ -390,8 +390,8 @@ void cmd_lset(Context& c) {
   l.set(at, c.argv[3]);
   k.shard.recharge(e);
   c.host.propagate(c, c.argv);
+  ok(c);  // before the event, as Redis's lsetCommand
   notify(c, kNotifyList, "lset", c.argv[1]);
-  ok(c);
 }
 
 void cmd_linsert(Context& c) {

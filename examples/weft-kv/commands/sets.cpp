@@ -407,9 +407,11 @@ void cmd_spop(Context& c) {
       k.shard.recharge(e);
     const std::string_view log[] = {"SREM", c.argv[1], m};
     c.host.propagate(c, log);
+    // Redis's spopCommand order: the event, the reply, the deletion's event.
     notify(c, kNotifySet, "spop", c.argv[1]);
+    Reply::bulk(c.out, m);
     if (gone) notify(c, kNotifyGeneric, "del", c.argv[1]);
-    return Reply::bulk(c.out, m);
+    return;
   }
   if (count == 0) return set_header(c, 0);
   const std::size_t size = s->size();
@@ -418,11 +420,12 @@ void cmd_spop(Context& c) {
     // hashtable answers in ascending order), then the key goes.
     const std::vector<const SetObject*> one = {s};
     const std::unique_ptr<SetObject> all = union_diff(c, one, false);
+    // Redis's spopWithCountCommand announces the pop before its reply.
+    notify(c, kNotifySet, "spop", c.argv[1]);
     reply_members(c, *all);
     k.shard.erase(e);
     const std::string_view log[] = {"DEL", c.argv[1]};
     c.host.propagate(c, log);
-    notify(c, kNotifySet, "spop", c.argv[1]);
     notify(c, kNotifyGeneric, "del", c.argv[1]);
     return;
   }

@@ -509,9 +509,10 @@ void zrange_generic(Context& c, std::size_t first, bool store, RangeType type, D
   }
   if (store) {
     const std::int64_t n = static_cast<std::int64_t>(sel.size());
-    if (store_result(c, c.argv[1], zset_from(c, sel, type == RangeType::rank), "zrangestore"))
-      c.host.propagate(c, c.argv);
+    std::unique_ptr<ZSet> result = zset_from(c, sel, type == RangeType::rank);
+    // Replied before the store's event, as Redis's zrangeResultFinalizeStore.
     Reply::integer(c.out, n);
+    if (store_result(c, c.argv[1], std::move(result), "zrangestore")) c.host.propagate(c, c.argv);
     return blocking::serve_ready(c, locks);
   }
   scored_header(c, sel.size(), withscores);
@@ -572,7 +573,9 @@ void zremrange_generic(Context& c, RangeType type) {
   static constexpr const char* kEvents[] = {"zremrangebyrank", "zremrangebyscore",
                                             "zremrangebylex"};
   notify_removed(c, c.argv[1],
-                 kEvents[type == RangeType::rank ? 0 : type == RangeType::score ? 1 : 2],
+                 kEvents[type == RangeType::rank    ? 0
+                         : type == RangeType::score ? 1
+                                                    : 2],
                  sel.size(), gone);
   Reply::integer(c.out, static_cast<std::int64_t>(sel.size()));
 }
