@@ -555,6 +555,27 @@ TEST_F(Notify, OwnEventsKeepRedisPlaceAmongReplies) {
   EXPECT_EQ(got, want);
 }
 
+// EXEC with a SUBSCRIBE queued holds the registry while its writes
+// publish: they publish under EXEC's hold (no self-deadlock), and the
+// client's own events land inside EXEC's reply, as in Redis.
+TEST_F(Notify, EventsInsideExecThatSubscribes) {
+  Client c(port());
+  const std::string got = exchange(c, {{"CONFIG", "SET", "notify-keyspace-events", "KA"},
+                                       {"MULTI"},
+                                       {"SUBSCRIBE", "__keyspace@0__:k"},
+                                       {"SET", "k", "v"},
+                                       {"DEL", "k"},
+                                       {"EXEC"},
+                                       {"UNSUBSCRIBE"},
+                                       {"CONFIG", "SET", "notify-keyspace-events", ""}});
+  EXPECT_EQ(got,
+            "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+            "*3\r\n*3\r\n$9\r\nsubscribe\r\n$16\r\n__keyspace@0__:k\r\n:1\r\n"
+            "*3\r\n$7\r\nmessage\r\n$16\r\n__keyspace@0__:k\r\n$3\r\nset\r\n+OK\r\n"
+            "*3\r\n$7\r\nmessage\r\n$16\r\n__keyspace@0__:k\r\n$3\r\ndel\r\n:1\r\n"
+            "*3\r\n$11\r\nunsubscribe\r\n$16\r\n__keyspace@0__:k\r\n:0\r\n+OK\r\n+OK\r\n");
+}
+
 // A RESP3 subscriber gets the same events as pushes.
 TEST_F(Notify, Resp3SubscriberGetsPushes) {
   Client sub(port());
