@@ -142,6 +142,9 @@ struct Context {
   /// True while this fiber holds the pubsub registry's lock exclusively
   /// (an EXEC with pubsub commands): they must not take it again.
   bool pubsub_locked = false;
+  /// `notify-keyspace-events` as execute() found it (notify.hpp's flags):
+  /// the classes of keyspace events this command publishes.
+  unsigned notify = 0;
 };
 
 /// Command flags: Redis 7.0's (src/server.h CMD_*), in the order COMMAND

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "command.hpp"
+#include "notify.hpp"
 
 namespace kv {
 
@@ -150,11 +151,8 @@ std::int64_t Evictor::evict_one(Context& c, MaxmemoryPolicy policy) {
 }
 
 void Evictor::evicted_key(Context& c, std::string_view key) noexcept {
-  (void)c, (void)key;
   evicted_.fetch_add(1, std::memory_order_relaxed);
-  // The `evicted` keyspace event (Redis's notifyKeyspaceEvent(NOTIFY_EVICTED,
-  // "evicted", key, db)) is published from here once notifications exist
-  // (wip/kvproto); every eviction passes through this function.
+  notify(c, kNotifyEvicted, "evicted", key);
 }
 
 }  // namespace kv

@@ -160,8 +160,8 @@ class Evictor {
   /// candidate is left.
   std::int64_t evict_one(Context& c, MaxmemoryPolicy policy);
   /// The one place an evicted key is announced: counts it (INFO's
-  /// evicted_keys), after which the `evicted` keyspace event is published
-  /// here (notify-keyspace-events, wip/kvproto) with its shard still locked.
+  /// evicted_keys) and publishes the `evicted` keyspace event (class e,
+  /// notify.hpp) with its shard still locked.
   void evicted_key(Context& c, std::string_view key) noexcept;
 
   weft::Mutex mu_;  // guards everything below; taken before any shard's lock

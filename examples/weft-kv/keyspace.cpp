@@ -59,6 +59,7 @@ Entry* Shard::find(std::string_view key, std::uint64_t h, std::int64_t now, bool
   Entry* e = table_.find(key, h);
   if (e == nullptr) return nullptr;
   if (e->expire_at >= 0 && e->expire_at <= now) {
+    if (on_expired_ != nullptr) on_expired_->expired(e->key);
     erase(e);
     counters_.expired.store(counters_.expired.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
@@ -248,6 +249,7 @@ std::pair<std::size_t, std::size_t> Shard::expire_sample(std::size_t n, std::int
     ++sampled;
     Entry* e = expires_[rng_() % expires_.size()];
     if (e->expire_at <= now) {
+      if (on_expired_ != nullptr) on_expired_->expired(e->key);
       erase(e);
       ++deleted;
     }

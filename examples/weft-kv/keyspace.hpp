@@ -98,6 +98,18 @@ class BlockedKeys {
   virtual ~BlockedKeys() = default;
 };
 
+/// Where a shard reports each key it deletes because it expired (lazily in
+/// find(), actively in expire_sample()), with the shard's lock held and
+/// before the entry goes: the `expired` keyspace event (notify.hpp). Must
+/// not take a shard lock.
+class ExpiryListener {
+ public:
+  virtual void expired(std::string_view key) noexcept = 0;
+
+ protected:
+  ~ExpiryListener() = default;
+};
+
 /// One key and its value. Owned by a Shard.
 struct Entry {
   Entry* next = nullptr;          // bucket chain
@@ -323,6 +335,9 @@ class Shard {
   /// its shards at its own. Set before the shard is shared.
   void use_clock(const AccessClock* clock) noexcept { clock_ = clock; }
   const AccessClock& clock() const noexcept { return *clock_; }
+  /// Where expired keys are reported (null: nowhere). Set before the
+  /// shard is shared (Keyspace::set_expiry_listener).
+  void use_expiry_listener(ExpiryListener* l) noexcept { on_expired_ = l; }
 
   Table& table() noexcept { return table_; }
   const ShardCounters& counters() const noexcept { return counters_; }
@@ -344,6 +359,7 @@ class Shard {
   mutable std::minstd_rand rng_{0x5eed};  // guarded by mu, like the rest
   ShardCounters counters_;
   const AccessClock* clock_ = &kLruClock;
+  ExpiryListener* on_expired_ = nullptr;
   static const AccessClock kLruClock;  // a lone shard's: LRU, Redis's defaults
 };
 
@@ -389,6 +405,12 @@ class Keyspace {
   /// How accesses are recorded in every shard (the server sets it from
   /// maxmemory-policy, lfu-log-factor and lfu-decay-time).
   AccessClock& access_clock() noexcept { return clock_; }
+
+  /// Reports every shard's expired keys to `l` (the server's keyspace
+  /// notifications). Call before the keyspace is shared.
+  void set_expiry_listener(ExpiryListener* l) noexcept {
+    for (Shard& s : shards_) s.use_expiry_listener(l);
+  }
 
  private:
   AccessClock clock_;  // before shards_: they point at it

@@ -8,6 +8,7 @@
 #include <system_error>
 #include <vector>
 
+#include "notify.hpp"
 #include "rdb_save.hpp"
 #include "weft/net.hpp"
 
@@ -50,6 +51,8 @@ const char* const kUsage =
     "                          in the SLOWLOG (-1 = none, 0 = all; default 10000)\n"
     "  --slowlog-max-len N     SLOWLOG entries kept (default 128)\n"
     "  --requirepass PASS      clients must AUTH with PASS first (default: none)\n"
+    "  --notify-keyspace-events CLASSES  keyspace notifications, Redis's letters\n"
+    "                          (e.g. KEA; default: none)\n"
     "  --help                  this text\n"
     "Without options it serves an in-memory keyspace on 127.0.0.1:6380.\n";
 
@@ -188,6 +191,11 @@ Options parse_options(std::span<char* const> args, bool* help) {
         o.slowlog_log_slower_than = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));
     } else if (a == "--requirepass") {
       o.requirepass = std::string(v);
+    } else if (a == "--notify-keyspace-events") {
+      const auto flags = parse_notify_flags(v);
+      if (!flags)
+        throw std::invalid_argument("--notify-keyspace-events: " + std::string(kNotifyFlagsError));
+      o.notify_keyspace_events = *flags;
     } else if (a == "--slowlog-max-len") {
       o.slowlog_max_len = static_cast<std::int64_t>(parse_uint(a, v, 0, INT64_MAX));
     } else if (a == "--client-output-buffer-limit") {

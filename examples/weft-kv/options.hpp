@@ -64,6 +64,9 @@ struct Options {
   /// microseconds (-1: log nothing, 0: every command) and entries kept.
   std::int64_t slowlog_log_slower_than = 10000;
   std::int64_t slowlog_max_len = 128;
+  /// --notify-keyspace-events: the keyspace event classes published
+  /// (notify.hpp's NotifyFlags, parsed from Redis's letters); 0: none.
+  unsigned notify_keyspace_events = 0;
   /// --requirepass: the password clients must give (AUTH); "" for none.
   std::string requirepass;
   ParseLimits limits;

@@ -138,9 +138,9 @@ void PubSub::remove_all(Subscriber& s) {
 }
 
 std::size_t PubSub::publish(std::string_view channel, std::string_view message, std::int64_t now_ms,
-                            bool locked) {
-  std::shared_lock<weft::SharedMutex> lk(mu, std::defer_lock);
-  if (!locked) lk.lock();
+                            bool locked, PublishSelf self) {
+  std::shared_lock<RegistryMutex> lk(mu, std::defer_lock);
+  if (!locked && !mu.held()) lk.lock();
   std::size_t receivers = 0;
   // Redis's pubsubPublishMessage: the channel's subscribers, then each
   // pattern that matches, every client of it. One encoding per channel and
@@ -152,7 +152,10 @@ std::size_t PubSub::publish(std::string_view channel, std::string_view message, 
       const int proto = s->proto();
       std::string& m = msg[proto == 3 ? 1 : 0];
       if (m.empty()) m = encode(proto);
-      s->box->push(m, now_ms);
+      if (self.out != nullptr && s->client_id == self.client_id)
+        self.out->append(m);
+      else
+        s->box->push(m, now_ms);
       ++receivers;
     }
   };
@@ -171,7 +174,7 @@ std::size_t PubSub::publish(std::string_view channel, std::string_view message, 
 }
 
 std::vector<std::string> PubSub::channels(std::string_view pattern, bool locked) {
-  std::shared_lock<weft::SharedMutex> lk(mu, std::defer_lock);
+  std::shared_lock<RegistryMutex> lk(mu, std::defer_lock);
   if (!locked) lk.lock();
   std::vector<std::string> out;
   for (const auto& [name, subs] : channels_)
@@ -180,14 +183,14 @@ std::vector<std::string> PubSub::channels(std::string_view pattern, bool locked)
 }
 
 std::size_t PubSub::numsub(std::string_view channel, bool locked) {
-  std::shared_lock<weft::SharedMutex> lk(mu, std::defer_lock);
+  std::shared_lock<RegistryMutex> lk(mu, std::defer_lock);
   if (!locked) lk.lock();
   const auto it = channels_.find(std::string(channel));
   return it == channels_.end() ? 0 : it->second.size();
 }
 
 std::size_t PubSub::numpat(bool locked) {
-  std::shared_lock<weft::SharedMutex> lk(mu, std::defer_lock);
+  std::shared_lock<RegistryMutex> lk(mu, std::defer_lock);
   if (!locked) lk.lock();
   return patterns_.size();
 }

@@ -32,6 +32,7 @@
 
 #include "options.hpp"
 #include "weft/sync.hpp"
+#include "weft/this_fiber.hpp"
 
 namespace kv {
 
@@ -108,6 +109,45 @@ struct Subscriber {
   std::size_t count() const noexcept { return channels.size() + patterns.size(); }
 };
 
+/// The publishing client, when it may be a subscriber itself (PubSub::
+/// publish): its messages go to `out` (its pending replies, at the place
+/// the command has reached) rather than to its outbox, so that they keep
+/// Redis's place among its replies (a keyspace event of its own command).
+struct PublishSelf {
+  std::uint64_t client_id = 0;  ///< 0: none
+  std::string* out = nullptr;
+};
+
+/// The registry's lock: a weft::SharedMutex that also knows which fiber
+/// holds it exclusively, so that a fiber holding it (EXEC with pubsub
+/// commands, which then runs writes that publish keyspace events) does not
+/// wait for itself. Only the holding fiber can see its own id in `owner_`,
+/// so a relaxed load is enough (as kv::ShardMutex). Meets std's Lockable
+/// and SharedLockable.
+class RegistryMutex {
+ public:
+  /// @throws weft::Cancelled while waiting.
+  void lock() {
+    m_.lock();
+    owner_.store(weft::this_fiber::id(), std::memory_order_relaxed);
+  }
+  void unlock() noexcept {
+    owner_.store(0, std::memory_order_relaxed);
+    m_.unlock();
+  }
+  void lock_shared() { m_.lock_shared(); }
+  void unlock_shared() noexcept { m_.unlock_shared(); }
+  /// True when the calling fiber holds the lock exclusively.
+  bool held() const noexcept {
+    const weft::FiberId me = weft::this_fiber::id();
+    return me != 0 && owner_.load(std::memory_order_relaxed) == me;
+  }
+
+ private:
+  weft::SharedMutex m_;
+  std::atomic<weft::FiberId> owner_{0};  // the exclusive holder's fiber (0: none, or a thread)
+};
+
 /// The registry: channel -> subscribers, pattern -> subscribers.
 /// Thread- and fiber-safe: `mu` as described in the file comment; every
 /// member but publish() and the introspection calls requires `mu` held
@@ -116,7 +156,7 @@ struct Subscriber {
 class PubSub {
  public:
   /// Readers (publish, PUBSUB) share it; (un)subscribing takes it alone.
-  weft::SharedMutex mu;
+  RegistryMutex mu;
 
   /// Adds a subscription; false if `s` had it already. @throws std::bad_alloc.
   bool subscribe(Subscriber& s, std::string_view channel);
@@ -131,11 +171,11 @@ class PubSub {
 
   /// Delivers `message` on `channel` to its subscribers, then to the
   /// clients of each matching pattern (Redis's order), with `mu` held
-  /// shared unless `locked` (the caller holds it). Returns the receivers
-  /// counted as Redis counts them (one per subscription).
+  /// shared unless `locked` or this fiber holds it exclusively. Returns
+  /// the receivers counted as Redis counts them (one per subscription).
   /// @throws std::bad_alloc.
   std::size_t publish(std::string_view channel, std::string_view message, std::int64_t now_ms,
-                      bool locked = false);
+                      bool locked = false, PublishSelf self = {});
 
   /// Active channels matching `pattern` (all when empty), any order.
   std::vector<std::string> channels(std::string_view pattern, bool locked = false);

@@ -32,6 +32,7 @@ namespace kv {
 
 Server::Server(Options options, weft::Runtime& runtime)
     : options_(std::move(options)), runtime_(runtime) {
+  keyspace_.set_expiry_listener(&expiry_notifier_);
   for (const char* name : {"maxmemory-policy", "lfu-log-factor", "lfu-decay-time"})
     settings_changed(name);
   for (const Command& c : command_table()) {

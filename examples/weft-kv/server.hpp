@@ -19,6 +19,7 @@
 #include "command.hpp"
 #include "evict.hpp"
 #include "keyspace.hpp"
+#include "notify.hpp"
 #include "options.hpp"
 #include "pubsub.hpp"
 #include "rdb_save.hpp"
@@ -164,6 +165,8 @@ class Server final : public Host {
   weft::Runtime& runtime_;
   Keyspace keyspace_;
   PubSub pubsub_;
+  /// Publishes the keyspace's `expired` events (notify.hpp).
+  ExpiryNotifier expiry_notifier_{settings_.notify_keyspace_events, pubsub_};
   std::unique_ptr<Aof> aof_;
   bool loading_ = false;
   std::int64_t start_ms_ = 0;

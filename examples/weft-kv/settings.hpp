@@ -34,6 +34,7 @@ struct Settings {
         appendfsync(o.appendfsync),
         slowlog_log_slower_than(o.slowlog_log_slower_than),
         slowlog_max_len(o.slowlog_max_len),
+        notify_keyspace_events(o.notify_keyspace_events),
         requirepass(o.requirepass) {}
   Settings(const Settings&) = delete;
   Settings& operator=(const Settings&) = delete;
@@ -85,6 +86,8 @@ struct Settings {
   /// the log keeps the newest `slowlog-max-len` entries.
   std::atomic<std::int64_t> slowlog_log_slower_than;
   std::atomic<std::int64_t> slowlog_max_len;
+  /// `notify-keyspace-events`: notify.hpp's NotifyFlags.
+  std::atomic<unsigned> notify_keyspace_events;
   /// `requirepass` (auth.hpp; not an atomic: a string under its own lock).
   Password requirepass;
 };

@@ -11,6 +11,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "options.hpp"
@@ -148,6 +149,38 @@ TEST(KvShard, TtlListCountersAndLazyExpiry) {
   EXPECT_EQ(sh.clear(), 75u);
   EXPECT_EQ(sh.counters().bytes.load(), 0);
   EXPECT_EQ(sh.counters().expires.load(), 0);
+}
+
+// The expiry listener (the `expired` keyspace event, notify.hpp) hears
+// every key expiry deletes, lazily in find() and actively in
+// expire_sample(), once each and while the key is still readable; not a
+// key deleted otherwise, nor one found alive.
+TEST(KvShard, ExpiryListenerHearsLazyAndActiveExpiry) {
+  struct Heard final : kv::ExpiryListener {
+    std::vector<std::string> keys;
+    void expired(std::string_view k) noexcept override { keys.emplace_back(k); }
+  } heard;
+  kv::Shard sh;
+  sh.use_expiry_listener(&heard);
+  std::lock_guard lk(sh.mu);
+  const std::int64_t now = 1'000'000;
+  for (int i = 0; i < 10; ++i) {
+    const std::string k = key(i);
+    kv::Entry* e = sh.insert(k, kv::Keyspace::hash(k));
+    sh.assign(e, "value");
+    if (i < 6) sh.set_expire(e, i < 4 ? now - 1 : now + 1000);  // keys 0..3 expired
+  }
+  const std::string k0 = key(0), k5 = key(5), k9 = key(9);
+  EXPECT_EQ(sh.find(k0, kv::Keyspace::hash(k0), now), nullptr);
+  EXPECT_NE(sh.find(k5, kv::Keyspace::hash(k5), now), nullptr);
+  EXPECT_EQ(heard.keys, std::vector<std::string>{k0}) << "lazy expiry";
+  sh.erase(sh.find(k9, kv::Keyspace::hash(k9), now));
+  std::size_t deleted = 0;
+  for (int round = 0; round < 100 && deleted < 3; ++round)
+    deleted += sh.expire_sample(5, now).second;
+  ASSERT_EQ(deleted, 3u);
+  std::sort(heard.keys.begin() + 1, heard.keys.end());
+  EXPECT_EQ(heard.keys, (std::vector<std::string>{k0, key(1), key(2), key(3)})) << "active expiry";
 }
 
 TEST(KvShard, ByteAccountingFollowsAssignAppendErase) {

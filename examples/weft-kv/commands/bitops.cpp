@@ -18,6 +18,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 
 namespace kv::cmd {
 namespace {
@@ -83,6 +84,7 @@ void cmd_setbit(Context& c) {
   if (dirty || old != (on != 0)) {
     byte = static_cast<unsigned char>(on ? (byte | mask) : (byte & ~mask));
     c.host.propagate(c, c.argv);
+    notify(c, kNotifyString, "setbit", c.argv[1]);
   }
   Reply::integer(c.out, old ? 1 : 0);
 }
@@ -261,6 +263,7 @@ void cmd_bitop(Context& c) {
     if (Entry* d = sd.find(dest, hd, c.now)) {
       sd.erase(d);
       c.host.propagate(c, c.argv);
+      notify(c, kNotifyGeneric, "del", dest);
     }
     return Reply::integer(c.out, 0);
   }
@@ -284,6 +287,7 @@ void cmd_bitop(Context& c) {
   }
   store(sd, dest, hd, res, c.now, /*keep_ttl=*/false, StringForm::raw);
   c.host.propagate(c, c.argv);
+  notify(c, kNotifyString, "set", dest);
   Reply::integer(c.out, static_cast<std::int64_t>(maxlen));
 }
 
@@ -519,7 +523,10 @@ void bitfield(Context& c, bool readonly_command) {
   // Propagated when the string was created, grown or changed (Redis
   // propagates on changes only, so a key created by a failed INCRBY would
   // be missing after a replay; verbatim replay reproduces it exactly).
-  if (dirty || changes != 0) c.host.propagate(c, c.argv);
+  if (dirty || changes != 0) {
+    c.host.propagate(c, c.argv);
+    notify(c, kNotifyString, "setbit", c.argv[1]);
+  }
 }
 
 void cmd_bitfield(Context& c) {

@@ -147,6 +147,7 @@ int serve_key(Context& c, MultiLock& locks, std::string_view key) {
     }
     unlink_node(*reg, key, *n, /*keep_empty=*/true);
     Context wc{c.host, w.client, {}, w.reply, c.now};
+    wc.notify = c.notify;  // the serve's pop events are the serving command's
     w.op.serve(wc, w.op, key, sh, e);
     w.aof_seq = wc.aof_seq;
     for (std::string& k : wc.ready) {

@@ -19,6 +19,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 
 namespace kv::cmd {
 namespace {
@@ -31,6 +32,7 @@ enum class Kind : std::uint8_t {
   policy,    ///< the enum maxmemory-policy (policy.hpp)
   save,      ///< "" only at run time: the schedule is set at start (--save)
   password,  ///< any string: requirepass (Settings::requirepass)
+  notify,    ///< notify-keyspace-events' letters (notify.hpp)
   fixed,     ///< reported, not settable (immutable in weft-kv)
 };
 
@@ -56,6 +58,7 @@ constexpr Param kParams[] = {
     {"appendfsync", Kind::fsync, false, 0, 0, nullptr},
     {"save", Kind::save, false, 0, 0, nullptr},
     {"requirepass", Kind::password, false, 0, 0, nullptr},
+    {"notify-keyspace-events", Kind::notify, false, 0, 0, nullptr},
     {"hash-max-listpack-entries", Kind::integer, true, 0, kLongMax,
      &Settings::hash_max_listpack_entries},
     {"hash-max-ziplist-entries", Kind::integer, true, 0, kLongMax,
@@ -122,6 +125,8 @@ std::string value_of(Host& host, const Param& p) {
       return o.save;
     case Kind::password:
       return s.requirepass.get();
+    case Kind::notify:
+      return notify_flags_string(s.notify_keyspace_events.load(std::memory_order_relaxed));
     case Kind::fixed:
       break;
   }
@@ -213,6 +218,12 @@ bool parse_value(const Param& p, std::string_view v, Parsed& out, std::string& e
       return true;
     case Kind::password:
       return true;
+    case Kind::notify: {
+      const auto flags = parse_notify_flags(v);
+      if (!flags) return error = kNotifyFlagsError, false;
+      out.n = *flags;
+      return true;
+    }
     case Kind::fixed:
       return error = "can't set immutable config", false;
     case Kind::integer:
@@ -250,6 +261,8 @@ void store(Host& host, const Param& p, const Parsed& v, std::string_view text) {
     s.appendfsync.store(v.fsync, std::memory_order_relaxed);
   } else if (p.kind == Kind::password) {
     s.requirepass.set(text);
+  } else if (p.kind == Kind::notify) {
+    s.notify_keyspace_events.store(static_cast<unsigned>(v.n), std::memory_order_relaxed);
   } else if (p.kind == Kind::policy) {
     s.maxmemory_policy.store(v.policy, std::memory_order_relaxed);
   } else if (p.field != nullptr) {

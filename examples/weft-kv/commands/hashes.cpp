@@ -12,6 +12,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 #include "types/hash.hpp"
 
 namespace kv::cmd {
@@ -80,8 +81,12 @@ void hset_generic(Context& c, bool hmset) {
   std::vector<std::string_view> log(c.argv.begin(), c.argv.end());
   log[0] = "HSET";
   c.host.propagate(c, log);
-  if (hmset) return ok(c);
-  Reply::integer(c.out, created);
+  // Redis's hsetCommand replies, then announces.
+  if (hmset)
+    ok(c);
+  else
+    Reply::integer(c.out, created);
+  notify(c, kNotifyHash, "hset", c.argv[1]);
 }
 
 void cmd_hset(Context& c) {
@@ -109,6 +114,7 @@ void cmd_hsetnx(Context& c) {
   const std::string_view log[] = {"HSET", c.argv[1], c.argv[2], c.argv[3]};
   c.host.propagate(c, log);
   Reply::integer(c.out, 1);
+  notify(c, kNotifyHash, "hset", c.argv[1]);
 }
 
 void cmd_hget(Context& c) {
@@ -151,8 +157,11 @@ void cmd_hdel(Context& c) {
     }
   }
   if (deleted != 0) {
+    const bool gone = h->size() == 0;  // settle() deletes the key then
     settle(k, e, h);
     c.host.propagate(c, c.argv);
+    notify(c, kNotifyHash, "hdel", c.argv[1]);
+    if (gone) notify(c, kNotifyGeneric, "del", c.argv[1]);
   }
   Reply::integer(c.out, deleted);
 }
@@ -248,6 +257,7 @@ void cmd_hincrby(Context& c) {
   value += incr;
   store_result(c, k, e, h, ll_to_string(value));
   Reply::integer(c.out, value);
+  notify(c, kNotifyHash, "hincrby", c.argv[1]);
 }
 
 // HINCRBYFLOAT key field increment: long double arithmetic, printed as
@@ -271,6 +281,7 @@ void cmd_hincrbyfloat(Context& c) {
   const std::string text = ld_to_string_human(value);
   store_result(c, k, e, h, text);
   Reply::bulk(c.out, text);
+  notify(c, kNotifyHash, "hincrbyfloat", c.argv[1]);
 }
 
 // Largest |count| HRANDFIELD and SRANDMEMBER serve with repetitions: a

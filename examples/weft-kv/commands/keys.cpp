@@ -11,6 +11,7 @@
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
 #include "evict.hpp"
+#include "notify.hpp"
 
 namespace kv::cmd {
 namespace {
@@ -26,6 +27,7 @@ void cmd_del(Context& c) {
     if (Entry* e = sh.find(key, h, c.now)) {
       sh.erase(e);
       ++n;
+      notify(c, kNotifyGeneric, "del", key);
     }
   }
   if (n != 0) {
@@ -103,13 +105,18 @@ void expire_generic(Context& c, std::int64_t base, bool seconds, const char* nam
     k.shard.erase(e);
     const std::string_view log[] = {"DEL", c.argv[1]};
     c.host.propagate(c, log);
+    notify(c, kNotifyGeneric, "del", c.argv[1]);
+    Reply::integer(c.out, 1);
   } else {
     k.shard.set_expire(e, when < 0 ? 0 : when);
     const std::string ms = ll_to_string(when < 0 ? 0 : when);
     const std::string_view log[] = {"PEXPIREAT", c.argv[1], ms};
     c.host.propagate(c, log);
+    // Redis replies before it announces a new TTL (expireGenericCommand):
+    // a RESP3 client subscribed to its own keys sees that order.
+    Reply::integer(c.out, 1);
+    notify(c, kNotifyGeneric, "expire", c.argv[1]);
   }
-  Reply::integer(c.out, 1);
 }
 
 void cmd_expire(Context& c) {
@@ -156,6 +163,7 @@ void cmd_persist(Context& c) {
   if (e == nullptr || e->expire_at < 0) return Reply::integer(c.out, 0);
   k.shard.set_expire(e, -1);
   c.host.propagate(c, c.argv);
+  notify(c, kNotifyGeneric, "persist", c.argv[1]);
   Reply::integer(c.out, 1);
 }
 
@@ -260,6 +268,8 @@ void rename_generic(Context& c, bool nx) {
   if (src->expire_at >= 0) st.set_expire(dst, src->expire_at);
   sf.erase(src);
   c.host.propagate(c, c.argv);
+  notify(c, kNotifyGeneric, "rename_from", from);
+  notify(c, kNotifyGeneric, "rename_to", to);
   if (nx) return Reply::integer(c.out, 1);
   ok(c);
 }
@@ -311,6 +321,7 @@ void cmd_copy(Context& c) {
     st.assign(dst, value, form);
   if (src->expire_at >= 0) st.set_expire(dst, src->expire_at);
   c.host.propagate(c, c.argv);
+  notify(c, kNotifyGeneric, "copy_to", to);
   Reply::integer(c.out, 1);
 }
 
@@ -342,7 +353,9 @@ void cmd_randomkey(Context& c) {
     Entry* e = sh.table().random(rng);
     if (e == nullptr) continue;  // emptied meanwhile
     if (e->expire_at >= 0 && e->expire_at <= c.now) {
-      sh.erase(e);  // lazy expiry, as Redis's dbRandomKey
+      // Lazy expiry, as Redis's dbRandomKey: find() deletes it, counts it
+      // and reports it (the `expired` event).
+      (void)sh.find(e->key, e->hash, c.now);
       continue;
     }
     return Reply::bulk(c.out, e->key);

@@ -15,6 +15,7 @@
 #include "commands/blocking.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 #include "types/list.hpp"
 
 namespace kv::cmd {
@@ -34,12 +35,22 @@ struct Key {
 };
 
 // After a list changed in place: deletes the key when the list is empty
-// (Redis never keeps an empty list), else recharges its bytes.
-void settle(Shard& sh, Entry* e) noexcept {
-  if (list_of(e).empty())
+// (Redis never keeps an empty list), else recharges its bytes. True when
+// it deleted the key.
+bool settle(Shard& sh, Entry* e) noexcept {
+  if (list_of(e).empty()) {
     sh.erase(e);
-  else
-    sh.recharge(e);
+    return true;
+  }
+  sh.recharge(e);
+  return false;
+}
+
+// The keyspace events of a pop from `key`: "lpop"/"rpop", then "del" when
+// the list went (Redis's order).
+void notify_pop(Context& c, std::string_view key, bool left, bool deleted) noexcept {
+  notify(c, kNotifyList, left ? "lpop" : "rpop", key);
+  if (deleted) notify(c, kNotifyGeneric, "del", key);
 }
 
 // The list at k, created when missing. @throws std::bad_alloc.
@@ -94,6 +105,7 @@ void push_generic(Context& c, bool left, bool only_existing) {
   k.shard.recharge(e);
   Reply::integer(c.out, static_cast<std::int64_t>(l.size()));
   c.host.propagate(c, c.argv);
+  notify(c, kNotifyList, left ? "lpush" : "rpush", k.name);
   blocking::signal_ready(c, k.shard, k.name);
   blocking::serve_ready(c, locks);
 }
@@ -130,8 +142,9 @@ void pop_generic(Context& c, bool left) {
     Reply::bulk(c.out, l.pop(left));
   else
     pop_reply(c, l, left, std::min<std::size_t>(static_cast<std::size_t>(count), l.size()));
-  settle(k.shard, e);
+  const bool deleted = settle(k.shard, e);
   c.host.propagate(c, c.argv);
+  notify_pop(c, c.argv[1], left, deleted);
 }
 
 void cmd_lpop(Context& c) {
@@ -148,10 +161,11 @@ void mpop_serve(Context& c, std::string_view key, Shard& sh, Entry* e, bool left
   Reply::array_header(c.out, 2);
   Reply::bulk(c.out, key);
   pop_reply(c, l, left, n);
-  settle(sh, e);
+  const bool deleted = settle(sh, e);
   const std::string count_text = ll_to_string(static_cast<long long>(n));
   const std::string_view log[] = {left ? "LPOP" : "RPOP", key, count_text};
   c.host.propagate(c, log);
+  notify_pop(c, key, left, deleted);
 }
 
 // BLPOP and BRPOP's reply [key, element] and their log, LPOP/RPOP key.
@@ -159,9 +173,10 @@ void pop_one_serve(Context& c, std::string_view key, Shard& sh, Entry* e, bool l
   Reply::array_header(c.out, 2);
   Reply::bulk(c.out, key);
   Reply::bulk(c.out, list_of(e).pop(left));
-  settle(sh, e);
+  const bool deleted = settle(sh, e);
   const std::string_view log[] = {left ? "LPOP" : "RPOP", key};
   c.host.propagate(c, log);
+  notify_pop(c, key, left, deleted);
 }
 
 // blocking::Op::serve for BLPOP, BRPOP and BLMPOP.
@@ -235,8 +250,11 @@ bool move_element(Context& c, const Key& src, Entry* se, const Key& dst, Entry* 
   }
   dst.shard.recharge(de);
   // The source goes only now: with src == dst the element is back already.
-  settle(src.shard, se);
+  const bool deleted = settle(src.shard, se);
+  // Redis's lmoveHandlePush (the push's event, the reply), then the pop's.
+  notify(c, kNotifyList, to_left ? "lpush" : "rpush", dst.name);
   Reply::bulk(c.out, v);
+  notify_pop(c, src.name, from_left, deleted);
   return true;
 }
 
@@ -372,7 +390,8 @@ void cmd_lset(Context& c) {
   l.set(at, c.argv[3]);
   k.shard.recharge(e);
   c.host.propagate(c, c.argv);
-  ok(c);
+  ok(c);  // before the event, as Redis's lsetCommand
+  notify(c, kNotifyList, "lset", c.argv[1]);
 }
 
 void cmd_linsert(Context& c) {
@@ -392,6 +411,7 @@ void cmd_linsert(Context& c) {
     l.insert(after ? i + 1 : i, c.argv[4]);
     k.shard.recharge(e);
     c.host.propagate(c, c.argv);
+    notify(c, kNotifyList, "linsert", c.argv[1]);
     return Reply::integer(c.out, static_cast<std::int64_t>(l.size()));
   }
   Reply::integer(c.out, -1);
@@ -406,8 +426,10 @@ void cmd_lrem(Context& c) {
   if (e->type() != Type::list) return err(c, kWrongType);
   const std::size_t removed = list_of(e).remove(c.argv[3], count);
   if (removed != 0) {
-    settle(k.shard, e);
+    const bool deleted = settle(k.shard, e);
     c.host.propagate(c, c.argv);
+    notify(c, kNotifyList, "lrem", c.argv[1]);
+    if (deleted) notify(c, kNotifyGeneric, "del", c.argv[1]);
   }
   Reply::integer(c.out, static_cast<std::int64_t>(removed));
 }
@@ -426,11 +448,15 @@ void cmd_ltrim(Context& c) {
     head = start;
     tail = len - end - 1;
   }
+  bool deleted = false;
   if (head + tail != 0) {
     l.trim(static_cast<std::size_t>(head), static_cast<std::size_t>(tail));
-    settle(k.shard, e);
+    deleted = settle(k.shard, e);
     c.host.propagate(c, c.argv);
   }
+  // Redis's ltrimCommand announces every LTRIM of a list, trimmed or not.
+  notify(c, kNotifyList, "ltrim", c.argv[1]);
+  if (deleted) notify(c, kNotifyGeneric, "del", c.argv[1]);
   ok(c);
 }
 

@@ -41,7 +41,7 @@ void change_subscriptions(Context& c, bool create, Body body) {
     return err(c, "ERR this client cannot subscribe");
   Subscriber* sub = c.client->pubsub->subscriber(create);
   if (sub != nullptr && !c.in_exec) c.client->pubsub->sync(c);
-  std::unique_lock<weft::SharedMutex> lk(ps->mu, std::defer_lock);
+  std::unique_lock<RegistryMutex> lk(ps->mu, std::defer_lock);
   if (!c.pubsub_locked) lk.lock();
   std::string replies;
   body(*ps, sub, replies);

@@ -13,6 +13,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 #include "types/set.hpp"
 
 namespace kv::cmd {
@@ -66,7 +67,10 @@ void cmd_sadd(Context& c) {
   as_set(c, e, wrong);
   if (wrong) return;
   const std::int64_t added = add_members(c, k.shard, k.key, k.h, e, c.argv.subspan(2));
-  if (added != 0) c.host.propagate(c, c.argv);
+  if (added != 0) {
+    c.host.propagate(c, c.argv);
+    notify(c, kNotifySet, "sadd", c.argv[1]);
+  }
   Reply::integer(c.out, added);
 }
 
@@ -85,11 +89,14 @@ void cmd_srem(Context& c) {
     }
   }
   if (deleted != 0) {
-    if (s->size() == 0)
+    const bool gone = s->size() == 0;
+    if (gone)
       k.shard.erase(e);
     else
       k.shard.recharge(e);
     c.host.propagate(c, c.argv);
+    notify(c, kNotifySet, "srem", c.argv[1]);
+    if (gone) notify(c, kNotifyGeneric, "del", c.argv[1]);
   }
   Reply::integer(c.out, deleted);
 }
@@ -138,13 +145,17 @@ void cmd_smove(Context& c) {
   if (wrong) return;
   if (ef == et) return Reply::integer(c.out, src->contains(member) ? 1 : 0);
   if (!src->remove(member)) return Reply::integer(c.out, 0);
-  if (src->size() == 0)
+  const bool gone = src->size() == 0;
+  if (gone)
     sf.erase(ef);
   else
     sf.recharge(ef);
   const std::string_view one[] = {member};
-  add_members(c, st, to, ht, et, one);
+  const bool added = add_members(c, st, to, ht, et, one) != 0;
   c.host.propagate(c, c.argv);
+  notify(c, kNotifySet, "srem", from);
+  if (gone) notify(c, kNotifyGeneric, "del", from);
+  if (added) notify(c, kNotifySet, "sadd", to);
   Reply::integer(c.out, 1);
 }
 
@@ -166,7 +177,8 @@ bool load_sets(Context& c, std::span<const std::string_view> keys,
 // Makes `dest` (locked) hold `result`, or deletes it when the result is
 // empty (Redis's setKey / dbDelete in the *STORE commands); replies the
 // size and propagates when something changed.
-void store_result(Context& c, std::string_view dest, std::unique_ptr<SetObject> result) {
+void store_result(Context& c, std::string_view dest, std::unique_ptr<SetObject> result,
+                  const char* event) {
   Keyspace& ks = c.host.keyspace();
   const std::uint64_t h = Keyspace::hash(dest);
   Shard& sh = ks.shard_of(h);
@@ -176,6 +188,7 @@ void store_result(Context& c, std::string_view dest, std::unique_ptr<SetObject> 
     if (e != nullptr) {
       sh.erase(e);
       c.host.propagate(c, c.argv);
+      notify(c, kNotifyGeneric, "del", dest);
     }
     return Reply::integer(c.out, 0);
   }
@@ -186,6 +199,7 @@ void store_result(Context& c, std::string_view dest, std::unique_ptr<SetObject> 
   }
   sh.assign(e, std::move(result));
   c.host.propagate(c, c.argv);
+  notify(c, kNotifySet, event, dest);
   Reply::integer(c.out, n);
 }
 
@@ -206,7 +220,8 @@ void sinter_generic(Context& c, std::span<const std::string_view> keys,
   std::vector<const SetObject*> sets;
   if (!load_sets(c, keys, sets)) return;
   if (std::find(sets.begin(), sets.end(), nullptr) != sets.end()) {
-    if (dest != nullptr) return store_result(c, *dest, std::make_unique<SetObject>());
+    if (dest != nullptr)
+      return store_result(c, *dest, std::make_unique<SetObject>(), "sinterstore");
     if (card) return Reply::integer(c.out, 0);
     return set_header(c, 0);
   }
@@ -231,7 +246,7 @@ void sinter_generic(Context& c, std::span<const std::string_view> keys,
     sets[0]->for_each([&](std::string_view m) {
       if (in_all(m)) result->add(m, lim);
     });
-    return store_result(c, *dest, std::move(result));
+    return store_result(c, *dest, std::move(result), "sinterstore");
   }
   // Copied: an intset's for_each formats each member into one buffer.
   std::vector<std::string> out;
@@ -270,7 +285,8 @@ void sunion_diff(Context& c, std::span<const std::string_view> keys, const std::
   std::vector<const SetObject*> sets;
   if (!load_sets(c, keys, sets)) return;
   std::unique_ptr<SetObject> result = union_diff(c, sets, diff);
-  if (dest != nullptr) return store_result(c, *dest, std::move(result));
+  if (dest != nullptr)
+    return store_result(c, *dest, std::move(result), diff ? "sdiffstore" : "sunionstore");
   reply_members(c, *result);
 }
 
@@ -384,13 +400,18 @@ void cmd_spop(Context& c) {
   if (count < 0) {  // one member
     const std::string m = s->random(random_engine());
     s->remove(m);
-    if (s->size() == 0)
+    const bool gone = s->size() == 0;
+    if (gone)
       k.shard.erase(e);
     else
       k.shard.recharge(e);
     const std::string_view log[] = {"SREM", c.argv[1], m};
     c.host.propagate(c, log);
-    return Reply::bulk(c.out, m);
+    // Redis's spopCommand order: the event, the reply, the deletion's event.
+    notify(c, kNotifySet, "spop", c.argv[1]);
+    Reply::bulk(c.out, m);
+    if (gone) notify(c, kNotifyGeneric, "del", c.argv[1]);
+    return;
   }
   if (count == 0) return set_header(c, 0);
   const std::size_t size = s->size();
@@ -399,10 +420,13 @@ void cmd_spop(Context& c) {
     // hashtable answers in ascending order), then the key goes.
     const std::vector<const SetObject*> one = {s};
     const std::unique_ptr<SetObject> all = union_diff(c, one, false);
+    // Redis's spopWithCountCommand announces the pop before its reply.
+    notify(c, kNotifySet, "spop", c.argv[1]);
     reply_members(c, *all);
     k.shard.erase(e);
     const std::string_view log[] = {"DEL", c.argv[1]};
     c.host.propagate(c, log);
+    notify(c, kNotifyGeneric, "del", c.argv[1]);
     return;
   }
   const std::vector<std::string> popped = pick_members(*s, static_cast<std::size_t>(count));
@@ -423,6 +447,7 @@ void cmd_spop(Context& c) {
   std::vector<std::string_view> log = {"SREM", c.argv[1]};
   log.insert(log.end(), popped.begin(), popped.end());
   c.host.propagate(c, log);
+  notify(c, kNotifySet, "spop", c.argv[1]);
   set_header(c, popped.size());
   for (const std::string& m : popped) Reply::bulk(c.out, m);
 }

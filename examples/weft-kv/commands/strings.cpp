@@ -12,6 +12,7 @@
 
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 
 namespace kv::cmd {
 namespace {
@@ -117,6 +118,8 @@ void cmd_set(Context& c) {
     const std::string_view log[] = {"SET", a[1], a[2]};
     c.host.propagate(c, log);
   }
+  notify(c, kNotifyString, "set", a[1]);
+  if (at >= 0) notify(c, kNotifyGeneric, "expire", a[1]);
   if (!(flags & GET)) ok(c);
 }
 
@@ -130,6 +133,8 @@ void set_with_ttl(Context& c, std::string_view key, std::string_view ttl, std::s
   const std::string ms = ll_to_string(v);
   const std::string_view log[] = {"SET", key, value, "PXAT", ms};
   c.host.propagate(c, log);
+  notify(c, kNotifyString, "set", key);
+  notify(c, kNotifyGeneric, "expire", key);
   ok(c);
 }
 
@@ -146,6 +151,7 @@ void cmd_setnx(Context& c) {
   store(k.shard, k.key, k.h, c.argv[2], c.now, false);
   const std::string_view log[] = {"SET", c.argv[1], c.argv[2]};
   c.host.propagate(c, log);
+  notify(c, kNotifyString, "set", c.argv[1]);
   Reply::integer(c.out, 1);
 }
 
@@ -160,6 +166,7 @@ void cmd_getset(Context& c) {
   store(k.shard, k.key, k.h, c.argv[2], c.now, false);
   const std::string_view log[] = {"SET", c.argv[1], c.argv[2]};
   c.host.propagate(c, log);
+  notify(c, kNotifyString, "set", c.argv[1]);
 }
 
 void cmd_getdel(Context& c) {
@@ -171,6 +178,7 @@ void cmd_getdel(Context& c) {
   k.shard.erase(e);
   const std::string_view log[] = {"DEL", c.argv[1]};
   c.host.propagate(c, log);
+  notify(c, kNotifyGeneric, "del", c.argv[1]);
 }
 
 void incr_by(Context& c, std::string_view key, long long by) {
@@ -186,6 +194,7 @@ void incr_by(Context& c, std::string_view key, long long by) {
   store(k.shard, k.key, k.h, v, c.now, true);
   const std::string_view log[] = {"SET", key, v, "KEEPTTL"};
   c.host.propagate(c, log);
+  notify(c, kNotifyString, "incrby", key);
   Reply::integer(c.out, cur);
 }
 
@@ -221,6 +230,7 @@ void cmd_append(Context& c) {
   }
   const std::string_view log[] = {"APPEND", c.argv[1], c.argv[2]};
   c.host.propagate(c, log);
+  notify(c, kNotifyString, "append", c.argv[1]);
   Reply::integer(c.out, static_cast<std::int64_t>(e->value.size()));
 }
 
@@ -268,6 +278,7 @@ void mset_generic(Context& c, bool nx) {
   std::vector<std::string_view> log(c.argv.begin(), c.argv.end());
   log[0] = "MSET";
   c.host.propagate(c, log);
+  for (std::size_t i = 0; i < pairs.size(); i += 2) notify(c, kNotifyString, "set", pairs[i]);
   if (nx) return Reply::integer(c.out, 1);
   ok(c);
 }
@@ -300,15 +311,18 @@ void cmd_getex(Context& c) {
     k.shard.erase(e);
     const std::string_view log[] = {"DEL", a[1]};
     c.host.propagate(c, log);
+    notify(c, kNotifyGeneric, "del", a[1]);
   } else if (at >= 0) {
     k.shard.set_expire(e, at);
     const std::string ms = ll_to_string(at);
     const std::string_view log[] = {"PEXPIREAT", a[1], ms};
     c.host.propagate(c, log);
+    notify(c, kNotifyGeneric, "expire", a[1]);
   } else if ((flags & PERSIST) && e->expire_at >= 0) {
     k.shard.set_expire(e, -1);
     const std::string_view log[] = {"PERSIST", a[1]};
     c.host.propagate(c, log);
+    notify(c, kNotifyGeneric, "persist", a[1]);
   }
 }
 
@@ -373,6 +387,7 @@ void cmd_setrange(Context& c) {
     k.shard.recharge(e);
   }
   c.host.propagate(c, c.argv);
+  notify(c, kNotifyString, "setrange", c.argv[1]);
   Reply::integer(c.out, static_cast<std::int64_t>(e->value.size()));
 }
 
@@ -392,6 +407,7 @@ void cmd_incrbyfloat(Context& c) {
   store(k.shard, k.key, k.h, v, c.now, /*keep_ttl=*/true, StringForm::plain);
   const std::string_view log[] = {"SET", c.argv[1], v, "KEEPTTL"};
   c.host.propagate(c, log);
+  notify(c, kNotifyString, "incrbyfloat", c.argv[1]);
   Reply::bulk(c.out, v);
 }
 

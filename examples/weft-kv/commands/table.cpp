@@ -205,6 +205,7 @@ bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
 }
 
 void execute(Context& c) {
+  c.notify = c.host.settings().notify_keyspace_events.load(std::memory_order_relaxed);
   Client* const cl = c.client;
   // In MULTI, a command refused before it is queued fails the transaction
   // (Redis's flagTransaction): EXEC then answers EXECABORT.

@@ -124,9 +124,9 @@ void cmd_exec(Context& c) {
   // Pubsub commands in the transaction: the registry is held too, so that
   // their confirmations and the messages they publish keep EXEC's order.
   PubSub* ps = c.host.pubsub();
-  std::unique_lock<weft::SharedMutex> ps_lock;
+  std::unique_lock<RegistryMutex> ps_lock;
   if ((flags & kPubSub) && ps != nullptr && !c.pubsub_locked) {
-    ps_lock = std::unique_lock<weft::SharedMutex>(ps->mu);
+    ps_lock = std::unique_lock<RegistryMutex>(ps->mu);
     c.pubsub_locked = true;
   }
   Reply::array_header(c.out, queue.size());

@@ -22,6 +22,7 @@
 #include "commands/blocking.hpp"
 #include "commands/groups.hpp"
 #include "commands/util.hpp"
+#include "notify.hpp"
 #include "types/zset.hpp"
 
 namespace kv::cmd {
@@ -57,12 +58,22 @@ void scored_item(Context& c, const ZSet::Node* x, bool withscores) {
 }
 
 // After a sorted set changed in place: deletes the key when it is empty,
-// else recharges its bytes.
-void settle(Shard& sh, Entry* e) noexcept {
-  if (zset_of(e).size() == 0)
+// else recharges its bytes. True when it deleted the key.
+bool settle(Shard& sh, Entry* e) noexcept {
+  if (zset_of(e).size() == 0) {
     sh.erase(e);
-  else
-    sh.recharge(e);
+    return true;
+  }
+  sh.recharge(e);
+  return false;
+}
+
+// The keyspace events of a removal from `key` that took `n` members:
+// `event`, then "del" when the set went (Redis's order).
+void notify_removed(Context& c, std::string_view key, const char* event, std::size_t n,
+                    bool deleted) noexcept {
+  if (n != 0) notify(c, kNotifyZset, event, key);
+  if (deleted) notify(c, kNotifyGeneric, "del", key);
 }
 
 // The live entry of `key` in its (locked) shard.
@@ -76,15 +87,16 @@ Shard& shard_of(Context& c, std::string_view key) noexcept {
 }
 
 // Replaces the value of `key` (its shard locked) with `z`, dropping any TTL
-// (Redis's setKey), or deletes the key when z is empty. Returns whether the
-// keyspace changed.
-bool store_result(Context& c, std::string_view key, std::unique_ptr<ZSet> z) {
+// (Redis's setKey), or deletes the key when z is empty; announces it as
+// `event` or "del". Returns whether the keyspace changed.
+bool store_result(Context& c, std::string_view key, std::unique_ptr<ZSet> z, const char* event) {
   const std::uint64_t h = Keyspace::hash(key);
   Shard& sh = c.host.keyspace().shard_of(h);
   Entry* e = sh.find(key, h, c.now);
   if (z->size() == 0) {
     if (e == nullptr) return false;
     sh.erase(e);
+    notify(c, kNotifyGeneric, "del", key);
     return true;
   }
   if (e == nullptr) {
@@ -93,6 +105,7 @@ bool store_result(Context& c, std::string_view key, std::unique_ptr<ZSet> z) {
     sh.set_expire(e, -1);
   }
   sh.assign(e, std::move(z));
+  notify(c, kNotifyZset, event, key);
   blocking::signal_ready(c, sh, key);
   return true;
 }
@@ -238,6 +251,7 @@ void zadd_generic(Context& c, bool incr) {
   }
   if (added + updated != 0) {
     c.host.propagate(c, c.argv);
+    notify(c, kNotifyZset, incr ? "zincr" : "zadd", key);
     blocking::signal_ready(c, sh, key);
     blocking::serve_ready(c, locks);
   }
@@ -362,8 +376,9 @@ void cmd_zrem(Context& c) {
       if (z.size() == 0) break;
     }
   }
-  settle(k.shard, e);
+  const bool gone = settle(k.shard, e);
   if (deleted != 0) c.host.propagate(c, c.argv);
+  notify_removed(c, c.argv[1], "zrem", static_cast<std::size_t>(deleted), gone);
   Reply::integer(c.out, deleted);
 }
 
@@ -494,9 +509,10 @@ void zrange_generic(Context& c, std::size_t first, bool store, RangeType type, D
   }
   if (store) {
     const std::int64_t n = static_cast<std::int64_t>(sel.size());
-    if (store_result(c, c.argv[1], zset_from(c, sel, type == RangeType::rank)))
-      c.host.propagate(c, c.argv);
+    std::unique_ptr<ZSet> result = zset_from(c, sel, type == RangeType::rank);
+    // Replied before the store's event, as Redis's zrangeResultFinalizeStore.
     Reply::integer(c.out, n);
+    if (store_result(c, c.argv[1], std::move(result), "zrangestore")) c.host.propagate(c, c.argv);
     return blocking::serve_ready(c, locks);
   }
   scored_header(c, sel.size(), withscores);
@@ -552,8 +568,15 @@ void zremrange_generic(Context& c, RangeType type) {
     sel = select_in_range(z, lex, 0, -1, false,
                           [](const ZSet::Node* n) { return std::string_view(n->member()); });
   for (const ZSet::Node* n : sel) z.erase(n);
-  settle(k.shard, e);
+  const bool gone = settle(k.shard, e);
   if (!sel.empty()) c.host.propagate(c, c.argv);
+  static constexpr const char* kEvents[] = {"zremrangebyrank", "zremrangebyscore",
+                                            "zremrangebylex"};
+  notify_removed(c, c.argv[1],
+                 kEvents[type == RangeType::rank    ? 0
+                         : type == RangeType::score ? 1
+                                                    : 2],
+                 sel.size(), gone);
   Reply::integer(c.out, static_cast<std::int64_t>(sel.size()));
 }
 
@@ -715,7 +738,8 @@ void zsetop_generic(Context& c, bool store, std::size_t numkeys_at, SetOp op, bo
   if (store) {
     const auto count = static_cast<std::int64_t>(result->size());
     result->shrink_encoding();
-    if (store_result(c, c.argv[1], std::move(result))) c.host.propagate(c, c.argv);
+    // The event is the command's name (zunionstore, zinterstore, zdiffstore).
+    if (store_result(c, c.argv[1], std::move(result), name)) c.host.propagate(c, c.argv);
     Reply::integer(c.out, count);
     return blocking::serve_ready(c, locks);
   }
@@ -779,7 +803,7 @@ void zpop(Context& c, std::string_view key, Shard& sh, Entry* e, bool min, long 
     reply_score(c, x->score());
     z.erase(x);
   }
-  settle(sh, e);
+  notify_removed(c, key, min ? "zpopmin" : "zpopmax", n, settle(sh, e));
   if (!log) return;
   const std::string_view cmd = min ? "ZPOPMIN" : "ZPOPMAX";
   if (count < 0) {
