@@ -60,6 +60,34 @@ struct TimeEveryEvent {
   ~TimeEveryEvent() { metrics::set_sample_period(64); }
 };
 
+// --- shards -------------------------------------------------------------------
+
+/// The retired and live shards' total of a counter.
+std::uint64_t shard_total(detail::obs::Counter c) {
+  detail::obs::Totals t;
+  detail::obs::RuntimeTotals r;
+  detail::obs::collect(t, r);
+  return t[c];
+}
+
+// A thread's counts outlive it: its shard is retired at exit, and an event
+// recorded after that (from a thread_local destructor that runs after the
+// shard's holder) goes to a late shard, never to the freed one.
+TEST(MetricsShards, AThreadsCountsOutliveItEvenFromLateDestructors) {
+  using detail::obs::Counter;
+  struct Late {
+    ~Late() { detail::obs::add(Counter::trace_dropped, 5); }
+  };
+  const std::uint64_t before = shard_total(Counter::trace_dropped);
+  std::thread([] {
+    // Constructed before the shard's holder, so destroyed after it.
+    static thread_local Late late;
+    (void)&late;
+    detail::obs::add(Counter::trace_dropped, 3);
+  }).join();
+  EXPECT_EQ(shard_total(Counter::trace_dropped) - before, 8u);
+}
+
 // --- buckets ------------------------------------------------------------------
 
 TEST(MetricsBuckets, BoundsAreLogLinearAndBucketOfAgrees) {
