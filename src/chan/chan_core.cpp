@@ -262,8 +262,8 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
     c->lock.unlock();
     c->ops->move_to_optional(r->slot, value);
     r->granted = true;
+    count_handoff(obs::local());  // before the receiver can run and read it
     r->waiter->complete(Waiter::kNotified);
-    count_handoff(obs::local());
     return ChannelStatus::ok;
   }
   if (c->has_space()) {
@@ -317,10 +317,10 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
       ++c->count;
       c->lock.unlock();
       s->granted = true;
-      s->waiter->complete(Waiter::kNotified);
       obs::Shard& m = obs::local();
       m.add(obs::Counter::chan_buffered_in);  // the waiting sender's value
       count_handoff(m);                       // its send, and this receive
+      s->waiter->complete(Waiter::kNotified);
       return ChannelStatus::ok;
     }
     c->lock.unlock();
@@ -332,8 +332,8 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
     c->lock.unlock();
     c->ops->move_to_optional(dst, s->slot);
     s->granted = true;
-    s->waiter->complete(Waiter::kNotified);
     count_handoff(obs::local());
+    s->waiter->complete(Waiter::kNotified);
     return ChannelStatus::ok;
   }
   if (c->closed) {
