@@ -44,8 +44,9 @@ void fold(Totals& into, const Shard& s) noexcept {
 // The thread's shard, as local() reads it: a trivially destructible
 // pointer, so that reading it is one load from the thread's block (a
 // thread_local with a destructor is reached through a wrapper that checks
-// its initialization on every access: 11 instructions instead of 4, paid
-// by every counter on the hot paths; docs/benchmarks.md, series O3). Null
+// its initialization on every access: local() took 11 instructions, now 8
+// with the return, paid by every counter off the workers' own paths;
+// docs/benchmarks.md, series O3). Null
 // until the first event and again once the holder below is gone.
 thread_local constinit Shard* tls_current = nullptr;
 // Set when the holder's destructor ran (trivially destructible, so it
