@@ -116,6 +116,19 @@ void close_locked(ChanCore* c) noexcept WEFT_REQUIRES(c->lock) {
   grant_all(c->senders, true);
 }
 
+/// weft_channel_send_total and weft_channel_recv_total for a value that
+/// passed from a sender to a receiver of which one waited in a wait list
+/// (a plain operation or a select case) and the other, the caller, claimed
+/// its node: the caller counts both in its shard, one TLS lookup instead of
+/// one per side (docs/benchmarks.md, series O3). The waiting side counts
+/// nothing when it wakes: a claimed node with a value always ends its
+/// operation ok (wait_node, select's fired case), so the count is exact;
+/// and it is published before the waiter wakes.
+void count_handoff(obs::Shard& m) noexcept {
+  m.add(obs::Counter::chan_send);
+  m.add(obs::Counter::chan_recv);
+}
+
 /// The waiting half of a blocking send/recv: `n` is linked and c->lock held.
 /// Releases the lock, waits, cleans up, and maps the outcome.
 ChannelStatus wait_node(ChanCore* c, WaitList& q, WaitNode& n, std::int64_t deadline_ns)
@@ -249,8 +262,8 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
     c->lock.unlock();
     c->ops->move_to_optional(r->slot, value);
     r->granted = true;
+    count_handoff(obs::local());  // before the receiver can run and read it
     r->waiter->complete(Waiter::kNotified);
-    obs::add(obs::Counter::chan_send);
     return ChannelStatus::ok;
   }
   if (c->has_space()) {
@@ -273,21 +286,25 @@ ChannelStatus chan_send(ChanCore* c, void* value, bool block, std::int64_t deadl
   n.slot = value;
   push_back(c->senders, &n);
   // weft_channel_send_blocked_duration_seconds: one send that waits in
-  // sample_period() per thread is timed, whatever its outcome; a cancelled
-  // one on the way out. Two clock reads cost as much as a rendezvous
-  // between two fibers of one worker (metrics.hpp). The shard is looked
-  // up again after the wait: the fiber may be on another thread by then.
+  // sample_period() per channel is timed, whatever its outcome; a
+  // cancelled one on the way out. Two clock reads cost as much as a
+  // rendezvous between two fibers of one worker (metrics.hpp). The shard
+  // is looked up after the wait: the fiber may be on another thread by then.
   struct BlockedTimer {
-    std::int64_t t0 = obs::local().sample(obs::Hist::chan_send_blocked) ? monotonic_ns() : -1;
+    std::int64_t t0 = -1;
     ~BlockedTimer() {
-      if (t0 < 0) return;
+      if (__builtin_expect(t0 < 0, 1)) return;
       obs::local().observe(obs::Hist::chan_send_blocked,
                            static_cast<std::uint64_t>(monotonic_ns() - t0));
     }
   } timer;
-  const ChannelStatus st = wait_node(c, c->senders, n, deadline_ns);
-  if (st == ChannelStatus::ok) obs::add(obs::Counter::chan_send);
-  return st;
+  if (__builtin_expect(--c->send_sample_left == 0, 0)) {
+    c->send_sample_left = obs::Shard::sample_period();
+    timer.t0 = monotonic_ns();
+  }
+  // A send that ends ok was counted by the receiver that took its value
+  // (count_handoff).
+  return wait_node(c, c->senders, n, deadline_ns);
 }
 
 ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadline_ns) {
@@ -300,9 +317,10 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
       ++c->count;
       c->lock.unlock();
       s->granted = true;
+      obs::Shard& m = obs::local();
+      m.add(obs::Counter::chan_buffered_in);  // the waiting sender's value
+      count_handoff(m);                       // its send, and this receive
       s->waiter->complete(Waiter::kNotified);
-      obs::local().add(obs::Counter::chan_buffered_in);  // the waiting sender's value
-      obs::add(obs::Counter::chan_recv);
       return ChannelStatus::ok;
     }
     c->lock.unlock();
@@ -314,8 +332,8 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
     c->lock.unlock();
     c->ops->move_to_optional(dst, s->slot);
     s->granted = true;
+    count_handoff(obs::local());
     s->waiter->complete(Waiter::kNotified);
-    obs::add(obs::Counter::chan_recv);
     return ChannelStatus::ok;
   }
   if (c->closed) {
@@ -330,9 +348,9 @@ ChannelStatus chan_recv(ChanCore* c, void* dst, bool block, std::int64_t deadlin
   WaitNode n(&w);
   n.slot = dst;
   push_back(c->receivers, &n);
-  const ChannelStatus st = wait_node(c, c->receivers, n, deadline_ns);
-  if (st == ChannelStatus::ok) obs::add(obs::Counter::chan_recv);
-  return st;
+  // A receive that ends ok was counted by the sender that handed it the
+  // value (count_handoff).
+  return wait_node(c, c->receivers, n, deadline_ns);
 }
 
 void chan_close(ChanCore* c) noexcept {

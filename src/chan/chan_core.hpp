@@ -27,6 +27,12 @@ struct ChanCore {
 
   mutable SpinLock lock;  // mutable: const queries (size, is_closed) take it
   bool closed WEFT_GUARDED_BY(lock) = false;
+  // Blocked sends left until the next one is timed for
+  // weft_channel_send_blocked_duration_seconds (one in
+  // obs::Shard::sample_period() per channel; the first is timed). Per
+  // channel, under the lock the send holds anyway: a per-thread countdown
+  // cost a TLS lookup per blocked send (docs/benchmarks.md, series O3).
+  std::uint32_t send_sample_left WEFT_GUARDED_BY(lock) = 1;
   // `count` buffered values. Bounded channels: a ring of `slots` slots of
   // ops->size bytes (a power of two) from `head`, doubled on demand up to
   // the capacity. Unbounded channels: a list of fixed-size blocks, so a

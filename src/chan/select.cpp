@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "chan/chan_core.hpp"
-#include "obs/metrics.hpp"
 #include "weft/errors.hpp"
 
 namespace weft::detail {
@@ -183,10 +182,8 @@ std::size_t select_impl(SelectOp* ops, std::size_t n, bool has_default,
       // A counterpart completed ops[fired] (or closed its channel).
       if (fired < n && (!ops[fired].closed || ops[fired].fire_on_closed)) {
         // A counterpart moved the value: this case's send or receive
-        // happened (the polled ones are counted by chan_send/chan_recv).
-        if (!ops[fired].closed) {
-          obs::add(ops[fired].is_send ? obs::Counter::chan_send : obs::Counter::chan_recv);
-        }
+        // happened. The counterpart counted it (chan_core.cpp,
+        // count_handoff), as chan_send/chan_recv count the polled ones.
         return fired;
       }
       continue;  // closed under a case that is disabled by closure: poll again

@@ -2,8 +2,6 @@
 // reserves for it (weft/detail/task.hpp); the wait reasons' names.
 #include "fiber/fiber.hpp"
 
-#include <time.h>
-
 #include "fiber/wait_reason.hpp"
 #include "weft/detail/task.hpp"
 
@@ -52,14 +50,6 @@ const char* to_string(WaitReason r) noexcept {
       return "signal";
   }
   return "other";
-}
-
-std::uint32_t coarse_stamp() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  const auto ns = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
-                  static_cast<std::uint64_t>(ts.tv_nsec);
-  return static_cast<std::uint32_t>(ns >> 20);
 }
 
 }  // namespace weft::detail

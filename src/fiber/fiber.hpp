@@ -184,10 +184,14 @@ inline std::uint32_t latency_stamp(std::int64_t now_ns) noexcept {
   return s != 0 ? s : 1;
 }
 
-/// CLOCK_MONOTONIC_COARSE now in units of 2^20 ns (~1.05 ms), for
-/// Waiter::parked_since: a vDSO read without rdtsc, cheap enough for every
-/// park; its resolution is the kernel tick (1-4 ms). Wraps after ~52 days.
-std::uint32_t coarse_stamp() noexcept;
+/// A CLOCK_MONOTONIC time in ns as a park stamp (Waiter::parked_since):
+/// units of 2^20 ns (~1.05 ms); differences are exact modulo 2^32 units
+/// (~52 days). A parking fiber takes its stamp from the clock its runtime's
+/// monitor publishes each period (RuntimeImpl::park_stamp), not from a
+/// clock read of its own.
+inline std::uint32_t park_stamp_of(std::int64_t ns) noexcept {
+  return static_cast<std::uint32_t>(static_cast<std::uint64_t>(ns) >> 20);
+}
 
 /// True once cancellation has been requested for f (its innermost cancel
 /// scope, or the runtime's forced cancellation at shutdown); false for

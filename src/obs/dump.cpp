@@ -74,7 +74,7 @@ struct Entry {
   bool waits = false;            // pinned: wait fields below are its park's
   WaitReason reason = WaitReason::other;
   std::uint64_t arg = 0;
-  std::uint32_t since = 0;  // coarse_stamp() at its park
+  std::uint32_t since = 0;  // Waiter::parked_since()
   // Waits on a lock: the holder's stack hint (LockOwnerProbe), and the
   // holder's fiber id once resolved against the stacks below (0: unknown).
   std::uintptr_t owner_sp = 0;
@@ -216,7 +216,9 @@ Dump collect(RuntimeImpl& rt, Symbolizer& sym) {
   Collector c(sym);
   Dump d;
   d.taken_ns = monotonic_ns();
-  d.taken_stamp = coarse_stamp();
+  // The same clock as the parks' stamps, read later than any of them (the
+  // monitor publishes a past reading of it): never a negative wait.
+  d.taken_stamp = park_stamp_of(d.taken_ns);
   d.workers = rt.worker_count();
   rt.visit_fibers(c);
   // Running fibers: the caller's own stack here, the others' on their

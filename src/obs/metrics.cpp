@@ -41,15 +41,28 @@ void fold(Totals& into, const Shard& s) noexcept {
   }
 }
 
-// The thread's shard. Its destructor (at thread exit) retires the shard. A
-// thread that records an event after its holder was destroyed (from
-// another thread_local's destructor) gets a fresh shard that stays
-// registered for good: a few KiB, and no count is lost.
+// The thread's shard, as local() reads it: a trivially destructible
+// pointer, so that reading it is one load from the thread's block (a
+// thread_local with a destructor is reached through a wrapper that checks
+// its initialization on every access: local() took 11 instructions, now 8
+// with the return, paid by every counter off the workers' own paths;
+// docs/benchmarks.md, series O3). Null
+// until the first event and again once the holder below is gone.
+thread_local constinit Shard* tls_current = nullptr;
+// Set when the holder's destructor ran (trivially destructible, so it
+// outlives the holder).
+thread_local constinit bool tls_holder_gone = false;
+
+// Owns the thread's shard, touched (so constructed, its destructor
+// registered) only by make_local. Its destructor (at thread exit) retires
+// the shard. A thread that records an event after that (from another
+// thread_local's destructor) gets a fresh shard that stays registered for
+// good: a few KiB, and no count is lost.
 struct ShardHolder {
   Shard* shard = nullptr;
-  bool dead = false;
   ~ShardHolder() {
-    dead = true;
+    tls_holder_gone = true;
+    tls_current = nullptr;
     if (shard == nullptr) return;
     Registry& r = registry();
     {
@@ -67,9 +80,6 @@ struct ShardHolder {
 };
 
 thread_local ShardHolder tls_shard;
-// The late shard of a thread whose holder is gone (trivially destructible,
-// so it outlives the holder).
-thread_local Shard* tls_late_shard = nullptr;
 
 // Shared by threads that could not get a shard of their own (no memory):
 // such threads race on its words, so counts may be lost there, never
@@ -87,20 +97,18 @@ Shard& overflow_shard() {
 }
 
 [[gnu::noinline]] Shard& make_local() noexcept {
-  if (tls_shard.dead && tls_late_shard != nullptr) return *tls_late_shard;
   auto* s = new (std::nothrow) Shard();
-  if (s == nullptr) return overflow_shard();
+  if (s == nullptr) return overflow_shard();  // the next event tries again
   Registry& r = registry();
   {
     std::lock_guard<std::mutex> g(r.mu);
     s->next = r.shards;
     r.shards = s;
   }
-  if (tls_shard.dead) {
-    tls_late_shard = s;
-  } else {
-    tls_shard.shard = s;
-  }
+  // After the holder is gone the shard is the thread's for good (never
+  // freed); before, the holder retires it at thread exit.
+  if (!tls_holder_gone) tls_shard.shard = s;
+  tls_current = s;
   return *s;
 }
 
@@ -121,7 +129,7 @@ void set_sample_period(std::uint32_t n) noexcept {
 
 [[gnu::noinline]] Shard& local() noexcept {
   asm volatile("" ::: "memory");  // TLS hazard: read the thread pointer afresh
-  Shard* s = tls_shard.shard;
+  Shard* s = tls_current;
   return s != nullptr ? *s : make_local();
 }
 

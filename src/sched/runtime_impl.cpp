@@ -122,6 +122,7 @@ RuntimeImpl::RuntimeImpl(const Config& config, ReactorFactory make_reactors)
               // joining in a loop refills rarely.
               4 * fiber_charge(StackAllocator::round_to_page(config.stack_size))),
       epoch_ns_(monotonic_ns()),
+      park_clock_(park_stamp_of(epoch_ns_)),
       thread_per_core_(config.strategy == Strategy::thread_per_core),
       stacks_(config.guard_pages ? GuardMode::madvise : GuardMode::none),
       deadlock_report_ns_(config.deadlock_report.count()),
@@ -906,6 +907,7 @@ void RuntimeImpl::monitor_main() noexcept {
       }
     }
     const std::int64_t now = monotonic_ns();
+    park_clock_.store(park_stamp_of(now), std::memory_order_relaxed);
     for (std::size_t i = 0; i < n; ++i) {
       Worker& w = *workers_[i];
       Sample& s = samples[i];

@@ -193,6 +193,11 @@ class RuntimeImpl final : public obs::Source {
 
   // --- time
   std::int64_t epoch_ns() const noexcept { return epoch_ns_; }
+  /// Now as a park stamp (fiber.hpp, park_stamp_of), as the monitor read it
+  /// last: behind the clock by at most its period (0.5-5 ms) while it runs.
+  /// A parking fiber's one clock "read": a relaxed load (fiber dumps only
+  /// show how long a fiber has waited, to the ms). Any thread.
+  std::uint32_t park_stamp() const noexcept { return park_clock_.load(std::memory_order_relaxed); }
   std::uint64_t now_tick() const noexcept;
   std::uint64_t deadline_to_tick(std::int64_t deadline_ns) const noexcept;
   /// Earliest timer tick hint over all workers' wheels (TimerWheel::kNone if none).
@@ -382,6 +387,9 @@ class RuntimeImpl final : public obs::Source {
   std::vector<int> allowed_cpus_;
   std::atomic<std::uint32_t> external_wakes_{0};
   const std::int64_t epoch_ns_;
+  // park_stamp(): written by the monitor each period (and at construction),
+  // relaxed: a clock reading that orders nothing.
+  std::atomic<std::uint32_t> park_clock_;
   // Strategy::thread_per_core (resolved: auto is work stealing). Immutable.
   const bool thread_per_core_;
   // thread_per_core: the round-robin turn of the next spawn from outside

@@ -161,7 +161,7 @@ Waiter::Result Waiter::wait_fiber(std::int64_t deadline_ns, bool cancellable) no
 
   if (!self_won) {
     // For fiber dumps: what we wait for (fiber.hpp, parked_on).
-    since_ = coarse_stamp();
+    since_ = self->runtime->park_stamp();
     self->parked_on = this;
     if (obs::trace::on()) trace_park(self);
     current_worker()->park_current();

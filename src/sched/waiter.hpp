@@ -93,8 +93,9 @@ class Waiter {
   /// What a fiber parked on it waits for, and the WaitReason's argument.
   WaitReason reason() const noexcept { return reason_; }
   std::uint64_t arg() const noexcept { return arg_; }
-  /// coarse_stamp() when its fiber parked (0 before). Read by fiber dumps
-  /// while they have the fiber pinned.
+  /// When its fiber parked (fiber.hpp, park_stamp_of; to within the
+  /// runtime monitor's period); unset before. Read by fiber dumps while they
+  /// have the fiber pinned.
   std::uint32_t parked_since() const noexcept { return since_; }
 
   // Intrusive links for the wait queue that holds this waiter (guarded by
@@ -114,7 +115,7 @@ class Waiter {
 
   Fiber* const fiber_;
   const std::uint64_t arg_;
-  std::uint32_t since_ = 0;  // written by its fiber before it parks
+  std::uint32_t since_;  // written by its fiber before it parks (only then read)
   const WaitReason reason_;
   // kWaiting until the single winning wake(). Release on the CAS publishes
   // whatever the waker wrote for the waiter (e.g. a handed-off value) to the

@@ -279,6 +279,38 @@ TEST(Dump, TextNamesStatesReasonsLabelsAndTheTree) {
   });
 }
 
+// How long a fiber has waited comes from the clock the monitor publishes
+// (RuntimeImpl::park_stamp): a fiber that parked later shows a shorter
+// wait, and a wait is never shown shorter than it has lasted.
+TEST(Dump, AWaitShowsHowLongItHasLasted) {
+  Runtime rt(test::workers_config(1));
+  rt.block_on([&] {
+    Event first_ev, second_ev;
+    auto first = spawn(FiberOptions{.name = "first"}, [&] { first_ev.wait(); });
+    this_fiber::sleep_for(std::chrono::milliseconds(30));
+    auto second = spawn(FiberOptions{.name = "second"}, [&] { second_ev.wait(); });
+    auto wait_ms = [](const json& j, const char* name) -> std::int64_t {
+      const json* f = find_fiber(j, name);
+      if (f == nullptr || (*f)["wait"].is_null()) return -1;
+      return (*f)["wait"]["for_ms"].get<std::int64_t>();
+    };
+    std::int64_t a = -1, b = -1;
+    // Until the monitor's clock has moved past the first park (one period).
+    ASSERT_TRUE(test::eventually([&] {
+      const json j = json::parse(rt.dump(DumpFormat::json));
+      a = wait_ms(j, "first");
+      b = wait_ms(j, "second");
+      return a >= 0 && b >= 0 && a > b;
+    })) << "first "
+        << a << " ms, second " << b << " ms";
+    EXPECT_GE(a, 25);  // it has waited at least the 30 ms sleep (2^20 ns units)
+    first_ev.set();
+    second_ev.set();
+    first.join();
+    second.join();
+  });
+}
+
 // A fiber parked on a Mutex or a SharedMutex's write lock names the fiber
 // holding it: here a holder parked elsewhere (on an Event), which took one
 // lock on its fast path and was admitted to the other from the queue.

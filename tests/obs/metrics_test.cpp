@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <string>
 #include <thread>
@@ -58,6 +59,34 @@ struct TimeEveryEvent {
   TimeEveryEvent() { metrics::set_sample_period(1); }
   ~TimeEveryEvent() { metrics::set_sample_period(64); }
 };
+
+// --- shards -------------------------------------------------------------------
+
+/// The retired and live shards' total of a counter.
+std::uint64_t shard_total(detail::obs::Counter c) {
+  detail::obs::Totals t;
+  detail::obs::RuntimeTotals r;
+  detail::obs::collect(t, r);
+  return t[c];
+}
+
+// A thread's counts outlive it: its shard is retired at exit, and an event
+// recorded after that (from a thread_local destructor that runs after the
+// shard's holder) goes to a late shard, never to the freed one.
+TEST(MetricsShards, AThreadsCountsOutliveItEvenFromLateDestructors) {
+  using detail::obs::Counter;
+  struct Late {
+    ~Late() { detail::obs::add(Counter::trace_dropped, 5); }
+  };
+  const std::uint64_t before = shard_total(Counter::trace_dropped);
+  std::thread([] {
+    // Constructed before the shard's holder, so destroyed after it.
+    static thread_local Late late;
+    (void)&late;
+    detail::obs::add(Counter::trace_dropped, 3);
+  }).join();
+  EXPECT_EQ(shard_total(Counter::trace_dropped) - before, 8u);
+}
 
 // --- buckets ------------------------------------------------------------------
 
@@ -387,6 +416,52 @@ TEST(ChannelMetrics, SendRecvAndDepthCountExactly) {
     sender.join();
     EXPECT_EQ(moved("weft_channel_send_total", sends), 3 + 10);
     EXPECT_EQ(moved("weft_channel_recv_total", recvs), 1 + 10);
+  });
+}
+
+// Each way a value passes hand to hand, on one worker so that which side
+// waits is fixed: the side that finds the other waiting counts both the send
+// and the receive (chan_core.cpp, count_handoff), and the waiting side
+// counts nothing when it wakes. Exact counts, so a hand-off counted twice or
+// not at all fails.
+TEST(ChannelMetrics, EachHandOffCountsOneSendAndOneReceive) {
+  Runtime rt(test::workers_config(1));
+  rt.block_on([] {
+    // Named references, not a structured binding: clang 14 does not let a
+    // lambda capture one.
+    const auto ch = channel<int>(0);
+    const Sender<int>& tx = ch.first;
+    const Receiver<int>& rx = ch.second;
+    auto check = [&](const char* what, const std::function<void()>& waiter,
+                     const std::function<void()>& claimer) {
+      const double sends = value("weft_channel_send_total");
+      const double recvs = value("weft_channel_recv_total");
+      auto h = spawn(waiter);
+      this_fiber::yield();  // the waiter runs and parks
+      claimer();
+      h.join();
+      EXPECT_EQ(moved("weft_channel_send_total", sends), 1) << what;
+      EXPECT_EQ(moved("weft_channel_recv_total", recvs), 1) << what;
+    };
+    check(
+        "receiver waits", [&] { EXPECT_EQ(rx.recv(), 1); }, [&] { ASSERT_TRUE(tx.send(1).ok()); });
+    check(
+        "sender waits", [&] { ASSERT_TRUE(tx.send(2).ok()); }, [&] { EXPECT_EQ(rx.recv(), 2); });
+    check(
+        "select receive waits",
+        [&] {
+          int got = 0;
+          select(on_recv(rx, [&](int v) { got = v; }));
+          EXPECT_EQ(got, 3);
+        },
+        [&] { ASSERT_TRUE(tx.send(3).ok()); });
+    check(
+        "select send waits", [&] { select(on_send(tx, 4, [] {})); },
+        [&] { EXPECT_EQ(rx.recv(), 4); });
+    // A wait that ends without a value counts nothing.
+    const double sends = value("weft_channel_send_total");
+    EXPECT_EQ(rx.recv_for(std::chrono::milliseconds(1)).status(), ChannelStatus::timed_out);
+    EXPECT_EQ(moved("weft_channel_send_total", sends), 0);
   });
 }
 
