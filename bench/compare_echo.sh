@@ -78,13 +78,7 @@ MAX_OTHER=${MAX_OTHER:-10}
 LOAD_TRIES=${LOAD_TRIES:-4}
 
 [[ $R =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [rounds >= 1]" >&2; exit 2; }
-if [ "$MODE" = pinned ]; then
-    for v in SRV_CPU CLI_CPU; do
-        [[ ${!v} =~ ^[0-9]+$ ]] && taskset -c "${!v}" true 2>/dev/null ||
-            { echo "$v=${!v}: not a CPU this process may run on" >&2; exit 2; }
-    done
-    [ "$SRV_CPU" != "$CLI_CPU" ] || { echo "SRV_CPU and CLI_CPU are both ${SRV_CPU}: pinned mode wants two CPUs" >&2; exit 2; }
-fi
+[ "$MODE" = pinned ] && { pinned_cpus_ok || exit 2; }
 ATTEMPTS=${ATTEMPTS:-$((3 * R))}
 [[ $LOAD_TRIES =~ ^[1-9][0-9]*$ ]] || { echo "LOAD_TRIES=$LOAD_TRIES: want >= 1" >&2; exit 2; }
 [[ $ATTEMPTS =~ ^[1-9][0-9]*$ ]] && [ "$ATTEMPTS" -ge "$R" ] || { echo "ATTEMPTS=$ATTEMPTS: want >= R=$R" >&2; exit 2; }
