@@ -16,6 +16,7 @@
 
 #include "base/assert.hpp"
 #include "base/asymmetric_barrier.hpp"
+#include "base/futex.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
 #include "obs/backtrace.hpp"
@@ -66,10 +67,10 @@ bool still_stalled(const void* arg) noexcept {
 // monitor waits at most kStallTracePatience for the worker's answer.
 constexpr std::int64_t kStallTraceGapNs = 1'000'000'000;
 // The monitor's idle wait (monitor_main): after this many samples in a row
-// with every worker asleep and no fiber run, it waits kMonitorIdleWait
+// with every worker asleep and no fiber run, it waits kMonitorIdleWaitNs
 // instead of its period (<= 5 ms), until a worker wakes.
 constexpr std::uint32_t kMonitorQuietPeriods = 2;
-constexpr std::chrono::milliseconds kMonitorIdleWait{100};
+constexpr std::int64_t kMonitorIdleWaitNs = 100'000'000;
 constexpr std::chrono::milliseconds kStallTracePatience{100};
 
 constexpr std::size_t kMinStack = 16 * 1024;
@@ -235,6 +236,7 @@ RuntimeImpl::~RuntimeImpl() {
     monitor_stop_ = true;
   }
   monitor_cv_.notify_all();
+  wake_idle_monitor();  // and out of its idle wait (a futex, not the condvar)
   if (monitor_.joinable()) monitor_.join();
   // Step 5.
   exiting_.store(true, std::memory_order_release);
@@ -583,14 +585,14 @@ bool RuntimeImpl::wake_one_idle() noexcept {
 void RuntimeImpl::wake_idle_monitor() noexcept {
   // seq_cst: the second half of the Dekker pair with monitor_main's idle
   // wait (monitor_idle_); the caller's idle_count_ RMW comes first. Nearly
-  // always false: one load on the path out of sleep.
-  if (!monitor_idle_.load(std::memory_order_seq_cst)) return;
-  if (!monitor_idle_.exchange(false, std::memory_order_seq_cst)) return;
-  // The monitor holds monitor_mu_ from its flag store to its wait: taking
-  // it here means the monitor is in its wait (or re-checked, saw a busy
-  // worker and did not wait), so the notify is not lost.
-  { std::lock_guard<std::mutex> g(monitor_mu_); }
-  monitor_cv_.notify_one();
+  // always 0: one load on the path out of sleep. The wait is a futex on the
+  // flag itself, so no lock is taken here: callers wake fibers under
+  // registry and wait-list locks, which the monitor may take under
+  // monitor_mu_ (report_stall). A futex_wait that starts after our
+  // exchange sees 0 and returns at once.
+  if (monitor_idle_.load(std::memory_order_seq_cst) == 0) return;
+  if (monitor_idle_.exchange(0, std::memory_order_seq_cst) == 0) return;
+  futex_wake(&monitor_idle_, 1);
 }
 
 bool RuntimeImpl::has_queued_work() const noexcept {
@@ -925,10 +927,10 @@ void RuntimeImpl::monitor_main() noexcept {
 
   // The idle wait: once every worker has slept through kMonitorQuietPeriods
   // samples in a row with no fiber run in between, nothing can stall and
-  // nothing needs flagging, so the monitor waits kMonitorIdleWait instead
+  // nothing needs flagging, so the monitor waits kMonitorIdleWaitNs instead
   // of its period (Go's sysmon, which stops polling while every P is idle,
   // likewise). A worker leaving the idle count ends the wait at once
-  // (wake_idle_monitor). The backstop then looks every kMonitorIdleWait,
+  // (wake_idle_monitor). The backstop then looks every kMonitorIdleWaitNs,
   // and a dump signal is seen within it. An idle weft-kv's monitor went
   // from ~190 wake-ups a second to 10 (docs/benchmarks.md, series I21).
   std::uint32_t quiet_periods = 0;
@@ -939,12 +941,18 @@ void RuntimeImpl::monitor_main() noexcept {
     bool idle_wait = false;
     if (quiet_periods >= kMonitorQuietPeriods) {
       // seq_cst store, then seq_cst load: see monitor_idle_.
-      monitor_idle_.store(true, std::memory_order_seq_cst);
+      monitor_idle_.store(1, std::memory_order_seq_cst);
       idle_wait = idle_count_.load(std::memory_order_seq_cst) == n;
-      if (!idle_wait) monitor_idle_.store(false, std::memory_order_relaxed);
+      if (idle_wait) {
+        // Unlocked: ~RuntimeImpl sets monitor_stop_ under the lock and then
+        // ends this wait through wake_idle_monitor.
+        lock.unlock();
+        futex_wait(&monitor_idle_, 1, kMonitorIdleWaitNs);
+        lock.lock();
+      }
+      monitor_idle_.store(0, std::memory_order_relaxed);
     }
-    monitor_cv_.wait_for(lock, idle_wait ? kMonitorIdleWait : period);
-    if (idle_wait) monitor_idle_.store(false, std::memory_order_relaxed);
+    if (!idle_wait && !monitor_stop_) monitor_cv_.wait_for(lock, period);
     monitor_wakeups_.store(monitor_wakeups_.load(std::memory_order_relaxed) + 1,
                            std::memory_order_relaxed);
     if (monitor_stop_) break;
@@ -1052,6 +1060,7 @@ void RuntimeImpl::deadlock_check() noexcept {
   }
   deadlock_due_ms_.store(quiet_ms, std::memory_order_relaxed);  // see deadlock_due_ms_
   monitor_cv_.notify_one();  // else the monitor sees it within its period (<= 5 ms)
+  wake_idle_monitor();       // or within its idle wait (100 ms)
 }
 
 void RuntimeImpl::write_deadlock_report() noexcept {

@@ -364,8 +364,9 @@ class RuntimeImpl final : public obs::Source {
   void write_deadlock_report() noexcept;
   /// The monitor's wake-up backstop, once per period (see the definition).
   void monitor_backstop() noexcept;
-  /// Called after a worker left the idle count (a seq_cst RMW): wakes the
-  /// monitor out of its idle wait (see monitor_main). Not under idle_lock_.
+  /// Called after a worker left the idle count (a seq_cst RMW), and to stop
+  /// or hand the monitor a report: wakes it out of its idle wait (see
+  /// monitor_main). Takes no lock; any thread.
   void wake_idle_monitor() noexcept;
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
@@ -452,9 +453,9 @@ class RuntimeImpl final : public obs::Source {
   // worker leaving the idle count (seq_cst RMW) then loads it (seq_cst): a
   // Dekker pair, so either the monitor sees the busy worker and keeps its
   // short period, or the worker sees the flag and wakes it
-  // (wake_idle_monitor, under monitor_mu_ so the notify cannot fall
-  // between the monitor's check and its wait).
-  std::atomic<bool> monitor_idle_{false};
+  // (wake_idle_monitor: exchange to 0, then futex_wake; the monitor's
+  // futex_wait on 1 cannot miss it). 1 while waiting, else 0.
+  std::atomic<std::uint32_t> monitor_idle_{0};
   std::atomic<std::uint64_t> monitor_wakeups_{0};  // monitor-written; relaxed (stats)
   std::thread monitor_;
 

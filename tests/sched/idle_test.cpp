@@ -125,19 +125,21 @@ TEST(IdleRuntime, ASleeperWakesForTheTimerOfABusyWorker) {
   detail::RuntimeImpl* impl = impl_of(rt);
   for (int round = 0; round < 5; ++round) {
     rt.block_on([&] {
+      ASSERT_TRUE(eventually([&] { return impl->idle_workers() == 1; }));
+      const std::size_t other = 1 - detail::current_worker()->index();
+      const auto give_up = std::chrono::steady_clock::now() + kPatience;
       bool saw = false;
-      (void)weft::move_on_after(20ms, [&] {
-        ASSERT_TRUE(eventually([&] { return impl->idle_workers() == 1; }, kPatience));
-        // Wake the other worker (notify_work: we are busy) so that it sleeps
-        // again with our timer armed.
-        const std::uint64_t before = sleeps_of(rt)[1 - detail::current_worker()->index()];
+      // The setup above is outside the scope: its sleeps would be
+      // cancellation points. Inside, nothing switches.
+      (void)weft::move_on_after(200ms, [&] {
+        // Wake the other worker (notify_work: we are busy) so that it
+        // sleeps again with our timer armed.
+        const std::uint64_t before = sleeps_of(rt)[other];
         std::atomic<bool> ran{false};
         auto child = weft::spawn([&] { ran.store(true); });
-        const auto give_up = std::chrono::steady_clock::now() + kPatience;
         while (!ran.load() && std::chrono::steady_clock::now() < give_up) {
         }
-        while (sleeps_of(rt)[1 - detail::current_worker()->index()] == before &&
-               std::chrono::steady_clock::now() < give_up) {
+        while (sleeps_of(rt)[other] == before && std::chrono::steady_clock::now() < give_up) {
         }
         // Spin, never switching, until the deadline cancels us.
         while (!weft::this_fiber::is_cancelled() && std::chrono::steady_clock::now() < give_up) {
