@@ -4,7 +4,10 @@
 # Go load generator `echoload` exactly as run_all.sh's echo section does it:
 # closed loop, 64-byte messages, 1 s warm-up + 5 s measured, -c 50 then
 # -c 1000 on the same server process. Client and server share the machine's
-# cores (2 here), as in the peers' README.
+# cores (2 here), as in the peers' README; or, with MODE=pinned (issue 21's
+# pinned mode), each server runs on one core (taskset -c SRV_CPU; Go with
+# GOMAXPROCS=1, weft-echo with one worker unless WORKERS says otherwise) and
+# echoload on another (taskset -c CLI_CPU).
 #
 # Each round starts three servers in turn, each on a port of its own: Go
 # `echoserver` (GOMAXPROCS unset), `weft-echo --io io_uring` and
@@ -12,20 +15,28 @@
 # with the round (round 1: go uring epoll, round 2: uring epoll go, ...).
 # Before each round the script waits (up to QUIET_MAX s) until no compiler
 # runs and the CPUs are < 15 % busy over 1 s. At the end: per configuration
-# the median (min..max) over the clean rounds of req/s, p50 and p99 latency,
-# the server's CPU time per request and the share of the CPUs that other
+# the median (min..max) over the clean rounds of req/s, p50, p99 and p999
+# latency (p999 only when echoload prints x_p999_us: the peers' echoload
+# prints p50 and p99 only, and its table then says "-"), the server's CPU
+# time per request and the share of the CPUs that other
 # processes (neither server nor echoload) used, then the weft/Go ratios taken
-# within each round (median of the per-round ratios) against the goals. A
+# within each round (median of the per-round ratios) against the goals
+# (shared: req/s >= 1.5x Go with io_uring, >= 1.0x with epoll; pinned: 1.5x
+# on both; p99 <= Go; and issue 21's server CPU per request <= 0.7x Go's). A
 # round is clean when other processes used <= MAX_OTHER % of the CPUs during
 # each of its loads; the script runs rounds until R are clean.
 #
 #   bench/compare_echo.sh [R]          # R clean rounds, default 3 (~40 s a round)
 #   E=build/examples/weft-echo OUT=/tmp/cmp_echo bench/compare_echo.sh 5
+#   MODE=pinned bench/compare_echo.sh 5    # server on CPU 0, echoload on CPU 1
 #
 # Environment: E (the weft-echo binary, default
 # <repo>/build-bench-echo/examples/weft-echo), P (peers dir, default
-# ../shared/peers from the repository root: see bench/lib.sh), WORKERS
-# (weft workers, default 2), PORT (first port, default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
+# ../shared/peers from the repository root: see bench/lib.sh), GO_BIN (the
+# folder of echoserver and echoload, default P/go/bin), MODE (shared, the
+# default, or pinned), SRV_CPU / CLI_CPU (the CPUs of server and client in
+# pinned mode, default 0 / 1), WORKERS (weft workers, default 2, 1 when
+# pinned), PORT (first port, default 7400; round r, server s uses PORT + 10*r + s), DUR (measured time
 # per load, default 5s), CONNS (default "50 1000"), OUT (dir for the raw
 # outputs, default a fresh /tmp/compare_echo.XXXX), QUIET_MAX (s to wait for
 # a quiet machine per round, default 120, 0 = don't), MAX_OTHER (a round in
@@ -50,7 +61,15 @@ R=${1:-${R:-3}}
 E=${E:-$REPO/build-bench-echo/examples/weft-echo}
 . "$HERE/lib.sh"
 P=${P:-$(peers_dir "$REPO")}
-WORKERS=${WORKERS:-2}
+MODE=${MODE:-shared}
+SRV_CPU=${SRV_CPU:-0}
+CLI_CPU=${CLI_CPU:-1}
+# GOMAX: the Go server's GOMAXPROCS (empty: unset, Go's default).
+case $MODE in
+    shared) WORKERS=${WORKERS:-2}; SRV_RUN=(); CLI_RUN=(); GOMAX= ;;
+    pinned) WORKERS=${WORKERS:-1}; SRV_RUN=(taskset -c "$SRV_CPU"); CLI_RUN=(taskset -c "$CLI_CPU"); GOMAX=1 ;;
+    *) echo "MODE=$MODE: want shared or pinned" >&2; exit 2 ;;
+esac
 PORT=${PORT:-7400}
 DUR=${DUR:-5s}
 CONNS=${CONNS:-50 1000}
@@ -59,14 +78,16 @@ MAX_OTHER=${MAX_OTHER:-10}
 LOAD_TRIES=${LOAD_TRIES:-4}
 
 [[ $R =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [rounds >= 1]" >&2; exit 2; }
+[ "$MODE" = pinned ] && { pinned_cpus_ok || exit 2; }
 ATTEMPTS=${ATTEMPTS:-$((3 * R))}
 [[ $LOAD_TRIES =~ ^[1-9][0-9]*$ ]] || { echo "LOAD_TRIES=$LOAD_TRIES: want >= 1" >&2; exit 2; }
 [[ $ATTEMPTS =~ ^[1-9][0-9]*$ ]] && [ "$ATTEMPTS" -ge "$R" ] || { echo "ATTEMPTS=$ATTEMPTS: want >= R=$R" >&2; exit 2; }
 [[ $PORT =~ ^[0-9]+$ ]] && [ $((PORT + 10 * ATTEMPTS + 2)) -le 65535 ] && [ "$PORT" -ge 1024 ] ||
     { echo "PORT=$PORT: want 1024..$((65535 - 10 * ATTEMPTS - 2))" >&2; exit 2; }
 
-GO_SRV=$P/go/bin/echoserver
-LOAD=$P/go/bin/echoload
+GO_BIN=${GO_BIN:-$P/go/bin}
+GO_SRV=$GO_BIN/echoserver
+LOAD=$GO_BIN/echoload
 missing=0
 [ -x "$E" ] || { echo "missing $E; build it with:
   cd $REPO && scripts/configure.sh build-bench-echo -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEFT_BUILD_TESTS=OFF -DWEFT_BUILD_BENCH=OFF
@@ -139,9 +160,13 @@ start_server() {
     if listening "$port"; then fail "$round" "port $port is already in use ($name)"; return 1; fi
     echo "## round $round $name port $port $(date -u +%T)" >>"$log"
     case $name in
-        go) env -u GOMAXPROCS "$GO_SRV" -port "$port" >>"$log" 2>&1 & ;;
-        uring) "$E" --port "$port" --workers "$WORKERS" --io io_uring >>"$log" 2>&1 & ;;
-        epoll) "$E" --port "$port" --workers "$WORKERS" --io epoll >>"$log" 2>&1 & ;;
+        go) if [ -n "$GOMAX" ]; then
+                "${SRV_RUN[@]}" env GOMAXPROCS="$GOMAX" "$GO_SRV" -port "$port" >>"$log" 2>&1 &
+            else
+                "${SRV_RUN[@]}" env -u GOMAXPROCS "$GO_SRV" -port "$port" >>"$log" 2>&1 &
+            fi ;;
+        uring) "${SRV_RUN[@]}" "$E" --port "$port" --workers "$WORKERS" --io io_uring >>"$log" 2>&1 & ;;
+        epoll) "${SRV_RUN[@]}" "$E" --port "$port" --workers "$WORKERS" --io epoll >>"$log" 2>&1 & ;;
     esac
     SPID=$!
     for i in $(seq 50); do
@@ -193,7 +218,7 @@ load_once() {
     c0=$(proc_cpu "$SPID"); read -r t0 i0 s0 q0 < <(cpu_ticks)
     # `times` after echoload: its CPU time (as a child of that bash) on fd 3.
     out=$(timeout -k 5 60 bash -c '"$@"; rc=$?; times >&3; exit $rc' echoload \
-        env -u GOMAXPROCS "$LOAD" -addr 127.0.0.1:"$port" -c "$c" -d "$DUR" -name x \
+        "${CLI_RUN[@]}" env -u GOMAXPROCS "$LOAD" -addr 127.0.0.1:"$port" -c "$c" -d "$DUR" -name x \
         3>"$OUT/times.tmp" 2>>"$OUT/stderr.txt")
     rc=$?
     c1=$(proc_cpu "$SPID"); read -r t1 i1 s1 q1 < <(cpu_ticks)
@@ -221,8 +246,9 @@ load_once() {
             r, cfg, cli, r, cfg, w / hz / n
         o = (b / hz - d / hz - cli) / (w / hz); if (o < 0) o = 0
         printf "%s %s other_cpu_pct %.1f\n", r, cfg, 100 * o }' >>"$file"
-    awk '{ v[$3] = $4 } END { printf "round %s %-12s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  cpu: server %.2f s, echoload %.2f s, other %.1f%%",
-        $1, $2, v["rps"], v["p50_us"], v["p99_us"], v["srv_cpu_s"], v["cli_cpu_s"], v["other_cpu_pct"] }' "$file"
+    awk '{ v[$3] = $4 } END { printf "round %s %-12s %10.0f req/s  p50 %8.1f us  p99 %8.1f us  p999 %8s us  cpu: server %.2f s, echoload %.2f s, other %.1f%%",
+        $1, $2, v["rps"], v["p50_us"], v["p99_us"], ("p999_us" in v) ? sprintf("%.1f", v["p999_us"]) : "-",
+        v["srv_cpu_s"], v["cli_cpu_s"], v["other_cpu_pct"] }' "$file"
 }
 
 # load ROUND NAME PORT C: load_once; while other processes took more than
@@ -246,7 +272,7 @@ load() {
 SERVERS=(go uring epoll)
 HASH=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
 DIRTY=$(git -C "$REPO" status --porcelain -- src include examples CMakeLists.txt 2>/dev/null | grep -q . && echo '+dirty')
-echo "# compare_echo: $(date -u +%FT%TZ) R=$R (clean rounds; other <= $MAX_OTHER%, at most $ATTEMPTS rounds) weft-echo=$E workers=$WORKERS conns='$CONNS' dur=$DUR peers=$P out=$OUT"
+echo "# compare_echo: $(date -u +%FT%TZ) mode=$MODE$([ "$MODE" = pinned ] && echo " (server on CPU $SRV_CPU, echoload on CPU $CLI_CPU, Go GOMAXPROCS=1)") R=$R (clean rounds; other <= $MAX_OTHER%, at most $ATTEMPTS rounds) weft-echo=$E workers=$WORKERS conns='$CONNS' dur=$DUR peers=$P out=$OUT"
 echo "# $(uname -srm) cpus=$(nproc); $(go version 2>/dev/null); ulimit -n $(ulimit -Sn); weft commit $HASH$DIRTY; weft-echo built $(date -u -r "$E" +%FT%TZ) md5 $(md5sum <"$E" | cut -c1-12)$(env | grep -q '^WEFT_' && echo "; env: $(env | grep '^WEFT_' | tr '\n' ' ')")"
 read -r TT0 _ TS0 _ < <(cpu_ticks)
 STEALS=()
@@ -283,12 +309,14 @@ read -r TT1 _ TS1 _ < <(cpu_ticks)
 STEAL_ALL=$(awk -v t=$((TT1 - TT0)) -v s=$((TS1 - TS0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }')
 echo "# done $(date -u +%FT%TZ); cpu steal over the run $STEAL_ALL (per round: ${STEALS[*]})"
 
-python3 - "$RES" "$R" "$CONNS" "$MAX_OTHER" <<'EOF' | tables_as_csv "$OUT/summary"
+python3 - "$RES" "$R" "$CONNS" "$MAX_OTHER" "$MODE" <<'EOF' | tables_as_csv "$OUT/summary"
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 R = int(sys.argv[2])
 conns = sys.argv[3].split()
 max_other = float(sys.argv[4])
+pinned = sys.argv[5] == "pinned"
+CPU_GOAL = 0.7  # issue 21 goal 1: server CPU per request <= 0.7x Go's
 busy = {}  # round -> worst other_cpu_pct of its loads
 for r, cfg, metric, v in rows:
     if metric == "other_cpu_pct":
@@ -305,46 +333,52 @@ for r, cfg, metric, v in rows:
         val.setdefault((cfg, metric), {})[int(r)] = float(v)
 def get(cfg, metric):
     return val.get((cfg, metric), {})
-def mm(xs, f):
+def mm(xs, f, absent="(missing)"):
     xs = list(xs)
     if not xs:
-        return "(missing)"
+        return absent
     return "%s (%s..%s)" % (f % st.median(xs), f % min(xs), f % max(xs))
 names = {"go": "Go echoserver", "uring": "weft io_uring", "epoll": "weft epoll"}
-print("| config | req/s median (min..max) | p50 us | p99 us | server CPU us/req | other CPU % | rounds |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+# CPU per request: the server's CPU over warm-up + measured time, divided by
+# the requests at the measured rate over the same wall time.
+def us_req(cfg):
+    rps, cpu, wall = get(cfg, "rps"), get(cfg, "srv_cpu_s"), get(cfg, "wall_s")
+    return {r: cpu[r] * 1e6 / (rps[r] * wall[r]) for r in rps if r in cpu and r in wall and rps[r] > 0}
+print("| config | req/s median (min..max) | p50 us | p99 us | p999 us | server CPU us/req | other CPU % | rounds |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for c in conns:
     for s in ("go", "uring", "epoll"):
         cfg = "%s.c%s" % (s, c)
-        rps, cpu, wall = get(cfg, "rps"), get(cfg, "srv_cpu_s"), get(cfg, "wall_s")
-        # CPU per request: the server's CPU over warm-up + measured time,
-        # divided by the requests at the measured rate over the same wall time.
-        us_req = [cpu[r] * 1e6 / (rps[r] * wall[r]) for r in rps if r in cpu and r in wall and rps[r] > 0]
-        print("| %s c%s | %s | %s | %s | %s | %s | %d |" % (names[s], c, mm(rps.values(), "%.0f"),
+        rps = get(cfg, "rps")
+        print("| %s c%s | %s | %s | %s | %s | %s | %s | %d |" % (names[s], c, mm(rps.values(), "%.0f"),
               mm(get(cfg, "p50_us").values(), "%.0f"), mm(get(cfg, "p99_us").values(), "%.0f"),
-              mm(us_req, "%.2f"), mm(get(cfg, "other_cpu_pct").values(), "%.1f"), len(rps)))
+              mm(get(cfg, "p999_us").values(), "%.0f", "-"), mm(us_req(cfg).values(), "%.2f"), mm(get(cfg, "other_cpu_pct").values(), "%.1f"), len(rps)))
 print()
-print("| weft/Go, per round | req/s ratio median (min..max) | p50 ratio | p99 ratio | goal | met in rounds | met (median) |")
-print("|---|---|---|---|---|---|---|")
+print("| weft/Go, per round | req/s ratio median (min..max) | p50 ratio | p99 ratio | p999 ratio | CPU/req ratio | goal | met in rounds | met (median) | CPU/req <= %.1fx |" % CPU_GOAL)
+print("|---|---|---|---|---|---|---|---|---|---|")
 bad = 0
 for c in conns:
-    for s, bound in (("uring", 1.5), ("epoll", 1.0)):
+    for s, bound in (("uring", 1.5), ("epoll", 1.5 if pinned else 1.0)):
         w, g = "%s.c%s" % (s, c), "go.c%s" % c
         ratio = {}
-        for m in ("rps", "p50_us", "p99_us"):
+        for m in ("rps", "p50_us", "p99_us", "p999_us"):
             a, b = get(w, m), get(g, m)
             ratio[m] = {r: a[r] / b[r] for r in a if r in b and b[r] > 0}
+        a, b = us_req(w), us_req(g)
+        ratio["cpu"] = {r: a[r] / b[r] for r in a if r in b and b[r] > 0}
         rounds = sorted(set(ratio["rps"]) & set(ratio["p99_us"]))
         goal = "req/s >= %.1fx Go, p99 <= Go" % bound
         if not rounds:
-            print("| %s c%s | (missing) | | | %s | | |" % (names[s], c, goal)); bad += 1; continue
+            print("| %s c%s | (missing) | | | | | %s | | | |" % (names[s], c, goal)); bad += 1; continue
         ok = [ratio["rps"][r] >= bound and ratio["p99_us"][r] <= 1.0 for r in rounds]
         mr, mp = st.median(ratio["rps"].values()), st.median(ratio["p99_us"].values())
         met = ("yes" if mr >= bound and mp <= 1.0 else
                "NO (req/s)" if mp <= 1.0 else "NO (p99)" if mr >= bound else "NO (req/s, p99)")
-        print("| %s c%s | %s | %s | %s | %s | %d of %d | %s |" % (names[s], c,
+        cpu_met = "-" if not ratio["cpu"] else "yes" if st.median(ratio["cpu"].values()) <= CPU_GOAL else "NO"
+        print("| %s c%s | %s | %s | %s | %s | %s | %s | %d of %d | %s | %s |" % (names[s], c,
               mm(ratio["rps"].values(), "%.3f"), mm(ratio["p50_us"].values(), "%.3f"),
-              mm(ratio["p99_us"].values(), "%.3f"), goal, sum(ok), len(rounds), met))
+              mm(ratio["p99_us"].values(), "%.3f"), mm(ratio["p999_us"].values(), "%.3f", "-"),
+              mm(ratio["cpu"].values(), "%.3f"), goal, sum(ok), len(rounds), met, cpu_met))
 sys.exit(1 if bad else 0)
 EOF
 py=${PIPESTATUS[0]}  # the summary's status, not tables_as_csv's

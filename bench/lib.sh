@@ -44,3 +44,15 @@ listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 # and writes each Markdown table in it to PREFIX-1.csv, PREFIX-2.csv, ...
 # (bench/tables.py): every compare script's tables as data, one format.
 tables_as_csv() { python3 "$(dirname "${BASH_SOURCE[0]}")/tables.py" "$1"; }
+
+# pinned_cpus_ok: in the pinned mode (MODE=pinned), SRV_CPU and CLI_CPU must
+# be two different CPUs this process may run on; says why not on stderr.
+pinned_cpus_ok() {
+    local v
+    for v in SRV_CPU CLI_CPU; do
+        [[ ${!v} =~ ^[0-9]+$ ]] && taskset -c "${!v}" true 2>/dev/null ||
+            { echo "$v=${!v}: not a CPU this process may run on" >&2; return 1; }
+    done
+    [ "$SRV_CPU" != "$CLI_CPU" ] ||
+        { echo "SRV_CPU and CLI_CPU are both ${SRV_CPU}: pinned mode wants two CPUs" >&2; return 1; }
+}

@@ -67,6 +67,11 @@ struct RuntimeStats {
   std::uint64_t blocking_threads = 0;  ///< current: threads of the blocking pool
   std::uint64_t blocking_tasks = 0;    ///< spawn_blocking tasks run so far
   std::uint64_t io_requests = 0;       ///< sum of WorkerStats::io_requests
+  /// Times the monitor thread woke (its period, 5 ms at most, while a
+  /// worker is busy; every 100 ms once the runtime has been idle for
+  /// 100 ms; and when a worker leaves a long idle spell). For tests of the
+  /// idle runtime's cost (docs/design/scheduler.md, "Monitor thread").
+  std::uint64_t monitor_wakeups = 0;
   /// one entry per worker, by index
   std::vector<WorkerStats> workers;
 };

@@ -16,6 +16,7 @@
 
 #include "base/assert.hpp"
 #include "base/asymmetric_barrier.hpp"
+#include "base/futex.hpp"
 #include "fiber/fls.hpp"
 #include "fiber/overflow.hpp"
 #include "obs/backtrace.hpp"
@@ -65,6 +66,11 @@ bool still_stalled(const void* arg) noexcept {
 // Stall backtraces: at most one per runtime per kStallTraceGapNs, and the
 // monitor waits at most kStallTracePatience for the worker's answer.
 constexpr std::int64_t kStallTraceGapNs = 1'000'000'000;
+// The monitor's idle wait (monitor_main): after this many samples in a row
+// with every worker asleep and no fiber run, it waits kMonitorIdleWaitNs
+// instead of its period (<= 5 ms), until a worker wakes.
+constexpr std::uint32_t kMonitorQuietPeriods = 2;
+constexpr std::int64_t kMonitorIdleWaitNs = 100'000'000;
 constexpr std::chrono::milliseconds kStallTracePatience{100};
 
 constexpr std::size_t kMinStack = 16 * 1024;
@@ -231,6 +237,7 @@ RuntimeImpl::~RuntimeImpl() {
     monitor_stop_ = true;
   }
   monitor_cv_.notify_all();
+  wake_idle_monitor();  // and out of its idle wait (a futex, not the condvar)
   if (monitor_.joinable()) monitor_.join();
   // Step 5.
   exiting_.store(true, std::memory_order_release);
@@ -555,16 +562,19 @@ void RuntimeImpl::add_idle(Worker* w) noexcept {
 }
 
 void RuntimeImpl::remove_idle(Worker* w) noexcept {
-  LockGuard g(idle_lock_);
-  if (!w->idle_listed) return;
-  w->idle_listed = false;
-  for (auto it = idle_.begin(); it != idle_.end(); ++it) {
-    if (*it == w) {
-      idle_.erase(it);
-      break;
+  {
+    LockGuard g(idle_lock_);
+    if (!w->idle_listed) return;
+    w->idle_listed = false;
+    for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+      if (*it == w) {
+        idle_.erase(it);
+        break;
+      }
     }
+    idle_count_.fetch_sub(1, std::memory_order_seq_cst);
   }
-  idle_count_.fetch_sub(1, std::memory_order_seq_cst);
+  wake_idle_monitor();
 }
 
 bool RuntimeImpl::wake_one_idle() noexcept {
@@ -577,8 +587,22 @@ bool RuntimeImpl::wake_one_idle() noexcept {
     w->idle_listed = false;
     idle_count_.fetch_sub(1, std::memory_order_seq_cst);
   }
+  wake_idle_monitor();
   w->wake();
   return true;
+}
+
+void RuntimeImpl::wake_idle_monitor() noexcept {
+  // seq_cst: the second half of the Dekker pair with monitor_main's idle
+  // wait (monitor_idle_); the caller's idle_count_ RMW comes first. Nearly
+  // always 0: one load on the path out of sleep. The wait is a futex on the
+  // flag itself, so no lock is taken here: callers wake fibers under
+  // registry and wait-list locks, which the monitor may take under
+  // monitor_mu_ (report_stall). A futex_wait that starts after our
+  // exchange sees 0 and returns at once.
+  if (monitor_idle_.load(std::memory_order_seq_cst) == 0) return;
+  if (monitor_idle_.exchange(0, std::memory_order_seq_cst) == 0) return;
+  futex_wake(&monitor_idle_, 1);
 }
 
 bool RuntimeImpl::has_queued_work() const noexcept {
@@ -599,6 +623,25 @@ std::uint64_t RuntimeImpl::deadline_to_tick(std::int64_t deadline_ns) const noex
   if (deadline_ns <= epoch_ns_) return 0;
   // Round up: a timer never fires before its deadline.
   return (static_cast<std::uint64_t>(deadline_ns - epoch_ns_) + 999'999) / 1'000'000;
+}
+
+std::uint64_t RuntimeImpl::uncovered_timer_tick() const noexcept {
+  // A timer needs a sleeper's wake-up only when its owner will not wake
+  // for it: a worker parked until a tick at or before that timer's fires
+  // it itself when its park ends. Waking every sleeper for the earliest
+  // timer of any worker (the rule before issue 21) woke both workers of an
+  // idle weft-kv for each tick of its 10 Hz cron. A busy owner (no timed
+  // park) fires its timers at its fairness ticks; one that runs a single
+  // fiber for long is helped by the sleeper that wakes for its timer here
+  // (help_timers). An owner woken early from its park that then runs one
+  // fiber for long, past a timer a sleeper left out as covered, is the
+  // backstop's case (monitor_backstop).
+  std::uint64_t best = TimerWheel::kNone;
+  for (const auto& w : workers_) {
+    const std::uint64_t t = w->driver().timers().next_expiry_hint();
+    if (t < best && w->parked_tick() > t) best = t;
+  }
+  return best;
 }
 
 std::uint64_t RuntimeImpl::earliest_timer_tick() const noexcept {
@@ -835,6 +878,7 @@ RuntimeStats RuntimeImpl::stats() const {
   s.fibers_parked = s.fibers_alive > busy ? s.fibers_alive - busy : 0;
   s.blocking_threads = blocking_.threads();
   s.blocking_tasks = blocking_.completed();
+  s.monitor_wakeups = monitor_wakeups_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -891,11 +935,43 @@ void RuntimeImpl::monitor_main() noexcept {
   if (period > std::chrono::milliseconds(5)) period = std::chrono::milliseconds(5);
   if (period < std::chrono::microseconds(500)) period = std::chrono::microseconds(500);
 
+  // The idle wait: once every worker has slept through kMonitorQuietPeriods
+  // samples in a row with no fiber run in between, nothing can stall and
+  // nothing needs flagging, so the monitor waits kMonitorIdleWaitNs instead
+  // of its period (Go's sysmon, which stops polling while every P is idle,
+  // likewise). A worker leaving the idle count ends the wait at once
+  // (wake_idle_monitor). The backstop then looks every kMonitorIdleWaitNs,
+  // and a dump signal is seen within it. An idle weft-kv's monitor went
+  // from ~190 wake-ups a second to 10 (docs/benchmarks.md, series I21).
+  std::uint32_t quiet_periods = 0;
+  std::uint64_t last_switches = switch_sum();
   std::uint64_t dumps_seen = g_dump_signals.load(std::memory_order_relaxed);
   std::unique_lock<std::mutex> lock(monitor_mu_);
   while (!monitor_stop_) {
-    monitor_cv_.wait_for(lock, period);
+    bool idle_wait = false;
+    if (quiet_periods >= kMonitorQuietPeriods) {
+      // seq_cst store, then seq_cst load: see monitor_idle_.
+      monitor_idle_.store(1, std::memory_order_seq_cst);
+      idle_wait = idle_count_.load(std::memory_order_seq_cst) == n;
+      if (idle_wait) {
+        // Unlocked: ~RuntimeImpl sets monitor_stop_ under the lock and then
+        // ends this wait through wake_idle_monitor.
+        lock.unlock();
+        futex_wait(&monitor_idle_, 1, kMonitorIdleWaitNs);
+        lock.lock();
+      }
+      monitor_idle_.store(0, std::memory_order_relaxed);
+    }
+    if (!idle_wait && !monitor_stop_) monitor_cv_.wait_for(lock, period);
+    monitor_wakeups_.store(monitor_wakeups_.load(std::memory_order_relaxed) + 1,
+                           std::memory_order_relaxed);
     if (monitor_stop_) break;
+    {
+      const std::uint64_t sw = switch_sum();
+      const bool quiet = sw == last_switches && idle_count_.load(std::memory_order_relaxed) == n;
+      last_switches = sw;
+      quiet_periods = quiet ? quiet_periods + 1 : 0;
+    }
     if (const std::uint64_t d = g_dump_signals.load(std::memory_order_relaxed); d != dumps_seen) {
       dumps_seen = d;
       // acquire: pairs with set_dump_writer's release.
@@ -995,6 +1071,7 @@ void RuntimeImpl::deadlock_check() noexcept {
   }
   deadlock_due_ms_.store(quiet_ms, std::memory_order_relaxed);  // see deadlock_due_ms_
   monitor_cv_.notify_one();  // else the monitor sees it within its period (<= 5 ms)
+  wake_idle_monitor();       // or within its idle wait (100 ms)
 }
 
 void RuntimeImpl::write_deadlock_report() noexcept {
@@ -1026,10 +1103,18 @@ void RuntimeImpl::monitor_backstop() noexcept {
     }
     return;
   }
+  // A due timer whose owner is parked until its tick is being fired by
+  // that owner (its park ends at the tick, rounded to the ms): waking
+  // another worker for it cost an idle weft-kv a wasted wake-up per cron
+  // tick. Such a timer counts once it is a tick late.
   if (config_.wake_backstop && idle_count_.load(std::memory_order_relaxed) != 0 &&
-      searching_.load(std::memory_order_relaxed) == 0 &&
-      (has_queued_work() || earliest_timer_tick() <= now_tick())) {
-    wake_one_idle();
+      searching_.load(std::memory_order_relaxed) == 0) {
+    const std::uint64_t now = now_tick();
+    const std::uint64_t earliest = earliest_timer_tick();  // kNone when none
+    if (has_queued_work() || uncovered_timer_tick() <= now ||
+        (earliest < now && now - earliest > 1)) {
+      wake_one_idle();
+    }
   }
 }
 

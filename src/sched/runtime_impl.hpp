@@ -186,6 +186,8 @@ class RuntimeImpl final : public obs::Source {
   /// Ends a search; returns true if it was the last searcher.
   bool end_search() noexcept;
   void add_idle(Worker* w) noexcept;
+  /// Takes w out of the idle set (if there) and wakes the monitor if it
+  /// sleeps its idle wait. Not under idle_lock_ (takes it).
   void remove_idle(Worker* w) noexcept;
   bool wake_one_idle() noexcept;
   /// Racy: any fiber queued on any worker or the injector.
@@ -202,6 +204,10 @@ class RuntimeImpl final : public obs::Source {
   std::uint64_t deadline_to_tick(std::int64_t deadline_ns) const noexcept;
   /// Earliest timer tick hint over all workers' wheels (TimerWheel::kNone if none).
   std::uint64_t earliest_timer_tick() const noexcept;
+  /// The earliest timer tick of the workers that will not wake for it
+  /// themselves (not parked until that tick or before), or kNone: what a
+  /// sleeping worker parks until (Worker::sleep). Racy hint.
+  std::uint64_t uncovered_timer_tick() const noexcept;
 
   // --- registry of live fibers (cancellation at shutdown, stall reports).
   void register_fiber(Fiber* f) noexcept;
@@ -363,6 +369,10 @@ class RuntimeImpl final : public obs::Source {
   void write_deadlock_report() noexcept;
   /// The monitor's wake-up backstop, once per period (see the definition).
   void monitor_backstop() noexcept;
+  /// Called after a worker left the idle count (a seq_cst RMW), and to stop
+  /// or hand the monitor a report: wakes it out of its idle wait (see
+  /// monitor_main). Takes no lock; any thread.
+  void wake_idle_monitor() noexcept;
   void report_stall(Worker& w, Fiber* f, std::uint64_t switches, std::int64_t ran_ns) noexcept;
 
   Config config_;
@@ -446,6 +456,15 @@ class RuntimeImpl final : public obs::Source {
   std::mutex monitor_mu_;
   std::condition_variable monitor_cv_;
   bool monitor_stop_ = false;  // guarded by monitor_mu_ (a std::mutex: not annotated)
+  // True while the monitor waits its long idle period (monitor_main). The
+  // monitor stores it (seq_cst) and then re-reads idle_count_ (seq_cst); a
+  // worker leaving the idle count (seq_cst RMW) then loads it (seq_cst): a
+  // Dekker pair, so either the monitor sees the busy worker and keeps its
+  // short period, or the worker sees the flag and wakes it
+  // (wake_idle_monitor: exchange to 0, then futex_wake; the monitor's
+  // futex_wait on 1 cannot miss it). 1 while waiting, else 0.
+  std::atomic<std::uint32_t> monitor_idle_{0};
+  std::atomic<std::uint64_t> monitor_wakeups_{0};  // monitor-written; relaxed (stats)
   std::thread monitor_;
 
   BlockingPool blocking_;

@@ -933,8 +933,10 @@ void Worker::sleep() noexcept {
   std::int64_t timeout = -1;
   // thread_per_core: only our own timers wake us (nobody else's are ours
   // to fire).
+  // Work stealing: the timers nobody else wakes for (our own among them:
+  // parked_tick_ is kNone here).
   const std::uint64_t tick =
-      pinned_fibers_ ? driver_.timers().next_expiry_hint() : rt_->earliest_timer_tick();
+      pinned_fibers_ ? driver_.timers().next_expiry_hint() : rt_->uncovered_timer_tick();
   if (tick != TimerWheel::kNone) {
     const std::int64_t due = rt_->epoch_ns() + static_cast<std::int64_t>(tick) * 1'000'000;
     timeout = due - monotonic_ns();
@@ -956,7 +958,9 @@ void Worker::sleep() noexcept {
     if (woke_idle_) bump(noop_unparks_);
     const std::int64_t t0 = monotonic_ns();
     note_idle(t0, 0);
+    if (timeout >= 0) parked_tick_.store(tick, std::memory_order_relaxed);
     driver_.park(timeout, woken);
+    parked_tick_.store(TimerWheel::kNone, std::memory_order_relaxed);
     const std::int64_t t1 = monotonic_ns();
     note_idle(0, static_cast<std::uint64_t>(t1 - t0));
     woke_idle_ = true;

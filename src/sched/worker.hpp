@@ -136,6 +136,11 @@ class Worker {
   bool inbox_empty() const noexcept { return inbox_.empty(); }
   /// Racy: the worker is in (or about to enter) its sleep's park.
   bool asleep() const noexcept { return sleeping_.load(std::memory_order_relaxed); }
+  /// The tick this worker's sleep parks until, TimerWheel::kNone when it is
+  /// not in a timed park (RuntimeImpl::uncovered_timer_tick). Racy hint.
+  std::uint64_t parked_tick() const noexcept {
+    return parked_tick_.load(std::memory_order_relaxed);
+  }
 
   /// This worker's credit in the runtime's MemoryAccount (memory_account.hpp):
   /// bytes charged and not yet used. Owner-written.
@@ -308,6 +313,11 @@ class Worker {
   std::atomic<std::int64_t> start_ns_{0}, stop_ns_{0}, sleep_since_ns_{0};
   std::atomic<std::uint64_t> idle_ns_{0};
   std::atomic<std::uint32_t> idle_seq_{0};  // seqlock over the two above (note_idle)
+  // The tick this worker's sleep parks until (it then fires its own due
+  // timers), TimerWheel::kNone outside a timed park. Written by the owner
+  // around the park, read by RuntimeImpl::uncovered_timer_tick (relaxed: a
+  // hint; see there why a stale value loses no timer).
+  std::atomic<std::uint64_t> parked_tick_{~std::uint64_t{0}};
 };
 
 /// Wakes a parked fiber (see the protocol in fiber.hpp). Any thread.

@@ -210,6 +210,82 @@ TEST(Context, CalleeSavedRegistersSurviveSwitches) {
   d.fiber_ctx.release();
 }
 
+#if defined(__x86_64__)
+// ---------------------------------------------------------------------------
+// MXCSR and the x87 control word separately: the switch loads each only when
+// the incoming context's value differs from the outgoing one's (issue 21), so
+// a fiber that changes one of them and not the other must get each back
+// exactly (fesetround changes both, so the test above cannot tell).
+
+std::uint16_t x87_control_word() {
+  std::uint16_t cw;
+  asm volatile("fnstcw %0" : "=m"(cw));
+  return cw;
+}
+
+void set_x87_control_word(std::uint16_t cw) {
+  asm volatile("fldcw %0" : : "m"(cw));
+}
+
+// The MXCSR control bits (DAZ, exception masks, rounding, FZ), not the
+// sticky exception flags of bits 0-5.
+constexpr std::uint32_t kMxcsrControl = 0xFFC0;
+
+struct FpWordDuel {
+  Context thread_ctx;
+  Context fiber_ctx;
+  bool change_x87 = false;  // else MXCSR
+  std::uint16_t fiber_cw = 0, fiber_cw_after = 0;
+  std::uint32_t fiber_mxcsr = 0, fiber_mxcsr_after = 0;
+};
+
+void fp_word_entry(void* arg) {
+  Context::on_first_entry();
+  auto* d = static_cast<FpWordDuel*>(arg);
+  if (d->change_x87) {
+    set_x87_control_word(static_cast<std::uint16_t>(x87_control_word() | 0x0C00));  // truncate
+  } else {
+    _mm_setcsr(_mm_getcsr() | 0x6000);  // round toward zero
+  }
+  d->fiber_cw = x87_control_word();
+  d->fiber_mxcsr = _mm_getcsr() & kMxcsrControl;
+  d->fiber_ctx.switch_to(d->thread_ctx);
+  d->fiber_cw_after = x87_control_word();
+  d->fiber_mxcsr_after = _mm_getcsr() & kMxcsrControl;
+  set_x87_control_word(0x037F);
+  _mm_setcsr(0x1F80);
+  d->fiber_ctx.switch_to_final(d->thread_ctx);
+}
+
+void fp_word_duel(bool change_x87) {
+  Stack stack;
+  FpWordDuel d;
+  d.change_x87 = change_x87;
+  d.thread_ctx.bind_to_current_thread();
+  d.fiber_ctx.make(stack.lo(), kStackSize, &fp_word_entry, &d);
+  const std::uint16_t cw = x87_control_word();
+  const std::uint32_t mxcsr = _mm_getcsr() & kMxcsrControl;
+  d.thread_ctx.switch_to(d.fiber_ctx);
+  // Back from the fiber, which changed one of the two words.
+  EXPECT_EQ(x87_control_word(), cw) << "the fiber's x87 control word leaked into the thread";
+  EXPECT_EQ(_mm_getcsr() & kMxcsrControl, mxcsr) << "the fiber's MXCSR leaked into the thread";
+  d.thread_ctx.switch_to(d.fiber_ctx);
+  EXPECT_EQ(d.fiber_cw_after, d.fiber_cw) << "the fiber lost its x87 control word";
+  EXPECT_EQ(d.fiber_mxcsr_after, d.fiber_mxcsr) << "the fiber lost its MXCSR";
+  EXPECT_EQ(x87_control_word(), cw);
+  EXPECT_EQ(_mm_getcsr() & kMxcsrControl, mxcsr);
+  d.fiber_ctx.release();
+}
+
+TEST(Context, X87ControlWordAloneIsPerContext) {
+  fp_word_duel(true);
+}
+
+TEST(Context, MxcsrAloneIsPerContext) {
+  fp_word_duel(false);
+}
+#endif
+
 // ---------------------------------------------------------------------------
 // Floating-point control state (rounding mode, MXCSR) belongs to a context.
 
