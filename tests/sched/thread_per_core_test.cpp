@@ -207,7 +207,7 @@ TEST_P(ThreadPerCore, SpawnOntoANamedWorker) {
   for (const int bad : {-2, n, 1000}) {
     weft::FiberOptions o;
     o.worker = bad;
-    EXPECT_THROW(rt.spawn(o, [] {}), std::invalid_argument) << bad;
+    EXPECT_THROW(rt.spawn(o, [] {}).detach(), std::invalid_argument) << bad;
   }
 }
 
