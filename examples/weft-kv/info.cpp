@@ -348,6 +348,12 @@ std::string Server::metrics_text() {
     append_prometheus_header(out, m.name, m.type, m.help);
     sample(out, m.name, "", m.value);
   }
+  append_prometheus_header(out, "weft_kv_connections_by_worker_total", "counter",
+                           "Client connections served, by the runtime worker their fiber "
+                           "started on.");
+  for (std::size_t i = 0; i < runtime_.workers(); ++i)
+    sample(out, "weft_kv_connections_by_worker_total", label("worker", std::to_string(i)),
+           relaxed(served_by_worker_[i]));
   const LatencyHistogram::Snapshot fs =
       aof_ != nullptr ? aof_->fsync_latency() : LatencyHistogram::Snapshot{};
   append_prometheus_header(out, "weft_kv_aof_fsync_duration_seconds", "histogram",

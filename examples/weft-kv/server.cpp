@@ -31,7 +31,9 @@ namespace kv {
 // --- server -----------------------------------------------------------------
 
 Server::Server(Options options, weft::Runtime& runtime)
-    : options_(std::move(options)), runtime_(runtime) {
+    : options_(std::move(options)),
+      runtime_(runtime),
+      served_by_worker_(new std::atomic<std::uint64_t>[runtime.workers()]()) {
   keyspace_.set_expiry_listener(&expiry_notifier_);
   for (const char* name : {"maxmemory-policy", "lfu-log-factor", "lfu-decay-time"})
     settings_changed(name);
@@ -335,6 +337,15 @@ void Server::accept_loop(weft::net::TcpListener& listener, weft::Scope& scope) {
     try {
       weft::FiberOptions opts;
       opts.name = "client";
+      if (runtime_.config().strategy == weft::Strategy::thread_per_core) {
+        // Fibers stay where they start: hand the connections to the workers
+        // in turn, or every one would be served by the acceptor's worker.
+        // One accept loop handing off beats a SO_REUSEPORT listener per
+        // worker here (docs/benchmarks.md, series KA): exact balance, and
+        // no other process can join the port's group and take connections.
+        opts.worker = static_cast<int>(next_worker_);
+        next_worker_ = (next_worker_ + 1) % runtime_.workers();
+      }
       scope.spawn(opts, [this, c = std::move(conn)]() mutable { serve(std::move(c)); });
     } catch (...) {
       active_.done();
@@ -357,6 +368,8 @@ void Server::serve(weft::net::TcpStream conn) {
   self.stream = &conn;
   Client& client = self.client;
   client.id = next_client_id_.fetch_add(1, std::memory_order_relaxed);
+  served_by_worker_[static_cast<std::size_t>(weft::this_fiber::worker_index())].fetch_add(
+      1, std::memory_order_relaxed);
   client.fd = conn.native_handle();
   client.created_ms = unix_ms();
   client.last_ms.store(client.created_ms, std::memory_order_relaxed);

@@ -183,6 +183,13 @@ class Server final : public Host {
   std::mutex connections_mu_;  // guards connections_ (short critical sections only)
   std::vector<Connection*> connections_;
   std::atomic<std::uint64_t> next_client_id_{1};
+  /// Connections served, by the worker their fiber started on
+  /// (weft_kv_connections_by_worker_total); runtime_.workers() entries,
+  /// relaxed counters.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> served_by_worker_;
+  /// thread_per_core: the worker the next connection's fiber is placed on
+  /// (round-robin; only the accept fiber touches it).
+  std::size_t next_worker_ = 0;
   /// Connections accepted and not yet finished (served or being set up):
   /// maxclients counts them, shutdown waits for them.
   weft::WaitGroup active_;

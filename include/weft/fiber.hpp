@@ -32,6 +32,15 @@ struct FiberOptions {
   /// Config::stack_size (16 KiB..1 GiB), else spawn throws
   /// std::invalid_argument.
   std::size_t stack_size = 0;
+  /// Under Strategy::thread_per_core: the worker (0..workers-1) the fiber
+  /// starts on and, fibers never migrating there, runs on until it ends; a
+  /// spawn onto another worker than the caller's goes through that
+  /// worker's inbox. -1: the strategy's own placement (the spawner's
+  /// worker, or round-robin from outside the workers). Ignored by the
+  /// other strategies, whose fibers move between workers anyway. Anything
+  /// but -1 or a worker's index: spawn throws std::invalid_argument.
+  /// Servers use it to spread connections over the workers (weft-kv).
+  int worker = -1;
 };
 
 namespace detail {

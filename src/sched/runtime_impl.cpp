@@ -404,6 +404,11 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     }
     size = StackAllocator::round_to_page(opts.stack_size);
   }
+  if (opts.worker < -1 || opts.worker >= static_cast<int>(workers_.size())) {
+    throw std::invalid_argument("weft: FiberOptions::worker must be -1 or a worker index below " +
+                                std::to_string(workers_.size()) + ", got " +
+                                std::to_string(opts.worker));
+  }
   // FLS hook: the child's copy/share values, made on the spawning side. May
   // run copy constructors (throw, park): before anything below is read.
   task->locals() = fls_inherit();
@@ -445,7 +450,17 @@ void RuntimeImpl::spawn(TaskBase* task, const FiberOptions& opts, CancelNode* pa
     obs::trace::record(obs::trace::Kind::spawn, parent != nullptr ? parent->id : 0, f->id, 0,
                        nullptr, f->name);
   }
-  if (w != nullptr) {
+  if (thread_per_core_ && opts.worker >= 0 && (w == nullptr || w->index() != opts.worker)) {
+    // thread_per_core, placed by the caller on another worker: its inbox.
+    if (w != nullptr) {
+      w->bump_spawned();
+    } else {
+      spawned_outside_.fetch_add(1, std::memory_order_relaxed);
+    }
+    Worker& home = *workers_[static_cast<std::size_t>(opts.worker)];
+    f->home = static_cast<std::uint16_t>(home.index());
+    home.post(f);
+  } else if (w != nullptr) {
     // thread_per_core: a fiber spawned by a fiber stays on its spawner's
     // worker (unused under work stealing).
     f->home = static_cast<std::uint16_t>(w->index());

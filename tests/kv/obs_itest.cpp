@@ -279,6 +279,46 @@ TEST_F(ObsMetrics, DebugFibersNamesTheConnectionFibersWithTheirClients) {
   EXPECT_NE(text.body.find("\"accept\" [parked"), std::string::npos) << text.body;
 }
 
+// thread_per_core: fibers never leave the worker they start on, so the
+// accept loop hands each connection to the workers in turn. Four clients on
+// two workers: two more served on each, and every command still answers.
+TEST(ObsThreadPerCore, ConnectionsAreSpreadOverTheWorkers) {
+  KV_REQUIRE_SERVER();
+  KV_WEFT_KV_ONLY("weft_kv_connections_by_worker_total is weft-kv's");
+  ServerConfig cfg;
+  cfg.options = {{"metrics-port", "0"}, {"workers", "2"}};
+  Server server(cfg, {{"WEFT_STRATEGY", "thread_per_core"}});
+  const std::uint16_t mport = metrics_port(server);
+  ASSERT_NE(mport, 0) << server.log();
+  // Per worker: served so far (the harness's readiness PING took a turn).
+  const auto served = [mport](int worker) {
+    const HttpResult r = http_get(mport, "/metrics");
+    EXPECT_EQ(r.status, 200) << r.head;
+    const auto m = parse_samples(r.body);
+    const auto it =
+        m.find("weft_kv_connections_by_worker_total{worker=\"" + std::to_string(worker) + "\"}");
+    EXPECT_NE(it, m.end()) << r.body;
+    return it == m.end() ? -1.0 : it->second;
+  };
+  const double before0 = served(0);
+  const double before1 = served(1);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    const std::string key = "k" + std::to_string(i);
+    ASSERT_EQ(clients.back()->call({"SET", key, "v"}).describe(), "+OK");
+  }
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(
+        clients[static_cast<std::size_t>(i)]->call({"GET", "k" + std::to_string(3 - i)}).describe(),
+        "\"v\"");
+    EXPECT_EQ(clients[static_cast<std::size_t>(i)]->call({"INCR", "n"}).describe(),
+              ":" + std::to_string(i + 1));
+  }
+  EXPECT_EQ(served(0) - before0, 2);
+  EXPECT_EQ(served(1) - before1, 2);
+}
+
 // INFO weft: the registry's metrics as name:value lines, only when asked for
 // (or in INFO all / everything), never in plain INFO.
 TEST_F(ObsMetrics, InfoWeftComesFromTheRegistry) {

@@ -170,6 +170,47 @@ TEST_P(ThreadPerCore, SpawnsFromOutsideArePlacedRoundRobin) {
   EXPECT_EQ(next, (5 * n + 1) % n);
 }
 
+// FiberOptions::worker places a fiber on the worker named, from outside
+// the workers, from a fiber on another worker (through that worker's
+// inbox: the backstop is off, so a lost wake-up hangs) and from its own;
+// and the fiber stays there across parks.
+TEST_P(ThreadPerCore, SpawnOntoANamedWorker) {
+  Runtime rt(tpc_config());
+  const int n = static_cast<int>(workers());
+  std::atomic<int> moves{0};
+  const auto body = [&moves] {
+    const Home home{weft::this_fiber::worker_index(), &moves};
+    for (int k = 0; k < 3; ++k) {
+      weft::this_fiber::sleep_for(1ms);
+      home.check();
+    }
+    return home.index;
+  };
+  for (int i = 0; i < n; ++i) {
+    weft::FiberOptions o;
+    o.worker = n - 1 - i;
+    EXPECT_EQ(rt.spawn(o, body).join(), n - 1 - i) << "from outside";
+  }
+  const std::vector<int> seen = rt.block_on([&] {
+    std::vector<JoinHandle<int>> hs;
+    for (int i = 0; i < 4 * n; ++i) {
+      weft::FiberOptions o;
+      o.worker = i % n;  // one of them is the spawner's own worker
+      hs.push_back(weft::spawn(o, body));
+    }
+    std::vector<int> r;
+    for (auto& h : hs) r.push_back(h.join());
+    return r;
+  });
+  for (int i = 0; i < 4 * n; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], i % n) << i;
+  EXPECT_EQ(moves.load(), 0);
+  for (const int bad : {-2, n, 1000}) {
+    weft::FiberOptions o;
+    o.worker = bad;
+    EXPECT_THROW(rt.spawn(o, [] {}).detach(), std::invalid_argument) << bad;
+  }
+}
+
 // Spawns and wake-ups into sleeping workers, one at a time: each must wake
 // its worker through its inbox (the backstop is off in this binary). A
 // worker that slept through the push never runs the fiber, and the test
