@@ -28,6 +28,7 @@ packages=(
   procps
   redis-tools # redis-cli and redis-benchmark: weft-kv's integration tests and make demo
   redis-server # the reference twin: weft-kv's integration suite run against redis-server 7
+  nodejs # node-redis 5 over RESP3 against weft-kv and redis-server (tests/kv/node; npm below)
   libtomlplusplus-dev # toml++: the configuration file parser (Config::from_file, WEFT_CONFIG)
   libjemalloc-dev # weft-kv links jemalloc, as Redis does, so freed memory goes back to the kernel
   libdw-dev # elfutils: symbols and source lines of backtraces (src/obs/backtrace.cpp)
@@ -61,6 +62,14 @@ for pkg in "${packages[@]}"; do
     missing+=("$pkg")
   fi
 done
+
+# npm (tests/kv/node installs node-redis with `npm ci`): Debian's package,
+# unless the nodejs installed brings its own (NodeSource's nodejs does, and
+# conflicts with Debian's npm, so it is asked for only when the command is
+# missing).
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 
 # ccache's default 5 GB holds about two of our build directories; the g++,
 # clang, ASan and TSan builds of CI and of a few work trees need more.

@@ -39,9 +39,9 @@ void AofRewriter::attach(weft::Scope* scope, Aof* aof) noexcept {
   scope_.store(scope, std::memory_order_release);
 }
 
-AofRewriter::Outcome AofRewriter::request() noexcept {
+AofRewriter::Outcome AofRewriter::request(bool defer) noexcept {
   if (in_progress()) return Outcome::in_progress;
-  if (view_.busy()) {
+  if (view_.busy() || defer) {
     scheduled_.store(true, std::memory_order_relaxed);
     failures_in_row_.store(0, std::memory_order_relaxed);
     return Outcome::scheduled;

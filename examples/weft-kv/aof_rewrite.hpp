@@ -56,8 +56,11 @@ class AofRewriter {
     scheduled,    ///< a BGSAVE holds the view: the cron starts it after
     failed,       ///< no scope attached, or the fiber could not start
   };
-  /// BGREWRITEAOF. @throws nothing (a failure to start is Outcome::failed).
-  Outcome request() noexcept;
+  /// BGREWRITEAOF. With `defer` (the command runs inside EXEC, Redis's
+  /// server.in_exec), a rewrite that could start is scheduled instead
+  /// (Outcome::scheduled), as Redis's bgrewriteaofCommand does.
+  /// @throws nothing (a failure to start is Outcome::failed).
+  Outcome request(bool defer = false) noexcept;
 
   /// Starts a scheduled rewrite once the view is free, and the automatic
   /// rewrite: when `percentage` > 0 and the AOF is larger than `min_size`

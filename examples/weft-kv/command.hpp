@@ -21,6 +21,7 @@
 #include "client.hpp"
 #include "keyspace.hpp"
 #include "options.hpp"
+#include "pause.hpp"
 #include "pubsub.hpp"
 #include "settings.hpp"
 #include "slowlog.hpp"
@@ -119,6 +120,14 @@ class Host {
   /// replay, tests without one): memory above maxmemory then refuses
   /// writes as noeviction does.
   virtual Evictor* evictor() noexcept { return nullptr; }
+
+  /// CLIENT PAUSE's state (pause.hpp): every host has one (one that never
+  /// pauses reads kOff). Not virtual, so that execute()'s check while no
+  /// pause is on stays one load and one branch.
+  ClientPause& client_pause() noexcept { return client_pause_; }
+
+ private:
+  ClientPause client_pause_;
 };
 
 /// What a command handler sees: its arguments, where its reply goes, the

@@ -50,7 +50,7 @@ enum NotifyFlags : unsigned {
   kNotifyExpired = 1u << 8,   ///< x
   kNotifyEvicted = 1u << 9,   ///< e
   kNotifyStream = 1u << 10,   ///< t (no stream type in weft-kv: never emitted)
-  kNotifyKeyMiss = 1u << 11,  ///< m (parsed and printed; weft-kv emits no keymiss)
+  kNotifyKeyMiss = 1u << 11,  ///< m: keymiss, a read lookup's miss (commands/util.hpp key_miss)
   kNotifyLoaded = 1u << 12,   ///< modules only in Redis: no character
   kNotifyModule = 1u << 13,   ///< d (no modules: never emitted)
   kNotifyNew = 1u << 14,      ///< n (modules only in Redis 7.0: never published)

@@ -243,9 +243,17 @@ void RdbSaver::walk_view(const std::function<void()>& at_instant,
       for (const Copy& c : slot.copy) {
         entry(c.key, c.value, c.object.get(), c.expire_at);
         owed_us += std::max<std::int64_t>(key_save_delay_us_.load(std::memory_order_relaxed), 0);
-        if (owed_us >= 1000) {
-          weft::this_fiber::sleep_for(std::chrono::microseconds(owed_us));
-          owed_us = 0;
+        // Slept in slices of at most 10 ms, so that setting the delay to 0
+        // ends a long one at once: a test can hold a save in progress for
+        // as long as it needs (a delay of minutes), then let it finish.
+        while (owed_us >= 1000) {
+          if (key_save_delay_us_.load(std::memory_order_relaxed) <= 0) {
+            owed_us = 0;
+            break;
+          }
+          const std::int64_t slice = std::min<std::int64_t>(owed_us, 10'000);
+          weft::this_fiber::sleep_for(std::chrono::microseconds(slice));
+          owed_us -= slice;
         }
       }
       std::vector<Copy>().swap(slot.copy);

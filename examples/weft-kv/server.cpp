@@ -802,7 +802,11 @@ void Server::cron() {
   for (;;) {
     weft::this_fiber::sleep_for(std::chrono::milliseconds(100));
     const std::int64_t start = unix_ms();
-    for (std::size_t i = 0; i < Keyspace::kShards; ++i) {
+    // No active expiry while clients are paused (CLIENT PAUSE): the data
+    // set stays as it is, as Redis's activeExpireCycle. This also ends a
+    // pause whose time has passed when no command looks meanwhile.
+    const bool expire = !client_pause().paused(start);
+    for (std::size_t i = 0; expire && i < Keyspace::kShards; ++i) {
       Shard& sh = keyspace_.shard(i);
       if (sh.counters().expires.load(std::memory_order_relaxed) == 0) continue;
       for (;;) {

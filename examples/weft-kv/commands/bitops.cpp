@@ -93,7 +93,7 @@ void cmd_getbit(Context& c) {
   std::uint64_t offset = 0;
   if (!parse_bit_offset(c, c.argv[2], offset)) return;
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
+  const Entry* e = k.read(c);
   if (e == nullptr) return Reply::integer(c.out, 0);
   if (e->type() != Type::string) return err(c, kWrongType);
   Reply::integer(c.out, bit_at(e->value, offset));
@@ -138,7 +138,7 @@ bool parse_unit(Context& c, std::string_view arg, bool& bits) {
 // BITCOUNT key [start end [BYTE|BIT]].
 void cmd_bitcount(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
+  const Entry* e = k.read(c);
   if (e == nullptr) return Reply::integer(c.out, 0);
   if (e->type() != Type::string) return err(c, kWrongType);
   const std::string_view s = e->value;
@@ -177,7 +177,7 @@ void cmd_bitpos(Context& c) {
   if (!parse_ll(c.argv[2], bit)) return err(c, kNotInt);
   if (bit != 0 && bit != 1) return err(c, "ERR The bit argument must be 1 or 0.");
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
+  const Entry* e = k.read(c);
   if (e == nullptr) return Reply::integer(c.out, bit ? -1 : 0);
   if (e->type() != Type::string) return err(c, kWrongType);
   const std::string_view s = e->value;
@@ -252,6 +252,7 @@ void cmd_bitop(Context& c) {
   for (std::string_view key : sources) {
     const std::uint64_t h = Keyspace::hash(key);
     const Entry* e = ks.shard_of(h).find(key, h, c.now);
+    if (e == nullptr) key_miss(c, key);
     if (e != nullptr && e->type() != Type::string) return err(c, kWrongType);
     src.push_back(e != nullptr ? std::string_view(e->value) : std::string_view());
     maxlen = std::max(maxlen, src.back().size());
@@ -448,7 +449,7 @@ void bitfield(Context& c, bool readonly_command) {
   Entry* e = nullptr;
   bool dirty = false;
   if (readonly) {
-    e = k.find(c.now);
+    e = k.read(c);
     if (e != nullptr && e->type() != Type::string) return err(c, kWrongType);
   } else {
     if (readonly_command) return err(c, "ERR BITFIELD_RO only supports the GET subcommand");

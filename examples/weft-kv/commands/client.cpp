@@ -1,5 +1,5 @@
 // weft-kv commands: the CLIENT subcommands that act on connections (KILL,
-// INFO, NO-EVICT), as Redis 7.0.15's clientCommand (src/networking.c).
+// INFO, NO-EVICT, PAUSE, UNPAUSE), as Redis 7.0.15's clientCommand (src/networking.c).
 // SETNAME, GETNAME, LIST and ID are in admin.cpp.
 #include <climits>
 #include <string>
@@ -95,6 +95,31 @@ void client_kill(Context& c) {
   ok(c);
 }
 
+// CLIENT PAUSE timeout [WRITE|ALL] (timeout in ms; ALL when omitted), as
+// Redis's clientCommand with getTimeoutFromObjectOrReply(UNIT_MILLISECONDS).
+void client_pause(Context& c) {
+  ClientPause::Mode mode = ClientPause::kAll;
+  if (c.argv.size() == 4) {
+    if (eq_ci(c.argv[3], "write")) {
+      mode = ClientPause::kWrite;
+    } else if (!eq_ci(c.argv[3], "all")) {
+      return err(c, "ERR CLIENT PAUSE mode must be WRITE or ALL");
+    }
+  }
+  long long ms = 0;
+  if (!parse_ll(c.argv[2], ms)) return err(c, "ERR timeout is not an integer or out of range");
+  if (ms < 0) return err(c, "ERR timeout is negative");
+  // Redis adds the time now to a positive timeout without a check: one too
+  // large wraps to an end in the past, a pause that ends at once. The sum
+  // is made in unsigned arithmetic here for the same result without
+  // undefined behaviour. A timeout of 0 is an end in the past too.
+  const std::int64_t end = ms > 0 ? static_cast<std::int64_t>(static_cast<std::uint64_t>(ms) +
+                                                              static_cast<std::uint64_t>(unix_ms()))
+                                  : 0;
+  c.host.client_pause().pause(mode, end);
+  ok(c);
+}
+
 }  // namespace
 
 bool client_connection_subcommand(Context& c) {
@@ -127,6 +152,24 @@ bool client_connection_subcommand(Context& c) {
       i = end + 1;
     }
     Reply::verbatim(c.out, line, proto(c));
+    return true;
+  }
+  if (eq_ci(sub, "pause")) {
+    if (!start("client|pause", -3)) return true;
+    if (c.argv.size() > 4) {
+      // Redis's clientCommand takes 3 or 4 arguments; others fall through
+      // to its subcommand syntax error.
+      err(c, "ERR unknown subcommand or wrong number of arguments for '" +
+                 std::string(sub.substr(0, 128)) + "'. Try CLIENT HELP.");
+    } else {
+      client_pause(c);
+    }
+    return true;
+  }
+  if (eq_ci(sub, "unpause")) {
+    if (!start("client|unpause", 2)) return true;
+    c.host.client_pause().unpause();
+    ok(c);
     return true;
   }
   if (eq_ci(sub, "no-evict")) {

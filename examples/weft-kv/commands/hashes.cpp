@@ -120,7 +120,7 @@ void cmd_hsetnx(Context& c) {
 void cmd_hget(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   const std::string* v = h != nullptr ? h->get(c.argv[2]) : nullptr;
   if (v == nullptr) return null_bulk(c);
@@ -130,7 +130,7 @@ void cmd_hget(Context& c) {
 void cmd_hmget(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   Reply::array_header(c.out, c.argv.size() - 2);
   for (std::size_t i = 2; i < c.argv.size(); ++i) {
@@ -169,7 +169,7 @@ void cmd_hdel(Context& c) {
 void cmd_hlen(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   Reply::integer(c.out, h != nullptr ? static_cast<std::int64_t>(h->size()) : 0);
 }
@@ -177,7 +177,7 @@ void cmd_hlen(Context& c) {
 void cmd_hstrlen(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   const std::string* v = h != nullptr ? h->get(c.argv[2]) : nullptr;
   Reply::integer(c.out, v != nullptr ? static_cast<std::int64_t>(v->size()) : 0);
@@ -186,7 +186,7 @@ void cmd_hstrlen(Context& c) {
 void cmd_hexists(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   Reply::integer(c.out, h != nullptr && h->get(c.argv[2]) != nullptr ? 1 : 0);
 }
@@ -195,7 +195,7 @@ void cmd_hexists(Context& c) {
 void hgetall_generic(Context& c, bool keys, bool values) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   // HGETALL is a map in RESP3 (an empty one for a missing key); HKEYS and
   // HVALS stay arrays.
@@ -295,7 +295,7 @@ void cmd_hrandfield(Context& c) {
   if (c.argv.size() == 2) {
     Locked k(c.host.keyspace(), c.argv[1]);
     bool wrong = false;
-    const HashObject* h = as_hash(c, k.find(c.now), wrong);
+    const HashObject* h = as_hash(c, k.read(c), wrong);
     if (wrong) return;
     if (h == nullptr) return null_bulk(c);
     return Reply::bulk(c.out, h->random(rng).first);
@@ -311,7 +311,7 @@ void cmd_hrandfield(Context& c) {
   }
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   if (h == nullptr || l == 0) return Reply::array_header(c.out, 0);
   // WITHVALUES: RESP2 one flat array, RESP3 [field, value] pairs.
@@ -359,7 +359,7 @@ void cmd_hscan(Context& c) {
   if (!parse_scan_cursor(c, c.argv[2], args.cursor)) return;
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const HashObject* h = as_hash(c, k.find(c.now), wrong);
+  const HashObject* h = as_hash(c, k.read(c), wrong);
   if (wrong) return;
   if (h == nullptr) return scan_reply(c, 0, {});
   if (!parse_scan_options(c, 3, /*allow_type=*/false, args)) return;

@@ -47,7 +47,10 @@ void count_existing(Context& c, bool touch) {
     const std::uint64_t h = Keyspace::hash(key);
     Shard& sh = ks.shard_of(h);
     std::lock_guard lk(sh.mu);
-    if (sh.find(key, h, c.now, touch) != nullptr) ++n;
+    if (sh.find(key, h, c.now, touch) != nullptr)
+      ++n;
+    else
+      key_miss(c, key);
   }
   Reply::integer(c.out, n);
 }
@@ -58,7 +61,7 @@ void cmd_exists(Context& c) {
 
 void cmd_type(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.peek(c.now);
+  const Entry* e = k.read_peek(c);
   Reply::simple(c.out, e == nullptr ? "none" : type_name(e->type()));
 }
 
@@ -136,7 +139,7 @@ void cmd_pexpireat(Context& c) {
 // a missing key, -1 without a TTL; seconds are rounded to the nearest.
 void ttl_generic(Context& c, bool ms, bool absolute) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.peek(c.now);
+  const Entry* e = k.read_peek(c);
   if (e == nullptr) return Reply::integer(c.out, -2);
   if (e->expire_at < 0) return Reply::integer(c.out, -1);
   std::int64_t ttl = absolute ? e->expire_at : e->expire_at - c.now;
@@ -304,6 +307,7 @@ void cmd_copy(Context& c) {
   Shard& sf = ks.shard_of(hf);
   Shard& st = ks.shard_of(ht);
   const Entry* src = sf.find(from, hf, c.now);
+  if (src == nullptr) key_miss(c, from);
   if (src == nullptr) return Reply::integer(c.out, 0);
   Entry* dst = st.find(to, ht, c.now);
   if (dst != nullptr && !replace) return Reply::integer(c.out, 0);

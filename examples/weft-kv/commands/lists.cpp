@@ -334,7 +334,7 @@ void cmd_brpoplpush(Context& c) {
 
 void cmd_llen(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e == nullptr) return Reply::integer(c.out, 0);
   if (e->type() != Type::list) return err(c, kWrongType);
   Reply::integer(c.out, static_cast<std::int64_t>(list_of(e).size()));
@@ -344,7 +344,7 @@ void cmd_lrange(Context& c) {
   long long start = 0, end = 0;
   if (!parse_ll(c.argv[2], start) || !parse_ll(c.argv[3], end)) return err(c, kNotInt);
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e == nullptr) return Reply::array_header(c.out, 0);
   if (e->type() != Type::list) return err(c, kWrongType);
   const List& l = list_of(e);
@@ -366,7 +366,7 @@ bool element_index(long long index, std::size_t size, std::size_t& at) noexcept 
 
 void cmd_lindex(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e == nullptr) return null_bulk(c);
   if (e->type() != Type::list) return err(c, kWrongType);
   long long index = 0;
@@ -484,7 +484,7 @@ void cmd_lpos(Context& c) {
   const bool from_tail = rank < 0;
   if (from_tail) rank = static_cast<long long>(0ull - static_cast<unsigned long long>(rank));
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e == nullptr) return count != -1 ? Reply::array_header(c.out, 0) : null_bulk(c);
   if (e->type() != Type::list) return err(c, kWrongType);
   const List& l = list_of(e);

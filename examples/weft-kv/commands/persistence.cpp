@@ -31,16 +31,18 @@ void cmd_bgsave(Context& c) {
   }
   RdbSaver* rdb = c.host.rdb();
   if (rdb == nullptr) return err(c, "ERR");
-  if (rdb->in_progress()) {
-    if (!schedule) return err(c, "ERR Background save already in progress");
+  // Redis's bgsaveCommand: a save in progress refuses even SCHEDULE; an
+  // AOF rewrite holding the consistent view (Redis: another child), or
+  // EXEC running this (server.in_exec), schedules one with SCHEDULE or in
+  // EXEC, else refuses.
+  if (rdb->in_progress()) return err(c, "ERR Background save already in progress");
+  if (rdb->busy() || c.in_exec) {
+    if (!schedule && !c.in_exec)
+      return err(c,
+                 "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE "
+                 "SCHEDULE in order to schedule a BGSAVE whenever possible.");
     rdb->schedule();
     return Reply::simple(c.out, "Background saving scheduled");
-  }
-  if (rdb->busy() && !schedule) {
-    // An AOF rewrite holds the consistent view (Redis: another child).
-    return err(c,
-               "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE "
-               "SCHEDULE in order to schedule a BGSAVE whenever possible.");
   }
   if (!rdb->start_background(c.host.used_memory())) {
     if (schedule) {
@@ -54,7 +56,9 @@ void cmd_bgsave(Context& c) {
 
 void cmd_bgrewriteaof(Context& c) {
   AofRewriter* rw = c.host.aof_rewriter();
-  switch (rw != nullptr ? rw->request() : AofRewriter::Outcome::failed) {
+  // Inside EXEC a rewrite is scheduled rather than started (Redis's
+  // bgrewriteaofCommand: server.in_exec).
+  switch (rw != nullptr ? rw->request(c.in_exec) : AofRewriter::Outcome::failed) {
     case AofRewriter::Outcome::started:
       return Reply::simple(c.out, "Background append only file rewriting started");
     case AofRewriter::Outcome::in_progress:

@@ -218,7 +218,13 @@ std::span<const Command> pubsub_commands() noexcept {
       {"unsubscribe", -1, kSubscribeFlags, "@pubsub @slow", "", {}, cmd_unsubscribe},
       {"psubscribe", -2, kSubscribeFlags, "@pubsub @slow", "", {}, cmd_psubscribe},
       {"punsubscribe", -1, kSubscribeFlags, "@pubsub @slow", "", {}, cmd_punsubscribe},
-      {"publish", 3, kPubSub | kLoading | kStale | kFast, "@pubsub @fast", "", {}, cmd_publish},
+      {"publish",
+       3,
+       kPubSub | kLoading | kStale | kFast | kMayReplicate,
+       "@pubsub @fast",
+       "",
+       {},
+       cmd_publish},
       {"pubsub", -2, 0, "@slow", "", {}, nullptr, {}, kPubSubSub},
   };
   return kTable;

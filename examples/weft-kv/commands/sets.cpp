@@ -104,7 +104,7 @@ void cmd_srem(Context& c) {
 void cmd_scard(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const SetObject* s = as_set(c, k.find(c.now), wrong);
+  const SetObject* s = as_set(c, k.read(c), wrong);
   if (wrong) return;
   Reply::integer(c.out, s != nullptr ? static_cast<std::int64_t>(s->size()) : 0);
 }
@@ -112,7 +112,7 @@ void cmd_scard(Context& c) {
 void cmd_sismember(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const SetObject* s = as_set(c, k.find(c.now), wrong);
+  const SetObject* s = as_set(c, k.read(c), wrong);
   if (wrong) return;
   Reply::integer(c.out, s != nullptr && s->contains(c.argv[2]) ? 1 : 0);
 }
@@ -120,7 +120,7 @@ void cmd_sismember(Context& c) {
 void cmd_smismember(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const SetObject* s = as_set(c, k.find(c.now), wrong);
+  const SetObject* s = as_set(c, k.read(c), wrong);
   if (wrong) return;
   Reply::array_header(c.out, c.argv.size() - 2);
   for (std::size_t i = 2; i < c.argv.size(); ++i)
@@ -168,7 +168,9 @@ bool load_sets(Context& c, std::span<const std::string_view> keys,
   for (std::string_view key : keys) {
     const std::uint64_t h = Keyspace::hash(key);
     bool wrong = false;
-    sets.push_back(as_set(c, ks.shard_of(h).find(key, h, c.now), wrong));
+    Entry* e = ks.shard_of(h).find(key, h, c.now);
+    if (e == nullptr) key_miss(c, key);
+    sets.push_back(as_set(c, e, wrong));
     if (wrong) return false;
   }
   return true;
@@ -357,7 +359,7 @@ void cmd_srandmember(Context& c) {
   if (c.argv.size() == 2) {
     Locked k(c.host.keyspace(), c.argv[1]);
     bool wrong = false;
-    const SetObject* s = as_set(c, k.find(c.now), wrong);
+    const SetObject* s = as_set(c, k.read(c), wrong);
     if (wrong) return;
     if (s == nullptr) return null_bulk(c);
     return Reply::bulk(c.out, s->random(rng));
@@ -366,7 +368,7 @@ void cmd_srandmember(Context& c) {
   if (!parse_range(c, c.argv[2], -LONG_MAX, LONG_MAX, nullptr, l)) return;
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const SetObject* s = as_set(c, k.find(c.now), wrong);
+  const SetObject* s = as_set(c, k.read(c), wrong);
   if (wrong) return;
   if (s == nullptr || l == 0) return Reply::array_header(c.out, 0);
   if (l < 0 || l == 1) {
@@ -458,7 +460,7 @@ void cmd_sscan(Context& c) {
   if (!parse_scan_cursor(c, c.argv[2], args.cursor)) return;
   Locked k(c.host.keyspace(), c.argv[1]);
   bool wrong = false;
-  const SetObject* s = as_set(c, k.find(c.now), wrong);
+  const SetObject* s = as_set(c, k.read(c), wrong);
   if (wrong) return;
   if (s == nullptr) return scan_reply(c, 0, {});
   if (!parse_scan_options(c, 3, /*allow_type=*/false, args)) return;

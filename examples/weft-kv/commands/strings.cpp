@@ -19,11 +19,8 @@ namespace {
 
 void cmd_get(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
-  if (e == nullptr) {
-    ++c.misses;
-    return null_bulk(c);
-  }
+  const Entry* e = k.read(c);
+  if (e == nullptr) return null_bulk(c);
   ++c.hits;
   if (e->type() != Type::string) return err(c, kWrongType);
   Reply::bulk(c.out, e->value);
@@ -94,6 +91,7 @@ void cmd_set(Context& c) {
     return;
   Locked k(c.host.keyspace(), a[1]);
   Entry* e = k.find(c.now);
+  if ((flags & GET) && e == nullptr) key_miss(c, a[1]);  // SET ... GET reads it first
   if ((flags & GET) && e != nullptr && e->type() != Type::string) return err(c, kWrongType);
   if (flags & GET) {
     if (e == nullptr)
@@ -157,7 +155,7 @@ void cmd_setnx(Context& c) {
 
 void cmd_getset(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e != nullptr && e->type() != Type::string) return err(c, kWrongType);
   if (e == nullptr)
     null_bulk(c);
@@ -171,7 +169,7 @@ void cmd_getset(Context& c) {
 
 void cmd_getdel(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e == nullptr) return null_bulk(c);
   if (e->type() != Type::string) return err(c, kWrongType);
   Reply::bulk(c.out, e->value);
@@ -236,7 +234,7 @@ void cmd_append(Context& c) {
 
 void cmd_strlen(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  const Entry* e = k.find(c.now);
+  const Entry* e = k.read(c);
   if (e != nullptr && e->type() != Type::string) return err(c, kWrongType);
   Reply::integer(c.out, e == nullptr ? 0 : static_cast<std::int64_t>(e->value.size()));
 }
@@ -249,8 +247,11 @@ void cmd_mget(Context& c) {
   for (std::string_view key : keys) {
     const std::uint64_t h = Keyspace::hash(key);
     const Entry* e = ks.shard_of(h).find(key, h, c.now);
-    if (e == nullptr || e->type() != Type::string) {  // MGET: nil for another type
-      ++c.misses;
+    if (e == nullptr) {
+      key_miss(c, key);
+      null_bulk(c);
+    } else if (e->type() != Type::string) {  // MGET: nil for another type (a hit)
+      ++c.hits;
       null_bulk(c);
     } else {
       ++c.hits;
@@ -297,7 +298,7 @@ void cmd_getex(Context& c) {
   Locked k(c.host.keyspace(), a[1]);
   Entry* e = k.find(c.now);
   if (e == nullptr) {
-    ++c.misses;
+    key_miss(c, c.argv[1]);
     return null_bulk(c);
   }
   ++c.hits;
@@ -334,7 +335,7 @@ void cmd_getrange(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
   const Entry* e = k.find(c.now);
   if (e == nullptr) {
-    ++c.misses;
+    key_miss(c, c.argv[1]);
     return Reply::bulk(c.out, "");
   }
   ++c.hits;
@@ -428,7 +429,9 @@ void cmd_lcs(Context& c) {
     const Entry* eb = nullptr;
     for (int i = 1; i <= 2; ++i) {
       const std::uint64_t h = Keyspace::hash(c.argv[i]);
-      (i == 1 ? ea : eb) = ks.shard_of(h).find(c.argv[i], h, c.now);
+      const Entry* e = ks.shard_of(h).find(c.argv[i], h, c.now);
+      if (e == nullptr) key_miss(c, c.argv[i]);
+      (i == 1 ? ea : eb) = e;
     }
     if ((ea != nullptr && ea->type() != Type::string) ||
         (eb != nullptr && eb->type() != Type::string))

@@ -204,6 +204,53 @@ bool key_positions(const Command& cmd, std::span<const std::string_view> argv,
   return true;
 }
 
+namespace {
+
+/// What hold_while_paused() did with a command.
+enum class Held {
+  no,        ///< no pause holds it: run it now
+  released,  ///< it waited, and the pause has let it go: check it again
+  dropped,   ///< its connection ended while it waited (ctx.close set): no reply
+};
+
+// Parks the connection's fiber while a CLIENT PAUSE holds the command whose
+// flags are `flags` (EXEC's with its queued commands'): every command under
+// a pause ALL, writes and the commands that may replicate (PUBLISH) under a
+// pause WRITE (Redis's is_may_replicate_command). The wait is the blocking
+// commands' (BlockWatch::park): the replies before it are sent and the
+// connection is read meanwhile, so a peer that goes (or CLIENT KILL) ends
+// it. Not for EXEC's queued commands (EXEC itself waited), replay or a
+// client that cannot wait (tests): they run. @throws as BlockWatch::park.
+Held hold_while_paused(Context& c, unsigned flags) {
+  if (c.client == nullptr || c.client->watch == nullptr || c.in_exec || c.host.loading())
+    return Held::no;
+  ClientPause& pause = c.host.client_pause();
+  const bool writes = (flags & (kWrite | kMayReplicate)) != 0;
+  bool waited = false;
+  for (;;) {
+    weft::Event wake;
+    std::int64_t end_ms = 0;
+    const std::int64_t now = unix_ms();
+    if (!pause.enter(writes, now, wake, end_ms)) return waited ? Held::released : Held::no;
+    struct Leave {
+      ClientPause& p;
+      weft::Event& e;
+      ~Leave() { p.leave(e); }
+    } leave{pause, wake};
+    waited = true;
+    // At most an hour at a time (a far end would overflow the deadline's
+    // nanoseconds); the waiter then looks again.
+    const std::int64_t wait_ms = std::min<std::int64_t>(end_ms - now, 3'600'000);
+    if (!c.client->watch->park(c.aof_seq, wake,
+                               weft::Deadline::after(std::chrono::milliseconds(wait_ms)))) {
+      c.close = true;
+      return Held::dropped;
+    }
+  }
+}
+
+}  // namespace
+
 void execute(Context& c) {
   c.notify = c.host.settings().notify_keyspace_events.load(std::memory_order_relaxed);
   Client* const cl = c.client;
@@ -265,9 +312,13 @@ void execute(Context& c) {
   // itself evicted first), then the OOM refusal if memory is still over.
   if (maxmemory != 0 && !c.host.loading() && !c.in_exec) {
     Evictor* ev = c.host.evictor();
-    const bool out_of_memory = ev != nullptr ? ev->out_of_memory(c, maxmemory)
-                                             : static_cast<std::uint64_t>(std::max<std::int64_t>(
-                                                   c.host.used_memory(), 0)) > maxmemory;
+    // While clients are paused the data set stays as it is: no eviction,
+    // and no refusal for memory either (Redis's isSafeToPerformEvictions
+    // answers EVICT_OK then); a held write is checked again when it runs.
+    const bool out_of_memory = c.host.client_pause().paused(c.now) ? false
+                               : ev != nullptr                     ? ev->out_of_memory(c, maxmemory)
+                                               : static_cast<std::uint64_t>(std::max<std::int64_t>(
+                                                     c.host.used_memory(), 0)) > maxmemory;
     if (oom_checked && out_of_memory) return refuse(kOom);
   }
   // Redis refuses writes, and PING, while persisting fails (processCommand:
@@ -284,6 +335,21 @@ void execute(Context& c) {
     return refuse("ERR Can't execute '" + std::string(name) +
                   "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed "
                   "in this context");
+  // CLIENT PAUSE (Redis's processCommand: after every refusal, before
+  // MULTI's queue): while no pause is on, one load and one branch. A held
+  // command runs through every check again once the pause lets it go, as
+  // Redis processes a postponed client's command afresh.
+  if (c.host.client_pause().mode() != ClientPause::kOff) [[unlikely]] {
+    switch (hold_while_paused(c, flags)) {
+      case Held::no:
+        break;
+      case Held::released:
+        c.now = unix_ms();
+        return execute(c);
+      case Held::dropped:
+        return;
+    }
+  }
   if (queuing && !is_exec && name != "discard" && name != "multi" && name != "watch" &&
       name != "quit") {
     cl->queued.push_back({cmd, std::vector<std::string>(c.argv.begin(), c.argv.end())});

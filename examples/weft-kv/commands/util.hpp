@@ -14,6 +14,7 @@
 
 #include "command.hpp"
 #include "keyspace.hpp"
+#include "notify.hpp"
 #include "numbers.hpp"
 #include "resp.hpp"
 
@@ -203,6 +204,16 @@ class MultiLock {
   std::uint64_t held_ = 0;
 };
 
+/// A read lookup of `key` found nothing (Redis's lookupKeyRead miss): counts
+/// it (INFO keyspace_misses) and publishes the `keymiss` event when
+/// `notify-keyspace-events` has `m` (one branch when it has not). Call with
+/// the key's shard locked, where the lookup is, so that the event comes in
+/// Redis's order among the command's others (SET k v GET: keymiss, then set).
+inline void key_miss(Context& c, std::string_view key) noexcept {
+  ++c.misses;
+  notify(c, kNotifyKeyMiss, "keymiss", key);
+}
+
 /// One key, its hash and its shard, locked for the object's lifetime.
 struct Locked {
   Locked(Keyspace& ks, std::string_view k)
@@ -216,6 +227,19 @@ struct Locked {
   Entry* find(std::int64_t now) noexcept { return shard.find(key, h, now); }
   /// The same without counting as an access (Redis's LOOKUP_NOTOUCH).
   Entry* peek(std::int64_t now) noexcept { return shard.find(key, h, now, /*touch=*/false); }
+  /// find() for a read (Redis's lookupKeyRead): a missing key is reported
+  /// (key_miss).
+  Entry* read(Context& c) noexcept {
+    Entry* e = find(c.now);
+    if (e == nullptr) key_miss(c, key);
+    return e;
+  }
+  /// peek() for a read (lookupKeyReadWithFlags(LOOKUP_NOTOUCH)): the same.
+  Entry* read_peek(Context& c) noexcept {
+    Entry* e = peek(c.now);
+    if (e == nullptr) key_miss(c, key);
+    return e;
+  }
 };
 
 /// OBJECT ENCODING's name for a string value ("int", "embstr", "raw"),

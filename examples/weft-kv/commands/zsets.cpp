@@ -76,10 +76,13 @@ void notify_removed(Context& c, std::string_view key, const char* event, std::si
   if (deleted) notify(c, kNotifyGeneric, "del", key);
 }
 
-// The live entry of `key` in its (locked) shard.
+// The live entry of `key` in its (locked) shard, for a read (a missing key
+// is reported: key_miss).
 Entry* lookup(Context& c, std::string_view key) noexcept {
   const std::uint64_t h = Keyspace::hash(key);
-  return c.host.keyspace().shard_of(h).find(key, h, c.now);
+  Entry* e = c.host.keyspace().shard_of(h).find(key, h, c.now);
+  if (e == nullptr) key_miss(c, key);
+  return e;
 }
 
 Shard& shard_of(Context& c, std::string_view key) noexcept {
@@ -270,7 +273,7 @@ void cmd_zincrby(Context& c) {
 // and returns nullptr when there is none.
 template <class Missing>
 const ZSet* read_zset(Context& c, Locked& k, Missing missing) {
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e == nullptr) {
     missing();
     return nullptr;
@@ -299,7 +302,7 @@ void cmd_zscore(Context& c) {
 
 void cmd_zmscore(Context& c) {
   Locked k(c.host.keyspace(), c.argv[1]);
-  Entry* e = k.find(c.now);
+  Entry* e = k.read(c);
   if (e != nullptr && e->type() != Type::zset) return err(c, kWrongType);
   Reply::array_header(c.out, c.argv.size() - 2);
   for (std::string_view m : c.argv.subspan(2)) {
